@@ -1,0 +1,50 @@
+# The README's two commands: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SERVER_PACKAGES := $(shell grep -v '^\#' deploy/packages-server.txt)
+TEST_PACKAGES := $(shell grep -v '^\#' tests/packages.txt)
+
+.PHONY: demo test test-tor bench lint system-packages test-system-packages venv clean
+
+# Installs Debian packages only when one is missing, so repeated runs stay fast.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+system-packages:
+	$(call apt_install,$(SERVER_PACKAGES))
+
+test-system-packages: system-packages
+	$(call apt_install,$(TEST_PACKAGES))
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: system-packages venv
+	$(PY) scripts/demo.py
+
+lint: venv
+	$(VENV)/bin/ruff check intake tests bench scripts
+
+test: test-system-packages venv
+	$(VENV)/bin/ruff check intake tests bench scripts
+	$(PY) -m pytest -q -m "not tor" $(PYTEST_ARGS)
+
+test-tor: test-system-packages venv
+	$(PY) -m pytest -q -m tor $(PYTEST_ARGS)
+
+bench: test-system-packages venv
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) demo bench/out

@@ -1,0 +1,205 @@
+"""The envelope: one item sealed to every team key. Specified in docs/envelope.md.
+
+    header  = MAGIC | version | count | count x stanza | stream header
+    stanza  = fingerprint(16) | crypto_box_seal(file key)(80)
+    payload = secretstream over  content | metadata JSON | u32be(len(metadata)),
+              cut into chunks of exactly CHUNK bytes, the last one (1..CHUNK
+              bytes) tagged FINAL. The first chunk's additional data is the
+              whole header, which binds every stanza to the payload.
+
+Metadata goes last so that an item can be sealed in the same pass that reads
+it, while its hashes are still being computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from nacl.exceptions import CryptoError
+from nacl.public import PrivateKey, PublicKey, SealedBox
+
+from intake import secretstream as ss
+
+MAGIC = b"INTAKE\x00E"
+VERSION = 1
+CHUNK = 64 * 1024
+FINGERPRINT_BYTES = 16
+SEALED_KEY_BYTES = 32 + 48  # file key + crypto_box_seal overhead
+STANZA_BYTES = FINGERPRINT_BYTES + SEALED_KEY_BYTES
+MAX_RECIPIENTS = 255
+MAX_METADATA = CHUNK - 4  # so the trailer always fits in the last two chunks
+
+
+class EnvelopeError(Exception):
+    """Any reason an envelope cannot be opened. The message is safe to show."""
+
+
+def fingerprint(public_key: PublicKey) -> bytes:
+    return hashlib.sha256(bytes(public_key)).digest()[:FINGERPRINT_BYTES]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    public_key: PublicKey
+
+    @property
+    def fingerprint(self) -> bytes:
+        return fingerprint(self.public_key)
+
+
+def _header(recipients: list[Recipient], file_key: bytes, stream_header: bytes) -> bytes:
+    if not 1 <= len(recipients) <= MAX_RECIPIENTS:
+        raise ValueError("an envelope needs between 1 and 255 recipients")
+    parts = [MAGIC, bytes([VERSION, len(recipients)])]
+    for r in recipients:
+        parts.append(r.fingerprint)
+        parts.append(SealedBox(r.public_key).encrypt(file_key))
+    parts.append(stream_header)
+    return b"".join(parts)
+
+
+class EnvelopeWriter:
+    """Streams content into an envelope; close() appends the metadata chunk."""
+
+    def __init__(self, out: BinaryIO, recipients: Iterable[Recipient]):
+        self._out = out
+        file_key = ss.new_key()
+        self._pusher = ss.Pusher(file_key)
+        self._ad: bytes | None = _header(list(recipients), file_key, self._pusher.header)
+        out.write(self._ad)
+        self._buf = bytearray()
+        self.size = 0
+
+    def _emit(self, chunk: bytes, *, final: bool = False) -> None:
+        # Only the first chunk carries the header as additional data.
+        self._out.write(self._pusher.push(chunk, final=final, ad=self._ad))
+        self._ad = None
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        self._buf += data
+        while len(self._buf) >= CHUNK:
+            self._emit(bytes(self._buf[:CHUNK]))
+            del self._buf[:CHUNK]
+
+    def close(self, metadata: dict) -> None:
+        meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode()
+        if len(meta) > MAX_METADATA:
+            raise ValueError("metadata is larger than one chunk")
+        self._buf += meta + len(meta).to_bytes(4, "big")
+        while len(self._buf) > CHUNK:
+            self._emit(bytes(self._buf[:CHUNK]))
+            del self._buf[:CHUNK]
+        self._emit(bytes(self._buf), final=True)
+        self._buf.clear()
+
+
+def seal(out: BinaryIO, recipients: Iterable[Recipient], content: Iterable[bytes],
+         metadata: dict) -> None:
+    writer = EnvelopeWriter(out, recipients)
+    for piece in content:
+        writer.write(piece)
+    writer.close(metadata)
+
+
+def _read_exact(inp: BinaryIO, n: int, what: str) -> bytes:
+    data = inp.read(n)
+    if len(data) != n:
+        raise EnvelopeError(f"truncated: the {what} is incomplete")
+    return data
+
+
+def read_header(inp: BinaryIO) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
+    """Returns (raw header, [(fingerprint, sealed key)], stream header)."""
+    head = inp.read(len(MAGIC) + 2)
+    if head[: len(MAGIC)] != MAGIC[: len(head)] or len(head) < len(MAGIC):
+        raise EnvelopeError("not an Intake envelope")
+    if len(head) < len(MAGIC) + 2:
+        raise EnvelopeError("truncated: the header is incomplete")
+    version, count = head[len(MAGIC)], head[len(MAGIC) + 1]
+    if version != VERSION:
+        raise EnvelopeError(f"unsupported envelope version {version}")
+    if count == 0:
+        raise EnvelopeError("damaged: the envelope names no recipient")
+    raw = _read_exact(inp, count * STANZA_BYTES + ss.HEADER_BYTES, "header")
+    stanzas = [
+        (raw[i:i + FINGERPRINT_BYTES], raw[i + FINGERPRINT_BYTES:i + STANZA_BYTES])
+        for i in range(0, count * STANZA_BYTES, STANZA_BYTES)
+    ]
+    return head + raw, stanzas, raw[-ss.HEADER_BYTES:]
+
+
+def _file_key(stanzas: list[tuple[bytes, bytes]], private_key: PrivateKey) -> bytes:
+    mine = fingerprint(private_key.public_key)
+    box = SealedBox(private_key)
+    for fp, sealed in stanzas:
+        if fp != mine:
+            continue
+        try:
+            key = box.decrypt(sealed)
+        except CryptoError:
+            continue
+        if len(key) == ss.KEY_BYTES:
+            return key
+    raise EnvelopeError("not sealed to this key (wrong key, or a bundle for another team)")
+
+
+class EnvelopeReader:
+    """Opens an envelope; iterate content(), then read .metadata.
+
+    Each content chunk is authenticated before it is yielded, but the envelope
+    is whole only once iteration ends without error: callers write to a
+    temporary place and keep the result only then.
+    """
+
+    def __init__(self, inp: BinaryIO, private_key: PrivateKey):
+        self._inp = inp
+        self._ad, stanzas, stream_header = read_header(inp)
+        self._puller = ss.Puller(_file_key(stanzas, private_key), stream_header)
+        self.metadata: dict | None = None
+
+    def content(self) -> Iterator[bytes]:
+        ad: bytes | None = self._ad
+        pending = b""  # held back: it may hold the start of the metadata
+        while True:
+            chunk = self._inp.read(CHUNK + ss.ABYTES)
+            if not chunk:
+                raise EnvelopeError("truncated: the final chunk is missing")
+            try:
+                plain, final = self._puller.pull(chunk, ad=ad)
+            except ss.StreamError as exc:
+                raise EnvelopeError("damaged or tampered: a chunk failed authentication") from exc
+            ad = None
+            if final:
+                break
+            if len(plain) != CHUNK:
+                raise EnvelopeError("damaged: a chunk has the wrong size")
+            if pending:
+                yield pending
+            pending = plain
+        if self._inp.read(1):
+            raise EnvelopeError("damaged: data follows the final chunk")
+        tail = pending + plain
+        n = int.from_bytes(tail[-4:], "big") if len(tail) >= 4 else len(tail)
+        if n + 4 > len(tail):
+            raise EnvelopeError("damaged: the metadata length is wrong")
+        try:
+            self.metadata = json.loads(tail[len(tail) - 4 - n:-4])
+        except ValueError as exc:
+            raise EnvelopeError("damaged: the metadata is not valid JSON") from exc
+        if not isinstance(self.metadata, dict):
+            raise EnvelopeError("damaged: the metadata is not a JSON object")
+        if len(tail) > n + 4:
+            yield tail[:len(tail) - 4 - n]
+
+
+def open_envelope(inp: BinaryIO, private_key: PrivateKey) -> tuple[bytes, dict]:
+    """Reads a whole envelope into memory. For tests and small items."""
+    reader = EnvelopeReader(inp, private_key)
+    content = b"".join(reader.content())
+    assert reader.metadata is not None
+    return content, reader.metadata

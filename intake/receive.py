@@ -1,0 +1,122 @@
+"""The life of a submission on the server: from spooled uploads to sealed
+envelopes in the store and committed rows in the queue, all or nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import magic
+
+from intake import codename
+from intake.config import Config
+from intake.db import Database
+from intake.envelope import EnvelopeWriter, Recipient
+from intake.models import Item, Submission, Witness
+from intake.server_secrets import ServerSecrets
+from intake.spool import EncryptedSpool
+from intake.store import Batch, Store, new_id, today
+
+ITEM_FORMAT = "intake-item/1"
+
+
+@dataclass
+class Upload:
+    name: str
+    spool: EncryptedSpool
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    name: str
+    detected_type: str
+    sanitized: bool
+
+
+@dataclass(frozen=True)
+class Receipt:
+    codename: str
+    submission_id: str
+    files: list[FileOutcome]
+
+
+@dataclass
+class Intake:
+    """Everything a submission needs, passed explicitly."""
+
+    config: Config
+    db: Database
+    store: Store
+    recipients: list[Recipient]
+    secrets: ServerSecrets
+
+
+def detect_type(head: bytes) -> str:
+    return magic.from_buffer(head, mime=True) if head else "application/x-empty"
+
+
+def _seal(batch: Batch, recipients: list[Recipient], content: Iterable[bytes],
+          metadata: dict) -> tuple[str, int, str]:
+    with batch.new_envelope() as (entry, out):
+        writer = EnvelopeWriter(out, recipients)  # type: ignore[arg-type]
+        for piece in content:
+            writer.write(piece)
+        writer.close({**metadata, "item_id": entry.item_id})
+    return entry.item_id, entry.size, entry.sha256
+
+
+def receive(intake: Intake, testimony: str, uploads: list[Upload],
+            keep_originals: bool) -> Receipt:
+    """Seals everything, then places it and commits; on any failure keeps nothing."""
+    secret = codename.generate(intake.config.codename_words)
+    derived = codename.derive(secret, intake.secrets, intake.config.kdf_opslimit,
+                              intake.config.kdf_memlimit)
+    day = today()
+    witness_id, submission_id = new_id(), new_id()
+    common = {"format": ITEM_FORMAT, "submission_id": submission_id,
+              "witness_id": witness_id, "received_day": day.isoformat(),
+              "choices": {"keep_original": keep_originals}}
+    rows: list[tuple[str, str, int, str]] = []
+    outcomes: list[FileOutcome] = []
+    batch = intake.store.batch()
+    try:
+        if testimony.strip():
+            data = testimony.encode()
+            sha = hashlib.sha256(data).hexdigest()
+            meta = {**common, "kind": "testimony", "detected_type": "text/plain; charset=utf-8",
+                    "size": len(data), "sha256_received": sha, "sha256_kept": sha,
+                    "sanitized": False, "sanitizer": None, "removed": [], "flags": []}
+            rows.append(("testimony", *_seal(batch, intake.recipients, [data], meta)))
+        for up in uploads:
+            kind_type = detect_type(up.spool.head)
+            meta = {**common, "kind": "file", "original_name": up.name,
+                    "detected_type": kind_type, "size": up.spool.size,
+                    "sha256_received": up.spool.sha256, "sha256_kept": up.spool.sha256,
+                    "sanitized": False, "sanitizer": None, "removed": [],
+                    "flags": ["not sanitized: unsupported type"]}
+            rows.append(("file", *_seal(batch, intake.recipients, up.spool.chunks(), meta)))
+            outcomes.append(FileOutcome(up.name, kind_type, sanitized=False))
+        _commit(intake, batch, day, witness_id, submission_id, derived, rows)
+    except BaseException:
+        batch.discard()
+        raise
+    return Receipt(secret, submission_id, outcomes)
+
+
+def _commit(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submission_id: str,
+            derived: codename.Derived, rows: list[tuple[str, str, int, str]]) -> None:
+    with intake.db.sessions() as s:
+        s.add(Witness(id=witness_id, lookup_hash=derived.lookup_hash,
+                      reply_public_key=bytes(derived.reply_public_key),
+                      created_day=day, last_active_day=day))
+        s.flush()
+        s.add(Submission(id=submission_id, witness_id=witness_id, received_day=day))
+        s.flush()
+        for kind, item_id, size, sha in rows:
+            s.add(Item(id=item_id, submission_id=submission_id, kind=kind, size=size,
+                       sha256=sha, received_day=day, state="waiting"))
+        s.flush()
+        batch.place()
+        s.commit()

@@ -1,0 +1,53 @@
+"""A thin, typed wrapper over libsodium's secretstream (XChaCha20-Poly1305).
+
+Both the envelope payload and the server's ephemeral spool use it, so the
+chunking rules live here once.
+"""
+
+from __future__ import annotations
+
+from nacl import bindings as b
+from nacl.exceptions import CryptoError
+
+KEY_BYTES = b.crypto_secretstream_xchacha20poly1305_KEYBYTES
+HEADER_BYTES = b.crypto_secretstream_xchacha20poly1305_HEADERBYTES
+ABYTES = b.crypto_secretstream_xchacha20poly1305_ABYTES
+TAG_MESSAGE = b.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
+TAG_FINAL = b.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+
+
+class StreamError(Exception):
+    """A chunk failed to authenticate: damaged, reordered, or forged."""
+
+
+def new_key() -> bytes:
+    return b.crypto_secretstream_xchacha20poly1305_keygen()
+
+
+class Pusher:
+    """Encrypts chunks in order; the caller decides chunk sizes and the FINAL tag."""
+
+    def __init__(self, key: bytes):
+        self._state = b.crypto_secretstream_xchacha20poly1305_state()
+        self.header = b.crypto_secretstream_xchacha20poly1305_init_push(self._state, key)
+
+    def push(self, chunk: bytes, *, final: bool = False, ad: bytes | None = None) -> bytes:
+        tag = TAG_FINAL if final else TAG_MESSAGE
+        return b.crypto_secretstream_xchacha20poly1305_push(self._state, chunk, ad, tag)
+
+
+class Puller:
+    """Decrypts chunks in order; each pull returns (plaintext, is_final)."""
+
+    def __init__(self, key: bytes, header: bytes):
+        if len(header) != HEADER_BYTES:
+            raise StreamError("stream header is truncated")
+        self._state = b.crypto_secretstream_xchacha20poly1305_state()
+        b.crypto_secretstream_xchacha20poly1305_init_pull(self._state, header, key)
+
+    def pull(self, chunk: bytes, *, ad: bytes | None = None) -> tuple[bytes, bool]:
+        try:
+            plain, tag = b.crypto_secretstream_xchacha20poly1305_pull(self._state, chunk, ad)
+        except CryptoError as exc:
+            raise StreamError("chunk failed authentication") from exc
+        return plain, tag == TAG_FINAL

@@ -1,0 +1,134 @@
+"""The ciphertext store: one file per envelope, named by an opaque random id.
+
+Envelopes are written under a temporary name, fsynced, and renamed into place
+only when the whole submission is ready; file times are set to the day, never
+the time of day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+TMP_PREFIX = ".tmp-"
+SUFFIX = ".env"
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def coarsen_mtime(path: Path, day: dt.date | None = None) -> None:
+    """Sets a file's or folder's times to midnight UTC of the day."""
+    day = day or today()
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+    os.utime(path, (midnight, midnight))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class HashingWriter:
+    """Counts and hashes what passes through to the file (the envelope bytes)."""
+
+    def __init__(self, out: BinaryIO):
+        self._out = out
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._out.write(data)
+        self.sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+@dataclass
+class Staged:
+    item_id: str
+    tmp_path: Path
+    final_path: Path
+    sha256: str = ""
+    size: int = 0
+
+
+@dataclass
+class Batch:
+    """Envelopes of one submission: all land in the store, or none does."""
+
+    store: Store
+    staged: list[Staged] = field(default_factory=list)
+    placed: list[Staged] = field(default_factory=list)
+
+    @contextmanager
+    def new_envelope(self) -> Iterator[tuple[Staged, HashingWriter]]:
+        item_id = new_id()
+        tmp = self.store.root / f"{TMP_PREFIX}{item_id}"
+        entry = Staged(item_id, tmp, self.store.path_for(item_id))
+        self.staged.append(entry)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb", buffering=1024 * 1024) as f:
+            writer = HashingWriter(f)
+            yield entry, writer
+            f.flush()
+            os.fsync(f.fileno())
+        entry.sha256, entry.size = writer.sha.hexdigest(), writer.size
+
+    def place(self) -> None:
+        """Renames every staged envelope into the store and makes it durable."""
+        day = today()
+        for entry in self.staged:
+            coarsen_mtime(entry.tmp_path, day)
+            os.rename(entry.tmp_path, entry.final_path)
+            self.placed.append(entry)
+        fsync_dir(self.store.root)
+        coarsen_mtime(self.store.root, day)
+
+    def discard(self) -> None:
+        for entry in self.staged:
+            for path in (entry.tmp_path, entry.final_path):
+                if entry in self.placed or path == entry.tmp_path:
+                    path.unlink(missing_ok=True)
+        self.staged.clear()
+        self.placed.clear()
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def init(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # A crash between write and rename leaves only ciphertext; tidy it anyway.
+        for leftover in self.root.glob(f"{TMP_PREFIX}*"):
+            leftover.unlink(missing_ok=True)
+
+    def path_for(self, item_id: str) -> Path:
+        if not (len(item_id) == 32 and all(c in "0123456789abcdef" for c in item_id)):
+            raise ValueError("not an item id")
+        return self.root / f"{item_id}{SUFFIX}"
+
+    def batch(self) -> Batch:
+        return Batch(self)
+
+    def open(self, item_id: str) -> BinaryIO:
+        return open(self.path_for(item_id), "rb")
+
+    def delete(self, item_id: str) -> None:
+        self.path_for(item_id).unlink(missing_ok=True)

@@ -1,0 +1,70 @@
+"""The app factory: explicit config in, a ready app out, or a clear refusal."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, request
+from flask_babel import Babel, get_locale
+from flask_wtf.csrf import CSRFProtect
+
+from intake import server_secrets
+from intake.config import Config, load_config
+from intake.db import Database
+from intake.receive import Intake
+from intake.store import Store
+from intake.teamkeys import load_key_folder
+from intake.web import errors, headers, witness
+from intake.web.sessions import DatabaseSessionInterface
+from intake.web.upload_request import EncryptedUploadRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+LANGUAGES = ["en"]
+
+
+def _locale() -> str:
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def prepare(config: Config) -> Intake:
+    """Checks keys and folders and opens the database. Raises on what it cannot trust."""
+    recipients = load_key_folder(config.keys_dir)
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config.spool_dir.mkdir(exist_ok=True, mode=0o700)
+    store = Store(config.store_dir)
+    store.init()
+    db = Database(config.effective_database_url)
+    db.create_all()
+    return Intake(config, db, store, recipients,
+                  server_secrets.load_or_create(config.secrets_file))
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or load_config()
+    intake = prepare(config)
+    app = Flask("intake", template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "templates" / "static"))
+    app.request_class = EncryptedUploadRequest
+    app.extensions["intake"] = intake
+    app.config.update(
+        SECRET_KEY=intake.secrets.form_key,
+        MAX_CONTENT_LENGTH=config.max_upload,
+        MAX_FORM_MEMORY_SIZE=config.max_testimony_chars * 4 + 4096,
+        MAX_FORM_PARTS=config.max_files + 16,
+        WTF_CSRF_TIME_LIMIT=config.csrf_time_limit,
+        WTF_CSRF_SSL_STRICT=False,  # onion services are plain HTTP inside Tor
+        SESSION_COOKIE_SECURE=False,
+        SEND_FILE_MAX_AGE_DEFAULT=0,
+    )
+    app.session_interface = DatabaseSessionInterface()
+    Babel(app, locale_selector=_locale,
+          default_translation_directories=str(ROOT / "translations"))
+    app.jinja_env.globals["get_locale"] = get_locale
+    CSRFProtect(app)
+    headers.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(witness.bp)
+    # Werkzeug's request log names the client and the time: never enable it.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    return app

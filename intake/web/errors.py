@@ -1,0 +1,87 @@
+"""The one place that turns errors into pages.
+
+Every error a witness can meet is an exception carrying its status and a
+plain message; anything unexpected becomes a 500 page that says nothing was
+kept. No traceback, no request detail, reaches a page or a log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import render_template
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+log = logging.getLogger("intake")
+
+
+class IntakeError(Exception):
+    status = 400
+    title = "Something is wrong with what was sent"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class EmptySubmission(IntakeError):
+    status = 400
+
+
+class NothingKept(IntakeError):
+    status = 500
+
+
+def _page(status: int, title: str, message: str, nothing_kept: bool = True):
+    return render_template("error.html", title=title, message=message,
+                           nothing_kept=nothing_kept), status
+
+
+def init_app(app) -> None:
+    @app.errorhandler(IntakeError)
+    def _intake(exc: IntakeError):
+        return _page(exc.status, _("Your submission was not accepted"), exc.message)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError):
+        return _page(400, _("The form has expired"),
+                     _("This form was open too long, or came from another page. "
+                       "Open the form again and send it from there. Nothing was kept."))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        limit = app.extensions["intake"].config.max_upload
+        return _page(413, _("Too much at once"),
+                     _("What you sent is larger than this service accepts "
+                       "(%(size)s in total). Send fewer or smaller files, in several "
+                       "submissions. Nothing was kept.", size=human_size(limit)))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        if exc.code == 404:
+            return _page(404, _("Page not found"),
+                         _("There is no page at this address."), nothing_kept=False)
+        if exc.code == 405:
+            return _page(405, _("Not allowed"),
+                         _("This page cannot be used that way."), nothing_kept=False)
+        return _page(exc.code or 400, _("The request could not be understood"),
+                     _("What was sent could not be read. Open the form again and "
+                       "send it from there. Nothing was kept."))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # The type only: a message could quote what the witness sent.
+        log.error("internal error: %s", type(exc).__name__)
+        return _page(500, _("Nothing was kept"),
+                     _("Something went wrong on our side while saving your "
+                       "submission. Nothing was kept. Please try again later."))
+
+
+def human_size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
+        n /= 1024
+    return str(n)

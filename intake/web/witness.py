@@ -1,0 +1,70 @@
+"""The witness's pages: the form and the receipt."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+from flask_babel import gettext as _
+
+from intake.filenames import BadFilename, check_upload_name
+from intake.receive import Upload, receive
+from intake.spool import EncryptedSpool
+from intake.web.errors import EmptySubmission, IntakeError, human_size
+from intake.web.forms import SubmitForm
+
+bp = Blueprint("witness", __name__)
+
+
+@bp.get("/")
+def form():
+    intake = current_app.extensions["intake"]
+    return render_template("submit.html", form=SubmitForm(),
+                           max_upload=human_size(intake.config.max_upload))
+
+
+def _bad_name_message(reason: str) -> str:
+    if reason == "nul":
+        return _("A file name contains a NUL character. Rename the file and send it again.")
+    if reason == "path":
+        return _("A file name contains a folder path. Send the file itself, not its path.")
+    return _("A file name is longer than 255 characters. Rename the file and send it again.")
+
+
+def _uploads() -> list[Upload]:
+    uploads = []
+    for storage in request.files.getlist("files"):
+        if not storage.filename and isinstance(storage.stream, EncryptedSpool) \
+                and storage.stream.size == 0:
+            continue  # the empty file field a browser sends when nothing is chosen
+        try:
+            name = check_upload_name(storage.filename or "")
+        except BadFilename as exc:
+            raise IntakeError(_bad_name_message(exc.reason)) from exc
+        if not isinstance(storage.stream, EncryptedSpool):
+            raise IntakeError(_("A file could not be read. Send the form again."))
+        uploads.append(Upload(name, storage.stream))
+    return uploads
+
+
+@bp.post("/submit")
+def submit():
+    intake = current_app.extensions["intake"]
+    form = SubmitForm()
+    testimony = form.testimony.data or ""
+    if len(testimony) > intake.config.max_testimony_chars:
+        raise IntakeError(_("The text is longer than %(n)d characters. Send the rest in "
+                            "a file, or in another submission.",
+                            n=intake.config.max_testimony_chars))
+    uploads = _uploads()
+    if len(uploads) > intake.config.max_files:
+        raise IntakeError(_("Too many files at once (at most %(n)d). Send the rest in "
+                            "another submission.", n=intake.config.max_files))
+    if not testimony.strip() and not uploads:
+        raise EmptySubmission(_("The form was empty: write something or choose a file, "
+                                "then send it again."))
+    try:
+        receipt = receive(intake, testimony, uploads, keep_originals=False)
+    finally:
+        for up in uploads:
+            up.spool.close()
+    return render_template("receipt.html", receipt=receipt,
+                           words=receipt.codename.split())
