@@ -21,6 +21,8 @@ from intake.store import Batch, Store, new_id, today
 
 ITEM_FORMAT = "intake-item/1"
 
+Row = tuple[str, str, int, str]  # kind, item id, envelope size, envelope SHA-256
+
 
 @dataclass
 class Upload:
@@ -67,37 +69,55 @@ def _seal(batch: Batch, recipients: list[Recipient], content: Iterable[bytes],
     return entry.item_id, entry.size, entry.sha256
 
 
-def receive(intake: Intake, testimony: str, uploads: list[Upload],
-            keep_originals: bool) -> Receipt:
-    """Seals everything, then places it and commits; on any failure keeps nothing."""
-    secret = codename.generate(intake.config.codename_words)
-    derived = codename.derive(secret, intake.secrets, intake.config.kdf_opslimit,
-                              intake.config.kdf_memlimit)
+def _seal_testimony(batch: Batch, intake: Intake, testimony: str, common: dict) -> Row:
+    data = testimony.encode()
+    sha = hashlib.sha256(data).hexdigest()
+    meta = {**common, "kind": "testimony", "detected_type": "text/plain; charset=utf-8",
+            "size": len(data), "sha256_received": sha, "sha256_kept": sha,
+            "sanitized": False, "sanitizer": None, "removed": [], "flags": []}
+    return ("testimony", *_seal(batch, intake.recipients, [data], meta))
+
+
+def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
+                 keep_original: bool) -> tuple[list[Row], FileOutcome]:
+    """Seals one uploaded file: today as received, flagged for the triager."""
+    detected = detect_type(up.spool.head)
+    meta = {**common, "kind": "file", "original_name": up.name,
+            "detected_type": detected, "size": up.spool.size,
+            "sha256_received": up.spool.sha256, "sha256_kept": up.spool.sha256,
+            "sanitized": False, "sanitizer": None, "removed": [],
+            "flags": ["not sanitized: unsupported type"]}
+    row = ("file", *_seal(batch, intake.recipients, up.spool.chunks(), meta))
+    return [row], FileOutcome(up.name, detected, sanitized=False)
+
+
+def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_originals: bool,
+            witness_id: str | None = None) -> Receipt:
+    """Seals everything, then places it and commits; on any failure keeps nothing.
+
+    A new witness gets a fresh codename; a returning one (witness_id) does not.
+    """
+    secret, derived = "", None
+    if witness_id is None:
+        secret = codename.generate(intake.config.codename_words)
+        derived = codename.derive(secret, intake.secrets, intake.config.kdf_opslimit,
+                                  intake.config.kdf_memlimit)
+        witness_id = new_id()
     day = today()
-    witness_id, submission_id = new_id(), new_id()
+    submission_id = new_id()
     common = {"format": ITEM_FORMAT, "submission_id": submission_id,
               "witness_id": witness_id, "received_day": day.isoformat(),
               "choices": {"keep_original": keep_originals}}
-    rows: list[tuple[str, str, int, str]] = []
+    rows: list[Row] = []
     outcomes: list[FileOutcome] = []
     batch = intake.store.batch()
     try:
         if testimony.strip():
-            data = testimony.encode()
-            sha = hashlib.sha256(data).hexdigest()
-            meta = {**common, "kind": "testimony", "detected_type": "text/plain; charset=utf-8",
-                    "size": len(data), "sha256_received": sha, "sha256_kept": sha,
-                    "sanitized": False, "sanitizer": None, "removed": [], "flags": []}
-            rows.append(("testimony", *_seal(batch, intake.recipients, [data], meta)))
+            rows.append(_seal_testimony(batch, intake, testimony, common))
         for up in uploads:
-            kind_type = detect_type(up.spool.head)
-            meta = {**common, "kind": "file", "original_name": up.name,
-                    "detected_type": kind_type, "size": up.spool.size,
-                    "sha256_received": up.spool.sha256, "sha256_kept": up.spool.sha256,
-                    "sanitized": False, "sanitizer": None, "removed": [],
-                    "flags": ["not sanitized: unsupported type"]}
-            rows.append(("file", *_seal(batch, intake.recipients, up.spool.chunks(), meta)))
-            outcomes.append(FileOutcome(up.name, kind_type, sanitized=False))
+            more, outcome = _seal_upload(batch, intake, up, common, keep_originals)
+            rows += more
+            outcomes.append(outcome)
         _commit(intake, batch, day, witness_id, submission_id, derived, rows)
     except BaseException:
         batch.discard()
@@ -106,11 +126,17 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload],
 
 
 def _commit(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submission_id: str,
-            derived: codename.Derived, rows: list[tuple[str, str, int, str]]) -> None:
+            derived: codename.Derived | None, rows: list[Row]) -> None:
     with intake.db.sessions() as s:
-        s.add(Witness(id=witness_id, lookup_hash=derived.lookup_hash,
-                      reply_public_key=bytes(derived.reply_public_key),
-                      created_day=day, last_active_day=day))
+        if derived is not None:
+            s.add(Witness(id=witness_id, lookup_hash=derived.lookup_hash,
+                          reply_public_key=bytes(derived.reply_public_key),
+                          created_day=day, last_active_day=day))
+        else:
+            witness = s.get(Witness, witness_id)
+            if witness is None:
+                raise LookupError("unknown witness")
+            witness.last_active_day = day
         s.flush()
         s.add(Submission(id=submission_id, witness_id=witness_id, received_day=day))
         s.flush()
