@@ -1,0 +1,128 @@
+"""Shared fixtures: a team key, a config in a temp folder, the app and its client."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from nacl import pwhash
+from nacl.public import PrivateKey
+
+from intake import teamkeys
+from intake.config import Config, load_config
+
+PASSPHRASE = b"correct horse battery staple"
+PG_URL = os.environ.get("INTAKE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def cheap_kdf(monkeypatch):
+    """Key files made in tests use the cheapest Argon2id cost."""
+    monkeypatch.setattr(teamkeys, "DEFAULT_KDF",
+                        teamkeys.KdfCost(pwhash.argon2id.OPSLIMIT_MIN,
+                                         pwhash.argon2id.MEMLIMIT_MIN))
+
+
+@dataclass
+class TeamKey:
+    keys_dir: Path
+    key_file: Path
+    private_key: PrivateKey
+    passphrase: bytes = PASSPHRASE
+
+
+@pytest.fixture
+def team_key(tmp_path) -> TeamKey:
+    workstation = tmp_path / "workstation"
+    pub, key = teamkeys.generate("team", workstation, PASSPHRASE)
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    pub.rename(keys_dir / "team.pub")
+    return TeamKey(keys_dir, key, teamkeys.load_private_key(key, PASSPHRASE))
+
+
+def make_config(tmp_path: Path, keys_dir: Path, **overrides) -> Config:
+    return load_config({}, data_dir=tmp_path / "data", keys_dir=keys_dir,
+                       kdf_opslimit=1, kdf_memlimit=8192, **overrides)
+
+
+@pytest.fixture
+def config(tmp_path, team_key) -> Config:
+    return make_config(tmp_path, team_key.keys_dir)
+
+
+@pytest.fixture
+def app(config):
+    from intake.web import create_app
+
+    app = create_app(config)
+    yield app
+    app.extensions["intake"].db.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token(client, path: str = "/") -> str:
+    page = client.get(path)
+    assert page.status_code == 200
+    return CSRF.search(page.get_data(as_text=True)).group(1)
+
+
+def submit(client, testimony: str = "", files: list[tuple[bytes, str]] | None = None,
+           token: str | None = None, **extra):
+    data = {"csrf_token": token if token is not None else csrf_token(client),
+            "testimony": testimony, **extra}
+    data["files"] = [(io.BytesIO(content), name) for content, name in (files or [])]
+    return client.post("/submit", data=data, content_type="multipart/form-data")
+
+
+CODENAME = re.compile(r'<p class="codename" id="codename">(.*?)</p>', re.S)
+
+
+def codename_of(page_text: str) -> str:
+    return " ".join(re.findall(r"<span>([a-z-]+)</span>", CODENAME.search(page_text).group(1)))
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                             connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """The same tests on SQLite and on PostgreSQL (a fresh database each)."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    if not _pg_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is down; under CI it must run")
+        pytest.skip("PostgreSQL on 127.0.0.1:5432 is down")
+    import psycopg
+
+    name = "intake_test_" + secrets.token_hex(6)
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                         autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                         autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
