@@ -13,15 +13,15 @@ beyond the day in its manifest.
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 BUNDLE_FORMAT = "intake-bundle/1"
 MANIFEST = "manifest.json"
+BLOCK = tarfile.BLOCKSIZE
 
 
 class BundleError(Exception):
@@ -43,29 +43,57 @@ class Entry:
         return f"envelopes/{self.item_id}.env"
 
 
-def _info(name: str, size: int) -> tarfile.TarInfo:
+def _header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = size, 0, 0o600
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    return info
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
 
 
-def write(out: BinaryIO, day: str, entries: list[Entry], witnesses: dict[str, str],
-          open_item) -> None:
-    """Streams a bundle to `out`; open_item(item_id) gives each envelope's bytes."""
+def _member(name: str, size: int, body: Iterable[bytes]) -> Iterator[bytes]:
+    yield _header(name, size)
+    sent = 0
+    for piece in body:
+        sent += len(piece)
+        yield piece
+    if sent != size:
+        raise BundleError(f"{name} changed size while being bundled")
+    if size % BLOCK:
+        yield b"\0" * (BLOCK - size % BLOCK)
+
+
+def _read_chunks(f: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
+    while piece := f.read(size):
+        yield piece
+
+
+def manifest_bytes(day: str, entries: list[Entry], witnesses: dict[str, str]) -> bytes:
     manifest = {
         "format": BUNDLE_FORMAT, "day": day,
         "items": [{**e.__dict__, "name": e.name} for e in entries],
         "witnesses": [{"witness_id": w, "reply_public_key": pk}
                       for w, pk in sorted(witnesses.items())],
     }
-    data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-        tar.addfile(_info(MANIFEST, len(data)), io.BytesIO(data))
-        for e in entries:
-            with open_item(e.item_id) as f:
-                tar.addfile(_info(e.name, e.size), f)
+    return json.dumps(manifest, indent=1, sort_keys=True).encode()
+
+
+def iter_bundle(day: str, entries: list[Entry], witnesses: dict[str, str],
+                open_item) -> Iterator[bytes]:
+    """The bundle as a stream of bytes, never whole in memory: the staff
+    download and `intake queue export` both use it."""
+    data = manifest_bytes(day, entries, witnesses)
+    yield from _member(MANIFEST, len(data), [data])
+    for e in entries:
+        with open_item(e.item_id) as f:
+            yield from _member(e.name, e.size, _read_chunks(f))
+    yield b"\0" * (2 * BLOCK)
+
+
+def write(out: BinaryIO, day: str, entries: list[Entry], witnesses: dict[str, str],
+          open_item) -> None:
+    for piece in iter_bundle(day, entries, witnesses, open_item):
+        out.write(piece)
 
 
 @dataclass
