@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import magic
 
@@ -53,6 +54,7 @@ class Intake:
     store: Store
     recipients: list[Recipient]
     secrets: ServerSecrets
+    clock: Callable[[], float] = field(default=time.time)  # tests move it forward
 
 
 def detect_type(head: bytes) -> str:

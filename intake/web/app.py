@@ -15,7 +15,8 @@ from intake.db import Database
 from intake.receive import Intake
 from intake.store import Store
 from intake.teamkeys import load_key_folder
-from intake.web import errors, headers, witness
+from intake.throttle import Throttle
+from intake.web import errors, headers, returning, witness
 from intake.web.sessions import DatabaseSessionInterface
 from intake.web.upload_request import EncryptedUploadRequest
 
@@ -64,7 +65,11 @@ def create_app(config: Config | None = None) -> Flask:
     CSRFProtect(app)
     headers.init_app(app)
     errors.init_app(app)
+    app.extensions["intake.login_throttle"] = Throttle(
+        per_id_limit=config.login_attempts_per_codename,
+        global_limit=config.login_attempts_global, window_seconds=config.login_window)
     app.register_blueprint(witness.bp)
+    app.register_blueprint(returning.bp)
     # Werkzeug's request log names the client and the time: never enable it.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     return app

@@ -32,6 +32,11 @@ class ServerSession(CallbackDict, SessionMixin):
         super().__init__(initial or {}, on_update)
         self.token = token
         self.modified = False
+        self.retired: str | None = None
+
+    def regenerate(self) -> None:
+        """A new cookie token at login, so a token known before cannot ride along."""
+        self.retired, self.token, self.modified = self.token, None, True
 
 
 def _ids(token: str) -> tuple[str, bytes]:
@@ -72,6 +77,9 @@ class DatabaseSessionInterface(SessionInterface):
         if not session and session.token is None:
             return
         with self._db(app).sessions() as s:
+            if session.retired:
+                s.execute(delete(WebSession).where(WebSession.id == _ids(session.retired)[0]))
+                session.retired = None
             if not session:
                 s.execute(delete(WebSession).where(WebSession.id == _ids(session.token)[0]))
                 s.commit()

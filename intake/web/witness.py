@@ -9,7 +9,7 @@ from intake.filenames import BadFilename, check_upload_name
 from intake.receive import Upload, receive
 from intake.spool import EncryptedSpool
 from intake.web.errors import EmptySubmission, IntakeError, human_size
-from intake.web.forms import SubmitForm
+from intake.web.forms import CodenameForm, SubmitForm
 
 bp = Blueprint("witness", __name__)
 
@@ -29,7 +29,7 @@ def _bad_name_message(reason: str) -> str:
     return _("A file name is longer than 255 characters. Rename the file and send it again.")
 
 
-def _uploads() -> list[Upload]:
+def uploads_from_request() -> list[Upload]:
     uploads = []
     for storage in request.files.getlist("files"):
         if not storage.filename and isinstance(storage.stream, EncryptedSpool) \
@@ -45,26 +45,31 @@ def _uploads() -> list[Upload]:
     return uploads
 
 
+def check_submission(testimony: str, uploads: list[Upload]) -> None:
+    config = current_app.extensions["intake"].config
+    if len(testimony) > config.max_testimony_chars:
+        raise IntakeError(_("The text is longer than %(n)d characters. Send the rest in "
+                            "a file, or in another submission.",
+                            n=config.max_testimony_chars))
+    if len(uploads) > config.max_files:
+        raise IntakeError(_("Too many files at once (at most %(n)d). Send the rest in "
+                            "another submission.", n=config.max_files))
+    if not testimony.strip() and not uploads:
+        raise EmptySubmission(_("The form was empty: write something or choose a file, "
+                                "then send it again."))
+
+
 @bp.post("/submit")
 def submit():
     intake = current_app.extensions["intake"]
     form = SubmitForm()
     testimony = form.testimony.data or ""
-    if len(testimony) > intake.config.max_testimony_chars:
-        raise IntakeError(_("The text is longer than %(n)d characters. Send the rest in "
-                            "a file, or in another submission.",
-                            n=intake.config.max_testimony_chars))
-    uploads = _uploads()
-    if len(uploads) > intake.config.max_files:
-        raise IntakeError(_("Too many files at once (at most %(n)d). Send the rest in "
-                            "another submission.", n=intake.config.max_files))
-    if not testimony.strip() and not uploads:
-        raise EmptySubmission(_("The form was empty: write something or choose a file, "
-                                "then send it again."))
+    uploads = uploads_from_request()
     try:
+        check_submission(testimony, uploads)
         receipt = receive(intake, testimony, uploads, keep_originals=False)
     finally:
         for up in uploads:
             up.spool.close()
     return render_template("receipt.html", receipt=receipt,
-                           words=receipt.codename.split())
+                           words=receipt.codename.split(), form=CodenameForm())
