@@ -51,7 +51,7 @@ def _header(name: str, size: int) -> bytes:
     return info.tobuf(format=tarfile.USTAR_FORMAT)
 
 
-def _member(name: str, size: int, body: Iterable[bytes]) -> Iterator[bytes]:
+def member(name: str, size: int, body: Iterable[bytes]) -> Iterator[bytes]:
     yield _header(name, size)
     sent = 0
     for piece in body:
@@ -83,10 +83,10 @@ def iter_bundle(day: str, entries: list[Entry], witnesses: dict[str, str],
     """The bundle as a stream of bytes, never whole in memory: the staff
     download and `intake queue export` both use it."""
     data = manifest_bytes(day, entries, witnesses)
-    yield from _member(MANIFEST, len(data), [data])
+    yield from member(MANIFEST, len(data), [data])
     for e in entries:
         with open_item(e.item_id) as f:
-            yield from _member(e.name, e.size, _read_chunks(f))
+            yield from member(e.name, e.size, _read_chunks(f))
     yield b"\0" * (2 * BLOCK)
 
 

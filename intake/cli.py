@@ -120,6 +120,57 @@ def queue_export(out: Path, include_exported: bool) -> None:
     click.echo(f"wrote {n} envelope(s) to {out}")
 
 
+@main.group()
+def staff() -> None:
+    """Staff accounts and the staff app (server side)."""
+
+
+@staff.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May read the staff audit log.")
+@click.option("--password-file", type=click.Path(path_type=Path),
+              help="Read the password from this file instead of a prompt.")
+def staff_add(name: str, admin: bool, password_file: Path | None) -> None:
+    """Create a staff account: a password (Argon2id) and a TOTP secret."""
+    from intake.staff.accounts import AccountError, add, suggest_password
+
+    config = _config()
+    intake = _prepared(config)
+    if password_file is not None:
+        password = _passphrase(password_file, confirm=False).decode()
+    else:
+        suggestion = suggest_password()
+        click.echo(f"Suggested password (seven random words): {suggestion}")
+        password = click.prompt("Password (Enter to take the suggestion)", default=suggestion,
+                                hide_input=True, show_default=False)
+    try:
+        account = add(intake.db, name, password, config.kdf_opslimit, config.kdf_memlimit,
+                      admin=admin)
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"staff account {name} created{' (admin)' if admin else ''}")
+    click.echo(f"TOTP secret: {account.totp_secret}")
+    click.echo(f"Authenticator URI: {account.provisioning_uri()}")
+    click.echo("Enter the secret in the staff member's authenticator app now; "
+               "it is not shown again.")
+
+
+@staff.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=None, type=int,
+              help="Port to listen on (default: the staff_port setting, 8081).")
+def staff_serve(host: str, port: int | None) -> None:
+    """Run the staff app under gunicorn (behind its own onion service)."""
+    config = _config()
+    _prepared(config).db.dispose()
+    from intake.server import GunicornServer
+    from intake.staff import create_staff_app
+
+    port = port or config.staff_port
+    click.echo(f"Intake staff app is listening on http://{host}:{port}/")
+    GunicornServer(lambda: create_staff_app(config), f"{host}:{port}", workers=1).run()
+
+
 @main.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path, exists=True,
                                                                   dir_okay=False))

@@ -47,15 +47,16 @@ def _ids(token: str) -> tuple[str, bytes]:
 
 
 class DatabaseSessionInterface(SessionInterface):
-    def __init__(self, lifetime_days: int = 2):
+    def __init__(self, cookie_name: str = COOKIE, lifetime_days: int = 2):
         # Rows outlive the longest form (a day) and are swept by their day.
+        self.cookie_name = cookie_name
         self.lifetime_days = lifetime_days
 
     def _db(self, app):
         return app.extensions["intake"].db
 
     def open_session(self, app, request):
-        token = request.cookies.get(COOKIE)
+        token = request.cookies.get(self.cookie_name)
         if not token or len(token) > 100:
             return ServerSession()
         row_id, key = _ids(token)
@@ -72,7 +73,7 @@ class DatabaseSessionInterface(SessionInterface):
     def save_session(self, app, session, response):
         if not isinstance(session, ServerSession):
             return
-        name = COOKIE
+        name = self.cookie_name
         secure = app.config["SESSION_COOKIE_SECURE"]
         if not session and session.token is None:
             return

@@ -1,0 +1,259 @@
+"""A returning witness: codename login, records, replies, follow-ups, throttling."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import pytest
+from conftest import codename_of, csrf_token, make_config, submit
+from nacl.public import PublicKey
+
+from intake import codename, envelope
+from intake.models import Item, Reply, Submission, WebSession, Witness
+from intake.replies import entry_for, import_replies, iter_reply_bundle
+from intake.store import new_id
+from intake.web import create_app
+
+
+def _intake(app):
+    return app.extensions["intake"]
+
+
+def login(client, code: str):
+    return client.post("/login", data={"csrf_token": csrf_token(client, "/login"),
+                                       "codename": code})
+
+
+def new_witness(client, text="first testimony", files=None) -> str:
+    page = submit(client, text, files)
+    assert page.status_code == 200, page.text
+    return codename_of(page.text)
+
+
+def seal_reply(app, code: str, text: str) -> tuple[str, str, bytes]:
+    intake = _intake(app)
+    derived = codename.derive(code, intake.secrets, intake.config.kdf_opslimit,
+                              intake.config.kdf_memlimit)
+    with intake.db.sessions() as s:
+        witness = s.query(Witness).filter_by(lookup_hash=derived.lookup_hash).one()
+    out = io.BytesIO()
+    envelope.seal(out, [envelope.Recipient(PublicKey(witness.reply_public_key))],
+                  [text.encode()], {"format": "intake-reply/1"})
+    return new_id(), witness.id, out.getvalue()
+
+
+def upload_replies(app, replies) -> object:
+    data = b"".join(iter_reply_bundle("2026-01-01", [(entry_for(r, w, env), env)
+                                                     for r, w, env in replies]))
+    return import_replies(_intake(app), io.BytesIO(data))
+
+
+def test_login_lists_days_and_follow_up_joins_the_same_witness(app, client):
+    code = new_witness(client)
+    assert login(client, code.upper()).status_code == 302
+    page = client.get("/account")
+    assert page.status_code == 200
+    assert "first testimony" not in page.text  # the server cannot read it
+    assert re.search(r"Sent on \d{4}-\d{2}-\d{2}", page.text)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+    done = client.post("/account/add", data={
+        "csrf_token": token, "testimony": "more detail",
+        "files": [(io.BytesIO(b"photo bytes"), "later.jpg")]},
+        content_type="multipart/form-data")
+    assert done.status_code == 200
+    assert "later.jpg" in done.text
+    assert "codename" not in done.text.lower() or "stays the same" in done.text
+    with _intake(app).db.sessions() as s:
+        subs = s.query(Submission).all()
+        assert len(subs) == 2 and len({x.witness_id for x in subs}) == 1
+        assert s.query(Item).count() == 3
+    assert len(re.findall(r"Sent on", client.get("/account").text)) == 2
+
+
+def test_codename_is_stored_nowhere(app, client, config):
+    code = new_witness(client)
+    login(client, code)
+    client.get("/account")
+    needles = [code.encode(), code.replace(" ", "").encode(), code.split()[2].encode()
+               + b" " + code.split()[3].encode()]
+    for path in config.data_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for needle in needles:
+                assert needle not in data, path
+
+
+def test_session_cookie_is_only_an_opaque_id(app, client):
+    code = new_witness(client)
+    login(client, code)
+    cookie = client.get_cookie("intake_session")
+    assert cookie is not None
+    value = cookie.value
+    assert "." not in value and len(value) == 43
+    raw = base64.urlsafe_b64decode(value + "=")
+    assert len(raw) == 32
+    assert b"witness" not in raw and b"{" not in raw
+    assert cookie.expires is None  # a browser-session cookie, not a stored one
+    with _intake(app).db.sessions() as s:
+        rows = s.query(WebSession).all()
+    assert rows and all(value not in r.id for r in rows)
+    assert all(b"witness" not in r.sealed and b"reply_key" not in r.sealed for r in rows)
+
+
+def test_reply_is_readable_only_with_its_own_codename(app):
+    alice, bob = app.test_client(), app.test_client()
+    code_a, code_b = new_witness(alice), new_witness(bob)
+    report = upload_replies(app, [seal_reply(app, code_a, "When exactly did it happen?")])
+    assert report.added == 1 and not report.rejected
+    login(alice, code_a)
+    assert "When exactly did it happen?" in alice.get("/account").text
+    login(bob, code_b)
+    assert "When exactly" not in bob.get("/account").text
+
+
+def test_reply_sealed_to_another_witness_is_refused(app):
+    a, b = app.test_client(), app.test_client()
+    code_a, code_b = new_witness(a), new_witness(b)
+    rid, _wid_a, env_for_a = seal_reply(app, code_a, "for a")
+    _, wid_b, _ = seal_reply(app, code_b, "x")
+    report = upload_replies(app, [(rid, wid_b, env_for_a)])
+    assert report.added == 0
+    assert report.rejected and "not sealed to this witness" in report.rejected[0][1]
+
+
+def test_reply_upload_twice_adds_nothing_and_damage_is_named(app):
+    c = app.test_client()
+    code = new_witness(c)
+    reply = seal_reply(app, code, "hello")
+    assert upload_replies(app, [reply]).added == 1
+    again = upload_replies(app, [reply])
+    assert again.added == 0 and again.duplicates == 1
+    rid, wid, env = seal_reply(app, code, "second")
+    entry = entry_for(rid, wid, env)
+    damaged = env[:-1] + bytes([env[-1] ^ 1])
+    data = b"".join(iter_reply_bundle("2026-01-01", [(entry, damaged)]))
+    report = import_replies(_intake(app), io.BytesIO(data))
+    assert report.added == 0 and report.rejected[0][0] == entry.name
+    assert "SHA-256" in report.rejected[0][1]
+
+
+def test_witness_deletes_a_reply(app, client):
+    code = new_witness(client)
+    rid, wid, env = seal_reply(app, code, "please send the document")
+    upload_replies(app, [(rid, wid, env)])
+    login(client, code)
+    token = csrf_token(client, "/login")
+    assert client.post(f"/account/replies/{rid}/delete",
+                       data={"csrf_token": token}).status_code == 302
+    assert "please send the document" not in client.get("/account").text
+    with _intake(app).db.sessions() as s:
+        assert s.get(Reply, rid) is None
+
+
+def test_expired_session_can_no_longer_see_replies(app, client):
+    code = new_witness(client)
+    upload_replies(app, [seal_reply(app, code, "secret answer")])
+    login(client, code)
+    intake = _intake(app)
+    assert "secret answer" in client.get("/account").text
+    start = intake.clock()
+    intake.clock = lambda: start + intake.config.session_lifetime + 1
+    page = client.get("/account")
+    assert page.status_code == 401
+    assert "secret answer" not in page.text
+    assert client.get("/account").status_code == 302  # the state is gone, not just hidden
+    with intake.db.sessions() as s:
+        assert s.query(WebSession).count() == 0 or all(
+            b"reply_key" not in r.sealed for r in s.query(WebSession).all())
+
+
+def test_activity_keeps_the_session_alive(app, client):
+    code = new_witness(client)
+    login(client, code)
+    intake = _intake(app)
+    start = intake.clock()
+    for step in range(1, 4):
+        intake.clock = lambda step=step: start + step * (intake.config.session_lifetime - 5)
+        assert client.get("/account").status_code == 200
+
+
+def test_logout_deletes_the_server_side_state(app, client):
+    code = new_witness(client)
+    login(client, code)
+    with _intake(app).db.sessions() as s:
+        before = s.query(WebSession).count()
+    token = csrf_token(client, "/login")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 200
+    with _intake(app).db.sessions() as s:
+        assert s.query(WebSession).count() == before - 1
+    assert client.get("/account").status_code == 302
+
+
+def test_wrong_codenames_get_byte_identical_pages(app, client):
+    new_witness(client)
+    short = login(client, "nope")
+    full = login(client, " ".join(codename.wordlist()[:7]))
+    empty = login(client, "")
+    assert short.status_code == full.status_code == empty.status_code == 403
+    assert short.data == full.data == empty.data
+
+
+def test_every_login_derives_the_codename(app, client, monkeypatch):
+    calls = []
+    real = codename.derive
+    monkeypatch.setattr(codename, "derive", lambda *a, **k: calls.append(1) or real(*a, **k))
+    login(client, "")
+    login(client, "x" * 5000)
+    assert len(calls) == 2
+
+
+@pytest.fixture
+def strict_app(tmp_path, team_key):
+    app = create_app(make_config(tmp_path, team_key.keys_dir, login_attempts_per_codename=3,
+                                 login_attempts_global=6, login_window=600))
+    now = [1000.0]
+    app.extensions["intake.login_throttle"].clock = lambda: now[0]
+    yield app, now
+    _intake(app).db.dispose()
+
+
+def test_per_codename_throttle_and_its_end(strict_app):
+    app, now = strict_app
+    witness, attacker = app.test_client(), app.test_client()
+    code = new_witness(witness)
+    wrong = " ".join(codename.wordlist()[10:17])
+    for _ in range(3):
+        assert login(attacker, wrong).status_code == 403
+    blocked = login(attacker, wrong)
+    assert blocked.status_code == 429 and "10 minutes" in blocked.text
+    assert login(witness, code).status_code == 302  # the real witness is not affected
+    now[0] += 601
+    assert login(attacker, wrong).status_code == 403  # counted again after the window
+
+
+def test_global_throttle_never_locks_a_witness_out_for_good(strict_app):
+    app, now = strict_app
+    witness, attacker = app.test_client(), app.test_client()
+    code = new_witness(witness)
+    for i in range(6):
+        assert login(attacker, f"guess number {i}").status_code == 403
+    page = login(witness, code)
+    assert page.status_code == 429
+    assert "Try again in 10 minutes" in page.text
+    now[0] += 300
+    assert "Try again in 5 minutes" in login(witness, code).text
+    now[0] += 301
+    assert login(witness, code).status_code == 302
+
+
+def test_receipt_makes_the_codename_hard_to_miss(client):
+    page = submit(client, "hello")
+    text = page.text
+    assert 'class="codename"' in text
+    assert "cannot recover" in text
+    assert "Check that you wrote it down" in text
+    assert 'action="/login"' in text
+    code = codename_of(text)
+    assert len(code.split()) >= 7 and all(w in codename.wordlist() for w in code.split())
