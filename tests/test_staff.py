@@ -1,0 +1,256 @@
+"""The staff app: accounts with password and TOTP, the queue, downloads,
+reply uploads, deletion with confirmation, and the audit log."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+
+import pyotp
+import pytest
+from click.testing import CliRunner
+from conftest import codename_of, submit
+
+from intake.cli import main
+from intake.decrypt import decrypt_bundle
+from intake.models import AuditEntry, Item, StaffUser
+from intake.staff import create_staff_app
+from intake.staff.accounts import add
+
+PASSWORD = "seven long words for the staff member"
+
+
+@pytest.fixture
+def staff_app(config, app):
+    staff = create_staff_app(config)
+    now = [1_800_000_000.0]
+    staff.extensions["intake"].clock = lambda: now[0]
+    staff.now = now
+    yield staff
+    staff.extensions["intake"].db.dispose()
+
+
+def make_account(staff_app, name="ana", admin=False) -> pyotp.TOTP:
+    intake = staff_app.extensions["intake"]
+    account = add(intake.db, name, PASSWORD, 1, 8192, admin=admin)
+    return pyotp.TOTP(account.totp_secret)
+
+
+def token(client, path="/login") -> str:
+    page = client.get(path)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def staff_login(staff_app, client, totp, name="ana", password=PASSWORD, code=None,
+                offset_steps=0):
+    now = staff_app.now[0]
+    code = code if code is not None else totp.at(now + 30 * offset_steps)
+    return client.post("/login", data={"csrf_token": token(client), "name": name,
+                                       "password": password, "code": code})
+
+
+def test_staff_add_on_the_console(config, tmp_path, monkeypatch):
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD + "\n")
+    env = {"INTAKE_DATA_DIR": str(config.data_dir), "INTAKE_KEYS_DIR": str(config.keys_dir),
+           "INTAKE_KDF_OPSLIMIT": "1", "INTAKE_KDF_MEMLIMIT": "8192"}
+    result = CliRunner().invoke(main, ["staff", "add", "ana", "--admin",
+                                       "--password-file", str(pw)], env=env)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"TOTP secret: [A-Z2-7]{32}", result.output)
+    assert "otpauth://totp/" in result.output
+    again = CliRunner().invoke(main, ["staff", "add", "ana", "--password-file", str(pw)],
+                               env=env)
+    assert again.exit_code != 0 and "exists already" in again.output
+    short = tmp_path / "short"
+    short.write_text("short\n")
+    weak = CliRunner().invoke(main, ["staff", "add", "bo", "--password-file", str(short)],
+                              env=env)
+    assert weak.exit_code != 0 and "at least 12" in weak.output
+
+
+def test_password_is_stored_as_argon2id(staff_app):
+    make_account(staff_app)
+    with staff_app.extensions["intake"].db.sessions() as s:
+        user = s.query(StaffUser).one()
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+
+
+def test_pages_refuse_without_login(staff_app):
+    client = staff_app.test_client()
+    for path in ("/", "/replies", "/audit"):
+        page = client.get(path)
+        assert page.status_code == 302 and page.location.endswith("/login")
+
+
+def test_login_needs_password_and_totp(staff_app):
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    assert staff_login(staff_app, client, totp, code="").status_code == 403
+    assert staff_login(staff_app, client, totp, code="000000" if totp.at(
+        staff_app.now[0]) != "000000" else "111111").status_code == 403
+    assert staff_login(staff_app, client, totp, password="wrong password!").status_code == 403
+    assert staff_login(staff_app, client, totp, name="nobody").status_code == 403
+    assert client.get("/").status_code == 302
+    assert staff_login(staff_app, client, totp).status_code == 302
+    assert client.get("/").status_code == 200
+
+
+def test_failure_pages_do_not_tell_which_part_was_wrong(staff_app):
+    totp = make_account(staff_app)
+    pages = [staff_login(staff_app, staff_app.test_client(), totp, **kw).data
+             for kw in ({"name": "nobody"}, {"password": "wrong password!"}, {"code": "123"})]
+    strip = [re.sub(rb'name="csrf_token" value="[^"]+"', b"", p) for p in pages]
+    assert strip[0] == strip[1] == strip[2]
+
+
+def test_reused_totp_code_is_refused(staff_app):
+    totp = make_account(staff_app)
+    first, second = staff_app.test_client(), staff_app.test_client()
+    assert staff_login(staff_app, first, totp).status_code == 302
+    assert staff_login(staff_app, second, totp).status_code == 403
+
+
+def test_totp_accepts_one_step_either_side_only(staff_app):
+    totp = make_account(staff_app)
+    assert staff_login(staff_app, staff_app.test_client(), totp,
+                       offset_steps=-2).status_code == 403
+    assert staff_login(staff_app, staff_app.test_client(), totp,
+                       offset_steps=-1).status_code == 302
+    assert staff_login(staff_app, staff_app.test_client(), totp,
+                       offset_steps=1).status_code == 302
+
+
+def test_staff_login_is_throttled(staff_app):
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    limit = staff_app.extensions["intake"].config.login_attempts_per_codename
+    for _ in range(limit):
+        assert staff_login(staff_app, client, totp, password="wrong password!"
+                           ).status_code == 403
+    assert staff_login(staff_app, client, totp).status_code == 429
+
+
+def test_queue_download_is_a_bundle_that_decrypts(staff_app, app, team_key, tmp_path):
+    witness = app.test_client()
+    submit(witness, "testimony one", [(b"file bytes", "a.txt")])
+    submit(app.test_client(), "another witness")
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    queue = client.get("/")
+    assert "2 new items" in queue.text and "1 new item" in queue.text
+    resp = client.post("/download", data={"csrf_token": token(client, "/")})
+    assert resp.status_code == 200 and resp.is_streamed
+    bundle = tmp_path / "b.tar"
+    bundle.write_bytes(resp.get_data())
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+    assert names[0] == "manifest.json" and len(names) == 4
+    report = decrypt_bundle(bundle, team_key.private_key, tmp_path / "out")
+    assert len(report.decrypted) == 3 and not report.damaged
+    with staff_app.extensions["intake"].db.sessions() as s:
+        assert {i.state for i in s.query(Item)} == {"exported"}
+    assert "downloaded on" in client.get("/").text
+    again = client.post("/download", data={"csrf_token": token(client, "/")})
+    assert again.status_code == 400 and "nothing new" in again.text
+
+
+def test_download_selected_items_only(staff_app, app):
+    submit(app.test_client(), "one", [(b"x", "x.txt")])
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    with staff_app.extensions["intake"].db.sessions() as s:
+        first = s.query(Item).filter_by(kind="file").one().id
+    resp = client.post("/download", data={"csrf_token": token(client, "/"), "item": [first]})
+    with tarfile.open(fileobj=io.BytesIO(resp.get_data())) as tar:
+        assert tar.getnames() == ["manifest.json", f"envelopes/{first}.env"]
+    with staff_app.extensions["intake"].db.sessions() as s:
+        assert s.get(Item, first).state == "exported"
+        assert s.query(Item).filter_by(state="waiting").count() == 1
+
+
+def test_reply_upload_reaches_the_witness(staff_app, app):
+    from test_returning import login, seal_reply
+
+    from intake.replies import entry_for, iter_reply_bundle
+
+    witness = app.test_client()
+    code = codename_of(submit(witness, "hello").text)
+    rid, wid, env = seal_reply(app, code, "Can you send the document?")
+    data = b"".join(iter_reply_bundle("2026-01-01", [(entry_for(rid, wid, env), env)]))
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    page = client.post("/replies", data={"csrf_token": token(client, "/replies"),
+                                         "bundle": (io.BytesIO(data), "replies.tar")},
+                       content_type="multipart/form-data")
+    assert page.status_code == 200 and "1 added" in page.text
+    bad = client.post("/replies", data={"csrf_token": token(client, "/replies"),
+                                        "bundle": (io.BytesIO(b"not a tar"), "x.tar")},
+                      content_type="multipart/form-data")
+    assert bad.status_code == 400 and "not a sound reply bundle" in bad.text
+    login(witness, code)
+    assert "Can you send the document?" in witness.get("/account").text
+
+
+def test_delete_needs_confirmation_and_a_download_first(staff_app, app):
+    submit(app.test_client(), "to delete")
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    intake = staff_app.extensions["intake"]
+    with intake.db.sessions() as s:
+        item_id = s.query(Item).one().id
+    early = client.post("/delete", data={"csrf_token": token(client, "/"), "item": [item_id]})
+    assert early.status_code == 400 and "downloaded" in early.text
+    client.post("/download", data={"csrf_token": token(client, "/")}).get_data()
+    ask = client.post("/delete", data={"csrf_token": token(client, "/"), "item": [item_id]})
+    assert ask.status_code == 200 and "Yes, delete them" in ask.text
+    assert intake.store.path_for(item_id).exists()
+    done = client.post("/delete", data={"csrf_token": token(client, "/"), "item": [item_id],
+                                        "confirm": "yes"})
+    assert done.status_code == 302
+    assert not intake.store.path_for(item_id).exists()
+    with intake.db.sessions() as s:
+        assert s.get(Item, item_id) is None
+
+
+def test_audit_log_records_actions_without_content_for_admins_only(staff_app, app):
+    submit(app.test_client(), "secret testimony text", [(b"x", "secret-name.txt")])
+    admin_totp = make_account(staff_app, "boss", admin=True)
+    totp = make_account(staff_app, "ana")
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    client.post("/download", data={"csrf_token": token(client, "/")}).get_data()
+    assert client.get("/audit").status_code == 403
+    boss = staff_app.test_client()
+    staff_login(staff_app, boss, admin_totp, name="boss")
+    page = boss.get("/audit")
+    assert page.status_code == 200
+    assert "download" in page.text and "ana" in page.text
+    with staff_app.extensions["intake"].db.sessions() as s:
+        entries = s.query(AuditEntry).all()
+    assert {e.action for e in entries} >= {"login", "download"}
+    for e in entries:
+        assert "secret" not in e.detail
+        assert not hasattr(e, "time")
+
+
+def test_staff_session_expires(staff_app):
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    assert client.get("/").status_code == 200
+    staff_app.now[0] += staff_app.extensions["intake"].config.session_lifetime + 1
+    assert client.get("/").status_code == 302
+
+
+def test_staff_pages_carry_the_security_headers(staff_app):
+    page = staff_app.test_client().get("/login")
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "<script" not in page.text
