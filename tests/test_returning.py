@@ -257,3 +257,21 @@ def test_receipt_makes_the_codename_hard_to_miss(client):
     assert 'action="/login"' in text
     code = codename_of(text)
     assert len(code.split()) >= 7 and all(w in codename.wordlist() for w in code.split())
+
+
+def test_tor2web_header_is_warned_about(client):
+    page = client.get("/", headers={"X-Tor2web": "encrypted"})
+    assert "not connected directly" in page.text
+    assert "not connected directly" not in client.get("/").text
+
+
+def test_rewritten_onion_host_is_warned_about(tmp_path, team_key):
+    onion = "a" * 56 + ".onion"
+    app = create_app(make_config(tmp_path, team_key.keys_dir, onion_hostname=onion))
+    client = app.test_client()
+    assert "not connected directly" not in client.get("/", headers={"Host": onion}).text
+    assert "not connected directly" not in client.get("/", headers={"Host": "127.0.0.1:8080"}
+                                                      ).text
+    proxied = client.get("/", headers={"Host": onion.replace(".onion", ".onion.ws")})
+    assert "not connected directly" in proxied.text
+    _intake(app).db.dispose()
