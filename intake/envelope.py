@@ -171,6 +171,8 @@ class EnvelopeReader:
                 raise EnvelopeError("truncated: the final chunk is missing")
             try:
                 plain, final = self._puller.pull(chunk, ad=ad)
+            except ss.UnknownTag as exc:
+                raise EnvelopeError("damaged: a chunk has an unknown tag") from exc
             except ss.StreamError as exc:
                 raise EnvelopeError("damaged or tampered: a chunk failed authentication") from exc
             ad = None
@@ -185,7 +187,7 @@ class EnvelopeReader:
             raise EnvelopeError("damaged: data follows the final chunk")
         tail = pending + plain
         n = int.from_bytes(tail[-4:], "big") if len(tail) >= 4 else len(tail)
-        if n + 4 > len(tail):
+        if n > MAX_METADATA or n + 4 > len(tail):
             raise EnvelopeError("damaged: the metadata length is wrong")
         try:
             self.metadata = json.loads(tail[len(tail) - 4 - n:-4])

@@ -20,6 +20,10 @@ class StreamError(Exception):
     """A chunk failed to authenticate: damaged, reordered, or forged."""
 
 
+class UnknownTag(StreamError):
+    """An authentic chunk with a tag this format never writes (PUSH, REKEY)."""
+
+
 def new_key() -> bytes:
     return b.crypto_secretstream_xchacha20poly1305_keygen()
 
@@ -50,4 +54,6 @@ class Puller:
             plain, tag = b.crypto_secretstream_xchacha20poly1305_pull(self._state, chunk, ad)
         except CryptoError as exc:
             raise StreamError("chunk failed authentication") from exc
+        if tag not in (TAG_MESSAGE, TAG_FINAL):
+            raise UnknownTag("a chunk has an unknown tag")
         return plain, tag == TAG_FINAL
