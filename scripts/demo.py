@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "demo"
+DEMO = Path(os.environ.get("INTAKE_DEMO_DIR", ROOT / "demo")).resolve()
 HOST, PORT = "127.0.0.1", int(os.environ.get("INTAKE_DEMO_PORT", "8080"))
 
 
@@ -33,6 +33,7 @@ def main() -> int:
         (workstation / "demo.pub").replace(keys / "demo.pub")
     env = {**os.environ, "INTAKE_DATA_DIR": str(DEMO / "data"), "INTAKE_KEYS_DIR": str(keys)}
     intake = [sys.executable, "-m", "intake"]
+    cli = Path(sys.executable).with_name("intake")
     bundle = DEMO / "bundle.tar"
     print(f"""
 Intake demo
@@ -43,8 +44,8 @@ Intake demo
 When something has arrived, export the queue and decrypt it (in another terminal):
 
   INTAKE_DATA_DIR={DEMO / 'data'} INTAKE_KEYS_DIR={keys} \\
-  {ROOT / '.venv/bin/intake'} queue export --out {bundle} && \\
-  {ROOT / '.venv/bin/intake'} decrypt {bundle} --key {workstation / 'demo.key'} \\
+  {cli} queue export --out {bundle} && \\
+  {cli} decrypt {bundle} --key {workstation / 'demo.key'} \\
       --passphrase-file {passfile} --out {DEMO / 'decrypted'}
 
 (A real team keeps demo.key on the air-gapped workstation, never beside the server.)
