@@ -1,0 +1,70 @@
+"""A slow upload, as over Tor, outlives gunicorn's worker timeout: with threaded
+workers that timeout is a heartbeat, not a limit on a request's length."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+from conftest import CSRF
+from test_demo import free_port, wait_for
+
+SERVER = textwrap.dedent("""
+    from intake.config import load_config
+    from intake.server import GunicornServer
+    from intake.web import create_app
+    config = load_config(kdf_opslimit=1, kdf_memlimit=8192)
+    GunicornServer(lambda: create_app(config), "127.0.0.1:%d", workers=1, timeout=2).run()
+""")
+
+
+def test_an_upload_slower_than_the_worker_timeout_completes(config, tmp_path):
+    port = free_port()
+    env = {**os.environ, "INTAKE_DATA_DIR": str(config.data_dir),
+           "INTAKE_KEYS_DIR": str(config.keys_dir)}
+    log = (tmp_path / "server.log").open("w+")
+    proc = subprocess.Popen([sys.executable, "-c", SERVER % port], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(port, proc)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/")
+        page = conn.getresponse()
+        cookie = page.getheader("Set-Cookie").split(";")[0]
+        token = CSRF.search(page.read().decode()).group(1)
+        boundary = "slowboundary"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
+                f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+                f"filename=\"slow.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        pieces = [os.urandom(4096) for _ in range(14)]
+        body_len = len(head) + sum(map(len, pieces)) + len(tail)
+        conn.putrequest("POST", "/submit")
+        conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+        conn.putheader("Content-Length", str(body_len))
+        conn.putheader("Cookie", cookie)
+        conn.endheaders()
+        started = time.monotonic()
+        conn.send(head)
+        for piece in pieces:  # 14 pieces, half a second apart: 7 s, over 3x the timeout
+            conn.send(piece)
+            time.sleep(0.5)
+        conn.send(tail)
+        reply = conn.getresponse()
+        text = reply.read().decode()
+        assert time.monotonic() - started > 6
+        assert reply.status == 200, text
+        assert re.search(r'class="codename"', text)
+        conn.close()
+        stored = list((config.data_dir / "store").glob("*.env"))
+        assert len(stored) == 1 and stored[0].stat().st_size > 14 * 4096
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        log.close()
