@@ -32,9 +32,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def normalize_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here, the driver we ship."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 class Database:
     def __init__(self, url: str):
-        self.url = url
+        self.url = url = normalize_url(url)
         kwargs: dict = {}
         if url.startswith("postgresql"):
             kwargs["pool_pre_ping"] = True
