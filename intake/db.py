@@ -5,9 +5,14 @@ SQLite is the embedded default; PostgreSQL works through the same code.
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+from intake.store import coarsen_mtime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -40,6 +45,14 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _coarsen_sqlite_times(db_path: Path) -> None:
+    """SQLite's files would date the last write: set them back to the day."""
+    for path in (db_path, db_path.with_name(db_path.name + "-wal"),
+                 db_path.with_name(db_path.name + "-shm"), db_path.parent):
+        with contextlib.suppress(FileNotFoundError):
+            coarsen_mtime(path)
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url = normalize_url(url)
@@ -49,6 +62,10 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self.engine.url.database:
+                db_path = Path(self.engine.url.database)
+                event.listen(self.engine, "checkin",
+                             lambda *_: _coarsen_sqlite_times(db_path))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_all(self) -> None:

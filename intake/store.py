@@ -107,6 +107,7 @@ class Batch:
                     path.unlink(missing_ok=True)
         self.staged.clear()
         self.placed.clear()
+        coarsen_mtime(self.store.root)  # the attempt must not date the folder either
 
 
 class Store:

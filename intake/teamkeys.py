@@ -149,6 +149,8 @@ def looks_private(path: Path) -> bool:
 
 def load_key_folder(folder: Path) -> list[Recipient]:
     """The public keys the server seals to. Refuses a folder it cannot trust."""
+    if folder.exists() and not folder.is_dir():
+        raise KeyFileError(f"the keys folder {folder} is a file, not a folder")
     if not folder.is_dir():
         raise KeyFileError(f"the keys folder {folder} does not exist")
     try:

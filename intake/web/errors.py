@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import render_template
+from flask import render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -46,6 +46,11 @@ def init_app(app) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
+        if request.mimetype == "multipart/form-data" and request.content_length \
+                and not request.form and not request.files:
+            return _page(400, _("The request could not be understood"),
+                         _("What was sent could not be read. Open the form again and "
+                           "send it from there. Nothing was kept."))
         return _page(400, _("The form has expired"),
                      _("This form was open too long, or came from another page. "
                        "Open the form again and send it from there. Nothing was kept."))

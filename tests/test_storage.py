@@ -1,0 +1,244 @@
+"""The queue and the bundle, on SQLite and on PostgreSQL: submit, export, decrypt.
+
+Under CI (CI=true) the PostgreSQL half must run; the database_url fixture fails
+rather than skips when the server is down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+from conftest import make_config, submit
+from sqlalchemy import select
+
+from intake.bundle import MANIFEST, BundleError
+from intake.decrypt import decrypt_bundle
+from intake.models import Item
+from intake.queue import export
+
+
+def tiny_png(width: int = 64, height: int = 64) -> bytes:
+    """A valid PNG (grey gradient), built by the book: signature, IHDR, IDAT, IEND."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    rows = b"".join(b"\0" + bytes((x + y) % 256 for x in range(width)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+TESTIMONY_A = "Ми бачили колону о шостій ранку.\nWe saw the convoy at six."
+FILES_A = [(b"%PDF-1.4\n" + b"report " * 20_000, "report.pdf"),
+           (tiny_png(), "фото 1.png"),
+           (b"odd name", "what: why?.txt"),
+           (b"dots", "..")]
+TESTIMONY_B = "A second witness, text only.".ljust(len(TESTIMONY_A.encode()), ".")
+
+
+@pytest.fixture
+def served(tmp_path, team_key, database_url):
+    """An app on the given database, with two submissions waiting."""
+    from intake.web import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, database_url=database_url))
+    client = app.test_client()
+    assert submit(client, TESTIMONY_A, FILES_A).status_code == 200
+    assert submit(client, TESTIMONY_B).status_code == 200
+    yield app.extensions["intake"]
+    app.extensions["intake"].db.dispose()
+
+
+def states(intake) -> dict[str, str]:
+    with intake.db.sessions() as s:
+        return {i.id: i.state for i in s.scalars(select(Item))}
+
+
+def read_bundle(path: Path) -> tuple[dict, dict[str, bytes]]:
+    with tarfile.open(path) as tar:
+        names = tar.getnames()
+        assert names[0] == MANIFEST
+        manifest = json.loads(tar.extractfile(MANIFEST).read())
+        members = {n: tar.extractfile(n).read() for n in names[1:]}
+        for info in tar.getmembers():
+            assert info.mtime == 0 and info.uid == 0 and info.uname == ""
+    return manifest, members
+
+
+def test_engine_is_the_one_asked_for(served, database_url):
+    dialect = served.db.engine.dialect.name
+    assert dialect == ("postgresql" if database_url else "sqlite")
+    if not database_url:
+        assert served.db.url == served.config.effective_database_url
+        assert Path(served.db.url.removeprefix("sqlite:///")).parent == \
+            served.config.data_dir.resolve()
+
+
+def test_export_lists_every_envelope_with_its_sha256(served, tmp_path):
+    before = states(served)
+    assert len(before) == 1 + len(FILES_A) + 1
+    assert set(before.values()) == {"waiting"}
+    out = tmp_path / "bundle.tar"
+    assert export(served, out) == len(before)
+    manifest, members = read_bundle(out)
+    assert manifest["format"] == "intake-bundle/1"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", manifest["day"])
+    listed = {item["name"]: item for item in manifest["items"]}
+    assert set(listed) == set(members) == {f"envelopes/{i}.env" for i in before}
+    for name, data in members.items():
+        assert hashlib.sha256(data).hexdigest() == listed[name]["sha256"]
+        assert len(data) == listed[name]["size"]
+        stored = served.store.path_for(listed[name]["item_id"]).read_bytes()
+        assert data == stored
+    assert len(manifest["witnesses"]) == 2
+    assert set(states(served).values()) == {"exported"}
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_export_again_is_empty_unless_all_is_asked(served, tmp_path):
+    first, again, everything = (tmp_path / n for n in ("1.tar", "2.tar", "3.tar"))
+    n = export(served, first)
+    assert export(served, again) == 0
+    manifest, members = read_bundle(again)
+    assert manifest["items"] == [] and members == {}
+    assert export(served, everything, include_exported=True) == n
+    assert read_bundle(everything)[1] == read_bundle(first)[1]
+
+
+def test_decrypt_gives_a_folder_per_submission(served, tmp_path, team_key):
+    bundle = tmp_path / "bundle.tar"
+    export(served, bundle)
+    out = tmp_path / "decrypted"
+    report = decrypt_bundle(bundle, team_key.private_key, out)
+    assert report.damaged == []
+    assert len(report.decrypted) == 1 + len(FILES_A) + 1
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(folders) == 2
+    for folder in folders:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d_[0-9a-f]{32}", folder.name)
+    texts = {(f / "testimony.txt").read_text(encoding="utf-8"): f for f in folders}
+    assert set(texts) == {TESTIMONY_A, TESTIMONY_B}
+
+    folder_a = texts[TESTIMONY_A]
+    kept = {p.name: p.read_bytes() for p in (folder_a / "files").iterdir()}
+    assert sorted(kept.values()) == sorted(content for content, _name in FILES_A)
+    assert kept["report.pdf"] == FILES_A[0][0]
+    assert kept["фото 1.png"] == FILES_A[1][0]
+    for name in kept:
+        assert "/" not in name and "\\" not in name and not name.startswith(".")
+        assert not set(name) & set('<>:"|?*') and len(name.encode()) <= 255
+    assert "what_ why_.txt" in kept
+
+    records = json.loads((folder_a / "metadata.json").read_text())
+    assert len(records) == 1 + len(FILES_A)
+    by_name = {r.get("original_name", "(testimony)"): r for r in records}
+    assert set(by_name) == {"(testimony)", *(name for _content, name in FILES_A)}
+    for content, name in FILES_A:
+        r = by_name[name]
+        assert r["sha256_received"] == hashlib.sha256(content).hexdigest()
+        assert r["size"] == len(content)
+        assert (folder_a / r["saved_as"]).read_bytes() == content
+    assert by_name["report.pdf"]["detected_type"] == "application/pdf"
+    assert by_name["фото 1.png"]["detected_type"] == "image/png"
+    assert not list(out.rglob(".partial-*"))
+
+
+# -- damaged, truncated, tampered: reported by name, the rest decrypts --------------------
+
+def _members(bundle: Path) -> list[tarfile.TarInfo]:
+    with tarfile.open(bundle) as tar:
+        return tar.getmembers()
+
+
+def _flip_byte_inside(bundle: Path) -> str:
+    victim = _members(bundle)[2]  # an envelope, not the manifest
+    data = bytearray(bundle.read_bytes())
+    data[victim.offset_data + victim.size // 2] ^= 0x01
+    bundle.write_bytes(bytes(data))
+    return victim.name
+
+
+def _cut_in_last_envelope(bundle: Path) -> str:
+    last = _members(bundle)[-1]
+    with open(bundle, "r+b") as f:
+        f.truncate(last.offset_data + last.size // 2)
+    return last.name
+
+
+def _tamper_manifest_hash(bundle: Path) -> str:
+    manifest = _members(bundle)[0]
+    data = bytearray(bundle.read_bytes())
+    raw = bytes(data[manifest.offset_data:manifest.offset_data + manifest.size])
+    doc = json.loads(raw)
+    item = doc["items"][1]
+    old = item["sha256"]
+    new = ("0" if old[0] != "0" else "1") + old[1:]  # same length: the tar stays valid
+    data[manifest.offset_data:manifest.offset_data + manifest.size] = raw.replace(
+        old.encode(), new.encode())
+    bundle.write_bytes(bytes(data))
+    return item["name"]
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    (_flip_byte_inside, "damaged"),
+    (_cut_in_last_envelope, "truncated"),
+    (_tamper_manifest_hash, "SHA-256 does not match"),
+], ids=["flipped-byte", "truncated", "tampered-manifest"])
+def test_damage_is_reported_by_name_and_the_rest_decrypts(served, tmp_path, team_key,
+                                                          damage, words):
+    bundle = tmp_path / "bundle.tar"
+    total = export(served, bundle)
+    victim = damage(bundle)
+    out = tmp_path / "decrypted"
+    report = decrypt_bundle(bundle, team_key.private_key, out)
+    assert [r.name for r in report.damaged] == [victim]
+    message = report.damaged[0].message
+    assert words in message, message
+    assert "\n" not in message and "Traceback" not in message
+    assert len(report.decrypted) == total - 1
+    for r in report.decrypted:
+        assert r.path is not None and r.path.exists()
+    assert not list(out.rglob(".partial-*"))
+    # The damaged item left no file behind; every other one is in place.
+    saved = [p for p in out.rglob("*") if p.is_file() and p.name != "metadata.json"]
+    assert len(saved) == total - 1
+
+
+def test_envelope_from_another_item_is_refused(served, tmp_path, team_key):
+    """Two envelopes swapped, with the manifest's hashes swapped to match: each
+    envelope names its own item inside the encryption, so both are refused."""
+    bundle = tmp_path / "bundle.tar"
+    export(served, bundle)
+    members = _members(bundle)
+    # The two testimonies have the same length, so their envelopes have too.
+    a, b = [m for m in members[1:] if sum(o.size == m.size for o in members) == 2][:2]
+    data = bytearray(bundle.read_bytes())
+    body_a = bytes(data[a.offset_data:a.offset_data + a.size])
+    body_b = bytes(data[b.offset_data:b.offset_data + b.size])
+    data[a.offset_data:a.offset_data + a.size] = body_b
+    data[b.offset_data:b.offset_data + b.size] = body_a
+    sha_a, sha_b = (hashlib.sha256(x).hexdigest().encode() for x in (body_a, body_b))
+    m = members[0]
+    raw = bytes(data[m.offset_data:m.offset_data + m.size])
+    raw = raw.replace(sha_a, b"@" * 64).replace(sha_b, sha_a).replace(b"@" * 64, sha_b)
+    data[m.offset_data:m.offset_data + m.size] = raw
+    bundle.write_bytes(bytes(data))
+    report = decrypt_bundle(bundle, team_key.private_key, tmp_path / "out")
+    assert {r.name for r in report.damaged} == {a.name, b.name}
+    assert all("another item" in r.message for r in report.damaged)
+    assert len(report.decrypted) == len(members) - 3
+
+
+def test_not_a_bundle(tmp_path, team_key):
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is not a tar file at all" * 100)
+    with pytest.raises(BundleError):
+        decrypt_bundle(junk, team_key.private_key, tmp_path / "out")

@@ -1,0 +1,520 @@
+"""The witness form through Flask's test client: what a witness sees and what is kept."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import os
+import re
+from html.parser import HTMLParser
+
+import pytest
+from conftest import codename_of, csrf_token, make_config, submit
+from itsdangerous import URLSafeTimedSerializer
+from itsdangerous.timed import TimestampSigner
+from sqlalchemy import Date, DateTime, Interval, Time, func, select
+
+from intake import codename, envelope
+from intake.db import Base
+from intake.models import Item, Submission, WebSession, Witness
+from intake.store import SUFFIX, TMP_PREFIX
+
+HOUR = 3600
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+class _Links(HTMLParser):
+    """Collects tags and every URL-bearing attribute of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.urls: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in {"src", "href", "action", "srcset", "poster", "data", "formaction",
+                        "background", "manifest", "ping", "cite"}:
+                self.urls.append((tag, name, value or ""))
+
+
+def assert_self_contained(page: str) -> None:
+    parsed = _Links()
+    parsed.feed(page)
+    assert "script" not in parsed.tags
+    assert "<script" not in page.lower()
+    assert "javascript:" not in page.lower()
+    assert not re.search(r"\son[a-z]+\s*=", page, re.I), "inline event handler"
+    for tag, attr, url in parsed.urls:
+        # Same origin only: a fragment or an absolute path; no scheme, no "//host".
+        same_page = url.startswith("#")
+        assert same_page or (url.startswith("/") and not url.startswith("//")), (tag, attr, url)
+    assert not re.search(r"\b(?:https?|ftp)://", page, re.I)
+
+
+def assert_error_page(response, status: int, *phrases: str) -> str:
+    assert response.status_code == status
+    assert response.mimetype == "text/html"
+    text = response.get_data(as_text=True)
+    for phrase in phrases:
+        assert phrase in text, (phrase, text)
+    for leak in ("Traceback", 'File "', "werkzeug", "flask_wtf", "sqlalchemy",
+                 "Exception", "Error:"):
+        assert leak not in text, leak
+    assert_self_contained(text)
+    return text
+
+
+def assert_secure_headers(response) -> None:
+    h = response.headers
+    directives = {}
+    for part in h["Content-Security-Policy"].split(";"):
+        if part.strip():
+            name, *values = part.split()
+            directives[name] = values
+    assert directives["default-src"] == ["'none'"]
+    for name, values in directives.items():
+        for value in values:
+            assert value in {"'none'", "'self'"}, (name, value)
+    assert directives.get("script-src", ["'none'"]) == ["'none'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert h["Referrer-Policy"] == "no-referrer"
+    assert h["X-Frame-Options"] == "DENY"
+    assert "no-store" in h["Cache-Control"]
+    assert h.get("X-Content-Type-Options") == "nosniff"
+    assert "Server" not in h
+
+
+def _fetched(client, path: str):
+    with client.get(path) as response:
+        response.get_data()
+    return response
+
+
+def nothing_stored(app) -> None:
+    intake = app.extensions["intake"]
+    left = [p.name for p in intake.store.root.iterdir()]
+    assert left == [], left
+    spooled = list(intake.config.spool_dir.iterdir())
+    assert spooled == [], spooled
+    with intake.db.sessions() as s:
+        for model in (Item, Submission, Witness):
+            assert s.scalar(select(func.count()).select_from(model)) == 0, model
+
+
+def envelopes(app) -> list:
+    return sorted(app.extensions["intake"].store.root.glob(f"*{SUFFIX}"))
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0undary") -> bytes:
+    """A hand-built multipart body; the filename bytes go out exactly as given."""
+    out = bytearray()
+    for name, filename, content in parts:
+        out += f"--{boundary}\r\n".encode()
+        disposition = f'Content-Disposition: form-data; name="{name}"'.encode()
+        if filename is not None:
+            disposition += b'; filename="' + filename.encode("utf-8", "surrogateescape") + b'"'
+        out += disposition + b"\r\n"
+        if filename is not None:
+            out += b"Content-Type: application/octet-stream\r\n"
+        out += b"\r\n" + content + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out)
+
+
+def post_raw(client, body: bytes, boundary: str = "b0undary"):
+    return client.post("/submit", data=body,
+                       content_type=f"multipart/form-data; boundary={boundary}")
+
+
+# -- the form and the receipt -------------------------------------------------------------
+
+def test_form_has_no_script_and_loads_nothing_from_elsewhere(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert_self_contained(text)
+    assert 'enctype="multipart/form-data"' in text
+    assert 'name="testimony"' in text and 'name="files"' in text and "multiple" in text
+    with client.get("/static/style.css") as css:
+        assert css.status_code == 200
+        sheet = css.get_data(as_text=True)
+    assert "@import" not in sheet
+    assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", sheet, re.I)
+
+
+def test_testimony_and_several_files_in_one_submission(app, client, team_key):
+    files = [(b"%PDF-1.4 first", "report.pdf"), (b"\x89PNG\r\n\x1a\n second", "photo.png"),
+             (b"third, plain text", "notes.txt")]
+    page = submit(client, "I saw the convoy at dawn.", files)
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert_self_contained(text)
+    for _content, name in files:
+        assert name in text
+    words = codename_of(text).split()
+    assert len(words) >= 7
+    assert set(words) <= set(codename.wordlist())
+    assert len(codename.wordlist()) >= 7776  # 7 words of 7,776: 90 bits
+
+    found = {}
+    for path in envelopes(app):
+        with open(path, "rb") as f:
+            content, meta = envelope.open_envelope(f, team_key.private_key)
+        found[meta.get("original_name", meta["kind"])] = content
+    assert found == {"testimony": b"I saw the convoy at dawn.",
+                     **{name: content for content, name in files}}
+    with app.extensions["intake"].db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Item)) == 4
+        assert s.scalar(select(func.count()).select_from(Submission)) == 1
+        witness = s.scalars(select(Witness)).one()
+    # The codename itself is nowhere; only what is derived from it.
+    derived = codename.derive(" ".join(words), app.extensions["intake"].secrets, 1, 8192)
+    assert witness.lookup_hash == derived.lookup_hash
+    assert witness.reply_public_key == bytes(derived.reply_public_key)
+
+
+def test_two_witnesses_get_different_codenames(client):
+    first = codename_of(submit(client, "one").get_data(as_text=True))
+    second = codename_of(submit(client, "two").get_data(as_text=True))
+    assert first != second
+
+
+# -- security headers ---------------------------------------------------------------------
+
+def test_security_headers_on_every_response(tmp_path, team_key):
+    from intake.web import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=64 * 1024))
+    client = app.test_client()
+    try:
+        responses = {
+            "form": client.get("/"),
+            "receipt": submit(client, "testimony"),
+            "empty": submit(client, ""),
+            "csrf": client.post("/submit", data={"testimony": "x"}),
+            "too large": submit(client, "", [(b"x" * 100_000, "big.bin")]),
+            "css": _fetched(client, "/static/style.css"),
+            "404": client.get("/no-such-page"),
+            "405": client.put("/"),
+            "head": client.head("/"),
+        }
+        assert [r.status_code for r in responses.values()] == \
+            [200, 200, 400, 400, 413, 200, 404, 405, 200]
+        for name, response in responses.items():
+            try:
+                assert_secure_headers(response)
+            except AssertionError as exc:
+                raise AssertionError(f"{name}: {exc}") from exc
+    finally:
+        app.extensions["intake"].db.dispose()
+
+
+# -- bad input: a clear page, a 4xx, nothing kept ----------------------------------------
+
+def test_missing_csrf_token(app, client):
+    csrf_token(client)  # a session exists, but the form comes without its token
+    r = client.post("/submit", data={"testimony": "hello"},
+                    content_type="multipart/form-data")
+    assert_error_page(r, 400, "Nothing was kept", "Open the form again")
+    nothing_stored(app)
+
+
+def test_wrong_csrf_token(app, client):
+    token = csrf_token(client)
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    r = submit(client, "hello", token=forged)
+    assert_error_page(r, 400, "Nothing was kept")
+    nothing_stored(app)
+
+
+def test_csrf_token_of_another_session_is_refused(app):
+    stranger, witness = app.test_client(), app.test_client()
+    token = csrf_token(stranger)
+    csrf_token(witness)
+    r = submit(witness, "hello", token=token)
+    assert_error_page(r, 400, "Nothing was kept")
+    nothing_stored(app)
+
+
+def test_oversize_body_gets_413_naming_the_limit(tmp_path, team_key):
+    from intake.web import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=256 * 1024))
+    client = app.test_client()
+    try:
+        r = submit(client, "with a large file", [(os.urandom(300 * 1024), "video.mp4")])
+        assert_error_page(r, 413, "256 KiB", "Nothing was kept")
+        nothing_stored(app)
+        # Just under the limit still goes through.
+        ok = submit(client, "", [(os.urandom(200 * 1024), "video.mp4")])
+        assert ok.status_code == 200
+    finally:
+        app.extensions["intake"].db.dispose()
+
+
+def test_default_limit_is_two_gib(app, client):
+    assert app.config["MAX_CONTENT_LENGTH"] == 2 * 1024**3
+    assert "2 GiB" in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("testimony", ["", "   \r\n\t  "])
+def test_empty_submission(app, client, testimony):
+    # A browser sends an empty file part when no file was chosen.
+    r = post_raw(client, multipart([("csrf_token", None, csrf_token(client).encode()),
+                                    ("testimony", None, testimony.encode()),
+                                    ("files", "", b"")]))
+    assert_error_page(r, 400, "empty")
+    nothing_stored(app)
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(lambda token: multipart([("csrf_token", None, token),
+                                          ("files", "a.txt", b"data")])[:-30],
+                 id="cut-short"),
+    pytest.param(lambda token: b"--b0undary\r\nno headers at all\r\n" + token, id="no-headers"),
+    pytest.param(lambda token: b"\x00\xff" * 64, id="garbage"),
+    pytest.param(lambda token: multipart([("csrf_token", None, token)]).replace(
+        b"--b0undary--", b"--other--"), id="wrong-boundary"),
+])
+def test_malformed_multipart(app, client, body):
+    r = post_raw(client, body(csrf_token(client).encode()))
+    assert 400 <= r.status_code < 500
+    assert_error_page(r, r.status_code, "Nothing was kept")
+    nothing_stored(app)
+
+
+def test_multipart_without_boundary(app, client):
+    csrf_token(client)
+    r = client.post("/submit", data=b"whatever", content_type="multipart/form-data")
+    assert_error_page(r, 400, "Nothing was kept")
+    nothing_stored(app)
+
+
+@pytest.mark.parametrize(("filename", "phrase"), [
+    ("../../etc/passwd", "folder path"),
+    ("photos/photo.jpg", "folder path"),
+    ("/home/me/photo.jpg", "folder path"),
+    ("C:\\\\Users\\\\me\\\\photo.jpg", "folder path"),  # escaped as a browser quotes it
+    ("photo\x00.jpg.exe", "NUL"),
+    ("a" * 1000 + ".jpg", "255"),
+])
+def test_bad_filenames_are_refused(app, client, filename, phrase):
+    body = multipart([("csrf_token", None, csrf_token(client).encode()),
+                      ("testimony", None, b"with a badly named file"),
+                      ("files", "good.txt", b"fine"),
+                      ("files", filename, b"content")])
+    r = post_raw(client, body)
+    assert_error_page(r, 400, phrase)
+    nothing_stored(app)
+
+
+def test_unicode_filename_is_kept(app, client, team_key):
+    r = submit(client, "", [(b"data", "Фото з Бучі.jpg")])
+    assert r.status_code == 200
+    [path] = envelopes(app)
+    with open(path, "rb") as f:
+        _content, meta = envelope.open_envelope(f, team_key.private_key)
+    assert meta["original_name"] == "Фото з Бучі.jpg"
+
+
+# -- CSRF lifetime: a form left open for hours still submits ------------------------------
+
+def _form_opened_ago(monkeypatch, client, seconds: int) -> str:
+    real = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp",
+                        lambda self: real(self) - seconds)
+    try:
+        return csrf_token(client)
+    finally:
+        monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
+
+
+def test_csrf_token_lives_a_day(app, client, monkeypatch):
+    assert app.config["WTF_CSRF_TIME_LIMIT"] == 24 * HOUR
+    token = _form_opened_ago(monkeypatch, client, 23 * HOUR)
+    r = submit(client, "written slowly, over Tor", token=token)
+    assert r.status_code == 200
+    assert len(codename_of(r.get_data(as_text=True)).split()) >= 7
+
+
+def test_csrf_token_older_than_a_day_is_refused(app, client, monkeypatch):
+    token = _form_opened_ago(monkeypatch, client, 25 * HOUR)
+    r = submit(client, "too late", token=token)
+    assert_error_page(r, 400, "open too long", "Nothing was kept")
+    nothing_stored(app)
+
+
+# -- the session cookie is an opaque id ----------------------------------------------------
+
+def test_session_cookie_is_opaque(app, client):
+    token = csrf_token(client)
+    cookie = client.get_cookie("intake_session")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
+    value = cookie.value
+    assert re.fullmatch(r"[A-Za-z0-9_-]{40,100}", value), value
+    assert "." not in value  # Flask's signed cookie is payload.timestamp.signature
+    try:
+        decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        decoded = b""
+    assert not decoded.startswith(b"{") and b"csrf" not in decoded
+    # The raw CSRF secret sits only inside the sealed row, never in clear.
+    raw = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").loads(token)
+    with app.extensions["intake"].db.sessions() as s:
+        rows = s.scalars(select(WebSession)).all()
+    assert len(rows) == 1
+    row = rows[0]
+    assert raw.encode() not in row.sealed and b"csrf" not in row.sealed
+    assert value not in row.id and value.encode() not in row.sealed
+    assert isinstance(row.expires_day, dt.date) and not isinstance(row.expires_day, dt.datetime)
+    # A forged cookie opens an empty session: the form's token no longer matches.
+    client.set_cookie("intake_session", value[:-2] + "xx")
+    assert_error_page(submit(client, "x", token=token), 400)
+
+
+# -- all or nothing ------------------------------------------------------------------------
+
+def _fail_on_second_rename(monkeypatch):
+    real, calls = os.rename, []
+
+    def rename(src, dst, *args, **kwargs):
+        if os.path.basename(src).startswith(TMP_PREFIX):
+            calls.append(src)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def _fail_sealing_second_envelope(monkeypatch):
+    import intake.receive
+
+    real, made = intake.receive.EnvelopeWriter, []
+
+    class Failing(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def write(self, data):
+            if len(made) == 2:
+                raise OSError(5, "Input/output error")
+            return super().write(data)
+
+    monkeypatch.setattr(intake.receive, "EnvelopeWriter", Failing)
+
+
+def _fail_commit_after_placing(monkeypatch):
+    """The envelopes are in the store, then the database refuses the commit."""
+    from sqlalchemy.orm import Session
+
+    from intake.store import Batch
+
+    real_place, real_commit, placed = Batch.place, Session.commit, []
+
+    def place(self):
+        real_place(self)
+        placed.append(self)
+
+    def commit(self):
+        if placed:
+            placed.clear()
+            raise RuntimeError("database went away")
+        return real_commit(self)
+
+    monkeypatch.setattr(Batch, "place", place)
+    monkeypatch.setattr(Session, "commit", commit)
+
+
+@pytest.mark.parametrize("breaker", [_fail_sealing_second_envelope, _fail_on_second_rename,
+                                     _fail_commit_after_placing], ids=["seal", "rename", "commit"])
+def test_failure_midway_keeps_nothing(app, client, monkeypatch, caplog, breaker):
+    token = csrf_token(client)
+    breaker(monkeypatch)
+    r = submit(client, "the testimony", [(b"one" * 1000, "one.txt"), (b"two", "two.txt")],
+               token=token)
+    text = assert_error_page(r, 500, "Nothing was kept")
+    # The log names the kind of failure, never what the witness sent.
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "internal error" in logged
+    for secret in ("the testimony", "one.txt", "two.txt", "127.0.0.1", "Werkzeug/"):
+        assert secret not in logged
+    assert "codename" not in text.lower()
+    assert_secure_headers(r)
+    monkeypatch.undo()
+    nothing_stored(app)
+    # The service still works afterwards.
+    assert submit(client, "again").status_code == 200
+
+
+def test_failed_attempt_leaves_no_time_of_day_on_the_store(app, client, monkeypatch):
+    token = csrf_token(client)
+    _fail_on_second_rename(monkeypatch)
+    submit(client, "the testimony", [(b"file", "one.txt")], token=token)
+    monkeypatch.undo()
+    assert os.stat(app.extensions["intake"].store.root).st_mtime % 86400 == 0
+
+
+def test_database_files_keep_no_time_of_day(app, client):
+    assert submit(client, "testimony").status_code == 200
+    client.get("/")
+    db_files = sorted(app.extensions["intake"].config.data_dir.glob("intake.db*"))
+    assert db_files
+    for path in db_files:
+        assert os.stat(path).st_mtime % 86400 == 0, path.name
+
+
+# -- only days are kept ---------------------------------------------------------------------
+
+def test_tables_hold_days_not_times():
+    for table in Base.metadata.tables.values():
+        for column in table.columns:
+            assert not isinstance(column.type, DateTime | Time | Interval), \
+                f"{table.name}.{column.name} keeps a time"
+            name = column.name.lower()
+            assert not re.search(r"(^|_)(ip|addr|address|agent|ua|user_agent|time|"
+                                 r"timestamp|created_at|updated_at)($|_)", name), \
+                f"{table.name}.{column.name}"
+
+
+def test_rows_and_store_files_carry_the_day_only(app, client):
+    assert submit(client, "testimony", [(b"a file", "a.txt")]).status_code == 200
+    today = dt.datetime.now(dt.UTC).date()
+    with app.extensions["intake"].db.sessions() as s:
+        items = s.scalars(select(Item)).all()
+        submission = s.scalars(select(Submission)).one()
+        witness = s.scalars(select(Witness)).one()
+    assert len(items) == 2
+    days = [i.received_day for i in items] + [submission.received_day, witness.created_day,
+                                              witness.last_active_day]
+    for day in days:
+        assert type(day) is dt.date and day == today
+    for column in (Item.received_day, Submission.received_day, Witness.created_day):
+        assert isinstance(column.property.columns[0].type, Date)
+    store = app.extensions["intake"].store.root
+    paths = [store, *store.iterdir()]
+    assert len(paths) == 3
+    for path in paths:
+        mtime = dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.UTC)
+        assert (mtime.hour, mtime.minute, mtime.second, mtime.microsecond) == (0, 0, 0, 0), path
+        assert mtime.date() == today
+        # Names are opaque random ids, nothing else.
+        if path != store:
+            assert re.fullmatch(r"[0-9a-f]{32}\.env", path.name)
+
+
+def test_envelope_metadata_keeps_the_day_only(app, client, team_key):
+    submit(client, "testimony", [(b"a file", "a.txt")])
+    for path in envelopes(app):
+        with open(path, "rb") as f:
+            _content, meta = envelope.open_envelope(f, team_key.private_key)
+        flat = json.dumps(meta)
+        assert meta["received_day"] == dt.datetime.now(dt.UTC).date().isoformat()
+        assert not re.search(r"\d\d:\d\d", flat), flat
+        assert "127.0.0.1" not in flat and "werkzeug" not in flat.lower()
