@@ -7,8 +7,47 @@ worker timeout is a heartbeat, not a cap on a request, so it does not cut them.
 
 from __future__ import annotations
 
+import logging
+
 from gunicorn.app.base import BaseApplication
 from gunicorn.http import wsgi as gunicorn_wsgi
+
+
+class RedactRequestDetails(logging.Filter):
+    """Gunicorn's own messages can name a client ("Invalid request from ip=...")
+    or a request's URI, and a traceback's last line can quote what was sent.
+    Each record keeps its level and the exception's type, nothing more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "ip=" in message or "request" in message.lower() or record.exc_info:
+            kind = record.exc_info[0].__name__ if record.exc_info else ""
+            record.msg = "a request failed" + (f": {kind}" if kind else "")
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.stack_info = None
+        return True
+
+
+# No time of day in a line: the journal stamps it anyway, and keeps it in memory
+# only (deploy/journald@intake.conf).
+LOGCONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": RedactRequestDetails}},
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                   "formatter": "plain", "filters": ["redact"]},
+        "null": {"class": "logging.NullHandler"},
+    },
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "CRITICAL", "handlers": ["null"], "propagate": False},
+    },
+}
 
 SETTINGS = {
     "worker_class": "gthread",
@@ -23,8 +62,14 @@ SETTINGS = {
     "limit_request_line": 8190,
     "limit_request_fields": 100,
     "limit_request_field_size": 8190,
-    "forwarded_allow_ips": "",
+    "forwarded_allow_ips": "",  # nothing in front could vouch for a client's address
     "proxy_allow_ips": "",
+    "proxy_protocol": "off",
+    "max_requests": 0,  # recycling a worker would cut uploads in flight
+    "umask": 0o077,  # files the app creates are the service user's alone
+    "control_socket_disable": True,  # no runtime control socket in the user's home
+    "capture_output": False,
+    "logconfig_dict": LOGCONFIG,
 }
 
 

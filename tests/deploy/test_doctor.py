@@ -1,0 +1,166 @@
+"""`intake doctor` passes on a good setup and names each planted problem."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from intake.cli import main
+from intake.config import load_config
+from intake.doctor import (
+    OK,
+    PROBLEM,
+    check_clock,
+    check_keys,
+    check_permissions,
+    check_store,
+    check_swap,
+    run_checks,
+)
+from intake.models import Submission, Witness
+from intake.web.app import prepare
+
+NO_SWAP = "Filename\tType\tSize\tUsed\tPriority\n"
+
+
+@pytest.fixture
+def good(tmp_path, config):
+    """A server as its systemd unit leaves it (UMask=0077): keys, data folder,
+    store, database."""
+    old = os.umask(0o077)
+    try:
+        intake = prepare(config)
+    finally:
+        os.umask(old)
+    intake.db.dispose()
+    swaps = tmp_path / "swaps"
+    swaps.write_text(NO_SWAP)
+    return config, swaps
+
+
+def problems(findings):
+    return [f for f in findings if f.level == PROBLEM]
+
+
+def test_a_good_setup_passes(good):
+    config, swaps = good
+    findings = run_checks(config, min_free=1, proc_swaps=swaps)
+    assert problems(findings) == []
+    assert {f.check for f in findings if f.level == OK} >= {
+        "keys", "permissions", "store", "space", "clock", "swap"}
+
+
+def cli_env(config) -> dict[str, str]:
+    return {"INTAKE_DATA_DIR": str(config.data_dir), "INTAKE_KEYS_DIR": str(config.keys_dir),
+            "INTAKE_CONFIG": ""}
+
+
+def test_cli_exit_code_follows_problems(good):
+    config, _ = good
+    runner = CliRunner()
+    result = runner.invoke(main, ["doctor", "--min-free", "1M"], env=cli_env(config))
+    swap_on = len(Path("/proc/swaps").read_text().splitlines()) > 1
+    if not swap_on:
+        assert result.exit_code == 0, result.output
+        assert "0 problem(s)" in result.output
+    (config.keys_dir / "team.key").write_text("{}")
+    result = runner.invoke(main, ["doctor", "--min-free", "1M"], env=cli_env(config))
+    assert result.exit_code == 1
+    assert "private key found in the keys folder" in result.output
+    assert "fix:" in result.output
+
+
+def test_private_key_in_the_keys_folder(config, team_key):
+    shutil.copy(team_key.key_file, config.keys_dir / "backup.json")
+    [finding] = problems(check_keys(config))
+    assert "private key found" in finding.message and "backup.json" in finding.message
+
+
+def test_missing_keys(config):
+    for pub in config.keys_dir.iterdir():
+        pub.unlink()
+    [finding] = problems(check_keys(config))
+    assert "no public key" in finding.message
+    shutil.rmtree(config.keys_dir)
+    [finding] = problems(check_keys(config))
+    assert "does not exist" in finding.message
+
+
+def test_unreadable_key(config):
+    (config.keys_dir / "team.pub").write_text("not json")
+    [finding] = problems(check_keys(config))
+    assert "team.pub" in finding.message
+
+
+def test_world_readable_file(good):
+    config, _ = good
+    leaked = config.store_dir / "leaked.env"
+    leaked.write_bytes(b"x")
+    leaked.chmod(0o644)
+    [finding] = problems(check_permissions(config))
+    assert str(leaked) in finding.message
+    assert "chmod -R go-rwx" in finding.fix
+
+
+def test_data_folder_not_0700(good):
+    config, _ = good
+    config.data_dir.chmod(0o755)
+    messages = [f.message for f in problems(check_permissions(config))]
+    assert any("mode 0755, not 0700" in m for m in messages)
+
+
+def test_missing_data_folder(tmp_path, team_key):
+    config = load_config({}, data_dir=tmp_path / "nowhere", keys_dir=team_key.keys_dir)
+    assert problems(check_permissions(config))
+    assert problems(check_store(config, 1))
+
+
+def test_store_not_writable(good):
+    config, _ = good
+    if os.geteuid() == 0:
+        # root writes anywhere; a read-only bind is what a mistake looks like here
+        config.store_dir.rename(config.data_dir / "store-moved")
+        config.store_dir.write_text("not a folder")
+    else:
+        config.store_dir.chmod(0o500)
+    assert problems(check_store(config, 1))
+
+
+def test_not_enough_room(good):
+    config, _ = good
+    found = problems(check_store(config, min_free=2**62))
+    assert found and all("MiB free, less than" in f.message for f in found)
+
+
+def test_clock_went_back(good):
+    config, _ = good
+    intake = prepare(config)
+    tomorrow = dt.date(2031, 5, 2)
+    with intake.db.sessions() as s:
+        s.add(Witness(id="a" * 32, lookup_hash="b" * 64, reply_public_key=b"k" * 32,
+                      created_day=tomorrow, last_active_day=tomorrow))
+        s.flush()
+        s.add(Submission(id="c" * 32, witness_id="a" * 32, received_day=tomorrow))
+        s.commit()
+    intake.db.dispose()
+    assert problems(check_clock(config, today=dt.date(2031, 5, 2))) == []
+    [finding] = problems(check_clock(config, today=dt.date(2031, 5, 1)))
+    assert "the clock went back" in finding.message
+    assert problems(check_clock(config, today=dt.date(1999, 1, 1)))
+
+
+def test_swap(tmp_path):
+    swaps, sys_block = tmp_path / "swaps", tmp_path / "block"
+    swaps.write_text(NO_SWAP + "/dev/sda3 partition 1000 0 -2\n"
+                     "/dev/dm-1 partition 1000 0 -3\n/dev/zram0 partition 1000 0 100\n")
+    (sys_block / "dm-1" / "dm").mkdir(parents=True)
+    (sys_block / "dm-1" / "dm" / "uuid").write_text("CRYPT-PLAIN-swap\n")
+    [finding] = problems(check_swap(swaps, sys_block))
+    assert finding.message == "unencrypted swap /dev/sda3 is on"
+    swaps.write_text(NO_SWAP + "/dev/dm-1 partition 1000 0 -3\n")
+    assert problems(check_swap(swaps, sys_block)) == []
