@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def _config(**overrides):
 def _prepared(config):
     from intake.web.app import prepare
 
+    os.umask(0o077)  # the database and secrets the server creates are its own alone
     try:
         return prepare(config)
     except KeyFileError as exc:
@@ -206,3 +208,13 @@ def decrypt(bundle_path: Path, key_path: Path, out: Path, passphrase_file: Path 
     click.echo(f"{len(report.decrypted)} decrypted, {len(report.damaged)} damaged, into {out}")
     if report.damaged:
         sys.exit(1)
+
+
+# Commands that live beside their subject.
+from intake.doctor import doctor  # noqa: E402
+from intake.retention import retention  # noqa: E402
+from intake.vault.cli import vault  # noqa: E402
+
+main.add_command(vault)
+main.add_command(doctor)
+main.add_command(retention)

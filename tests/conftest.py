@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import os
-import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +10,11 @@ from pathlib import Path
 import pytest
 from nacl import pwhash
 from nacl.public import PrivateKey
+from support import PASSPHRASE, make_config  # noqa: F401  (re-exported)
 
 from intake import teamkeys
-from intake.config import Config, load_config
+from intake.config import Config
 
-PASSPHRASE = b"correct horse battery staple"
 PG_URL = os.environ.get("INTAKE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -46,11 +44,6 @@ def team_key(tmp_path) -> TeamKey:
     return TeamKey(keys_dir, key, teamkeys.load_private_key(key, PASSPHRASE))
 
 
-def make_config(tmp_path: Path, keys_dir: Path, **overrides) -> Config:
-    return load_config({}, data_dir=tmp_path / "data", keys_dir=keys_dir,
-                       kdf_opslimit=1, kdf_memlimit=8192, **overrides)
-
-
 @pytest.fixture
 def config(tmp_path, team_key) -> Config:
     return make_config(tmp_path, team_key.keys_dir)
@@ -68,30 +61,6 @@ def app(config):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def csrf_token(client, path: str = "/") -> str:
-    page = client.get(path)
-    assert page.status_code == 200
-    return CSRF.search(page.get_data(as_text=True)).group(1)
-
-
-def submit(client, testimony: str = "", files: list[tuple[bytes, str]] | None = None,
-           token: str | None = None, **extra):
-    data = {"csrf_token": token if token is not None else csrf_token(client),
-            "testimony": testimony, **extra}
-    data["files"] = [(io.BytesIO(content), name) for content, name in (files or [])]
-    return client.post("/submit", data=data, content_type="multipart/form-data")
-
-
-CODENAME = re.compile(r'<p class="codename" id="codename">(.*?)</p>', re.S)
-
-
-def codename_of(page_text: str) -> str:
-    return " ".join(re.findall(r"<span>([a-z-]+)</span>", CODENAME.search(page_text).group(1)))
 
 
 def _pg_available() -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import PASSPHRASE, make_config, submit
+from support import PASSPHRASE, make_config, submit
 
 from intake import teamkeys
 from intake.cli import main

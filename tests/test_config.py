@@ -141,7 +141,7 @@ def test_config_is_frozen():
 
 
 def test_app_uses_the_config(tmp_path, team_key):
-    from conftest import make_config
+    from support import make_config
 
     from intake.web import create_app
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import requests
-from conftest import CSRF
+from support import CSRF
 
 ROOT = Path(__file__).resolve().parents[1]
 

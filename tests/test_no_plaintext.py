@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CSRF, csrf_token, make_config
+from support import CSRF, csrf_token, make_config
 
 from intake import envelope
 from intake.store import SUFFIX

@@ -7,8 +7,8 @@ import io
 import re
 
 import pytest
-from conftest import codename_of, csrf_token, make_config, submit
 from nacl.public import PublicKey
+from support import codename_of, csrf_token, make_config, submit
 
 from intake import codename, envelope
 from intake.models import Item, Reply, Submission, WebSession, Witness

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 
-from conftest import CSRF
+from support import CSRF
 from test_demo import free_port, wait_for
 
 SERVER = textwrap.dedent("""

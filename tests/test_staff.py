@@ -10,7 +10,7 @@ import tarfile
 import pyotp
 import pytest
 from click.testing import CliRunner
-from conftest import codename_of, submit
+from support import codename_of, submit
 
 from intake.cli import main
 from intake.decrypt import decrypt_bundle

@@ -15,8 +15,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import make_config, submit
 from sqlalchemy import select
+from support import make_config, submit
 
 from intake.bundle import MANIFEST, BundleError
 from intake.decrypt import decrypt_bundle

@@ -11,10 +11,10 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from conftest import codename_of, csrf_token, make_config, submit
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
 from sqlalchemy import Date, DateTime, Interval, Time, func, select
+from support import codename_of, csrf_token, make_config, submit
 
 from intake import codename, envelope
 from intake.db import Base

@@ -58,8 +58,10 @@ def login_post():
         throttle.failed(name)
         return render_template("staff/login.html", failed=True), 403
     throttle.succeeded(name)
+    keep = {k: session[k] for k in ("lang",) if k in session}  # the language stays
     session.clear()
     session.regenerate()
+    session.update(keep)
     session["staff"] = {"id": user.id, "seen": _intake().clock()}
     audit.record(_intake().db, user.name, "login")
     return redirect(url_for("staff.queue_page"))

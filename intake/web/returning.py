@@ -77,8 +77,10 @@ def login_post():
         throttle.failed(derived.lookup_hash)
         return render_template("login_failed.html"), 403
     throttle.succeeded(derived.lookup_hash)
+    keep = {k: session[k] for k in ("lang",) if k in session}  # the language stays
     session.clear()
     session.regenerate()
+    session.update(keep)
     session["witness"] = {"id": witness.id,
                           "reply_key": base64.b64encode(bytes(derived.reply_key)).decode(),
                           "seen": intake.clock()}

@@ -1,0 +1,107 @@
+"""The vault's SQLite database: one file beside the decrypted items.
+
+Plain sqlite3 rather than the server's SQLAlchemy models: the vault is a
+single-user local file and needs FTS5, which SQLAlchemy does not model.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS witnesses (
+    witness_id TEXT PRIMARY KEY,
+    reply_public_key TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    submission_id TEXT PRIMARY KEY,
+    witness_id TEXT NOT NULL,
+    received_day TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    priority INTEGER NOT NULL DEFAULT 1,
+    assignee TEXT NOT NULL DEFAULT '',
+    language TEXT NOT NULL DEFAULT '',
+    choices TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS items (
+    item_id TEXT PRIMARY KEY,
+    submission_id TEXT NOT NULL REFERENCES submissions(submission_id),
+    kind TEXT NOT NULL,
+    original_name TEXT NOT NULL DEFAULT '',
+    detected_type TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL,
+    sha256_received TEXT NOT NULL DEFAULT '',
+    sha256_kept TEXT NOT NULL,
+    sanitized INTEGER NOT NULL DEFAULT 0,
+    flags TEXT NOT NULL DEFAULT '[]',
+    envelope_sha256 TEXT NOT NULL,
+    phash TEXT,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_submission ON items(submission_id);
+CREATE INDEX IF NOT EXISTS items_by_kept ON items(sha256_kept);
+CREATE TABLE IF NOT EXISTS deleted_items (
+    item_id TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS tags (
+    submission_id TEXT NOT NULL REFERENCES submissions(submission_id) ON DELETE CASCADE,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (submission_id, tag)
+);
+CREATE TABLE IF NOT EXISTS notes (
+    note_id INTEGER PRIMARY KEY,
+    submission_id TEXT NOT NULL REFERENCES submissions(submission_id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    author TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cases (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS case_submissions (
+    case_name TEXT NOT NULL REFERENCES cases(name),
+    submission_id TEXT NOT NULL REFERENCES submissions(submission_id) ON DELETE CASCADE,
+    PRIMARY KEY (case_name, submission_id)
+);
+CREATE TABLE IF NOT EXISTS replies (
+    reply_id TEXT PRIMARY KEY,
+    witness_id TEXT NOT NULL REFERENCES witnesses(witness_id),
+    submission_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    exported_at TEXT
+);
+CREATE TABLE IF NOT EXISTS custody (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS custody_by_subject ON custody(subject);
+CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
+    item_id UNINDEXED, submission_id UNINDEXED, body, stems,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    # Durable commits; deleted rows overwritten rather than left in free pages.
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA secure_delete=ON")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.executescript(SCHEMA)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return conn
