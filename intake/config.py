@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nacl import pwhash
-
 GiB = 1024**3
 
 
@@ -31,8 +29,10 @@ class Config:
     max_testimony_chars: int = 200_000
     max_files: int = 50
     codename_words: int = 7
-    kdf_opslimit: int = pwhash.argon2id.OPSLIMIT_INTERACTIVE
-    kdf_memlimit: int = pwhash.argon2id.MEMLIMIT_INTERACTIVE
+    # OWASP's Argon2id setting of m=19 MiB, t=2: each of a worker's 16 threads may
+    # derive at once, and a worker must stay under 100 MB.
+    kdf_opslimit: int = 2
+    kdf_memlimit: int = 19 * 1024 * 1024
     csrf_time_limit: int = 24 * 3600
     session_lifetime: int = 30 * 60
     login_attempts_per_codename: int = 5
