@@ -67,17 +67,20 @@ class EnvelopeWriter:
 
     def __init__(self, out: BinaryIO, recipients: Iterable[Recipient]):
         self._out = out
-        file_key = ss.new_key()
-        self._pusher = ss.Pusher(file_key)
-        self._ad: bytes | None = _header(list(recipients), file_key, self._pusher.header)
-        out.write(self._ad)
+        self._file_key = ss.new_key()
+        self._pusher = ss.Pusher(self._file_key)
+        self.header = _header(list(recipients), self._file_key, self._pusher.header)
+        self._ad: bytes | None = self.header
+        out.write(self.header)
         self._buf = bytearray()
+        self._chunks_out = 0
         self.size = 0
 
     def _emit(self, chunk: bytes, *, final: bool = False) -> None:
         # Only the first chunk carries the header as additional data.
         self._out.write(self._pusher.push(chunk, final=final, ad=self._ad))
         self._ad = None
+        self._chunks_out += 1
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -96,6 +99,30 @@ class EnvelopeWriter:
             del self._buf[:CHUNK]
         self._emit(bytes(self._buf), final=True)
         self._buf.clear()
+        self._file_key = b""
+
+    def written_content(self, written: BinaryIO) -> Iterator[bytes]:
+        """The content written so far, read back from this envelope's own bytes
+        with the file key this writer holds in memory (only until close()).
+
+        Lets the server inspect and sanitize an upload it sealed as it arrived,
+        without ever keeping a clear-text copy."""
+        if not self._file_key:
+            raise ValueError("the envelope is closed; its file key is gone")
+        if written.read(len(self.header)) != self.header:
+            raise EnvelopeError("damaged: the envelope changed while being written")
+        puller = ss.Puller(self._file_key, self.header[-ss.HEADER_BYTES:])
+        ad: bytes | None = self.header
+        for _ in range(self._chunks_out):
+            try:
+                plain, _final = puller.pull(written.read(CHUNK + ss.ABYTES), ad=ad)
+            except ss.StreamError as exc:
+                raise EnvelopeError("damaged: the envelope changed while being written") \
+                    from exc
+            ad = None
+            yield plain
+        if self._buf:
+            yield bytes(self._buf)
 
 
 def seal(out: BinaryIO, recipients: Iterable[Recipient], content: Iterable[bytes],

@@ -17,8 +17,8 @@ from intake.db import Database
 from intake.envelope import EnvelopeWriter, Recipient
 from intake.models import Item, Submission, Witness
 from intake.server_secrets import ServerSecrets
-from intake.spool import EncryptedSpool
 from intake.store import Batch, Store, new_id, today
+from intake.upload_spool import UploadSpool
 
 ITEM_FORMAT = "intake-item/1"
 
@@ -28,7 +28,7 @@ Row = tuple[str, str, int, str]  # kind, item id, envelope size, envelope SHA-25
 @dataclass
 class Upload:
     name: str
-    spool: EncryptedSpool
+    spool: UploadSpool
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,9 @@ def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
             "sha256_received": up.spool.sha256, "sha256_kept": up.spool.sha256,
             "sanitized": False, "sanitizer": None, "removed": [],
             "flags": ["not sanitized: unsupported type"]}
-    row = ("file", *_seal(batch, intake.recipients, up.spool.chunks(), meta))
-    return [row], FileOutcome(up.name, detected, sanitized=False)
+    entry = up.spool.seal(batch, meta)  # the envelope it was written into as it arrived
+    return [("file", entry.item_id, entry.size, entry.sha256)], \
+        FileOutcome(up.name, detected, sanitized=False)
 
 
 def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_originals: bool,

@@ -90,6 +90,10 @@ class Batch:
             os.fsync(f.fileno())
         entry.sha256, entry.size = writer.sha.hexdigest(), writer.size
 
+    def adopt(self, entry: Staged) -> None:
+        """An envelope written elsewhere (an upload sealed as it arrived)."""
+        self.staged.append(entry)
+
     def place(self) -> None:
         """Renames every staged envelope into the store and makes it durable."""
         day = today()

@@ -241,7 +241,7 @@ def test_spec_documents_every_metadata_member_the_server_writes(tmp_path, monkey
     from intake import teamkeys
     from intake.config import load_config
     from intake.receive import Upload, receive
-    from intake.spool import EncryptedSpool
+    from intake.upload_spool import UploadSpool
     from intake.web.app import prepare
 
     monkeypatch.setattr(teamkeys, "DEFAULT_KDF", teamkeys.KdfCost(
@@ -254,7 +254,7 @@ def test_spec_documents_every_metadata_member_the_server_writes(tmp_path, monkey
                          kdf_opslimit=1, kdf_memlimit=8192)
     intake = prepare(config)
     try:
-        spool = EncryptedSpool(config.spool_dir)
+        spool = UploadSpool(intake.store, intake.recipients)
         spool.write(bytes(range(256)) * 4)  # a type no sanitizer claims
         receive(intake, "I saw it.", [Upload("readings.bin", spool)], keep_originals=False)
         spool.close()

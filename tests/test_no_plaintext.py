@@ -329,15 +329,26 @@ def _canary_upload(client, canary: bytes, mib: int = 2):
                        content_type=f"multipart/form-data; boundary={boundary}")
 
 
-def test_upload_request_spools_ciphertext_only(app, client, temp_writes, tmp_path):
+def test_upload_request_spools_ciphertext_only(app, client, temp_writes, tmp_path,
+                                              monkeypatch):
     from intake.web.upload_request import EncryptedUploadRequest
 
     assert app.request_class is EncryptedUploadRequest
     assert tempfile.gettempdir() == str(tmp_path / "tmp")
+    # Uploads are sealed as they arrive: record what goes into envelope files too.
+    from intake.store import HashingWriter
+
+    real_write = HashingWriter.write
+
+    def recording(self, data):
+        temp_writes.extend(data)
+        return real_write(self, data)
+
+    monkeypatch.setattr(HashingWriter, "write", recording)
     canary = ("CANARY-" + secrets.token_hex(16)).encode()
     r = _canary_upload(client, canary)
     assert r.status_code == 200
-    # The big file went through a temporary file, as ciphertext only.
+    # The big file went to disk as it arrived, as ciphertext only.
     assert len(temp_writes) > 2 * 1024 * 1024
     for needle in variants(canary):
         assert needle not in temp_writes

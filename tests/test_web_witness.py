@@ -393,21 +393,18 @@ def _fail_on_second_rename(monkeypatch):
 
 
 def _fail_sealing_second_envelope(monkeypatch):
-    import intake.receive
+    """The second envelope to be closed (uploads and testimony alike) fails."""
+    from intake.envelope import EnvelopeWriter
 
-    real, made = intake.receive.EnvelopeWriter, []
+    real, closed = EnvelopeWriter.close, []
 
-    class Failing(real):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
+    def close(self, metadata):
+        closed.append(metadata)
+        if len(closed) == 2:
+            raise OSError(5, "Input/output error")
+        return real(self, metadata)
 
-        def write(self, data):
-            if len(made) == 2:
-                raise OSError(5, "Input/output error")
-            return super().write(data)
-
-    monkeypatch.setattr(intake.receive, "EnvelopeWriter", Failing)
+    monkeypatch.setattr(EnvelopeWriter, "close", close)
 
 
 def _fail_commit_after_placing(monkeypatch):

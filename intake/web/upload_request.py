@@ -1,11 +1,11 @@
-"""A Flask request whose file uploads spool encrypted, never in the clear."""
+"""A Flask request whose file uploads are sealed as they arrive, never in the clear."""
 
 from __future__ import annotations
 
 from flask import Request, current_app
 from werkzeug.formparser import FormDataParser, MultiPartParser
 
-from intake.spool import EncryptedSpool
+from intake.upload_spool import UploadSpool
 
 READ_SIZE = 512 * 1024
 
@@ -37,4 +37,5 @@ class EncryptedUploadRequest(Request):
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
-        return EncryptedSpool(current_app.extensions["intake"].config.spool_dir)
+        intake = current_app.extensions["intake"]
+        return UploadSpool(intake.store, intake.recipients)

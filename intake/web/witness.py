@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 
 from intake.filenames import BadFilename, check_upload_name
 from intake.receive import Upload, receive
-from intake.spool import EncryptedSpool
+from intake.upload_spool import UploadSpool
 from intake.web.errors import EmptySubmission, IntakeError, human_size
 from intake.web.forms import CodenameForm, SubmitForm
 
@@ -32,14 +32,14 @@ def _bad_name_message(reason: str) -> str:
 def uploads_from_request() -> list[Upload]:
     uploads = []
     for storage in request.files.getlist("files"):
-        if not storage.filename and isinstance(storage.stream, EncryptedSpool) \
+        if not storage.filename and isinstance(storage.stream, UploadSpool) \
                 and storage.stream.size == 0:
             continue  # the empty file field a browser sends when nothing is chosen
         try:
             name = check_upload_name(storage.filename or "")
         except BadFilename as exc:
             raise IntakeError(_bad_name_message(exc.reason)) from exc
-        if not isinstance(storage.stream, EncryptedSpool):
+        if not isinstance(storage.stream, UploadSpool):
             raise IntakeError(_("A file could not be read. Send the form again."))
         uploads.append(Upload(name, storage.stream))
     return uploads

@@ -1,0 +1,128 @@
+"""An upload sealed into its envelope as it arrives: one pass, no clear text.
+
+Werkzeug would spool a large upload to a clear-text temporary file. Instead
+each file part is written straight into an envelope for the team's keys, under
+a temporary name in the store. The envelope's file key stays in this object's
+memory, so the server can still read the upload back (to detect its type and
+strip its metadata) until it is sealed or dropped; then the key is gone.
+
+When the upload is kept as received, seal() appends the metadata and the same
+file becomes the stored envelope: the bytes are written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+
+from intake.envelope import EnvelopeWriter, Recipient
+from intake.store import TMP_PREFIX, Batch, HashingWriter, Staged, Store, new_id
+
+HEAD_BYTES = 64 * 1024
+
+
+class UploadSpool:
+    def __init__(self, store: Store, recipients: Iterable[Recipient]):
+        self.item_id = new_id()
+        self.tmp_path = store.root / f"{TMP_PREFIX}{self.item_id}"
+        self._final_path = store.path_for(self.item_id)
+        fd = os.open(self.tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file = os.fdopen(fd, "w+b", buffering=1024 * 1024)
+        self._out = HashingWriter(self._file)
+        self._writer = EnvelopeWriter(self._out, recipients)  # type: ignore[arg-type]
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+        self.sealed = False
+        self._reader: Iterator[bytes] | None = None
+        self._pending = b""
+
+    # -- writing, as the multipart parser does --------------------------------
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        self._sha.update(data)
+        if len(self.head) < HEAD_BYTES:
+            self.head += bytes(data[:HEAD_BYTES - len(self.head)])
+        self._writer.write(data)
+        return len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    # -- reading back ---------------------------------------------------------
+    def chunks(self) -> Iterator[bytes]:
+        """The upload's bytes, decrypted from its own envelope; may be called again."""
+        self._file.flush()
+        with open(self.tmp_path, "rb") as written:
+            yield from self._writer.written_content(written)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset, whence) != (0, 0):
+            raise OSError("an upload spool can only rewind to the start")
+        self._reader, self._pending = None, b""
+        return 0
+
+    def tell(self) -> int:
+        return 0 if self._reader is None else -1
+
+    def read(self, n: int = -1) -> bytes:
+        if self._reader is None:
+            self._reader = self.chunks()
+        out = bytearray(self._pending)
+        while n < 0 or len(out) < n:
+            piece = next(self._reader, None)
+            if piece is None:
+                break
+            out += piece
+        if n < 0:
+            self._pending = b""
+            return bytes(out)
+        self._pending = bytes(out[n:])
+        return bytes(out[:n])
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return not self.sealed
+
+    def flush(self) -> None:
+        pass
+
+    # -- ending ---------------------------------------------------------------
+    def seal(self, batch: Batch, metadata: dict) -> Staged:
+        """Closes the envelope with its metadata and hands it to the batch, which
+        places it in the store with the rest of the submission, or drops it."""
+        self._reader = None
+        self._writer.close({**metadata, "item_id": self.item_id})
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self.sealed = True
+        entry = Staged(self.item_id, self.tmp_path, self._final_path,
+                       self._out.sha.hexdigest(), self._out.size)
+        batch.adopt(entry)
+        return entry
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        """Unsealed, the envelope is dropped: nothing of a failed request stays."""
+        self._reader = None
+        if not self._file.closed:
+            self._file.close()
+        if not self.sealed:
+            self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> UploadSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,83 @@
+"""Uploads are sealed into their envelope as they arrive: one pass, no clear text,
+readable back only while the request holds the key."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from intake.envelope import EnvelopeReader, Recipient
+from intake.store import Store
+from intake.upload_spool import UploadSpool
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "store")
+    s.init()
+    return s
+
+
+def test_written_once_read_back_then_sealed_in_place(store, team_key):
+    recipient = Recipient(team_key.private_key.public_key)
+    canary = os.urandom(16).hex().encode()
+    data = (canary * 40_000)[:1_300_001]  # about 20 chunks and a tail
+    spool = UploadSpool(store, [recipient])
+    for i in range(0, len(data), 70_001):
+        spool.write(data[i:i + 70_001])
+    assert spool.size == len(data) and spool.head == data[:64 * 1024]
+    assert b"".join(spool.chunks()) == data
+    spool.seek(0)
+    assert spool.read(10) + spool.read() == data  # the file API Werkzeug uses
+    inode = os.stat(spool.tmp_path).st_ino
+    assert canary not in spool.tmp_path.read_bytes()
+
+    batch = store.batch()
+    entry = spool.seal(batch, {"kind": "file"})
+    batch.place()
+    spool.close()
+    final = store.path_for(entry.item_id)
+    assert os.stat(final).st_ino == inode  # the same file: written once, renamed
+    assert not spool.tmp_path.exists()
+    with open(final, "rb") as f:
+        reader = EnvelopeReader(f, team_key.private_key)
+        assert b"".join(reader.content()) == data
+    assert reader.metadata == {"kind": "file", "item_id": entry.item_id}
+    assert entry.size == final.stat().st_size
+    with pytest.raises(ValueError, match="file key is gone"):
+        next(spool._writer.written_content(io.BytesIO(final.read_bytes())))
+
+
+def test_an_unsealed_upload_leaves_nothing(store, team_key):
+    spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
+    spool.write(b"a witness's words" * 1000)
+    assert spool.tmp_path.exists()
+    spool.close()
+    assert list(store.root.iterdir()) == []
+
+
+def test_a_discarded_batch_removes_the_sealed_upload(store, team_key):
+    spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
+    spool.write(b"x" * 100)
+    batch = store.batch()
+    spool.seal(batch, {})
+    batch.discard()
+    spool.close()
+    assert [p for p in store.root.iterdir() if p.suffix == ".env" or p.name.startswith(".tmp")] \
+        == []
+
+
+def test_a_changed_byte_is_caught_on_read_back(store, team_key):
+    spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
+    spool.write(os.urandom(200_000))
+    spool._file.flush()
+    raw = bytearray(spool.tmp_path.read_bytes())
+    raw[300] ^= 1
+    spool.tmp_path.write_bytes(raw)
+    from intake.envelope import EnvelopeError
+
+    with pytest.raises(EnvelopeError, match="changed while being written"):
+        b"".join(spool.chunks())
+    spool.close()
