@@ -45,16 +45,21 @@ def fsync_dir(path: Path) -> None:
 
 
 class HashingWriter:
-    """Counts and hashes what passes through to the file (the envelope bytes)."""
+    """Counts and hashes what passes through to the file (the envelope bytes),
+    in the calling thread or, given a BackgroundHasher, in its thread."""
 
-    def __init__(self, out: BinaryIO):
+    def __init__(self, out: BinaryIO, hasher=None):
         self._out = out
+        self._hasher = hasher
         self.sha = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
         self._out.write(data)
-        self.sha.update(data)
+        if self._hasher is None:
+            self.sha.update(data)
+        else:
+            self._hasher.update(self.sha, data)
         self.size += len(data)
         return len(data)
 

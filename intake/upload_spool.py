@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from intake.envelope import EnvelopeWriter, Recipient
+from intake.hashing import BackgroundHasher
 from intake.store import TMP_PREFIX, Batch, HashingWriter, Staged, Store, new_id
 
 HEAD_BYTES = 64 * 1024
@@ -29,7 +30,8 @@ class UploadSpool:
         self._final_path = store.path_for(self.item_id)
         fd = os.open(self.tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._file = os.fdopen(fd, "w+b", buffering=1024 * 1024)
-        self._out = HashingWriter(self._file)
+        self._hasher = BackgroundHasher()
+        self._out = HashingWriter(self._file, self._hasher)
         self._writer = EnvelopeWriter(self._out, recipients)  # type: ignore[arg-type]
         self._sha = hashlib.sha256()
         self.size = 0
@@ -40,8 +42,9 @@ class UploadSpool:
 
     # -- writing, as the multipart parser does --------------------------------
     def write(self, data: bytes) -> int:
+        data = bytes(data)  # hashed later, in another thread: it must not change
         self.size += len(data)
-        self._sha.update(data)
+        self._hasher.update(self._sha, data)
         if len(self.head) < HEAD_BYTES:
             self.head += bytes(data[:HEAD_BYTES - len(self.head)])
         self._writer.write(data)
@@ -49,6 +52,7 @@ class UploadSpool:
 
     @property
     def sha256(self) -> str:
+        self._hasher.drain()
         return self._sha.hexdigest()
 
     # -- reading back ---------------------------------------------------------
@@ -100,6 +104,7 @@ class UploadSpool:
         places it in the store with the rest of the submission, or drops it."""
         self._reader = None
         self._writer.close({**metadata, "item_id": self.item_id})
+        self._hasher.stop()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -116,6 +121,7 @@ class UploadSpool:
     def close(self) -> None:
         """Unsealed, the envelope is dropped: nothing of a failed request stays."""
         self._reader = None
+        self._hasher.stop()
         if not self._file.closed:
             self._file.close()
         if not self.sealed:

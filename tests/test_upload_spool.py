@@ -81,3 +81,24 @@ def test_a_changed_byte_is_caught_on_read_back(store, team_key):
     with pytest.raises(EnvelopeError, match="changed while being written"):
         b"".join(spool.chunks())
     spool.close()
+
+
+def test_background_hashing_matches_hashlib_in_order():
+    import hashlib
+
+    from intake.hashing import BackgroundHasher
+
+    pieces = [os.urandom(n) for n in (1, 65536, 3, 200_000, 0, 77)] * 30
+    a, b = hashlib.sha256(), hashlib.sha256()
+    hasher = BackgroundHasher(depth=4)  # a small queue: the producer must wait, not lose
+    for p in pieces:
+        hasher.update(a, p)
+        hasher.update(b, p[::-1])
+    hasher.drain()
+    assert a.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
+    hasher.update(a, b"more")  # more may follow a drain
+    hasher.stop()
+    assert a.hexdigest() == hashlib.sha256(b"".join(pieces) + b"more").hexdigest()
+    assert b.hexdigest() == hashlib.sha256(b"".join(p[::-1] for p in pieces)).hexdigest()
+    with pytest.raises(RuntimeError):
+        hasher.update(a, b"late")
