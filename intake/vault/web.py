@@ -32,7 +32,7 @@ from intake.filenames import safe_output_name
 from intake.vault import cases, custody, images, replies, triage
 from intake.vault.language import LANGUAGES
 from intake.vault.vault import Vault
-from intake.web.headers import HEADERS
+from intake.web import headers
 from intake.web.i18n import LANGUAGES as WITNESS_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,12 +238,7 @@ def create_vault_app(vault_root: Path, actor: str | None = None) -> Flask:
     app.jinja_env.globals["get_locale"] = get_locale
     CSRFProtect(app)
 
-    @app.after_request
-    def _secure(response):
-        for name, value in HEADERS.items():
-            response.headers[name] = value
-        response.headers.pop("Server", None)
-        return response
+    headers.init_app(app)
 
     @app.teardown_appcontext
     def _close(_exc):
