@@ -1,0 +1,46 @@
+"""The baseline: a plain Flask app that saves an upload unencrypted.
+
+Werkzeug spools the upload its default way (a temporary file past 500 KB) and
+`save` copies it to its place. It runs under the same gunicorn settings as
+Intake (intake.server), so the only difference measured is what each app does
+with the bytes.
+
+    python bench/plain_flask_app.py --upload-dir DIR --port PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from flask import Flask, request
+
+from intake.server import GunicornServer
+
+
+def create_app(upload_dir: Path) -> Flask:
+    app = Flask("plain_flask_app")
+
+    @app.post("/upload")
+    def upload():
+        storage = request.files["f"]
+        target = upload_dir / "upload.bin"
+        storage.save(target)
+        return f"saved {target.stat().st_size} bytes\n"
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--upload-dir", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    upload_dir = args.upload_dir.resolve()
+    GunicornServer(lambda: create_app(upload_dir), f"{args.host}:{args.port}",
+                   workers=1).run()
+
+
+if __name__ == "__main__":
+    main()
