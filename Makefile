@@ -43,8 +43,12 @@ test: test-system-packages venv
 test-tor: test-system-packages venv
 	$(PY) -m pytest -q -m tor $(PYTEST_ARGS)
 
+# Upload (bench/RESULTS.md), sanitizers and vault import, each in the same run
+# as what it is compared with.
 bench: test-system-packages venv
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/sanitize_bench.py --out bench/RESULTS-sanitize.md
+	$(PY) bench/vault_bench.py | tee bench/RESULTS-vault.md
 
 clean:
 	rm -rf $(VENV) demo bench/out
