@@ -38,7 +38,7 @@ lint: venv
 
 test: test-system-packages venv
 	$(VENV)/bin/ruff check intake tests bench scripts
-	$(PY) -m pytest -q -m "not tor" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-tor: test-system-packages venv
 	$(PY) -m pytest -q -m tor $(PYTEST_ARGS)
