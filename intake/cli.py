@@ -173,6 +173,18 @@ def staff_serve(host: str, port: int | None) -> None:
     GunicornServer(lambda: create_staff_app(config), f"{host}:{port}", workers=1).run()
 
 
+def _file_state(meta: dict) -> str:
+    """One line per file: sanitized (what was removed), original kept, or why not."""
+    if meta.get("kind") == "original":
+        return f"original of {str(meta.get('original_of', '?'))[:8]}, as received"
+    if not meta.get("sanitized"):
+        return "; ".join(meta.get("flags", [])) or "as received"
+    removed = meta.get("removed", [])
+    shown = ", ".join(removed[:6]) + (f" and {len(removed) - 6} more" if len(removed) > 6 else "")
+    state = f"sanitized, removed: {shown}" if removed else "sanitized, nothing to remove"
+    return state + ("; original kept" if meta.get("original_kept") else "")
+
+
 @main.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path, exists=True,
                                                                   dir_okay=False))
@@ -200,8 +212,7 @@ def decrypt(bundle_path: Path, key_path: Path, out: Path, passphrase_file: Path 
     for r in report.results:
         if r.ok:
             meta = r.metadata or {}
-            state = "sanitized" if meta.get("sanitized") else "; ".join(meta.get("flags", [])) \
-                or "as received"
+            state = _file_state(meta)
             click.echo(f"ok       {r.name} -> {r.path}  [{meta.get('detected_type')}; {state}]")
         else:
             click.echo(f"DAMAGED  {r.name}: {r.message}")

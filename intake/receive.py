@@ -16,6 +16,7 @@ from intake.config import Config
 from intake.db import Database
 from intake.envelope import EnvelopeWriter, Recipient
 from intake.models import Item, Submission, Witness
+from intake.sanitize import sanitize
 from intake.server_secrets import ServerSecrets
 from intake.store import Batch, Store, new_id, today
 from intake.upload_spool import UploadSpool
@@ -82,16 +83,33 @@ def _seal_testimony(batch: Batch, intake: Intake, testimony: str, common: dict) 
 
 def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
                  keep_original: bool) -> tuple[list[Row], FileOutcome]:
-    """Seals one uploaded file: today as received, flagged for the triager."""
-    detected = detect_type(up.spool.head)
-    meta = {**common, "kind": "file", "original_name": up.name,
-            "detected_type": detected, "size": up.spool.size,
-            "sha256_received": up.spool.sha256, "sha256_kept": up.spool.sha256,
-            "sanitized": False, "sanitizer": None, "removed": [],
-            "flags": ["not sanitized: unsupported type"]}
-    entry = up.spool.seal(batch, meta)  # the envelope it was written into as it arrived
-    return [("file", entry.item_id, entry.size, entry.sha256)], \
-        FileOutcome(up.name, detected, sanitized=False)
+    """Seals one uploaded file: its copy cleaned in the sandbox when the type
+    allows (docs/sanitizing.md), else the upload as received, flagged. The
+    envelope the upload was written into as it arrived becomes the untouched
+    original when the witness asked for one, and is dropped otherwise."""
+    result = sanitize(up.spool, intake.config.spool_dir)
+    base = {**common, "original_name": up.name, "detected_type": result.detected_type,
+            "size": up.spool.size, "sha256_received": up.spool.sha256}
+    as_received = {**base, "sha256_kept": up.spool.sha256, "sanitized": False,
+                   "sanitizer": None, "sanitizer_version": None, "removed": []}
+    outcome = FileOutcome(up.name, result.detected_type, sanitized=result.ok)
+    if not result.ok or result.spool is None:
+        entry = up.spool.seal(batch, {**as_received, "kind": "file", "flags": result.flags,
+                                      "original_kept": False})
+        return [("file", entry.item_id, entry.size, entry.sha256)], outcome
+    try:
+        meta = {**base, "kind": "file", "sha256_kept": result.spool.sha256, "sanitized": True,
+                "sanitizer": result.sanitizer, "sanitizer_version": result.version,
+                "removed": result.removed, "flags": [], "original_kept": keep_original}
+        rows: list[Row] = [("file", *_seal(batch, intake.recipients, result.spool.chunks(),
+                                           meta))]
+    finally:
+        result.close()
+    if keep_original:
+        entry = up.spool.seal(batch, {**as_received, "kind": "original", "flags": [],
+                                      "original_kept": True, "original_of": rows[0][1]})
+        rows.append(("original", entry.item_id, entry.size, entry.sha256))
+    return rows, outcome
 
 
 def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_originals: bool,

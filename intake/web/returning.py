@@ -142,7 +142,8 @@ def follow_up():
     uploads = uploads_from_request()
     try:
         check_submission(testimony, uploads)
-        receipt = receive(intake, testimony, uploads, keep_originals=False,
+        receipt = receive(intake, testimony, uploads,
+                          keep_originals=bool(form.keep_original.data),
                           witness_id=g.witness_id)
     finally:
         for up in uploads:

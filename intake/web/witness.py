@@ -67,7 +67,8 @@ def submit():
     uploads = uploads_from_request()
     try:
         check_submission(testimony, uploads)
-        receipt = receive(intake, testimony, uploads, keep_originals=False)
+        receipt = receive(intake, testimony, uploads,
+                          keep_originals=bool(form.keep_original.data))
     finally:
         for up in uploads:
             up.spool.close()

@@ -1,0 +1,193 @@
+"""The sanitizer table: Intake's sanitizer beside `exiftool -all=` and mat2.
+
+The same files for all three, made on the spot by real tools with GPS,
+serial numbers, names and dates planted (the corpus of tests/sanitize). Each
+tool cleans each file in its own process, as a server would: Intake through
+its sandboxed child (timed from the upload's encrypted spool to the cleaned
+copy's), ExifTool and mat2 through their command lines, plaintext file to
+plaintext file. Reports
+files per second and MB/s per family, and what each left behind: the
+identifying fields ExifTool still finds after cleaning, or "failed".
+
+    python bench/sanitize_bench.py [--repeat 3] [--scale 8] [--out FILE]
+
+`table(repeat)` returns the Markdown table; `main()` prints it (bench/run.py
+calls it too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "sanitize")]
+
+from sanitize_corpus import Corpus, leftovers  # noqa: E402
+
+FAMILIES = ["jpeg", "png", "webp", "tiff", "gif", "heic", "pdf", "docx", "odt", "mp3",
+            "flac", "wav", "m4a", "mp4", "mov", "mkv", "mp4 (large)"]
+
+
+def large_video(corpus: Corpus) -> Path:
+    """About 100 MB of hard-to-compress video: the MB/s of a real phone video."""
+    return corpus.ffmpeg("large.mp4", "-f", "lavfi", "-i",
+                         "color=s=1280x720:d=5,noise=alls=60:allf=t+u", *corpus.SINE,
+                         "-c:v", "mpeg4", "-q:v", "2", "-c:a", "aac",
+                         "-metadata", "artist=Olena Svidok", "-shortest")
+
+
+@dataclass
+class Row:
+    family: str
+    tool: str
+    files: int
+    size: int
+    seconds: float
+    left: str
+    growth: float  # cleaned size / original size
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.size / 1e6 / self.seconds if self.seconds else 0.0
+
+
+def intake_clean(source: Path, target: Path, spool_dir: Path) -> tuple[bool, float]:
+    """Times what the server adds: sanitize() from the upload's encrypted spool
+    to the cleaned copy's. Filling the first spool happens during the upload
+    anyway, and writing the plaintext out is for ExifTool's check only."""
+    from intake.sanitize import sanitize
+    from intake.spool import EncryptedSpool
+
+    with EncryptedSpool(spool_dir) as spool:
+        with open(source, "rb") as f:
+            while piece := f.read(1024 * 1024):
+                spool.write(piece)
+        started = time.perf_counter()
+        result = sanitize(spool, spool_dir)
+        seconds = time.perf_counter() - started
+        try:
+            if not result.ok:
+                return False, seconds
+            with open(target, "wb") as f:
+                for piece in result.spool.chunks():
+                    f.write(piece)
+            return True, seconds
+        finally:
+            result.close()
+
+
+def _timed(command: list[str]) -> tuple[bool, float]:
+    started = time.perf_counter()
+    run = subprocess.run(command, capture_output=True, timeout=300, check=False)
+    return run.returncode == 0, time.perf_counter() - started
+
+
+def exiftool_clean(source: Path, target: Path, _spool: Path) -> tuple[bool, float]:
+    ok, seconds = _timed(["exiftool", "-q", "-q", "-all=", "-o", str(target), str(source)])
+    return ok and target.exists(), seconds
+
+
+def mat2_clean(source: Path, target: Path, _spool: Path) -> tuple[bool, float]:
+    work = target.parent / f"mat2-{source.name}"
+    shutil.copyfile(source, work)  # mat2 writes NAME.cleaned.EXT beside its input
+    ok, seconds = _timed(["mat2", str(work)])
+    cleaned = work.with_name(f"{work.stem}.cleaned{work.suffix}")
+    work.unlink(missing_ok=True)
+    if not ok or not cleaned.exists():
+        return False, seconds
+    cleaned.rename(target)
+    return True, seconds
+
+
+TOOLS: dict[str, Callable[[Path, Path, Path], tuple[bool, float]]] = {
+    "intake": intake_clean, "exiftool -all=": exiftool_clean, "mat2": mat2_clean}
+
+
+def make_files(corpus: Corpus) -> dict[str, Path]:
+    makers = {"jpeg": corpus.jpeg, "png": corpus.png, "webp": corpus.webp,
+              "tiff": corpus.tiff, "gif": corpus.gif, "heic": corpus.heic, "pdf": corpus.pdf,
+              "docx": corpus.docx, "odt": corpus.odt, "mp3": corpus.mp3, "flac": corpus.flac,
+              "wav": corpus.wav, "m4a": corpus.m4a, "mp4": corpus.mp4, "mov": corpus.mov,
+              "mkv": corpus.mkv, "mp4 (large)": lambda: large_video(corpus)}
+    return {family: makers[family]() for family in FAMILIES}
+
+
+def measure(family: str, source: Path, tool: str, repeat: int, work: Path) -> Row:
+    clean = TOOLS[tool]
+    spool = work / "spool"
+    spool.mkdir(exist_ok=True)
+    clean(source, work / f"warm-up-{source.name}", spool)  # first start pays for disk caches
+    ok, seconds = True, 0.0
+    for i in range(repeat):
+        target = work / f"{tool.split()[0]}-{i}-{source.name}"
+        done, took = clean(source, target, spool)
+        ok, seconds = ok and done, seconds + took
+        if i:
+            target.unlink(missing_ok=True)  # keep the disk use of large files down
+    first = work / f"{tool.split()[0]}-0-{source.name}"
+    growth = first.stat().st_size / source.stat().st_size if first.exists() else 0.0
+    if not ok or not first.exists():
+        left = "failed"
+    else:
+        found = leftovers(first)
+        left = "nothing" if not found else f"{len(found)}: " + ", ".join(
+            f.split("=")[0] for f in found[:4]) + (" ..." if len(found) > 4 else "")
+    return Row(family, tool, repeat, source.stat().st_size * repeat, seconds, left, growth)
+
+
+def rows(repeat: int, scale: int) -> list[Row]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="sanitize-bench-") as tmp:
+        root = Path(tmp)
+        (root / "corpus").mkdir()
+        files = make_files(Corpus(root / "corpus", scale))
+        for family, source in files.items():
+            for tool in TOOLS:
+                work = root / family.split()[0] / family.replace(" ", "_") / tool.split()[0]
+                work.mkdir(parents=True)
+                out.append(measure(family, source, tool, repeat, work))
+    return out
+
+
+def table(repeat: int = 3, scale: int = 8) -> str:
+    lines = ["| family | file | tool | files/s | MB/s | size after | identifying fields left |",
+             "| --- | ---: | --- | ---: | ---: | ---: | --- |"]
+    for r in rows(repeat, scale):
+        growth = f"{r.growth:.2f}x" if r.growth else "-"
+        lines.append(f"| {r.family} | {r.size // r.files / 1024:.0f} KiB | {r.tool} | "
+                     f"{r.files_per_second:.1f} | {r.mb_per_second:.2f} | {growth} | {r.left} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="cleanings per file and tool")
+    parser.add_argument("--scale", type=int, default=8,
+                        help="picture sides x 96x64 pixels, media x 1 second (default 8)")
+    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    missing = [t for t in ("exiftool", "mat2", "ffmpeg", "ffprobe") if not shutil.which(t)]
+    if missing:
+        print(f"sanitize bench: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    text = "## Sanitizer\n\n" + table(args.repeat, args.scale)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

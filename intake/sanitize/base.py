@@ -1,0 +1,41 @@
+"""What every family's cleaner returns, and how it refuses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+class Refused(Exception):
+    """The file is not cleaned; `reason` is a fixed phrase, never file content."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Cleaned:
+    data: bytes
+    removed: list[str] = field(default_factory=list)
+    tool: str = ""  # the library or program that did the work, with its version
+    detected_type: str | None = None  # when the child knows better than libmagic
+    # Large results stay in a memory file instead of `data`: the child copies
+    # them to its stdout piece by piece, so a 2 GiB video needs no 2 GiB buffer.
+    fd: int | None = None
+    length: int = 0
+
+
+_NAME = re.compile(r"[^A-Za-z0-9 _.:()/-]")
+
+
+def field_name(text: str | bytes, limit: int = 40) -> str:
+    """A field *name* taken from a file (a chunk keyword, a tag id), made plain
+    ASCII and short so that a crafted name cannot smuggle a value through."""
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    return _NAME.sub("?", text)[:limit]
+
+
+def unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))

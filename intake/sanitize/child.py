@@ -1,0 +1,127 @@
+"""The sanitizing child: `python -m intake.sanitize.child FAMILY SIZE LIMIT...`.
+
+It lowers its own resource limits first, then reads the upload from stdin and
+writes one frame to stdout: MAGIC, a 4-byte length, a JSON header, then the
+cleaned bytes. Nothing touches a disk: inputs that a tool must seek are put in
+a memory file (memfd) by the cleaner that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+
+from intake.sanitize import limits as lim
+from intake.sanitize.protocol import MAGIC, MEDIA, output_cap
+
+
+def _clean(family: str, size: int, limits: lim.Limits):
+    if family in MEDIA:
+        from intake.sanitize import media
+
+        return media.clean(family, sys.stdin.buffer, size, output_cap(size))
+    data = sys.stdin.buffer.read()
+    if family == "jpeg":
+        from intake.sanitize import jpeg
+
+        return jpeg.clean(data, limits.max_pixels)
+    if family == "png":
+        from intake.sanitize import png
+
+        return png.clean(data, limits.max_pixels)
+    if family == "webp":
+        from intake.sanitize import webp
+
+        return webp.clean(data, limits.max_pixels)
+    if family == "gif":
+        from intake.sanitize import gif
+
+        return gif.clean(data, limits.max_pixels)
+    if family in ("tiff", "bmp", "heif"):
+        from intake.sanitize import raster
+
+        return raster.clean(family, data, limits.max_pixels)
+    if family == "svg":
+        from intake.sanitize import svg
+
+        return svg.clean(data)
+    if family == "pdf":
+        from intake.sanitize import pdf
+
+        return pdf.clean(data, limits.max_pixels)
+    if family in ("ooxml", "odf", "zip"):
+        from intake.sanitize import office
+
+        return office.clean(data, limits)
+    if family in ("mp3", "flac", "ogg"):
+        from intake.sanitize import audio
+
+        return audio.clean(family, data)
+    from intake.sanitize.base import Refused
+
+    raise Refused("unsupported type")
+
+
+def _frame(header: dict, body: bytes = b"", fd: int | None = None, length: int = 0) -> None:
+    size = length if fd is not None else len(body)
+    blob = json.dumps({**header, "size": size}).encode()
+    out = sys.stdout.buffer
+    out.write(MAGIC + struct.pack(">I", len(blob)) + blob)
+    out.write(body)
+    out.flush()
+    if fd is not None:
+        _send(fd, length, out.fileno())
+
+
+def _send(fd: int, length: int, out: int) -> None:
+    """The memory file to stdout; sendfile() spares a copy through this process."""
+    offset = 0
+    try:
+        while offset < length:
+            sent = os.sendfile(out, fd, offset, length - offset)
+            if sent == 0:
+                break
+            offset += sent
+    except OSError:
+        os.lseek(fd, offset, os.SEEK_SET)
+        while piece := os.read(fd, 1024 * 1024):
+            _write_all(out, piece)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def main(argv: list[str]) -> int:
+    family, size = argv[0], int(argv[1])
+    limits = lim.Limits.from_argv(argv[2:])
+    # Only media tools write, and only into memory files: they need room for
+    # the input and the output; every other family may write no file at all.
+    lim.apply(limits, max(size, output_cap(size)) if family in MEDIA else 0)
+    from intake.sanitize.base import Refused
+
+    try:
+        cleaned = _clean(family, size, limits)
+    except Refused as exc:
+        _frame({"ok": False, "reason": exc.reason})
+        return 0
+    except MemoryError:
+        _frame({"ok": False, "reason": "memory limit reached"})
+        return 0
+    except Exception as exc:  # noqa: BLE001 - any parser failure means "malformed"
+        # Only the exception's type: its message may quote the file.
+        _frame({"ok": False, "reason": f"malformed {family} file ({type(exc).__name__})"})
+        return 0
+    _frame({"ok": True, "removed": cleaned.removed, "tool": cleaned.tool,
+            "detected_type": cleaned.detected_type}, cleaned.data, cleaned.fd, cleaned.length)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,91 @@
+"""PDF with pikepdf (qpdf): metadata removed object by object, then the whole
+file written anew. A full rewrite keeps only reachable objects, so earlier
+revisions left behind by incremental saves are gone too. Text stays text.
+
+Gone: the Info dictionary, XMP streams on the catalog and on every object,
+PieceInfo (application private data), page thumbnails, the document ids
+(replaced by ids derived from the content), annotation authors and dates,
+and the EXIF/XMP inside embedded JPEG images.
+"""
+
+from __future__ import annotations
+
+import io
+
+from intake.sanitize import jpeg
+from intake.sanitize.base import Cleaned, Refused, unique
+
+MARKUP_PRIVATE = ("/T", "/M", "/CreationDate", "/NM")
+
+
+def _clean_image(obj, removed: list[str], max_pixels: int) -> None:
+    import pikepdf
+
+    filters = obj.get("/Filter")
+    if filters != pikepdf.Name.DCTDecode:
+        return
+    raw = obj.read_raw_bytes()
+    try:
+        cleaned = jpeg.clean(raw, max_pixels)
+    except Refused:
+        return  # the image stays as it is; a broken one would not display either
+    if cleaned.removed:
+        obj.write(cleaned.data, filter=pikepdf.Name.DCTDecode,
+                  decode_parms=obj.get("/DecodeParms"))
+        removed += [f"embedded image {name}" for name in cleaned.removed]
+
+
+def clean(data: bytes, max_pixels: int) -> Cleaned:
+    import pikepdf
+
+    try:
+        # No repair: a file qpdf would have to reconstruct goes to the triager as it is.
+        pdf = pikepdf.open(io.BytesIO(data), attempt_recovery=False)
+    except pikepdf.PasswordError as exc:
+        raise Refused("encrypted PDF") from exc
+    except pikepdf.PdfError as exc:
+        raise Refused("malformed PDF") from exc
+    removed: list[str] = []
+    with pdf:
+        if pdf.is_encrypted:
+            raise Refused("encrypted PDF")
+        info = pdf.trailer.get("/Info")
+        if info is not None:
+            removed += [f"Info:{str(k)[1:]}" for k in info]
+            del pdf.trailer["/Info"]
+        if "/ID" in pdf.trailer:
+            removed.append("document ID")
+        for obj in pdf.objects:
+            if not isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+                continue
+            if "/Metadata" in obj:
+                del obj["/Metadata"]
+                removed.append("XMP metadata")
+            if "/PieceInfo" in obj:
+                del obj["/PieceInfo"]
+                removed.append("PieceInfo")
+            if obj.get("/Type") == pikepdf.Name.Page and "/Thumb" in obj:
+                del obj["/Thumb"]
+                removed.append("page thumbnail")
+            subtype = obj.get("/Subtype")
+            if isinstance(obj, pikepdf.Stream) and subtype == pikepdf.Name.Image:
+                _clean_image(obj, removed, max_pixels)
+            attachment = obj.get("/Type") in (pikepdf.Name.EmbeddedFile, pikepdf.Name.Filespec)
+            if attachment and "/Params" in obj:  # the attached file's dates and checksum
+                del obj["/Params"]
+                removed.append("attachment Params")
+        for page in pdf.pages:
+            for annot in page.obj.get("/Annots", []):
+                if not isinstance(annot, pikepdf.Dictionary) or \
+                        annot.get("/Subtype") == pikepdf.Name.Widget:
+                    continue  # a form field's /T is its name, not an author
+                for key in MARKUP_PRIVATE:
+                    if key in annot:
+                        del annot[key]
+                        removed.append(f"annotation {key[1:]}")
+        out = io.BytesIO()
+        pdf.remove_unreferenced_resources()
+        pdf.save(out, deterministic_id=True, fix_metadata_version=False,
+                 compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.preserve)
+    return Cleaned(out.getvalue(), unique(removed), tool=f"pikepdf {pikepdf.__version__}",
+                   detected_type="application/pdf")

@@ -1,0 +1,379 @@
+"""Each family: ExifTool finds none of the planted values after cleaning, and
+the content survives (pixels, dimensions, text, duration, streams)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sanitize.sanitize_corpus import icc_profile, leftovers, planted_in_bytes, run
+
+
+def pixels(path_or_bytes):
+    from PIL import Image
+
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    with Image.open(source) as im:
+        return im.size, im.convert("RGBA").tobytes()
+
+
+def assert_clean(result, out: Path):
+    assert result.ok, result.reason
+    assert result.removed, "the cleaner should name what it removed"
+    assert planted_in_bytes(json.dumps(result.removed).encode()) == []  # names, not values
+    assert leftovers(out) == []
+    assert planted_in_bytes(out.read_bytes()) == []
+
+
+# -- images ---------------------------------------------------------------------
+
+def test_jpeg_is_cleaned_without_recompression(corpus, sanitized):
+    original = corpus.jpeg()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    assert pixels(out) == pixels(original)  # the same entropy-coded data, same decode
+    names = set(result.removed)
+    assert {"EXIF:GPSLatitude", "EXIF:Make", "EXIF:ThumbnailImage", "XMP", "IPTC/Photoshop",
+            "Comment"} <= names
+    assert all(not n.startswith("EXIF:") or "Olena" not in n for n in names)
+    # Orientation alone is kept, so the picture still shows the right way up.
+    tags = json.loads(run("exiftool", "-j", "-a", "-G1", "-n", str(out)).stdout)[0]
+    assert tags["IFD0:Orientation"] == 6
+    assert not [k for k in tags if k.startswith(("IFD1", "ExifIFD", "GPS", "XMP", "IPTC"))]
+
+
+@pytest.mark.parametrize("variant", ["progressive", "cmyk", "no-jfif", "restart-markers"])
+def test_jpeg_variants_keep_identical_pixels(corpus, sanitized, tmp_path, variant):
+    """Several scans, Adobe's CMYK marker, EXIF-first files as cameras write
+    them, restart intervals: the rewrite must keep every one decodable."""
+    from sanitize.sanitize_corpus import CAMERA_TAGS, exiftool_write, picture
+
+    path = tmp_path / f"{variant}.jpg"
+    image = picture((120, 80))
+    options = {"progressive": {"progressive": True}, "cmyk": {},
+               "no-jfif": {}, "restart-markers": {"restart_marker_rows": 1}}[variant]
+    (image.convert("CMYK") if variant == "cmyk" else image).save(path, quality=85, **options)
+    exiftool_write(path, *CAMERA_TAGS, "-Orientation=3")
+    if variant == "no-jfif":
+        exiftool_write(path, "-JFIF:all=")
+        assert b"JFIF" not in path.read_bytes()[:200]
+    result, out = sanitized(path)
+    assert_clean(result, out)
+    assert pixels(out) == pixels(path)
+    tags = json.loads(run("exiftool", "-j", "-G1", "-n", str(out)).stdout)[0]
+    assert tags["IFD0:Orientation"] == 3
+
+
+def test_jpeg_thumbnail_with_its_own_exif_is_gone(corpus, sanitized):
+    original = corpus.jpeg("thumbed.jpg")
+    assert b"Exif" in original.read_bytes()[200:]  # the thumbnail carries EXIF too
+    result, out = sanitized(original)
+    assert out.read_bytes().count(b"\xff\xd8") == 1  # one picture: no thumbnail left
+    assert "EXIF:ThumbnailImage" in result.removed
+
+
+def test_jpeg_extra_frames_after_end_of_image_are_dropped(corpus, sanitized):
+    original = corpus.mpo()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    data = out.read_bytes()
+    assert data.count(b"\xff\xd8\xff") == 1 and data.endswith(b"\xff\xd9")
+    assert "MPF (extra images)" in result.removed
+    assert any("after end of image" in n for n in result.removed)
+    assert pixels(out)[0] == (96, 64)
+
+
+def test_jpeg_identifying_icc_profile_is_dropped_standard_one_kept(corpus, sanitized):
+    result, out = sanitized(corpus.jpeg("calibrated.jpg", icc_description="calibrated-by-olena"))
+    assert_clean(result, out)
+    assert "ICC profile (not a standard one)" in result.removed
+    standard = corpus.jpeg("srgb.jpg", icc_description="sRGB IEC61966-2.1")
+    result, out = sanitized(standard)
+    assert result.ok and b"ICC_PROFILE" in out.read_bytes()
+    assert icc_profile("sRGB IEC61966-2.1")[4:] in out.read_bytes()
+
+
+def test_png_text_time_exif_and_icc_are_dropped_pixels_kept(corpus, sanitized):
+    original = corpus.png()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    assert pixels(out) == pixels(original)
+    assert {"tEXt:Author", "iTXt:Description", "ICC profile (not a standard one)"} <= \
+        set(result.removed)
+
+
+def test_webp_exif_and_xmp_are_dropped_pixels_kept(corpus, sanitized):
+    original = corpus.webp()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    assert pixels(out) == pixels(original)
+    assert {"EXIF", "XMP"} <= set(result.removed)
+
+
+def test_gif_comment_and_xmp_are_dropped_frames_kept(corpus, sanitized):
+    from PIL import Image, ImageSequence
+
+    original = corpus.gif()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    with Image.open(original) as a, Image.open(out) as b:
+        frames_a = [f.convert("RGB").tobytes() for f in ImageSequence.Iterator(a)]
+        frames_b = [f.convert("RGB").tobytes() for f in ImageSequence.Iterator(b)]
+    assert frames_a == frames_b and len(frames_b) == 2
+    assert {"Comment", "XMP"} <= set(result.removed)
+
+
+def test_tiff_is_rebuilt_from_pixels_without_its_tags(corpus, sanitized):
+    """Re-saving the opened image would keep its tags and ICC profile: the
+    cleaner copies the pixels into a fresh image, turned as the tag said."""
+    from PIL import Image, ImageOps
+
+    original = corpus.tiff()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    with Image.open(original) as im:
+        upright = ImageOps.exif_transpose(im).convert("RGBA")
+    assert pixels(out) == (upright.size, upright.tobytes())
+    assert pixels(out)[0] == (64, 96)  # orientation 6 applied: the picture stands
+    assert {"TIFF:Artist", "TIFF:Make", "ICC profile (not a standard one)"} <= \
+        set(result.removed)
+
+
+def test_bmp_keeps_its_pixels(corpus, sanitized):
+    original = corpus.bmp()
+    result, out = sanitized(original)
+    assert result.ok and pixels(out) == pixels(original)
+
+
+def test_heic_from_a_phone_loses_exif_and_keeps_its_size(corpus, sanitized):
+    original = corpus.heic()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    assert result.detected_type.startswith("image/hei")
+    import pillow_heif  # noqa: F401  (registers the opener pixels() needs)
+
+    pillow_heif.register_heif_opener()
+    assert pixels(out)[0] == pixels(original)[0]
+
+
+def test_svg_loses_metadata_comments_and_editor_paths(corpus, sanitized):
+    result, out = sanitized(corpus.svg())
+    assert result.ok, result.reason
+    text = out.read_text()
+    assert "Olena" not in text and "Kyiv" not in text
+    assert "<rect" in text and ">map</text>" in text
+
+
+# -- documents ----------------------------------------------------------------------
+
+def pdf_text(path: Path) -> str:
+    return run("pdftotext", "-layout", str(path), "-").stdout.decode()
+
+
+def test_pdf_is_rewritten_whole_text_stays_searchable(corpus, sanitized):
+    import pikepdf
+
+    original = corpus.pdf()
+    assert b"Olena" in original.read_bytes()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    assert "The convoy passed at dawn." in pdf_text(out)
+    assert pdf_text(out) == pdf_text(original)
+    assert out.stat().st_size < original.stat().st_size * 1.2  # no balloon
+    # Decompress every stream: the earlier revision, the PieceInfo, the
+    # annotation's author and the embedded JPEG's EXIF are gone everywhere.
+    with pikepdf.open(out) as pdf:
+        flat = io.BytesIO()
+        pdf.save(flat, compress_streams=False,
+                 stream_decode_level=pikepdf.StreamDecodeLevel.none,
+                 object_stream_mode=pikepdf.ObjectStreamMode.disable)
+        assert "/Info" not in pdf.trailer
+        assert "/Thumb" not in pdf.pages[0].obj and "/PieceInfo" not in pdf.pages[0].obj
+        assert pdf.pages[0].obj.Annots[0].Contents == "look here"
+    assert planted_in_bytes(flat.getvalue()) == []
+    names = set(result.removed)
+    # The newest Info holds only a title: the author was in the earlier revision.
+    assert {"Info:Title", "XMP metadata", "PieceInfo", "page thumbnail",
+            "annotation T"} <= names
+    assert any(n.startswith("embedded image EXIF:GPS") for n in names)
+
+
+def docx_text(path: Path) -> list[str]:
+    import docx
+
+    return [p.text for p in docx.Document(str(path)).paragraphs]
+
+
+def all_parts(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as z:
+        return b"".join(z.read(i) for i in z.infolist())
+
+
+def test_docx_loses_authors_rsids_people_thumbnail_and_keeps_text(corpus, sanitized):
+    original = corpus.docx()
+    assert b"Olena" in all_parts(original)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert result.detected_type.endswith("wordprocessingml.document")
+    assert docx_text(out) == docx_text(original)
+    assert "A tank stood at the corner." in docx_text(out) or \
+        "A tank stood at the corner." in all_parts(out).decode()
+    parts = all_parts(out)
+    assert planted_in_bytes(parts) == []
+    assert b"rsid" not in parts and b"presenceInfo" not in parts
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        assert not [n for n in names if "thumbnail" in n or "printerSettings" in n]
+        assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert b"check the hour" in z.read("word/comments.xml")  # the words stay
+    assert leftovers(out) == []
+    assert {"core.xml:creator", "core.xml:lastModifiedBy", "rsid", "zip timestamps"} <= \
+        set(result.removed)
+
+
+def test_xlsx_loses_creator_and_comment_author_keeps_cells(corpus, sanitized):
+    import openpyxl
+
+    original = corpus.xlsx()
+    assert b"Olena" in all_parts(original)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert result.detected_type.endswith("spreadsheetml.sheet")
+    assert planted_in_bytes(all_parts(out)) == []
+    sheet = openpyxl.load_workbook(out).active
+    assert (sheet["A1"].value, sheet["B1"].value) == ("casualties", 3)
+    assert "counted twice" in sheet["A1"].comment.text
+    assert leftovers(out) == []
+
+
+def test_pptx_loses_authors_keeps_slides(corpus, sanitized):
+    from pptx import Presentation
+
+    original = corpus.pptx()
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert planted_in_bytes(all_parts(out)) == []
+    deck = Presentation(str(out))
+    assert deck.slides[0].shapes.title.text == "Checkpoint north of the river"
+    assert leftovers(out) == []
+
+
+def test_odt_loses_meta_thumbnail_annotation_author(corpus, sanitized):
+    original = corpus.odt()
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert result.detected_type == "application/vnd.oasis.opendocument.text"
+    assert planted_in_bytes(all_parts(out)) == []
+    with zipfile.ZipFile(out) as z:
+        assert z.namelist()[0] == "mimetype"
+        assert z.getinfo("mimetype").compress_type == zipfile.ZIP_STORED
+        assert "Thumbnails/thumbnail.png" not in z.namelist()
+        assert b"Thumbnails" not in z.read("META-INF/manifest.xml")
+        content = z.read("content.xml").decode()
+        assert not z.comment
+    assert "The bridge was closed at noon." in content and "verify" in content
+    assert leftovers(out) == []
+    assert "meta.xml:initial-creator" in result.removed
+
+
+# -- audio and video -------------------------------------------------------------
+
+def probe(path: Path) -> dict:
+    return json.loads(run("ffprobe", "-v", "quiet", "-print_format", "json", "-show_format",
+                          "-show_streams", str(path)).stdout)
+
+
+def av_streams(info: dict) -> list[str]:
+    return [s["codec_type"] for s in info["streams"]
+            if s["codec_type"] in ("video", "audio")
+            and not s.get("disposition", {}).get("attached_pic")]
+
+
+@pytest.mark.parametrize("family", ["mp3", "flac", "opus", "wav", "aiff", "m4a"])
+def test_audio_loses_every_tag_and_picture_keeps_duration(corpus, sanitized, family):
+    original = getattr(corpus, family)()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    before, after = probe(original), probe(out)
+    assert av_streams(after) == ["audio"]
+    assert len(after["streams"]) == 1  # no cover picture left
+    assert abs(float(after["format"]["duration"]) - float(before["format"]["duration"])) < 0.05
+    assert not after["format"].get("tags", {}).keys() - {"encoder", "major_brand",
+                                                          "minor_version",
+                                                          "compatible_brands"}
+
+
+@pytest.mark.parametrize("family", ["mp4", "mov", "mkv", "webm", "avi"])
+def test_video_keeps_only_video_and_audio_streams_copied(corpus, sanitized, family):
+    original = getattr(corpus, family)()
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    before, after = probe(original), probe(out)
+    assert av_streams(after) == av_streams(before) == ["video", "audio"]
+    assert len(after["streams"]) == 2  # timed text and timecode tracks are gone
+    if family in ("mp4", "mov"):
+        assert len(before["streams"]) > 2
+        assert any("stream (" in n for n in result.removed)
+    assert abs(float(after["format"]["duration"]) - float(before["format"]["duration"])) < 0.1
+    for a, b in zip(before["streams"][:2], after["streams"][:2], strict=True):
+        assert (a["codec_name"], a.get("width"), a.get("sample_rate")) == \
+            (b["codec_name"], b.get("width"), b.get("sample_rate"))
+    # Stream copy: the first video packet is byte for byte the original's.
+    first = [run("ffmpeg", "-v", "error", "-i", str(p), "-map", "0:v:0", "-c", "copy",
+                 "-frames:v", "1", "-f", "data", "-").stdout for p in (original, out)]
+    assert first[0] == first[1] and first[0]
+
+
+def test_mp3_whose_tag_is_longer_than_the_head_is_still_found(corpus, sanitized):
+    """libmagic sees only the first 64 KiB: a big cover picture hides the audio."""
+    import os
+
+    from mutagen.id3 import APIC, ID3
+
+    original = corpus.mp3()
+    tags = ID3(original)
+    tags.add(APIC(encoding=3, mime="image/jpeg", type=4, desc="back",
+                  data=os.urandom(100_000)))
+    tags.save(original)
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    assert result.family == "mp3" and out.stat().st_size < 100_000
+
+
+def test_mp4_with_its_index_at_the_end_is_read_from_memory(corpus, sanitized):
+    """A phone writes the index (moov) after the data: ffmpeg must seek its input."""
+    original = corpus.ffmpeg("late-index.mp4", *corpus.VIDEO, *corpus.SINE, *corpus.TAGS,
+                             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac")
+    data = original.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat")
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    assert av_streams(probe(out)) == ["video", "audio"]
+
+
+def test_plain_text_is_kept_as_received_and_flagged(tmp_path, sanitized):
+    note = tmp_path / "note.txt"
+    note.write_text("I saw them at the station.\n")
+    result, out = sanitized(note)
+    assert not result.ok and out is None
+    assert result.flags == ["not sanitized: unsupported type"]
+    assert result.detected_type.startswith("text/plain")
+
+
+def test_type_is_chosen_from_content_not_name(corpus, sanitized, tmp_path):
+    disguised = tmp_path / "holiday.txt"
+    disguised.write_bytes(corpus.jpeg("disguised.jpg").read_bytes())
+    result, out = sanitized(disguised)
+    assert result.ok and result.family == "jpeg" and leftovers(out) == []
+
+
+def test_cleaning_is_deterministic(corpus, sanitized):
+    original = corpus.mp4("again.mp4")
+    first, _ = sanitized(original)
+    second, _ = sanitized(original)
+    assert first.spool.sha256 == second.spool.sha256
+

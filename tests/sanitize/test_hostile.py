@@ -1,0 +1,165 @@
+"""Malformed and hostile uploads end as flagged originals, within the limits:
+never a crash of the worker, never a lost file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    ("truncated_jpeg", "truncated JPEG"),
+    ("broken_xref_pdf", "malformed PDF"),
+    ("huge_png", "image too large"),
+    ("zip_bomb_docx", "zip bomb"),
+])
+def test_hostile_input_is_refused_with_a_reason(corpus, sanitized, make, reason):
+    original = getattr(corpus, make)()
+    started = time.monotonic()
+    result, out = sanitized(original)
+    assert time.monotonic() - started < 30
+    assert not result.ok and out is None and result.spool is None
+    assert reason in result.reason
+    assert result.flags == [f"not sanitized: {result.reason}"]
+
+
+def test_zip_bomb_that_lies_about_its_size_is_caught(corpus, sanitized, tmp_path):
+    """Declared sizes can lie; the bytes read are counted too."""
+    import zipfile
+
+    path = corpus.docx("liar.docx")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("word/document.xml")
+    # Shrink the declared size in the central directory: reading stops there
+    # and the CRC no longer matches.
+    entry = data.find(b"word/document.xml", data.find(b"PK\x01\x02"))
+    start = data.rfind(b"PK\x01\x02", 0, entry)
+    data[start + 24:start + 28] = (10).to_bytes(4, "little")
+    assert info.file_size > 10
+    liar = tmp_path / "liar.docx"
+    liar.write_bytes(bytes(data))
+    result, _ = sanitized(liar)
+    assert not result.ok and "malformed" in result.reason
+
+
+def test_wall_time_limit_kills_the_child(corpus, sanitized):
+    started = time.monotonic()
+    result, _ = sanitized(corpus.mp4("slow.mp4"), wall_seconds=0.05)
+    assert time.monotonic() - started < 10
+    assert not result.ok and result.reason == "time limit reached"
+
+
+def test_memory_limit_ends_in_a_flag_not_a_crash(corpus, sanitized):
+    result, _ = sanitized(corpus.pdf(), memory=48 * 1024 * 1024)
+    assert not result.ok
+    assert "memory" in result.reason or "crashed" in result.reason or "malformed" in result.reason
+
+
+def test_pixel_limit_is_checked_before_decoding(corpus, sanitized):
+    result, _ = sanitized(corpus.tiff(), max_pixels=100)
+    assert not result.ok and result.reason == "image too large"
+
+
+def test_child_limits_forbid_writing_files(tmp_path):
+    """The same limits the child sets on itself: a file write fails, the
+    process is not killed, and memory beyond the limit is refused."""
+    target = tmp_path / "leak.bin"
+    code = (
+        "import sys\n"
+        "from intake.sanitize.limits import Limits, apply\n"
+        "apply(Limits(memory=256 * 1024 * 1024), 0)\n"
+        "try:\n"
+        f"    open({str(target)!r}, 'wb', buffering=0).write(b'plaintext')\n"
+        "    print('wrote')\n"
+        "except OSError as exc:\n"
+        "    print('refused', exc.errno)\n"
+        "try:\n"
+        "    b = bytearray(512 * 1024 * 1024)\n"
+        "    print('allocated')\n"
+        "except MemoryError:\n"
+        "    print('no memory')\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert run.stdout.split("\n")[:2] == ["refused 27", "no memory"]  # EFBIG
+    assert not target.exists() or target.stat().st_size == 0
+
+
+def test_child_has_no_network_where_namespaces_allow(tmp_path):
+    from intake.sanitize import runner
+
+    if not runner.network_isolated():
+        pytest.skip("this kernel does not allow unprivileged network namespaces")
+    command = runner._command("jpeg", 0, runner.Limits())
+    assert command[:2] == [command[0], "-rn"] and command[0].endswith("unshare")
+    probe = subprocess.run(
+        [*command[:2], sys.executable, "-c",
+         "import socket\ns = socket.socket()\ns.settimeout(2)\n"
+         "try:\n    s.connect(('127.0.0.1', 9))\nexcept OSError as e:\n    print(e.errno)"],
+        capture_output=True, text=True, timeout=30, check=True)
+    assert probe.stdout.strip() in ("101", "111")  # unreachable, or refused on a lone lo
+
+
+def test_cpu_limit_ends_in_a_flag(corpus, sanitized):
+    """A zero CPU budget is spent before the first byte is read."""
+    result, _ = sanitized(corpus.pdf(), cpu_seconds=0)
+    assert not result.ok and result.reason in ("CPU time limit reached",
+                                               "cleaner killed (CPU or memory limit)")
+
+
+BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa">'
+                  b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+                  b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+                  b'<svg xmlns="http://www.w3.org/2000/svg"><text>&c;</text></svg>')
+EXTERNAL_ENTITY = (b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                   b'<svg xmlns="http://www.w3.org/2000/svg"><text>&x;</text></svg>')
+
+
+@pytest.mark.parametrize("svg", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["laughs", "external"])
+def test_svg_with_entities_is_refused(tmp_path, sanitized, svg):
+    path = tmp_path / "drawing.svg"
+    path.write_bytes(svg)
+    result, out = sanitized(path)
+    assert not result.ok and out is None
+    assert result.reason == "unsafe or malformed XML"
+
+
+def test_docx_with_an_entity_in_a_part_is_refused(corpus, sanitized, tmp_path):
+    import zipfile
+
+    source = corpus.docx("entity.docx")
+    path = tmp_path / "entity.docx"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
+        for info in old.infolist():
+            body = old.read(info)
+            if info.filename == "word/document.xml":
+                body = body.replace(b"?>", b'?><!DOCTYPE w:document [<!ENTITY e "x">]>', 1)
+            new.writestr(info, body)
+    result, _ = sanitized(path)
+    assert not result.ok and result.reason == "unsafe or malformed XML"
+
+
+def test_several_threads_sanitize_at_once(corpus, spool_dir):
+    """The web workers run threads: each call has its own child and pipes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from intake.sanitize import sanitize
+    from intake.spool import EncryptedSpool
+
+    files = [corpus.jpeg("t1.jpg"), corpus.png(), corpus.pdf(), corpus.mp4("t4.mp4")] * 2
+
+    def one(path):
+        with EncryptedSpool(spool_dir) as spool:
+            spool.write(path.read_bytes())
+            result = sanitize(spool, spool_dir)
+            try:
+                return result.ok, result.family
+            finally:
+                result.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(one, files))
+    assert outcomes == [(True, f) for f in ("jpeg", "png", "pdf", "mp4")] * 2
