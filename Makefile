@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SERVER_PACKAGES := $(shell grep -v '^\#' deploy/packages-server.txt)
 TEST_PACKAGES := $(shell grep -v '^\#' tests/packages.txt)
 
-.PHONY: demo test test-tor bench lint system-packages test-system-packages venv clean
+.PHONY: demo test test-tor bench lint system-packages test-system-packages venv clean translations
 
 # Installs Debian packages only when one is missing, so repeated runs stay fast.
 define apt_install
@@ -30,14 +30,27 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# axe-core, injected by the browser tests only (never served to anyone).
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; }
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# After changing a user-facing string: extract, merge into each language, compile.
+translations: venv
+	$(PY) scripts/translations.py extract
+	$(PY) scripts/translations.py update
+	$(PY) scripts/translations.py compile
+
 demo: system-packages venv
 	$(PY) scripts/demo.py
 
 lint: venv
 	$(VENV)/bin/ruff check intake tests bench scripts
 
-test: test-system-packages venv
+test: test-system-packages venv node_modules/.package-lock.json
 	$(VENV)/bin/ruff check intake tests bench scripts
+	$(PY) scripts/translations.py check
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-tor: test-system-packages venv
@@ -51,4 +64,4 @@ bench: test-system-packages venv
 	$(PY) bench/vault_bench.py | tee bench/RESULTS-vault.md
 
 clean:
-	rm -rf $(VENV) demo bench/out
+	rm -rf $(VENV) demo bench/out node_modules test-artifacts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from flask_babel import Babel, get_locale
 from flask_wtf.csrf import CSRFProtect
 
@@ -10,7 +10,7 @@ from intake.config import Config, load_config
 from intake.staff.accounts import Authenticator
 from intake.staff.views import bp
 from intake.throttle import Throttle
-from intake.web import errors, headers
+from intake.web import errors, headers, i18n
 from intake.web.app import ROOT, prepare
 from intake.web.sessions import DatabaseSessionInterface
 
@@ -37,7 +37,9 @@ def create_staff_app(config: Config | None = None) -> Flask:
         SESSION_COOKIE_SECURE=False,
     )
     app.session_interface = DatabaseSessionInterface(cookie_name=STAFF_COOKIE)
-    Babel(app, default_translation_directories=str(ROOT / "translations"))
+    Babel(app, locale_selector=lambda: i18n.select_locale(request),
+          default_translation_directories=str(ROOT / "translations"))
+    i18n.init_app(app)
     app.jinja_env.globals["get_locale"] = get_locale
     CSRFProtect(app)
     headers.init_app(app)

@@ -16,16 +16,16 @@ from intake.receive import Intake
 from intake.store import Store
 from intake.teamkeys import load_key_folder
 from intake.throttle import Throttle
-from intake.web import errors, headers, returning, witness
+from intake.web import errors, headers, i18n, proxy_warning, returning, witness
 from intake.web.sessions import DatabaseSessionInterface
 from intake.web.upload_request import EncryptedUploadRequest
 
 ROOT = Path(__file__).resolve().parents[2]
-LANGUAGES = ["en"]
+LANGUAGES = list(i18n.LANGUAGES)
 
 
 def _locale() -> str:
-    return request.accept_languages.best_match(LANGUAGES) or "en"
+    return i18n.select_locale(request)
 
 
 def prepare(config: Config) -> Intake:
@@ -61,9 +61,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.session_interface = DatabaseSessionInterface()
     Babel(app, locale_selector=_locale,
           default_translation_directories=str(ROOT / "translations"))
+    i18n.init_app(app)
     app.jinja_env.globals["get_locale"] = get_locale
     CSRFProtect(app)
     headers.init_app(app)
+    proxy_warning.init_app(app)
     errors.init_app(app)
     app.extensions["intake.login_throttle"] = Throttle(
         per_id_limit=config.login_attempts_per_codename,

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import codename_of, csrf_token, submit  # tests/support.py
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _shared_helpers():
-    """tests/support.py's helpers, by path, whatever sys.path holds."""
-    spec = importlib.util.spec_from_file_location("intake_shared_test_helpers",
-                                                  ROOT / "tests" / "support.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-_shared = _shared_helpers()
-codename_of, csrf_token, submit = _shared.codename_of, _shared.csrf_token, _shared.submit
 LANGS = ("uk", "ru", "be", "en")
 
 
