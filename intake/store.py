@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 TMP_PREFIX = ".tmp-"
+STALE_AFTER = 24 * 3600  # an upload in progress writes far more often than this
 SUFFIX = ".env"
 
 
@@ -125,9 +127,21 @@ class Store:
 
     def init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # A crash between write and rename leaves only ciphertext; tidy it anyway.
+        self.remove_leftovers()
+
+    def remove_leftovers(self, idle_seconds: int = STALE_AFTER) -> int:
+        """A crash between write and rename leaves ciphertext under a temporary
+        name; tidy it. Only files idle for a day: every worker (and every server
+        sharing the store) calls this at start, while others may be receiving."""
+        removed, now = 0, time.time()
         for leftover in self.root.glob(f"{TMP_PREFIX}*"):
-            leftover.unlink(missing_ok=True)
+            try:
+                if now - leftover.stat().st_mtime > idle_seconds:
+                    leftover.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
 
     def path_for(self, item_id: str) -> Path:
         if not (len(item_id) == 32 and all(c in "0123456789abcdef" for c in item_id)):

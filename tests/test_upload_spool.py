@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pytest
 
@@ -102,3 +103,20 @@ def test_background_hashing_matches_hashlib_in_order():
     assert b.hexdigest() == hashlib.sha256(b"".join(p[::-1] for p in pieces)).hexdigest()
     with pytest.raises(RuntimeError):
         hasher.update(a, b"late")
+
+
+def test_start_up_tidies_only_stale_leftovers(store, team_key):
+    """Every worker tidies the store at start; it must not take an upload that
+    another worker is receiving right now."""
+    live = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
+    live.write(b"arriving")
+    stale = store.root / ".tmp-0123456789abcdef0123456789abcdef"
+    stale.write_bytes(b"ciphertext left by a crash")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    Store(store.root).init()  # what another worker does when it boots
+    assert live.tmp_path.exists() and not stale.exists()
+    batch = store.batch()
+    live.seal(batch, {})
+    batch.place()
+    live.close()
