@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator
 
 from intake.envelope import EnvelopeWriter, Recipient
 from intake.hashing import BackgroundHasher
+from intake.spool import ChunkedReading
 from intake.store import TMP_PREFIX, Batch, HashingWriter, Staged, Store, new_id
 
 HEAD_BYTES = 64 * 1024
 
 
-class UploadSpool:
+class UploadSpool(ChunkedReading):
     def __init__(self, store: Store, recipients: Iterable[Recipient]):
         self.item_id = new_id()
         self.tmp_path = store.root / f"{TMP_PREFIX}{self.item_id}"
@@ -37,8 +38,6 @@ class UploadSpool:
         self.size = 0
         self.head = b""
         self.sealed = False
-        self._reader: Iterator[bytes] | None = None
-        self._pending = b""
 
     # -- writing, as the multipart parser does --------------------------------
     def write(self, data: bytes) -> int:
@@ -62,41 +61,8 @@ class UploadSpool:
         with open(self.tmp_path, "rb") as written:
             yield from self._writer.written_content(written)
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if (offset, whence) != (0, 0):
-            raise OSError("an upload spool can only rewind to the start")
-        self._reader, self._pending = None, b""
-        return 0
-
-    def tell(self) -> int:
-        return 0 if self._reader is None else -1
-
-    def read(self, n: int = -1) -> bytes:
-        if self._reader is None:
-            self._reader = self.chunks()
-        out = bytearray(self._pending)
-        while n < 0 or len(out) < n:
-            piece = next(self._reader, None)
-            if piece is None:
-                break
-            out += piece
-        if n < 0:
-            self._pending = b""
-            return bytes(out)
-        self._pending = bytes(out[n:])
-        return bytes(out[:n])
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
     def writable(self) -> bool:
         return not self.sealed
-
-    def flush(self) -> None:
-        pass
 
     # -- ending ---------------------------------------------------------------
     def seal(self, batch: Batch, metadata: dict) -> Staged:
