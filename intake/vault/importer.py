@@ -23,7 +23,7 @@ from nacl.public import PrivateKey
 from intake.bundle import BundleReader, Entry
 from intake.envelope import EnvelopeError, EnvelopeReader, fingerprint, read_header
 from intake.teamkeys import format_fingerprint
-from intake.vault import custody, images, language, search
+from intake.vault import custody, document_text, images, language, search
 from intake.vault.vault import Vault
 
 MAX_TEXT_INDEXED = 4 * 1024 * 1024
@@ -108,10 +108,11 @@ def _decrypt(stream: _Hashing, key: PrivateKey, entry: Entry, tmp: Path) -> dict
 def _text_of(path: Path, meta: dict) -> str | None:
     if meta.get("kind") == "testimony":
         return path.read_text(errors="replace")
-    if str(meta.get("detected_type", "")).startswith("text/"):
+    detected = str(meta.get("detected_type", ""))
+    if detected.startswith("text/"):
         with open(path, "rb") as f:
             return f.read(MAX_TEXT_INDEXED).decode(errors="replace")
-    return None
+    return document_text.extract(path, detected, MAX_TEXT_INDEXED)
 
 
 def _perceptual_hash(path: Path, meta: dict) -> str | None:

@@ -105,3 +105,59 @@ def test_language_of_each_testimony(vault, lang):
 ])
 def test_detect_language(text, lang):
     assert language.detect(text) == lang
+
+
+def _pdf_with_words(words: str) -> bytes:
+    import io
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font,
+                                                Subtype=pikepdf.Name.Type1,
+                                                BaseFont=pikepdf.Name.Helvetica))
+    page = pikepdf.Page(pikepdf.Dictionary(
+        Type=pikepdf.Name.Page, MediaBox=[0, 0, 595, 842],
+        Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font)),
+        Contents=pdf.make_stream(f"BT /F1 18 Tf 72 720 Td ({words}) Tj ET".encode())))
+    pdf.pages.append(page)
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def _docx_with_words(words: str) -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph(words)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def test_search_reaches_pdf_and_office_documents(server, desk, tmp_path):
+    pdf = server.submit("", files=[(_pdf_with_words("Deportation order for the orphanage"),
+                                    "order.pdf")])
+    doc = server.submit("", files=[(_docx_with_words("Список дітей вивезених з інтернату"),
+                                    "spysok.docx")])
+    desk.import_(server.export(tmp_path / "b.tar"))
+    with desk.open() as v:
+        assert search.matching_submissions(v.conn, "orphanage") == [pdf.submission_id]
+        assert search.matching_submissions(v.conn, "ІНТЕРНАТУ") == [doc.submission_id]
+        assert search.matching_submissions(v.conn, "deportation інтернату") == []
+
+
+def test_a_broken_document_gives_no_text_and_no_error(tmp_path):
+    from intake.vault import document_text
+
+    broken = tmp_path / "x.docx"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    assert document_text.extract(broken, docx_type, 1000) is None
+    pdf = tmp_path / "x.pdf"
+    pdf.write_bytes(b"%PDF-1.4 broken")
+    assert document_text.extract(pdf, "application/pdf", 1000) is None
+    assert document_text.extract(pdf, "image/png", 1000) is None
