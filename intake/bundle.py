@@ -151,6 +151,23 @@ class BundleReader:
                 return
             yield info.name, (self._tar.extractfile(info) if info.isfile() else None)
 
+    def envelopes(self) -> Iterator[tuple[str, Entry | None, BinaryIO | None, str]]:
+        """(name, manifest entry, member, "") for each envelope the manifest lists;
+        (name, None, None, problem) for a stray member or one the bundle lacks."""
+        expected = dict(self.manifest.entries)
+        for name, member in self.members():
+            if member is None:
+                if name == "":
+                    break  # the tar itself is broken from here on
+                continue
+            entry = expected.pop(name, None)
+            if entry is None:
+                yield name or "?", None, None, "not in the manifest: skipped"
+            else:
+                yield name, entry, member, ""
+        for name in expected:
+            yield name, None, None, "missing from the bundle"
+
     def close(self) -> None:
         self._tar.close()
 

@@ -110,18 +110,9 @@ def decrypt_bundle(bundle_path: Path, key: PrivateKey, out: Path) -> Report:
     report = Report()
     out.mkdir(parents=True, exist_ok=True)
     with BundleReader(bundle_path) as reader:
-        expected = dict(reader.manifest.entries)
-        for name, member in reader.members():
-            if member is None:
-                if name == "":
-                    break
-                continue
-            entry = expected.pop(name, None)
-            if entry is None:
-                report.results.append(ItemResult(name or "?", False,
-                                                 "not in the manifest: skipped"))
-                continue
-            report.results.append(_decrypt_one(entry, member, key, out))
-        for name in expected:
-            report.results.append(ItemResult(name, False, "missing from the bundle"))
+        for name, entry, member, problem in reader.envelopes():
+            if problem:
+                report.results.append(ItemResult(name, False, problem))
+            else:
+                report.results.append(_decrypt_one(entry, member, key, out))
     return report

@@ -195,17 +195,11 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
         with vault.transaction() as conn:
             conn.executemany("INSERT OR IGNORE INTO witnesses (witness_id, reply_public_key)"
                              " VALUES (?, ?)", sorted(manifest.witnesses.items()))
-        expected = dict(manifest.entries)
         known = {r[0] for r in vault.conn.execute(
             "SELECT item_id FROM items UNION SELECT item_id FROM deleted_items")}
-        for name, member in reader.members():
-            if member is None:
-                if name == "":
-                    break
-                continue
-            entry = expected.pop(name, None)
-            if entry is None:
-                summary.damaged.append((name, "not in the manifest: skipped"))
+        for name, entry, member, problem in reader.envelopes():
+            if problem:
+                summary.damaged.append((name, problem))
                 continue
             if entry.item_id in known:
                 summary.duplicates.append(name)
@@ -226,8 +220,6 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
             known.add(entry.item_id)
             summary.new.append(name)
             summary.bytes_new += entry.size
-        for name in expected:
-            summary.damaged.append((name, "missing from the bundle"))
     with vault.transaction() as conn:
         custody.append(conn, "import bundle", f"bundle:{bundle_sha}", {
             "file": bundle_path.name, "day": manifest.day, "new": len(summary.new),

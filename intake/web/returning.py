@@ -27,9 +27,8 @@ from sqlalchemy import delete, select
 from intake import codename
 from intake.envelope import EnvelopeError, open_envelope
 from intake.models import Reply, Submission, Witness
-from intake.receive import receive
 from intake.web.forms import CodenameForm, FollowUpForm
-from intake.web.witness import check_submission, uploads_from_request
+from intake.web.witness import receive_form
 
 bp = Blueprint("returning", __name__)
 MAX_CODENAME_CHARS = 300
@@ -136,18 +135,7 @@ def account():
 @bp.post("/account/add")
 @witness_required
 def follow_up():
-    intake = _intake()
-    form = FollowUpForm()
-    testimony = form.testimony.data or ""
-    uploads = uploads_from_request()
-    try:
-        check_submission(testimony, uploads)
-        receipt = receive(intake, testimony, uploads,
-                          keep_originals=bool(form.keep_original.data),
-                          witness_id=g.witness_id)
-    finally:
-        for up in uploads:
-            up.spool.close()
+    receipt = receive_form(FollowUpForm(), witness_id=g.witness_id)
     return render_template("followup_done.html", receipt=receipt)
 
 

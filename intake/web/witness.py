@@ -59,18 +59,21 @@ def check_submission(testimony: str, uploads: list[Upload]) -> None:
                                 "then send it again."))
 
 
-@bp.post("/submit")
-def submit():
-    intake = current_app.extensions["intake"]
-    form = SubmitForm()
+def receive_form(form, witness_id: str | None = None):
+    """The witness form and the follow-up form alike: check, seal, store."""
     testimony = form.testimony.data or ""
     uploads = uploads_from_request()
     try:
         check_submission(testimony, uploads)
-        receipt = receive(intake, testimony, uploads,
-                          keep_originals=bool(form.keep_original.data))
+        return receive(current_app.extensions["intake"], testimony, uploads,
+                       keep_originals=bool(form.keep_original.data), witness_id=witness_id)
     finally:
         for up in uploads:
             up.spool.close()
+
+
+@bp.post("/submit")
+def submit():
+    receipt = receive_form(SubmitForm())
     return render_template("receipt.html", receipt=receipt,
                            words=receipt.codename.split(), form=CodenameForm())
