@@ -76,28 +76,35 @@ class EnvelopeWriter:
         self._chunks_out = 0
         self.size = 0
 
-    def _emit(self, chunk: bytes, *, final: bool = False) -> None:
+    def _seal_chunk(self, chunk: bytes, *, final: bool = False) -> bytes:
         # Only the first chunk carries the header as additional data.
-        self._out.write(self._pusher.push(chunk, final=final, ad=self._ad))
+        sealed = self._pusher.push(chunk, final=final, ad=self._ad)
         self._ad = None
         self._chunks_out += 1
+        return sealed
 
     def write(self, data: bytes) -> None:
+        """Seals every whole chunk now; one write to `out` per call, not per chunk."""
         self.size += len(data)
         self._buf += data
+        sealed = []
         while len(self._buf) >= CHUNK:
-            self._emit(bytes(self._buf[:CHUNK]))
+            sealed.append(self._seal_chunk(bytes(self._buf[:CHUNK])))
             del self._buf[:CHUNK]
+        if sealed:
+            self._out.write(b"".join(sealed) if len(sealed) > 1 else sealed[0])
 
     def close(self, metadata: dict) -> None:
         meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode()
         if len(meta) > MAX_METADATA:
             raise ValueError("metadata is larger than one chunk")
         self._buf += meta + len(meta).to_bytes(4, "big")
+        sealed = []
         while len(self._buf) > CHUNK:
-            self._emit(bytes(self._buf[:CHUNK]))
+            sealed.append(self._seal_chunk(bytes(self._buf[:CHUNK])))
             del self._buf[:CHUNK]
-        self._emit(bytes(self._buf), final=True)
+        sealed.append(self._seal_chunk(bytes(self._buf), final=True))
+        self._out.write(b"".join(sealed))
         self._buf.clear()
         self._file_key = b""
 

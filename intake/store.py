@@ -48,7 +48,7 @@ def fsync_dir(path: Path) -> None:
 
 class HashingWriter:
     """Counts and hashes what passes through to the file (the envelope bytes),
-    in the calling thread or, given a BackgroundHasher, in its thread."""
+    in the calling thread or, given a Background helper, in its thread."""
 
     def __init__(self, out: BinaryIO, hasher=None):
         self._out = out
@@ -61,7 +61,7 @@ class HashingWriter:
         if self._hasher is None:
             self.sha.update(data)
         else:
-            self._hasher.update(self.sha, data)
+            self._hasher.submit(self.sha.update, data)
         self.size += len(data)
         return len(data)
 

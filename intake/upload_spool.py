@@ -8,16 +8,21 @@ strip its metadata) until it is sealed or dropped; then the key is gone.
 
 When the upload is kept as received, seal() appends the metadata and the same
 file becomes the stored envelope: the bytes are written once.
+
+The request's thread only parses the body. Sealing and writing happen in one
+helper thread and both SHA-256s (of the bytes received, of the envelope) in
+another, each a bounded pipeline stage (intake.background).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
 
+from intake.background import Background
 from intake.envelope import EnvelopeWriter, Recipient
-from intake.hashing import BackgroundHasher
 from intake.spool import ChunkedReading
 from intake.store import TMP_PREFIX, Batch, HashingWriter, Staged, Store, new_id
 
@@ -31,7 +36,8 @@ class UploadSpool(ChunkedReading):
         self._final_path = store.path_for(self.item_id)
         fd = os.open(self.tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._file = os.fdopen(fd, "w+b", buffering=1024 * 1024)
-        self._hasher = BackgroundHasher()
+        self._hasher = Background("intake-hash")
+        self._sealer = Background("intake-seal")
         self._out = HashingWriter(self._file, self._hasher)
         self._writer = EnvelopeWriter(self._out, recipients)  # type: ignore[arg-type]
         self._sha = hashlib.sha256()
@@ -41,22 +47,24 @@ class UploadSpool(ChunkedReading):
 
     # -- writing, as the multipart parser does --------------------------------
     def write(self, data: bytes) -> int:
-        data = bytes(data)  # hashed later, in another thread: it must not change
+        data = bytes(data)  # used later, in other threads: it must not change
         self.size += len(data)
-        self._hasher.update(self._sha, data)
         if len(self.head) < HEAD_BYTES:
-            self.head += bytes(data[:HEAD_BYTES - len(self.head)])
-        self._writer.write(data)
+            self.head += data[:HEAD_BYTES - len(self.head)]
+        self._hasher.submit(self._sha.update, data)
+        self._sealer.submit(self._writer.write, data)
         return len(data)
 
     @property
     def sha256(self) -> str:
+        self._sealer.drain()  # a failed write is reported before any hash
         self._hasher.drain()
         return self._sha.hexdigest()
 
     # -- reading back ---------------------------------------------------------
     def chunks(self) -> Iterator[bytes]:
         """The upload's bytes, decrypted from its own envelope; may be called again."""
+        self._sealer.drain()
         self._file.flush()
         with open(self.tmp_path, "rb") as written:
             yield from self._writer.written_content(written)
@@ -69,6 +77,7 @@ class UploadSpool(ChunkedReading):
         """Closes the envelope with its metadata and hands it to the batch, which
         places it in the store with the rest of the submission, or drops it."""
         self._reader = None
+        self._sealer.stop()
         self._writer.close({**metadata, "item_id": self.item_id})
         self._hasher.stop()
         self._file.flush()
@@ -87,7 +96,9 @@ class UploadSpool(ChunkedReading):
     def close(self) -> None:
         """Unsealed, the envelope is dropped: nothing of a failed request stays."""
         self._reader = None
-        self._hasher.stop()
+        for helper in (self._sealer, self._hasher):
+            with contextlib.suppress(Exception):  # its error was reported already
+                helper.stop()
         if not self._file.closed:
             self._file.close()
         if not self.sealed:

@@ -73,6 +73,7 @@ def test_a_discarded_batch_removes_the_sealed_upload(store, team_key):
 def test_a_changed_byte_is_caught_on_read_back(store, team_key):
     spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
     spool.write(os.urandom(200_000))
+    assert spool.sha256  # waits until the helper threads have written it
     spool._file.flush()
     raw = bytearray(spool.tmp_path.read_bytes())
     raw[300] ^= 1
@@ -84,25 +85,82 @@ def test_a_changed_byte_is_caught_on_read_back(store, team_key):
     spool.close()
 
 
-def test_background_hashing_matches_hashlib_in_order():
+def test_background_jobs_run_in_order():
     import hashlib
 
-    from intake.hashing import BackgroundHasher
+    from intake.background import Background
 
     pieces = [os.urandom(n) for n in (1, 65536, 3, 200_000, 0, 77)] * 30
     a, b = hashlib.sha256(), hashlib.sha256()
-    hasher = BackgroundHasher(depth=4)  # a small queue: the producer must wait, not lose
+    helper = Background("test-hash", budget=100_000)  # small: the producer must wait, not lose
     for p in pieces:
-        hasher.update(a, p)
-        hasher.update(b, p[::-1])
-    hasher.drain()
+        helper.submit(a.update, p)
+        helper.submit(b.update, p[::-1])
+    helper.drain()
     assert a.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
-    hasher.update(a, b"more")  # more may follow a drain
-    hasher.stop()
+    helper.submit(a.update, b"more")  # more may follow a drain
+    helper.stop()
     assert a.hexdigest() == hashlib.sha256(b"".join(pieces) + b"more").hexdigest()
     assert b.hexdigest() == hashlib.sha256(b"".join(p[::-1] for p in pieces)).hexdigest()
     with pytest.raises(RuntimeError):
-        hasher.update(a, b"late")
+        helper.submit(a.update, b"late")
+
+
+def test_background_holds_no_more_than_its_budget():
+    """Memory stays flat: past the budget, the producer waits for the helper."""
+    import threading
+
+    from intake.background import Background
+
+    release, done = threading.Event(), []
+    helper = Background("test-budget", budget=10)
+    helper.submit(lambda data: release.wait(10), b"1234")  # in progress, still counted
+    helper.submit(done.append, b"5678")
+    producer = threading.Thread(target=helper.submit, args=(done.append, b"9abc"))
+    producer.start()
+    producer.join(0.3)
+    assert producer.is_alive(), "the producer went past the budget"
+    release.set()
+    producer.join(10)
+    assert not producer.is_alive()
+    helper.stop()
+    assert done == [b"5678", b"9abc"]
+
+
+def test_background_error_reaches_the_producer():
+    from intake.background import Background
+
+    ran = []
+
+    def fail(data):
+        raise OSError(28, "No space left on device")
+
+    helper = Background("test-error")
+    helper.submit(fail, b"x")
+    helper.submit(ran.append, b"after")  # dropped: the stream is broken
+    with pytest.raises(OSError, match="No space"):
+        helper.drain()
+    with pytest.raises(OSError, match="No space"):
+        helper.submit(ran.append, b"later")
+    with pytest.raises(OSError, match="No space"):
+        helper.stop()
+    assert ran == []
+
+
+def test_upload_spool_reports_a_failed_write(store, team_key, monkeypatch):
+    from intake.store import HashingWriter
+
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
+    monkeypatch.setattr(HashingWriter, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        for _ in range(64):  # the helper fails on the first chunk; a later write says so
+            spool.write(os.urandom(256 * 1024))
+        assert spool.sha256
+    spool.close()
+    assert not spool.tmp_path.exists()
 
 
 def test_start_up_tidies_only_stale_leftovers(store, team_key):

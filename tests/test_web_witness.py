@@ -276,16 +276,23 @@ def test_empty_submission(app, client, testimony):
     pytest.param(lambda token: multipart([("csrf_token", None, token),
                                           ("files", "a.txt", b"data")])[:-30],
                  id="cut-short"),
+    pytest.param(lambda token: multipart([("csrf_token", None, token),
+                                          ("files", "a.bin", os.urandom(300_000))])[:-100_000],
+                 id="cut-short-in-a-file"),
     pytest.param(lambda token: b"--b0undary\r\nno headers at all\r\n" + token, id="no-headers"),
     pytest.param(lambda token: b"\x00\xff" * 64, id="garbage"),
     pytest.param(lambda token: multipart([("csrf_token", None, token)]).replace(
         b"--b0undary--", b"--other--"), id="wrong-boundary"),
 ])
 def test_malformed_multipart(app, client, body):
+    import threading
+
     r = post_raw(client, body(csrf_token(client).encode()))
     assert 400 <= r.status_code < 500
     assert_error_page(r, r.status_code, "Nothing was kept")
     nothing_stored(app)
+    # A file cut short was never handed to the form, but its spool was closed.
+    assert not [t for t in threading.enumerate() if t.name.startswith("intake-")]
 
 
 def test_multipart_without_boundary(app, client):
@@ -447,6 +454,34 @@ def test_failure_midway_keeps_nothing(app, client, monkeypatch, caplog, breaker)
     monkeypatch.undo()
     nothing_stored(app)
     # The service still works afterwards.
+    assert submit(client, "again").status_code == 200
+
+
+def test_disk_full_while_an_upload_arrives_keeps_nothing(app, client, monkeypatch):
+    """The envelope is written in a helper thread as the upload arrives; a write
+    that fails there still ends the request with nothing kept."""
+    import threading
+
+    from intake.store import HashingWriter
+
+    real, failed = HashingWriter.write, []
+
+    def write(self, data):
+        if threading.current_thread().name == "intake-seal":
+            failed.append(len(data))
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    token = csrf_token(client)
+    monkeypatch.setattr(HashingWriter, "write", write)
+    # Under 500 KB, so the test client builds the body in memory.
+    r = submit(client, "the testimony", [(os.urandom(400_000), "big.bin")],
+               token=token)
+    assert failed, "the upload was not written by the sealing thread"
+    assert_error_page(r, 500, "Nothing was kept")
+    monkeypatch.undo()
+    nothing_stored(app)
+    assert not [t for t in threading.enumerate() if t.name.startswith("intake-")]
     assert submit(client, "again").status_code == 200
 
 

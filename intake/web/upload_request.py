@@ -38,4 +38,16 @@ class EncryptedUploadRequest(Request):
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
         intake = current_app.extensions["intake"]
-        return UploadSpool(intake.store, intake.recipients)
+        spool = UploadSpool(intake.store, intake.recipients)
+        self.__dict__.setdefault("_upload_spools", []).append(spool)
+        return spool
+
+    def close(self) -> None:
+        """Werkzeug closes the files it finished parsing; a part cut short (the
+        client left, the disk filled) was never handed over, so every spool this
+        request opened is closed here: its envelope removed, its threads ended."""
+        try:
+            super().close()
+        finally:
+            for spool in self.__dict__.pop("_upload_spools", []):
+                spool.close()
