@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-DEFAULT_BUDGET = 4 * 1024 * 1024
+DEFAULT_BUDGET = 2 * 1024 * 1024
 
 
 class Background:

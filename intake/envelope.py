@@ -84,15 +84,27 @@ class EnvelopeWriter:
         return sealed
 
     def write(self, data: bytes) -> None:
-        """Seals every whole chunk now; one write to `out` per call, not per chunk."""
+        """Seals every whole chunk now, from `data` itself where it can; one
+        write to `out` per call, not per chunk."""
         self.size += len(data)
-        self._buf += data
-        sealed = []
-        while len(self._buf) >= CHUNK:
-            sealed.append(self._seal_chunk(bytes(self._buf[:CHUNK])))
-            del self._buf[:CHUNK]
+        view = memoryview(data)
+        sealed: list[bytes | bytearray] = []
+        if self._buf:  # complete the chunk begun by an earlier write
+            take = CHUNK - len(self._buf)
+            self._buf += view[:take]
+            view = view[take:]
+            if len(self._buf) < CHUNK:
+                return
+            sealed.append(self._seal_chunk(bytes(self._buf)))
+            self._buf.clear()
+        whole = len(view) - len(view) % CHUNK
+        if whole:
+            sealed.append(self._pusher.push_all(view[:whole], CHUNK, ad=self._ad))
+            self._ad = None
+            self._chunks_out += whole // CHUNK
+        self._buf += view[whole:]
         if sealed:
-            self._out.write(b"".join(sealed) if len(sealed) > 1 else sealed[0])
+            self._out.write(sealed[0] if len(sealed) == 1 else b"".join(sealed))
 
     def close(self, metadata: dict) -> None:
         meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode()

@@ -7,11 +7,12 @@ worker timeout is a heartbeat, not a cap on a request, so it does not cut them.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.http import wsgi as gunicorn_wsgi
+
+from intake.memory import reuse_large_buffers
 
 
 class RedactRequestDetails(logging.Filter):
@@ -50,30 +51,9 @@ LOGCONFIG = {
     },
 }
 
-# glibc's mallopt() parameters (malloc.h).
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-KEEP_BUFFERS_UNDER = 4 * 1024 * 1024
-KEEP_FREE_HEAP = 32 * 1024 * 1024
-
-
-def reuse_large_buffers() -> bool:
-    """glibc gives every freed block over 128 KiB straight back to the kernel, and
-    the next one is faulted in and zeroed page by page. Gunicorn reads a body
-    1 MiB at a time and copies it twice per read, so for an upload that was a
-    third of the worker's time. Blocks up to 4 MiB are kept for reuse instead, and
-    up to 32 MiB of free heap: a bounded cost in memory. Elsewhere than glibc
-    there is nothing to tune. Returns whether the allocator took the settings."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BUFFERS_UNDER)
-                and mallopt(M_TRIM_THRESHOLD, KEEP_FREE_HEAP))
-
 
 def post_fork(server, worker) -> None:
-    reuse_large_buffers()
+    reuse_large_buffers()  # in each worker, where uploads are read (intake.memory)
 
 
 SETTINGS = {

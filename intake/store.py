@@ -48,22 +48,26 @@ def fsync_dir(path: Path) -> None:
 
 class HashingWriter:
     """Counts and hashes what passes through to the file (the envelope bytes),
-    in the calling thread or, given a Background helper, in its thread."""
+    in the calling thread or, given a Background helper, in its thread: both
+    the write and the hash, in order."""
 
-    def __init__(self, out: BinaryIO, hasher=None):
+    def __init__(self, out: BinaryIO, helper=None):
         self._out = out
-        self._hasher = hasher
+        self._helper = helper
         self.sha = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        self._out.write(data)
-        if self._hasher is None:
-            self.sha.update(data)
+        if self._helper is None:
+            self._write_and_hash(data)
         else:
-            self._hasher.submit(self.sha.update, data)
+            self._helper.submit(self._write_and_hash, data)
         self.size += len(data)
         return len(data)
+
+    def _write_and_hash(self, data: bytes) -> None:
+        self._out.write(data)
+        self.sha.update(data)
 
 
 @dataclass

@@ -9,9 +9,10 @@ strip its metadata) until it is sealed or dropped; then the key is gone.
 When the upload is kept as received, seal() appends the metadata and the same
 file becomes the stored envelope: the bytes are written once.
 
-The request's thread only parses the body. Sealing and writing happen in one
-helper thread and both SHA-256s (of the bytes received, of the envelope) in
-another, each a bounded pipeline stage (intake.background).
+The request's thread only parses the body. One helper thread seals; another
+computes both SHA-256s (of the bytes received, of the envelope) and writes
+the envelope, past the page cache (intake.direct_io). Each is a bounded
+pipeline stage (intake.background).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from intake.background import Background
+from intake.direct_io import DirectAppender
 from intake.envelope import EnvelopeWriter, Recipient
 from intake.spool import ChunkedReading
 from intake.store import TMP_PREFIX, Batch, HashingWriter, Staged, Store, new_id
@@ -34,11 +36,11 @@ class UploadSpool(ChunkedReading):
         self.item_id = new_id()
         self.tmp_path = store.root / f"{TMP_PREFIX}{self.item_id}"
         self._final_path = store.path_for(self.item_id)
-        fd = os.open(self.tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        self._file = os.fdopen(fd, "w+b", buffering=1024 * 1024)
-        self._hasher = Background("intake-hash")
+        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file = DirectAppender(self._fd)
+        self._hasher = Background("intake-hash")  # hashes, and writes the envelope
         self._sealer = Background("intake-seal")
-        self._out = HashingWriter(self._file, self._hasher)
+        self._out = HashingWriter(self._file, self._hasher)  # type: ignore[arg-type]
         self._writer = EnvelopeWriter(self._out, recipients)  # type: ignore[arg-type]
         self._sha = hashlib.sha256()
         self.size = 0
@@ -65,7 +67,8 @@ class UploadSpool(ChunkedReading):
     def chunks(self) -> Iterator[bytes]:
         """The upload's bytes, decrypted from its own envelope; may be called again."""
         self._sealer.drain()
-        self._file.flush()
+        self._hasher.drain()
+        self._file.flush()  # from here on, ordinary writes
         with open(self.tmp_path, "rb") as written:
             yield from self._writer.written_content(written)
 
@@ -81,8 +84,8 @@ class UploadSpool(ChunkedReading):
         self._writer.close({**metadata, "item_id": self.item_id})
         self._hasher.stop()
         self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        os.fsync(self._fd)
+        self._close_file()
         self.sealed = True
         entry = Staged(self.item_id, self.tmp_path, self._final_path,
                        self._out.sha.hexdigest(), self._out.size)
@@ -91,7 +94,13 @@ class UploadSpool(ChunkedReading):
 
     @property
     def closed(self) -> bool:
-        return self._file.closed
+        return self._fd < 0
+
+    def _close_file(self) -> None:
+        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def close(self) -> None:
         """Unsealed, the envelope is dropped: nothing of a failed request stays."""
@@ -99,8 +108,7 @@ class UploadSpool(ChunkedReading):
         for helper in (self._sealer, self._hasher):
             with contextlib.suppress(Exception):  # its error was reported already
                 helper.stop()
-        if not self._file.closed:
-            self._file.close()
+        self._close_file()
         if not self.sealed:
             self.tmp_path.unlink(missing_ok=True)
 

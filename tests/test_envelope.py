@@ -381,3 +381,24 @@ def test_key_folder_missing_or_empty(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing here")
     with pytest.raises(KeyFileError, match="no public key"):
         teamkeys.load_key_folder(tmp_path)
+
+
+def test_push_all_seals_chunks_as_push_does():
+    """The batch path calls libsodium directly; each chunk opens like push()'s,
+    the additional data binds the first only, and the stream goes on after it."""
+    key = ss.new_key()
+    pusher = ss.Pusher(key)
+    data = pattern(3 * CHUNK)
+    sealed_chunks = pusher.push_all(memoryview(data), CHUNK, ad=b"header")
+    last = pusher.push(b"end", final=True)
+    step = CHUNK + ss.ABYTES
+    assert len(sealed_chunks) == 3 * step
+    puller = ss.Puller(key, pusher.header)
+    opened = [puller.pull(bytes(sealed_chunks[i:i + step]), ad=b"header" if i == 0 else None)
+              for i in range(0, len(sealed_chunks), step)]
+    assert b"".join(p for p, _ in opened) == data and not any(f for _, f in opened)
+    assert puller.pull(last) == (b"end", True)
+    with pytest.raises(ss.StreamError):
+        ss.Puller(key, pusher.header).pull(bytes(sealed_chunks[:step]), ad=b"other")
+    with pytest.raises(ValueError):
+        pusher.push_all(b"x" * (CHUNK + 1), CHUNK)
