@@ -3,9 +3,9 @@
 The same files for all three, made on the spot by real tools with GPS,
 serial numbers, names and dates planted (the corpus of tests/sanitize). Each
 tool cleans each file in its own process, as a server would: Intake through
-its sandboxed child (timed from the upload's encrypted spool to the cleaned
-copy's), ExifTool and mat2 through their command lines, plaintext file to
-plaintext file. Reports
+its sandboxed child (timed from the upload's envelope, as it was written on
+arrival, to the cleaned copy's sealed envelope), ExifTool and mat2 through
+their command lines, plaintext file to plaintext file. Reports
 files per second and MB/s per family, and what each left behind: the
 identifying fields ExifTool still finds after cleaning, or "failed".
 
@@ -18,6 +18,7 @@ calls it too).
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import subprocess
 import sys
@@ -63,29 +64,47 @@ class Row:
         return self.size / 1e6 / self.seconds if self.seconds else 0.0
 
 
-def intake_clean(source: Path, target: Path, spool_dir: Path) -> tuple[bool, float]:
-    """Times what the server adds: sanitize() from the upload's encrypted spool
-    to the cleaned copy's. Filling the first spool happens during the upload
-    anyway, and writing the plaintext out is for ExifTool's check only."""
-    from intake.sanitize import sanitize
-    from intake.spool import EncryptedSpool
+@functools.cache
+def _bench_key():
+    from nacl.public import PrivateKey
 
-    with EncryptedSpool(spool_dir) as spool:
+    return PrivateKey.generate()
+
+
+def intake_clean(source: Path, target: Path, spool_dir: Path) -> tuple[bool, float]:
+    """Times what the server adds: sanitize() from the upload's envelope, as the
+    form wrote it on arrival, to the cleaned copy's envelope, sealed. Writing
+    the upload happens during the upload anyway, and opening the cleaned
+    envelope is for ExifTool's check only."""
+    from intake.envelope import EnvelopeReader, Recipient
+    from intake.sanitize import sanitize
+    from intake.store import Store
+    from intake.upload_spool import UploadSpool
+
+    store = Store(spool_dir / "store")
+    store.init()
+    recipients = [Recipient(_bench_key().public_key)]
+    with UploadSpool(store, recipients) as upload:
         with open(source, "rb") as f:
-            while piece := f.read(1024 * 1024):
-                spool.write(piece)
+            while piece := f.read(512 * 1024):
+                upload.write(piece)
         started = time.perf_counter()
-        result = sanitize(spool, spool_dir)
-        seconds = time.perf_counter() - started
+        result = sanitize(upload, lambda: UploadSpool(store, recipients))
         try:
             if not result.ok:
-                return False, seconds
-            with open(target, "wb") as f:
-                for piece in result.spool.chunks():
-                    f.write(piece)
-            return True, seconds
+                return False, time.perf_counter() - started
+            batch = store.batch()
+            entry = result.spool.seal(batch, {"sha256_kept": result.spool.sha256})
+            seconds = time.perf_counter() - started
         finally:
             result.close()
+    try:
+        with open(entry.tmp_path, "rb") as sealed, open(target, "wb") as out:
+            for piece in EnvelopeReader(sealed, _bench_key()).content():
+                out.write(piece)
+    finally:
+        batch.discard()
+    return True, seconds
 
 
 def _timed(command: list[str]) -> tuple[bool, float]:

@@ -88,7 +88,8 @@ def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
     allows (docs/sanitizing.md), else the upload as received, flagged. The
     envelope the upload was written into as it arrived becomes the untouched
     original when the witness asked for one, and is dropped otherwise."""
-    result = sanitize(up.spool, intake.config.spool_dir)
+    # The cleaned copy is sealed into its own envelope as the sandbox hands it back.
+    result = sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients))
     base = {**common, "original_name": up.name, "detected_type": result.detected_type,
             "size": up.spool.size, "sha256_received": up.spool.sha256}
     as_received = {**base, "sha256_kept": up.spool.sha256, "sanitized": False,
@@ -98,12 +99,14 @@ def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
         entry = up.spool.seal(batch, {**as_received, "kind": "file", "flags": result.flags,
                                       "original_kept": False})
         return [("file", entry.item_id, entry.size, entry.sha256)], outcome
+    cleaned = result.spool
+    assert isinstance(cleaned, UploadSpool)
     try:
-        meta = {**base, "kind": "file", "sha256_kept": result.spool.sha256, "sanitized": True,
+        meta = {**base, "kind": "file", "sha256_kept": cleaned.sha256, "sanitized": True,
                 "sanitizer": result.sanitizer, "sanitizer_version": result.version,
                 "removed": result.removed, "flags": [], "original_kept": keep_original}
-        rows: list[Row] = [("file", *_seal(batch, intake.recipients, result.spool.chunks(),
-                                           meta))]
+        entry = cleaned.seal(batch, meta)
+        rows: list[Row] = [("file", entry.item_id, entry.size, entry.sha256)]
     finally:
         result.close()
     if keep_original:

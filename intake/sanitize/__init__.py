@@ -1,7 +1,9 @@
 """Metadata stripping: each upload cleaned in a resource-limited child process.
 
-`sanitize(spool, spool_dir)` returns a Result: the cleaned copy in a new
-EncryptedSpool, or ok=False with a reason (the caller seals the original).
+`sanitize(spool, output)` returns a Result: the cleaned copy in a new sink
+(on the server, its own envelope being sealed as it arrives; given a folder,
+an EncryptedSpool there), or ok=False with a reason (the caller seals the
+original).
 See docs/sanitizing.md.
 
 Names are loaded on first use, so that the child process, which imports this

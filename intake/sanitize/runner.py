@@ -1,9 +1,10 @@
 """The parent side: run one upload through the sanitizing child, with a deadline.
 
 Plaintext goes to the child through a pipe and comes back through a pipe into
-a fresh EncryptedSpool, so neither the upload nor its cleaned copy is ever on
-disk in the clear. Whatever goes wrong ends as a Result with ok=False and a
-reason; the caller then seals the original, flagged.
+a fresh sink: on the server, the cleaned copy's own envelope, sealed as it
+arrives (an UploadSpool); elsewhere an EncryptedSpool. Neither the upload nor
+its cleaned copy is ever on disk in the clear. Whatever goes wrong ends as a
+Result with ok=False and a reason; the caller then seals the original, flagged.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -30,7 +31,6 @@ from intake import __version__
 from intake.sanitize.families import detect_type, family_of
 from intake.sanitize.limits import Limits
 from intake.sanitize.protocol import MAGIC, output_cap
-from intake.spool import CHUNK as SPOOL_CHUNK
 from intake.spool import EncryptedSpool
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,19 @@ class Upload(Protocol):
     def chunks(self) -> Iterator[bytes]: ...
 
 
+class Sink(Protocol):
+    """Where the cleaned copy goes, encrypted as it arrives."""
+
+    sha256: str
+    size: int
+
+    def write(self, data: bytes) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Result:
     ok: bool
@@ -56,7 +69,7 @@ class Result:
     reason: str = ""
     removed: list[str] = field(default_factory=list)
     tool: str = ""
-    spool: EncryptedSpool | None = None
+    spool: Sink | None = None
 
     @property
     def sanitizer(self) -> str | None:
@@ -160,14 +173,17 @@ class _Reader:
         self._buf = bytearray()
         self.eof = False
 
-    def _more(self) -> None:
+    def _read(self) -> bytes:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0 or not self._sel.select(remaining):
             raise _Stop("time limit reached")
         piece = os.read(self._fd, READ)
         if not piece:
             self.eof = True
-        self._buf += piece
+        return piece
+
+    def _more(self) -> None:
+        self._buf += self._read()
 
     def exactly(self, n: int) -> bytes:
         while len(self._buf) < n and not self.eof:
@@ -178,27 +194,34 @@ class _Reader:
         del self._buf[:n]
         return out
 
-    def stream(self, n: int, sink: EncryptedSpool) -> None:
-        while n > 0:
-            if not self._buf:
-                if self.eof:
-                    raise _Stop("")
-                self._more()
+    def stream(self, n: int, sink: Sink) -> None:
+        """Passes the next n bytes to the sink as they are read, in pieces as
+        large as the pipe gives."""
+        if self._buf:
             take = bytes(self._buf[:n])
             del self._buf[:n]
-            view = memoryview(take)
-            # In the spool's own chunk size: it re-buffers larger writes.
-            for at in range(0, len(view), SPOOL_CHUNK):
-                sink.write(view[at:at + SPOOL_CHUNK])
+            sink.write(take)
             n -= len(take)
+        while n > 0:
+            if self.eof:
+                raise _Stop("")
+            piece = self._read()
+            if len(piece) > n:  # the frame ends here: nothing may follow it
+                raise _Stop("")
+            if piece:
+                sink.write(piece)
+                n -= len(piece)
 
     def close(self) -> None:
         self._sel.close()
 
 
-def sanitize(spool: Upload, spool_dir: Path, limits: Limits | None = None) -> Result:
+def sanitize(spool: Upload, output: Path | Callable[[], Sink],
+             limits: Limits | None = None) -> Result:
     """Detects the upload's type from its bytes and cleans it in a child process;
-    the cleaned copy lands in a new EncryptedSpool in spool_dir."""
+    the cleaned copy lands in a new sink made by `output`, or in a new
+    EncryptedSpool in that folder."""
+    make_sink = output if callable(output) else functools.partial(EncryptedSpool, output)
     detected = detect_type(spool.head)
     family = family_of(detected)
     if family is None:
@@ -214,7 +237,7 @@ def sanitize(spool: Upload, spool_dir: Path, limits: Limits | None = None) -> Re
     feeder = threading.Thread(target=_feed, args=(proc, spool), daemon=True)
     feeder.start()
     reader = _Reader(proc, time.monotonic() + limits.wall_seconds)
-    out: EncryptedSpool | None = None
+    out: Sink | None = None
     try:
         header = _read_header(reader, family)
         if not header.get("ok"):
@@ -222,7 +245,7 @@ def sanitize(spool: Upload, spool_dir: Path, limits: Limits | None = None) -> Re
         size = int(header["size"])
         if size > output_cap(spool.size):
             raise _Stop("cleaned file too large")
-        out = EncryptedSpool(spool_dir)
+        out = make_sink()
         reader.stream(size, out)
         result = Result(True, header.get("detected_type") or detected, family,
                         removed=[str(n) for n in header.get("removed", [])],
