@@ -32,6 +32,7 @@ SEALED_KEY_BYTES = 32 + 48  # file key + crypto_box_seal overhead
 STANZA_BYTES = FINGERPRINT_BYTES + SEALED_KEY_BYTES
 MAX_RECIPIENTS = 255
 MAX_METADATA = CHUNK - 4  # so the trailer always fits in the last two chunks
+READ_BACK_CHUNKS = 16  # about 1 MiB per piece read back
 
 
 class EnvelopeError(Exception):
@@ -132,13 +133,16 @@ class EnvelopeWriter:
             raise EnvelopeError("damaged: the envelope changed while being written")
         puller = ss.Puller(self._file_key, self.header[-ss.HEADER_BYTES:])
         ad: bytes | None = self.header
-        for _ in range(self._chunks_out):
+        left = self._chunks_out
+        while left:
+            batch = min(left, READ_BACK_CHUNKS)
             try:
-                plain, _final = puller.pull(written.read(CHUNK + ss.ABYTES), ad=ad)
+                plain = puller.pull_all(written.read(batch * (CHUNK + ss.ABYTES)), CHUNK, ad=ad)
             except ss.StreamError as exc:
                 raise EnvelopeError("damaged: the envelope changed while being written") \
                     from exc
             ad = None
+            left -= batch
             yield plain
         if self._buf:
             yield bytes(self._buf)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from nacl import bindings as b
 
-# PyNaCl's own cffi binding to libsodium: push_all() calls it directly, so
-# that a run of chunks is sealed from the caller's buffer into one output
-# buffer, without the two copies per chunk of the public push().
+# PyNaCl's own cffi binding to libsodium: push_all() and pull_all() call it
+# directly, so that a run of chunks goes from the caller's buffer into one
+# output buffer, without the two copies per chunk of push() and pull().
 from nacl._sodium import ffi, lib
 from nacl.exceptions import CryptoError
 
@@ -73,6 +73,30 @@ class Puller:
             raise StreamError("stream header is truncated")
         self._state = b.crypto_secretstream_xchacha20poly1305_state()
         b.crypto_secretstream_xchacha20poly1305_init_pull(self._state, header, key)
+
+    def pull_all(self, data, size: int, *, ad: bytes | None = None) -> bytearray:
+        """Opens `data`, consecutive sealed chunks of `size` plaintext bytes each,
+        every one of them tagged MESSAGE; `ad` goes with the first. The same as
+        pull() on each in turn, without its copies."""
+        step = size + ABYTES
+        count, rest = divmod(len(data), step)
+        if rest:
+            raise StreamError("a sealed chunk is truncated")
+        out = bytearray(count * size)
+        src, dst = ffi.from_buffer(data), ffi.from_buffer(out, require_writable=True)
+        tag = ffi.new("unsigned char *")
+        for i in range(count):
+            first_ad = ad if i == 0 and ad is not None else None
+            rc = lib.crypto_secretstream_xchacha20poly1305_pull(
+                self._state.statebuf, dst + i * size, ffi.NULL, tag,
+                src + i * step, step,
+                first_ad if first_ad is not None else ffi.NULL,
+                len(first_ad) if first_ad is not None else 0)
+            if rc != 0:
+                raise StreamError("chunk failed authentication")
+            if tag[0] != TAG_MESSAGE:
+                raise UnknownTag("a chunk has an unexpected tag")
+        return out
 
     def pull(self, chunk: bytes, *, ad: bytes | None = None) -> tuple[bytes, bool]:
         try:

@@ -402,3 +402,20 @@ def test_push_all_seals_chunks_as_push_does():
         ss.Puller(key, pusher.header).pull(bytes(sealed_chunks[:step]), ad=b"other")
     with pytest.raises(ValueError):
         pusher.push_all(b"x" * (CHUNK + 1), CHUNK)
+
+
+def test_pull_all_opens_what_push_all_sealed_and_refuses_changes():
+    key = ss.new_key()
+    pusher = ss.Pusher(key)
+    data = pattern(4 * CHUNK)
+    sealed_chunks = pusher.push_all(data, CHUNK, ad=b"header")
+    assert ss.Puller(key, pusher.header).pull_all(sealed_chunks, CHUNK, ad=b"header") == data
+    broken = bytearray(sealed_chunks)
+    broken[CHUNK + ss.ABYTES + 5] ^= 1  # in the second chunk
+    with pytest.raises(ss.StreamError):
+        ss.Puller(key, pusher.header).pull_all(broken, CHUNK, ad=b"header")
+    with pytest.raises(ss.StreamError):
+        ss.Puller(key, pusher.header).pull_all(sealed_chunks[:-1], CHUNK, ad=b"header")
+    final = ss.Pusher(key)
+    with pytest.raises(ss.UnknownTag):
+        ss.Puller(key, final.header).pull_all(final.push(data[:CHUNK], final=True), CHUNK)
