@@ -1,13 +1,10 @@
-"""Two allocator settings for the web workers (glibc; elsewhere they do nothing).
+"""An allocator setting for the web workers (glibc; elsewhere it does nothing).
 
 glibc gives every freed block over 128 KiB straight back to the kernel, and
 the next one is faulted in and zeroed page by page. Gunicorn reads a body
 1 MiB at a time and copies it twice per read, so for an upload that was a
 third of the worker's time: reuse_large_buffers() keeps blocks up to 4 MiB for
 reuse, and up to 32 MiB of free heap, a bounded cost in memory.
-
-give_back_free_memory() hands that free heap back at once: before Argon2id
-takes its own tens of MiB, so the two never add up.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ KEEP_FREE_HEAP = 32 * 1024 * 1024
 def _libc():
     try:
         libc = ctypes.CDLL(None)
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+        return libc if hasattr(libc, "mallopt") else None
     except OSError:
         return None
 
@@ -38,9 +35,3 @@ def reuse_large_buffers() -> bool:
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP_BUFFERS_UNDER)
                 and libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREE_HEAP))
-
-
-def give_back_free_memory() -> None:
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)

@@ -15,7 +15,6 @@ from intake import codename
 from intake.config import Config
 from intake.db import Database
 from intake.envelope import EnvelopeWriter, Recipient
-from intake.memory import give_back_free_memory
 from intake.models import Item, Submission, Witness
 from intake.sanitize import sanitize
 from intake.server_secrets import ServerSecrets
@@ -125,7 +124,6 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
     secret, derived = "", None
     if witness_id is None:
         secret = codename.generate(intake.config.codename_words)
-        give_back_free_memory()  # what the upload's buffers left, before Argon2id
         derived = codename.derive(secret, intake.secrets, intake.config.kdf_opslimit,
                                   intake.config.kdf_memlimit)
         witness_id = new_id()
