@@ -7,7 +7,7 @@ encrypts the same file from disk with `age`. Reports seconds, MB/s, CPU time and
 the peak resident memory of the process doing the work, also for a smaller file
 to show whether memory grows with size. Writes the table to bench/RESULTS.md.
 
-    python bench/run.py [--size 1G] [--small-size 64M] [--repeat 1]
+    python bench/run.py [--size 1G] [--small-size 64M] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -298,10 +298,15 @@ fsyncing it and committing the queue row. CPU seconds are the worker's (or
 age's) user plus system time over the same span; they move less than wall time
 when other work shares the machine. MB is 10^6 bytes. Each server is started
 fresh for each measurement, with one gunicorn worker (gthread, the settings of
-`intake serve`); its peak RSS is the worker's VmHWM after the upload, which
-covers everything it held since it started. age's is its maximum RSS (wait4).
-The plain Flask app saves with `request.files['f'].save()` and Werkzeug's
-default spooling; it neither encrypts nor fsyncs.
+`intake serve`, allocator setting included: both servers run on
+intake.server's settings); its peak RSS is the worker's VmHWM after the
+upload, which covers everything it held since it started. age's is its
+maximum RSS (wait4). The plain Flask app saves with `request.files['f'].save()`
+and Werkzeug's default spooling; it neither encrypts nor fsyncs. Intake parses
+the body in the request's thread, seals in a second thread, and hashes and
+writes the envelope (past the page cache, O_DIRECT) in two more: see
+intake/upload_spool.py. On a small virtual machine single runs vary by a
+quarter either way, hence the medians.
 """
 
 
@@ -312,7 +317,8 @@ def main() -> int:
     parser.add_argument("--small-size", type=parse_size, default=parse_size("64M"),
                         help="a second, smaller size to show memory stays flat; "
                              "0 to skip (default 64M)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per tool and size")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per tool and size; the table shows medians (default 3)")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="Markdown file to write (default bench/RESULTS.md)")
     args = parser.parse_args()

@@ -46,10 +46,6 @@ class Config:
         return self.data_dir / "store"
 
     @property
-    def spool_dir(self) -> Path:
-        return self.data_dir / "spool"
-
-    @property
     def secrets_file(self) -> Path:
         return self.data_dir / "server-secrets.json"
 

@@ -80,17 +80,14 @@ def check_store(config: Config, min_free: int) -> list[Finding]:
                         f"give the service user the data folder: chown -R intake:intake "
                         f"{config.data_dir}")]
     findings = [_ok("store", f"{store} is writable")]
-    for folder in (store, config.spool_dir):
-        if not folder.is_dir():
-            continue
-        free = shutil.disk_usage(folder).free
-        if free < min_free:
-            findings.append(Finding(
-                PROBLEM, "space", f"{folder} has {free // 2**20} MiB free, less than "
-                f"{min_free // 2**20} MiB", "free space or grow the filesystem: an upload "
-                "needs room for its encrypted spool and its envelope"))
-        else:
-            findings.append(_ok("space", f"{folder}: {free // 2**30} GiB free"))
+    free = shutil.disk_usage(store).free
+    if free < min_free:
+        findings.append(Finding(
+            PROBLEM, "space", f"{store} has {free // 2**20} MiB free, less than "
+            f"{min_free // 2**20} MiB", "free space or grow the filesystem: an upload "
+            "needs room for its envelope, and for its cleaned copy's"))
+    else:
+        findings.append(_ok("space", f"{store}: {free // 2**30} GiB free"))
     return findings
 
 

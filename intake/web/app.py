@@ -32,7 +32,6 @@ def prepare(config: Config) -> Intake:
     """Checks keys and folders and opens the database. Raises on what it cannot trust."""
     recipients = load_key_folder(config.keys_dir)
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    config.spool_dir.mkdir(exist_ok=True, mode=0o700)
     store = Store(config.store_dir)
     store.init()
     db = Database(config.effective_database_url)
