@@ -2,9 +2,10 @@
 
 Re-saving the opened Pillow image would carry its info (comments, ICC, TIFF
 tags) into the new file, so the pixels are copied into a new Image that has
-no history. Orientation is applied to the pixels. TIFF is written with
-lossless compression (pixels identical); BMP is uncompressed; HEIF has to be
-re-encoded (at high quality: near-identical, same dimensions).
+no history. Orientation is applied to the pixels. TIFF is written with its
+own compression when that is lossless, else deflate (pixels identical); BMP
+is uncompressed; HEIF has to be re-encoded (at high quality: near-identical,
+same dimensions).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from intake.sanitize import icc
 from intake.sanitize.base import Cleaned, Refused, unique
 from intake.sanitize.jpeg import exif_field_names
 
+LOSSLESS_TIFF = {"raw", "tiff_lzw", "packbits", "tiff_deflate", "tiff_adobe_deflate"}
 # Structural TIFF tags, which describe the pixels rather than the picture's story.
 STRUCTURAL = {256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 282, 283, 284,
               296, 317, 320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532}
@@ -81,7 +83,12 @@ def clean(family: str, data: bytes, max_pixels: int) -> Cleaned:
     out = io.BytesIO()
     extra = {"icc_profile": profile} if keep_icc else {}
     if family == "tiff":
-        frames[0].save(out, "TIFF", compression="tiff_deflate", save_all=len(frames) > 1,
+        # The received compression when it is lossless (fastest, and the size
+        # the witness sent); deflate for the rest, so pixels never change.
+        compression = image.info.get("compression")
+        if compression not in LOSSLESS_TIFF:
+            compression = "tiff_deflate"
+        frames[0].save(out, "TIFF", compression=compression, save_all=len(frames) > 1,
                        append_images=frames[1:], **extra)
         kind = "image/tiff"
     elif family == "bmp":

@@ -143,6 +143,25 @@ def test_tiff_is_rebuilt_from_pixels_without_its_tags(corpus, sanitized):
         set(result.removed)
 
 
+@pytest.mark.parametrize(("sent", "kept"), [
+    ("raw", "raw"), ("tiff_lzw", "tiff_lzw"), ("tiff_adobe_deflate", "tiff_adobe_deflate"),
+    ("jpeg", "tiff_adobe_deflate"),  # lossy: written losslessly, the decoded pixels kept
+])
+def test_tiff_keeps_a_lossless_compression_and_never_a_lossy_one(tmp_path, sanitized,
+                                                                 sent, kept):
+    from PIL import Image
+
+    from sanitize.sanitize_corpus import picture
+
+    original = tmp_path / f"{sent}.tif"
+    picture((192, 128)).save(original, compression=sent)
+    result, out = sanitized(original)
+    assert result.ok
+    with Image.open(out) as cleaned, Image.open(original) as received:
+        assert cleaned.info["compression"] == kept
+        assert cleaned.convert("RGB").tobytes() == received.convert("RGB").tobytes()
+
+
 def test_bmp_keeps_its_pixels(corpus, sanitized):
     original = corpus.bmp()
     result, out = sanitized(original)
