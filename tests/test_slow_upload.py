@@ -1,5 +1,7 @@
 """A slow upload, as over Tor, outlives gunicorn's worker timeout: with threaded
-workers that timeout is a heartbeat, not a limit on a request's length."""
+workers that timeout is a heartbeat, not a limit on a request's length. And
+while it trickles in, the same single worker still answers other witnesses:
+with gunicorn's sync worker they would wait for the upload to end."""
 
 from __future__ import annotations
 
@@ -21,6 +23,19 @@ SERVER = textwrap.dedent("""
     config = load_config(kdf_opslimit=1, kdf_memlimit=8192)
     GunicornServer(lambda: create_app(config), "127.0.0.1:%d", workers=1, timeout=2).run()
 """)
+
+
+def _get_form_seconds(port: int) -> float:
+    started = time.monotonic()
+    other = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        other.request("GET", "/")
+        reply = other.getresponse()
+        reply.read()
+        assert reply.status == 200
+    finally:
+        other.close()
+    return time.monotonic() - started
 
 
 def test_an_upload_slower_than_the_worker_timeout_completes(config, tmp_path):
@@ -52,9 +67,13 @@ def test_an_upload_slower_than_the_worker_timeout_completes(config, tmp_path):
         conn.endheaders()
         started = time.monotonic()
         conn.send(head)
-        for piece in pieces:  # 14 pieces, half a second apart: 7 s, over 3x the timeout
-            conn.send(piece)
+        waited = None
+        for i, piece in enumerate(pieces):  # 14 pieces, half a second apart: 7 s, over 3x
+            conn.send(piece)                # the timeout
             time.sleep(0.5)
+            if i == 4:  # another witness opens the form while this upload trickles in
+                waited = _get_form_seconds(port)
+        assert waited is not None and waited < 2, waited
         conn.send(tail)
         reply = conn.getresponse()
         text = reply.read().decode()
