@@ -5,6 +5,10 @@ Gone: document properties (core, app, custom; ODF meta.xml), thumbnails,
 printer settings, attached-template paths, absolute file paths, the authors,
 initials and dates of comments and tracked changes, people lists (with their
 e-mail ids), revision-session ids (rsids), zip timestamps and comments.
+Pictures inside the document (a phone photo pasted into a report keeps its
+GPS) go through the same cleaners as pictures sent alone, chosen by their
+bytes; one that cannot be cleaned stops the whole file, which is then kept
+as received and flagged.
 The document's text, tables, pictures and comments' words stay.
 """
 
@@ -172,6 +176,46 @@ def _kind(names: set[str], parts: dict[str, bytes]) -> tuple[str, str]:
     raise Refused("unsupported type (a zip archive that is not an office file)")
 
 
+def _picture_cleaner(body: bytes):
+    """The cleaner for a part that is a picture, told by its first bytes."""
+    if body.startswith(b"\xff\xd8\xff"):
+        from intake.sanitize import jpeg
+
+        return jpeg.clean
+    if body.startswith(b"\x89PNG\r\n\x1a\n"):
+        from intake.sanitize import png
+
+        return png.clean
+    if body.startswith((b"GIF87a", b"GIF89a")):
+        from intake.sanitize import gif
+
+        return gif.clean
+    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
+        from intake.sanitize import webp
+
+        return webp.clean
+    if body.startswith((b"II*\0", b"MM\0*")):
+        from intake.sanitize import raster
+
+        return lambda data, max_pixels: raster.clean("tiff", data, max_pixels)
+    return None
+
+
+def _clean_picture(name: str, body: bytes, limits: Limits, removed: list[str]) -> bytes:
+    cleaner = _picture_cleaner(body)
+    if cleaner is None:
+        return body
+    try:
+        cleaned = cleaner(body, limits.max_pixels)
+    except Refused as exc:
+        raise Refused(f"a picture inside could not be cleaned ({exc.reason})") from exc
+    except Exception as exc:  # noqa: BLE001 - a malformed picture, whatever the parser says
+        raise Refused(f"a picture inside is malformed ({type(exc).__name__})") from exc
+    label = field_name(posixpath.basename(name), 24)
+    removed += [f"picture {label}: {n}" for n in cleaned.removed]
+    return cleaned.data
+
+
 def clean(data: bytes, limits: Limits) -> Cleaned:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -204,6 +248,8 @@ def clean(data: bytes, limits: Limits) -> Cleaned:
                 changed = _prune_listing(name, tree, dropped) or changed
             if changed:
                 body = xmlsafe.serialize(tree)
+        elif name != "mimetype":
+            body = _clean_picture(name, body, limits, removed)
         out_parts.append((name, body))
     if family == "odf":  # the mimetype entry must come first, stored
         out_parts.sort(key=lambda p: p[0] != "mimetype")

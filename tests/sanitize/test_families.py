@@ -254,6 +254,68 @@ def test_docx_loses_authors_rsids_people_thumbnail_and_keeps_text(corpus, saniti
         set(result.removed)
 
 
+def _with_photo(corpus, tmp_path) -> tuple[Path, bytes]:
+    """A report with a phone photo pasted in: the photo carries GPS, camera
+    serials and a thumbnail with its own EXIF."""
+    import docx
+
+    photo = corpus.jpeg("pasted.jpg", orientation=1)
+    document = docx.Document(str(corpus.docx()))
+    document.add_picture(str(photo))
+    path = tmp_path / "report-with-photo.docx"
+    document.save(path)
+    return path, photo.read_bytes()
+
+
+def _media(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist() if n.startswith(("word/media/", "Pictures/"))}
+
+
+def test_pictures_inside_office_files_are_cleaned_like_pictures_sent_alone(corpus, sanitized,
+                                                                          tmp_path):
+    original, photo = _with_photo(corpus, tmp_path)
+    assert planted_in_bytes(all_parts(original)) != []  # the photo's EXIF, in the zip
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert planted_in_bytes(all_parts(out)) == []
+    (name, cleaned), = _media(out).items()
+    extracted = tmp_path / "extracted.jpg"
+    extracted.write_bytes(cleaned)
+    assert leftovers(extracted) == []
+    assert pixels(cleaned) == pixels(photo)  # segments rewritten, not recompressed
+    assert any(n.startswith("picture ") and "GPS" in n for n in result.removed), result.removed
+    assert docx_text(out) == docx_text(original)
+
+
+def test_odt_pictures_are_cleaned_too(corpus, sanitized, tmp_path):
+    photo = corpus.jpeg("pasted.jpg", orientation=1).read_bytes()
+    original = tmp_path / "with-picture.odt"
+    original.write_bytes(corpus.odt().read_bytes())
+    with zipfile.ZipFile(original, "a") as z:
+        z.writestr("Pictures/100000000000.jpg", photo)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    (name, cleaned), = _media(out).items()
+    assert name == "Pictures/100000000000.jpg"
+    assert planted_in_bytes(cleaned) == [] and pixels(cleaned) == pixels(photo)
+
+
+def test_a_picture_inside_that_cannot_be_cleaned_keeps_the_file_as_received(corpus, sanitized,
+                                                                           tmp_path):
+    original, _ = _with_photo(corpus, tmp_path)
+    broken = tmp_path / "broken-photo.docx"
+    with zipfile.ZipFile(original) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename.startswith("word/media/"):
+                body = body[:200]  # a truncated JPEG
+            dst.writestr(info, body)
+    result, out = sanitized(broken)
+    assert not result.ok and out is None
+    assert "picture inside" in result.reason
+
+
 def test_xlsx_loses_creator_and_comment_author_keeps_cells(corpus, sanitized):
     import openpyxl
 
