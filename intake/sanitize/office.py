@@ -18,7 +18,7 @@ import io
 import posixpath
 import zipfile
 
-from intake.sanitize import xmlsafe
+from intake.sanitize import pictures, xmlsafe
 from intake.sanitize.base import Cleaned, Refused, field_name, unique
 from intake.sanitize.limits import Limits
 
@@ -176,46 +176,6 @@ def _kind(names: set[str], parts: dict[str, bytes]) -> tuple[str, str]:
     raise Refused("unsupported type (a zip archive that is not an office file)")
 
 
-def _picture_cleaner(body: bytes):
-    """The cleaner for a part that is a picture, told by its first bytes."""
-    if body.startswith(b"\xff\xd8\xff"):
-        from intake.sanitize import jpeg
-
-        return jpeg.clean
-    if body.startswith(b"\x89PNG\r\n\x1a\n"):
-        from intake.sanitize import png
-
-        return png.clean
-    if body.startswith((b"GIF87a", b"GIF89a")):
-        from intake.sanitize import gif
-
-        return gif.clean
-    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
-        from intake.sanitize import webp
-
-        return webp.clean
-    if body.startswith((b"II*\0", b"MM\0*")):
-        from intake.sanitize import raster
-
-        return lambda data, max_pixels: raster.clean("tiff", data, max_pixels)
-    return None
-
-
-def _clean_picture(name: str, body: bytes, limits: Limits, removed: list[str]) -> bytes:
-    cleaner = _picture_cleaner(body)
-    if cleaner is None:
-        return body
-    try:
-        cleaned = cleaner(body, limits.max_pixels)
-    except Refused as exc:
-        raise Refused(f"a picture inside could not be cleaned ({exc.reason})") from exc
-    except Exception as exc:  # noqa: BLE001 - a malformed picture, whatever the parser says
-        raise Refused(f"a picture inside is malformed ({type(exc).__name__})") from exc
-    label = field_name(posixpath.basename(name), 24)
-    removed += [f"picture {label}: {n}" for n in cleaned.removed]
-    return cleaned.data
-
-
 def clean(data: bytes, limits: Limits) -> Cleaned:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -249,7 +209,7 @@ def clean(data: bytes, limits: Limits) -> Cleaned:
             if changed:
                 body = xmlsafe.serialize(tree)
         elif name != "mimetype":
-            body = _clean_picture(name, body, limits, removed)
+            body = pictures.clean_inside(name, body, limits.max_pixels, removed)
         out_parts.append((name, body))
     if family == "odf":  # the mimetype entry must come first, stored
         out_parts.sort(key=lambda p: p[0] != "mimetype")

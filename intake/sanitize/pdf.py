@@ -5,14 +5,16 @@ revisions left behind by incremental saves are gone too. Text stays text.
 Gone: the Info dictionary, XMP streams on the catalog and on every object,
 PieceInfo (application private data), page thumbnails, the document ids
 (replaced by ids derived from the content), annotation authors and dates,
-and the EXIF/XMP inside embedded JPEG images.
+the EXIF/XMP inside embedded JPEG images, and the metadata of attached
+pictures (cleaned as pictures sent alone; one that cannot be cleaned keeps
+the whole file as received, flagged).
 """
 
 from __future__ import annotations
 
 import io
 
-from intake.sanitize import jpeg
+from intake.sanitize import jpeg, pictures
 from intake.sanitize.base import Cleaned, Refused, unique
 
 MARKUP_PRIVATE = ("/T", "/M", "/CreationDate", "/NM")
@@ -33,6 +35,18 @@ def _clean_image(obj, removed: list[str], max_pixels: int) -> None:
         obj.write(cleaned.data, filter=pikepdf.Name.DCTDecode,
                   decode_parms=obj.get("/DecodeParms"))
         removed += [f"embedded image {name}" for name in cleaned.removed]
+
+
+def _clean_attachment(obj, removed: list[str], max_pixels: int) -> None:
+    import pikepdf
+
+    try:
+        body = obj.read_bytes()
+    except pikepdf.PdfError as exc:
+        raise Refused("an attachment inside is malformed") from exc
+    cleaned = pictures.clean_inside("attachment", body, max_pixels, removed)
+    if cleaned is not body:
+        obj.write(cleaned)  # compressed again when the file is saved
 
 
 def clean(data: bytes, max_pixels: int) -> Cleaned:
@@ -74,6 +88,8 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
             if attachment and "/Params" in obj:  # the attached file's dates and checksum
                 del obj["/Params"]
                 removed.append("attachment Params")
+            if isinstance(obj, pikepdf.Stream) and obj.get("/Type") == pikepdf.Name.EmbeddedFile:
+                _clean_attachment(obj, removed, max_pixels)
         for page in pdf.pages:
             for annot in page.obj.get("/Annots", []):
                 if not isinstance(annot, pikepdf.Dictionary) or \

@@ -221,6 +221,43 @@ def test_pdf_is_rewritten_whole_text_stays_searchable(corpus, sanitized):
     assert any(n.startswith("embedded image EXIF:GPS") for n in names)
 
 
+def _with_attachment(corpus, tmp_path, photo: bytes) -> Path:
+    import pikepdf
+
+    path = tmp_path / "with-attachment.pdf"
+    with pikepdf.open(corpus.pdf()) as pdf:
+        pdf.attachments["evidence.jpg"] = pikepdf.AttachedFileSpec(pdf, photo,
+                                                                   mime_type="image/jpeg")
+        pdf.save(path)
+    return path
+
+
+def _attached(path: Path) -> bytes:
+    import pikepdf
+
+    with pikepdf.open(path) as pdf:
+        return pdf.attachments["evidence.jpg"].get_file().read_bytes()
+
+
+def test_pictures_attached_to_a_pdf_are_cleaned(corpus, sanitized, tmp_path):
+    photo = corpus.jpeg("evidence.jpg", orientation=1).read_bytes()
+    original = _with_attachment(corpus, tmp_path, photo)
+    assert planted_in_bytes(_attached(original)) != []
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    attached = _attached(out)
+    assert planted_in_bytes(attached) == [] and pixels(attached) == pixels(photo)
+    assert any(n.startswith("picture attachment: ") and "GPS" in n for n in result.removed)
+    assert pdf_text(out) == pdf_text(original)
+
+
+def test_a_broken_picture_attached_to_a_pdf_keeps_the_file_as_received(corpus, sanitized,
+                                                                       tmp_path):
+    photo = corpus.jpeg("evidence.jpg", orientation=1).read_bytes()[:300]
+    result, _ = sanitized(_with_attachment(corpus, tmp_path, photo))
+    assert not result.ok and "picture inside" in result.reason
+
+
 def docx_text(path: Path) -> list[str]:
     import docx
 
