@@ -254,3 +254,14 @@ def test_staff_pages_carry_the_security_headers(staff_app):
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "<script" not in page.text
+
+
+def test_queue_names_item_kinds_in_the_pages_language(staff_app, app):
+    submit(app.test_client(), "testimony one", [(b"file bytes", "a.txt")])
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    english = client.get("/").text
+    assert "<td>testimony</td>" in english and "<td>file</td>" in english
+    ukrainian = client.get("/?lang=uk").text
+    assert "<td>свідчення</td>" in ukrainian and "<td>файл</td>" in ukrainian

@@ -260,6 +260,19 @@ def test_default_limit_is_two_gib(app, client):
     assert "2 GiB" in client.get("/").get_data(as_text=True)
 
 
+@pytest.mark.parametrize(("lang", "size", "shown"), [
+    ("en", 2 * 1024**3, "2 GiB"), ("uk", 2 * 1024**3, "2 ГіБ"), ("ru", 3 * 1024**2 // 2, "1,5 МиБ"),
+    ("be", 1, "1 байт"), ("uk", 3, "3 байти"), ("en", 5, "5 bytes"), ("en", 1536, "1.5 KiB"),
+])
+def test_sizes_are_written_in_the_pages_language(app, lang, size, shown):
+    from flask_babel import force_locale
+
+    from intake.web.errors import human_size
+
+    with app.test_request_context("/"), force_locale(lang):
+        assert human_size(size) == shown
+
+
 @pytest.mark.parametrize("testimony", ["", "   \r\n\t  "])
 def test_empty_submission(app, client, testimony):
     # A browser sends an empty file part when no file was chosen.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import render_template, request
+from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -85,8 +86,16 @@ def init_app(app) -> None:
 
 
 def human_size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
-        n /= 1024
-    return str(n)
+    """A size as a witness reads it, in the page's language: "2 GiB", "2 ГіБ"."""
+    if n < 1024:
+        return ngettext("%(num)d byte", "%(num)d bytes", n)
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    number = format_decimal(round(value, 1))
+    units = {"KiB": _("%(number)s KiB", number=number),
+             "MiB": _("%(number)s MiB", number=number),
+             "GiB": _("%(number)s GiB", number=number)}
+    return units[unit]

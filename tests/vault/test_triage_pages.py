@@ -115,7 +115,7 @@ def test_submissions_of_one_witness_are_grouped(server, desk, desk_app, tmp_path
     assert first.submission_id[:12] in page and again[:12] in page
     assert other.submission_id[:12] not in page
     page = client.get(f"/submission/{again}").get_data(as_text=True)
-    assert "1 other submission(s) from this witness" in page
+    assert "1 other submission from this witness" in page
 
 
 def test_triage_changes_and_views_go_into_the_custody_log(server, desk, desk_app, tmp_path):
