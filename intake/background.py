@@ -56,7 +56,9 @@ class Background:
                     job(data)
                 except BaseException as exc:  # handed to the producer
                     with self._cond:
-                        self._error = exc
+                        # Without its frames, which may hold views of buffers
+                        # their owners must be able to release.
+                        self._error = exc.with_traceback(None)
             with self._cond:
                 self._jobs.popleft()
                 self._waiting -= len(data)

@@ -136,8 +136,11 @@ class EnvelopeWriter:
         left = self._chunks_out
         while left:
             batch = min(left, READ_BACK_CHUNKS)
+            sealed = written.read(batch * (CHUNK + ss.ABYTES))
+            if len(sealed) != batch * (CHUNK + ss.ABYTES):
+                raise EnvelopeError("truncated: the envelope lost bytes while being written")
             try:
-                plain = puller.pull_all(written.read(batch * (CHUNK + ss.ABYTES)), CHUNK, ad=ad)
+                plain = puller.pull_all(sealed, CHUNK, ad=ad)
             except ss.StreamError as exc:
                 raise EnvelopeError("damaged: the envelope changed while being written") \
                     from exc

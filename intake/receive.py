@@ -89,8 +89,12 @@ def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
     original when the witness asked for one, and is dropped otherwise."""
     # The cleaned copy is sealed into its own envelope as the sandbox hands it back.
     result = sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients))
-    base = {**common, "original_name": up.name, "detected_type": result.detected_type,
-            "size": up.spool.size, "sha256_received": up.spool.sha256}
+    try:  # the cleaned copy's envelope is closed on every path, sealed or not
+        base = {**common, "original_name": up.name, "detected_type": result.detected_type,
+                "size": up.spool.size, "sha256_received": up.spool.sha256}
+    except BaseException:
+        result.close()
+        raise
     as_received = {**base, "sha256_kept": up.spool.sha256, "sanitized": False,
                    "sanitizer": None, "sanitizer_version": None, "removed": []}
     outcome = FileOutcome(up.name, result.detected_type, sanitized=result.ok)

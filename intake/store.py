@@ -53,15 +53,15 @@ class HashingWriter:
 
     def __init__(self, out: BinaryIO, helper=None):
         self._out = out
-        self._helper = helper
+        self.helper = helper  # may change between writes: later ones go there
         self.sha = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        if self._helper is None:
+        if self.helper is None:
             self._write_and_hash(data)
         else:
-            self._helper.submit(self._write_and_hash, data)
+            self.helper.submit(self._write_and_hash, data)
         self.size += len(data)
         return len(data)
 

@@ -9,10 +9,14 @@ strip its metadata) until it is sealed or dropped; then the key is gone.
 When the upload is kept as received, seal() appends the metadata and the same
 file becomes the stored envelope: the bytes are written once.
 
-The request's thread only parses the body. One helper thread seals; another
-computes both SHA-256s (of the bytes received, of the envelope) and writes
-the envelope, past the page cache (intake.direct_io). Each is a bounded
-pipeline stage (intake.background).
+While a large part arrives, the request's thread only parses the body: one
+helper thread seals, another computes both SHA-256s (of the bytes received,
+of the envelope) and writes the envelope, past the page cache
+(intake.direct_io). Each is a bounded pipeline stage (intake.background).
+The helpers start only once a part passes 1 MiB, and end when the part does
+(Werkzeug rewinds the file then): smaller parts, and everything after, are
+handled in the calling thread, so a request with many files holds helper
+threads for one part at a time.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from intake.spool import ChunkedReading
 from intake.store import TMP_PREFIX, Batch, HashingWriter, Staged, Store, new_id
 
 HEAD_BYTES = 64 * 1024
+HELPERS_AFTER = 1024 * 1024
 
 
 class UploadSpool(ChunkedReading):
@@ -37,11 +42,17 @@ class UploadSpool(ChunkedReading):
         self.tmp_path = store.root / f"{TMP_PREFIX}{self.item_id}"
         self._final_path = store.path_for(self.item_id)
         self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._file = DirectAppender(self._fd)
-        self._hasher = Background("intake-hash")  # hashes, and writes the envelope
-        self._sealer = Background("intake-seal")
-        self._out = HashingWriter(self._file, self._hasher)  # type: ignore[arg-type]
-        self._writer = EnvelopeWriter(self._out, recipients)  # type: ignore[arg-type]
+        try:
+            self._file = DirectAppender(self._fd)
+            self._out = HashingWriter(self._file)  # type: ignore[arg-type]
+            self._writer = EnvelopeWriter(self._out, recipients)  # type: ignore[arg-type]
+        except BaseException:
+            os.close(self._fd)
+            self.tmp_path.unlink(missing_ok=True)
+            raise
+        self._hasher: Background | None = None  # hashes, and writes the envelope
+        self._sealer: Background | None = None
+        self._helpers_allowed = True
         self._sha = hashlib.sha256()
         self.size = 0
         self.head = b""
@@ -53,21 +64,60 @@ class UploadSpool(ChunkedReading):
         self.size += len(data)
         if len(self.head) < HEAD_BYTES:
             self.head += data[:HEAD_BYTES - len(self.head)]
-        self._hasher.submit(self._sha.update, data)
-        self._sealer.submit(self._writer.write, data)
+        if self._sealer is None and self._helpers_allowed and self.size > HELPERS_AFTER:
+            self._start_helpers()
+        if self._sealer is None or self._hasher is None:
+            self._sha.update(data)
+            self._writer.write(data)
+        else:
+            self._hasher.submit(self._sha.update, data)
+            self._sealer.submit(self._writer.write, data)
         return len(data)
+
+    def _start_helpers(self) -> None:
+        hasher = Background("intake-hash")
+        try:
+            sealer = Background("intake-seal")
+        except BaseException:
+            hasher.stop()
+            raise
+        self._out.helper = self._hasher = hasher
+        self._sealer = sealer
+
+    def _drain(self) -> None:
+        if self._sealer is not None and self._hasher is not None:
+            self._sealer.drain()  # a failed write is reported before any hash
+            self._hasher.drain()
+
+    def _settle(self) -> None:
+        """Ends the helper threads once all they hold is done; what follows
+        happens in the calling thread."""
+        self._helpers_allowed = False
+        sealer, hasher, self._sealer, self._hasher = self._sealer, self._hasher, None, None
+        try:
+            if sealer is not None:
+                sealer.stop()  # first: it still hands envelope bytes to the hasher
+        finally:
+            try:
+                if hasher is not None:
+                    hasher.stop()
+            finally:
+                self._out.helper = None  # only now: no sealing job is left to use it
+        self._file.pause()
+
+    def _rewound(self) -> None:
+        # Werkzeug rewinds a file part when it has arrived whole.
+        self._settle()
 
     @property
     def sha256(self) -> str:
-        self._sealer.drain()  # a failed write is reported before any hash
-        self._hasher.drain()
+        self._drain()
         return self._sha.hexdigest()
 
     # -- reading back ---------------------------------------------------------
     def chunks(self) -> Iterator[bytes]:
         """The upload's bytes, decrypted from its own envelope; may be called again."""
-        self._sealer.drain()
-        self._hasher.drain()
+        self._settle()
         self._file.flush()  # from here on, ordinary writes
         with open(self.tmp_path, "rb") as written:
             yield from self._writer.written_content(written)
@@ -80,11 +130,12 @@ class UploadSpool(ChunkedReading):
         """Closes the envelope with its metadata and hands it to the batch, which
         places it in the store with the rest of the submission, or drops it."""
         self._reader = None
-        self._sealer.stop()
+        self._settle()
         self._writer.close({**metadata, "item_id": self.item_id})
-        self._hasher.stop()
         self._file.flush()
         os.fsync(self._fd)
+        if os.fstat(self._fd).st_size != self._out.size:
+            raise OSError("the envelope on disk is not the size that was written")
         self._close_file()
         self.sealed = True
         entry = Staged(self.item_id, self.tmp_path, self._final_path,
@@ -97,20 +148,23 @@ class UploadSpool(ChunkedReading):
         return self._fd < 0
 
     def _close_file(self) -> None:
-        self._file.close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        try:
+            self._file.close()
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def close(self) -> None:
         """Unsealed, the envelope is dropped: nothing of a failed request stays."""
         self._reader = None
-        for helper in (self._sealer, self._hasher):
+        try:
             with contextlib.suppress(Exception):  # its error was reported already
-                helper.stop()
-        self._close_file()
-        if not self.sealed:
-            self.tmp_path.unlink(missing_ok=True)
+                self._settle()
+            self._close_file()
+        finally:
+            if not self.sealed:
+                self.tmp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> UploadSpool:
         return self

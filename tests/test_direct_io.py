@@ -83,25 +83,83 @@ def test_without_o_direct_writes_are_ordinary(tmp_path):
         path.unlink(missing_ok=True)
 
 
+def _direct(fd: int) -> bool:
+    return bool(direct_io.fcntl.fcntl(fd, direct_io.fcntl.F_GETFL) & os.O_DIRECT)
+
+
 def test_a_filesystem_that_refuses_direct_writes_gets_ordinary_ones(tmp_path, monkeypatch):
     try:
         _supports_direct(tmp_path)
     except OSError:
         pytest.skip("this filesystem has no O_DIRECT")
-    real, refused = direct_io._write_all, []
+    real, refused = os.write, []
 
-    def write_all(fd, data):
-        if direct_io.fcntl.fcntl(fd, direct_io.fcntl.F_GETFL) & os.O_DIRECT:
+    def write(fd, data):
+        if _direct(fd):
             refused.append(len(data))
             raise OSError(errno.EINVAL, "Invalid argument")
         return real(fd, data)
 
-    monkeypatch.setattr(direct_io, "_write_all", write_all)
+    monkeypatch.setattr(os, "write", write)
     pieces = [os.urandom(n) for n in SIZES]
     path = tmp_path / "envelope"
     out = _append(path, pieces)
+    monkeypatch.undo()
     assert refused == [BUFFER] and not out.direct
     assert path.read_bytes() == b"".join(pieces) + b"after the flush"
+
+
+def test_a_short_direct_write_then_a_refusal_writes_nothing_twice(tmp_path, monkeypatch):
+    try:
+        _supports_direct(tmp_path)
+    except OSError:
+        pytest.skip("this filesystem has no O_DIRECT")
+    real, calls = os.write, []
+
+    def write(fd, data):
+        if _direct(fd):
+            calls.append(len(data))
+            if len(calls) == 1:  # half of the first buffer, then the rest is refused
+                return real(fd, memoryview(data)[:BUFFER // 2 + 512])
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    pieces = [os.urandom(n) for n in SIZES]
+    path = tmp_path / "envelope"
+    _append(path, pieces)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert path.read_bytes() == b"".join(pieces) + b"after the flush"
+
+
+def test_after_a_failed_write_nothing_more_is_written(tmp_path, monkeypatch):
+    real, failures = os.write, []
+
+    def write(fd, data):
+        if len(data) > 4096 and not failures:
+            failures.append(len(data))
+            real(fd, memoryview(data)[:4096])  # part of it reached the disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    path = tmp_path / "envelope"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        out = DirectAppender(fd)
+        out.write(os.urandom(100_000))
+        monkeypatch.setattr(os, "write", write)
+        with pytest.raises(OSError, match="No space"):
+            out.flush()
+        monkeypatch.undo()
+        with pytest.raises(direct_io.WriteFailed):
+            out.flush()  # a retry would write the same bytes again
+        with pytest.raises(direct_io.WriteFailed):
+            out.write(b"more")
+        out.close()
+    finally:
+        os.close(fd)
+    assert failures and path.stat().st_size == 4096
 
 
 def test_a_failed_write_reaches_the_writer(tmp_path, monkeypatch):

@@ -85,6 +85,35 @@ def test_a_changed_byte_is_caught_on_read_back(store, team_key):
     spool.close()
 
 
+@pytest.mark.parametrize(("size", "piece"), [
+    (900_000, 100_000),  # under the helpers' threshold: all in the calling thread
+    (3 * 1024 * 1024, 512 * 1024),  # the parser's pieces, helpers from the second MiB
+    (3 * 1024 * 1024 + 7, 300_001),  # pieces that never fall on a chunk or a buffer
+    (2_500_000, 65_536),
+])
+def test_sealed_whole_across_the_switch_to_helper_threads_and_back(store, team_key, size, piece):
+    """The first MiB is sealed in the calling thread, the rest by helpers, the
+    metadata again in the calling thread after Werkzeug rewinds the part."""
+    import threading
+
+    data = os.urandom(size)
+    spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
+    for i in range(0, size, piece):
+        spool.write(data[i:i + piece])
+    helpers = [t.name for t in threading.enumerate() if t.name.startswith("intake-")]
+    assert (size > 1024 * 1024) == ("intake-seal" in helpers)
+    spool.seek(0)  # what Werkzeug does when the part has arrived
+    assert not [t for t in threading.enumerate() if t.name in ("intake-seal", "intake-hash")]
+    batch = store.batch()
+    entry = spool.seal(batch, {"kind": "file"})
+    with open(entry.tmp_path, "rb") as f:
+        reader = EnvelopeReader(f, team_key.private_key)
+        assert b"".join(reader.content()) == data
+    assert entry.size == os.path.getsize(entry.tmp_path)
+    batch.discard()
+    spool.close()
+
+
 def test_background_jobs_run_in_order():
     import hashlib
 
@@ -178,3 +207,29 @@ def test_start_up_tidies_only_stale_leftovers(store, team_key):
     live.seal(batch, {})
     batch.place()
     live.close()
+
+
+def test_a_disk_that_fills_under_the_writer_thread_leaves_nothing(store, team_key,
+                                                                  monkeypatch):
+    """The real write fails (not a stub above it): the error reaches the
+    parser, and closing removes the envelope and ends every helper thread."""
+    import errno
+    import threading
+
+    real = os.write
+
+    def write(fd, data):
+        if threading.current_thread().name == "intake-write":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(OSError, match="No space"):
+        for _ in range(16):
+            spool.write(os.urandom(512 * 1024))
+        spool.seek(0)
+    spool.close()
+    monkeypatch.undo()
+    assert not spool.tmp_path.exists() and spool.closed
+    assert not [t for t in threading.enumerate() if t.name.startswith("intake-")]

@@ -468,32 +468,59 @@ def test_failure_midway_keeps_nothing(app, client, monkeypatch, caplog, breaker)
     assert submit(client, "again").status_code == 200
 
 
-def test_disk_full_while_an_upload_arrives_keeps_nothing(app, client, monkeypatch):
-    """The envelope is written in a helper thread as the upload arrives; a write
-    that fails there still ends the request with nothing kept."""
+@pytest.mark.parametrize(("size", "where"), [(400_000, "MainThread"),
+                                           (3 * 1024 * 1024, "intake-hash")],
+                         ids=["small-part-in-the-request-thread", "large-part-in-a-helper"])
+def test_disk_full_while_an_upload_arrives_keeps_nothing(app, client, monkeypatch, size, where):
+    """A large part is sealed and written by helper threads as it arrives, a
+    small one in the request's thread; a write that fails in either ends the
+    request with nothing kept, and no helper thread is left behind."""
     import threading
 
     from intake.store import HashingWriter
 
-    real, failed = HashingWriter.write, []
+    real, failed, written = HashingWriter._write_and_hash, [], []
 
-    def write(self, data):
-        if threading.current_thread().name == "intake-seal":
-            failed.append(len(data))
+    def write_and_hash(self, data):
+        written.append(len(data))
+        # Past the envelope's header, and for a large part past its first MiB
+        # (written before the helpers start).
+        if len(data) >= 65536 and sum(written) > min(size // 2, 2 * 1024 * 1024):
+            failed.append(threading.current_thread().name)
             raise OSError(28, "No space left on device")
         return real(self, data)
 
     token = csrf_token(client)
-    monkeypatch.setattr(HashingWriter, "write", write)
-    # Under 500 KB, so the test client builds the body in memory.
-    r = submit(client, "the testimony", [(os.urandom(400_000), "big.bin")],
-               token=token)
-    assert failed, "the upload was not written by the sealing thread"
+    monkeypatch.setattr(HashingWriter, "_write_and_hash", write_and_hash)
+    body = multipart([("csrf_token", None, token.encode()), ("testimony", None, b"words"),
+                      ("files", "big.bin", os.urandom(size))])
+    r = post_raw(client, body)  # built in memory: the test client spools nothing
+    assert failed and failed[0] == where, failed
     assert_error_page(r, 500, "Nothing was kept")
     monkeypatch.undo()
     nothing_stored(app)
     assert not [t for t in threading.enumerate() if t.name.startswith("intake-")]
     assert submit(client, "again").status_code == 200
+
+
+def test_a_request_with_many_large_files_holds_helper_threads_for_one_at_a_time(app, client,
+                                                                                 monkeypatch):
+    import threading
+
+    from intake.upload_spool import UploadSpool
+
+    real, alive = UploadSpool._start_helpers, []
+
+    def start_helpers(self):
+        alive.append(len([t for t in threading.enumerate() if t.name == "intake-seal"]))
+        return real(self)
+
+    monkeypatch.setattr(UploadSpool, "_start_helpers", start_helpers)
+    files = [("files", f"part{i}.bin", os.urandom(1536 * 1024)) for i in range(5)]
+    body = multipart([("csrf_token", None, csrf_token(client).encode()), *files])
+    assert post_raw(client, body).status_code == 200
+    assert alive == [0, 0, 0, 0, 0]  # each part's helpers ended before the next began
+    assert len(envelopes(app)) == 5
 
 
 def test_failed_attempt_leaves_no_time_of_day_on_the_store(app, client, monkeypatch):

@@ -22,7 +22,11 @@ def _clean(family: str, size: int, limits: lim.Limits):
         from intake.sanitize import media
 
         return media.clean(family, sys.stdin.buffer, size, output_cap(size))
-    data = sys.stdin.buffer.read()
+    data = sys.stdin.buffer.read(size + 1)
+    if len(data) != size:  # the parent stopped short, or sent more than it said
+        from intake.sanitize.base import Refused
+
+        raise Refused("the upload arrived incomplete")
     if family == "jpeg":
         from intake.sanitize import jpeg
 

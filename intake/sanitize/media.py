@@ -76,6 +76,8 @@ def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
     dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)
     try:
         _fill(src, source)
+        if os.fstat(src).st_size != size:  # the parent stopped short
+            raise Refused("the upload arrived incomplete")
         muxer, kind = _muxer(family, os.pread(src, 64, 0))
         probe = _probe(src)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",

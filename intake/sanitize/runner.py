@@ -119,12 +119,15 @@ def _env() -> dict[str, str]:
             "PYTHONHASHSEED": "0"}
 
 
-def _feed(proc: subprocess.Popen, spool: Upload) -> None:
+def _feed(proc: subprocess.Popen, spool: Upload, failures: list[BaseException]) -> None:
     try:
         for piece in spool.chunks():
-            proc.stdin.write(piece)  # type: ignore[union-attr]
-    except (BrokenPipeError, ValueError, OSError):
-        pass  # the child stopped reading: its exit status says why
+            try:
+                proc.stdin.write(piece)  # type: ignore[union-attr]
+            except (BrokenPipeError, ValueError, OSError):
+                return  # the child stopped reading: its exit status says why
+    except BaseException as exc:  # reading the upload back failed: the server's fault
+        failures.append(exc.with_traceback(None))
     finally:
         with contextlib.suppress(OSError):
             proc.stdin.close()  # type: ignore[union-attr]
@@ -234,8 +237,21 @@ def sanitize(spool: Upload, output: Path | Callable[[], Sink],
     except OSError:
         return Result(False, detected, family, reason="the cleaner could not start")
     _widen(proc.stdin, proc.stdout)
-    feeder = threading.Thread(target=_feed, args=(proc, spool), daemon=True)
+    failures: list[BaseException] = []
+    feeder = threading.Thread(target=_feed, args=(proc, spool, failures), daemon=True)
     feeder.start()
+    result = _exchange(proc, feeder, family, detected, spool.size, limits, make_sink)
+    if failures:
+        # The upload could not be read back: not a verdict on the file. The
+        # request fails, and with it the whole submission, as for a full disk.
+        result.close()
+        raise failures[0]
+    return result
+
+
+def _exchange(proc: subprocess.Popen, feeder: threading.Thread, family: str, detected: str,
+              upload_size: int, limits: Limits, make_sink: Callable[[], Sink]) -> Result:
+    """Reads the child's answer and the cleaned copy into a new sink."""
     reader = _Reader(proc, time.monotonic() + limits.wall_seconds)
     out: Sink | None = None
     try:
@@ -243,7 +259,7 @@ def sanitize(spool: Upload, output: Path | Callable[[], Sink],
         if not header.get("ok"):
             return Result(False, detected, family, reason=str(header.get("reason"))[:200])
         size = int(header["size"])
-        if size > output_cap(spool.size):
+        if size > output_cap(upload_size):
             raise _Stop("cleaned file too large")
         out = make_sink()
         reader.stream(size, out)

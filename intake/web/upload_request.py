@@ -49,5 +49,11 @@ class EncryptedUploadRequest(Request):
         try:
             super().close()
         finally:
+            failure: BaseException | None = None
             for spool in self.__dict__.pop("_upload_spools", []):
-                spool.close()
+                try:
+                    spool.close()
+                except BaseException as exc:  # the others are closed all the same
+                    failure = failure or exc
+            if failure is not None:
+                raise failure

@@ -163,3 +163,22 @@ def test_several_threads_sanitize_at_once(corpus, spool_dir):
     with ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = list(pool.map(one, files))
     assert outcomes == [(True, f) for f in ("jpeg", "png", "pdf", "mp4")] * 2
+
+
+def test_an_upload_that_cannot_be_read_back_fails_the_request(corpus, spool_dir):
+    """A read error on the server's side is not a verdict on the file: it is
+    not kept 'as received' (its envelope may be damaged), the request fails."""
+    from intake.sanitize import sanitize
+
+    data = corpus.jpeg().read_bytes()
+
+    class Unreadable:
+        head = data[:65536]
+        size = len(data)
+
+        def chunks(self):
+            yield data[:1000]
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError, match="Input/output"):
+        sanitize(Unreadable(), spool_dir)
