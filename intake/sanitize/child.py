@@ -54,7 +54,7 @@ def _clean(family: str, size: int, limits: lim.Limits):
     if family == "pdf":
         from intake.sanitize import pdf
 
-        return pdf.clean(data, limits.max_pixels)
+        return pdf.clean(data, limits)
     if family in ("ooxml", "odf", "zip"):
         from intake.sanitize import office
 

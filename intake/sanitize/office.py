@@ -176,7 +176,7 @@ def _kind(names: set[str], parts: dict[str, bytes]) -> tuple[str, str]:
     raise Refused("unsupported type (a zip archive that is not an office file)")
 
 
-def clean(data: bytes, limits: Limits) -> Cleaned:
+def clean(data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -209,7 +209,7 @@ def clean(data: bytes, limits: Limits) -> Cleaned:
             if changed:
                 body = xmlsafe.serialize(tree)
         elif name != "mimetype":
-            body = pictures.clean_inside(name, body, limits.max_pixels, removed)
+            body = pictures.clean_inside(name, body, limits, removed, depth, unknown_ok=True)
         out_parts.append((name, body))
     if family == "odf":  # the mimetype entry must come first, stored
         out_parts.sort(key=lambda p: p[0] != "mimetype")

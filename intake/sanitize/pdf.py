@@ -5,8 +5,9 @@ revisions left behind by incremental saves are gone too. Text stays text.
 Gone: the Info dictionary, XMP streams on the catalog and on every object,
 PieceInfo (application private data), page thumbnails, the document ids
 (replaced by ids derived from the content), annotation authors and dates,
-the EXIF/XMP inside embedded JPEG images, and the metadata of attached
-pictures (cleaned as pictures sent alone; one that cannot be cleaned keeps
+the EXIF/XMP inside embedded JPEG images, and the metadata of attached files
+(each cleaned as if sent alone: pictures, PDFs, office files; plain text is
+kept; an attachment of any other kind, or one that cannot be cleaned, keeps
 the whole file as received, flagged).
 """
 
@@ -16,6 +17,7 @@ import io
 
 from intake.sanitize import jpeg, pictures
 from intake.sanitize.base import Cleaned, Refused, unique
+from intake.sanitize.limits import Limits
 
 MARKUP_PRIVATE = ("/T", "/M", "/CreationDate", "/NM")
 
@@ -37,19 +39,34 @@ def _clean_image(obj, removed: list[str], max_pixels: int) -> None:
         removed += [f"embedded image {name}" for name in cleaned.removed]
 
 
-def _clean_attachment(obj, removed: list[str], max_pixels: int) -> None:
+def _clean_attachment(stream, removed: list[str], limits: Limits, depth: int) -> None:
     import pikepdf
 
     try:
-        body = obj.read_bytes()
+        body = stream.read_bytes()
     except pikepdf.PdfError as exc:
         raise Refused("an attachment inside is malformed") from exc
-    cleaned = pictures.clean_inside("attachment", body, max_pixels, removed)
+    cleaned = pictures.clean_inside("attachment", body, limits, removed, depth,
+                                    unknown_ok=False)
     if cleaned is not body:
-        obj.write(cleaned)  # compressed again when the file is saved
+        stream.write(cleaned)  # compressed again when the file is saved
 
 
-def clean(data: bytes, max_pixels: int) -> Cleaned:
+def _attachments(obj) -> list:
+    """The embedded-file streams a file specification names (/EF: /F, /UF,
+    ...); their /Type is optional, so they are found through it."""
+    import pikepdf
+
+    found = []
+    if isinstance(obj, pikepdf.Stream) and obj.get("/Type") == pikepdf.Name.EmbeddedFile:
+        found.append(obj)
+    files = obj.get("/EF")
+    if isinstance(files, pikepdf.Dictionary):
+        found += [files[k] for k in files if isinstance(files[k], pikepdf.Stream)]
+    return found
+
+
+def clean(data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
     import pikepdf
 
     try:
@@ -60,6 +77,8 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
     except pikepdf.PdfError as exc:
         raise Refused("malformed PDF") from exc
     removed: list[str] = []
+    attached: set[tuple[int, int]] = set()
+    max_pixels = limits.max_pixels
     with pdf:
         if pdf.is_encrypted:
             raise Refused("encrypted PDF")
@@ -88,8 +107,10 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
             if attachment and "/Params" in obj:  # the attached file's dates and checksum
                 del obj["/Params"]
                 removed.append("attachment Params")
-            if isinstance(obj, pikepdf.Stream) and obj.get("/Type") == pikepdf.Name.EmbeddedFile:
-                _clean_attachment(obj, removed, max_pixels)
+            for stream in _attachments(obj):
+                if stream.objgen not in attached:
+                    attached.add(stream.objgen)
+                    _clean_attachment(stream, removed, limits, depth)
         for page in pdf.pages:
             for annot in page.obj.get("/Annots", []):
                 if not isinstance(annot, pikepdf.Dictionary) or \

@@ -247,7 +247,7 @@ def test_pictures_attached_to_a_pdf_are_cleaned(corpus, sanitized, tmp_path):
     assert result.ok, result.reason
     attached = _attached(out)
     assert planted_in_bytes(attached) == [] and pixels(attached) == pixels(photo)
-    assert any(n.startswith("picture attachment: ") and "GPS" in n for n in result.removed)
+    assert any(n.startswith("inside attachment: ") and "GPS" in n for n in result.removed)
     assert pdf_text(out) == pdf_text(original)
 
 
@@ -255,7 +255,61 @@ def test_a_broken_picture_attached_to_a_pdf_keeps_the_file_as_received(corpus, s
                                                                        tmp_path):
     photo = corpus.jpeg("evidence.jpg", orientation=1).read_bytes()[:300]
     result, _ = sanitized(_with_attachment(corpus, tmp_path, photo))
-    assert not result.ok and "picture inside" in result.reason
+    assert not result.ok and "a file inside" in result.reason
+
+
+def test_an_attachment_without_its_optional_type_is_found_and_cleaned(corpus, sanitized,
+                                                                      tmp_path):
+    import pikepdf
+
+    photo = corpus.jpeg("evidence.jpg", orientation=1).read_bytes()
+    original = _with_attachment(corpus, tmp_path, photo)
+    untyped = tmp_path / "untyped.pdf"
+    with pikepdf.open(original) as pdf:
+        for obj in pdf.objects:
+            if isinstance(obj, pikepdf.Stream) and obj.get("/Type") == pikepdf.Name.EmbeddedFile:
+                del obj["/Type"]  # optional in the PDF specification
+        pdf.save(untyped)
+    result, out = sanitized(untyped)
+    assert result.ok, result.reason
+    assert planted_in_bytes(_attached(out)) == []
+
+
+@pytest.mark.parametrize(("attached", "cleaned"), [
+    (b"Notes taken on the day, plain text.\n", True),
+    (b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4, False),  # a video: not ours
+])
+def test_attachments_of_other_kinds_are_kept_only_when_nothing_can_hide_in_them(
+        corpus, sanitized, tmp_path, attached, cleaned):
+    result, _ = sanitized(_with_attachment(corpus, tmp_path, attached))
+    assert result.ok == cleaned, result.reason
+    if not cleaned:
+        assert "a file inside is of a kind that cannot be cleaned" in result.reason
+
+
+def test_an_iphone_photo_inside_is_cleaned_too(corpus, sanitized, tmp_path):
+    heic = corpus.heic().read_bytes()
+    assert planted_in_bytes(heic) != []
+    result, out = sanitized(_with_attachment(corpus, tmp_path, heic))
+    assert result.ok, result.reason
+    assert planted_in_bytes(_attached(out)) == []
+
+
+def test_a_document_embedded_in_a_document_is_cleaned_as_one_sent_alone(corpus, sanitized,
+                                                                        tmp_path):
+    inner, _ = _with_photo(corpus, tmp_path)  # a report with a photo, authors, rsids
+    outer = tmp_path / "outer.docx"
+    outer.write_bytes(corpus.docx("outer-source.docx").read_bytes())
+    with zipfile.ZipFile(outer, "a") as z:
+        z.writestr("word/embeddings/Microsoft_Word_Document.docx", inner.read_bytes())
+    assert planted_in_bytes(all_parts(outer)) != []
+    result, out = sanitized(outer)
+    assert result.ok, result.reason
+    with zipfile.ZipFile(out) as z:
+        nested = z.read("word/embeddings/Microsoft_Word_Document.docx")
+    assert planted_in_bytes(all_parts(io.BytesIO(nested))) == []
+    assert "A tank stood at the corner." in all_parts(io.BytesIO(nested)).decode("utf-8",
+                                                                                 "replace")
 
 
 def docx_text(path: Path) -> list[str]:
@@ -321,7 +375,7 @@ def test_pictures_inside_office_files_are_cleaned_like_pictures_sent_alone(corpu
     extracted.write_bytes(cleaned)
     assert leftovers(extracted) == []
     assert pixels(cleaned) == pixels(photo)  # segments rewritten, not recompressed
-    assert any(n.startswith("picture ") and "GPS" in n for n in result.removed), result.removed
+    assert any(n.startswith("inside ") and "GPS" in n for n in result.removed), result.removed
     assert docx_text(out) == docx_text(original)
 
 
@@ -350,7 +404,7 @@ def test_a_picture_inside_that_cannot_be_cleaned_keeps_the_file_as_received(corp
             dst.writestr(info, body)
     result, out = sanitized(broken)
     assert not result.ok and out is None
-    assert "picture inside" in result.reason
+    assert "a file inside" in result.reason
 
 
 def test_xlsx_loses_creator_and_comment_author_keeps_cells(corpus, sanitized):
