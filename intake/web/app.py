@@ -18,6 +18,7 @@ from intake.teamkeys import load_key_folder
 from intake.throttle import Throttle
 from intake.web import errors, headers, i18n, proxy_warning, returning, witness
 from intake.web.sessions import COOKIE, DatabaseSessionInterface
+from intake.web.socket_body import read_body_from_socket
 from intake.web.upload_request import EncryptedUploadRequest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,4 +85,5 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["intake.login_throttle"] = login_throttle(config)
     app.register_blueprint(witness.bp)
     app.register_blueprint(returning.bp)
+    app.wsgi_app = read_body_from_socket(app.wsgi_app)  # type: ignore[method-assign]
     return app
