@@ -41,23 +41,31 @@ class ReplyEntry:
     witness_id: str
     size: int
     sha256: str
+    submission_id: str = ""  # what it answers: for the team's records, not needed here
 
     @property
     def name(self) -> str:
         return f"replies/{self.reply_id}.env"
 
+    def listed(self) -> dict:
+        fields = {k: v for k, v in self.__dict__.items() if v != "" or k != "submission_id"}
+        return {**fields, "name": self.name}
+
 
 def iter_reply_bundle(day: str, replies: list[tuple[ReplyEntry, bytes]]) -> Iterator[bytes]:
+    """The reply bundle, as the workstation writes it and the server reads it."""
     manifest = json.dumps({"format": FORMAT, "day": day, "replies": [
-        {**e.__dict__, "name": e.name} for e, _ in replies]}, indent=1, sort_keys=True).encode()
+        e.listed() for e, _ in replies]}, indent=1, sort_keys=True).encode()
     yield from bundle.member(bundle.MANIFEST, len(manifest), [manifest])
     for entry, data in replies:
         yield from bundle.member(entry.name, len(data), [data])
     yield b"\0" * (2 * bundle.BLOCK)
 
 
-def entry_for(reply_id: str, witness_id: str, envelope: bytes) -> ReplyEntry:
-    return ReplyEntry(reply_id, witness_id, len(envelope), hashlib.sha256(envelope).hexdigest())
+def entry_for(reply_id: str, witness_id: str, envelope: bytes,
+              submission_id: str = "") -> ReplyEntry:
+    return ReplyEntry(reply_id, witness_id, len(envelope), hashlib.sha256(envelope).hexdigest(),
+                      submission_id)
 
 
 @dataclass

@@ -14,21 +14,19 @@ import base64
 import datetime as dt
 import hashlib
 import io
-import json
 import os
 import secrets
-import tarfile
 from pathlib import Path
 
 from nacl.public import PublicKey
 
 from intake.envelope import Recipient, seal
+from intake.replies import FORMAT as REPLIES_BUNDLE_FORMAT  # noqa: F401 - one format, one name
+from intake.replies import entry_for, iter_reply_bundle
 from intake.vault import custody
 from intake.vault.vault import Vault
 
 REPLY_FORMAT = "intake-reply/1"
-REPLIES_BUNDLE_FORMAT = "intake-replies/1"
-MANIFEST = "manifest.json"
 MAX_MESSAGE_CHARS = 20_000
 
 
@@ -78,40 +76,25 @@ def write_reply(vault: Vault, submission_id: str, message: str,
     return reply_id
 
 
-def _info(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = size, 0, 0o600
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
 def export_replies(vault: Vault, out: Path, include_exported: bool = False,
                    actor: str | None = None) -> int:
     """Writes the queued replies as one bundle; marks them exported. Returns how many."""
     where = "" if include_exported else " WHERE exported_at IS NULL"
     rows = vault.conn.execute(
         f"SELECT * FROM replies{where} ORDER BY created_at, reply_id").fetchall()  # noqa: S608
-    manifest = {
-        "format": REPLIES_BUNDLE_FORMAT, "day": dt.date.today().isoformat(),
-        "replies": [{"reply_id": r["reply_id"], "witness_id": r["witness_id"],
-                     "submission_id": r["submission_id"], "name": f"replies/{r['reply_id']}.env",
-                     "size": r["size"], "sha256": r["sha256"]} for r in rows],
-    }
-    data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    replies = []
+    for r in rows:
+        body = vault.reply_path(r["reply_id"]).read_bytes()
+        if hashlib.sha256(body).hexdigest() != r["sha256"]:
+            raise ReplyError(f"reply {r['reply_id']} changed on disk since it "
+                             "was written; not exporting it")
+        replies.append((entry_for(r["reply_id"], r["witness_id"], body, r["submission_id"]),
+                        body))
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with open(tmp, "wb") as f:
-            with tarfile.open(fileobj=f, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-                tar.addfile(_info(MANIFEST, len(data)), io.BytesIO(data))
-                for r in rows:
-                    with open(vault.reply_path(r["reply_id"]), "rb") as env:
-                        body = env.read()
-                    if hashlib.sha256(body).hexdigest() != r["sha256"]:
-                        raise ReplyError(f"reply {r['reply_id']} changed on disk since it "
-                                         "was written; not exporting it")
-                    tar.addfile(_info(f"replies/{r['reply_id']}.env", len(body)),
-                                io.BytesIO(body))
+            for piece in iter_reply_bundle(dt.date.today().isoformat(), replies):
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, out)
