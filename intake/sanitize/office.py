@@ -196,9 +196,12 @@ def clean(data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
         name = info.filename
         if name in dropped or info.is_dir():
             continue
-        if name in REPLACED:
+        replaced = REPLACED.get(name)
+        if replaced is None and family == "odf" and name.endswith("/meta.xml"):
+            replaced = META  # an embedded object's own properties ("Object 1/meta.xml")
+        if replaced is not None:
             removed += _property_names(name, body)
-            body = REPLACED[name]
+            body = replaced
         elif name.endswith((".xml", ".rels")) and name != "mimetype":
             tree = xmlsafe.parse(body)
             changed = _scrub_xml(name, tree, removed)

@@ -14,6 +14,7 @@ the whole file as received, flagged).
 from __future__ import annotations
 
 import io
+import re
 
 from intake.sanitize import jpeg, pictures
 from intake.sanitize.base import Cleaned, Refused, unique
@@ -22,20 +23,34 @@ from intake.sanitize.limits import Limits
 MARKUP_PRIVATE = ("/T", "/M", "/CreationDate", "/NM")
 
 
-def _clean_image(obj, removed: list[str], max_pixels: int) -> None:
+def _clean_image(pdf, obj, removed: list[str], max_pixels: int) -> None:
+    """A JPEG image (DCTDecode, alone or last in a filter chain) keeps no EXIF
+    or XMP; one that cannot be cleaned stops the whole file."""
     import pikepdf
 
     filters = obj.get("/Filter")
-    if filters != pikepdf.Name.DCTDecode:
+    chain = list(filters) if isinstance(filters, pikepdf.Array) else [filters]
+    if not chain or chain[-1] != pikepdf.Name.DCTDecode:
         return
-    raw = obj.read_raw_bytes()
+    parms = obj.get("/DecodeParms")
+    chain_parms = list(parms) if isinstance(parms, pikepdf.Array) else [parms] * len(chain)
+    parms = chain_parms[-1] if chain_parms else None
     try:
+        raw = obj.read_raw_bytes()
+        if len(chain) > 1:
+            # Everything before DCTDecode undone (Flate, ASCII85...), the JPEG left as it is.
+            outer = pikepdf.Stream(pdf, raw)
+            outer.Filter = pikepdf.Array(chain[:-1])
+            if any(p is not None for p in chain_parms[:-1]):
+                outer.DecodeParms = pikepdf.Array(
+                    [p if p is not None else pikepdf.Dictionary() for p in chain_parms[:-1]])
+            raw = outer.read_bytes()
         cleaned = jpeg.clean(raw, max_pixels)
-    except Refused:
-        return  # the image stays as it is; a broken one would not display either
-    if cleaned.removed:
+    except (Refused, pikepdf.PdfError) as exc:
+        raise Refused("an image inside could not be cleaned") from exc
+    if cleaned.removed or len(chain) > 1:
         obj.write(cleaned.data, filter=pikepdf.Name.DCTDecode,
-                  decode_parms=obj.get("/DecodeParms"))
+                  decode_parms=parms if isinstance(parms, pikepdf.Dictionary) else None)
         removed += [f"embedded image {name}" for name in cleaned.removed]
 
 
@@ -50,6 +65,9 @@ def _clean_attachment(stream, removed: list[str], limits: Limits, depth: int) ->
                                     unknown_ok=False)
     if cleaned is not body:
         stream.write(cleaned)  # compressed again when the file is saved
+    if "/Params" in stream:  # dates, and the checksum of the file before cleaning
+        del stream["/Params"]
+        removed.append("attachment Params")
 
 
 def _attachments(obj) -> list:
@@ -62,6 +80,9 @@ def _attachments(obj) -> list:
         found.append(obj)
     files = obj.get("/EF")
     if isinstance(files, pikepdf.Dictionary):
+        for key in ("/F", "/UF", "/DOS", "/Mac", "/Unix"):  # a path can name a person
+            if isinstance(obj.get(key), pikepdf.String):
+                obj[key] = pikepdf.String(re.split(r"[/\\:]", str(obj[key]))[-1])
         found += [files[k] for k in files if isinstance(files[k], pikepdf.Stream)]
     return found
 
@@ -102,7 +123,7 @@ def clean(data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
                 removed.append("page thumbnail")
             subtype = obj.get("/Subtype")
             if isinstance(obj, pikepdf.Stream) and subtype == pikepdf.Name.Image:
-                _clean_image(obj, removed, max_pixels)
+                _clean_image(pdf, obj, removed, max_pixels)
             attachment = obj.get("/Type") in (pikepdf.Name.EmbeddedFile, pikepdf.Name.Filespec)
             if attachment and "/Params" in obj:  # the attached file's dates and checksum
                 del obj["/Params"]

@@ -22,8 +22,36 @@ HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"
 
 
 def _is_svg(body: bytes) -> bool:
-    start = body[:1024].lstrip()
-    return start.startswith((b"<svg", b"<?xml")) and b"<svg" in start
+    # A byte-order mark, an XML declaration, comments or a DOCTYPE may come first.
+    head = body[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"<") and b"<svg" in head
+
+
+# Kinds that carry metadata no cleaner here removes: an OLE container (how Word
+# embeds a PDF or a .doc, with its source path), video and audio, archives,
+# AVIF, RTF and PostScript. Inside another file they stop it from being cleaned.
+UNCLEANABLE = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"\x1a\x45\xdf\xa3", b"ID3", b"OggS",
+               b"fLaC", b"FORM", b"{\\rtf", b"%!PS", b"\xc5\xd0\xd3\xc6", b"PK\x03\x04",
+               b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
+
+
+def _uncleanable(body: bytes) -> bool:
+    if body.startswith(UNCLEANABLE) or body[4:8] == b"ftyp":  # ftyp: MP4, MOV, M4A, AVIF
+        return True
+    if body[:4] == b"RIFF":  # AVI, WAV (WebP is cleaned before this is asked)
+        return True
+    return len(body) > 1 and body[0] == 0xFF and body[1] & 0xE0 == 0xE0  # MPEG audio
+
+
+def _is_plain_text(body: bytes) -> bool:
+    """UTF-8 text that is not markup or a document format: nothing hidden in it."""
+    if b"\0" in body:
+        return False
+    try:
+        text = body.decode("utf-8").removeprefix("\ufeff").lstrip()
+    except UnicodeDecodeError:
+        return False
+    return not text.startswith(("<", "{\\rtf", "%!", "%PDF"))
 
 
 def _is_office(body: bytes) -> bool:
@@ -35,17 +63,6 @@ def _is_office(body: bytes) -> bool:
     except (zipfile.BadZipFile, ValueError):
         return False
     return "[Content_Types].xml" in names or "mimetype" in names
-
-
-def _is_text(body: bytes) -> bool:
-    """Plain UTF-8 text: nothing hidden in it to clean."""
-    if b"\0" in body:
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def cleaner_for(body: bytes, limits: Limits, depth: int) -> Callable[[], Cleaned] | None:
@@ -96,12 +113,14 @@ def cleaner_for(body: bytes, limits: Limits, depth: int) -> Callable[[], Cleaned
 def clean_inside(name: str, body: bytes, limits: Limits, removed: list[str], depth: int,
                  *, unknown_ok: bool) -> bytes:
     """The part's bytes, cleaned if they are of a kind we clean; its removed
-    fields are added to `removed` as 'inside NAME: FIELD'. A part of any other
-    kind is kept when `unknown_ok` (an office file's fonts and macros), and
-    refused otherwise (a PDF's attachment: a video, an archive)."""
+    fields are added to `removed` as 'inside NAME: FIELD'. Plain text is kept.
+    A part of any other kind is kept when `unknown_ok` (an office file's fonts,
+    EMF/WMF drawings, macros) unless it is a kind known to carry what no
+    cleaner here removes (UNCLEANABLE), and refused otherwise (a PDF's
+    attachment that is not a picture, a PDF or an office file)."""
     cleaner = cleaner_for(body, limits, depth)
     if cleaner is None:
-        if unknown_ok or _is_text(body):
+        if (unknown_ok and not _uncleanable(body)) or _is_plain_text(body):
             return body
         raise Refused("a file inside is of a kind that cannot be cleaned")
     try:

@@ -312,6 +312,110 @@ def test_a_document_embedded_in_a_document_is_cleaned_as_one_sent_alone(corpus, 
                                                                                  "replace")
 
 
+def test_an_attachment_keeps_no_dates_checksum_or_path(corpus, sanitized, tmp_path):
+    """/Params holds dates and the MD5 of the file before cleaning; the file
+    specification's names can be full paths. Also without the optional /Type."""
+    import pikepdf
+
+    photo = corpus.jpeg("evidence.jpg", orientation=1).read_bytes()
+    original = tmp_path / "with-params.pdf"
+    with pikepdf.open(_with_attachment(corpus, tmp_path, photo)) as pdf:
+        for obj in pdf.objects:
+            if isinstance(obj, pikepdf.Stream) and obj.get("/Type") == pikepdf.Name.EmbeddedFile:
+                del obj["/Type"]
+                obj["/Params"] = pikepdf.Dictionary(
+                    CheckSum=pikepdf.String(b"\x01" * 16),
+                    ModDate=pikepdf.String("D:20240301101112"))
+            if isinstance(obj, pikepdf.Dictionary) and "/EF" in obj:
+                obj["/UF"] = pikepdf.String("C:\\Users\\Olena Svidok\\Desktop\\evidence.jpg")
+        pdf.save(original)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    with pikepdf.open(out) as pdf:
+        for obj in pdf.objects:
+            if isinstance(obj, pikepdf.Stream):
+                assert "/Params" not in obj
+            if isinstance(obj, pikepdf.Dictionary) and "/EF" in obj:
+                assert str(obj["/UF"]) == "evidence.jpg"
+
+
+def test_a_jpeg_behind_another_filter_in_a_pdf_is_cleaned(corpus, sanitized, tmp_path):
+    import zlib
+
+    import pikepdf
+
+    photo = corpus.jpeg("evidence.jpg", orientation=1).read_bytes()
+    original = tmp_path / "chained.pdf"
+    with pikepdf.open(corpus.pdf()) as pdf:
+        image = pikepdf.Stream(pdf, zlib.compress(photo))
+        image.Type, image.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+        image.Width, image.Height = 768, 512
+        image.ColorSpace, image.BitsPerComponent = pikepdf.Name.DeviceRGB, 8
+        image.Filter = pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.DCTDecode])
+        pdf.pages[0].Resources.XObject[pikepdf.Name("/Im9")] = image
+        pdf.pages[0].contents_add(pikepdf.Stream(pdf, b"q 10 0 0 10 0 0 cm /Im9 Do Q"))
+        pdf.save(original)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    with pikepdf.open(out) as pdf:
+        cleaned = pdf.pages[0].Resources.XObject["/Im9"].read_raw_bytes()
+    assert cleaned.startswith(b"\xff\xd8") and planted_in_bytes(cleaned) == []
+    assert pixels(cleaned) == pixels(photo)
+
+
+@pytest.mark.parametrize(("what", "data"), [
+    ("rtf", b"{\\rtf1{\\info{\\author Olena Svidok}}Notes}"),
+    ("postscript", b"%!PS-Adobe-3.0\n%%For: Olena Svidok\n"),
+    ("html", b"<html><meta name=author content='Olena Svidok'></html>"),
+])
+def test_text_that_is_really_a_document_is_not_kept_as_plain_text(corpus, sanitized, tmp_path,
+                                                                  what, data):
+    result, _ = sanitized(_with_attachment(corpus, tmp_path, data))
+    assert not result.ok and "a file inside" in result.reason
+
+
+def test_an_svg_after_a_byte_order_mark_and_a_comment_is_still_cleaned(corpus, sanitized,
+                                                                        tmp_path):
+    svg = (b"\xef\xbb\xbf<!-- drawn on the day -->\n<svg xmlns='http://www.w3.org/2000/svg'>"
+           b"<metadata><author>Olena Svidok</author></metadata><rect width='4' height='4'/>"
+           b"</svg>")
+    result, out = sanitized(_with_attachment(corpus, tmp_path, svg))
+    assert result.ok, result.reason
+    assert b"Olena" not in _attached(out) and b"<rect" in _attached(out)
+
+
+@pytest.mark.parametrize(("part", "data"), [
+    ("word/embeddings/oleObject1.bin", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504),
+    ("word/media/clip.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(64)),
+    ("word/embeddings/archive.zip", b"PK\x03\x04" + bytes(64)),
+])
+def test_a_part_no_cleaner_handles_keeps_an_office_file_as_received(corpus, sanitized,
+                                                                    tmp_path, part, data):
+    original = tmp_path / "with-part.docx"
+    original.write_bytes(corpus.docx().read_bytes())
+    with zipfile.ZipFile(original, "a") as z:
+        z.writestr(part, data)
+    result, _ = sanitized(original)
+    assert not result.ok and "cannot be cleaned" in result.reason
+
+
+def test_an_odf_embedded_objects_properties_are_replaced(corpus, sanitized, tmp_path):
+    original = tmp_path / "with-object.odt"
+    original.write_bytes(corpus.odt().read_bytes())
+    meta = ('<?xml version="1.0" encoding="UTF-8"?><office:document-meta xmlns:office='
+            '"urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:meta='
+            '"urn:oasis:names:tc:opendocument:xmlns:meta:1.0"><office:meta>'
+            '<meta:initial-creator>Olena Svidok</meta:initial-creator>'
+            '<meta:printed-by>Olena Svidok</meta:printed-by></office:meta>'
+            '</office:document-meta>')
+    with zipfile.ZipFile(original, "a") as z:
+        z.writestr("Object 1/meta.xml", meta)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    with zipfile.ZipFile(out) as z:
+        assert b"Olena" not in z.read("Object 1/meta.xml")
+
+
 def docx_text(path: Path) -> list[str]:
     import docx
 
