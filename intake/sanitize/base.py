@@ -20,10 +20,15 @@ class Cleaned:
     removed: list[str] = field(default_factory=list)
     tool: str = ""  # the library or program that did the work, with its version
     detected_type: str | None = None  # when the child knows better than libmagic
-    # Large results stay in a memory file instead of `data`: the child copies
-    # them to its stdout piece by piece, so a 2 GiB video needs no 2 GiB buffer.
+    # Large results stay in a memory file after `data`: the child copies them
+    # to its stdout piece by piece, so a 2 GiB video needs no 2 GiB buffer.
+    # `ranges` are the (offset, length) pieces of it that follow `data`.
     fd: int | None = None
-    length: int = 0
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        return len(self.data) + sum(n for _, n in self.ranges)
 
 
 _NAME = re.compile(r"[^A-Za-z0-9 _.:()/-]")

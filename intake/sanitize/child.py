@@ -14,6 +14,7 @@ import struct
 import sys
 
 from intake.sanitize import limits as lim
+from intake.sanitize.base import Cleaned, Refused
 from intake.sanitize.protocol import MAGIC, MEDIA, output_cap
 
 
@@ -24,8 +25,6 @@ def _clean(family: str, size: int, limits: lim.Limits):
         return media.clean(family, sys.stdin.buffer, size, output_cap(size))
     data = sys.stdin.buffer.read(size + 1)
     if len(data) != size:  # the parent stopped short, or sent more than it said
-        from intake.sanitize.base import Refused
-
         raise Refused("the upload arrived incomplete")
     if family == "jpeg":
         from intake.sanitize import jpeg
@@ -63,37 +62,42 @@ def _clean(family: str, size: int, limits: lim.Limits):
         from intake.sanitize import audio
 
         return audio.clean(family, data)
-    from intake.sanitize.base import Refused
-
     raise Refused("unsupported type")
 
 
-def _frame(header: dict, body: bytes = b"", fd: int | None = None, length: int = 0) -> None:
-    size = length if fd is not None else len(body)
+def _frame(header: dict, cleaned: Cleaned | None = None) -> None:
+    body = cleaned.data if cleaned is not None else b""
+    size = cleaned.length if cleaned is not None else 0
     blob = json.dumps({**header, "size": size}).encode()
     out = sys.stdout.buffer
     out.write(MAGIC + struct.pack(">I", len(blob)) + blob)
     out.write(body)
     out.flush()
-    if fd is not None:
-        _send(fd, length, out.fileno())
+    if cleaned is not None and cleaned.fd is not None:
+        try:
+            for offset, length in cleaned.ranges:
+                _send(cleaned.fd, offset, length, out.fileno())
+        finally:
+            os.close(cleaned.fd)
 
 
-def _send(fd: int, length: int, out: int) -> None:
-    """The memory file to stdout; sendfile() spares a copy through this process."""
-    offset = 0
+def _send(fd: int, offset: int, length: int, out: int) -> None:
+    """A piece of the memory file to stdout; sendfile() spares a copy through
+    this process."""
+    end = offset + length
     try:
-        while offset < length:
-            sent = os.sendfile(out, fd, offset, length - offset)
+        while offset < end:
+            sent = os.sendfile(out, fd, offset, end - offset)
             if sent == 0:
                 break
             offset += sent
     except OSError:
-        os.lseek(fd, offset, os.SEEK_SET)
-        while piece := os.read(fd, 1024 * 1024):
+        while offset < end:
+            piece = os.pread(fd, min(1024 * 1024, end - offset), offset)
+            if not piece:
+                break
             _write_all(out, piece)
-    finally:
-        os.close(fd)
+            offset += len(piece)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -108,8 +112,6 @@ def main(argv: list[str]) -> int:
     # Only media tools write, and only into memory files: they need room for
     # the input and the output; every other family may write no file at all.
     lim.apply(limits, max(size, output_cap(size)) if family in MEDIA else 0)
-    from intake.sanitize.base import Refused
-
     try:
         cleaned = _clean(family, size, limits)
     except Refused as exc:
@@ -123,7 +125,7 @@ def main(argv: list[str]) -> int:
         _frame({"ok": False, "reason": f"malformed {family} file ({type(exc).__name__})"})
         return 0
     _frame({"ok": True, "removed": cleaned.removed, "tool": cleaned.tool,
-            "detected_type": cleaned.detected_type}, cleaned.data, cleaned.fd, cleaned.length)
+            "detected_type": cleaned.detected_type}, cleaned)
     return 0
 
 

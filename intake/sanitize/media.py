@@ -1,5 +1,8 @@
-"""Video and the audio that mutagen does not handle (WAV, AIFF, M4A), with
-ffmpeg stream copy: no re-encoding, only the video and audio streams.
+"""Video and the audio that mutagen does not handle (WAV, AIFF, M4A).
+
+MP4, MOV, M4A and 3GP are rewritten box by box (intake.sanitize.mp4) where
+that module vouches for the file; everything else here goes through ffmpeg
+stream copy: no re-encoding, only the video and audio streams.
 
 `-map 0` would also copy data tracks, and GoPro GPMF and Apple mebx tracks
 carry GPS; `-map 0:V` takes video but not attached pictures (cover art).
@@ -17,6 +20,7 @@ import os
 import subprocess
 from typing import BinaryIO
 
+from intake.sanitize import mp4
 from intake.sanitize.base import Cleaned, Refused, field_name
 
 CHUNK = 1024 * 1024
@@ -79,6 +83,18 @@ def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
         if os.fstat(src).st_size != size:  # the parent stopped short
             raise Refused("the upload arrived incomplete")
         muxer, kind = _muxer(family, os.pread(src, 64, 0))
+        if family == "mp4":
+            try:
+                plan = mp4.rewrite(src, size)
+            except (mp4.Unsupported, MemoryError):
+                pass  # ffmpeg below, in its own process and memory
+            else:
+                if plan.length > cap:
+                    raise Refused("cleaned file too large")
+                cleaned = Cleaned(plan.head, plan.removed, tool="", detected_type=kind,
+                                  fd=src, ranges=plan.ranges)
+                src = -1  # the caller copies the kept ranges out, then closes it
+                return cleaned
         probe = _probe(src)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
                    "-i", f"/dev/fd/{src}", "-map", "0:V?", "-map", "0:a?",
@@ -95,11 +111,12 @@ def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
             raise Refused("cleaned file too large" if length else "no audio or video stream")
         os.lseek(dst, 0, os.SEEK_SET)
         cleaned = Cleaned(b"", removed + ["creation times", "encoder tag"], tool=version,
-                          detected_type=kind, fd=dst, length=length)
+                          detected_type=kind, fd=dst, ranges=[(0, length)])
         dst = -1  # now the caller's to copy out and close
         return cleaned
     finally:
-        os.close(src)
+        if src >= 0:
+            os.close(src)
         if dst >= 0:
             os.close(dst)
 
