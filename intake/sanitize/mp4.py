@@ -3,13 +3,13 @@ from what plays, the media data is copied untouched, and nothing else is.
 
 ffmpeg's stream copy does the same job through a demuxer and a muxer; doing
 it here needs no second copy of the file and no second process, and it keeps
-every sample byte for byte. A file this module does not vouch for
-(fragmented, cut short, an index over 64 MiB, QuickTime sound whose sample
-sizes count frames, a colour table) raises `Unsupported`, and the caller
-hands it to ffmpeg instead. A broken or hostile index (a chunk outside
-`mdat` or over another, tables that disagree, media in another file) raises
-`Malformed`: the file is kept as received, flagged, since ffmpeg would copy
-whatever such an index points at.
+every sample byte for byte. A file this module does not vouch for (anything
+fragmented, cut short, inconsistent or unusual: compact sample sizes, sound
+whose sample sizes may count frames, media in another file...) raises
+`Unsupported`, and the caller hands it to ffmpeg instead. An index that
+points outside `mdat` raises `Malformed`: the file is kept as received,
+flagged, since ffmpeg would copy whatever such an index points at (the tags,
+the index itself) as if it were video.
 
 What goes:
 - every track that is not video or audio (GoPro GPMF, Apple mebx, timecode,
@@ -39,6 +39,7 @@ from intake.sanitize import icc
 from intake.sanitize.base import Refused, field_name, unique
 
 MAX_INDEX = 64 * 1024 * 1024  # a moov this large is not a phone's
+MAX_TOP_LEVEL = 10_000  # a real file has a handful
 NARROW_OFFSETS = 0xFFFFFFFF  # past this, chunk offsets need 64 bits (co64)
 KEPT_HANDLERS = {b"vide", b"soun"}
 # Children kept, per parent; everything else is dropped and named.
@@ -48,10 +49,11 @@ MINF_KEEP = {b"vmhd", b"smhd", b"hdlr", b"dinf", b"stbl"}
 STBL_KEEP = {b"stsd", b"stts", b"ctts", b"cslg", b"stss", b"stps", b"sdtp", b"stsc",
              b"stsz", b"stco", b"co64", b"sgpd", b"sbgp", b"subs"}
 # Inside a sample description: the codec's own configuration only.
-ENTRY_KEEP = {b"avcC", b"hvcC", b"vvcC", b"av1C", b"vpcC", b"dvcC", b"dvvC", b"esds",
-              b"dOps", b"dfLa", b"dac3", b"dec3", b"dac4", b"alac", b"chan", b"chnl",
-              b"wave", b"colr", b"pasp", b"fiel", b"clap", b"btrt", b"gama", b"mdcv",
-              b"clli", b"damr", b"d263", b"glbl", b"SA3D", b"st3d", b"sv3d"}
+ENTRY_KEEP = {b"avcC", b"hvcC", b"lhvC", b"vexu", b"vvcC", b"av1C", b"vpcC", b"dvcC",
+              b"dvvC", b"esds", b"dOps", b"dfLa", b"dac3", b"dec3", b"dac4", b"alac",
+              b"chan", b"chnl", b"pcmC", b"mhaC", b"dmlp", b"ddts", b"wave", b"colr",
+              b"pasp", b"fiel", b"clap", b"btrt", b"gama", b"mdcv", b"clli", b"damr",
+              b"d263", b"glbl", b"SA3D", b"st3d", b"sv3d"}
 WAVE_KEEP = {b"frma", b"esds", b"mp4a", b"enda", b"alac", b"chan", b"\0\0\0\0"}
 BIG_ENDIAN_HOST = sys.byteorder == "big"
 FRAGMENTED = {b"moof", b"mfra", b"sidx", b"styp", b"ssix"}
@@ -88,18 +90,18 @@ class Box:
 
 def _header(data: bytes | memoryview, pos: int, end: int) -> Box:
     if end - pos < 8:
-        raise Malformed("box header cut short")
+        raise Unsupported("box header cut short")
     size, kind = struct.unpack_from(">I4s", data, pos)
     header = 8
     if size == 1:
         if end - pos < 16:
-            raise Malformed("box header cut short")
+            raise Unsupported("box header cut short")
         (size,) = struct.unpack_from(">Q", data, pos + 8)
         header = 16
     elif size == 0:
         size = end - pos
     if size < header or pos + size > end:
-        raise Malformed("box size out of bounds")
+        raise Unsupported("box size out of bounds")
     return Box(bytes(kind), pos, header, size)
 
 
@@ -125,10 +127,10 @@ def _zero_times(data: bytes, b: Box) -> bytes:
     """mvhd, tkhd and mdhd all start with version, flags, created, modified."""
     body = bytearray(data[b.body:b.end])
     if not body:
-        raise Malformed("empty header box")
+        raise Unsupported("empty header box")
     width = 8 if body[0] == 1 else 4
     if len(body) < 4 + 2 * width:
-        raise Malformed("header box too short")
+        raise Unsupported("header box too short")
     body[4:4 + 2 * width] = bytes(2 * width)
     return box(b.kind, bytes(body))
 
@@ -137,7 +139,7 @@ def _handler(data: bytes, b: Box) -> tuple[bytes, bytes]:
     """The handler's type, and the box again with its name and maker emptied."""
     body = data[b.body:b.end]
     if len(body) < 24:
-        raise Malformed("handler box too short")
+        raise Unsupported("handler box too short")
     # version/flags, component type (QuickTime) or zero, handler type,
     # three reserved words (QuickTime: the maker), then the name, emptied:
     # one zero byte is both an empty C string and an empty Pascal string.
@@ -153,11 +155,11 @@ class Track:
 
 def _table(data: bytes, b: Box, code: str, per_entry: int) -> array:
     if b.size - b.header < 8:
-        raise Malformed("table too short")
+        raise Unsupported("table too short")
     (count,) = struct.unpack_from(">I", data, b.body + 4)
     start = b.body + 8
     if start + count * per_entry * (8 if code == "Q" else 4) > b.end:
-        raise Malformed("table longer than its box")
+        raise Unsupported("table longer than its box")
     values = array(code)
     values.frombytes(data[start:start + count * per_entry * values.itemsize])
     return _swapped(values)
@@ -174,7 +176,7 @@ def _swapped(values: array) -> array:
 def _sample_size_header(data: bytes, stsz: Box) -> tuple[int, int]:
     """stsz: the size shared by every sample (0 if each has its own), and the count."""
     if stsz.size - stsz.header < 12:
-        raise Malformed("sample size table too short")
+        raise Unsupported("sample size table too short")
     return struct.unpack_from(">II", data, stsz.body + 4)
 
 
@@ -185,7 +187,7 @@ def _chunk_sizes(data: bytes, stsc: Box, stsz: Box, chunks: int) -> list[int]:
         sizes = None
     else:
         if stsz.body + 12 + 4 * count > stsz.end:
-            raise Malformed("sample size table longer than its box")
+            raise Unsupported("sample size table longer than its box")
         sizes = array("I")
         sizes.frombytes(data[stsz.body + 12:stsz.body + 12 + 4 * count])
         _swapped(sizes)
@@ -195,10 +197,10 @@ def _chunk_sizes(data: bytes, stsc: Box, stsz: Box, chunks: int) -> list[int]:
     for n, (first, samples) in enumerate(runs):
         last = runs[n + 1][0] if n + 1 < len(runs) else chunks + 1
         if first != len(per_chunk) + 1 or not first < last <= chunks + 1:
-            raise Malformed("sample-to-chunk table out of order")
+            raise Unsupported("sample-to-chunk table out of order")
         per_chunk.extend([samples] * (last - first))
     if len(per_chunk) != chunks or sum(per_chunk) != count:
-        raise Malformed("sample tables disagree")
+        raise Unsupported("sample tables disagree")
     if sizes is None:
         return [uniform * n for n in per_chunk]
     prefix = array("Q", accumulate(sizes, initial=0))
@@ -211,20 +213,20 @@ def _sample_entries(data: bytes, stsd: Box, handler: bytes, self_contained: set[
     """stsd rebuilt: each entry's vendor and compressor name emptied, its
     children cut down to the codec configuration."""
     if stsd.size - stsd.header < 8:
-        raise Malformed("sample description box too short")
+        raise Unsupported("sample description box too short")
     (count,) = struct.unpack_from(">I", data, stsd.body + 4)
     entries = children(data, stsd.body + 8, stsd.end)
     if len(entries) != count or not entries:
-        raise Malformed("sample description count disagrees")
+        raise Unsupported("sample description count disagrees")
     out = []
     for entry in entries:
         fixed = 8 + (70 if handler == b"vide" else 20)
         body = bytearray(data[entry.body:entry.end])
         if len(body) < fixed:
-            raise Malformed("sample description too short")
+            raise Unsupported("sample description too short")
         (reference,) = struct.unpack_from(">H", body, 6)
         if reference not in self_contained:
-            raise Malformed("media kept in another file")
+            raise Unsupported("media kept in another file")
         struct.pack_into(">H", body, 6, 1)
         version = struct.unpack_from(">H", body, 8)[0]
         body[12:16] = bytes(4)  # vendor
@@ -254,6 +256,10 @@ def _entry_child(body: bytearray, child: Box, removed: list[str]) -> bytes:
             and not icc.is_standard(bytes(body[child.body + 4:child.end])):
         removed.append("sample description:colr (ICC profile not a standard one)")
         return b""
+    if child.kind == b"sv3d":  # 360° video: its header names the stitching software
+        return box(b"sv3d", *(box(b"svhd", bytes(5)) if inner.kind == b"svhd"
+                              else bytes(body[inner.start:inner.end])
+                              for inner in children(body, child.body, child.end)))
     if child.kind != b"wave":
         return bytes(body[child.start:child.end])
     kept = []
@@ -268,11 +274,11 @@ def _entry_child(body: bytearray, child: Box, removed: list[str]) -> bytes:
 def _self_contained(data: bytes, dinf: Box | None) -> set[int]:
     """The data reference indices whose media is in this file."""
     if dinf is None:
-        raise Malformed("no data information")
+        raise Unsupported("no data information")
     found = {b.kind: b for b in children(data, dinf.body, dinf.end)}
     dref = found.get(b"dref")
     if dref is None or dref.size - dref.header < 8:
-        raise Malformed("no data reference")
+        raise Unsupported("no data reference")
     local = set()
     for n, ref in enumerate(children(data, dref.body + 8, dref.end), start=1):
         if ref.size - ref.header >= 4 and data[ref.body + 3] & 1:
@@ -288,32 +294,35 @@ def _track(data: bytes, trak: Box, quicktime: bool, removed: list[str]) -> Track
     found = _first(data, trak, TRAK_KEEP, "trak", removed)
     mdia = found.get(b"mdia")
     if mdia is None or b"tkhd" not in found:
-        raise Malformed("track without media")
+        raise Unsupported("track without media")
     media = _first(data, mdia, MDIA_KEEP, "mdia", removed)
     if b"hdlr" not in media:
-        raise Malformed("track without handler")
+        raise Unsupported("track without handler")
     handler, hdlr = _handler(data, media[b"hdlr"])
     if handler not in KEPT_HANDLERS:
         removed.append(f"{field_name(handler)} stream ({field_name(_codec(data, media))})")
         return None
     if b"minf" not in media or b"mdhd" not in media:
-        raise Malformed("track without media header")
+        raise Unsupported("track without media header")
     minf = _first(data, media[b"minf"], MINF_KEEP, "minf", removed)
     stbl_box = minf.get(b"stbl")
     if stbl_box is None:
-        raise Malformed("track without sample table")
+        raise Unsupported("track without sample table")
     stbl = _first(data, stbl_box, STBL_KEEP, "stbl", removed)
     for need in (b"stsd", b"stsc", b"stsz"):
         if need not in stbl:
-            raise Malformed("incomplete sample table")
+            raise Unsupported("incomplete sample table")
     if (b"stco" in stbl) == (b"co64" in stbl):
-        raise Malformed("chunk offsets missing or doubled")
+        raise Unsupported("chunk offsets missing or doubled")
     stsd = _sample_entries(data, stbl[b"stsd"], handler,
                                   _self_contained(data, minf.get(b"dinf")), quicktime, removed)
     offsets = (_table(data, stbl[b"stco"], "I", 1) if b"stco" in stbl
                else _table(data, stbl[b"co64"], "Q", 1))
-    if _sample_size_header(data, stbl[b"stsz"])[0] == 1 and handler == b"soun":
-        raise Unsupported("sample sizes that count frames, not bytes")
+    uniform = _sample_size_header(data, stbl[b"stsz"])[0]
+    if handler == b"soun" and uniform and uniform != _pcm_frame_bytes(data, stbl[b"stsd"]):
+        # QuickTime sound may count frames, not bytes: ffmpeg then sizes
+        # chunks from the description, which some recorders get wrong.
+        raise Unsupported("sound sample sizes this rewrite cannot trust")
     sizes = _chunk_sizes(data, stbl[b"stsc"], stbl[b"stsz"], len(offsets))
     return Track(offsets, sizes, {
         b"tkhd": _zero_times(data, found[b"tkhd"]), b"mdhd": _zero_times(data, media[b"mdhd"]),
@@ -328,13 +337,27 @@ def _track(data: bytes, trak: Box, quicktime: bool, removed: list[str]) -> Track
     })
 
 
+PCM = {b"raw ", b"twos", b"sowt", b"in24", b"in32", b"fl32", b"fl64", b"lpcm", b"NONE",
+       b"ipcm", b"fpcm", b"alaw", b"ulaw"}
+
+
+def _pcm_frame_bytes(data: bytes, stsd: Box) -> int | None:
+    """Bytes per frame of plain PCM in a version 0 description with a single
+    entry: the only case where a shared sample size is sure to count bytes."""
+    entries = children(data, stsd.body + 8, stsd.end)
+    if len(entries) != 1 or entries[0].kind not in PCM or entries[0].size - entries[0].header < 20:
+        return None
+    version, channels, bits = struct.unpack_from(">H6xHH", data, entries[0].body + 8)
+    return channels * bits // 8 if version == 0 and bits % 8 == 0 else None
+
+
 def _codec(data: bytes, media: dict[bytes, Box]) -> bytes:
     """The first sample description's type of a track that is dropped."""
     try:
         minf = {b.kind: b for b in children(data, media[b"minf"].body, media[b"minf"].end)}
         stbl = {b.kind: b for b in children(data, minf[b"stbl"].body, minf[b"stbl"].end)}
         stsd = stbl[b"stsd"]
-    except (KeyError, Malformed):
+    except (KeyError, Unsupported):
         return b"????"
     return data[stsd.body + 12:stsd.body + 16] if stsd.size - stsd.header >= 16 else b"????"
 
@@ -354,17 +377,17 @@ def _first(data: bytes, parent: Box, keep: set[bytes], where: str,
     return found
 
 
-def _names(data: bytes, b: Box, where: str) -> list[str]:
+def _names(data: bytes, b: Box, where: str, depth: int = 0) -> list[str]:
     """The dropped box, and the names of the fields in it (never their values):
     user data atoms, and metadata keys such as com.apple.quicktime.make."""
     names = [f"{where}:{field_name(b.kind)}"]
-    if b.kind not in (b"udta", b"meta"):
+    if b.kind not in (b"udta", b"meta") or depth > 3:
         return names
     try:
         inside = children(data, b.body, b.end)
         if b.kind == b"meta" and data[b.body:b.body + 4] == bytes(4):
             inside = children(data, b.body + 4, b.end)  # ISO's meta has a version
-    except Malformed:
+    except Unsupported:
         return names
     here = f"{where}:{field_name(b.kind)}"
     keyed = any(item.kind == b"keys" for item in inside)
@@ -372,12 +395,12 @@ def _names(data: bytes, b: Box, where: str) -> list[str]:
         if item.kind == b"keys" and item.size - item.header >= 8:
             names += [f"{here}:{key}" for key in _keys(data, item)]
         elif item.kind == b"meta":
-            names += _names(data, item, here)
+            names += _names(data, item, here, depth + 1)
         elif item.kind == b"ilst" and not keyed:  # iTunes-style: the atoms name themselves
             try:
                 names += [f"{here}:{field_name(tag.kind)}"
                           for tag in children(data, item.body, item.end)]
-            except Malformed:
+            except Unsupported:
                 names.append(f"{here}:ilst")
         elif item.kind not in (b"hdlr", b"ilst", b"free"):
             names.append(f"{here}:{field_name(item.kind)}")
@@ -420,14 +443,14 @@ class Rewrite:
 def _top_level(fd: int, size: int) -> list[Box]:
     boxes, pos = [], 0
     while pos < size:
+        if len(boxes) == MAX_TOP_LEVEL:
+            raise Unsupported("too many boxes")
         head = os.pread(fd, 16, pos)
         if size - pos < 8 and not any(head):
             break
-        try:
-            b = _header(head, 0, size - pos)  # reads the header only, checks the size
-        except Malformed as exc:
-            # A recording cut short: ffmpeg keeps what can still be read.
-            raise Unsupported("file cut short") from exc
+        # Reads the header only; a box past the end is a recording cut short,
+        # and ffmpeg keeps what can still be read.
+        b = _header(head, 0, size - pos)
         b.start = pos
         boxes.append(b)
         pos = b.end
@@ -442,7 +465,7 @@ def rewrite(fd: int, size: int) -> Rewrite:
     if FRAGMENTED & set(kinds):
         raise Unsupported("fragmented")
     if kinds.count(b"moov") != 1:
-        raise Malformed("not one index")
+        raise Unsupported("not one index")
     removed: list[str] = []
     ftyp = b""
     mdats: list[tuple[int, int]] = []
@@ -459,7 +482,7 @@ def rewrite(fd: int, size: int) -> Rewrite:
             removed.append(f"file:{field_name(b.kind)}")
     data = os.pread(fd, moov_box.size, moov_box.start)
     if len(data) != moov_box.size:
-        raise Malformed("index cut short")
+        raise Unsupported("index cut short")
     moov = Box(b"moov", 0, moov_box.header, moov_box.size)
     quicktime = ftyp[8:12] == b"qt  " or not ftyp
     mvhd, tracks = None, []
@@ -475,7 +498,7 @@ def rewrite(fd: int, size: int) -> Rewrite:
         else:
             removed.extend(_names(data, b, "moov"))
     if mvhd is None:
-        raise Malformed("no movie header")
+        raise Unsupported("no movie header")
     if not tracks:
         raise Refused("no audio or video stream")
     removed += ["creation times", "handler names"]
@@ -490,7 +513,7 @@ def _layout(ftyp: bytes, mvhd: bytes, tracks: list[Track], mdats: list[tuple[int
                     for n, (offset, length) in enumerate(zip(track.offsets, track.sizes,
                                                              strict=True)) if length)
     if not chunks:
-        raise Malformed("no samples")
+        raise Unsupported("no samples")
     mdats.sort()
     ranges: list[list[int]] = []
     box_index, previous_end = 0, 0
@@ -498,8 +521,10 @@ def _layout(ftyp: bytes, mvhd: bytes, tracks: list[Track], mdats: list[tuple[int
         while box_index < len(mdats) and mdats[box_index][1] <= offset:
             box_index += 1
         if (box_index == len(mdats) or offset < mdats[box_index][0]
-                or offset + length > mdats[box_index][1] or offset < previous_end):
-            raise Malformed("chunk outside the media data, or overlapping another")
+                or offset + length > mdats[box_index][1]):
+            raise Malformed("a chunk outside the media data")
+        if offset < previous_end:
+            raise Unsupported("chunks overlap")
         if ranges and ranges[-1][0] + ranges[-1][1] == offset:
             ranges[-1][1] += length
         else:
