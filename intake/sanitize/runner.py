@@ -25,12 +25,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from intake import __version__
 from intake.sanitize.families import detect_type, family_of
 from intake.sanitize.limits import Limits
 from intake.sanitize.protocol import MAGIC, output_cap
+from intake.sanitize.zygote import Zygote
 from intake.spool import EncryptedSpool
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +113,11 @@ def _command(family: str, size: int, limits: Limits) -> list[str]:
             family, str(size), *limits.to_argv()]
 
 
+def _zygote_command(control_fd: int) -> list[str]:
+    return [*_no_network_prefix(), sys.executable, "-m", "intake.sanitize.zygote",
+            str(control_fd)]
+
+
 def _env() -> dict[str, str]:
     # A clean environment: no proxies, no locale surprises, no inherited secrets.
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
@@ -119,7 +125,60 @@ def _env() -> dict[str, str]:
             "PYTHONHASHSEED": "0"}
 
 
-def _feed(proc: subprocess.Popen, spool: Upload, failures: list[BaseException]) -> None:
+class Child(Protocol):
+    """A running cleaner: forked by the zygote, or started from scratch."""
+
+    stdin: BinaryIO
+    stdout: BinaryIO
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class _Started:
+    """A cleaner started from scratch, when the zygote cannot be had."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self._proc = proc
+        self.stdin, self.stdout = proc.stdin, proc.stdout
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    def poll(self) -> int | None:
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._proc.wait(timeout)
+
+    def kill(self) -> None:
+        # The child leads its own session, so this also ends any tool it started.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        self._proc.wait()
+
+
+# One warm sandbox per process (each web worker), started on first use.
+WARM = Zygote(_zygote_command, _env())
+
+
+def _launch(family: str, size: int, limits: Limits) -> Child:
+    try:
+        return WARM.spawn([family, str(size), *limits.to_argv()])
+    except OSError:
+        pass  # no zygote: start this one cleaner from scratch
+    proc = subprocess.Popen(_command(family, size, limits), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/",
+                            env=_env(), close_fds=True, start_new_session=True)
+    return _Started(proc)
+
+
+def _feed(proc: Child, spool: Upload, failures: list[BaseException]) -> None:
     try:
         for piece in spool.chunks():
             try:
@@ -138,13 +197,6 @@ def _widen(*pipes) -> None:
     for pipe in pipes:
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    # The child leads its own session, so this also ends any tool it started.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def _death_reason(code: int) -> str:
@@ -168,7 +220,7 @@ class _Stop(Exception):
 class _Reader:
     """Reads the child's frame from its stdout until a deadline."""
 
-    def __init__(self, proc: subprocess.Popen, deadline: float):
+    def __init__(self, proc: Child, deadline: float):
         self._fd = proc.stdout.fileno()  # type: ignore[union-attr]
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._fd, selectors.EVENT_READ)
@@ -231,9 +283,7 @@ def sanitize(spool: Upload, output: Path | Callable[[], Sink],
         return Result(False, detected, reason="unsupported type")
     limits = (limits or Limits()).for_size(spool.size)
     try:
-        proc = subprocess.Popen(_command(family, spool.size, limits), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/",
-                                env=_env(), close_fds=True, start_new_session=True)
+        proc = _launch(family, spool.size, limits)
     except OSError:
         return Result(False, detected, family, reason="the cleaner could not start")
     _widen(proc.stdin, proc.stdout)
@@ -249,7 +299,7 @@ def sanitize(spool: Upload, output: Path | Callable[[], Sink],
     return result
 
 
-def _exchange(proc: subprocess.Popen, feeder: threading.Thread, family: str, detected: str,
+def _exchange(proc: Child, feeder: threading.Thread, family: str, detected: str,
               upload_size: int, limits: Limits, make_sink: Callable[[], Sink]) -> Result:
     """Reads the child's answer and the cleaned copy into a new sink."""
     reader = _Reader(proc, time.monotonic() + limits.wall_seconds)
@@ -269,7 +319,7 @@ def _exchange(proc: subprocess.Popen, feeder: threading.Thread, family: str, det
         out = None
         return result
     except _Stop as stop:
-        _kill(proc)
+        proc.kill()
         return Result(False, detected, family,
                       reason=stop.reason or _death_reason(proc.returncode))
     finally:
@@ -278,7 +328,7 @@ def _exchange(proc: subprocess.Popen, feeder: threading.Thread, family: str, det
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=2)  # it has answered: give it a moment to exit
         if proc.poll() is None:
-            _kill(proc)
+            proc.kill()
         feeder.join()
         reader.close()
         proc.stdout.close()  # type: ignore[union-attr]
