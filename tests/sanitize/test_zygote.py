@@ -1,0 +1,136 @@
+"""The warm sandbox (intake/sanitize/zygote.py): children forked from one
+process per worker, each with the same limits, session, descriptors and
+network namespace as a child started from scratch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from intake.sanitize import Limits, runner
+from intake.sanitize.zygote import ForkedChild
+
+
+def _wait_for(check, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def _status(pid: int) -> dict[str, str]:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def _gone(pid: int) -> bool:
+    return _status(pid).get("State", "Z").startswith("Z")  # exited; a zombie is gone too
+
+
+def _address_space_limit(pid: int) -> str | None:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max address space"):
+            return line.split()[3]
+    return None
+
+
+def test_a_waiting_child_is_forked_and_sandboxed_before_it_reads():
+    limits = Limits(memory=512 * 1024 * 1024)
+    child = runner.WARM.spawn(["jpeg", "1000", *limits.to_argv()])
+    try:
+        assert isinstance(child, ForkedChild)
+        zygote = runner.WARM._process.pid
+        assert _status(child.pid)["PPid"].strip() == str(zygote)
+        # Limits first, then it waits on stdin with nothing else open.
+        _wait_for(lambda: _address_space_limit(child.pid) == str(512 * 1024 * 1024))
+        assert sorted(os.listdir(f"/proc/{child.pid}/fd")) == ["0", "1", "2"]
+        assert os.getsid(child.pid) == child.pid  # its own session: killed as a group
+        if runner.network_isolated():
+            assert os.readlink(f"/proc/{child.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    finally:
+        child.kill()
+    assert child.returncode == -signal.SIGKILL
+    _wait_for(lambda: not _status(child.pid))  # reaped by the zygote, not left a zombie
+    child.stdin.close()
+    child.stdout.close()
+
+
+def test_letting_go_of_a_job_kills_its_child():
+    child = runner.WARM.spawn(["pdf", "1000", *Limits().to_argv()])
+    child._job.close()  # a worker thread that died without waiting
+    _wait_for(lambda: _gone(child.pid))
+    child.stdin.close()
+    child.stdout.close()
+
+
+def test_a_dead_zygote_is_replaced(corpus, sanitized):
+    result, _ = sanitized(corpus.png())
+    assert result.ok
+    first = runner.WARM._process.pid
+    os.kill(first, signal.SIGKILL)
+    _wait_for(lambda: runner.WARM._process.poll() is not None)
+    result, _ = sanitized(corpus.png())
+    assert result.ok and runner.WARM._process.pid != first
+
+
+def test_without_a_zygote_each_child_starts_from_scratch(corpus, sanitized, monkeypatch):
+    def no_zygote(argv, timeout=30.0):
+        raise OSError("no zygote here")
+
+    monkeypatch.setattr(runner.WARM, "spawn", no_zygote)
+    started = []
+    popen = subprocess.Popen
+
+    def counting(*args, **kwargs):
+        started.append(args[0])
+        return popen(*args, **kwargs)
+
+    monkeypatch.setattr(runner.subprocess, "Popen", counting)
+    result, _ = sanitized(corpus.jpeg("scratch.jpg"))
+    assert result.ok and result.removed
+    assert [c for c in started if "intake.sanitize.child" in c]
+
+
+@pytest.mark.parametrize("how", ["exits", "is killed"])
+def test_the_zygote_ends_with_its_worker(tmp_path, how):
+    """A worker that exits, even by SIGKILL, closes the zygote's socket."""
+    picture = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(picture)
+    script = (
+        "import sys, time\n"
+        "from intake.sanitize import runner, sanitize\n"
+        "from intake.spool import EncryptedSpool\n"
+        "from pathlib import Path\n"
+        f"spool = EncryptedSpool(Path({str(tmp_path)!r}))\n"
+        f"spool.write(Path({str(picture)!r}).read_bytes())\n"
+        f"assert sanitize(spool, Path({str(tmp_path)!r})).ok\n"
+        "print(runner.WARM._process.pid, flush=True)\n"
+        "time.sleep(60)\n")
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        zygote = int(worker.stdout.readline())
+        assert not _gone(zygote)
+        if how == "exits":
+            worker.terminate()
+        else:
+            worker.kill()
+        worker.wait(timeout=10)
+        _wait_for(lambda: _gone(zygote))
+    finally:
+        worker.kill()
+        worker.wait()
+        worker.stdout.close()
