@@ -268,7 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"sanitize bench: missing {', '.join(missing)}", file=sys.stderr)
         return 2
-    text = "## Sanitizer\n\n" + table(args.repeat, args.scale)
+    text = ("## Sanitizer\n\n"
+            "`intake`: a plain file in and a plain file out through the sandboxed child,\n"
+            "on the same terms as the other tools. `intake, envelope to envelope`: the\n"
+            "server's own path, from the upload's envelope until the cleaned copy is in\n"
+            "its own, decrypting and encrypting included.\n\n" + table(args.repeat, args.scale))
     print(text)
     if args.out:
         args.out.write_text(text)
