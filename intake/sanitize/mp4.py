@@ -457,9 +457,18 @@ def _top_level(fd: int, size: int) -> list[Box]:
     return boxes
 
 
-def rewrite(fd: int, size: int) -> Rewrite:
-    """Plans the cleaned file: nothing is copied yet, and nothing read from
-    `mdat` but its bounds."""
+@dataclass
+class Index:
+    ftyp: bytes
+    mvhd: bytes
+    tracks: list[Track]
+    mdats: list[tuple[int, int]]  # payload bounds, in file order
+    removed: list[str]
+
+
+def read_index(fd: int, size: int) -> Index:
+    """The file's index, cut down to what stays; nothing read from `mdat`
+    but its bounds."""
     top = _top_level(fd, size)
     kinds = [b.kind for b in top]
     if FRAGMENTED & set(kinds):
@@ -502,19 +511,19 @@ def rewrite(fd: int, size: int) -> Rewrite:
     if not tracks:
         raise Refused("no audio or video stream")
     removed += ["creation times", "handler names"]
-    return _layout(ftyp, mvhd, tracks, mdats, unique(removed))
+    return Index(ftyp, mvhd, tracks, mdats, unique(removed))
 
 
-def _layout(ftyp: bytes, mvhd: bytes, tracks: list[Track], mdats: list[tuple[int, int]],
-            removed: list[str]) -> Rewrite:
-    # Every chunk of every kept track, in file order; each must sit inside
-    # one mdat and overlap no other. Empty chunks point anywhere.
-    chunks = sorted((offset, length, t, n) for t, track in enumerate(tracks)
+def _kept(index: Index) -> tuple[list[tuple[int, int, int, int]], list[list[int]]]:
+    """Every non-empty chunk of every kept track, in file order, as (offset,
+    length, track, number); and the byte ranges they make, merged. Each chunk
+    must sit inside one mdat and overlap no other."""
+    chunks = sorted((offset, length, t, n) for t, track in enumerate(index.tracks)
                     for n, (offset, length) in enumerate(zip(track.offsets, track.sizes,
                                                              strict=True)) if length)
     if not chunks:
         raise Unsupported("no samples")
-    mdats.sort()
+    mdats = sorted(index.mdats)
     ranges: list[list[int]] = []
     box_index, previous_end = 0, 0
     for offset, length, _, _ in chunks:
@@ -530,30 +539,63 @@ def _layout(ftyp: bytes, mvhd: bytes, tracks: list[Track], mdats: list[tuple[int
         else:
             ranges.append([offset, length])
         previous_end = offset + length
+    return chunks, ranges
+
+
+def _moov(index: Index, offsets: list[array], wide: bool) -> bytes:
+    return box(b"moov", index.mvhd, *(_trak_bytes(t, offsets[i], wide)
+                                      for i, t in enumerate(index.tracks)))
+
+
+def mdat_header(payload: int) -> bytes:
+    if payload + 8 <= 0xFFFFFFFF:
+        return struct.pack(">I4s", payload + 8, b"mdat")
+    return struct.pack(">I4sQ", 1, b"mdat", payload + 16)
+
+
+def rewrite(fd: int, size: int) -> Rewrite:
+    """Plans the cleaned file, laid out ftyp, moov, mdat: nothing is copied yet,
+    and nothing read from `mdat` but its bounds."""
+    index = read_index(fd, size)
+    chunks, ranges = _kept(index)
+    removed = list(index.removed)
     total = sum(n for _, n in ranges)
-    if total < sum(end - start for start, end in mdats):
+    if total < sum(end - start for start, end in index.mdats):
         removed.append("media data no kept track uses")
-    mdat_header = 8 if total + 8 <= 0xFFFFFFFF else 16
+    head = mdat_header(total)
     # The index's size depends on the width of the offsets, not their values.
+    blank = [array("Q", bytes(8 * len(t.offsets))) for t in index.tracks]
     wide = False
-    while True:
-        blank = [_trak_bytes(t, array("Q", bytes(8 * len(t.offsets))), wide) for t in tracks]
-        base = len(ftyp) + len(box(b"moov", mvhd, *blank)) + mdat_header
-        if wide or base + total <= NARROW_OFFSETS:
-            break
+    base = len(index.ftyp) + len(_moov(index, blank, wide)) + len(head)
+    if base + total > NARROW_OFFSETS:
         wide = True
-    # Each chunk moves by the shift of the range it belongs to.
-    new_offsets = [array("Q", [base]) * len(t.offsets) for t in tracks]
-    index, position = 0, base
+        base = len(index.ftyp) + len(_moov(index, blank, wide)) + len(head)
+    # Each chunk moves by the shift of the range it belongs to; empty chunks
+    # point at the start of the data.
+    new_offsets = [array("Q", [base]) * len(t.offsets) for t in index.tracks]
+    position, at = base, 0
     for offset, _, t, n in chunks:
-        while offset >= ranges[index][0] + ranges[index][1]:
-            position += ranges[index][1]
-            index += 1
-        new_offsets[t][n] = position + offset - ranges[index][0]
-    moov = box(b"moov", mvhd, *(_trak_bytes(t, new_offsets[i], wide)
-                                for i, t in enumerate(tracks)))
-    if mdat_header == 8:
-        head = struct.pack(">I4s", total + 8, b"mdat")
-    else:
-        head = struct.pack(">I4sQ", 1, b"mdat", total + 16)
-    return Rewrite(ftyp + moov + head, [(a, n) for a, n in ranges], removed)
+        while offset >= ranges[at][0] + ranges[at][1]:
+            position += ranges[at][1]
+            at += 1
+        new_offsets[t][n] = position + offset - ranges[at][0]
+    return Rewrite(index.ftyp + _moov(index, new_offsets, wide) + head,
+                   [(a, n) for a, n in ranges], removed)
+
+
+def index_after(fd: int, size: int, ftyp: bytes, mdat: tuple[int, int],
+                head: int) -> tuple[bytes, list[str]] | None:
+    """For a file whose first mdat was sent on as it arrived, `head` bytes
+    into the cleaned copy (ftyp, then a fresh mdat header): the index to
+    append, with the names removed, when that was the file's only mdat and
+    every byte of it is kept; otherwise None, and the copy starts over."""
+    index = read_index(fd, size)
+    _, ranges = _kept(index)
+    if index.ftyp != ftyp or index.mdats != [mdat] or \
+            ranges != [[mdat[0], mdat[1] - mdat[0]]]:
+        return None
+    shift = head - mdat[0]
+    offsets = [array("Q", (o + shift if n else head for o, n in
+                           zip(t.offsets, t.sizes, strict=True))) for t in index.tracks]
+    wide = any(max(o, default=0) > NARROW_OFFSETS for o in offsets)
+    return _moov(index, offsets, wide), index.removed
