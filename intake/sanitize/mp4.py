@@ -547,7 +547,7 @@ def _moov(index: Index, offsets: list[array], wide: bool) -> bytes:
                                       for i, t in enumerate(index.tracks)))
 
 
-def mdat_header(payload: int) -> bytes:
+def _mdat_header(payload: int) -> bytes:
     if payload + 8 <= 0xFFFFFFFF:
         return struct.pack(">I4s", payload + 8, b"mdat")
     return struct.pack(">I4sQ", 1, b"mdat", payload + 16)
@@ -562,7 +562,7 @@ def rewrite(fd: int, size: int) -> Rewrite:
     total = sum(n for _, n in ranges)
     if total < sum(end - start for start, end in index.mdats):
         removed.append("media data no kept track uses")
-    head = mdat_header(total)
+    head = _mdat_header(total)
     # The index's size depends on the width of the offsets, not their values.
     blank = [array("Q", bytes(8 * len(t.offsets))) for t in index.tracks]
     wide = False
@@ -581,21 +581,3 @@ def rewrite(fd: int, size: int) -> Rewrite:
         new_offsets[t][n] = position + offset - ranges[at][0]
     return Rewrite(index.ftyp + _moov(index, new_offsets, wide) + head,
                    [(a, n) for a, n in ranges], removed)
-
-
-def index_after(fd: int, size: int, ftyp: bytes, mdat: tuple[int, int],
-                head: int) -> tuple[bytes, list[str]] | None:
-    """For a file whose first mdat was sent on as it arrived, `head` bytes
-    into the cleaned copy (ftyp, then a fresh mdat header): the index to
-    append, with the names removed, when that was the file's only mdat and
-    every byte of it is kept; otherwise None, and the copy starts over."""
-    index = read_index(fd, size)
-    _, ranges = _kept(index)
-    if index.ftyp != ftyp or index.mdats != [mdat] or \
-            ranges != [[mdat[0], mdat[1] - mdat[0]]]:
-        return None
-    shift = head - mdat[0]
-    offsets = [array("Q", (o + shift if n else head for o, n in
-                           zip(t.offsets, t.sizes, strict=True))) for t in index.tracks]
-    wide = any(max(o, default=0) > NARROW_OFFSETS for o in offsets)
-    return _moov(index, offsets, wide), index.removed
