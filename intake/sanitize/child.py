@@ -15,7 +15,7 @@ import sys
 
 from intake.sanitize import limits as lim
 from intake.sanitize.base import Cleaned, Refused
-from intake.sanitize.protocol import MAGIC, MEDIA, output_cap
+from intake.sanitize.protocol import MAGIC, MEDIA, OUT_OF_MEMORY, output_cap
 
 MAX_NAMES = 500
 
@@ -135,4 +135,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except MemoryError:
+        os._exit(OUT_OF_MEMORY)

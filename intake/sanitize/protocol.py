@@ -4,6 +4,8 @@ MAGIC, a 4-byte big-endian length, a JSON header, then the cleaned bytes."""
 from __future__ import annotations
 
 MAGIC = b"ISAN"
+# The child's exit status when memory ran out before it could even answer.
+OUT_OF_MEMORY = 3
 MiB = 1024 * 1024
 # Families whose tool (ffmpeg) reads and writes memory files.
 MEDIA = frozenset({"wav", "aiff", "mp4", "mkv", "webm", "avi"})

@@ -30,7 +30,7 @@ from typing import BinaryIO, Protocol
 from intake import __version__
 from intake.sanitize.families import detect_type, family_of
 from intake.sanitize.limits import Limits
-from intake.sanitize.protocol import MAGIC, output_cap
+from intake.sanitize.protocol import MAGIC, OUT_OF_MEMORY, output_cap
 from intake.sanitize.zygote import Zygote
 from intake.spool import EncryptedSpool
 
@@ -208,6 +208,8 @@ def _death_reason(code: int) -> str:
         return "cleaner crashed (probably out of memory)"
     if code < 0:
         return f"cleaner stopped by signal {-code}"
+    if code == OUT_OF_MEMORY:
+        return "memory limit reached"
     return f"cleaner failed (exit status {code})"
 
 

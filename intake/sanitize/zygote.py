@@ -24,6 +24,7 @@ When the worker's socket closes, the zygote kills what is left and exits.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import json
 import os
@@ -34,8 +35,11 @@ import socket
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import BinaryIO
+
+from intake.sanitize.protocol import OUT_OF_MEMORY
 
 PRELOAD = ("lxml.etree", "mutagen.mp3", "pikepdf", "pillow_heif", "PIL.Image", "PIL.ExifTags",
            "PIL.ImageOps", "PIL.ImageSequence", "PIL.TiffTags",
@@ -50,28 +54,55 @@ def _preload() -> None:
         importlib.import_module(name)
 
 
-def _run_child(argv: list[str], stdin: int, stdout: int) -> None:
+_LIBC = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER = 0x10000000
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+
+
+def _isolate(zygote: int) -> None:
+    """In the forked child, before anything else: what a child started from
+    scratch gets by being a process of its own.
+
+    Children of one zygote share its user namespace, where they hold every
+    capability: without a namespace of its own, a child taken over by a
+    hostile file could read a sibling's upload out of /proc/PID/mem, or
+    write into the zygote. Not dumpable covers the case where no namespace
+    can be made. And the child dies with the zygote, so no child outlives
+    the one process that may kill it."""
+    _LIBC.unshare(CLONE_NEWUSER)  # may fail where namespaces are off: then the next line
+    _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != zygote:  # it died before the line above
+        os._exit(1)
+
+
+def _run_child(argv: list[str], stdin: int, stdout: int, zygote: int) -> None:
     """In the forked child: never returns."""
     code = 1
     try:
         os.setsid()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _isolate(zygote)
+        for number in (signal.SIGCHLD, signal.SIGINT):
+            signal.signal(number, signal.SIG_DFL)
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
+        # Not the zygote's stderr, which is the worker's log: what a library
+        # prints about a file may quote it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         from intake.sanitize import child
 
         code = child.main(argv)
         sys.stdout.flush()
+    except MemoryError:
+        code = OUT_OF_MEMORY
     finally:
         os._exit(code)
 
 
 class _Job:
-    def __init__(self, pid: int, reply: socket.socket):
-        self.pid = pid
-        self.reply = reply
-        self.pidfd = os.pidfd_open(pid)
+    def __init__(self, pid: int, reply: socket.socket, pidfd: int):
+        self.pid, self.reply, self.pidfd = pid, reply, pidfd
         self.reaped = False
 
     def kill(self) -> None:
@@ -95,19 +126,27 @@ def _start(message: bytes, fds: list[int]) -> _Job | None:
         return None
     stdin, stdout, reply_fd = fds
     reply = socket.socket(fileno=reply_fd)
+    zygote = os.getpid()
     try:
         argv = [str(a) for a in json.loads(message)["argv"]]
         pid = os.fork()
         if pid == 0:
             reply.detach()
-            _run_child(argv, stdin, stdout)
+            _run_child(argv, stdin, stdout, zygote)
     except (ValueError, KeyError, TypeError, OSError):
         reply.close()
         return None
     finally:
         os.close(stdin)
         os.close(stdout)
-    job = _Job(pid, reply)
+    try:
+        job = _Job(pid, reply, os.pidfd_open(pid))
+    except OSError:  # cannot watch it: it must not run unwatched
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        reply.close()
+        return None
     with contextlib.suppress(OSError):
         reply.sendall(json.dumps({"pid": pid}).encode())
     return job
@@ -117,8 +156,9 @@ def _finish(job: _Job, sel: selectors.BaseSelector) -> None:
     code = job.reap()
     sel.unregister(job.pidfd)
     os.close(job.pidfd)
-    with contextlib.suppress(KeyError, ValueError):
-        sel.unregister(job.reply)
+    if job.reply.fileno() >= 0:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(job.reply)
     with contextlib.suppress(OSError):
         job.reply.sendall(json.dumps({"exit": code}).encode())
         # Unread requests would turn the close into a reset, which the
@@ -129,37 +169,50 @@ def _finish(job: _Job, sel: selectors.BaseSelector) -> None:
     job.reply.close()
 
 
+def _asked(job: _Job, sel: selectors.BaseSelector) -> None:
+    """The worker asks to kill, or has let go of the job (its socket closed)."""
+    if job.reaped:
+        return  # answered already, in the same round of events
+    try:
+        asked = job.reply.recv(64)
+    except OSError:
+        asked = b""
+    job.kill()
+    if not asked:
+        sel.unregister(job.reply)
+
+
 def serve(control: socket.socket) -> int:
     _preload()
     sel = selectors.DefaultSelector()
     sel.register(control, selectors.EVENT_READ, None)
     jobs: dict[int, _Job] = {}
+    accepting = True
     try:
-        while True:
+        while accepting or jobs:
             for key, _ in sel.select():
-                if key.data is None:  # the worker: a new job, or gone
-                    message, fds, _, _ = socket.recv_fds(control, 4096, 3)
-                    if not message and not fds:
-                        return 0
-                    job = _start(message, fds)
-                    if job is not None:
-                        jobs[job.pid] = job
-                        sel.register(job.pidfd, selectors.EVENT_READ, ("exited", job))
-                        sel.register(job.reply, selectors.EVENT_READ, ("asked", job))
-                    continue
-                what, job = key.data
-                if what == "exited":
-                    _finish(job, sel)
-                    del jobs[job.pid]
-                    continue
-                # the worker asks to kill, or has let go of the job
                 try:
-                    asked = job.reply.recv(64)
-                except OSError:
-                    asked = b""
-                job.kill()
-                if not asked:
-                    sel.unregister(job.reply)
+                    if key.data is None:
+                        message, fds, _, _ = socket.recv_fds(control, 4096, 3)
+                        if not message and not fds:
+                            # The worker closed it: no new jobs. Those running
+                            # finish, or die when their job's socket closes.
+                            sel.unregister(control)
+                            accepting = False
+                            continue
+                        job = _start(message, fds)
+                        if job is not None:
+                            jobs[job.pid] = job
+                            sel.register(job.pidfd, selectors.EVENT_READ, ("exited", job))
+                            sel.register(job.reply, selectors.EVENT_READ, ("asked", job))
+                    elif key.data[0] == "exited":
+                        _finish(key.data[1], sel)
+                        del jobs[key.data[1].pid]
+                    else:
+                        _asked(key.data[1], sel)
+                except Exception:  # noqa: BLE001 - one job's trouble must not end the others
+                    traceback.print_exc()
+        return 0
     finally:
         for job in jobs.values():
             job.kill()
@@ -167,27 +220,43 @@ def serve(control: socket.socket) -> int:
 
 # -- the worker's side --------------------------------------------------------
 
+SPAWN_SECONDS = 5.0  # for the zygote to fork; it answers in about a millisecond
+KILL_SECONDS = 10.0  # for the zygote to kill and reap a child it was asked to kill
+CRASHES = {-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS, -signal.SIGILL}
+
+
+def _readable(sock: socket.socket, timeout: float | None) -> bool:
+    poller = select.poll()  # not select(): a worker may hold descriptors past 1024
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0.0, timeout) * 1000))
+
+
 class ForkedChild:
     """A child the zygote forked, with the part of Popen's surface the runner
     uses: stdin, stdout, returncode, poll(), wait(), and kill()."""
 
-    def __init__(self, pid: int, stdin: BinaryIO, stdout: BinaryIO, job: socket.socket):
+    def __init__(self, pid: int, stdin: BinaryIO, stdout: BinaryIO, job: socket.socket,
+                 zygote: Zygote, process: subprocess.Popen):
         self.pid, self.stdin, self.stdout = pid, stdin, stdout
-        self._job = job
+        self._job, self._zygote, self._process = job, zygote, process
         self.returncode: int | None = None
 
     def _answer(self, timeout: float | None) -> None:
         if self.returncode is not None:
             return
-        if not select.select([self._job], [], [], timeout)[0]:
+        if not _readable(self._job, timeout):
             raise subprocess.TimeoutExpired("sanitizer", timeout or 0)
         try:
             message = self._job.recv(256)
         except OSError:
             message = b""
-        # Without an answer the zygote itself is gone, and killed its children.
+        # Without an answer the zygote is gone, and its children died with it.
         self.returncode = int(json.loads(message)["exit"]) if message else -signal.SIGKILL
         self._job.close()
+        if self.returncode in CRASHES:
+            # The next child gets a fresh zygote, with its own memory layout:
+            # a crash may have been an attempt to learn this one's.
+            self._zygote.retire(self._process)
 
     def poll(self) -> int | None:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -199,11 +268,16 @@ class ForkedChild:
         return self.returncode  # type: ignore[return-value]
 
     def kill(self) -> None:
-        """Kills the child and everything it started, then waits for it."""
+        """Kills the child and everything it started, then waits for it; a
+        zygote that does not do so in time is killed, and the child with it."""
         if self.returncode is None:
             with contextlib.suppress(OSError):
                 self._job.send(b"kill")
-            self.wait()
+            try:
+                self.wait(KILL_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._zygote.abandon(self._process)
+                self.wait()
 
 
 class Zygote:
@@ -216,78 +290,106 @@ class Zygote:
         self._control: socket.socket | None = None
         self._process: subprocess.Popen | None = None
         self._owner = 0
+        self._retired: list[subprocess.Popen] = []  # finishing their last jobs
 
-    def _start(self) -> socket.socket:
+    def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
+            # stderr stays the worker's: a zygote's trouble reaches its log.
             self._process = subprocess.Popen(
                 self._command(theirs.fileno()), pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 cwd="/", env=self._env, start_new_session=True)
         except BaseException:
             ours.close()
             raise
         finally:
             theirs.close()
+        ours.settimeout(SPAWN_SECONDS)  # a stuck zygote must not hold the lock for good
         self._control, self._owner = ours, os.getpid()
-        return ours
 
-    def _send(self, message: bytes, fds: list[int]) -> None:
+    def _let_go_locked(self) -> None:
+        """Stops sending jobs to the current zygote; it finishes those it has."""
+        if self._control is not None:
+            self._control.close()
+        if self._process is not None and self._owner == os.getpid():
+            self._retired.append(self._process)
+        self._control = self._process = None
+
+    def _send(self, message: bytes, fds: list[int]) -> subprocess.Popen:
         with self._lock:
+            self._retired = [p for p in self._retired if p.poll() is None]
             for attempt in (1, 2):
-                control = self._control
-                if control is None or self._owner != os.getpid() or self._exited():
-                    control = self._start()
+                if self._owner != os.getpid():  # inherited across a fork: not ours
+                    self._control = self._process = None
+                elif self._process is not None and self._process.poll() is not None:
+                    self._let_go_locked()
+                if self._control is None:
+                    self._start()
                 try:
-                    socket.send_fds(control, [message], fds)
-                    return
+                    socket.send_fds(self._control, [message], fds)  # type: ignore[arg-type]
+                    return self._process  # type: ignore[return-value]
                 except OSError:
-                    self.stop_locked()
+                    self._abandon_locked(self._process)
                     if attempt == 2:
                         raise
+        raise AssertionError("unreachable")
 
-    def _exited(self) -> bool:
-        return self._process is not None and self._process.poll() is not None
-
-    def spawn(self, argv: list[str], timeout: float = 30.0) -> ForkedChild:
-        in_read, in_write = os.pipe()
-        out_read, out_write = os.pipe()
-        job, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            try:
-                self._send(json.dumps({"argv": argv}).encode(),
-                           [in_read, out_write, theirs.fileno()])
-            finally:
-                os.close(in_read)
-                os.close(out_write)
-                theirs.close()
-            if not select.select([job], [], [], timeout)[0]:
+    def spawn(self, argv: list[str]) -> ForkedChild:
+        with contextlib.ExitStack() as cleanup:
+            in_read, in_write = os.pipe()
+            cleanup.callback(os.close, in_write)
+            cleanup.callback(os.close, in_read)
+            out_read, out_write = os.pipe()
+            cleanup.callback(os.close, out_read)
+            cleanup.callback(os.close, out_write)
+            job, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            cleanup.callback(job.close)
+            cleanup.callback(theirs.close)
+            process = self._send(json.dumps({"argv": argv}).encode(),
+                                 [in_read, out_write, theirs.fileno()])
+            if not _readable(job, SPAWN_SECONDS):
+                self.abandon(process)
                 raise OSError("the sandbox did not start the cleaner")
             answer = job.recv(256)
             if not answer:
                 raise OSError("the sandbox could not start the cleaner")
             pid = int(json.loads(answer)["pid"])
-        except BaseException:
-            job.close()
-            os.close(in_write)
-            os.close(out_read)
-            raise
-        return ForkedChild(pid, os.fdopen(in_write, "wb"), os.fdopen(out_read, "rb"), job)
+            cleanup.pop_all()
+        os.close(in_read)
+        os.close(out_write)
+        theirs.close()
+        return ForkedChild(pid, os.fdopen(in_write, "wb"), os.fdopen(out_read, "rb"), job,
+                           self, process)
 
-    def stop_locked(self) -> None:
-        if self._control is not None:
-            self._control.close()  # the zygote kills its children and exits
-        if self._process is not None and self._owner == os.getpid():
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._control = self._process = None
+    def retire(self, process: subprocess.Popen) -> None:
+        """The next job goes to a new zygote; this one finishes what it has."""
+        with self._lock:
+            if process is self._process:
+                self._let_go_locked()
+
+    def _abandon_locked(self, process: subprocess.Popen | None) -> None:
+        if process is self._process:
+            self._let_go_locked()
+        if process is not None and self._owner == os.getpid():
+            process.kill()  # its children die with it (PR_SET_PDEATHSIG)
+
+    def abandon(self, process: subprocess.Popen) -> None:
+        """A zygote that does not answer: killed, and its children with it."""
+        with self._lock:
+            self._abandon_locked(process)
 
     def stop(self) -> None:
+        """Ends the zygotes and waits for them (for tests and shutdown)."""
         with self._lock:
-            self.stop_locked()
+            self._let_go_locked()
+            for process in self._retired:
+                try:
+                    process.wait(timeout=KILL_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            self._retired.clear()
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,7 @@ network namespace as a child started from scratch."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,7 +87,7 @@ def test_a_dead_zygote_is_replaced(corpus, sanitized):
 
 
 def test_without_a_zygote_each_child_starts_from_scratch(corpus, sanitized, monkeypatch):
-    def no_zygote(argv, timeout=30.0):
+    def no_zygote(argv):
         raise OSError("no zygote here")
 
     monkeypatch.setattr(runner.WARM, "spawn", no_zygote)
@@ -134,3 +135,98 @@ def test_the_zygote_ends_with_its_worker(tmp_path, how):
         worker.kill()
         worker.wait()
         worker.stdout.close()
+
+
+def _blocked_child(family: str = "jpeg") -> ForkedChild:
+    """A child waiting for an upload that does not come."""
+    child = runner.WARM.spawn([family, "1000", *Limits().to_argv()])
+    _wait_for(lambda: _address_space_limit(child.pid) == str(Limits().memory))
+    return child
+
+
+def _close(child: ForkedChild) -> None:
+    child.kill()
+    child.stdin.close()
+    child.stdout.close()
+
+
+@pytest.mark.skipif(not runner.network_isolated(), reason="no user namespaces here")
+def test_each_child_has_a_user_namespace_of_its_own():
+    """Children of one zygote would otherwise share its namespace, holding
+    every capability in it: one taken over by a hostile file could read a
+    sibling's upload from /proc/PID/mem."""
+    first, second = _blocked_child(), _blocked_child()
+    try:
+        spaces = {os.readlink(f"/proc/{pid}/ns/user")
+                  for pid in (first.pid, second.pid, runner.WARM._process.pid)}
+        assert len(spaces) == 3
+    finally:
+        _close(first)
+        _close(second)
+
+
+def test_children_die_with_a_killed_zygote():
+    child = _blocked_child()
+    os.kill(runner.WARM._process.pid, signal.SIGKILL)
+    _wait_for(lambda: _gone(child.pid))
+    child.kill()
+    assert child.returncode == -signal.SIGKILL
+    child.stdin.close()
+    child.stdout.close()
+
+
+def test_an_exit_and_a_kill_request_in_the_same_round_leave_the_zygote_running():
+    """A child that ends just as the worker asks to kill it: the zygote sees
+    both at once, and must answer the one without tripping on the other."""
+    ending, bystander = _blocked_child(), _blocked_child()
+    zygote = runner.WARM._process.pid
+    os.kill(zygote, signal.SIGSTOP)
+    try:
+        ending.stdin.close()  # the upload stops short: the child answers and exits
+        _wait_for(lambda: _status(ending.pid).get("State", "").startswith("Z"))
+        ending._job.send(b"kill")
+    finally:
+        os.kill(zygote, signal.SIGCONT)
+    assert ending.wait(10) == 0
+    time.sleep(0.2)
+    assert not _gone(zygote) and not _gone(bystander.pid)
+    _close(bystander)
+    ending.stdout.close()
+
+
+def test_a_stuck_zygote_is_replaced_and_the_upload_still_cleaned(corpus, sanitized,
+                                                                 monkeypatch):
+    from intake.sanitize import zygote as zygote_module
+
+    result, _ = sanitized(corpus.png())
+    assert result.ok
+    stuck = runner.WARM._process.pid
+    monkeypatch.setattr(zygote_module, "SPAWN_SECONDS", 0.5)
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        result, _ = sanitized(corpus.png())  # started from scratch meanwhile
+        assert result.ok
+        _wait_for(lambda: _gone(stuck))  # killed, not left stopped
+        result, _ = sanitized(corpus.png())
+        assert result.ok and runner.WARM._process.pid != stuck
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stuck, signal.SIGCONT)
+
+
+def test_a_worker_with_many_descriptors_still_cleans(corpus, sanitized):
+    """select() cannot watch a descriptor past 1024; a busy worker has them."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("this machine allows too few descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        result, _ = sanitized(corpus.png())
+        assert result.ok
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
