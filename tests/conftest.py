@@ -18,6 +18,18 @@ from intake.config import Config
 PG_URL = os.environ.get("INTAKE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_sandbox_ends_with_the_tests():
+    """The sanitizer's zygote, if a test started one, is stopped and waited
+    for, as a worker's ends with the worker."""
+    yield
+    import sys
+
+    runner = sys.modules.get("intake.sanitize.runner")
+    if runner is not None:
+        runner.WARM.stop()
+
+
 @pytest.fixture(autouse=True)
 def cheap_kdf(monkeypatch):
     """Key files made in tests use the cheapest Argon2id cost."""
