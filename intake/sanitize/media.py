@@ -14,9 +14,11 @@ output, so both sides are memory files (memfd): never a path on disk.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
+import signal
 import subprocess
 from typing import BinaryIO
 
@@ -24,6 +26,7 @@ from intake.sanitize import mp4
 from intake.sanitize.base import Cleaned, Refused, field_name
 
 CHUNK = 1024 * 1024
+PR_SET_PDEATHSIG = 1
 # The container each family is written back into, decided by content.
 MUXERS = {"wav": "wav", "aiff": "aiff", "mkv": "matroska", "webm": "webm", "avi": "avi"}
 MP4_BRANDS = {b"qt  ": ("mov", "video/quicktime"), b"M4A ": ("ipod", "audio/mp4"),
@@ -43,13 +46,21 @@ def _muxer(family: str, head: bytes) -> tuple[str, str]:
     return "mp4", "video/mp4"
 
 
+def _dies_with_parent() -> None:
+    """Run in ffmpeg's process before it starts: if this cleaner is killed
+    (with its zygote), ffmpeg goes too, rather than run on unwatched. The
+    cleaner has no threads, so this runs safely between fork and exec."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _probe(fd: int) -> subprocess.Popen:
     """ffprobe reads the same memory file while ffmpeg copies it (two cores)."""
     return subprocess.Popen(["ffprobe", "-v", "quiet", "-print_format", "json",
                              "-show_program_version", "-show_format", "-show_streams",
                              "-show_chapters", f"/dev/fd/{fd}"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, pass_fds=(fd,))
+                            stderr=subprocess.DEVNULL, pass_fds=(fd,),
+                            preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
 
 
 def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str]:
@@ -102,7 +113,8 @@ def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
                    "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
                    "-f", muxer, f"/dev/fd/{dst}"]
         run = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, pass_fds=(src, dst), check=False)
+                             stderr=subprocess.DEVNULL, pass_fds=(src, dst), check=False,
+                             preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
         removed, version = _removed_and_version(probe)
         if run.returncode != 0:
             raise Refused(f"ffmpeg could not copy the streams (exit status {run.returncode})")

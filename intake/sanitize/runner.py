@@ -114,8 +114,9 @@ def _command(family: str, size: int, limits: Limits) -> list[str]:
 
 
 def _zygote_command(control_fd: int) -> list[str]:
-    return [*_no_network_prefix(), sys.executable, "-m", "intake.sanitize.zygote",
-            str(control_fd)]
+    prefix = _no_network_prefix()
+    return [*prefix, sys.executable, "-m", "intake.sanitize.zygote", str(control_fd),
+            *(["own-namespace"] if prefix else [])]
 
 
 def _env() -> dict[str, str]:

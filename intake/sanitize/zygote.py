@@ -59,7 +59,7 @@ CLONE_NEWUSER = 0x10000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 
 
-def _isolate(zygote: int) -> None:
+def _isolate(zygote: int, own_namespace: bool) -> None:
     """In the forked child, before anything else: what a child started from
     scratch gets by being a process of its own.
 
@@ -69,19 +69,25 @@ def _isolate(zygote: int) -> None:
     write into the zygote. Not dumpable covers the case where no namespace
     can be made. And the child dies with the zygote, so no child outlives
     the one process that may kill it."""
-    _LIBC.unshare(CLONE_NEWUSER)  # may fail where namespaces are off: then the next line
-    _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # Where the zygote has a namespace of its own (started under unshare),
+    # a child that cannot leave it would keep every capability in it: it
+    # stops. Where namespaces are off altogether, not dumpable is enough.
+    if _LIBC.unshare(CLONE_NEWUSER) != 0 and own_namespace:
+        os._exit(1)
+    if _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or \
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(1)
     if os.getppid() != zygote:  # it died before the line above
         os._exit(1)
 
 
-def _run_child(argv: list[str], stdin: int, stdout: int, zygote: int) -> None:
+def _run_child(argv: list[str], stdin: int, stdout: int, zygote: int,
+               own_namespace: bool) -> None:
     """In the forked child: never returns."""
     code = 1
     try:
         os.setsid()
-        _isolate(zygote)
+        _isolate(zygote, own_namespace)
         for number in (signal.SIGCHLD, signal.SIGINT):
             signal.signal(number, signal.SIG_DFL)
         os.dup2(stdin, 0)
@@ -119,7 +125,7 @@ class _Job:
         return os.waitstatus_to_exitcode(status)
 
 
-def _start(message: bytes, fds: list[int]) -> _Job | None:
+def _start(message: bytes, fds: list[int], own_namespace: bool) -> _Job | None:
     if len(fds) != 3:
         for fd in fds:
             os.close(fd)
@@ -132,7 +138,7 @@ def _start(message: bytes, fds: list[int]) -> _Job | None:
         pid = os.fork()
         if pid == 0:
             reply.detach()
-            _run_child(argv, stdin, stdout, zygote)
+            _run_child(argv, stdin, stdout, zygote, own_namespace)
     except (ValueError, KeyError, TypeError, OSError):
         reply.close()
         return None
@@ -182,7 +188,7 @@ def _asked(job: _Job, sel: selectors.BaseSelector) -> None:
         sel.unregister(job.reply)
 
 
-def serve(control: socket.socket) -> int:
+def serve(control: socket.socket, own_namespace: bool) -> int:
     _preload()
     sel = selectors.DefaultSelector()
     sel.register(control, selectors.EVENT_READ, None)
@@ -200,7 +206,7 @@ def serve(control: socket.socket) -> int:
                             sel.unregister(control)
                             accepting = False
                             continue
-                        job = _start(message, fds)
+                        job = _start(message, fds, own_namespace)
                         if job is not None:
                             jobs[job.pid] = job
                             sel.register(job.pidfd, selectors.EVENT_READ, ("exited", job))
@@ -329,8 +335,8 @@ class Zygote:
                 try:
                     socket.send_fds(self._control, [message], fds)  # type: ignore[arg-type]
                     return self._process  # type: ignore[return-value]
-                except OSError:
-                    self._abandon_locked(self._process)
+                except OSError:  # gone, or too slow to take the job: the next one starts
+                    self._let_go_locked()
                     if attempt == 2:
                         raise
         raise AssertionError("unreachable")
@@ -339,26 +345,26 @@ class Zygote:
         with contextlib.ExitStack() as cleanup:
             in_read, in_write = os.pipe()
             cleanup.callback(os.close, in_write)
-            cleanup.callback(os.close, in_read)
-            out_read, out_write = os.pipe()
-            cleanup.callback(os.close, out_read)
-            cleanup.callback(os.close, out_write)
-            job, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            cleanup.callback(job.close)
-            cleanup.callback(theirs.close)
-            process = self._send(json.dumps({"argv": argv}).encode(),
-                                 [in_read, out_write, theirs.fileno()])
+            with contextlib.ExitStack() as theirs_only:  # the child's ends: closed once sent
+                theirs_only.callback(os.close, in_read)
+                out_read, out_write = os.pipe()
+                cleanup.callback(os.close, out_read)
+                theirs_only.callback(os.close, out_write)
+                job, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                cleanup.callback(job.close)
+                theirs_only.callback(theirs.close)
+                process = self._send(json.dumps({"argv": argv}).encode(),
+                                     [in_read, out_write, theirs.fileno()])
+            # Only the zygote holds the job's other end now: if it gives up
+            # on the job, this end reads as closed at once.
             if not _readable(job, SPAWN_SECONDS):
-                self.abandon(process)
+                self.retire(process)  # slow, not dead: its other jobs go on
                 raise OSError("the sandbox did not start the cleaner")
-            answer = job.recv(256)
-            if not answer:
-                raise OSError("the sandbox could not start the cleaner")
-            pid = int(json.loads(answer)["pid"])
+            try:
+                pid = int(json.loads(job.recv(256))["pid"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise OSError("the sandbox could not start the cleaner") from exc
             cleanup.pop_all()
-        os.close(in_read)
-        os.close(out_write)
-        theirs.close()
         return ForkedChild(pid, os.fdopen(in_write, "wb"), os.fdopen(out_read, "rb"), job,
                            self, process)
 
@@ -394,7 +400,8 @@ class Zygote:
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the terminal is the server's
-    return serve(socket.socket(fileno=int(argv[0])))
+    # Second argument: "own-namespace" when started under unshare.
+    return serve(socket.socket(fileno=int(argv[0])), argv[1:2] == ["own-namespace"])
 
 
 if __name__ == "__main__":

@@ -206,12 +206,13 @@ def test_a_stuck_zygote_is_replaced_and_the_upload_still_cleaned(corpus, sanitiz
     try:
         result, _ = sanitized(corpus.png())  # started from scratch meanwhile
         assert result.ok
-        _wait_for(lambda: _gone(stuck))  # killed, not left stopped
         result, _ = sanitized(corpus.png())
         assert result.ok and runner.WARM._process.pid != stuck
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(stuck, signal.SIGCONT)
+    # Slow, not dead, so not killed: retired, it ends once it runs again.
+    _wait_for(lambda: _gone(stuck))
 
 
 def test_a_worker_with_many_descriptors_still_cleans(corpus, sanitized):
@@ -230,3 +231,22 @@ def test_a_worker_with_many_descriptors_still_cleans(corpus, sanitized):
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_job_the_zygote_cannot_start_fails_at_once_and_spares_the_others(monkeypatch):
+    """The zygote gives up on a job (here: a message it cannot read) by
+    closing the job's socket: the worker hears it at once, and neither the
+    zygote nor another upload in flight pays for it."""
+    from intake.sanitize import zygote as zygote_module
+
+    bystander = _blocked_child()
+    zygote = runner.WARM._process.pid
+    monkeypatch.setattr(zygote_module.json, "dumps", lambda value: "not a job")
+    started = time.monotonic()
+    with pytest.raises(OSError):
+        runner.WARM.spawn(["jpeg", "1000", *Limits().to_argv()])
+    assert time.monotonic() - started < zygote_module.SPAWN_SECONDS / 2
+    monkeypatch.undo()
+    assert runner.WARM._process.pid == zygote and not _gone(zygote)
+    assert not _gone(bystander.pid)
+    _close(bystander)
