@@ -88,7 +88,7 @@ def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str]:
 
 def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
     src = os.memfd_create("upload", os.MFD_CLOEXEC)
-    dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)
+    dst = -1
     try:
         _fill(src, source)
         if os.fstat(src).st_size != size:  # the parent stopped short
@@ -106,6 +106,7 @@ def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
                                   fd=src, ranges=plan.ranges)
                 src = -1  # the caller copies the kept ranges out, then closes it
                 return cleaned
+        dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)  # only ffmpeg needs one
         probe = _probe(src)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
                    "-i", f"/dev/fd/{src}", "-map", "0:V?", "-map", "0:a?",
