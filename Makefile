@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SERVER_PACKAGES := $(shell grep -v '^\#' deploy/packages-server.txt)
 TEST_PACKAGES := $(shell grep -v '^\#' tests/packages.txt)
 
-.PHONY: demo test test-tor bench lint system-packages test-system-packages venv clean translations
+.PHONY: demo test test-tor bench lint lock system-packages test-system-packages venv clean translations
 
 # Installs Debian packages only when one is missing, so repeated runs stay fast.
 define apt_install
@@ -22,10 +22,12 @@ system-packages:
 test-system-packages: system-packages
 	$(call apt_install,$(TEST_PACKAGES))
 
-$(VENV)/.installed: pyproject.toml
+# Every package from the dev lock (both places and the test tools), checked
+# against its hash; then the project itself, without resolving anything more.
+$(VENV)/.installed: pyproject.toml requirements/dev.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(VENV)/.installed
@@ -47,9 +49,20 @@ demo: system-packages venv
 
 lint: venv
 	$(VENV)/bin/ruff check intake tests bench scripts
+	$(VENV)/bin/lint-imports
+
+# The three locks (server, workstation, dev), with hashes, from pyproject.toml.
+# A test fails when pyproject.toml and the locks disagree.
+LOCK := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' pyproject.toml requirements/build.in
+lock: venv
+	$(LOCK) --extra server -o requirements/server.txt
+	$(LOCK) --extra workstation -o requirements/workstation.txt
+	$(LOCK) --extra server --extra workstation --extra test -o requirements/dev.txt
 
 test: test-system-packages venv node_modules/.package-lock.json
 	$(VENV)/bin/ruff check intake tests bench scripts
+	$(VENV)/bin/lint-imports
 	$(PY) scripts/translations.py check
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

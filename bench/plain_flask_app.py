@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flask import Flask, request
 
-from intake.server import GunicornServer
+from intake.server.gunicorn import GunicornServer
 
 
 def create_app(upload_dir: Path) -> Flask:

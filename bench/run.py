@@ -31,8 +31,8 @@ from nacl import pwhash
 from servers import Server, cpu_seconds, status_kib
 from upload import Part, codename_in, get_form, post_multipart
 
-from intake import envelope, secretstream, teamkeys
-from intake.config import parse_size
+from intake.format import envelope, secretstream, teamkeys
+from intake.server.config import parse_size
 
 BENCH = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent

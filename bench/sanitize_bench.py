@@ -115,14 +115,22 @@ class _PlainSink:
         self._file.close()
 
 
+@functools.cache
+def _sandbox():
+    """One warm sandbox for the run, as each web worker keeps one."""
+    from intake.server.sanitize.runner import warm_sandbox
+
+    return warm_sandbox()
+
+
 def intake_file_clean(source: Path, target: Path, _spool: Path) -> tuple[bool, float]:
     """The sanitizer alone, on the same terms as the other tools: a plain file
     in, through the sandboxed child (its process start, limits and pipes
     included), a plain file out."""
-    from intake.sanitize import sanitize
+    from intake.server.sanitize import sanitize
 
     started = time.perf_counter()
-    result = sanitize(_PlainUpload(source), lambda: _PlainSink(target))
+    result = sanitize(_PlainUpload(source), lambda: _PlainSink(target), sandbox=_sandbox())
     result.close()
     seconds = time.perf_counter() - started
     if not result.ok:
@@ -137,10 +145,10 @@ def intake_clean(source: Path, target: Path, spool_dir: Path) -> tuple[bool, flo
     counted: a file kept as received costs the same. Writing the upload
     happens during the upload anyway, and opening the cleaned envelope is for
     ExifTool's check only."""
-    from intake.envelope import EnvelopeReader, Recipient
-    from intake.sanitize import sanitize
-    from intake.store import Store
-    from intake.upload_spool import UploadSpool
+    from intake.format.envelope import EnvelopeReader, Recipient
+    from intake.server.sanitize import sanitize
+    from intake.server.store import Store
+    from intake.server.upload_spool import UploadSpool
 
     store = Store(spool_dir / "store")
     store.init()
@@ -150,7 +158,7 @@ def intake_clean(source: Path, target: Path, spool_dir: Path) -> tuple[bool, flo
             while piece := f.read(512 * 1024):
                 upload.write(piece)
         started = time.perf_counter()
-        result = sanitize(upload, lambda: UploadSpool(store, recipients))
+        result = sanitize(upload, lambda: UploadSpool(store, recipients), sandbox=_sandbox())
         try:
             if not result.ok:
                 return False, time.perf_counter() - started

@@ -31,8 +31,8 @@ if str(ROOT) not in sys.path:
 
 from nacl import pwhash  # noqa: E402
 
-from intake import teamkeys  # noqa: E402
-from intake.config import load_config, parse_size  # noqa: E402
+from intake.format import teamkeys  # noqa: E402
+from intake.server.config import load_config, parse_size  # noqa: E402
 
 PASSPHRASE = "bench passphrase, not secret"
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -63,8 +63,8 @@ def _submit(client, testimony: str, files: list[tuple[bytes, str]]) -> None:
 
 def build_bundle(root: Path, texts: int, files_bytes: int, file_size: int) -> tuple[Path, Path]:
     """Returns (bundle, key file)."""
-    from intake.queue import export
-    from intake.web import create_app
+    from intake.server.queue import export
+    from intake.server.witness import create_app
 
     cheap = teamkeys.KdfCost(pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN)
     pub, key = teamkeys.generate("bench", root / "workstation", PASSPHRASE.encode(), cheap)
@@ -84,7 +84,7 @@ def build_bundle(root: Path, texts: int, files_bytes: int, file_size: int) -> tu
         left, n = left - size, n + 1
     bundle = root / "bundle.tar"
     export(app.extensions["intake"], bundle)
-    app.extensions["intake"].db.dispose()
+    app.extensions["intake"].close()
     return bundle, key
 
 

@@ -1,9 +1,9 @@
 """Gunicorn settings for production, made for Tor's slow clients.
 
-    gunicorn -c /opt/intake/deploy/gunicorn.conf.py 'intake.web:create_app()'
+    gunicorn -c /opt/intake/deploy/gunicorn.conf.py 'intake.server.witness:create_app()'
 
-The core settings are intake.server's, so `intake serve` and production run
-alike (importing it also removes gunicorn's Server banner). What is added here:
+The core settings are intake.server.gunicorn's, so `intake serve` and production
+run alike (its post_fork hook also removes gunicorn's Server banner). What is added here:
 where to listen (from the environment, so one file serves both apps), a log
 that never names a client, a request or a time of day, and no control socket.
 
@@ -14,7 +14,7 @@ worker's heartbeat, not a cap on a request, so it does not cut them.
 
 import os
 
-from intake.server import SETTINGS
+from intake.server.gunicorn import SETTINGS
 
 for _name, _value in SETTINGS.items():
     globals()[_name] = _value
@@ -26,4 +26,4 @@ proc_name = os.environ.get("INTAKE_PROC_NAME", "intake")
 
 # Everything else (limits, timeouts, no access log, a log that never names a
 # client, a request or a time of day, umask 0077, no control socket) is in
-# intake.server.SETTINGS, applied above.
+# intake.server.gunicorn.SETTINGS, applied above.

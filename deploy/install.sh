@@ -123,11 +123,11 @@ else
   note "started. Copy NAME.pub from the air-gapped workstation there, then run"
   note "  systemctl enable --now intake-witness.service"
 fi
-if [ "$DRY_RUN" = 1 ] || "$VENV/bin/python" -c 'import intake.staff' 2>/dev/null; then
+if [ "$DRY_RUN" = 1 ] || "$VENV/bin/python" -c 'import intake.server.staff' 2>/dev/null; then
   run systemctl enable intake-staff.service
   run systemctl restart intake-staff.service
 else
-  note "this version has no staff app (intake.staff): intake-staff.service not started"
+  note "this version has no staff app (intake.server.staff): intake-staff.service not started"
 fi
 run systemctl enable tor.service
 run systemctl restart tor.service

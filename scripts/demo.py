@@ -19,7 +19,7 @@ HOST, PORT = "127.0.0.1", int(os.environ.get("INTAKE_DEMO_PORT", "8080"))
 
 
 def main() -> int:
-    from intake import teamkeys
+    from intake.format import teamkeys
 
     keys, workstation = DEMO / "server-keys", DEMO / "workstation"
     passfile = workstation / "demo.passphrase"
@@ -28,7 +28,7 @@ def main() -> int:
         passphrase = "-".join(secrets.token_hex(3) for _ in range(4))
         passfile.write_text(passphrase + "\n")
         passfile.chmod(0o600)
-        teamkeys.generate("demo", workstation, passphrase.encode())
+        teamkeys.generate("demo", workstation, passphrase.encode(), teamkeys.MODERATE)
         keys.mkdir(parents=True, exist_ok=True)
         (workstation / "demo.pub").replace(keys / "demo.pub")
     env = {**os.environ, "INTAKE_DATA_DIR": str(DEMO / "data"), "INTAKE_KEYS_DIR": str(keys)}

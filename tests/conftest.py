@@ -8,34 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from nacl import pwhash
 from nacl.public import PrivateKey
-from support import PASSPHRASE, make_config  # noqa: F401  (re-exported)
+from support import FAST_KDF, PASSPHRASE, make_config  # noqa: F401  (re-exported)
 
-from intake import teamkeys
-from intake.config import Config
+from intake.format import teamkeys
+from intake.server.config import Config
 
 PG_URL = os.environ.get("INTAKE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def warm_sandbox_ends_with_the_tests():
-    """The sanitizer's zygote, if a test started one, is stopped and waited
-    for, as a worker's ends with the worker."""
-    yield
-    import sys
-
-    runner = sys.modules.get("intake.sanitize.runner")
-    if runner is not None:
-        runner.WARM.stop()
-
-
-@pytest.fixture(autouse=True)
-def cheap_kdf(monkeypatch):
-    """Key files made in tests use the cheapest Argon2id cost."""
-    monkeypatch.setattr(teamkeys, "DEFAULT_KDF",
-                        teamkeys.KdfCost(pwhash.argon2id.OPSLIMIT_MIN,
-                                         pwhash.argon2id.MEMLIMIT_MIN))
 
 
 @dataclass
@@ -49,7 +28,7 @@ class TeamKey:
 @pytest.fixture
 def team_key(tmp_path) -> TeamKey:
     workstation = tmp_path / "workstation"
-    pub, key = teamkeys.generate("team", workstation, PASSPHRASE)
+    pub, key = teamkeys.generate("team", workstation, PASSPHRASE, FAST_KDF)
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()
     pub.rename(keys_dir / "team.pub")
@@ -63,11 +42,11 @@ def config(tmp_path, team_key) -> Config:
 
 @pytest.fixture
 def app(config):
-    from intake.web import create_app
+    from intake.server.witness import create_app
 
     app = create_app(config)
     yield app
-    app.extensions["intake"].db.dispose()
+    app.extensions["intake"].close()  # its zygote too, if an upload started one
 
 
 @pytest.fixture

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
-from intake.config import Config, load_config
+from nacl import pwhash
+
+from intake.format.teamkeys import KdfCost
+from intake.server.config import Config, load_config
+from intake.server.spool import HEAD_BYTES
 
 PASSPHRASE = b"correct horse battery staple"
+# Key files made in tests take the cheapest Argon2id cost, passed in explicitly.
+FAST_KDF = KdfCost(pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN)
 
 
 def make_config(tmp_path: Path, keys_dir: Path, **overrides) -> Config:
@@ -38,3 +46,35 @@ CODENAME = re.compile(r'<p class="codename" id="codename">(.*?)</p>', re.S)
 
 def codename_of(page_text: str) -> str:
     return " ".join(re.findall(r"<span>([a-z-]+)</span>", CODENAME.search(page_text).group(1)))
+
+
+class MemorySpool:
+    """An upload, or a cleaned copy, held in memory: what the sanitizer reads and
+    writes, for tests that call it directly (the server seals both on arrival,
+    in an UploadSpool)."""
+
+    def __init__(self, data: bytes = b""):
+        self._data = bytearray(data)
+
+    @property
+    def head(self) -> bytes:
+        return bytes(self._data[:HEAD_BYTES])
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self._data).hexdigest()
+
+    def write(self, data: bytes) -> int:
+        self._data += data
+        return len(data)
+
+    def chunks(self) -> Iterator[bytes]:
+        for start in range(0, len(self._data), 1024 * 1024):
+            yield bytes(self._data[start:start + 1024 * 1024])
+
+    def close(self) -> None:
+        pass

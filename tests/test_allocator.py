@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from intake.server import SETTINGS, post_fork
+from intake.server.gunicorn import SETTINGS, post_fork
 
 MIB = 1024 * 1024
 TOTAL = 256 * MIB
@@ -18,7 +18,7 @@ READ_BODY = f"""
 import os, resource, socket, sys, threading
 from gunicorn.http.body import Body, LengthReader
 from gunicorn.http.unreader import SocketUnreader
-from intake.memory import reuse_large_buffers
+from intake.server.memory import reuse_large_buffers
 if sys.argv[1] == "tuned":
     assert reuse_large_buffers()
 a, b = socket.socketpair()
@@ -61,7 +61,7 @@ def test_a_body_is_read_without_faulting_its_buffers_in_again():
 
 def test_every_worker_is_tuned_after_fork():
     assert SETTINGS["post_fork"] is post_fork
-    out = subprocess.run([sys.executable, "-c", "import gc; from intake.server import post_fork; "
+    out = subprocess.run([sys.executable, "-c", "import gc; from intake.server.gunicorn import post_fork; "
                           "before = gc.get_freeze_count(); post_fork(None, None); "
                           "print(before, gc.get_freeze_count())"],
                          capture_output=True, text=True, check=True, timeout=60)
@@ -73,7 +73,7 @@ def test_every_worker_is_tuned_after_fork():
 # buffers at once; prints the resident MiB gained once they are all gone.
 MANY_THREADS = """
 import threading
-from intake.memory import reuse_large_buffers
+from intake.server.memory import reuse_large_buffers
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):

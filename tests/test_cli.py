@@ -14,10 +14,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from support import PASSPHRASE, make_config, submit
+from support import FAST_KDF, PASSPHRASE, make_config, submit
 
-from intake import teamkeys
 from intake.cli import main
+from intake.console import Settings
+from intake.format import teamkeys
 
 
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 60,
@@ -31,7 +32,7 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 60,
 def cli(args: list[str], env: dict[str, str] | None = None, input: str | None = None):
     clean = {k: None for k in os.environ if k.startswith("INTAKE_")}
     return CliRunner().invoke(main, args, env={**clean, **(env or {})}, input=input,
-                              catch_exceptions=False)
+                              catch_exceptions=False, obj=Settings(key_kdf=FAST_KDF))
 
 
 @pytest.fixture
@@ -186,13 +187,13 @@ def test_serve_refuses_a_bad_setting(tmp_path, team_key):
 @pytest.fixture
 def waiting(tmp_path, team_key):
     """Two submissions waiting in the queue of a server configured by environment."""
-    from intake.web import create_app
+    from intake.server.witness import create_app
 
     app = create_app(make_config(tmp_path, team_key.keys_dir))
     client = app.test_client()
     assert submit(client, "first testimony", [(b"attachment", "doc.txt")]).status_code == 200
     assert submit(client, "second testimony").status_code == 200
-    app.extensions["intake"].db.dispose()
+    app.extensions["intake"].close()
     return server_env(tmp_path, team_key.keys_dir)
 
 

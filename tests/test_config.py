@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.config import Config, ConfigError, env_name, load_config, parse_size
+from intake.server.config import Config, ConfigError, env_name, load_config, parse_size
 
 MiB, GiB = 1024**2, 1024**3
 
@@ -143,7 +143,7 @@ def test_config_is_frozen():
 def test_app_uses_the_config(tmp_path, team_key):
     from support import make_config
 
-    from intake.web import create_app
+    from intake.server.witness import create_app
 
     config = make_config(tmp_path, team_key.keys_dir, max_upload="3M", csrf_time_limit=5000)
     app = create_app(config)
@@ -153,4 +153,4 @@ def test_app_uses_the_config(tmp_path, team_key):
         assert app.extensions["intake"].db.url == config.effective_database_url
         assert (tmp_path / "data" / "intake.db").exists()
     finally:
-        app.extensions["intake"].db.dispose()
+        app.extensions["intake"].close()

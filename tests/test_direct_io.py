@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from intake import direct_io
-from intake.direct_io import BUFFER, DirectAppender
+from intake.server import direct_io
+from intake.server.direct_io import BUFFER, DirectAppender
 
 SIZES = [1, 130, 4095, 4096, BUFFER - 1, 3, BUFFER, 65553 * 9, 77]
 

@@ -10,7 +10,7 @@ import click
 import pytest
 
 from intake.cli import main
-from intake.config import Config, env_name
+from intake.server.config import Config, env_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGURATION = ROOT / "docs" / "configuration.md"
@@ -100,7 +100,7 @@ def test_configuration_explains_the_file_precedence_and_refusals(configuration):
 
 
 def test_the_toml_example_loads(configuration, tmp_path):
-    from intake.config import load_config
+    from intake.server.config import load_config
 
     example = re.search(r"```toml\n(.*?)```", configuration, re.S).group(1)
     path = tmp_path / "intake.toml"

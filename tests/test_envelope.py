@@ -6,16 +6,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import stat
 
 import pytest
 from nacl import pwhash
 from nacl.public import PrivateKey
+from support import FAST_KDF
 
-from intake import secretstream as ss
-from intake import teamkeys
-from intake.envelope import (
+from intake.format import secretstream as ss
+from intake.format import teamkeys
+from intake.format.envelope import (
     CHUNK,
     MAX_METADATA,
     MAX_RECIPIENTS,
@@ -26,19 +26,12 @@ from intake.envelope import (
     open_envelope,
     seal,
 )
-from intake.spool import HEAD_BYTES, EncryptedSpool
-from intake.teamkeys import KdfCost, KeyFileError
+from intake.format.teamkeys import KdfCost, KeyFileError
 
 META = {"format": "intake-item/1", "kind": "file", "item_id": "0" * 32}
 META_BYTES = len(json.dumps(META, ensure_ascii=False, sort_keys=True).encode())
 TRAILER = META_BYTES + 4  # metadata + its u32 length
 PASSPHRASE = b"correct horse battery staple"
-
-
-@pytest.fixture(autouse=True)
-def cheap_kdf(monkeypatch):
-    monkeypatch.setattr(teamkeys, "DEFAULT_KDF", KdfCost(pwhash.argon2id.OPSLIMIT_MIN,
-                                                         pwhash.argon2id.MEMLIMIT_MIN))
 
 
 @pytest.fixture(scope="module")
@@ -189,80 +182,10 @@ def test_every_truncation_is_refused(key, cut):
         open_envelope(io.BytesIO(data[:cut]), key)
 
 
-# -- the encrypted spool -----------------------------------------------------------------
-
-def _disk_bytes(spool: EncryptedSpool) -> bytes:
-    """What the kernel holds for the spool's (unlinked) file."""
-    fd = spool._file.fileno()
-    with open(f"/proc/self/fd/{fd}", "rb") as f:
-        return f.read()
-
-
-def test_spool_round_trip_hash_size_and_head(tmp_path):
-    pieces = [pattern(n) for n in (5, CHUNK - 5, 1, 70_001, 0, 2 * CHUNK + 3)]
-    data = b"".join(pieces)
-    with EncryptedSpool(tmp_path) as spool:
-        for piece in pieces:
-            assert spool.write(piece) == len(piece)
-        assert spool.size == len(data)
-        assert spool.sha256 == hashlib.sha256(data).hexdigest()
-        assert spool.head == data[:HEAD_BYTES]
-        assert b"".join(spool.chunks()) == data
-        assert b"".join(spool.chunks()) == data  # may be read again
-        assert spool.read(3) + spool.read(CHUNK) + spool.read(10) + spool.read() == data
-        assert spool.seek(0) == 0
-        assert spool.read() == data
-        assert not spool.writable()
-        with pytest.raises(ValueError, match="closed for writing"):
-            spool.write(b"more")
-        with pytest.raises(OSError, match="rewind"):
-            spool.seek(5)
-
-
-def test_spool_small_and_empty(tmp_path):
-    with EncryptedSpool(tmp_path) as spool:
-        assert spool.read() == b""
-        assert spool.sha256 == hashlib.sha256(b"").hexdigest() and spool.head == b""
-    with EncryptedSpool(tmp_path) as spool:
-        spool.write(b"tiny")
-        assert spool.head == b"tiny" and spool.read() == b"tiny"
-
-
-def test_spool_never_holds_plaintext_on_disk(tmp_path):
-    canary = b"CANARY-witness-name-" + os.urandom(8).hex().encode()
-    data = canary * (3 * CHUNK // len(canary) + 7)
-    with EncryptedSpool(tmp_path) as spool:
-        spool.write(data[:100])
-        assert _disk_bytes(spool) == b""  # less than a chunk: only in memory
-        spool.write(data[100:])
-        full = len(data) // CHUNK
-        on_disk = _disk_bytes(spool)
-        assert len(on_disk) == full * (CHUNK + ss.ABYTES)
-        assert canary not in on_disk and canary[:12] not in on_disk
-        assert b"".join(spool.chunks()) == data  # finishes the stream
-        on_disk = _disk_bytes(spool)
-        assert len(on_disk) == len(data) + (full + 1) * ss.ABYTES
-        assert canary[:12] not in on_disk
-        # The file has no name: a crash leaves nothing in the spool folder.
-        assert list(tmp_path.iterdir()) == []
-    assert spool.closed
-
-
-def test_spool_refuses_a_changed_file(tmp_path):
-    with EncryptedSpool(tmp_path) as spool:
-        spool.write(pattern(CHUNK + 10))
-        list(spool.chunks())
-        fd = spool._file.fileno()
-        byte = os.pread(fd, 1, 40)
-        os.pwrite(fd, bytes([byte[0] ^ 1]), 40)
-        with pytest.raises(ss.StreamError):
-            list(spool.chunks())
-
-
 # -- team keys ---------------------------------------------------------------------------
 
 def test_generate_and_load(tmp_path):
-    pub, key_file = teamkeys.generate("team", tmp_path / "k", PASSPHRASE)
+    pub, key_file = teamkeys.generate("team", tmp_path / "k", PASSPHRASE, FAST_KDF)
     assert (pub.name, key_file.name) == ("team.pub", "team.key")
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     doc = json.loads(pub.read_text())
@@ -280,27 +203,38 @@ def test_generate_and_load(tmp_path):
     assert open_envelope(io.BytesIO(data), private)[0] == b"for the team"
 
 
-def test_load_uses_the_cost_written_in_the_file(tmp_path, monkeypatch):
-    _, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE)
-    monkeypatch.setattr(teamkeys, "DEFAULT_KDF", KdfCost(2, 16 * 1024 * 1024))
-    teamkeys.load_private_key(key_file, PASSPHRASE)
+def test_load_uses_the_cost_written_in_the_file(tmp_path):
+    """The key file names its own Argon2id cost: loading needs no setting, and
+    a file written at another cost opens with the same call."""
+    costly = KdfCost(pwhash.argon2id.OPSLIMIT_MIN + 1, 2 * pwhash.argon2id.MEMLIMIT_MIN)
+    _, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE, costly)
+    written = json.loads(key_file.read_text())["kdf"]
+    assert (written["opslimit"], written["memlimit"]) == (costly.opslimit, costly.memlimit)
+    private = teamkeys.load_private_key(key_file, PASSPHRASE)
+    assert bytes(private.public_key) == teamkeys.unb64(json.loads(key_file.read_text())
+                                                       ["public_key"])
+    doc = json.loads(key_file.read_text())
+    doc["kdf"]["opslimit"] = pwhash.argon2id.OPSLIMIT_MIN  # the cost is part of the key
+    key_file.write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError, match="wrong passphrase"):
+        teamkeys.load_private_key(key_file, PASSPHRASE)
 
 
 def test_wrong_passphrase(tmp_path):
-    _, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE)
+    _, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
     with pytest.raises(KeyFileError, match="team.key: wrong passphrase"):
         teamkeys.load_private_key(key_file, b"correct horse battery stapler")
 
 
 def test_generate_refuses_to_overwrite(tmp_path):
-    pub, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE)
+    pub, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
     before = (pub.read_bytes(), key_file.read_bytes())
     with pytest.raises(KeyFileError, match="exists already; not overwriting a key"):
-        teamkeys.generate("team", tmp_path, PASSPHRASE)
+        teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
     assert (pub.read_bytes(), key_file.read_bytes()) == before
     pub.unlink()  # a lone private key is protected too
     with pytest.raises(KeyFileError, match="exists already"):
-        teamkeys.generate("team", tmp_path, PASSPHRASE)
+        teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
 
 
 @pytest.mark.parametrize(("name", "passphrase", "message"), [
@@ -311,12 +245,12 @@ def test_generate_refuses_to_overwrite(tmp_path):
 ])
 def test_generate_refuses_bad_names_and_passphrases(tmp_path, name, passphrase, message):
     with pytest.raises(KeyFileError, match=message):
-        teamkeys.generate(name, tmp_path / "k", passphrase)
+        teamkeys.generate(name, tmp_path / "k", passphrase, FAST_KDF)
     assert not (tmp_path / "k").exists() or list((tmp_path / "k").iterdir()) == []
 
 
 def test_malformed_key_files(tmp_path):
-    pub, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE)
+    pub, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
     junk = tmp_path / "junk.pub"
     junk.write_text("not json")
     with pytest.raises(KeyFileError, match="junk.pub: not an Intake key file"):
@@ -344,7 +278,7 @@ def test_key_folder_loads_every_public_key(tmp_path):
     folder = tmp_path / "keys"
     folder.mkdir()
     for name in ("old-team", "new-team"):
-        pub, _ = teamkeys.generate(name, made, PASSPHRASE)
+        pub, _ = teamkeys.generate(name, made, PASSPHRASE, FAST_KDF)
         (folder / pub.name).write_bytes(pub.read_bytes())
     (folder / "README.txt").write_text("public keys only")
     recipients = teamkeys.load_key_folder(folder)
@@ -355,7 +289,7 @@ def test_key_folder_loads_every_public_key(tmp_path):
 
 
 def test_key_folder_refuses_a_private_key(tmp_path):
-    teamkeys.generate("team", tmp_path, PASSPHRASE)
+    teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
     with pytest.raises(KeyFileError) as info:
         teamkeys.load_key_folder(tmp_path)
     message = str(info.value)
@@ -365,7 +299,7 @@ def test_key_folder_refuses_a_private_key(tmp_path):
 
 def test_key_folder_refuses_a_private_key_under_another_name(tmp_path):
     made = tmp_path / "made"
-    _, key_file = teamkeys.generate("team", made, PASSPHRASE)
+    _, key_file = teamkeys.generate("team", made, PASSPHRASE, FAST_KDF)
     folder = tmp_path / "keys"
     folder.mkdir()
     (folder / "team.pub").write_bytes(key_file.read_bytes())

@@ -14,7 +14,7 @@ from nacl import bindings as sodium
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey
 
-from intake import envelope
+from intake.format import envelope
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "tests" / "vectors"
@@ -234,20 +234,19 @@ def test_spec_documents_every_metadata_member_of_the_vectors():
         assert members <= documented, members - documented
 
 
-def test_spec_documents_every_metadata_member_the_server_writes(tmp_path, monkeypatch):
-    """Seals a real submission through intake.receive and reads it back."""
-    from nacl import pwhash
+def test_spec_documents_every_metadata_member_the_server_writes(tmp_path):
+    """Seals a real submission through intake.server.receive and reads it back."""
+    from support import FAST_KDF
 
-    from intake import teamkeys
-    from intake.config import load_config
-    from intake.receive import Upload, receive
-    from intake.upload_spool import UploadSpool
-    from intake.web.app import prepare
+    from intake.format import teamkeys
+    from intake.server.config import load_config
+    from intake.server.receive import Upload, receive
+    from intake.server.service import prepare
+    from intake.server.upload_spool import UploadSpool
 
-    monkeypatch.setattr(teamkeys, "DEFAULT_KDF", teamkeys.KdfCost(
-        pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN))
     keys = tmp_path / "keys"
-    _, key_file = teamkeys.generate("team", tmp_path / "private", b"correct horse battery")
+    _, key_file = teamkeys.generate("team", tmp_path / "private", b"correct horse battery",
+                                    FAST_KDF)
     keys.mkdir()
     (keys / "team.pub").write_bytes((tmp_path / "private" / "team.pub").read_bytes())
     config = load_config(env={}, data_dir=tmp_path / "data", keys_dir=keys,
@@ -259,7 +258,7 @@ def test_spec_documents_every_metadata_member_the_server_writes(tmp_path, monkey
         receive(intake, "I saw it.", [Upload("readings.bin", spool)], keep_originals=False)
         spool.close()
     finally:
-        intake.db.dispose()
+        intake.close()
     private = teamkeys.load_private_key(key_file, b"correct horse battery")
     documented = _documented_metadata_members()
     kinds = set()

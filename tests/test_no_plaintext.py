@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 from support import CSRF, csrf_token, make_config
 
-from intake import envelope
-from intake.store import SUFFIX
+from intake.format import envelope
+from intake.server.store import SUFFIX
 
 BIG_FILE_MIB = 40
 READ_CHUNK = 4 * 1024 * 1024
@@ -331,12 +331,12 @@ def _canary_upload(client, canary: bytes, mib: int = 2):
 
 def test_upload_request_spools_ciphertext_only(app, client, temp_writes, tmp_path,
                                               monkeypatch):
-    from intake.web.upload_request import EncryptedUploadRequest
+    from intake.server.witness.upload_request import EncryptedUploadRequest
 
     assert app.request_class is EncryptedUploadRequest
     assert tempfile.gettempdir() == str(tmp_path / "tmp")
     # Uploads are sealed as they arrive: record what goes into envelope files too.
-    from intake.store import HashingWriter
+    from intake.server.store import HashingWriter
 
     real_write = HashingWriter.write
 
@@ -361,7 +361,7 @@ def test_the_spy_sees_werkzeugs_plain_spool(tmp_path, team_key, temp_writes):
     the upload in the clear, and the recording sees the canary."""
     from flask import Request
 
-    from intake.web import create_app
+    from intake.server.witness import create_app
 
     app = create_app(make_config(tmp_path, team_key.keys_dir))
     app.request_class = Request
@@ -371,4 +371,4 @@ def test_the_spy_sees_werkzeugs_plain_spool(tmp_path, team_key, temp_writes):
         assert r.status_code == 400  # the witness code refuses a plain spool
         assert canary in temp_writes
     finally:
-        app.extensions["intake"].db.dispose()
+        app.extensions["intake"].close()

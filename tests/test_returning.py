@@ -10,11 +10,13 @@ import pytest
 from nacl.public import PublicKey
 from support import codename_of, csrf_token, make_config, submit
 
-from intake import codename, envelope
-from intake.models import Item, Reply, Submission, WebSession, Witness
-from intake.replies import entry_for, import_replies, iter_reply_bundle
-from intake.store import new_id
-from intake.web import create_app
+from intake.format import envelope
+from intake.format.reply_bundle import entry_for, iter_reply_bundle
+from intake.server import codename
+from intake.server.models import Item, Reply, Submission, WebSession, Witness
+from intake.server.reply_import import import_replies
+from intake.server.store import new_id
+from intake.server.witness import create_app
 
 
 def _intake(app):
@@ -216,7 +218,7 @@ def strict_app(tmp_path, team_key):
     now = [1000.0]
     app.extensions["intake.login_throttle"].clock = lambda: now[0]
     yield app, now
-    _intake(app).db.dispose()
+    _intake(app).close()
 
 
 def test_per_codename_throttle_and_its_end(strict_app):
@@ -274,4 +276,4 @@ def test_rewritten_onion_host_is_warned_about(tmp_path, team_key):
                                                       ).text
     proxied = client.get("/", headers={"Host": onion.replace(".onion", ".onion.ws")})
     assert "not connected directly" in proxied.text
-    _intake(app).db.dispose()
+    _intake(app).close()

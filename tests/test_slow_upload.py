@@ -17,9 +17,9 @@ from support import CSRF
 from test_demo import free_port, wait_for
 
 SERVER = textwrap.dedent("""
-    from intake.config import load_config
-    from intake.server import GunicornServer
-    from intake.web import create_app
+    from intake.server.config import load_config
+    from intake.server.gunicorn import GunicornServer
+    from intake.server.witness import create_app
     config = load_config(kdf_opslimit=1, kdf_memlimit=8192)
     GunicornServer(lambda: create_app(config), "127.0.0.1:%d", workers=1, timeout=2).run()
 """)

@@ -1,5 +1,5 @@
 """The witness app reads a length-delimited body straight from gunicorn's
-socket (intake/web/socket_body.py): every byte must arrive, once, in order,
+socket (intake/server/witness/socket_body.py): every byte must arrive, once, in order,
 and gunicorn must still find the next request where it starts."""
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import pytest
 from support import CSRF
 from test_demo import free_port, wait_for
 
-from intake import envelope, store
-from intake.web.socket_body import SocketBody
+from intake.format import envelope
+from intake.server import store
+from intake.server.witness.socket_body import SocketBody
 
 SERVER = textwrap.dedent("""
-    from intake.config import load_config
-    from intake.server import GunicornServer
-    from intake.web import create_app
+    from intake.server.config import load_config
+    from intake.server.gunicorn import GunicornServer
+    from intake.server.witness import create_app
     config = load_config(kdf_opslimit=1, kdf_memlimit=8192, max_upload=%d)
     GunicornServer(lambda: create_app(config), "127.0.0.1:%d", workers=1).run()
 """)
@@ -125,7 +126,7 @@ def test_only_a_gunicorn_socket_body_is_taken_over():
     from gunicorn.http.body import Body, LengthReader
     from gunicorn.http.unreader import IterUnreader
 
-    from intake.web.socket_body import read_body_from_socket
+    from intake.server.witness.socket_body import read_body_from_socket
 
     seen = []
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from support import codename_of, submit
 
 from intake.cli import main
-from intake.decrypt import decrypt_bundle
-from intake.models import AuditEntry, Item, StaffUser
-from intake.staff import create_staff_app
-from intake.staff.accounts import add
+from intake.server.models import AuditEntry, Item, StaffUser
+from intake.server.staff import create_staff_app
+from intake.server.staff.accounts import add
+from intake.workstation.decrypt import decrypt_bundle
 
 PASSWORD = "seven long words for the staff member"
 
@@ -28,7 +28,7 @@ def staff_app(config, app):
     staff.extensions["intake"].clock = lambda: now[0]
     staff.now = now
     yield staff
-    staff.extensions["intake"].db.dispose()
+    staff.extensions["intake"].close()
 
 
 def make_account(staff_app, name="ana", admin=False) -> pyotp.TOTP:
@@ -176,7 +176,7 @@ def test_download_selected_items_only(staff_app, app):
 def test_reply_upload_reaches_the_witness(staff_app, app):
     from test_returning import login, seal_reply
 
-    from intake.replies import entry_for, iter_reply_bundle
+    from intake.format.reply_bundle import entry_for, iter_reply_bundle
 
     witness = app.test_client()
     code = codename_of(submit(witness, "hello").text)

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import select
 from support import make_config, submit
 
-from intake.bundle import MANIFEST, BundleError
-from intake.decrypt import decrypt_bundle
-from intake.models import Item
-from intake.queue import export
+from intake.format.bundle import MANIFEST, BundleError
+from intake.server.models import Item
+from intake.server.queue import export
+from intake.workstation.decrypt import decrypt_bundle
 
 
 def tiny_png(width: int = 64, height: int = 64) -> bytes:
@@ -47,14 +47,14 @@ TESTIMONY_B = "A second witness, text only.".ljust(len(TESTIMONY_A.encode()), ".
 @pytest.fixture
 def served(tmp_path, team_key, database_url):
     """An app on the given database, with two submissions waiting."""
-    from intake.web import create_app
+    from intake.server.witness import create_app
 
     app = create_app(make_config(tmp_path, team_key.keys_dir, database_url=database_url))
     client = app.test_client()
     assert submit(client, TESTIMONY_A, FILES_A).status_code == 200
     assert submit(client, TESTIMONY_B).status_code == 200
     yield app.extensions["intake"]
-    app.extensions["intake"].db.dispose()
+    app.extensions["intake"].close()
 
 
 def states(intake) -> dict[str, str]:

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from intake.envelope import EnvelopeReader, Recipient
-from intake.store import Store
-from intake.upload_spool import UploadSpool
+from intake.format.envelope import EnvelopeReader, Recipient
+from intake.server.store import Store
+from intake.server.upload_spool import UploadSpool
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_a_changed_byte_is_caught_on_read_back(store, team_key):
     raw = bytearray(spool.tmp_path.read_bytes())
     raw[300] ^= 1
     spool.tmp_path.write_bytes(raw)
-    from intake.envelope import EnvelopeError
+    from intake.format.envelope import EnvelopeError
 
     with pytest.raises(EnvelopeError, match="changed while being written"):
         b"".join(spool.chunks())
@@ -117,7 +117,7 @@ def test_sealed_whole_across_the_switch_to_helper_threads_and_back(store, team_k
 def test_background_jobs_run_in_order():
     import hashlib
 
-    from intake.background import Background
+    from intake.server.background import Background
 
     pieces = [os.urandom(n) for n in (1, 65536, 3, 200_000, 0, 77)] * 30
     a, b = hashlib.sha256(), hashlib.sha256()
@@ -139,7 +139,7 @@ def test_background_holds_no_more_than_its_budget():
     """Memory stays flat: past the budget, the producer waits for the helper."""
     import threading
 
-    from intake.background import Background
+    from intake.server.background import Background
 
     release, done = threading.Event(), []
     helper = Background("test-budget", budget=10)
@@ -157,7 +157,7 @@ def test_background_holds_no_more_than_its_budget():
 
 
 def test_background_error_reaches_the_producer():
-    from intake.background import Background
+    from intake.server.background import Background
 
     ran = []
 
@@ -177,7 +177,7 @@ def test_background_error_reaches_the_producer():
 
 
 def test_upload_spool_reports_a_failed_write(store, team_key, monkeypatch):
-    from intake.store import HashingWriter
+    from intake.server.store import HashingWriter
 
     def full(self, data):
         raise OSError(28, "No space left on device")

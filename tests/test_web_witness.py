@@ -16,10 +16,10 @@ from itsdangerous.timed import TimestampSigner
 from sqlalchemy import Date, DateTime, Interval, Time, func, select
 from support import codename_of, csrf_token, make_config, submit
 
-from intake import codename, envelope
-from intake.db import Base
-from intake.models import Item, Submission, WebSession, Witness
-from intake.store import SUFFIX, TMP_PREFIX
+from intake.format import envelope
+from intake.server import codename
+from intake.server.models import Base, Item, Submission, WebSession, Witness
+from intake.server.store import SUFFIX, TMP_PREFIX
 
 HOUR = 3600
 
@@ -185,7 +185,7 @@ def test_two_witnesses_get_different_codenames(client):
 # -- security headers ---------------------------------------------------------------------
 
 def test_security_headers_on_every_response(tmp_path, team_key):
-    from intake.web import create_app
+    from intake.server.witness import create_app
 
     app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=64 * 1024))
     client = app.test_client()
@@ -209,7 +209,7 @@ def test_security_headers_on_every_response(tmp_path, team_key):
             except AssertionError as exc:
                 raise AssertionError(f"{name}: {exc}") from exc
     finally:
-        app.extensions["intake"].db.dispose()
+        app.extensions["intake"].close()
 
 
 # -- bad input: a clear page, a 4xx, nothing kept ----------------------------------------
@@ -240,7 +240,7 @@ def test_csrf_token_of_another_session_is_refused(app):
 
 
 def test_oversize_body_gets_413_naming_the_limit(tmp_path, team_key):
-    from intake.web import create_app
+    from intake.server.witness import create_app
 
     app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=256 * 1024))
     client = app.test_client()
@@ -252,7 +252,7 @@ def test_oversize_body_gets_413_naming_the_limit(tmp_path, team_key):
         ok = submit(client, "", [(os.urandom(200 * 1024), "video.mp4")])
         assert ok.status_code == 200
     finally:
-        app.extensions["intake"].db.dispose()
+        app.extensions["intake"].close()
 
 
 def test_default_limit_is_two_gib(app, client):
@@ -267,7 +267,7 @@ def test_default_limit_is_two_gib(app, client):
 def test_sizes_are_written_in_the_pages_language(app, lang, size, shown):
     from flask_babel import force_locale
 
-    from intake.web.errors import human_size
+    from intake.server.web.errors import human_size
 
     with app.test_request_context("/"), force_locale(lang):
         assert human_size(size) == shown
@@ -412,7 +412,7 @@ def _fail_on_second_rename(monkeypatch):
 
 def _fail_sealing_second_envelope(monkeypatch):
     """The second envelope to be closed (uploads and testimony alike) fails."""
-    from intake.envelope import EnvelopeWriter
+    from intake.format.envelope import EnvelopeWriter
 
     real, closed = EnvelopeWriter.close, []
 
@@ -429,7 +429,7 @@ def _fail_commit_after_placing(monkeypatch):
     """The envelopes are in the store, then the database refuses the commit."""
     from sqlalchemy.orm import Session
 
-    from intake.store import Batch
+    from intake.server.store import Batch
 
     real_place, real_commit, placed = Batch.place, Session.commit, []
 
@@ -477,7 +477,7 @@ def test_disk_full_while_an_upload_arrives_keeps_nothing(app, client, monkeypatc
     request with nothing kept, and no helper thread is left behind."""
     import threading
 
-    from intake.store import HashingWriter
+    from intake.server.store import HashingWriter
 
     real, failed, written = HashingWriter._write_and_hash, [], []
 
@@ -507,7 +507,7 @@ def test_a_request_with_many_large_files_holds_helper_threads_for_one_at_a_time(
                                                                                  monkeypatch):
     import threading
 
-    from intake.upload_spool import UploadSpool
+    from intake.server.upload_spool import UploadSpool
 
     real, alive = UploadSpool._start_helpers, []
 

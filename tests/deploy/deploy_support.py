@@ -120,7 +120,7 @@ def gunicorn_shipped(tmp_path: Path, keys_dir: Path) -> ServerProcess:
     env = server_env(tmp_path, keys_dir)
     env.update(INTAKE_BIND=f"127.0.0.1:{port}", INTAKE_WORKERS="1")
     return ServerProcess([sys.executable, "-m", "gunicorn", "-c",
-                          str(DEPLOY / "gunicorn.conf.py"), "intake.web:create_app()"],
+                          str(DEPLOY / "gunicorn.conf.py"), "intake.server.witness:create_app()"],
                          env, port, tmp_path / "logs")
 
 

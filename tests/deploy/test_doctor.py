@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from intake.cli import main
-from intake.config import load_config
-from intake.doctor import (
+from intake.server.config import load_config
+from intake.server.doctor import (
     OK,
     PROBLEM,
     check_clock,
@@ -22,8 +22,8 @@ from intake.doctor import (
     check_swap,
     run_checks,
 )
-from intake.models import Submission, Witness
-from intake.web.app import prepare
+from intake.server.models import Submission, Witness
+from intake.server.service import prepare
 
 NO_SWAP = "Filename\tType\tSize\tUsed\tPriority\n"
 
@@ -37,7 +37,7 @@ def good(tmp_path, config):
         intake = prepare(config)
     finally:
         os.umask(old)
-    intake.db.dispose()
+    intake.close()
     swaps = tmp_path / "swaps"
     swaps.write_text(NO_SWAP)
     return config, swaps
@@ -147,7 +147,7 @@ def test_clock_went_back(good):
         s.flush()
         s.add(Submission(id="c" * 32, witness_id="a" * 32, received_day=tomorrow))
         s.commit()
-    intake.db.dispose()
+    intake.close()
     assert problems(check_clock(config, today=dt.date(2031, 5, 2))) == []
     [finding] = problems(check_clock(config, today=dt.date(2031, 5, 1)))
     assert "the clock went back" in finding.message

@@ -10,7 +10,7 @@ import runpy
 import pytest
 from deploy_support import DEPLOY
 
-from intake.server import SETTINGS
+from intake.server.gunicorn import SETTINGS
 
 
 @pytest.fixture

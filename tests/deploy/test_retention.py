@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from intake.cli import main
-from intake.models import Item, Submission, WebSession, Witness
-from intake.retention import run_retention
-from intake.web.app import prepare
+from intake.server.models import Item, Submission, WebSession, Witness
+from intake.server.retention import run_retention
+from intake.server.service import prepare
 
 TODAY = dt.date(2031, 6, 30)
 
@@ -68,7 +68,7 @@ class World:
 def world(config):
     intake = prepare(config)
     yield World(intake)
-    intake.db.dispose()
+    intake.close()
 
 
 def test_deletes_exactly_what_the_rules_say(world):

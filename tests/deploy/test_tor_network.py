@@ -29,7 +29,7 @@ import requests
 from deploy_support import DEPLOY, LAUNCHERS, free_port, render_torrc
 from private_tor import PrivateTorNetwork
 
-from intake.envelope import open_envelope
+from intake.format.envelope import open_envelope
 
 pytestmark = pytest.mark.tor
 

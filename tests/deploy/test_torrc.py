@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from deploy_support import DEPLOY, render_torrc
 
-from intake.doctor import PROBLEM, check_torrc, check_torrc_text, torrc_lines
+from intake.server.doctor import PROBLEM, check_torrc, check_torrc_text, torrc_lines
 
 
 @pytest.fixture

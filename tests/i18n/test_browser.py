@@ -28,8 +28,8 @@ import pytest
 from babel.support import Translations
 from nacl import pwhash
 
-from intake import teamkeys
-from intake.store import today
+from intake.format import teamkeys
+from intake.server.store import today
 
 from .conftest import LANGS, ROOT
 

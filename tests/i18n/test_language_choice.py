@@ -138,7 +138,7 @@ def test_a_link_from_the_receipt_opens_the_form_in_that_language(client):
 
 def test_links_keep_the_other_query_parameters(app):
     with app.test_request_context("/somewhere?page=2&lang=uk"):
-        from intake.web import i18n
+        from intake.server.web import i18n
 
         hrefs = {link.code: link.href for link in i18n.language_links()}
     assert hrefs["be"] == "/somewhere?page=2&lang=be"

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import MemorySpool
 
 from sanitize.sanitize_corpus import Corpus
 
@@ -29,28 +30,30 @@ def corpus(tmp_path_factory) -> Corpus:
     return Corpus(tmp_path_factory.mktemp("corpus"))
 
 
-@pytest.fixture
-def spool_dir(tmp_path) -> Path:
-    path = tmp_path / "spool"
-    path.mkdir()
-    return path
+@pytest.fixture(scope="session")
+def sandbox():
+    """One warm sandbox for the session, as a web worker keeps one."""
+    from intake.server.sanitize.runner import warm_sandbox
+
+    handle = warm_sandbox()
+    yield handle
+    handle.stop()
 
 
 @pytest.fixture
-def sanitized(spool_dir, tmp_path):
+def sanitized(sandbox, tmp_path):
     """Runs a file through the sanitizer as the server does; returns the Result
     and, when cleaned, the cleaned bytes written out for ExifTool to read."""
-    from intake.sanitize import sanitize
-    from intake.spool import EncryptedSpool
+    from intake.server.sanitize import sanitize
 
     results = []
 
     def go(path: Path, **limits):
-        from intake.sanitize import Limits
+        from intake.server.sanitize import Limits
 
-        spool = EncryptedSpool(spool_dir)
-        spool.write(path.read_bytes())
-        result = sanitize(spool, spool_dir, Limits(**limits) if limits else None)
+        spool = MemorySpool(path.read_bytes())
+        result = sanitize(spool, MemorySpool, Limits(**limits) if limits else None,
+                          sandbox=sandbox)
         results.append((spool, result))
         out = None
         if result.ok:

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from support import MemorySpool
 
 
 @pytest.mark.parametrize(("make", "reason"), [
@@ -79,7 +80,7 @@ def test_child_limits_forbid_writing_files(tmp_path):
     target = tmp_path / "leak.bin"
     code = (
         "import sys\n"
-        "from intake.sanitize.limits import Limits, apply\n"
+        "from intake.server.sanitize.limits import Limits, apply\n"
         "apply(Limits(memory=256 * 1024 * 1024), 0)\n"
         "try:\n"
         f"    open({str(target)!r}, 'wb', buffering=0).write(b'plaintext')\n"
@@ -98,7 +99,7 @@ def test_child_limits_forbid_writing_files(tmp_path):
 
 
 def test_child_has_no_network_where_namespaces_allow(tmp_path):
-    from intake.sanitize import runner
+    from intake.server.sanitize import runner
 
     if not runner.network_isolated():
         pytest.skip("this kernel does not allow unprivileged network namespaces")
@@ -151,33 +152,30 @@ def test_docx_with_an_entity_in_a_part_is_refused(corpus, sanitized, tmp_path):
     assert not result.ok and result.reason == "unsafe or malformed XML"
 
 
-def test_several_threads_sanitize_at_once(corpus, spool_dir):
+def test_several_threads_sanitize_at_once(corpus, sandbox):
     """The web workers run threads: each call has its own child and pipes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from intake.sanitize import sanitize
-    from intake.spool import EncryptedSpool
+    from intake.server.sanitize import sanitize
 
     files = [corpus.jpeg("t1.jpg"), corpus.png(), corpus.pdf(), corpus.mp4("t4.mp4")] * 2
 
     def one(path):
-        with EncryptedSpool(spool_dir) as spool:
-            spool.write(path.read_bytes())
-            result = sanitize(spool, spool_dir)
-            try:
-                return result.ok, result.family
-            finally:
-                result.close()
+        result = sanitize(MemorySpool(path.read_bytes()), MemorySpool, sandbox=sandbox)
+        try:
+            return result.ok, result.family
+        finally:
+            result.close()
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = list(pool.map(one, files))
     assert outcomes == [(True, f) for f in ("jpeg", "png", "pdf", "mp4")] * 2
 
 
-def test_an_upload_that_cannot_be_read_back_fails_the_request(corpus, spool_dir):
+def test_an_upload_that_cannot_be_read_back_fails_the_request(corpus):
     """A read error on the server's side is not a verdict on the file: it is
     not kept 'as received' (its envelope may be damaged), the request fails."""
-    from intake.sanitize import sanitize
+    from intake.server.sanitize import sanitize
 
     data = corpus.jpeg().read_bytes()
 
@@ -190,4 +188,4 @@ def test_an_upload_that_cannot_be_read_back_fails_the_request(corpus, spool_dir)
             raise OSError(5, "Input/output error")
 
     with pytest.raises(OSError, match="Input/output"):
-        sanitize(Unreadable(), spool_dir)
+        sanitize(Unreadable(), MemorySpool)

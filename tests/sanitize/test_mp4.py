@@ -1,4 +1,4 @@
-"""The MP4 and QuickTime box rewriter (intake/sanitize/mp4.py): every packet of
+"""The MP4 and QuickTime box rewriter (intake/server/sanitize/mp4.py): every packet of
 the kept tracks comes out byte for byte, nothing else does, and whatever it
 does not vouch for goes to ffmpeg instead."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.sanitize import mp4
+from intake.server.sanitize import mp4
 from sanitize.sanitize_corpus import LAT, leftovers, planted_in_bytes, run
 
 

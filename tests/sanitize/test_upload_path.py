@@ -12,8 +12,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from intake.decrypt import decrypt_bundle
-from intake.queue import export
+from intake.server.queue import export
+from intake.workstation.decrypt import decrypt_bundle
 from sanitize.sanitize_corpus import leftovers, planted_in_bytes
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -39,7 +39,7 @@ def decrypted(app, team_key, tmp_path) -> tuple[Path, list[dict]]:
 
 
 def test_form_says_which_files_are_cleaned_and_offers_the_original(client):
-    from intake.sanitize import CLEANED_KINDS
+    from intake.server.sanitize import CLEANED_KINDS
 
     page = client.get("/").get_data(as_text=True)
     notice = page.split('id="cleaning"')[1].split("</p>")[0]

@@ -1,4 +1,4 @@
-"""The warm sandbox (intake/sanitize/zygote.py): children forked from one
+"""The warm sandbox (intake/server/sanitize/zygote.py): children forked from one
 process per worker, each with the same limits, session, descriptors and
 network namespace as a child started from scratch."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from intake.sanitize import Limits, runner
-from intake.sanitize.zygote import ForkedChild
+from intake.server.sanitize import Limits, runner
+from intake.server.sanitize.zygote import ForkedChild
 
 
 def _wait_for(check, seconds: float = 10.0):
@@ -47,12 +47,12 @@ def _address_space_limit(pid: int) -> str | None:
     return None
 
 
-def test_a_waiting_child_is_forked_and_sandboxed_before_it_reads():
+def test_a_waiting_child_is_forked_and_sandboxed_before_it_reads(sandbox):
     limits = Limits(memory=512 * 1024 * 1024)
-    child = runner.WARM.spawn(["jpeg", "1000", *limits.to_argv()])
+    child = sandbox.spawn(["jpeg", "1000", *limits.to_argv()])
     try:
         assert isinstance(child, ForkedChild)
-        zygote = runner.WARM._process.pid
+        zygote = sandbox._process.pid
         assert _status(child.pid)["PPid"].strip() == str(zygote)
         # Limits first, then it waits on stdin with nothing else open.
         _wait_for(lambda: _address_space_limit(child.pid) == str(512 * 1024 * 1024))
@@ -70,29 +70,30 @@ def test_a_waiting_child_is_forked_and_sandboxed_before_it_reads():
     child.stdout.close()
 
 
-def test_letting_go_of_a_job_kills_its_child():
-    child = runner.WARM.spawn(["pdf", "1000", *Limits().to_argv()])
+def test_letting_go_of_a_job_kills_its_child(sandbox):
+    child = sandbox.spawn(["pdf", "1000", *Limits().to_argv()])
     child._job.close()  # a worker thread that died without waiting
     _wait_for(lambda: _gone(child.pid))
     child.stdin.close()
     child.stdout.close()
 
 
-def test_a_dead_zygote_is_replaced(corpus, sanitized):
+def test_a_dead_zygote_is_replaced(corpus, sanitized, sandbox):
     result, _ = sanitized(corpus.png())
     assert result.ok
-    first = runner.WARM._process.pid
+    first = sandbox._process.pid
     os.kill(first, signal.SIGKILL)
-    _wait_for(lambda: runner.WARM._process.poll() is not None)
+    _wait_for(lambda: sandbox._process.poll() is not None)
     result, _ = sanitized(corpus.png())
-    assert result.ok and runner.WARM._process.pid != first
+    assert result.ok and sandbox._process.pid != first
 
 
-def test_without_a_zygote_each_child_starts_from_scratch(corpus, sanitized, monkeypatch):
+def test_without_a_zygote_each_child_starts_from_scratch(corpus, sanitized, monkeypatch,
+                                                        sandbox):
     def no_zygote(argv):
         raise OSError("no zygote here")
 
-    monkeypatch.setattr(runner.WARM, "spawn", no_zygote)
+    monkeypatch.setattr(sandbox, "spawn", no_zygote)
     started = []
     popen = subprocess.Popen
 
@@ -103,7 +104,7 @@ def test_without_a_zygote_each_child_starts_from_scratch(corpus, sanitized, monk
     monkeypatch.setattr(runner.subprocess, "Popen", counting)
     result, _ = sanitized(corpus.jpeg("scratch.jpg"))
     assert result.ok and result.removed
-    assert [c for c in started if "intake.sanitize.child" in c]
+    assert [c for c in started if "intake.server.sanitize.child" in c]
 
 
 @pytest.mark.parametrize("how", ["exits", "is killed"])
@@ -115,15 +116,17 @@ def test_the_zygote_ends_with_its_worker(tmp_path, how):
     Image.new("RGB", (8, 8)).save(picture)
     script = (
         "import sys, time\n"
-        "from intake.sanitize import runner, sanitize\n"
-        "from intake.spool import EncryptedSpool\n"
+        "from intake.server.sanitize import runner, sanitize\n"
+        "from support import MemorySpool\n"
         "from pathlib import Path\n"
-        f"spool = EncryptedSpool(Path({str(tmp_path)!r}))\n"
-        f"spool.write(Path({str(picture)!r}).read_bytes())\n"
-        f"assert sanitize(spool, Path({str(tmp_path)!r})).ok\n"
-        "print(runner.WARM._process.pid, flush=True)\n"
+        "sandbox = runner.warm_sandbox()\n"
+        f"spool = MemorySpool(Path({str(picture)!r}).read_bytes())\n"
+        "assert sanitize(spool, MemorySpool, sandbox=sandbox).ok\n"
+        "print(sandbox._process.pid, flush=True)\n"
         "time.sleep(60)\n")
-    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    tests = str(Path(__file__).resolve().parents[1])  # for support.MemorySpool
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": tests})
     try:
         zygote = int(worker.stdout.readline())
         assert not _gone(zygote)
@@ -139,9 +142,9 @@ def test_the_zygote_ends_with_its_worker(tmp_path, how):
         worker.stdout.close()
 
 
-def _blocked_child(family: str = "jpeg") -> ForkedChild:
+def _blocked_child(sandbox, family: str = "jpeg") -> ForkedChild:
     """A child waiting for an upload that does not come."""
-    child = runner.WARM.spawn([family, "1000", *Limits().to_argv()])
+    child = sandbox.spawn([family, "1000", *Limits().to_argv()])
     _wait_for(lambda: _address_space_limit(child.pid) == str(Limits().memory))
     return child
 
@@ -153,23 +156,23 @@ def _close(child: ForkedChild) -> None:
 
 
 @pytest.mark.skipif(not runner.network_isolated(), reason="no user namespaces here")
-def test_each_child_has_a_user_namespace_of_its_own():
+def test_each_child_has_a_user_namespace_of_its_own(sandbox):
     """Children of one zygote would otherwise share its namespace, holding
     every capability in it: one taken over by a hostile file could read a
     sibling's upload from /proc/PID/mem."""
-    first, second = _blocked_child(), _blocked_child()
+    first, second = _blocked_child(sandbox), _blocked_child(sandbox)
     try:
         spaces = {os.readlink(f"/proc/{pid}/ns/user")
-                  for pid in (first.pid, second.pid, runner.WARM._process.pid)}
+                  for pid in (first.pid, second.pid, sandbox._process.pid)}
         assert len(spaces) == 3
     finally:
         _close(first)
         _close(second)
 
 
-def test_children_die_with_a_killed_zygote():
-    child = _blocked_child()
-    os.kill(runner.WARM._process.pid, signal.SIGKILL)
+def test_children_die_with_a_killed_zygote(sandbox):
+    child = _blocked_child(sandbox)
+    os.kill(sandbox._process.pid, signal.SIGKILL)
     _wait_for(lambda: _gone(child.pid))
     child.kill()
     assert child.returncode == -signal.SIGKILL
@@ -177,11 +180,11 @@ def test_children_die_with_a_killed_zygote():
     child.stdout.close()
 
 
-def test_an_exit_and_a_kill_request_in_the_same_round_leave_the_zygote_running():
+def test_an_exit_and_a_kill_request_in_the_same_round_leave_the_zygote_running(sandbox):
     """A child that ends just as the worker asks to kill it: the zygote sees
     both at once, and must answer the one without tripping on the other."""
-    ending, bystander = _blocked_child(), _blocked_child()
-    zygote = runner.WARM._process.pid
+    ending, bystander = _blocked_child(sandbox), _blocked_child(sandbox)
+    zygote = sandbox._process.pid
     os.kill(zygote, signal.SIGSTOP)
     try:
         ending.stdin.close()  # the upload stops short: the child answers and exits
@@ -197,19 +200,19 @@ def test_an_exit_and_a_kill_request_in_the_same_round_leave_the_zygote_running()
 
 
 def test_a_stuck_zygote_is_replaced_and_the_upload_still_cleaned(corpus, sanitized,
-                                                                 monkeypatch):
-    from intake.sanitize import zygote as zygote_module
+                                                                 monkeypatch, sandbox):
+    from intake.server.sanitize import zygote as zygote_module
 
     result, _ = sanitized(corpus.png())
     assert result.ok
-    stuck = runner.WARM._process.pid
+    stuck = sandbox._process.pid
     monkeypatch.setattr(zygote_module, "SPAWN_SECONDS", 0.5)
     os.kill(stuck, signal.SIGSTOP)
     try:
         result, _ = sanitized(corpus.png())  # started from scratch meanwhile
         assert result.ok
         result, _ = sanitized(corpus.png())
-        assert result.ok and runner.WARM._process.pid != stuck
+        assert result.ok and sandbox._process.pid != stuck
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(stuck, signal.SIGCONT)
@@ -235,20 +238,21 @@ def test_a_worker_with_many_descriptors_still_cleans(corpus, sanitized):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_a_job_the_zygote_cannot_start_fails_at_once_and_spares_the_others(monkeypatch):
+def test_a_job_the_zygote_cannot_start_fails_at_once_and_spares_the_others(monkeypatch,
+                                                                           sandbox):
     """The zygote gives up on a job (here: a message it cannot read) by
     closing the job's socket: the worker hears it at once, and neither the
     zygote nor another upload in flight pays for it."""
-    from intake.sanitize import zygote as zygote_module
+    from intake.server.sanitize import zygote as zygote_module
 
-    bystander = _blocked_child()
-    zygote = runner.WARM._process.pid
+    bystander = _blocked_child(sandbox)
+    zygote = sandbox._process.pid
     monkeypatch.setattr(zygote_module.json, "dumps", lambda value: "not a job")
     started = time.monotonic()
     with pytest.raises(OSError):
-        runner.WARM.spawn(["jpeg", "1000", *Limits().to_argv()])
+        sandbox.spawn(["jpeg", "1000", *Limits().to_argv()])
     assert time.monotonic() - started < zygote_module.SPAWN_SECONDS / 2
     monkeypatch.undo()
-    assert runner.WARM._process.pid == zygote and not _gone(zygote)
+    assert sandbox._process.pid == zygote and not _gone(zygote)
     assert not _gone(bystander.pid)
     _close(bystander)

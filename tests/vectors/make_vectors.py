@@ -27,8 +27,8 @@ from pathlib import Path
 from nacl import bindings as b
 from nacl.public import PrivateKey
 
-from intake import envelope
-from intake.envelope import CHUNK, MAGIC, Recipient
+from intake.format import envelope
+from intake.format.envelope import CHUNK, MAGIC, Recipient
 
 HERE = Path(__file__).resolve().parent
 INDEX = HERE / "index.json"

@@ -1,0 +1,53 @@
+"""What every family's cleaner returns, and how it refuses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+class Refused(Exception):
+    """The file is not cleaned; `reason` is a fixed phrase, never file content."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Cleaned:
+    data: bytes
+    removed: list[str] = field(default_factory=list)
+    tool: str = ""  # the library or program that did the work, with its version
+    detected_type: str | None = None  # when the child knows better than libmagic
+    # Large results stay in a memory file after `data`: the child copies them
+    # to its stdout piece by piece, so a 2 GiB video needs no 2 GiB buffer.
+    # `ranges` are the (offset, length) pieces of it that follow `data`.
+    fd: int | None = None
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        return len(self.data) + sum(n for _, n in self.ranges)
+
+
+# How a document's cleaner (office, pdf) cleans the files inside it, given by
+# the dispatcher: (part name, part bytes, removed fields to add to, whether a
+# kind no cleaner knows may stay) -> the part's cleaned bytes.
+CleanPart = Callable[[str, bytes, list[str], bool], bytes]
+
+
+_NAME = re.compile(r"[^A-Za-z0-9 _.:()/-]")
+
+
+def field_name(text: str | bytes, limit: int = 40) -> str:
+    """A field *name* taken from a file (a chunk keyword, a tag id), made plain
+    ASCII and short so that a crafted name cannot smuggle a value through."""
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    return _NAME.sub("?", text)[:limit]
+
+
+def unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))

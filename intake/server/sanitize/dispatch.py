@@ -1,0 +1,165 @@
+"""The one place that decides which cleaner handles a file: by its family (told
+from the detected type) for a file sent alone, by its bytes for a file inside
+another (a picture in an office document, a file attached to a PDF, a document
+embedded in a document), which is then cleaned as if it had been sent alone.
+
+A part that cannot be cleaned stops the whole file: it is then kept as
+received and flagged, never passed on half-cleaned. Nesting goes two levels
+deep at most; deeper is refused, like any other bomb.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import zipfile
+
+from intake.server.sanitize.base import Cleaned, CleanPart, Refused, field_name
+from intake.server.sanitize.limits import Limits
+
+MAX_DEPTH = 2
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
+def _is_svg(body: bytes) -> bool:
+    # A byte-order mark, an XML declaration, comments or a DOCTYPE may come first.
+    head = body[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"<") and b"<svg" in head
+
+
+# Kinds that carry metadata no cleaner here removes: an OLE container (how Word
+# embeds a PDF or a .doc, with its source path), video and audio, archives,
+# AVIF, RTF and PostScript. Inside another file they stop it from being cleaned.
+UNCLEANABLE = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"\x1a\x45\xdf\xa3", b"ID3", b"OggS",
+               b"fLaC", b"FORM", b"{\\rtf", b"%!PS", b"\xc5\xd0\xd3\xc6", b"PK\x03\x04",
+               b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
+
+
+def _uncleanable(body: bytes) -> bool:
+    if body.startswith(UNCLEANABLE) or body[4:8] == b"ftyp":  # ftyp: MP4, MOV, M4A, AVIF
+        return True
+    if body[:4] == b"RIFF":  # AVI, WAV (WebP is cleaned before this is asked)
+        return True
+    return len(body) > 1 and body[0] == 0xFF and body[1] & 0xE0 == 0xE0  # MPEG audio
+
+
+def _is_plain_text(body: bytes) -> bool:
+    """UTF-8 text that is not markup or a document format: nothing hidden in it."""
+    if b"\0" in body:
+        return False
+    try:
+        text = body.decode("utf-8").removeprefix("\ufeff").lstrip()
+    except UnicodeDecodeError:
+        return False
+    return not text.startswith(("<", "{\\rtf", "%!", "%PDF"))
+
+
+def _is_office(body: bytes) -> bool:
+    if not body.startswith(b"PK\x03\x04"):
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, ValueError):
+        return False
+    return "[Content_Types].xml" in names or "mimetype" in names
+
+
+def clean(family: str, data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
+    """Cleans a whole file of a family that is not streamed (media is: see child)."""
+    pixels = limits.max_pixels
+    if family == "jpeg":
+        from intake.server.sanitize import jpeg
+
+        return jpeg.clean(data, pixels)
+    if family == "png":
+        from intake.server.sanitize import png
+
+        return png.clean(data, pixels)
+    if family == "webp":
+        from intake.server.sanitize import webp
+
+        return webp.clean(data, pixels)
+    if family == "gif":
+        from intake.server.sanitize import gif
+
+        return gif.clean(data, pixels)
+    if family in ("tiff", "bmp", "heif"):
+        from intake.server.sanitize import raster
+
+        return raster.clean(family, data, pixels)
+    if family == "svg":
+        from intake.server.sanitize import svg
+
+        return svg.clean(data)
+    if family in ("pdf", "ooxml", "odf", "zip"):
+        if depth >= MAX_DEPTH:
+            raise Refused("documents nested too deep")
+        inner = _part_cleaner(limits, depth + 1)
+        if family == "pdf":
+            from intake.server.sanitize import pdf
+
+            return pdf.clean(data, limits, inner)
+        from intake.server.sanitize import office
+
+        return office.clean(data, limits, inner)
+    if family in ("mp3", "flac", "ogg"):
+        from intake.server.sanitize import audio
+
+        return audio.clean(family, data)
+    raise Refused("unsupported type")
+
+
+def family_of_part(body: bytes) -> str | None:
+    """The family of a file inside another, told by its first bytes; None if it
+    is not a kind that has anything to clean (or that we know how to clean)."""
+    if body.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if body.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if body.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
+        return "webp"
+    if body.startswith((b"II*\0", b"MM\0*")):
+        return "tiff"
+    if body[4:8] == b"ftyp" and body[8:12] in HEIF_BRANDS:
+        return "heif"
+    if _is_svg(body):
+        return "svg"
+    if body.startswith(b"%PDF-"):
+        return "pdf"
+    if _is_office(body):
+        return "zip"
+    return None
+
+
+def _part_cleaner(limits: Limits, depth: int) -> CleanPart:
+    def clean_part(name: str, body: bytes, removed: list[str], unknown_ok: bool) -> bytes:
+        return clean_inside(name, body, limits, removed, depth, unknown_ok=unknown_ok)
+
+    return clean_part
+
+
+def clean_inside(name: str, body: bytes, limits: Limits, removed: list[str], depth: int,
+                 *, unknown_ok: bool) -> bytes:
+    """The part's bytes, cleaned if they are of a kind we clean; its removed
+    fields are added to `removed` as 'inside NAME: FIELD'. Plain text is kept.
+    A part of any other kind is kept when `unknown_ok` (an office file's fonts,
+    EMF/WMF drawings, macros) unless it is a kind known to carry what no
+    cleaner here removes (UNCLEANABLE), and refused otherwise (a PDF's
+    attachment that is not a picture, a PDF or an office file)."""
+    family = family_of_part(body)
+    if family is None:
+        if (unknown_ok and not _uncleanable(body)) or _is_plain_text(body):
+            return body
+        raise Refused("a file inside is of a kind that cannot be cleaned")
+    try:
+        cleaned = clean(family, body, limits, depth)
+    except Refused as exc:
+        raise Refused(f"a file inside could not be cleaned ({exc.reason})") from exc
+    except Exception as exc:  # noqa: BLE001 - a malformed part, whatever the parser says
+        raise Refused(f"a file inside is malformed ({type(exc).__name__})") from exc
+    label = field_name(posixpath.basename(name), 24)
+    removed += [f"inside {label}: {n}" for n in cleaned.removed]
+    return cleaned.data

@@ -1,0 +1,229 @@
+"""Office Open XML (docx, xlsx, pptx) and OpenDocument (odt, ods, odp):
+the zip is read with bomb checks and written anew.
+
+Gone: document properties (core, app, custom; ODF meta.xml), thumbnails,
+printer settings, attached-template paths, absolute file paths, the authors,
+initials and dates of comments and tracked changes, people lists (with their
+e-mail ids), revision-session ids (rsids), zip timestamps and comments.
+Pictures inside the document (a phone photo pasted into a report keeps its
+GPS) go through the same cleaners as pictures sent alone, chosen by their
+bytes; one that cannot be cleaned stops the whole file, which is then kept
+as received and flagged.
+The document's text, tables, pictures and comments' words stay.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import zipfile
+
+from intake.server.sanitize import xmlsafe
+from intake.server.sanitize.base import Cleaned, CleanPart, Refused, field_name, unique
+from intake.server.sanitize.limits import Limits
+
+EPOCH = (1980, 1, 1, 0, 0, 0)
+CORE = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        b'<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
+        b'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        b'xmlns:dcterms="http://purl.org/dc/terms/"/>')
+APP = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+       b'<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
+       b'extended-properties"/>')
+CUSTOM = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+          b'<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
+          b'custom-properties"/>')
+META = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<office:document-meta xmlns:office="urn:oasis:names:tc:opendocument:xmlns:'
+        b'office:1.0" office:version="1.2"><office:meta/></office:document-meta>')
+REPLACED = {"docProps/core.xml": CORE, "docProps/app.xml": APP,
+            "docProps/custom.xml": CUSTOM, "meta.xml": META}
+
+# Attributes whose value names a person or a moment: emptied (required ones)
+# or removed (optional ones), wherever they appear.
+EMPTIED = {"author", "initials", "displayName"}
+DROPPED = {"date", "dateUtc", "userId", "providerId", "lastIdx"}
+# Elements removed wholly, and elements whose text is emptied.
+ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplate"}
+TEXT_EMPTIED = {"author", "creator", "creator-initials"}
+ODF_DATE = "{http://purl.org/dc/elements/1.1/}date"
+PRIVATE_RELS = ("/thumbnail", "/printerSettings", "/attachedTemplate")
+PRINTER_ITEMS = {"PrinterName", "PrinterSetup", "PrinterPaperFromSetup"}
+
+
+def _dropped_part(name: str) -> bool:
+    lower = name.lower()
+    return (lower.startswith(("docprops/thumbnail", "thumbnails/"))
+            or "/printersettings/" in lower)
+
+
+def _read_all(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.ZipInfo, bytes]]:
+    infos = zf.infolist()
+    if len(infos) > limits.zip_entries:
+        raise Refused("zip bomb: too many entries")
+    if sum(i.file_size for i in infos) > limits.zip_total:
+        raise Refused("zip bomb: expands too much")
+    parts, total = [], 0
+    for info in infos:
+        if info.file_size > 1024 * 1024 and \
+                info.file_size > limits.zip_ratio * max(info.compress_size, 1):
+            raise Refused("zip bomb: compression ratio")
+        with zf.open(info) as f:
+            data = f.read(info.file_size + 1)  # never more than the header promised
+        total += len(data)
+        if len(data) > info.file_size or total > limits.zip_total:
+            raise Refused("zip bomb: expands too much")
+        parts.append((info, data))
+    return parts
+
+
+def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
+    changed = False
+    root = tree.getroot()
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str):
+            continue
+        tag = xmlsafe.local(element.tag)
+        if tag in ELEMENTS_DROPPED and element.getparent() is not None:
+            element.getparent().remove(element)
+            removed.append(tag)
+            changed = True
+            continue
+        if (tag in TEXT_EMPTIED or element.tag == ODF_DATE) and element.text:
+            element.text = ""
+            removed.append(f"{tag} (comments and changes)")
+            changed = True
+        if tag == "config-item" and any(v in PRINTER_ITEMS for v in element.attrib.values()):
+            element.text = ""
+            removed.append("printer settings")
+            changed = True
+        for attribute in list(element.attrib):
+            key = xmlsafe.local(attribute)
+            if key in EMPTIED or (tag == "cmAuthor" and key == "name") or \
+                    (tag == "author" and key == "name"):
+                if element.attrib[attribute]:
+                    element.attrib[attribute] = ""
+                    removed.append(f"{key} (comments and changes)")
+                    changed = True
+            elif key in DROPPED or key.startswith("rsid"):
+                del element.attrib[attribute]
+                removed.append("rsid" if key.startswith("rsid") else
+                               f"{key} (comments and changes)")
+                changed = True
+    return changed
+
+
+def _prune_rels(name: str, tree, dropped: set[str], removed: list[str]) -> bool:
+    base = posixpath.dirname(posixpath.dirname(name))
+    changed = False
+    for rel in list(tree.getroot()):
+        target = rel.get("Target", "")
+        resolved = posixpath.normpath(posixpath.join(base, target)).lstrip("/")
+        if rel.get("Type", "").endswith(PRIVATE_RELS) or resolved in dropped or \
+                target.lstrip("/") in dropped or rel.get("TargetMode") == "External" and \
+                target.lower().startswith("file:"):
+            tree.getroot().remove(rel)
+            removed.append("relationship " + field_name(rel.get("Type", "").rsplit("/")[-1]))
+            changed = True
+    return changed
+
+
+def _prune_listing(name: str, tree, dropped: set[str]) -> bool:
+    """[Content_Types].xml overrides and ODF manifest entries of dropped parts."""
+    changed = False
+    for entry in list(tree.getroot()):
+        if not isinstance(entry.tag, str):
+            continue
+        values = [v.lstrip("/") for k, v in entry.attrib.items()
+                  if xmlsafe.local(k) in ("PartName", "full-path")]
+        if any(v in dropped or (v.endswith("/") and any(d.startswith(v) for d in dropped)
+                                and v.lower().startswith("thumbnails"))
+               for v in values):
+            tree.getroot().remove(entry)
+            changed = True
+    return changed
+
+
+def _property_names(name: str, data: bytes) -> list[str]:
+    tree = xmlsafe.parse(data)
+    names = []
+    root = tree.getroot()
+    for element in root.iter():
+        parent = element.getparent()
+        if not isinstance(element.tag, str) or parent is None:
+            continue
+        tag = xmlsafe.local(element.tag)
+        if tag == "meta" or not (parent is root or xmlsafe.local(parent.tag) == "meta"):
+            continue  # only the properties themselves, not the values' wrappers
+        label = element.get("name") or element.get(
+            "{urn:oasis:names:tc:opendocument:xmlns:meta:1.0}name")
+        names.append(f"{posixpath.basename(name)}:{tag}"
+                     + (f":{field_name(label)}" if label else ""))
+    return names
+
+
+def _kind(names: set[str], parts: dict[str, bytes]) -> tuple[str, str]:
+    if "[Content_Types].xml" in names:
+        for prefix, kind in (("word/", "wordprocessingml.document"),
+                             ("xl/", "spreadsheetml.sheet"),
+                             ("ppt/", "presentationml.presentation")):
+            if any(n.startswith(prefix) for n in names):
+                return "ooxml", "application/vnd.openxmlformats-officedocument." + kind
+        return "ooxml", "application/vnd.openxmlformats-package"
+    mimetype = parts.get("mimetype", b"").decode("ascii", "replace").strip()
+    if mimetype.startswith("application/vnd.oasis.opendocument."):
+        return "odf", mimetype
+    raise Refused("unsupported type (a zip archive that is not an office file)")
+
+
+def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise Refused("malformed zip") from exc
+    with zf:
+        parts = _read_all(zf, limits)
+        comment = zf.comment
+    by_name = {info.filename: body for info, body in parts}
+    family, kind = _kind(set(by_name), by_name)
+    removed: list[str] = ["zip timestamps"]
+    if comment:
+        removed.append("zip comment")
+    dropped = {n for n in by_name if _dropped_part(n)}
+    removed += [f"part {field_name(n)}" for n in sorted(dropped)]
+    out_parts: list[tuple[str, bytes]] = []
+    for info, body in parts:
+        name = info.filename
+        if name in dropped or info.is_dir():
+            continue
+        replaced = REPLACED.get(name)
+        if replaced is None and family == "odf" and name.endswith("/meta.xml"):
+            replaced = META  # an embedded object's own properties ("Object 1/meta.xml")
+        if replaced is not None:
+            removed += _property_names(name, body)
+            body = replaced
+        elif name.endswith((".xml", ".rels")) and name != "mimetype":
+            tree = xmlsafe.parse(body)
+            changed = _scrub_xml(name, tree, removed)
+            if name.endswith(".rels"):
+                changed = _prune_rels(name, tree, dropped, removed) or changed
+            if name in ("[Content_Types].xml", "META-INF/manifest.xml"):
+                changed = _prune_listing(name, tree, dropped) or changed
+            if changed:
+                body = xmlsafe.serialize(tree)
+        elif name != "mimetype":
+            body = clean_part(name, body, removed, True)
+        out_parts.append((name, body))
+    if family == "odf":  # the mimetype entry must come first, stored
+        out_parts.sort(key=lambda p: p[0] != "mimetype")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, body in out_parts:
+            info = zipfile.ZipInfo(name, date_time=EPOCH)
+            info.compress_type = zipfile.ZIP_STORED if name == "mimetype" \
+                else zipfile.ZIP_DEFLATED
+            info.create_system = 0
+            info.external_attr = 0
+            z.writestr(info, body)
+    return Cleaned(out.getvalue(), unique(removed), tool="intake zip rewrite; lxml",
+                   detected_type=kind)

@@ -1,0 +1,354 @@
+"""The parent side: run one upload through the sanitizing child, with a deadline.
+
+Plaintext goes to the child through a pipe and comes back through a pipe into
+a fresh sink: the cleaned copy's own envelope, sealed as it arrives (an
+UploadSpool). Neither the upload nor its cleaned copy is ever on disk in the
+clear. Whatever goes wrong ends as a
+Result with ok=False and a reason; the caller then seals the original, flagged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import selectors
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import intake
+from intake import __version__
+from intake.server.sanitize.families import detect_type, family_of
+from intake.server.sanitize.limits import Limits
+from intake.server.sanitize.protocol import MAGIC, OUT_OF_MEMORY, output_cap
+from intake.server.sanitize.zygote import Zygote
+
+# The folder that holds the intake package, for the child's PYTHONPATH.
+PACKAGE_ROOT = Path(intake.__file__).resolve().parents[1]
+READ = 1024 * 1024
+PIPE_SIZE = 1024 * 1024
+HEADER_MAX = 256 * 1024
+
+
+class Upload(Protocol):
+    """What sanitize() reads: the server's UploadSpool."""
+
+    head: bytes
+    size: int
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
+class Sink(Protocol):
+    """Where the cleaned copy goes, encrypted as it arrives."""
+
+    sha256: str
+    size: int
+
+    def write(self, data: bytes) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Result:
+    ok: bool
+    detected_type: str
+    family: str | None = None
+    reason: str = ""
+    removed: list[str] = field(default_factory=list)
+    tool: str = ""
+    spool: Sink | None = None
+
+    @property
+    def sanitizer(self) -> str | None:
+        return f"intake-sanitize/{self.family}" if self.family else None
+
+    @property
+    def version(self) -> str:
+        return f"intake {__version__}" + (f"; {self.tool}" if self.tool else "")
+
+    @property
+    def flags(self) -> list[str]:
+        return [] if self.ok else [f"not sanitized: {self.reason}"]
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
+@functools.cache
+def _no_network_prefix() -> tuple[str, ...]:
+    """`unshare -rn` gives the child an empty network namespace, where the
+    kernel allows unprivileged user namespaces; elsewhere we go without."""
+    tool = shutil.which("unshare")
+    if tool is None:
+        return ()
+    try:
+        probe = subprocess.run([tool, "-rn", "true"], capture_output=True, timeout=10,
+                               check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return (tool, "-rn") if probe.returncode == 0 else ()
+
+
+def network_isolated() -> bool:
+    return bool(_no_network_prefix())
+
+
+def _command(family: str, size: int, limits: Limits) -> list[str]:
+    return [*_no_network_prefix(), sys.executable, "-m", "intake.server.sanitize.child",
+            family, str(size), *limits.to_argv()]
+
+
+def _zygote_command(control_fd: int) -> list[str]:
+    prefix = _no_network_prefix()
+    return [*prefix, sys.executable, "-m", "intake.server.sanitize.zygote", str(control_fd),
+            *(["own-namespace"] if prefix else [])]
+
+
+def _env() -> dict[str, str]:
+    # A clean environment: no proxies, no locale surprises, no inherited secrets.
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
+            "PYTHONPATH": str(PACKAGE_ROOT), "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0"}
+
+
+class Child(Protocol):
+    """A running cleaner: forked by the zygote, or started from scratch."""
+
+    stdin: BinaryIO
+    stdout: BinaryIO
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class _Started:
+    """A cleaner started from scratch, when the zygote cannot be had."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self._proc = proc
+        self.stdin, self.stdout = proc.stdin, proc.stdout
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    def poll(self) -> int | None:
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._proc.wait(timeout)
+
+    def kill(self) -> None:
+        # The child leads its own session, so this also ends any tool it started.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        self._proc.wait()
+
+
+def warm_sandbox() -> Zygote:
+    """A handle on a warm sandbox, for one process (a web worker) to keep and
+    pass to sanitize(); its zygote starts with the first upload it cleans."""
+    return Zygote(_zygote_command, _env())
+
+
+def _launch(family: str, size: int, limits: Limits, sandbox: Zygote | None) -> Child:
+    if sandbox is not None:
+        try:
+            return sandbox.spawn([family, str(size), *limits.to_argv()])
+        except OSError:
+            pass  # no zygote: start this one cleaner from scratch
+    proc = subprocess.Popen(_command(family, size, limits), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/",
+                            env=_env(), close_fds=True, start_new_session=True)
+    return _Started(proc)
+
+
+def _feed(proc: Child, spool: Upload, failures: list[BaseException]) -> None:
+    try:
+        for piece in spool.chunks():
+            try:
+                proc.stdin.write(piece)  # type: ignore[union-attr]
+            except (BrokenPipeError, ValueError, OSError):
+                return  # the child stopped reading: its exit status says why
+    except BaseException as exc:  # reading the upload back failed: the server's fault
+        failures.append(exc.with_traceback(None))
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
+
+
+def _widen(*pipes) -> None:
+    """1 MiB pipes instead of 64 KiB: fewer wake-ups for large videos."""
+    for pipe in pipes:
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+
+def _death_reason(code: int) -> str:
+    if code == -signal.SIGXCPU:
+        return "CPU time limit reached"
+    if code == -signal.SIGKILL:
+        return "cleaner killed (CPU or memory limit)"
+    if code == -signal.SIGSEGV or code == -signal.SIGABRT:
+        return "cleaner crashed (probably out of memory)"
+    if code < 0:
+        return f"cleaner stopped by signal {-code}"
+    if code == OUT_OF_MEMORY:
+        return "memory limit reached"
+    return f"cleaner failed (exit status {code})"
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Reader:
+    """Reads the child's frame from its stdout until a deadline."""
+
+    def __init__(self, proc: Child, deadline: float):
+        self._fd = proc.stdout.fileno()  # type: ignore[union-attr]
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._fd, selectors.EVENT_READ)
+        self._deadline = deadline
+        self._buf = bytearray()
+        self.eof = False
+
+    def _read(self) -> bytes:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0 or not self._sel.select(remaining):
+            raise _Stop("time limit reached")
+        piece = os.read(self._fd, READ)
+        if not piece:
+            self.eof = True
+        return piece
+
+    def _more(self) -> None:
+        self._buf += self._read()
+
+    def exactly(self, n: int) -> bytes:
+        while len(self._buf) < n and not self.eof:
+            self._more()
+        if len(self._buf) < n:
+            raise _Stop("")
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def stream(self, n: int, sink: Sink) -> None:
+        """Passes the next n bytes to the sink as they are read, in pieces as
+        large as the pipe gives."""
+        if self._buf:
+            take = bytes(self._buf[:n])
+            del self._buf[:n]
+            sink.write(take)
+            n -= len(take)
+        while n > 0:
+            if self.eof:
+                raise _Stop("")
+            piece = self._read()
+            if len(piece) > n:  # the frame ends here: nothing may follow it
+                raise _Stop("")
+            if piece:
+                sink.write(piece)
+                n -= len(piece)
+
+    def close(self) -> None:
+        self._sel.close()
+
+
+def sanitize(spool: Upload, make_sink: Callable[[], Sink], limits: Limits | None = None,
+             sandbox: Zygote | None = None) -> Result:
+    """Detects the upload's type from its bytes and cleans it in a child process,
+    forked by the warm `sandbox` if given, else started from scratch; the
+    cleaned copy lands in a new sink made by `make_sink`."""
+    detected = detect_type(spool.head)
+    family = family_of(detected)
+    if family is None:
+        return Result(False, detected, reason="unsupported type")
+    limits = (limits or Limits()).for_size(spool.size)
+    try:
+        proc = _launch(family, spool.size, limits, sandbox)
+    except OSError:
+        return Result(False, detected, family, reason="the cleaner could not start")
+    _widen(proc.stdin, proc.stdout)
+    failures: list[BaseException] = []
+    feeder = threading.Thread(target=_feed, args=(proc, spool, failures), daemon=True)
+    feeder.start()
+    result = _exchange(proc, feeder, family, detected, spool.size, limits, make_sink)
+    if failures:
+        # The upload could not be read back: not a verdict on the file. The
+        # request fails, and with it the whole submission, as for a full disk.
+        result.close()
+        raise failures[0]
+    return result
+
+
+def _exchange(proc: Child, feeder: threading.Thread, family: str, detected: str,
+              upload_size: int, limits: Limits, make_sink: Callable[[], Sink]) -> Result:
+    """Reads the child's answer and the cleaned copy into a new sink."""
+    reader = _Reader(proc, time.monotonic() + limits.wall_seconds)
+    out: Sink | None = None
+    try:
+        header = _read_header(reader, family)
+        if not header.get("ok"):
+            return Result(False, detected, family, reason=str(header.get("reason"))[:200])
+        size = int(header["size"])
+        if size > output_cap(upload_size):
+            raise _Stop("cleaned file too large")
+        out = make_sink()
+        reader.stream(size, out)
+        result = Result(True, header.get("detected_type") or detected, family,
+                        removed=[str(n) for n in header.get("removed", [])],
+                        tool=str(header.get("tool", "")), spool=out)
+        out = None
+        return result
+    except _Stop as stop:
+        proc.kill()
+        return Result(False, detected, family,
+                      reason=stop.reason or _death_reason(proc.returncode))
+    finally:
+        if out is not None:
+            out.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)  # it has answered: give it a moment to exit
+        if proc.poll() is None:
+            proc.kill()
+        feeder.join()
+        reader.close()
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
+def _read_header(reader: _Reader, family: str) -> dict:
+    magic = reader.exactly(len(MAGIC))
+    (length,) = struct.unpack(">I", reader.exactly(4))
+    if magic != MAGIC or length > HEADER_MAX:
+        raise _Stop(f"cleaner for {family} answered nonsense")
+    try:
+        header = json.loads(reader.exactly(length))
+    except ValueError as exc:
+        raise _Stop(f"cleaner for {family} answered nonsense") from exc
+    if not isinstance(header, dict):
+        raise _Stop(f"cleaner for {family} answered nonsense")
+    return header

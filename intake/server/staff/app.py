@@ -1,0 +1,27 @@
+"""The staff app factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from intake.server.config import Config, load_config
+from intake.server.service import prepare
+from intake.server.staff.accounts import Authenticator
+from intake.server.staff.views import bp
+from intake.server.web.base import base_app, login_throttle
+
+STAFF_COOKIE = "intake_staff_session"
+
+
+def create_staff_app(config: Config | None = None) -> Flask:
+    config = config or load_config()
+    intake = prepare(config)
+    # Reply bundles are small; nothing else is uploaded here.
+    app = base_app("intake.server.staff", intake, cookie_name=STAFF_COOKIE,
+                   max_upload=64 * 1024 * 1024)
+    app.extensions["intake.staff_auth"] = Authenticator(intake.db, config.kdf_opslimit,
+                                                        config.kdf_memlimit,
+                                                        clock=lambda: intake.clock())
+    app.extensions["intake.staff_throttle"] = login_throttle(config)
+    app.register_blueprint(bp)
+    return app

@@ -1,0 +1,1 @@
+"""What the witness and staff apps share: sessions, languages, error pages."""

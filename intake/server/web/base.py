@@ -1,0 +1,47 @@
+"""The base both server apps are built on."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask_wtf.csrf import CSRFProtect
+
+from intake.pages.flask_app import new_app
+from intake.server.config import Config
+from intake.server.service import Intake
+from intake.server.throttle import Throttle
+from intake.server.web import errors, i18n
+from intake.server.web.sessions import DatabaseSessionInterface
+
+
+def _locale() -> str:
+    return i18n.select_locale(request)
+
+
+def login_throttle(config: Config) -> Throttle:
+    return Throttle(per_id_limit=config.login_attempts_per_codename,
+                    global_limit=config.login_attempts_global,
+                    window_seconds=config.login_window)
+
+
+def base_app(name: str, intake: Intake, *, cookie_name: str, max_upload: int) -> Flask:
+    """What the witness and staff apps share: templates, secrets, server-side
+    sessions, languages, CSRF, security headers and the one error handler."""
+    app = new_app(name, _locale)
+    app.extensions["intake"] = intake
+    app.config.update(
+        SECRET_KEY=intake.secrets.form_key,
+        MAX_CONTENT_LENGTH=max_upload,
+        WTF_CSRF_TIME_LIMIT=intake.config.csrf_time_limit,
+        WTF_CSRF_SSL_STRICT=False,  # onion services are plain HTTP inside Tor
+        SESSION_COOKIE_SECURE=False,
+        SEND_FILE_MAX_AGE_DEFAULT=0,
+    )
+    app.session_interface = DatabaseSessionInterface(cookie_name=cookie_name)
+    i18n.init_app(app)
+    CSRFProtect(app)
+    errors.init_app(app)
+    # Werkzeug's request log names the client and the time: never enable it.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    return app

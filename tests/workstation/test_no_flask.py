@@ -1,0 +1,22 @@
+"""The air-gapped side imports Flask only to serve the triage pages."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import intake.workstation
+
+
+def test_only_the_desk_imports_flask():
+    modules = [f"intake.workstation.{m.name}"
+               for m in pkgutil.iter_modules(intake.workstation.__path__) if m.name != "desk"]
+    assert "intake.workstation.importer" in modules and "intake.workstation.cli" in modules
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules)
+            + "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('flask', 'flask_babel', 'flask_wtf', 'werkzeug')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

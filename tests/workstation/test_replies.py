@@ -1,0 +1,101 @@
+"""Replies: sealed to the witness's reply key, which only their codename re-creates,
+and carried to the server in an intake-replies/1 bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+from intake.format.envelope import EnvelopeError, open_envelope
+from intake.format.reply_bundle import FORMAT as REPLIES_BUNDLE_FORMAT
+from intake.server import codename, server_secrets
+
+
+def _reply_key(server, sent):
+    secrets = server_secrets.load_or_create(server.config.secrets_file)
+    return codename.derive(sent.codename, secrets, server.config.kdf_opslimit,
+                           server.config.kdf_memlimit).reply_key
+
+
+def test_a_reply_opens_with_the_witness_codename_only(server, desk, tmp_path):
+    alice = server.submit("I saw it")
+    bob = server.submit("So did I")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    message = "Дякуємо. Чи можете надіслати фото з іншого боку?\n"
+    desk.run("reply", alice.submission_id, input=message)
+    with desk.open() as vault:
+        row = vault.conn.execute("SELECT * FROM replies").fetchone()
+        sealed = vault.reply_path(row["reply_id"]).read_bytes()
+    assert message.strip().encode() not in sealed
+    content, meta = open_envelope(io.BytesIO(sealed), _reply_key(server, alice))
+    assert content.decode() == message.strip()
+    assert meta == {"format": "intake-reply/1", "reply_id": row["reply_id"],
+                    "witness_id": alice.witness_id, "submission_id": alice.submission_id,
+                    "written_day": meta["written_day"]}
+    try:
+        open_envelope(io.BytesIO(sealed), _reply_key(server, bob))
+    except EnvelopeError:
+        pass
+    else:
+        raise AssertionError("another witness's codename opened the reply")
+
+
+def test_reply_from_a_file_and_the_reply_bundle(server, desk, tmp_path):
+    a = server.submit("one")
+    b = server.submit("two")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    (tmp_path / "msg.txt").write_text("Thank you.")
+    desk.run("reply", a.submission_id, "--message-file", str(tmp_path / "msg.txt"))
+    desk.run("reply", b.submission_id, input="We received it.")
+    out = tmp_path / "replies.tar"
+    assert "wrote 2 reply(ies)" in desk.run("export-replies", "--out", str(out)).output
+    with tarfile.open(out) as tar:
+        members = tar.getmembers()
+        assert members[0].name == "manifest.json"
+        assert all(m.mtime == 0 and m.uid == 0 and m.uname == "" for m in members)
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        assert manifest["format"] == REPLIES_BUNDLE_FORMAT
+        assert {r["witness_id"] for r in manifest["replies"]} == {a.witness_id, b.witness_id}
+        for r in manifest["replies"]:
+            data = tar.extractfile(r["name"]).read()
+            assert r["name"] == f"replies/{r['reply_id']}.env"
+            assert len(data) == r["size"] and hashlib.sha256(data).hexdigest() == r["sha256"]
+            sent = a if r["witness_id"] == a.witness_id else b
+            content, _ = open_envelope(io.BytesIO(data), _reply_key(server, sent))
+            assert content in (b"Thank you.", b"We received it.")
+    again = tmp_path / "again.tar"
+    assert "wrote 0 reply(ies)" in desk.run("export-replies", "--out", str(again)).output
+    assert "wrote 2" in desk.run("export-replies", "--all", "--out",
+                                 str(tmp_path / "all.tar")).output
+    assert desk.run("export-replies", "--out", str(out), ok=False).exit_code == 2
+
+
+def test_empty_reply_and_unknown_submission_are_refused(server, desk, tmp_path):
+    a = server.submit("one")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    assert "empty" in desk.run("reply", a.submission_id, input="  \n", ok=False).output
+    assert "no submission" in desk.run("reply", "f" * 32, input="hi", ok=False).output
+
+
+def test_the_reply_form_on_the_submission_page(server, desk, tmp_path):
+    import re
+
+    from intake.workstation.desk import create_vault_app
+
+    a = server.submit("one")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = create_vault_app(desk.root).test_client()
+    page = client.get(f"/submission/{a.submission_id}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))[1]
+    done = client.post(f"/submission/{a.submission_id}/reply",
+                       data={"csrf_token": token, "message": "From the form"})
+    assert done.status_code == 303
+    with desk.open() as vault:
+        row = vault.conn.execute("SELECT reply_id FROM replies").fetchone()
+        content, _ = open_envelope(io.BytesIO(vault.reply_path(row[0]).read_bytes()),
+                                   _reply_key(server, a))
+    assert content == b"From the form"
+    assert "waiting for export" in client.get(f"/submission/{a.submission_id}").get_data(
+        as_text=True)

@@ -1,0 +1,168 @@
+"""Full-text search in Ukrainian, Russian, Belarusian and English, and language detection."""
+
+from __future__ import annotations
+
+import pytest
+from vault_helpers import Desk, make_server, make_team
+
+from intake.workstation import language, triage
+
+TESTIMONIES = {
+    "uk": "Дитина бачила, як танки їхали повз школу. Діти ховалися в підвалі.",
+    "ru": "Ребёнок видел, как солдаты заходили в школу. Дети прятались в подвале.",
+    "be": "Дзіця бачыла, як салдаты ўваходзілі ў школу. Дзеці хаваліся ў падвале.",
+    "en": "The child saw soldiers entering the school. The children were hiding in the cellar.",
+}
+
+
+def matching(conn, text: str) -> list[str]:
+    """The submissions the desk's search box finds, best first."""
+    return [row.submission_id for row in triage.list_submissions(conn, triage.Filters(query=text))]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One vault for the many read-only search cases."""
+    root = tmp_path_factory.mktemp("search")
+    team = make_team(root, "team")
+    server = make_server(root, team)
+    try:
+        ids = {lang: server.submit(text).submission_id for lang, text in TESTIMONIES.items()}
+        desk = Desk(root / "vault", team)
+        desk.import_(server.export(root / "bundle.tar"))
+    finally:
+        server.close()
+    return desk, ids
+
+
+@pytest.fixture
+def vault(shared):
+    desk, ids = shared
+    with desk.open() as v:
+        yield v, ids
+
+
+@pytest.mark.parametrize(("query", "lang"), [
+    ("Дитина", "uk"), ("ДИТИНА", "uk"), ("дитина", "uk"), ("ДІТИ", "uk"), ("їхали", "uk"),
+    ("дитин*", "uk"),
+    ("РЕБЁНОК", "ru"), ("ребенок", "ru"), ("Дети", "ru"),
+    ("ДЗЕЦІ", "be"), ("Дзіця", "be"), ("салдаты ўваходзілі", "be"),
+    ("CHILD", "en"), ("Cellar", "en"),
+])
+def test_search_folds_case_in_every_language(vault, query, lang):
+    v, ids = vault
+    assert matching(v.conn, query) == [ids[lang]]
+
+
+@pytest.mark.parametrize(("query", "lang"), [
+    # Russian and English have Snowball stemmers: another form of the word matches.
+    ("солдат", "ru"), ("школа", "ru"), ("подвалы", "ru"), ("прятаться", "ru"),
+    ("hide", "en"), ("soldier", "en"), ("entered", "en"),
+])
+def test_search_matches_other_word_forms_where_a_stemmer_exists(vault, query, lang):
+    v, ids = vault
+    assert ids[lang] in matching(v.conn, query)
+
+
+def test_search_needs_every_word_and_ignores_query_syntax(vault):
+    v, ids = vault
+    assert matching(v.conn, "child cellar") == [ids["en"]]
+    assert matching(v.conn, "child дитина") == []
+    for hostile in ('"', "NEAR(", "body:*", "a OR", ")(", "-", "^x"):
+        matching(v.conn, hostile)  # never an FTS5 syntax error
+
+
+def test_search_reaches_text_files(server, desk, tmp_path):
+    sent = server.submit("", files=[("Протокол огляду місця події\n".encode(), "protokol.txt")])
+    desk.import_(server.export(tmp_path / "b.tar"))
+    with desk.open() as v:
+        assert matching(v.conn, "ПРОТОКОЛ") == [sent.submission_id]
+
+
+def test_the_list_page_searches_and_filters_by_language(shared):
+    from intake.workstation.desk import create_vault_app
+
+    desk, ids = shared
+    client = create_vault_app(desk.root).test_client()
+    page = client.get("/?query=Дитина").get_data(as_text=True)
+    assert ids["uk"][:12] in page and ids["ru"][:12] not in page
+    page = client.get("/?language=be").get_data(as_text=True)
+    assert ids["be"][:12] in page and ids["uk"][:12] not in page
+
+
+@pytest.mark.parametrize("lang", sorted(TESTIMONIES))
+def test_language_of_each_testimony(vault, lang):
+    v, ids = vault
+    row = v.conn.execute("SELECT language FROM submissions WHERE submission_id = ?",
+                         (ids[lang],)).fetchone()
+    assert row[0] == lang
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("Ми бачили, як солдати увійшли в село", "uk"),
+    ("Мы видели, как солдаты вошли в деревню", "ru"),
+    ("Мы бачылі, як салдаты ўвайшлі ў вёску", "be"),
+    ("Мы бачылі салдат на плошчы", "be"),
+    ("Ґанок згорів, а її подвір'я ціле", "uk"),
+    ("Подъезд разрушен, эвакуация идёт", "ru"),
+    ("We saw soldiers enter the village", "en"),
+    ("12345 !!!", "und"),
+])
+def test_detect_language(text, lang):
+    assert language.detect(text) == lang
+
+
+def _pdf_with_words(words: str) -> bytes:
+    import io
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font,
+                                                Subtype=pikepdf.Name.Type1,
+                                                BaseFont=pikepdf.Name.Helvetica))
+    page = pikepdf.Page(pikepdf.Dictionary(
+        Type=pikepdf.Name.Page, MediaBox=[0, 0, 595, 842],
+        Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font)),
+        Contents=pdf.make_stream(f"BT /F1 18 Tf 72 720 Td ({words}) Tj ET".encode())))
+    pdf.pages.append(page)
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def _docx_with_words(words: str) -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph(words)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def test_search_reaches_pdf_and_office_documents(server, desk, tmp_path):
+    pdf = server.submit("", files=[(_pdf_with_words("Deportation order for the orphanage"),
+                                    "order.pdf")])
+    doc = server.submit("", files=[(_docx_with_words("Список дітей вивезених з інтернату"),
+                                    "spysok.docx")])
+    desk.import_(server.export(tmp_path / "b.tar"))
+    with desk.open() as v:
+        assert matching(v.conn, "orphanage") == [pdf.submission_id]
+        assert matching(v.conn, "ІНТЕРНАТУ") == [doc.submission_id]
+        assert matching(v.conn, "deportation інтернату") == []
+
+
+def test_a_broken_document_gives_no_text_and_no_error(tmp_path):
+    from intake.workstation import document_text
+
+    broken = tmp_path / "x.docx"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    assert document_text.extract(broken, docx_type, 1000) is None
+    pdf = tmp_path / "x.pdf"
+    pdf.write_bytes(b"%PDF-1.4 broken")
+    assert document_text.extract(pdf, "application/pdf", 1000) is None
+    assert document_text.extract(pdf, "image/png", 1000) is None

@@ -1,0 +1,221 @@
+"""The triage pages: loopback only, strict headers, safe previews, duplicates,
+grouping by witness, and every action in the custody log."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image, ImageDraw
+
+from intake.pages.headers import HEADERS
+from intake.workstation import custody
+from intake.workstation.cli import check_loopback
+from intake.workstation.desk import create_vault_app
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def picture(seed: int, size=(320, 240), quality=90, fmt="JPEG") -> bytes:
+    w, h = 320, 240
+    img = Image.new("RGB", (w, h), (250, 250, 250))
+    draw = ImageDraw.Draw(img)
+    for i in range(6):  # a scene of blocks whose layout depends on the seed
+        x = (seed * 37 + i * 53) % (w - w // 4)
+        y = (seed * 91 + i * 29) % (h - h // 4)
+        draw.rectangle([x, y, x + w // 4, y + h // 4],
+                       fill=((seed * 70 + i * 40) % 256, (i * 90) % 256, (seed * 13) % 256))
+    out = io.BytesIO()
+    img.resize(size, Image.Resampling.BILINEAR).save(out, format=fmt, quality=quality)
+    return out.getvalue()
+
+
+@pytest.fixture
+def desk_app(desk):
+    def make():
+        return create_vault_app(desk.root, actor="tester").test_client()
+    return make
+
+
+def _token(page) -> str:
+    return CSRF.search(page.get_data(as_text=True)).group(1)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "example.org"])
+def test_serve_refuses_anything_but_loopback(desk, host):
+    result = desk.run("serve", "--host", host, ok=False)
+    assert result.exit_code == 2
+    assert "127.0.0.1" in result.output
+
+
+@pytest.mark.parametrize(("host", "bound"), [("127.0.0.1", "127.0.0.1"), ("::1", "::1"),
+                                              ("localhost", "127.0.0.1"),
+                                              ("127.0.0.5", "127.0.0.5")])
+def test_loopback_addresses_are_accepted(host, bound):
+    assert check_loopback(host) == bound
+
+
+def test_pages_carry_the_strict_headers_and_no_script(server, desk, desk_app, tmp_path):
+    sent = server.submit("Something happened <script>alert(1)</script>",
+                         files=[(picture(1), "p.jpg")])
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    for path in ("/", f"/submission/{sent.submission_id}", f"/witness/{sent.witness_id}",
+                 "/nowhere"):
+        page = client.get(path)
+        for name, value in HEADERS.items():
+            assert page.headers[name] == value, (path, name)
+        assert "Server" not in page.headers
+        text = page.get_data(as_text=True)
+        assert "<script" not in text.lower(), path
+    assert "&lt;script&gt;" in client.get(f"/submission/{sent.submission_id}").get_data(
+        as_text=True)
+
+
+def test_preview_is_a_fresh_png_and_nothing_of_the_file(server, desk, desk_app, tmp_path):
+    payload = picture(2) + b"TRAILING-POLYGLOT-PAYLOAD"
+    sent = server.submit("photo", files=[(payload, "evidence.jpg")])
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    page = client.get(f"/submission/{sent.submission_id}").get_data(as_text=True)
+    item_id = re.search(r'/item/([0-9a-f]+)/preview\.png', page).group(1)
+    preview = client.get(f"/item/{item_id}/preview.png")
+    assert preview.status_code == 200 and preview.mimetype == "image/png"
+    png = preview.get_data()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert b"TRAILING-POLYGLOT-PAYLOAD" not in png
+    assert Image.open(io.BytesIO(png)).size == (320, 240)
+
+
+def test_exact_and_near_duplicates_are_linked(server, desk, desk_app, tmp_path):
+    original = picture(3)
+    a = server.submit("first", files=[(original, "a.jpg")])
+    b = server.submit("second, same file", files=[(original, "b.jpg")])
+    smaller = picture(3, size=(160, 120), quality=60)
+    c = server.submit("third, resized", files=[(smaller, "c.jpg")])
+    d = server.submit("fourth, other scene", files=[(picture(11), "d.jpg")])
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    page = client.get(f"/submission/{a.submission_id}").get_data(as_text=True)
+    same = page.split("Same bytes in:")[1].split("</p>")[0]
+    assert b.submission_id[:12] in same and c.submission_id[:12] not in same
+    near = page.split("Similar pictures in:")[1].split("</p>")[0]
+    assert c.submission_id[:12] in near
+    assert d.submission_id[:12] not in page
+
+
+def test_submissions_of_one_witness_are_grouped(server, desk, desk_app, tmp_path):
+    first = server.submit("first visit")
+    again = server.submit_again(first.witness_id, "second visit")
+    other = server.submit("someone else")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    page = client.get(f"/witness/{first.witness_id}").get_data(as_text=True)
+    assert first.submission_id[:12] in page and again[:12] in page
+    assert other.submission_id[:12] not in page
+    page = client.get(f"/submission/{again}").get_data(as_text=True)
+    assert "1 other submission from this witness" in page
+
+
+def test_triage_changes_and_views_go_into_the_custody_log(server, desk, desk_app, tmp_path):
+    sent = server.submit("needs triage")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    token = _token(client.get(url))
+    refused = client.post(url + "/triage", data={"status": "verified"})
+    assert refused.status_code == 400  # no CSRF token, nothing changed
+    done = client.post(url + "/triage", data={
+        "csrf_token": token, "status": "verified", "priority": "3",
+        "assignee": "olena", "tags": "kharkiv, school ,"})
+    assert done.status_code == 303
+    client.post(url + "/note", data={"csrf_token": token, "note": "call back"})
+    client.post(url + "/case", data={"csrf_token": token, "case": "Kharkiv school"})
+    listed = client.get("/?tag=school&assignee=olena&priority=3&status=in+case+file")
+    assert sent.submission_id[:12] in listed.get_data(as_text=True)
+    assert sent.submission_id[:12] not in client.get("/?status=new").get_data(as_text=True)
+    with desk.open() as vault:
+        actions = [(r["action"], r["actor"]) for r in vault.conn.execute(
+            "SELECT * FROM custody WHERE subject = ? ORDER BY seq",
+            (f"submission:{sent.submission_id}",))]
+        assert custody.verify(vault.conn).ok
+    assert [a for a, _ in actions] == ["view", "status change", "priority change", "assign",
+                                       "tags change", "note", "added to case",
+                                       "status change"]
+    assert {actor for _, actor in actions} == {"tester"}
+
+
+def test_working_copy_download_is_logged_and_never_inline(server, desk, desk_app, tmp_path):
+    sent = server.submit("", files=[(b"\x00\x01\x02 opaque blob\n", "blob.dat")])
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    page = client.get(f"/submission/{sent.submission_id}")
+    item_id = re.search(r'/item/([0-9a-f]+)/download', page.get_data(as_text=True)).group(1)
+    got = client.post(f"/item/{item_id}/download", data={"csrf_token": _token(page)})
+    assert got.status_code == 200
+    assert got.mimetype == "application/octet-stream"
+    assert got.headers["Content-Disposition"].startswith("attachment;")
+    assert got.get_data() == b"\x00\x01\x02 opaque blob\n"
+    got.close()
+    assert client.get(f"/item/{item_id}/download").status_code == 405
+    with desk.open() as vault:
+        row = vault.conn.execute("SELECT action FROM custody WHERE subject = ?",
+                                 (f"item:{item_id}",)).fetchall()
+    assert [r[0] for r in row] == ["import", "download"]
+
+
+def test_broken_and_oversized_pictures_get_no_preview(server, desk, desk_app, tmp_path):
+    truncated = picture(5)[:400]
+    bomb = io.BytesIO()
+    Image.new("1", (12000, 8000)).save(bomb, format="PNG")  # 96 megapixels, a few KiB
+    sent = server.submit("odd pictures", files=[(truncated, "cut.jpg"),
+                                                (bomb.getvalue(), "huge.png")])
+    result = desk.import_(server.export(tmp_path / "b.tar"))
+    assert "0 damaged" in result.output
+    client = desk_app()
+    page = client.get(f"/submission/{sent.submission_id}").get_data(as_text=True)
+    assert "preview.png" not in page
+    assert page.count("No safe preview for this type.") == 2
+    with desk.open() as vault:
+        ids = [r[0] for r in vault.conn.execute(
+            "SELECT item_id FROM items WHERE kind = 'file' AND phash IS NULL")]
+    assert len(ids) == 2
+    for item_id in ids:
+        assert client.get(f"/item/{item_id}/preview.png").status_code == 404
+
+
+def test_list_filters_and_sorting(server, desk, desk_app, tmp_path):
+    import datetime as dt
+
+    plain = server.submit("words only")
+    with_file = server.submit("with a file", files=[(b"\x00\x01 data", "d.bin")])
+    urgent = server.submit("urgent one")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    with desk.open() as vault, vault.transaction() as conn:
+        from intake.workstation import triage
+
+        triage.update(conn, urgent.submission_id, priority=3)
+        triage.update(conn, plain.submission_id, priority=0)
+        conn.execute("UPDATE items SET flags = '[]'")
+        conn.execute("UPDATE items SET flags = '[\"not sanitized: timed out\"]' "
+                     "WHERE submission_id = ? AND kind = 'file'", (with_file.submission_id,))
+    client = desk_app()
+
+    def shown(query: str) -> list[str]:
+        page = client.get("/?" + query).get_data(as_text=True)
+        ids = {s.submission_id[:12]: s.submission_id for s in (plain, with_file, urgent)}
+        return [ids[m] for m in re.findall(r'class="sid">([0-9a-f]{12})<', page)]
+
+    assert shown("sort=priority") == [urgent.submission_id, with_file.submission_id,
+                                      plain.submission_id]
+    assert shown("has_files=yes") == [with_file.submission_id]
+    assert set(shown("has_files=no")) == {plain.submission_id, urgent.submission_id}
+    assert shown("flagged=yes") == [with_file.submission_id]
+    assert shown("flagged=timed+out") == [with_file.submission_id]
+    assert shown("flagged=virus") == []
+    today = dt.datetime.now(dt.UTC).date()  # the server's days are UTC
+    assert len(shown(f"day_from={today}&day_to={today}")) == 3
+    assert shown(f"day_from={today + dt.timedelta(days=1)}") == []
+    assert shown(f"day_to={today - dt.timedelta(days=1)}") == []
+    assert len(shown("language=en")) == 3 and shown("language=uk") == []

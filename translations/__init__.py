@@ -1,0 +1,2 @@
+"""The message catalogs, installed with the package as intake.translations
+(docs/translating.md)."""
