@@ -22,10 +22,28 @@ def _catalog(translations, lang):
         return read_po(f, locale=lang)
 
 
-def test_the_catalogs_are_complete_current_and_compiled(translations):
+def test_the_catalogs_are_complete_and_current(translations):
     """Fails on a message missing from messages.pot or lacking a translation in any
-    language, a fuzzy or malformed entry, or a .mo older than its .po."""
+    language, a fuzzy or malformed entry, or a catalog that does not compile."""
     assert translations.problems() == []
+
+
+def test_the_installed_catalogs_say_what_the_po_files_say(translations):
+    """The .mo files are compiled at install time, not committed: each says,
+    message by message, what its .po says (whatever Babel compiled it)."""
+    from babel.messages.mofile import read_mo
+
+    for lang in LANGS:
+        with translations.mo_path(lang).open("rb") as f:
+            installed = _messages(read_mo(f))
+        assert installed == _messages(_catalog(translations, lang)), lang
+
+
+def _messages(catalog) -> dict:
+    def plain(value):
+        return tuple(value) if isinstance(value, list | tuple) else value
+
+    return {plain(m.id): plain(m.string) for m in catalog if m.id}
 
 
 def test_every_language_has_a_catalog(translations):
@@ -36,7 +54,31 @@ def test_every_language_has_a_catalog(translations):
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_plural_forms_header(translations, lang):
-    assert _catalog(translations, lang).plural_forms == PLURAL_FORMS[lang]
+    """The same rule as written by any Babel version: compared by the form it
+    picks for each number, not by its spelling."""
+    catalog = _catalog(translations, lang)
+    written = PLURAL_FORMS[lang]
+    assert catalog.num_plurals == int(written.split("nplurals=")[1].split(";")[0])
+    rule = written.split("plural=")[1].rstrip(";")
+    assert translations.same_plural_rule(catalog.plural_expr, rule)
+    # Ukrainian: 1 файл, 2 файли, 5 файлів, 11 файлів, 21 файл, 22 файли, 111 файлів
+    if lang in ("uk", "ru", "be"):
+        import gettext
+
+        choose = gettext.c2py(catalog.plural_expr)
+        assert [choose(n) for n in (1, 2, 5, 11, 12, 21, 22, 25, 111, 112, 121)] == \
+            [0, 1, 2, 2, 2, 0, 1, 2, 2, 2, 0]
+
+
+def test_a_plural_rule_that_chooses_otherwise_is_caught(translations):
+    english = "(n != 1)"
+    assert translations.same_plural_rule(english, "n != 1")
+    assert not translations.same_plural_rule(english, "(n > 1)")
+    slavic_old = PLURAL_FORMS["uk"].split("plural=")[1].rstrip(";")
+    slavic_new = ("n % 10 == 1 && n % 100 != 11 ? 0 : n % 10 >= 2 && n % 10 <= 4 && "
+                  "(n % 100 < 12 || n % 100 > 14) ? 1 : 2")
+    assert translations.same_plural_rule(slavic_old, slavic_new)  # Babel 2.18 vs 2.19
+    assert not translations.same_plural_rule(slavic_old, slavic_new.replace("<= 4", "<= 3"))
 
 
 @pytest.mark.parametrize("lang", ["uk", "ru", "be"])
