@@ -5,6 +5,7 @@ without the other's libraries."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
@@ -20,6 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("intake.workstation.cli:keygen", "workstation"),
     "decrypt": ("intake.workstation.cli:decrypt", "workstation"),
     "vault": ("intake.workstation.cli:vault", "workstation"),
+}
+
+# What each place's extra installs (pyproject.toml): its commands need them.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "server": ("gunicorn", "sqlalchemy", "psycopg", "magic", "pikepdf", "lxml", "mutagen"),
+    "workstation": ("snowballstemmer", "PIL"),
 }
 
 
@@ -47,13 +54,11 @@ class Commands(click.Group):
         if cmd_name not in COMMANDS:
             return None
         where, place = COMMANDS[cmd_name]
+        missing = [m for m in NEEDS[place] if importlib.util.find_spec(m) is None]
+        if missing:
+            return NotInstalled(cmd_name, place, missing[0])
         module, _, attr = where.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.split(".")[0] == "intake":
-                raise
-            return NotInstalled(cmd_name, place, exc.name or "a library")
+        return getattr(importlib.import_module(module), attr)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,45 @@ from support import FAST_KDF, PASSPHRASE, make_config  # noqa: F401  (re-exporte
 
 from intake.format import teamkeys
 from intake.server.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+# What running Python and the tools leave in a checkout by design.
+CACHES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", ".import_linter_cache"}
+
+
+def _checkout_state() -> set[str] | None:
+    """Every changed, untracked or ignored path git sees in the checkout (the
+    caches aside), or None outside a git checkout."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        return None
+    out = subprocess.run([git, "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                          "--ignored=matching"], cwd=ROOT, capture_output=True, check=True)
+    entries = out.stdout.decode(errors="replace").split("\0")
+    return {e for e in entries if e and not CACHES & set(Path(e[3:]).parts)}
+
+
+def pytest_sessionstart(session):
+    session.config.stash[CHECKOUT] = _checkout_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test leaves no trace: the session fails when the checkout changed."""
+    before = session.config.stash.get(CHECKOUT, None)
+    after = _checkout_state()
+    if before is None or after is None or before == after:
+        return
+    changed = sorted(after ^ before)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("The tests changed the checkout (they must write under a "
+                            "temporary folder only):", red=True)
+        for entry in changed[:20]:
+            reporter.write_line(f"  {entry}")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+CHECKOUT = pytest.StashKey[set[str] | None]()
 
 PG_URL = os.environ.get("INTAKE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

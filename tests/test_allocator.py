@@ -61,7 +61,8 @@ def test_a_body_is_read_without_faulting_its_buffers_in_again():
 
 def test_every_worker_is_tuned_after_fork():
     assert SETTINGS["post_fork"] is post_fork
-    out = subprocess.run([sys.executable, "-c", "import gc; from intake.server.gunicorn import post_fork; "
+    out = subprocess.run([sys.executable, "-c",
+                          "import gc; from intake.server.gunicorn import post_fork; "
                           "before = gc.get_freeze_count(); post_fork(None, None); "
                           "print(before, gc.get_freeze_count())"],
                          capture_output=True, text=True, check=True, timeout=60)

@@ -48,15 +48,14 @@ def witness_pages(client, lang: str) -> list[Page]:
     pages.append(_page("empty submission", "POST", submit(client, "")))
     pages.append(_page("not found", "GET", client.get("/no-such-page")))
     pages.append(_page("not allowed", "GET", client.get("/submit")))
-    if client.get("/login").status_code != 404:
-        code = codename_of(receipt.get_data(as_text=True))
-        pages.append(_page("login", "GET", client.get("/login")))
-        pages.append(_page("login failed", "POST", login(client, "wrong words")))
-        assert login(client, code).status_code == 302
-        # Logging in starts a new session; test_the_choice_survives_logging_in
-        # covers whether the language survives it, here only the links matter.
-        pages.append(_page("account", "GET", client.get(f"/account?lang={lang}")))
-        token = csrf_token(client, "/login")
-        pages.append(_page("logged out", "POST",
-                           client.post("/logout", data={"csrf_token": token})))
+    code = codename_of(receipt.get_data(as_text=True))
+    pages.append(_page("login", "GET", client.get("/login")))
+    pages.append(_page("login failed", "POST", login(client, "wrong words")))
+    assert login(client, code).status_code == 302
+    # Logging in starts a new session; test_the_choice_survives_logging_in
+    # covers whether the language survives it, here only the links matter.
+    pages.append(_page("account", "GET", client.get(f"/account?lang={lang}")))
+    token = csrf_token(client, "/login")
+    pages.append(_page("logged out", "POST",
+                       client.post("/logout", data={"csrf_token": token})))
     return pages
