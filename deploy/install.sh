@@ -5,7 +5,9 @@
 #   deploy/install.sh --dry-run  print each step, change nothing
 #
 # It installs tor and the system packages from Debian, makes the system user
-# "intake", a virtualenv with the project in /opt/intake, the data folder
+# "intake", a root-owned virtualenv in /opt/intake holding exactly what
+# requirements/server.txt pins (each package checked against its hash), the
+# data folder
 # /var/lib/intake (0700), the settings in /etc/intake, the systemd units and
 # the torrc, then prints the onion addresses. See docs/operations.md.
 set -euo pipefail
@@ -71,12 +73,13 @@ step "Make the data folder $DATA_DIR (0700, $SERVICE_USER only)"
 run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$DATA_DIR"
 run chmod 0700 "$DATA_DIR"
 
-step "Copy the project to $PREFIX/src and install it in a virtualenv"
+step "Copy the project to $PREFIX/src and install it in a virtualenv, from the hashed lock"
 run install -d -m 0755 "$PREFIX"
 run rm -rf "$PREFIX/src.new"
 run install -d -m 0755 "$PREFIX/src.new"
 run tar -C "$SOURCE" --exclude=./.venv --exclude=./.git --exclude=__pycache__ \
-    --exclude=./demo --exclude=./bench/out -cf "$PREFIX/src.tar" .
+    --exclude=./demo --exclude=./bench/out --exclude=./node_modules --exclude=./build \
+    --exclude='*.egg-info' -cf "$PREFIX/src.tar" .
 run tar -C "$PREFIX/src.new" -xf "$PREFIX/src.tar"
 run rm -f "$PREFIX/src.tar"
 run rm -rf "$PREFIX/src"
@@ -86,8 +89,14 @@ if [ -x "$VENV/bin/python" ]; then
 else
   run python3 -m venv "$VENV"
 fi
-run "$VENV/bin/pip" install -q --upgrade pip
-run "$VENV/bin/pip" install -q "$PREFIX/src"
+# Exactly the server's lock, every file checked against its hash; then the
+# project itself, which resolves nothing more (its build needs only what the
+# lock holds: setuptools and Babel, which compiles the catalogs).
+run "$VENV/bin/pip" install -q --require-hashes -r "$PREFIX/src/requirements/server.txt"
+run "$VENV/bin/pip" install -q --no-deps --no-build-isolation "$PREFIX/src"
+# The service runs as $SERVICE_USER and must not be able to change its own code.
+run chown -R root:root "$PREFIX"
+run chmod -R go-w "$PREFIX"
 
 step "Install the settings in $ETC"
 run install -d -m 0755 "$ETC" "$ETC/keys"

@@ -54,18 +54,29 @@ def test_dry_run_prints_each_step_and_changes_nothing(tmp_path):
     out = result.stdout
     for step in ["Install tor and the system packages from Debian",
                  "Make the system user intake", "Make the data folder /var/lib/intake (0700",
-                 "Copy the project to /opt/intake/src and install it in a virtualenv",
+                 "Copy the project to /opt/intake/src and install it in a virtualenv, "
+                 "from the hashed lock",
                  "Install the systemd units",
                  "Install the torrc", "Start the services", "Onion addresses"]:
         assert f"== {step}" in out, step
     for command in ["+ env DEBIAN_FRONTEND=noninteractive apt-get install -y",
                     "+ install -d -m 0700 -o intake -g intake /var/lib/intake",
                     "+ python3 -m venv /opt/intake/venv",
+                    "+ /opt/intake/venv/bin/pip install -q --require-hashes -r "
+                    "/opt/intake/src/requirements/server.txt",
+                    "+ /opt/intake/venv/bin/pip install -q --no-deps --no-build-isolation "
+                    "/opt/intake/src",
+                    "+ chown -R root:root /opt/intake",
+                    "+ chmod -R go-w /opt/intake",
                     "+ install -m 0644 " + str(DEPLOY / "torrc") + " /etc/tor/torrc",
                     "+ systemctl enable intake-retention.timer",
                     "+ systemctl restart tor.service"]:
         assert command in out, command
     assert " tor " in out.split("apt-get install", 1)[1].split("\n", 1)[0] + " "
+    # pip never installs anything the lock does not pin and hash.
+    pip_lines = [line for line in out.splitlines() if "/bin/pip " in line]
+    assert len(pip_lines) == 2 and "--upgrade" not in out
+    assert pip_lines[0].count("--require-hashes") == 1 and "--no-deps" in pip_lines[1]
     for line in (DEPLOY / "packages-server.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             assert line.strip() in out
