@@ -282,7 +282,24 @@ def test_a_submission_goes_from_a_server_install_to_a_workstation_install(venvs,
     out = _run([workstation, "vault", "import", str(bundle), "--key",
                 str(tmp_path / "ws" / "team.key"), "--passphrase-file", str(passfile),
                 "--vault", str(vault)], env=ws_env).stdout
-    assert "1 new" in out or "2 new" in out, out
+    assert out.startswith("2 new"), out  # the testimony and the file
+    # Every vault command runs in the workstation install.
+    (folder,) = (tmp_path / "out").iterdir()
+    submission = folder.name.split("_", 1)[1]
+    in_vault = ["--vault", str(vault)]
+    vault_cmd = [workstation, "vault"]
+    assert "custody log intact" in _run([*vault_cmd, "verify-log", *in_vault], env=ws_env).stdout
+    message = tmp_path / "reply.txt"
+    message.write_text("Дякуємо. Ми прочитали.\n")
+    _run([*vault_cmd, "reply", submission, "--message-file", str(message), *in_vault],
+         env=ws_env)
+    out = _run([*vault_cmd, "export-replies", "--out", str(tmp_path / "replies.tar"),
+                *in_vault], env=ws_env).stdout
+    assert "wrote 1 reply" in out
+    _run([*vault_cmd, "case-add", "case-1", submission, *in_vault], env=ws_env)
+    out = _run([*vault_cmd, "export-case", "case-1", "--out", str(tmp_path / "case"),
+                *in_vault], env=ws_env).stdout
+    assert "sha256sum -c SHA256SUMS" in out
 
     port = _free_port()
     desk = _serve([workstation, "vault", "serve", "--port", str(port), "--vault", str(vault)],
@@ -294,3 +311,6 @@ def test_a_submission_goes_from_a_server_install_to_a_workstation_install(venvs,
         assert "Тестування з колеса" in listing.text or "submission/" in listing.text
     finally:
         _stop(desk)
+    out = _run([workstation, "vault", "delete", submission, "--reason", "test", "--yes",
+                "--vault", str(vault)], env=ws_env).stdout
+    assert f"deleted submission {submission}" in out
