@@ -64,7 +64,7 @@ test: test-system-packages venv node_modules/.package-lock.json
 	$(VENV)/bin/ruff check intake tests bench scripts
 	$(VENV)/bin/lint-imports
 	$(PY) scripts/translations.py check
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
 
 test-tor: test-system-packages venv
 	$(PY) -m pytest -q -m tor $(PYTEST_ARGS)
