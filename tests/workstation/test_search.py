@@ -17,7 +17,8 @@ TESTIMONIES = {
 
 def matching(conn, text: str) -> list[str]:
     """The submissions the desk's search box finds, best first."""
-    return [row.submission_id for row in triage.list_submissions(conn, triage.Filters(query=text))]
+    page = triage.list_submissions(conn, triage.Filters(query=text, sort="relevance"))
+    return [row.submission_id for row in page.rows]
 
 
 @pytest.fixture(scope="module")
