@@ -140,7 +140,8 @@ def snippet(body_marked: str, terms_marked: str) -> Snippet:
     first = min(hits) if hits else 0
     lo = max(0, first - SNIPPET_WORDS_BEFORE)
     hi = min(len(words), first + SNIPPET_WORDS_AFTER) - 1
-    start, end = (words[lo][0] if lo else 0), words[hi][1]
+    start = words[lo][0] if lo else 0
+    end = words[hi][1] if hi < len(words) - 1 else len(body.rstrip())
     pieces, pos = [], start
     for i in range(lo, hi + 1):
         a, b = words[i]

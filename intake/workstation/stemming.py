@@ -12,7 +12,7 @@ Belarusian has no Snowball stemmer and no pymorphy3 dictionary. Measured on
 130 forms of 20 words (tests/workstation/test_stemming.py), Hunspell's be_BY
 joins 91 % of the forms to their word; Apertium's Belarusian analyser 83 %,
 the LibreOffice be_BY (GrammarDB) 75 %, Russian Snowball 51 %, pymorphy3's
-guesses 45-52 %, the word as written 15 %. Where be_BY is not installed,
+guesses 37-45 %, the word as written 15 %. Where be_BY is not installed,
 Belarusian words are found as written and the desk says so.
 
 A word gets one canonical term (the least of its lemmas, so that the same
@@ -83,7 +83,7 @@ def _is_latin(word: str) -> bool:
     return all(c.isascii() for c in word)
 
 
-def _known(word: str, lang: str) -> set[str]:
+def known_lemmas(word: str, lang: str) -> set[str]:
     """The word's lemmas in `lang`'s dictionary; empty when it does not know the word."""
     if lang == "be":
         speller = _hunspell()
@@ -94,7 +94,7 @@ def _known(word: str, lang: str) -> set[str]:
     return {p.normal_form for p in morph.parse(word) if p.is_known}
 
 
-def _guess(word: str, lang: str) -> set[str]:
+def guessed_lemmas(word: str, lang: str) -> set[str]:
     """pymorphy3's guess for a word its dictionary lacks (names, new words)."""
     if lang not in ("uk", "ru"):
         return set()
@@ -117,12 +117,12 @@ def word_terms(word: str, lang: str) -> WordTerms:
     found: set[str] = set()
     used = ""
     for candidate in order:
-        found = _known(word, candidate)
+        found = known_lemmas(word, candidate)
         if found:
             used = candidate
             break
     if not found:
-        found, used = _guess(word, lang) or {word}, lang
+        found, used = guessed_lemmas(word, lang) or {word}, lang
     if used == "ru":
         found |= _russian_stem(word)
     terms = sorted({normalize(t) for t in found} - {""}) or [normalize(word)]
@@ -137,7 +137,7 @@ def query_terms(word: str) -> frozenset[str]:
         return frozenset({normalize(_snowball("english").stemWord(word))})
     terms = {word} | _russian_stem(word)
     for lang in CYRILLIC:
-        terms |= _known(word, lang) or _guess(word, lang)
+        terms |= known_lemmas(word, lang) or guessed_lemmas(word, lang)
     return frozenset(normalize(t) for t in terms) - {""}
 
 

@@ -2,9 +2,9 @@
 the follow-ups) and every reply the team wrote to them, in order.
 
 The server keeps only the day a submission arrived, so the order is by day,
-and within a day by when the workstation learnt of each event: a submission
-when its first item was imported, a reply when it was written. A reply thus
-always follows what it answers.
+and within a day by when the workstation learnt of each event, as the custody
+log's order says: a submission when its first item was imported, a reply when
+it was written. A reply thus always follows what it answers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class Event:
     day: str
     at: str                     # when the workstation imported or wrote it (UTC)
     submission_id: str          # the submission, or the one a reply answers
+    seq: int = 0                # its custody log entry: import, or the reply
     status: str = ""
     testimony: str | None = None
     testimony_cut: bool = False
@@ -34,12 +35,22 @@ class Event:
     team_copy: bool = False     # whether the team can re-read it
 
 
-def _imported_at(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
+def _imported(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
+    """Each submission's first import entry in the custody log: (seq, at)."""
     marks = ",".join("?" * len(ids))
-    return dict(conn.execute(
-        "SELECT i.submission_id, MIN(c.at) FROM items i JOIN custody c"  # noqa: S608
+    return {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT i.submission_id, MIN(c.seq), MIN(c.at) FROM items i JOIN custody c"  # noqa: S608
         " ON c.subject = 'item:' || i.item_id AND c.action = 'import'"
-        f" WHERE i.submission_id IN ({marks}) GROUP BY i.submission_id", ids).fetchall())
+        f" WHERE i.submission_id IN ({marks}) GROUP BY i.submission_id", ids)}
+
+
+def _written(conn: sqlite3.Connection, witness_id: str) -> dict[str, int]:
+    """Each reply's entry in the custody log: reply id -> seq."""
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT json_extract(c.detail, '$.reply_id'), c.seq FROM replies r JOIN custody c"
+        " ON c.subject = 'submission:' || r.submission_id AND c.action = 'reply'"
+        " AND json_extract(c.detail, '$.reply_id') = r.reply_id WHERE r.witness_id = ?",
+        (witness_id,))}
 
 
 def _read(vault: Vault, item_id: str) -> tuple[str, bool]:
@@ -57,10 +68,12 @@ def thread(vault: Vault, witness_id: str) -> list[Event]:
     if not subs:
         return []
     ids = [s["submission_id"] for s in subs]
-    imported = _imported_at(conn, ids)
+    imported = _imported(conn, ids)
     events = {s["submission_id"]: Event("submission", s["received_day"],
-                                        imported.get(s["submission_id"], ""),
-                                        s["submission_id"], status=s["status"]) for s in subs}
+                                        imported.get(s["submission_id"], (0, ""))[1],
+                                        s["submission_id"],
+                                        imported.get(s["submission_id"], (0, ""))[0],
+                                        status=s["status"]) for s in subs}
     marks = ",".join("?" * len(ids))
     for it in conn.execute(f"SELECT * FROM items WHERE submission_id IN ({marks})"  # noqa: S608
                            " ORDER BY kind DESC, item_id", ids):
@@ -73,11 +86,11 @@ def thread(vault: Vault, witness_id: str) -> list[Event]:
                                     it["detected_type"]), "size": it["size"],
                                 "flags": json.loads(it["flags"])})
     out = list(events.values())
+    written = _written(conn, witness_id)
     for r in conn.execute("SELECT r.*, c.reply_id AS copy FROM replies r LEFT JOIN"
                           " reply_copies c ON c.reply_id = r.reply_id WHERE r.witness_id = ?",
                           (witness_id,)):
         out.append(Event("reply", r["created_at"][:10], r["created_at"], r["submission_id"],
-                         reply_id=r["reply_id"], exported_at=r["exported_at"],
-                         team_copy=r["copy"] is not None))
-    order = {"submission": 0, "reply": 1}
-    return sorted(out, key=lambda e: (e.day, e.at, order[e.kind], e.submission_id))
+                         written.get(r["reply_id"], 0), reply_id=r["reply_id"],
+                         exported_at=r["exported_at"], team_copy=r["copy"] is not None))
+    return sorted(out, key=lambda e: (e.day, e.seq, e.at, e.submission_id))
