@@ -93,8 +93,8 @@ def main() -> None:
         try:
             rows = [(name, goal, *measure(base + path)) for name, path, goal in PAGES]
             witness = max(load.threads, key=lambda w: len(load.threads[w]))
-            rows.append(("a witness's thread (%d submissions)" % len(load.threads[witness]),
-                         LIST_GOAL, *measure(f"{base}/witness/{witness}")))
+            name = f"a witness's thread ({len(load.threads[witness])} submissions)"
+            rows.append((name, LIST_GOAL, *measure(f"{base}/witness/{witness}")))
         finally:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=30)
