@@ -70,11 +70,12 @@ test-tor: test-system-packages venv
 	$(PY) -m pytest -q -m tor $(PYTEST_ARGS)
 
 # Upload (bench/RESULTS.md), sanitizers and vault import, each in the same run
-# as what it is compared with.
+# as what it is compared with; the desk over 10,000 generated submissions.
 bench: test-system-packages venv
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/sanitize_bench.py --out bench/RESULTS-sanitize.md
 	$(PY) bench/vault_bench.py | tee bench/RESULTS-vault.md
+	$(PY) bench/desk_bench.py --out bench/RESULTS-desk.md
 
 clean:
 	rm -rf $(VENV) demo bench/out node_modules test-artifacts

@@ -34,7 +34,9 @@ LOCKS = {"server": ["server"], "workstation": ["workstation"],
 PIN = re.compile(r"^([A-Za-z0-9._-]+)(\[[^\]]*\])?==([^\s;\\]+)", re.M)
 SERVER_ONLY = ("gunicorn", "sqlalchemy", "psycopg", "magic", "pikepdf", "pillow_heif",
                "mutagen", "lxml", "pyotp")
-WORKSTATION_ONLY = ("snowballstemmer",)
+# The vault's search stack: stemmers, morphological dictionaries, language detection.
+WORKSTATION_ONLY = ("snowballstemmer", "pymorphy3", "pymorphy3_dicts_uk", "pymorphy3_dicts_ru",
+                    "hunspell", "lingua")
 
 
 def _name(text: str) -> str:
@@ -83,7 +85,8 @@ def test_a_place_never_carries_the_other_places_libraries():
         pins(ROOT / "requirements" / "workstation.txt")
     assert not {"gunicorn", "sqlalchemy", "psycopg", "python-magic", "pikepdf", "pillow-heif",
                 "mutagen", "lxml", "pyotp"} & workstation.keys()
-    assert "snowballstemmer" not in server
+    assert not {"snowballstemmer", "pymorphy3", "pymorphy3-dicts-uk", "pymorphy3-dicts-ru",
+                "chunspell", "lingua-language-detector"} & server.keys()
 
 
 def test_the_locks_are_what_make_lock_makes(tmp_path):

@@ -265,3 +265,76 @@ def test_queue_names_item_kinds_in_the_pages_language(staff_app, app):
     assert "<td>testimony</td>" in english and "<td>file</td>" in english
     ukrainian = client.get("/?lang=uk").text
     assert "<td>свідчення</td>" in ukrainian and "<td>файл</td>" in ukrainian
+
+
+def _many_items(staff_app, n: int) -> dict[str, list[str]]:
+    """`n` queue rows from three witnesses, written straight into the database
+    (only the page is under test here): witness id -> its item ids."""
+    import datetime as dt
+    import secrets
+
+    from intake.server.models import Submission, Witness
+
+    out: dict[str, list[str]] = {}
+    with staff_app.extensions["intake"].db.sessions() as s:
+        witnesses = []
+        for _ in range(3):
+            w = Witness(id=secrets.token_hex(16), lookup_hash=secrets.token_hex(32),
+                        reply_public_key=secrets.token_bytes(32),
+                        created_day=dt.date(2026, 1, 1), last_active_day=dt.date(2026, 1, 1))
+            s.add(w)
+            witnesses.append(w.id)
+        s.flush()
+        for i in range(n):
+            witness_id = witnesses[i % 3]
+            sub = Submission(id=secrets.token_hex(16), witness_id=witness_id,
+                             received_day=dt.date(2026, 1, 1) + dt.timedelta(days=i % 40))
+            s.add(sub)
+            s.flush()
+            item = Item(id=secrets.token_hex(16), submission_id=sub.id,
+                        kind=("testimony", "file")[i % 2], size=1000 + i, sha256="0" * 64,
+                        received_day=sub.received_day,
+                        state="exported" if i % 5 == 0 else "waiting",
+                        exported_day=dt.date(2026, 3, 1) if i % 5 == 0 else None)
+            s.add(item)
+            out.setdefault(witness_id, []).append(item.id)
+        s.commit()
+    return out
+
+
+def test_the_queue_is_paged_with_counts_and_keeps_its_filters(staff_app):
+    from html import unescape
+    from urllib.parse import parse_qs, urlparse
+
+    made = _many_items(staff_app, 130)
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    first = client.get("/").text
+    assert "104 new items, 26 downloaded." in first
+    assert "130 items: 1 to 50 shown, page 1 of 3" in first
+    assert len(re.findall(r'name="item" value="', first)) == 50
+
+    def walk(url):
+        seen, days = [], []
+        while url:
+            page = client.get(url).text
+            seen += re.findall(r'name="item" value="([0-9a-f]{32})"', page)
+            days += re.findall(r"<td>(\d{4}-\d\d-\d\d)</td>", page)
+            nxt = re.search(r'<a href="([^"]+)" rel="next">', page)
+            url = unescape(nxt.group(1)) if nxt else ""
+        return seen, days
+
+    seen, days = walk("/?state=waiting&kind=file&sort=newest")
+    assert len(seen) == len(set(seen)) == 52
+    assert days == sorted(days, reverse=True)
+    page = client.get("/?state=waiting&kind=file&sort=newest").text
+    nxt = unescape(re.search(r'<a href="([^"]+)" rel="next">', page).group(1))
+    assert parse_qs(urlparse(nxt).query) == {"state": ["waiting"], "kind": ["file"],
+                                             "sort": ["newest"], "page": ["2"]}
+    witness_id, items = next(iter(made.items()))
+    seen, _ = walk(f"/?witness={witness_id}")
+    assert sorted(seen) == sorted(items)
+    assert "No item matches." in client.get("/?day_from=2030-01-01").text
+    assert "page 3 of 3" in client.get("/?page=99").text  # past the end: the last page
+    assert client.get("/?state=<script>&sort=x&day_to=never").status_code == 200

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from intake.workstation import custody, triage
@@ -134,8 +135,10 @@ def _item_target(folder: Path, it: dict, used: set[Path]) -> Path:
     return target
 
 
-def export(vault: Vault, case: str, out: Path, actor: str | None = None) -> int:
-    """Writes the case package into `out` (new or empty). Returns the number of files."""
+def export(vault: Vault, case: str, out: Path, actor: str | None = None,
+           progress: Callable[[int, int], None] | None = None) -> int:
+    """Writes the case package into `out` (new or empty). Returns the number of
+    files. `progress(items copied, items in all)` is told after each item."""
     conn = vault.conn
     case = _check_name(case)
     sids = members(conn, case)
@@ -144,8 +147,11 @@ def export(vault: Vault, case: str, out: Path, actor: str | None = None) -> int:
     if out.exists() and any(out.iterdir()):
         raise CaseError(f"{out} is not empty; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
+    total = conn.execute("SELECT COUNT(*) FROM items i JOIN case_submissions c ON"
+                         " c.submission_id = i.submission_id WHERE c.case_name = ?",
+                         (case,)).fetchone()[0]
     sums: dict[str, str] = {}
-    described, subjects, used = [], {f"case:{case}"}, set()
+    described, subjects, used, copied = [], {f"case:{case}"}, set(), 0
     try:
         for sid in sids:
             sub = triage.submission(conn, sid)
@@ -158,6 +164,9 @@ def export(vault: Vault, case: str, out: Path, actor: str | None = None) -> int:
                 target = _item_target(folder, it, used)
                 sums[str(target.relative_to(out))] = _copy_checked(
                     vault.item_path(it["item_id"]), target, it["sha256_kept"])
+                copied += 1
+                if progress is not None:
+                    progress(copied, total)
                 meta = it["metadata"]
                 items.append({"item_id": it["item_id"], "kind": it["kind"],
                               "path": str(target.relative_to(out)),

@@ -183,8 +183,14 @@ def check_loopback(host: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Loopback address to listen on (127.0.0.1 or ::1; nothing else).")
 @click.option("--port", default=8090, show_default=True, type=int, help="Port to listen on.")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The team's private key file (NAME.key), to re-read replies on the "
+              "desk; its passphrase is asked on the page each time.")
+@click.option("--exports", "exports_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for exports started from the desk (default: VAULT/exports).")
 @with_vault
-def serve(vault: Vault, host: str, port: int) -> None:
+def serve(vault: Vault, host: str, port: int, key_path: Path | None,
+          exports_dir: Path | None) -> None:
     """Serve the triage pages on this machine only."""
     try:
         host = check_loopback(host)
@@ -198,7 +204,7 @@ def serve(vault: Vault, host: str, port: int) -> None:
 
     # The request log would print submission ids to the terminal; it says nothing useful.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_vault_app(vault.root)
+    app = create_vault_app(vault.root, key_file=key_path, exports_dir=exports_dir)
     server = make_server(host, port, app, threaded=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Triage pages on http://{shown}:{server.server_port}/ (vault: {vault.root}); "

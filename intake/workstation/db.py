@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from intake.workstation import search
+
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -87,9 +89,30 @@ CREATE TABLE IF NOT EXISTS custody (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS custody_by_subject ON custody(subject);
-CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
-    item_id UNINDEXED, submission_id UNINDEXED, body, stems,
-    tokenize = 'unicode61 remove_diacritics 2'
+-- The desk's list: one index per sort order (triage.SORTS), the witness's
+-- thread, and replies by witness.
+CREATE INDEX IF NOT EXISTS submissions_by_day ON submissions(received_day, submission_id);
+CREATE INDEX IF NOT EXISTS submissions_by_priority
+    ON submissions(priority, received_day, submission_id);
+CREATE INDEX IF NOT EXISTS submissions_by_status
+    ON submissions(status, received_day, submission_id);
+CREATE INDEX IF NOT EXISTS submissions_by_language
+    ON submissions(language, received_day, submission_id);
+CREATE INDEX IF NOT EXISTS submissions_by_witness ON submissions(witness_id, received_day);
+CREATE INDEX IF NOT EXISTS items_by_submission_kind ON items(submission_id, kind);
+CREATE INDEX IF NOT EXISTS replies_by_witness ON replies(witness_id, created_at);
+-- The team's public keys, learnt on import: every reply is also sealed to them.
+CREATE TABLE IF NOT EXISTS team_keys (
+    fingerprint TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    name TEXT NOT NULL
+);
+-- The team's copy of each reply (VAULT/replies/<id>.team.env).
+CREATE TABLE IF NOT EXISTS reply_copies (
+    reply_id TEXT PRIMARY KEY REFERENCES replies(reply_id),
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    fingerprints TEXT NOT NULL
 );
 """
 
@@ -103,5 +126,6 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(SCHEMA)
+    search.upgrade(conn)  # the full-text index (search.py), made or brought up to date
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return conn

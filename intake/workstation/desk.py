@@ -27,12 +27,23 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from intake.format import teamkeys
 from intake.pages.flask_app import new_app, templates_dir
 from intake.pages.languages import LANGUAGES as PAGE_LANGUAGES
-from intake.workstation import cases, custody, images, replies, triage
+from intake.workstation import (
+    cases,
+    custody,
+    desk_exports,
+    images,
+    replies,
+    stemming,
+    threads,
+    triage,
+)
 from intake.workstation.language import LANGUAGES
 from intake.workstation.safe_names import safe_output_name
 from intake.workstation.vault import Vault
+from intake.workstation.visible import visible
 
 # The staff's own language, from the browser's Accept-Language; English otherwise.
 UI_LANGUAGES = list(PAGE_LANGUAGES)
@@ -59,16 +70,33 @@ def _text_preview(vault: Vault, item: dict) -> str | None:
         return f.read(TEXT_PREVIEW_BYTES).decode(errors="replace")
 
 
+def _opening(vault: Vault):
+    """A testimony's first characters, for a row of the list."""
+    def read(item_id: str) -> str:
+        with open(vault.item_path(item_id), "rb") as f:
+            text = f.read(triage.SNIPPET_CHARS * 4).decode(errors="replace")
+        cut = len(text) > triage.SNIPPET_CHARS
+        return text[:triage.SNIPPET_CHARS] + ("…" if cut else "")
+    return read
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+
+
 @bp.get("/")
 def index():
     vault = _vault()
     filters = triage.Filters.from_args(request.args)
-    rows = triage.list_submissions(vault.conn, filters)
-    return render_template("vault/list.html", rows=rows, f=filters,
+    page = triage.list_submissions(vault.conn, filters, _page_number(),
+                                   opening=_opening(vault))
+    return render_template("vault/list.html", page=page, rows=page.rows, f=filters,
                            statuses=triage.STATUSES, priorities=triage.PRIORITIES,
                            sorts=triage.SORTS, languages=LANGUAGES,
                            tags=triage.choices(vault.conn, "tag"),
-                           assignees=triage.choices(vault.conn, "assignee"))
+                           assignees=triage.choices(vault.conn, "assignee"),
+                           belarusian=stemming.belarusian_dictionary())
 
 
 @bp.get("/submission/<submission_id>")
@@ -95,12 +123,41 @@ def submission(submission_id: str):
                            cases=cases.names(vault.conn), replies=queued)
 
 
+def _thread_page(witness_id: str, opened: dict[str, str] | None = None,
+                 refused: str = "", status: int = 200):
+    vault = _vault()
+    events = threads.thread(vault, witness_id)
+    if not events:
+        abort(404)
+    return render_template("vault/witness.html", witness_id=witness_id, events=events,
+                           opened=opened or {}, refused=refused,
+                           can_read=current_app.config["VAULT_KEY_FILE"] is not None), status
+
+
 @bp.get("/witness/<witness_id>")
 def witness(witness_id: str):
-    subs = triage.witness_submissions(_vault().conn, witness_id)
-    if not subs:
-        abort(404)
-    return render_template("vault/witness.html", witness_id=witness_id, subs=subs)
+    return _thread_page(witness_id)
+
+
+@bp.post("/witness/<witness_id>/read-replies")
+def read_replies(witness_id: str):
+    """Opens the team's copies of the replies in this thread with the team key,
+    unlocked for this request only and forgotten after it."""
+    key_file = current_app.config["VAULT_KEY_FILE"]
+    if key_file is None:
+        abort(400)
+    passphrase = request.form.get("passphrase", "").encode()
+    try:
+        key = teamkeys.load_private_key(key_file, passphrase)
+    except teamkeys.KeyFileError:
+        return _thread_page(witness_id, refused=_(
+            "The key could not be unlocked with that passphrase. Nothing was opened."),
+            status=403)
+    try:
+        opened = replies.read_thread_replies(_vault(), witness_id, key, _actor())
+    finally:
+        del key
+    return _thread_page(witness_id, opened=opened)
 
 
 def _back(submission_id: str):
@@ -144,10 +201,15 @@ def add_to_case(submission_id: str):
 
 @bp.post("/submission/<submission_id>/reply")
 def reply(submission_id: str):
+    vault = _vault()
     try:
-        replies.write_reply(_vault(), submission_id, request.form.get("message", ""), _actor())
+        replies.write_reply(vault, submission_id, request.form.get("message", ""), _actor())
     except replies.ReplyError:
         abort(400)
+    if request.form.get("back") == "thread":
+        witness_id = vault.conn.execute("SELECT witness_id FROM submissions WHERE"
+                                        " submission_id = ?", (submission_id,)).fetchone()[0]
+        return redirect(url_for("vault.witness", witness_id=witness_id) + "#message", code=303)
     return _back(submission_id)
 
 
@@ -219,12 +281,18 @@ def _locale() -> str:
     return request.accept_languages.best_match(UI_LANGUAGES) or "en"
 
 
-def create_vault_app(vault_root: Path, actor: str | None = None) -> Flask:
+def create_vault_app(vault_root: Path, actor: str | None = None,
+                     key_file: Path | None = None, exports_dir: Path | None = None) -> Flask:
+    """`key_file` (the team's private key file) lets the desk open the team's
+    copies of replies, with the passphrase asked each time; `exports_dir` is
+    where exports started from the desk go (default: VAULT/exports)."""
     Vault(vault_root).close()  # creates the folders and tables, or fails here
     app = new_app("intake.workstation", _locale)
     app.config.update(
         SECRET_KEY=os.urandom(32),  # forms live as long as this process
         VAULT_ROOT=vault_root,
+        VAULT_KEY_FILE=key_file,
+        VAULT_EXPORTS=exports_dir or vault_root / "exports",
         VAULT_ACTOR=actor or custody.default_actor(),
         WTF_CSRF_SSL_STRICT=False,
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -239,5 +307,7 @@ def create_vault_app(vault_root: Path, actor: str | None = None) -> Flask:
             vault.close()
 
     _errors(app)
+    app.add_template_filter(visible, "visible")
     app.register_blueprint(bp)
+    app.register_blueprint(desk_exports.bp)
     return app

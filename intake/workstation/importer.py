@@ -23,7 +23,7 @@ from nacl.public import PrivateKey
 from intake.format.bundle import BundleReader, Entry
 from intake.format.envelope import EnvelopeError, EnvelopeReader, fingerprint, read_header
 from intake.format.teamkeys import format_fingerprint
-from intake.workstation import custody, document_text, images, language, search
+from intake.workstation import custody, document_text, images, language, replies, search
 from intake.workstation.vault import Vault
 
 MAX_TEXT_INDEXED = 4 * 1024 * 1024
@@ -195,6 +195,8 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
         with vault.transaction() as conn:
             conn.executemany("INSERT OR IGNORE INTO witnesses (witness_id, reply_public_key)"
                              " VALUES (?, ?)", sorted(manifest.witnesses.items()))
+            # Replies are also sealed to the team's own key, to be re-read later.
+            replies.remember_team_key(conn, key.public_key, key_name)
         known = {r[0] for r in vault.conn.execute(
             "SELECT item_id FROM items UNION SELECT item_id FROM deleted_items")}
         for name, entry, member, problem in reader.envelopes():

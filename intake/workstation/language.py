@@ -1,46 +1,36 @@
 """Which language a testimony is in: Ukrainian, Russian, Belarusian or English.
 
-A script heuristic rather than a statistical model: the three Cyrillic
-languages are told apart reliably by letters only one or two of them use
-(і ї є ґ: Ukrainian; ы э ъ ё: Russian; ў and і with ы: Belarusian), it needs
-no data files, and it gives the same answer on every machine.
+lingua (lingua-language-detector) is made for short texts: it scores the
+letter n-grams of each candidate language and knows the letters only one of
+them uses (ї є ґ, ў, ъ ы э). Restricted to the four languages the service
+speaks, it named 155 of 158 short texts correctly (98 %), against 110 for the
+letter heuristic it replaced; allowing the other Cyrillic languages as well
+(Bulgarian, Macedonian, Serbian, Kazakh, Mongolian) or all 75 made it worse
+(151). tests/workstation/test_language.py measures it on
+tests/workstation/data/short_texts.tsv. Its models are inside the package.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from functools import cache
+
+from lingua import Language, LanguageDetectorBuilder
 
 LANGUAGES = ("uk", "ru", "be", "en")
 UNDETERMINED = "und"
 
+_LINGUA = {Language.UKRAINIAN: "uk", Language.RUSSIAN: "ru", Language.BELARUSIAN: "be",
+           Language.ENGLISH: "en"}
 
-def _is_cyrillic(c: str) -> bool:
-    return "\u0400" <= c <= "\u04ff"
 
-
-def _is_latin(c: str) -> bool:
-    return c.isascii() and c.isalpha()
+@cache
+def _detector():
+    return LanguageDetectorBuilder.from_languages(*_LINGUA).build()
 
 
 def detect(text: str) -> str:
-    letters = Counter(c for c in text.lower() if c.isalpha())
-    cyrillic = sum(n for c, n in letters.items() if _is_cyrillic(c))
-    latin = sum(n for c, n in letters.items() if _is_latin(c))
-    if not cyrillic and not latin:
+    """The language code, or "und" when the text has no letters to go by."""
+    if not any(c.isalpha() for c in text):
         return UNDETERMINED
-    if latin > cyrillic:
-        return "en"
-    n = letters.__getitem__
-    soft_ru = n("ы") + n("э")  # shared by Russian and Belarusian
-    scores = {
-        # ї є ґ are Ukrainian only; і is Ukrainian or Belarusian.
-        "uk": 3 * (n("ї") + n("є") + n("ґ")) + (n("і") if not soft_ru else 0) + n("и") // 4,
-        # ъ and щ never occur in Belarusian, і never in Russian.
-        "ru": 3 * n("ъ") + soft_ru + n("ё") + n("щ") + (n("и") if not n("і") else 0) // 4,
-        # ў is Belarusian only; і together with ы/э is too; Belarusian has no и.
-        "be": 4 * n("ў") + (n("і") + soft_ru if n("і") and soft_ru else 0),
-    }
-    if n("и"):
-        scores["be"] //= 2
-    best = max(scores, key=scores.__getitem__)
-    return best if scores[best] > 0 else UNDETERMINED
+    found = _detector().detect_language_of(text[:2000])  # the opening says enough
+    return _LINGUA.get(found, UNDETERMINED) if found is not None else UNDETERMINED

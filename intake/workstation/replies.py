@@ -5,7 +5,15 @@ server in a reply bundle. Format in docs/workstation.md.
                      public key; content: the message as UTF-8; metadata:
                      {"format": "intake-reply/1", "reply_id", "witness_id",
                       "submission_id", "written_day"}
+    team copy      = the same content sealed to the team's keys (those the
+                     vault learnt on import), kept as VAULT/replies/<id>.team.env;
+                     metadata: the reply's, with "format": "intake-reply-copy/1"
+                     and "envelope_sha256", the SHA-256 of the witness's envelope
     reply bundle   = POSIX tar, manifest.json first, then replies/<reply id>.env
+
+The witness's envelope opens only with their codename; the team copy lets the
+team re-read exactly what it sent, with the team key. Both hashes go into the
+custody log when the reply is written, and every re-reading is logged.
 """
 
 from __future__ import annotations
@@ -14,23 +22,58 @@ import base64
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import secrets
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from nacl.public import PublicKey
+from nacl.public import PrivateKey, PublicKey
 
-from intake.format.envelope import Recipient, seal
+from intake.format.envelope import EnvelopeError, Recipient, fingerprint, open_envelope, seal
 from intake.format.reply_bundle import entry_for, iter_reply_bundle
 from intake.workstation import custody
 from intake.workstation.vault import Vault
 
 REPLY_FORMAT = "intake-reply/1"
+COPY_FORMAT = "intake-reply-copy/1"
 MAX_MESSAGE_CHARS = 20_000
 
 
 class ReplyError(Exception):
     """A reply that cannot be written; the message says why."""
+
+
+def remember_team_key(conn: sqlite3.Connection, public_key: PublicKey, name: str) -> None:
+    """Records a team public key (on import), so that replies are sealed to it too."""
+    conn.execute("INSERT OR IGNORE INTO team_keys (fingerprint, public_key, name)"
+                 " VALUES (?, ?, ?)", (fingerprint(public_key).hex(),
+                                       base64.b64encode(bytes(public_key)).decode(), name))
+
+
+def team_recipients(conn: sqlite3.Connection) -> list[Recipient]:
+    return [Recipient(PublicKey(base64.b64decode(r[0], validate=True)))
+            for r in conn.execute("SELECT public_key FROM team_keys ORDER BY fingerprint")]
+
+
+def copy_path(vault: Vault, reply_id: str) -> Path:
+    return vault.reply_path(reply_id).with_name(f"{reply_id}.team.env")
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sealed(recipients: list[Recipient], message: str, meta: dict) -> bytes:
+    buf = io.BytesIO()
+    seal(buf, recipients, [message.encode()], meta)
+    return buf.getvalue()
 
 
 def write_reply(vault: Vault, submission_id: str, message: str,
@@ -47,37 +90,95 @@ def write_reply(vault: Vault, submission_id: str, message: str,
         raise ReplyError(f"no submission {submission_id} in this vault")
     if not row["reply_public_key"]:
         raise ReplyError("this witness has no reply key in the vault (import a newer bundle)")
+    team = team_recipients(vault.conn)
+    if not team:
+        raise ReplyError("the vault knows no team key to keep a copy of the reply with; "
+                         "import a bundle with the team key first")
     recipient = Recipient(PublicKey(base64.b64decode(row["reply_public_key"], validate=True)))
     reply_id = secrets.token_hex(16)
     meta = {"format": REPLY_FORMAT, "reply_id": reply_id, "witness_id": row["witness_id"],
             "submission_id": submission_id, "written_day": dt.date.today().isoformat()}
-    buf = io.BytesIO()
-    seal(buf, [recipient], [message.encode()], meta)
-    data = buf.getvalue()
-    path = vault.reply_path(reply_id)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    data = _sealed([recipient], message, meta)
     sha = hashlib.sha256(data).hexdigest()
+    copy = _sealed(team, message, {**meta, "format": COPY_FORMAT, "envelope_sha256": sha})
+    copy_sha = hashlib.sha256(copy).hexdigest()
+    fingerprints = [r.fingerprint.hex() for r in team]
+    path, team_path = vault.reply_path(reply_id), copy_path(vault, reply_id)
     try:
+        _write_new(path, data)
+        _write_new(team_path, copy)
         with vault.transaction() as conn:
             conn.execute("INSERT INTO replies (reply_id, witness_id, submission_id, created_at,"
                          " size, sha256) VALUES (?, ?, ?, ?, ?, ?)",
                          (reply_id, row["witness_id"], submission_id, custody.now(),
                           len(data), sha))
+            conn.execute("INSERT INTO reply_copies (reply_id, size, sha256, fingerprints)"
+                         " VALUES (?, ?, ?, ?)", (reply_id, len(copy), copy_sha,
+                                                  json.dumps(fingerprints)))
             custody.append(conn, "reply", f"submission:{submission_id}",
-                           {"reply_id": reply_id, "sha256": sha}, actor)
+                           {"reply_id": reply_id, "sha256": sha, "team_copy_sha256": copy_sha,
+                            "team_keys": fingerprints}, actor)
     except BaseException:
         path.unlink(missing_ok=True)
+        team_path.unlink(missing_ok=True)
         raise
     return reply_id
 
 
+def read_reply(vault: Vault, reply_id: str, key: PrivateKey) -> str:
+    """The message of a reply, from the team's copy: checked against the SHA-256
+    recorded when it was written and against the reply it copies."""
+    row = vault.conn.execute(
+        "SELECT r.*, c.sha256 AS copy_sha256 FROM replies r JOIN reply_copies c"
+        " ON c.reply_id = r.reply_id WHERE r.reply_id = ?", (reply_id,)).fetchone()
+    if row is None:
+        raise ReplyError("no team copy was kept of this reply")
+    data = copy_path(vault, reply_id).read_bytes()
+    if hashlib.sha256(data).hexdigest() != row["copy_sha256"]:
+        raise ReplyError("the team copy changed on disk since it was written")
+    try:
+        content, meta = open_envelope(io.BytesIO(data), key)
+    except EnvelopeError as exc:
+        raise ReplyError(f"the team copy cannot be opened with this key ({exc})") from exc
+    expected = {"format": COPY_FORMAT, "reply_id": reply_id, "witness_id": row["witness_id"],
+                "submission_id": row["submission_id"], "envelope_sha256": row["sha256"]}
+    if any(meta.get(k) != v for k, v in expected.items()):
+        raise ReplyError("the team copy does not belong to this reply")
+    return content.decode()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A team copy opened: the message, or (ok False) why it could not be read."""
+
+    text: str
+    ok: bool
+
+
+def read_thread_replies(vault: Vault, witness_id: str, key: PrivateKey,
+                        actor: str | None = None) -> dict[str, Opened]:
+    """Opens the team copy of every reply to one witness, by reply id. Logged."""
+    out: dict[str, Opened] = {}
+    ids = [r[0] for r in vault.conn.execute(
+        "SELECT r.reply_id FROM replies r JOIN reply_copies c ON c.reply_id = r.reply_id"
+        " WHERE r.witness_id = ? ORDER BY r.created_at", (witness_id,))]
+    for reply_id in ids:
+        try:
+            out[reply_id] = Opened(read_reply(vault, reply_id, key), True)
+        except (ReplyError, OSError, UnicodeDecodeError) as exc:
+            out[reply_id] = Opened(str(exc), False)
+    if ids:
+        with vault.transaction() as conn:
+            custody.append(conn, "read replies", f"witness:{witness_id}",
+                           {"replies": ids, "opened": [i for i in ids if out[i].ok]}, actor)
+    return out
+
+
 def export_replies(vault: Vault, out: Path, include_exported: bool = False,
-                   actor: str | None = None) -> int:
-    """Writes the queued replies as one bundle; marks them exported. Returns how many."""
+                   actor: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> int:
+    """Writes the queued replies as one bundle; marks them exported. Returns how
+    many. `progress(done, total)` is told after each reply is checked."""
     where = "" if include_exported else " WHERE exported_at IS NULL"
     rows = vault.conn.execute(
         f"SELECT * FROM replies{where} ORDER BY created_at, reply_id").fetchall()  # noqa: S608
@@ -89,6 +190,8 @@ def export_replies(vault: Vault, out: Path, include_exported: bool = False,
                              "was written; not exporting it")
         replies.append((entry_for(r["reply_id"], r["witness_id"], body, r["submission_id"]),
                         body))
+        if progress is not None:
+            progress(len(replies), len(rows))
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with open(tmp, "wb") as f:

@@ -1,27 +1,79 @@
-"""Full-text search over testimonies and text files (SQLite FTS5).
+"""Full-text search over testimonies, text files and documents (SQLite FTS5).
 
-The index has two columns: `body`, the text as written, and `stems`, its
-Snowball stems where a stemmer exists. Both go through FTS5's unicode61
-tokenizer with remove_diacritics, which folds case for every script
-("Дитина" finds "дитина") and ignores accents. A query word matches a row
-when it appears in `body`, or its stem in `stems`; a word ending in "*"
-is a prefix. All words must match.
+The index has three columns, all through FTS5's unicode61 tokenizer:
+
+    body   the text (control characters shown as symbols, so that the
+           highlight markers below can never come from a witness)
+    terms  one term per word of `body`, word for word: the word's lemma or
+           stem (stemming.py), so that a match on "дитина" can be traced back
+           to the word "дітей" it came from and highlighted there
+    more   a word's other lemmas and stems, for recall
+
+A query word matches a row when it appears in `body` as typed (any case), or
+any of its lemmas or stems in `terms` or `more`; a word ending in "*" is a
+prefix of a word in `body`. All words must match. Snippets come from FTS5's
+highlight(): the words it marks in `body` and those whose term it marks in
+`terms`, escaped by the template like any other text.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
+from dataclasses import dataclass
 
 from intake.workstation import stemming
+from intake.workstation.visible import show_controls
 
 MAX_INDEXED_CHARS = 2_000_000
+COLUMNS = ("item_id", "submission_id", "body", "terms", "more")
+OPEN, CLOSE = "\x02", "\x03"  # never in `body`: show_controls turned them into symbols
+SNIPPET_WORDS_BEFORE, SNIPPET_WORDS_AFTER = 8, 24
+
+CREATE = """CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
+    item_id UNINDEXED, submission_id UNINDEXED, body, terms, more,
+    tokenize = 'unicode61 remove_diacritics 2'
+)"""
+
+
+def _body(text: str) -> str:
+    return show_controls(unicodedata.normalize("NFC", text[:MAX_INDEXED_CHARS]))
+
+
+def _row(text: str, lang: str) -> tuple[str, str, str]:
+    body = _body(text)
+    _spans, words = stemming.analyse(body, lang)
+    more = sorted({t for w in words for t in w.extra})
+    return body, " ".join(w.canonical for w in words), " ".join(more)
 
 
 def index(conn: sqlite3.Connection, item_id: str, submission_id: str, text: str,
           lang: str) -> None:
-    text = text[:MAX_INDEXED_CHARS]
-    conn.execute("INSERT INTO search (item_id, submission_id, body, stems) VALUES (?, ?, ?, ?)",
-                 (item_id, submission_id, text, stemming.stems(text, lang)))
+    body, terms, more = _row(text, lang)
+    conn.execute("INSERT INTO search (item_id, submission_id, body, terms, more)"
+                 " VALUES (?, ?, ?, ?, ?)", (item_id, submission_id, body, terms, more))
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Rebuilds an index made before lemmas (columns body and stems) from its own
+    text, with each submission's language. Runs once, when a vault is opened."""
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(search)")]
+    if not columns or columns == list(COLUMNS):
+        conn.execute(CREATE)
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE search RENAME TO search_before_lemmas")
+        conn.execute(CREATE)
+        for r in conn.execute(
+                "SELECT o.item_id, o.submission_id, o.body, s.language FROM search_before_lemmas"
+                " o LEFT JOIN submissions s ON s.submission_id = o.submission_id").fetchall():
+            index(conn, r[0], r[1], r[2], r[3] or "")
+        conn.execute("DROP TABLE search_before_lemmas")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _quoted(term: str) -> str:
@@ -33,11 +85,88 @@ def fts_query(text: str) -> str | None:
     clauses = []
     for raw in text.split():
         prefix = raw.endswith("*")
-        for word in stemming.WORD.findall(raw):
+        for word in stemming.WORD.findall(unicodedata.normalize("NFC", raw)):
             if prefix:
                 clauses.append(f"(body : {_quoted(word)}*)")
                 continue
             alternatives = [f"body : {_quoted(word)}"]
-            alternatives += [f"stems : {_quoted(s)}" for s in sorted(stemming.query_stems(word))]
+            terms = sorted(stemming.query_terms(word))
+            if terms:
+                alternatives.append("{terms more} : (" + " OR ".join(map(_quoted, terms)) + ")")
             clauses.append("(" + " OR ".join(alternatives) + ")")
     return " AND ".join(clauses) if clauses else None
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Pieces of text in order, each (text, matched); `cut_before`/`cut_after`
+    say whether the text goes on beyond them."""
+
+    pieces: tuple[tuple[str, bool], ...]
+    cut_before: bool
+    cut_after: bool
+
+
+def _marked_spans(highlighted: str) -> tuple[str, list[tuple[int, int]]]:
+    """The text without markers, and the (start, end) of each marked stretch."""
+    out, spans, start, pos = [], [], None, 0
+    for ch in highlighted:
+        if ch == OPEN:
+            start = pos
+        elif ch == CLOSE:
+            if start is not None:
+                spans.append((start, pos))
+            start = None
+        else:
+            out.append(ch)
+            pos += 1
+    return "".join(out), spans
+
+
+def _marked_terms(highlighted_terms: str) -> set[int]:
+    return {i for i, token in enumerate(highlighted_terms.split(" ")) if OPEN in token}
+
+
+def snippet(body_marked: str, terms_marked: str) -> Snippet:
+    """A window of the text around its first match, from highlight()'s output."""
+    body, spans = _marked_spans(body_marked)
+    words = [m.span() for m in stemming.WORD.finditer(body)]
+    hits = _marked_terms(terms_marked)
+    if len(terms_marked.split(" ")) != len(words):
+        hits = set()  # not aligned (an index from another version): body matches only
+    hits |= {i for i, (a, b) in enumerate(words) if any(s < b and a < e for s, e in spans)}
+    if not words:
+        return Snippet(((body[:200], False),), False, len(body) > 200)
+    first = min(hits) if hits else 0
+    lo = max(0, first - SNIPPET_WORDS_BEFORE)
+    hi = min(len(words), first + SNIPPET_WORDS_AFTER) - 1
+    start = words[lo][0] if lo else 0
+    end = words[hi][1] if hi < len(words) - 1 else len(body.rstrip())
+    pieces, pos = [], start
+    for i in range(lo, hi + 1):
+        a, b = words[i]
+        if i in hits:
+            if a > pos:
+                pieces.append((body[pos:a], False))
+            pieces.append((body[a:b], True))
+            pos = b
+    if end > pos:
+        pieces.append((body[pos:end], False))
+    return Snippet(tuple(pieces), start > 0, end < len(body.rstrip()))
+
+
+def snippets(conn: sqlite3.Connection, query: str, submission_ids: list[str]
+             ) -> dict[str, Snippet]:
+    """The best-matching item's snippet for each of these submissions."""
+    if not submission_ids:
+        return {}
+    marks = ",".join("?" * len(submission_ids))
+    # Only "?" marks are joined into the SQL.
+    sql = ("SELECT submission_id, highlight(search, 2, ?, ?), highlight(search, 3, ?, ?)"  # noqa: S608
+           f" FROM search WHERE search MATCH ? AND submission_id IN ({marks}) ORDER BY rank")
+    rows = conn.execute(sql, (OPEN, CLOSE, OPEN, CLOSE, query, *submission_ids)).fetchall()
+    out: dict[str, Snippet] = {}
+    for sid, body, terms in rows:
+        if sid not in out:
+            out[sid] = snippet(body, terms)
+    return out

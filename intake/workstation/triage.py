@@ -1,23 +1,30 @@
-"""Triage: the list with its filters, a submission with its items, and the
-changes staff make (status, priority, tags, assignee, notes), each logged."""
+"""Triage: the list with its filters, pages and search, a submission with its
+items, and the changes staff make (status, priority, tags, assignee, notes),
+each logged."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 
 from intake.workstation import custody, images, search
 
 STATUSES = ("new", "in review", "verified", "in case file", "closed", "rejected", "spam")
 PRIORITIES = {0: "low", 1: "normal", 2: "high", 3: "urgent"}
+# Each ends in the primary key, so that every order is total and pages never
+# overlap; db.py has an index for each.
 SORTS = {
-    "newest": "s.received_day DESC, s.submission_id",
-    "oldest": "s.received_day ASC, s.submission_id",
-    "priority": "s.priority DESC, s.received_day DESC, s.submission_id",
-    "status": "s.status, s.received_day DESC, s.submission_id",
+    "newest": "s.received_day DESC, s.submission_id DESC",
+    "oldest": "s.received_day ASC, s.submission_id ASC",
+    "priority": "s.priority DESC, s.received_day DESC, s.submission_id DESC",
+    "status": "s.status, s.received_day DESC, s.submission_id DESC",
+    "relevance": "m.rank, s.received_day DESC, s.submission_id DESC",
 }
+PER_PAGE = 50
+SNIPPET_CHARS = 240
 
 
 class TriageError(ValueError):
@@ -36,14 +43,24 @@ class Filters:
     has_files: str = ""      # "yes" / "no" / ""
     has_original: str = ""   # "yes" / "no" / ""
     flagged: str = ""        # "yes": a file carries a sanitizer flag; else a flag's text
+    witness: str = ""        # one witness's thread
     query: str = ""
     sort: str = "newest"
 
     @classmethod
     def from_args(cls, args) -> Filters:
         names = cls.__dataclass_fields__
-        return cls(**{n: str(args.get(n, "") or "").strip() for n in names
+        made = cls(**{n: str(args.get(n, "") or "").strip()[:200] for n in names
                       if args.get(n) is not None})
+        if made.sort not in SORTS or (made.sort == "relevance" and not made.query):
+            made.sort = "newest"
+        return made
+
+    def args(self, **changes: str) -> dict[str, str]:
+        """The filters as query arguments (the empty ones left out), for links
+        that keep them: the next page, another sort."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)} | changes
+        return {k: v for k, v in values.items() if v and not (k == "sort" and v == "newest")}
 
 
 @dataclass
@@ -58,21 +75,50 @@ class Row:
     tags: list[str] = field(default_factory=list)
     files: int = 0
     originals: int = 0
-    flags: int = 0
+    flags: list[str] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)   # family -> how many files
+    thread_size: int = 1       # submissions sent with this witness's codename
+    thread_position: int = 1   # this one's place among them, oldest first
+    replies: int = 0           # replies written to this witness
+    snippet: search.Snippet | None = None
+    opening: str = ""          # the testimony's first characters, when not searching
 
 
-_COUNTS = """
-    (SELECT COUNT(*) FROM items i WHERE i.submission_id = s.submission_id
-        AND i.kind = 'file') AS files,
-    (SELECT COUNT(*) FROM items i WHERE i.submission_id = s.submission_id
-        AND i.kind = 'original') AS originals,
-    (SELECT COUNT(*) FROM items i WHERE i.submission_id = s.submission_id
-        AND i.flags != '[]') AS flags
-"""
+@dataclass
+class Page:
+    rows: list[Row]
+    total: int
+    number: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first(self) -> int:
+        return (self.number - 1) * self.per_page + 1 if self.rows else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.rows) - 1 if self.rows else 0
 
 
-def list_submissions(conn: sqlite3.Connection, f: Filters, limit: int = 500) -> list[Row]:
-    where, params = [], []
+def family(detected_type: str) -> str:
+    """A file's kind at a glance: image, video, audio, document, text or other."""
+    mime = detected_type.split(";")[0].strip().lower()
+    major = mime.split("/")[0]
+    if major in ("image", "video", "audio", "text"):
+        return major
+    if mime == "application/pdf" or "officedocument" in mime or "opendocument" in mime \
+            or mime in ("application/msword", "application/rtf"):
+        return "document"
+    return "other"
+
+
+def _where(f: Filters) -> tuple[list[str], list[object]]:
+    where: list[str] = []
+    params: list[object] = []
 
     def add(clause: str, *values: object) -> None:
         where.append(clause)
@@ -89,6 +135,8 @@ def list_submissions(conn: sqlite3.Connection, f: Filters, limit: int = 500) -> 
         add("s.assignee = ?", f.assignee)
     if f.language:
         add("s.language = ?", f.language)
+    if f.witness:
+        add("s.witness_id = ?", f.witness)
     if f.day_from:
         add("s.received_day >= ?", f.day_from)
     if f.day_to:
@@ -105,20 +153,89 @@ def list_submissions(conn: sqlite3.Connection, f: Filters, limit: int = 500) -> 
         add("EXISTS (SELECT 1 FROM items i, json_each(i.flags) j WHERE"
             " i.submission_id = s.submission_id AND instr(lower(j.value), lower(?)) > 0)",
             f.flagged)
+    return where, params
+
+
+def list_submissions(conn: sqlite3.Connection, f: Filters, page: int = 1,
+                     per_page: int = PER_PAGE,
+                     opening: Callable[[str], str] | None = None) -> Page:
+    """One page of the submissions that pass the filters, in the chosen order, with
+    how many pass in all. `opening(item_id)` gives a testimony's first
+    characters for rows shown without a search."""
+    where, params = _where(f)
+    source = "submissions s"
+    query = search.fts_query(f.query) if f.query else None
     if f.query:
-        query = search.fts_query(f.query)
         if query is None:
-            return []
-        add("s.submission_id IN (SELECT submission_id FROM search WHERE search MATCH ?)", query)
+            return Page([], 0, 1, per_page)
+        # Each submission once, with its best-ranked item's rank (bm25).
+        source = ("submissions s JOIN (SELECT submission_id, MIN(rank) AS rank FROM search"
+                  " WHERE search MATCH ? GROUP BY submission_id) m"
+                  " ON m.submission_id = s.submission_id")
+        params = [query, *params]
     # Only constant SQL fragments are joined here; every value is a bound parameter.
-    sql = (f"SELECT s.*, {_COUNTS} FROM submissions s"  # noqa: S608
-           + (" WHERE " + " AND ".join(where) if where else "")
-           + f" ORDER BY {SORTS.get(f.sort, SORTS['newest'])} LIMIT ?")
-    rows = conn.execute(sql, (*params, limit)).fetchall()
-    tags = _tags(conn, [r["submission_id"] for r in rows])
-    return [Row(r["submission_id"], r["witness_id"], r["received_day"], r["status"],
-                r["priority"], r["assignee"], r["language"], tags.get(r["submission_id"], []),
-                r["files"], r["originals"], r["flags"]) for r in rows]
+    condition = (" WHERE " + " AND ".join(where)) if where else ""
+    total = conn.execute(f"SELECT COUNT(*) FROM {source}{condition}",  # noqa: S608
+                         params).fetchone()[0]
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    order = SORTS[f.sort] if f.sort in SORTS and (query or f.sort != "relevance") \
+        else SORTS["newest"]
+    rows = conn.execute(f"SELECT s.* FROM {source}{condition} ORDER BY {order}"  # noqa: S608
+                        " LIMIT ? OFFSET ?", (*params, per_page, (page - 1) * per_page)
+                        ).fetchall()
+    out = [Row(r["submission_id"], r["witness_id"], r["received_day"], r["status"],
+               r["priority"], r["assignee"], r["language"]) for r in rows]
+    _describe(conn, out, query, opening)
+    return Page(out, total, page, per_page)
+
+
+def _in(ids: list[str]) -> str:
+    return ",".join("?" * len(ids))
+
+
+def _describe(conn: sqlite3.Connection, rows: list[Row], query: str | None,
+              opening: Callable[[str], str] | None) -> None:
+    """Fills in what a row shows beyond its own columns, a few queries per page."""
+    if not rows:
+        return
+    by_id = {r.submission_id: r for r in rows}
+    ids = list(by_id)
+    tags = _tags(conn, ids)
+    testimonies = {}
+    for r in conn.execute(f"SELECT submission_id, item_id, kind, detected_type, flags"  # noqa: S608
+                          f" FROM items WHERE submission_id IN ({_in(ids)})", ids):
+        row = by_id[r["submission_id"]]
+        if r["kind"] == "testimony":
+            testimonies[r["submission_id"]] = r["item_id"]
+        elif r["kind"] == "original":
+            row.originals += 1
+        else:
+            row.files += 1
+            kind = family(r["detected_type"])
+            row.kinds[kind] = row.kinds.get(kind, 0) + 1
+        for flag in json.loads(r["flags"]):
+            if flag not in row.flags:
+                row.flags.append(flag)
+    witnesses = sorted({r.witness_id for r in rows})
+    threads: dict[str, list[str]] = {}
+    for r in conn.execute(f"SELECT witness_id, submission_id FROM submissions"  # noqa: S608
+                          f" WHERE witness_id IN ({_in(witnesses)})"
+                          " ORDER BY received_day, rowid", witnesses):
+        threads.setdefault(r[0], []).append(r[1])
+    replies = dict(conn.execute(f"SELECT witness_id, COUNT(*) FROM replies"  # noqa: S608
+                                f" WHERE witness_id IN ({_in(witnesses)}) GROUP BY 1",
+                                witnesses).fetchall())
+    found = search.snippets(conn, query, ids) if query else {}
+    for row in rows:
+        row.tags = tags.get(row.submission_id, [])
+        thread = threads.get(row.witness_id, [row.submission_id])
+        row.thread_size = len(thread)
+        row.thread_position = thread.index(row.submission_id) + 1
+        row.replies = replies.get(row.witness_id, 0)
+        row.snippet = found.get(row.submission_id)
+        if row.snippet is None and opening is not None and row.submission_id in testimonies:
+            row.opening = opening(testimonies[row.submission_id])
 
 
 def _tags(conn: sqlite3.Connection, ids: list[str]) -> dict[str, list[str]]:

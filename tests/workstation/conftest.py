@@ -21,3 +21,12 @@ def server(tmp_path, team):
 @pytest.fixture
 def desk(tmp_path, team) -> Desk:
     return Desk(tmp_path / "vault", team)
+
+
+@pytest.fixture(scope="session")
+def caseload(tmp_path_factory):
+    """A vault of 10,000 submissions in four languages (caseload.py), made once
+    per test session; tests that use it only read it, or add to it."""
+    from caseload import generate
+
+    return generate(tmp_path_factory.mktemp("caseload"), 10_000)

@@ -17,7 +17,8 @@ TESTIMONIES = {
 
 def matching(conn, text: str) -> list[str]:
     """The submissions the desk's search box finds, best first."""
-    return [row.submission_id for row in triage.list_submissions(conn, triage.Filters(query=text))]
+    page = triage.list_submissions(conn, triage.Filters(query=text, sort="relevance"))
+    return [row.submission_id for row in page.rows]
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +167,46 @@ def test_a_broken_document_gives_no_text_and_no_error(tmp_path):
     pdf.write_bytes(b"%PDF-1.4 broken")
     assert document_text.extract(pdf, "application/pdf", 1000) is None
     assert document_text.extract(pdf, "image/png", 1000) is None
+
+
+def test_snippets_are_escaped_and_show_hidden_characters(server, desk, tmp_path):
+    from intake.workstation.desk import create_vault_app
+
+    hostile = ("Діти <script>alert(1)</script> \x02<b>бачили</b>\x03 танк;"
+               " \u202eвідкрито\u202c, \x00 і \u200b кінець")
+    sent = server.submit(hostile)
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = create_vault_app(desk.root).test_client()
+    for url in ("/?query=дитина", "/"):  # a search's snippet, and the list's opening
+        page = client.get(url).get_data(as_text=True)
+        row = page.split(f"{sent.submission_id[:12]}</a>")[1].split("</td>")[0]
+        assert "<script" not in row and "<b>" not in row
+        assert "&lt;script&gt;" in row and "&lt;b&gt;" in row
+        assert "␂" in row and "␃" in row and "␀" in row
+        assert "⟨U+202E⟩" in row and "⟨U+200B⟩" in row and "\u202e" not in row
+        assert row.count("<mark>") == row.count("</mark>")
+    page = client.get("/?query=дитина").get_data(as_text=True)
+    assert "<mark>Діти</mark>" in page
+
+
+def test_an_index_from_before_lemmas_is_rebuilt_when_the_vault_opens(tmp_path):
+    import sqlite3
+
+    from intake.workstation.vault import Vault
+
+    root = tmp_path / "vault"
+    Vault(root).close()
+    conn = sqlite3.connect(root / "vault.db")
+    conn.execute("DROP TABLE search")
+    conn.execute("CREATE VIRTUAL TABLE search USING fts5(item_id UNINDEXED, submission_id"
+                 " UNINDEXED, body, stems, tokenize = 'unicode61 remove_diacritics 2')")
+    conn.execute("INSERT INTO submissions (submission_id, witness_id, received_day, language)"
+                 " VALUES ('s1', 'w1', '2026-01-01', 'uk')")
+    conn.execute("INSERT INTO search VALUES ('i1', 's1', 'Вони вивезли дітей.', '')")
+    conn.commit()
+    conn.close()
+    with Vault(root) as vault:
+        columns = [r[1] for r in vault.conn.execute("PRAGMA table_info(search)")]
+        assert columns == ["item_id", "submission_id", "body", "terms", "more"]
+        assert [r.submission_id for r in triage.list_submissions(
+            vault.conn, triage.Filters(query="дитина")).rows] == ["s1"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import datetime as dt
+from dataclasses import dataclass, fields
 from functools import wraps
 
 from flask import (
@@ -19,7 +20,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from intake.format.bundle import BundleError
 from intake.server import queue
@@ -100,24 +101,93 @@ def logout():
     return redirect(url_for("staff.login"))
 
 
+QUEUE_PER_PAGE = 50
+QUEUE_SORTS = {
+    "oldest": (Item.received_day.asc(), Item.id.asc()),
+    "newest": (Item.received_day.desc(), Item.id.desc()),
+    "largest": (Item.size.desc(), Item.id.asc()),
+    "witness": (Submission.witness_id.asc(), Item.received_day.asc(), Item.id.asc()),
+}
+
+
+@dataclass
+class QueueFilters:
+    """The queue's filters, from the page's query arguments (anything else ignored)."""
+
+    state: str = ""       # waiting / exported / "" for both
+    kind: str = ""        # testimony / file / original
+    witness: str = ""
+    day_from: str = ""
+    day_to: str = ""
+    sort: str = "oldest"
+
+    @classmethod
+    def from_args(cls, args) -> QueueFilters:
+        f = cls(**{x.name: str(args.get(x.name) or "").strip()[:64] for x in fields(cls)
+                   if args.get(x.name)})
+        f.state = f.state if f.state in ("waiting", "exported") else ""
+        f.kind = f.kind if f.kind in ("testimony", "file", "original") else ""
+        f.witness = f.witness if f.witness.isalnum() else ""
+        f.sort = f.sort if f.sort in QUEUE_SORTS else "oldest"
+        for name in ("day_from", "day_to"):
+            try:
+                dt.date.fromisoformat(getattr(f, name))
+            except ValueError:
+                setattr(f, name, "")
+        return f
+
+    def args(self, **changes: str) -> dict[str, str]:
+        """The filters as query arguments, for links that keep them."""
+        values = {x.name: getattr(self, x.name) for x in fields(self)} | changes
+        return {k: v for k, v in values.items() if v and not (k == "sort" and v == "oldest")}
+
+    def where(self) -> list:
+        clauses = []
+        if self.state:
+            clauses.append(Item.state == self.state)
+        if self.kind:
+            clauses.append(Item.kind == self.kind)
+        if self.witness:
+            clauses.append(Submission.witness_id == self.witness)
+        if self.day_from:
+            clauses.append(Item.received_day >= dt.date.fromisoformat(self.day_from))
+        if self.day_to:
+            clauses.append(Item.received_day <= dt.date.fromisoformat(self.day_to))
+        return clauses
+
+
+def _page_number(pages: int) -> int:
+    raw = request.args.get("page", "1")
+    number = int(raw) if raw.isdigit() and len(raw) < 7 else 1
+    return min(max(1, number), pages)
+
+
 @bp.get("/")
 @staff_required()
 def queue_page():
+    """The queue a page at a time, with counts; filters and order stay on every page."""
+    f = QueueFilters.from_args(request.args)
+    joined = select(Item, Submission.witness_id).join(Submission,
+                                                      Item.submission_id == Submission.id)
     with _intake().db.sessions() as s:
-        rows = s.execute(select(Item, Submission.witness_id)
-                         .join(Submission, Item.submission_id == Submission.id)
-                         .order_by(Submission.witness_id, Item.received_day, Item.id)).all()
-    witnesses: dict[str, dict] = defaultdict(lambda: {"items": [], "new": 0, "size": 0,
-                                                      "downloaded": 0})
-    for item, witness_id in rows:
-        w = witnesses[witness_id]
-        w["items"].append(item)
-        w["size"] += item.size
-        if item.state == "waiting":
-            w["new"] += 1
-        else:
-            w["downloaded"] += 1
-    return render_template("staff/queue.html", witnesses=dict(witnesses))
+        by_state = dict(s.execute(select(Item.state, func.count()).group_by(Item.state)).all())
+        total = s.scalar(select(func.count()).select_from(Item).join(
+            Submission, Item.submission_id == Submission.id).where(*f.where())) or 0
+        pages = max(1, -(-total // QUEUE_PER_PAGE))
+        number = _page_number(pages)
+        rows = s.execute(joined.where(*f.where()).order_by(*QUEUE_SORTS[f.sort])
+                         .limit(QUEUE_PER_PAGE).offset((number - 1) * QUEUE_PER_PAGE)).all()
+        witnesses = sorted({w for _, w in rows})
+        per_witness = dict(s.execute(
+            select(Submission.witness_id, func.count(Item.id))
+            .join(Item, Item.submission_id == Submission.id)
+            .where(Submission.witness_id.in_(witnesses), Item.state == "waiting")
+            .group_by(Submission.witness_id)).all()) if witnesses else {}
+    first = (number - 1) * QUEUE_PER_PAGE + 1 if rows else 0
+    return render_template("staff/queue.html", rows=rows, f=f, total=total, number=number,
+                           pages=pages, first=first, last=first + len(rows) - 1 if rows else 0,
+                           waiting=by_state.get("waiting", 0),
+                           exported=by_state.get("exported", 0), per_witness=per_witness)
 
 
 def _selected_ids() -> list[str] | None:
