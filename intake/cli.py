@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # What each place's extra installs (pyproject.toml): its commands need them.
 NEEDS: dict[str, tuple[str, ...]] = {
     "server": ("gunicorn", "sqlalchemy", "psycopg", "magic", "pikepdf", "lxml", "mutagen"),
-    "workstation": ("snowballstemmer", "PIL"),
+    "workstation": ("snowballstemmer", "PIL", "pymorphy3", "lingua", "hunspell"),
 }
 
 
