@@ -127,7 +127,31 @@ class RealCorpus:
             z.extractall(unpacked)
         rezipped = self.root / "rezipped.docx"
         run("zip", "-q", "-r", "-X", str(rezipped), ".", cwd=unpacked)
-        return [*made, rezipped]
+        return [*made, rezipped, *self._variants(out)]
+
+    def _variants(self, out: Path) -> list[Path]:
+        """What other writers add to the same documents: LibreOffice desktop's
+        empty accelerator settings, an empty font table, and a picture linked
+        from the web (a tracking pixel that calls home when the file opens)."""
+        desktop = self.root / "desktop.odt"
+        shutil.copy(out / "statement.odt", desktop)
+        with zipfile.ZipFile(desktop, "a") as z:
+            z.writestr("Configurations2/accelerator/current.xml", b"")
+        linked = self.root / "linked.docx"
+        with zipfile.ZipFile(out / "statement.docx") as src, \
+                zipfile.ZipFile(linked, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                body = src.read(info)
+                if info.filename == "word/fontTable.xml":
+                    body = b""
+                elif info.filename == "word/_rels/document.xml.rels":
+                    body = body.replace(b"</Relationships>", (
+                        b'<Relationship Id="rIdPixel" Type="http://schemas.openxmlformats.org/'
+                        b'officeDocument/2006/relationships/image" TargetMode="External" '
+                        b'Target="http://tracker.example/p.png?who=Olena%20Svidok"/>'
+                        b"</Relationships>"))
+                dst.writestr(info, body)
+        return [desktop, linked]
 
     def camera_jpeg(self, name: str = "camera.jpg", size=(640, 480)) -> Path:
         path = self.root / name

@@ -22,7 +22,10 @@ PICTURES = {"jpeg", "png", "webp", "gif", "tiff", "bmp", "pnm", "heif", "avif"}
 # What Pillow shows in `info` when a picture still carries it.
 PICTURE_METADATA = ("xmp", "XML:com.adobe.xmp", "photoshop", "comment", "iptc")
 ORIENTATION = 0x0112
-DECODE_PIXELS = 24_000_000  # above this, headers and metadata only: the budget is 2 s
+# Above these, headers and metadata only: a phone photo's budget is 2 s, and
+# HEVC and AV1 decode slowly (their coded bytes are copied, never re-encoded).
+DECODE_PIXELS = {"heif": 4_000_000, "avif": 4_000_000}
+DECODE_PIXELS_DEFAULT = 24_000_000
 
 
 class Failed(Refused):
@@ -74,7 +77,7 @@ def _picture(family: str, original: bytes, data: bytes, max_pixels: int) -> None
         raise Failed("picture size changed")
     if getattr(after, "n_frames", 1) != getattr(before, "n_frames", 1):
         raise Failed("frames lost")
-    if after.width * after.height <= DECODE_PIXELS:
+    if after.width * after.height <= DECODE_PIXELS.get(family, DECODE_PIXELS_DEFAULT):
         for frame in ImageSequence.Iterator(after):
             frame.load()
     leftover = [k for k in PICTURE_METADATA if after.info.get(k)]
