@@ -73,7 +73,8 @@ def _clean(size: int, limits: lim.Limits, header: dict):
         return cleaned
     from intake.server.sanitize import media
 
-    cleaned = media.clean(family, sys.stdin.buffer, size, output_cap(size), head)
+    cleaned = media.clean(family, sys.stdin.buffer, size, output_cap(size), head,
+                          limits.media_memory)
     verify.check_media(cleaned)
     return cleaned
 

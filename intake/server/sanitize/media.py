@@ -87,8 +87,12 @@ def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str, dict]
     return [field_name(n) for n in dict.fromkeys(names)], version, info
 
 
-def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"") -> Cleaned:
-    """`head`: the first bytes, already read from `source` to tell the type."""
+def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"",
+          memory: int | None = None) -> Cleaned:
+    """`head`: the first bytes, already read from `source` to tell the type.
+    `memory`: the most the memory files may hold at once (Limits.media_memory)."""
+    if memory is not None and size > memory:
+        raise Refused("too large to clean in memory")
     src = os.memfd_create("upload", os.MFD_CLOEXEC)
     dst = -1
     try:
@@ -110,6 +114,8 @@ def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"")
                                   fd=src, ranges=plan.ranges, before=before)
                 src = -1  # the caller copies the kept ranges out, then closes it
                 return cleaned
+        if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy
+            raise Refused("too large to clean in memory")
         dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)  # only ffmpeg needs one
         probe = _probe(src)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
