@@ -77,13 +77,13 @@ SLIDES = f"""<?xml version="1.0" encoding="UTF-8"?>
 TEX = r"""\documentclass{article}
 \usepackage{graphicx}
 \begin{document}
-\title{Report on the shelling}\author{%s}\maketitle
+\title{Report on the shelling}\author{A witness}\date{}\maketitle
 The shelling started at dawn. Searchable words: convoy bridge.
 
 \includegraphics[width=4cm]{figure.pdf}
 \includegraphics[width=4cm]{photo.jpg}
 \end{document}
-""".replace("%s", AUTHOR)
+"""
 
 
 def available() -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import re
 import zipfile
 
 from intake.server.sanitize import xmlsafe
@@ -78,9 +79,47 @@ def _read_all(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.ZipInfo
     return parts
 
 
+# Word fields whose shown result is the author's name, a file path or a date
+# from the document's properties: the result is emptied, the field kept.
+IDENTIFYING_FIELD = re.compile(r"^\s*(AUTHOR|USERNAME|USERINITIALS|USERADDRESS|LASTSAVEDBY|"
+                               r"FILENAME|TEMPLATE|CREATEDATE|SAVEDATE|PRINTDATE|DOCPROPERTY|"
+                               r"INFO)\b", re.IGNORECASE)
+COMMENT_TIMES = {"dt", "created"}  # on PowerPoint comments (cm)
+
+
+def _scrub_fields(root, removed: list[str]) -> bool:
+    """Empties what identifying Word fields show: simple ones, and complex ones
+    (begin, instruction, separate, result, end) in document order."""
+    changed, state = False, None  # None, "instruction", "result"
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        tag = xmlsafe.local(element.tag)
+        attrs = {xmlsafe.local(k): v for k, v in element.attrib.items()}
+        if tag == "fldSimple" and IDENTIFYING_FIELD.match(attrs.get("instr", "")):
+            for text in element.iter():
+                if isinstance(text.tag, str) and xmlsafe.local(text.tag) == "t" and text.text:
+                    text.text = ""
+                    removed.append("field result (author, file or date)")
+                    changed = True
+        elif tag == "fldChar":
+            kind = attrs.get("fldCharType")
+            state = "instruction" if kind == "begin" else \
+                ("result" if kind == "separate" and state == "identifying" else
+                 None if kind == "end" else state)
+        elif tag == "instrText" and state == "instruction" and \
+                IDENTIFYING_FIELD.match(element.text or ""):
+            state = "identifying"
+        elif tag == "t" and state == "result" and element.text:
+            element.text = ""
+            removed.append("field result (author, file or date)")
+            changed = True
+    return changed
+
+
 def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
-    changed = False
     root = tree.getroot()
+    changed = _scrub_fields(root, removed)
     for element in list(root.iter()):
         if not isinstance(element.tag, str):
             continue
@@ -106,7 +145,8 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
                     element.attrib[attribute] = ""
                     removed.append(f"{key} (comments and changes)")
                     changed = True
-            elif key in DROPPED or "rsid" in key.lower():
+            elif key in DROPPED or "rsid" in key.lower() or \
+                    (tag == "cm" and key in COMMENT_TIMES):
                 del element.attrib[attribute]
                 removed.append("rsid" if "rsid" in key.lower() else
                                f"{key} (comments and changes)")
