@@ -518,7 +518,8 @@ def test_a_request_with_many_large_files_holds_helper_threads_for_one_at_a_time(
 
     monkeypatch.setattr(UploadSpool, "_start_helpers", start_helpers)
     files = [("files", f"part{i}.bin", os.urandom(1536 * 1024)) for i in range(5)]
-    body = multipart([("csrf_token", None, csrf_token(client).encode()), *files])
+    body = multipart([("csrf_token", None, csrf_token(client).encode()),
+                      ("keep_original", None, b"y"), *files])
     assert post_raw(client, body).status_code == 200
     assert alive == [0, 0, 0, 0, 0]  # each part's helpers ended before the next began
     assert len(envelopes(app)) == 5

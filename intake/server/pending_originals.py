@@ -10,8 +10,8 @@ CSRF token, honoured only for the ids this browser's session holds.
 
 What is held expires: the session records, sealed, until when each choice
 stands; the worker that holds a file removes it when that time comes; files
-of a worker that died, or of an earlier day, go at the next submission and
-at the daily retention run. Nothing held reaches the queue unless confirmed.
+of a worker that died, or of an earlier day, go when a worker starts and at
+every submission. Nothing held reaches the queue unless confirmed.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class PendingOriginals:
         path = self.folder / f"{entry.item_id}.{os.getpid()}{SUFFIX}"
         coarsen_mtime(entry.tmp_path)
         os.rename(entry.tmp_path, path)
-        coarsen_mtime(self.folder)
+        self._coarsen()
         held = Held(entry.item_id, name, submission_id, entry.size, entry.sha256,
                     time.time() + self.hold_seconds)
         timer = threading.Timer(self.hold_seconds, self.drop, [entry.item_id])
@@ -108,14 +108,21 @@ class PendingOriginals:
         self._forget(held.item_id)
         coarsen_mtime(target)
         fsync_dir(self.store.root)
-        coarsen_mtime(self.store.root)
+        self._coarsen()
         return target
 
     def drop(self, item_id: str) -> None:
         path = self._path(item_id)
         if path is not None:
             path.unlink(missing_ok=True)
+            self._coarsen()
         self._forget(item_id)
+
+    def _coarsen(self) -> None:
+        """Folder times stay at the day, like the store's."""
+        for folder in (self.folder, self.store.root):
+            with contextlib.suppress(FileNotFoundError):
+                coarsen_mtime(folder)
 
     def _forget(self, item_id: str) -> None:
         with self._lock:
@@ -140,6 +147,8 @@ class PendingOriginals:
                     removed += 1
             except FileNotFoundError:
                 pass
+        if removed:
+            self._coarsen()
         return removed
 
     def stop(self) -> None:

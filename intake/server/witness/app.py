@@ -29,6 +29,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["intake.login_throttle"] = login_throttle(config)
     # Uploads that could not be cleaned, held for the receipt's question.
     pending = app.extensions["intake.pending"] = PendingOriginals(intake.store)
+    pending.sweep()  # what a worker killed earlier left behind
     atexit.register(pending.stop)
     app.register_blueprint(submit.bp)
     app.register_blueprint(returning.bp)
