@@ -228,6 +228,17 @@ def _exited_pid() -> int:
     return proc.pid
 
 
+def test_after_one_answer_the_other_files_are_asked_again(client, corpus, tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text("plain words\n")
+    page = post(client, [corpus.truncated_jpeg(), note]).get_data(as_text=True)
+    first, second = ITEM.findall(page)
+    answer = _choose(client, first, "drop").get_data(as_text=True)
+    assert "Still waiting for your choice" in answer
+    assert ITEM.findall(answer) == [second] and "note.txt" in answer
+    assert "was sent exactly" in _choose(client, second, "send").get_data(as_text=True)
+
+
 def test_keeping_originals_keeps_a_file_that_could_not_be_cleaned(client, app, team_key,
                                                                    tmp_path, corpus):
     photo = corpus.truncated_jpeg()

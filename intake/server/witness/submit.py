@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, current_app, render_template, request, session
 from flask_babel import gettext as _
 
@@ -92,13 +94,18 @@ def original_choice():
     it is, or drop it (intake.server.pending_originals)."""
     held_files = dict(session.get(SESSION_KEY, {}))
     held = from_session(held_files.pop(request.form.get("item", ""), None) or {})
-    session[SESSION_KEY] = held_files
+    # The others still open are asked again below, so no answer needs the back button.
+    waiting = [h for h in map(from_session, held_files.values())
+               if h is not None and h.until > time.time()]
+    session[SESSION_KEY] = {h.item_id: to_session(h) for h in waiting}
     if held is None:
-        return render_template("original_choice.html", done="expired", name="")
-    pending = current_app.extensions["intake.pending"]
-    if request.form.get("choice") == "send":
-        sent = confirm_held(current_app.extensions["intake"], pending, held)
-        return render_template("original_choice.html", done="sent" if sent else "expired",
-                               name=held.name)
-    pending.drop(held.item_id)
-    return render_template("original_choice.html", done="dropped", name=held.name)
+        done = "expired"
+    elif request.form.get("choice") == "send":
+        sent = confirm_held(current_app.extensions["intake"],
+                            current_app.extensions["intake.pending"], held)
+        done = "sent" if sent else "expired"
+    else:
+        current_app.extensions["intake.pending"].drop(held.item_id)
+        done = "dropped"
+    return render_template("original_choice.html", done=done,
+                           name=held.name if held else "", waiting=waiting)
