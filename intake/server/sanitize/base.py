@@ -33,7 +33,9 @@ class Cleaned:
     # `ranges` are the (offset, length) pieces of it that follow `data`.
     fd: int | None = None
     ranges: list[tuple[int, int]] = field(default_factory=list)
-    before: dict | None = None  # media: ffprobe's view of the upload, for the check
+    # Media: ffprobe's view of the upload, for the check; a callable while
+    # ffprobe still runs beside the check of the copy.
+    before: dict | Callable[[], dict] | None = None
 
     @property
     def length(self) -> int:

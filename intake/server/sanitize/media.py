@@ -109,9 +109,10 @@ def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"",
             else:
                 if plan.length > cap:
                     raise Refused("cleaned file too large")
-                _, _, before = _removed_and_version(_probe(src))
+                running = _probe(src)  # read while the copy is checked
                 cleaned = Cleaned(plan.head, plan.removed, tool="", detected_type=kind,
-                                  fd=src, ranges=plan.ranges, before=before)
+                                  fd=src, ranges=plan.ranges,
+                                  before=lambda: _removed_and_version(running)[2])
                 src = -1  # the caller copies the kept ranges out, then closes it
                 return cleaned
         if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy

@@ -196,11 +196,15 @@ def _jxl(data: bytes) -> None:
 
 # -- media: ffprobe, which is not the code that wrote the file ----------------
 
-def probe(fd: int, feed: Cleaned | None = None) -> dict:
+FEED_AFTER_INDEX = 8 * 1024 * 1024  # of media data: enough for ffprobe to read the streams
+
+
+def probe(fd: int, feed: Cleaned | None = None, before=None) -> tuple[dict, dict]:
     """ffprobe's view of the memory file `fd`, or of `feed` (the MP4
-    rewrite's new index and the kept ranges of the upload) sent through a
-    pipe: the rewrite puts the index first, so ffprobe reads only the start,
-    and the copy is never put together in memory."""
+    rewrite's new index and the start of the kept ranges) sent through a
+    pipe: the rewrite puts the index first, which holds every stream and the
+    duration, and the copy is never put together in memory. `before`, if
+    callable, is collected while this ffprobe runs."""
     out = os.memfd_create("probe", os.MFD_CLOEXEC)
     source = f"/dev/fd/{fd}" if feed is None else "pipe:0"
     try:
@@ -210,25 +214,30 @@ def probe(fd: int, feed: Cleaned | None = None) -> dict:
                                 stdout=out, stderr=subprocess.DEVNULL, pass_fds=(fd,))
         if feed is not None:
             _send(feed, proc.stdin)  # type: ignore[arg-type]
+        original = before() if callable(before) else (before or {})
         if proc.wait(timeout=60) != 0:
             raise Failed("does not open")
         os.lseek(out, 0, os.SEEK_SET)
-        return json.loads(os.read(out, 16 * 1024 * 1024) or b"{}")
+        return json.loads(os.read(out, 16 * 1024 * 1024) or b"{}"), original
     finally:
         os.close(out)
 
 
 def _send(feed: Cleaned, pipe) -> None:
+    budget = FEED_AFTER_INDEX
     try:
         pipe.write(feed.data)
         pipe.flush()
         for offset, length in feed.ranges:
-            end = offset + length
+            end = offset + min(length, budget)
+            budget -= end - offset
             while offset < end:
                 sent = os.sendfile(pipe.fileno(), feed.fd, offset, end - offset)  # type: ignore[arg-type]
                 if sent == 0:
                     return
                 offset += sent
+            if budget <= 0:
+                return
     except BrokenPipeError:
         pass  # ffprobe has read what it needs
     finally:
@@ -244,9 +253,9 @@ def _av(info: dict) -> list[str]:
 
 def check_media(cleaned: Cleaned) -> None:
     """Against `cleaned.before`, ffprobe's view of the upload."""
-    original = cleaned.before or {}
     whole = not cleaned.data and cleaned.ranges[:1] == [(0, cleaned.length)]
-    after = probe(cleaned.fd, None if whole else cleaned)  # type: ignore[arg-type]
+    after, original = probe(cleaned.fd, None if whole else cleaned,  # type: ignore[arg-type]
+                            cleaned.before)
     if not _av(after) or _av(after) != _av(original):
         raise Failed("audio or video streams lost")
     was, now = (float(i.get("format", {}).get("duration") or 0) for i in (original, after))
