@@ -1,8 +1,11 @@
 """The sanitizer table: Intake's sanitizer beside `exiftool -all=` and mat2.
 
-The same files for all three, made on the spot by real tools with GPS,
-serial numbers, names and dates planted (the corpus of tests/sanitize). Each
-tool cleans each file in its own process, as a server would. Intake is timed
+The same files for all three, made on the spot by real programs with GPS,
+serial numbers, names and dates planted: the corpus of tests/sanitize
+(Pillow, pikepdf, python-docx, mutagen, ffmpeg, ExifTool) and the files
+LibreOffice, pdfTeX, heif-enc, avifenc and cjxl write (real_corpus.py),
+with photos at phone sizes (a 48-megapixel JPEG, 12-megapixel HEIC, AVIF and
+JPEG XL). Each tool cleans each file in its own process, as a server would. Intake is timed
 twice:
 
 - "intake": on the same terms as the others, a plain file in and a plain
@@ -14,9 +17,11 @@ twice:
   do not do.
 
 ExifTool and mat2 run through their command lines, plaintext file to
-plaintext file. Reports files per second and MB/s per family, and what each
-left behind: the identifying fields ExifTool still finds after cleaning, or
-"failed".
+plaintext file. Reports seconds per file, files per second and MB/s per
+family, and what each left behind: the identifying fields ExifTool still
+finds after cleaning and the planted values still in any part of the file
+(decompressed), or "refused"; then, per tool, how many files came out clean,
+leaked, or were refused.
 
     python bench/sanitize_bench.py [--repeat 3] [--scale 8] [--out FILE]
 
@@ -39,12 +44,50 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "sanitize")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from sanitize_corpus import Corpus, leftovers  # noqa: E402
+from sanitize.real_corpus import RealCorpus  # noqa: E402
+from sanitize.sanitize_corpus import (  # noqa: E402
+    CAMERA_TAGS,
+    Corpus,
+    exiftool_write,
+    leftovers,
+    picture,
+    planted_anywhere,
+)
 
-FAMILIES = ["jpeg", "png", "webp", "tiff", "gif", "heic", "pdf", "docx", "odt", "mp3",
+FAMILIES = ["jpeg", "png", "webp", "tiff", "gif", "heic", "svg", "pdf", "docx", "odt", "mp3",
             "flac", "wav", "m4a", "mp4", "mov", "mkv", "mp4 (large)"]
+REAL = ["jpeg 48 MP", "heic 12 MP (heif-enc)", "avif 12 MP (avifenc)", "jxl 12 MP (cjxl)",
+        "odt (LibreOffice)", "odt (LibreOffice desktop)", "docx (LibreOffice)",
+        "docx (zip -r)", "docx (linked picture)", "ods (LibreOffice)", "xlsx (LibreOffice)",
+        "odp (LibreOffice)", "pptx (LibreOffice)", "odg (LibreOffice)", "pdf (pdfTeX)"]
+
+
+def real_files(root: Path) -> dict[str, Path]:
+    real = RealCorpus(root)
+    office = {p.name: p for p in real.office()}
+    phone = real.camera_jpeg("phone12.jpg", (4032, 3024))
+    heic, avif, jxl = (root / n for n in ("phone12.heic", "phone12.avif", "phone12.jxl"))
+    subprocess.run(["heif-enc", "-q", "80", str(phone), "-o", str(heic)], check=True,
+                   capture_output=True, timeout=600)
+    subprocess.run(["avifenc", "-s", "10", str(phone), str(avif)], check=True,
+                   capture_output=True, timeout=600)
+    subprocess.run(["cjxl", str(phone), str(jxl)], check=True, capture_output=True,
+                   timeout=600)
+    exiftool_write(jxl, *CAMERA_TAGS)
+    big = root / "camera48.jpg"
+    picture((8000, 6000)).save(big, quality=90)
+    exiftool_write(big, *CAMERA_TAGS)
+    return {"jpeg 48 MP": big, "heic 12 MP (heif-enc)": heic, "avif 12 MP (avifenc)": avif,
+            "jxl 12 MP (cjxl)": jxl, "odt (LibreOffice)": office["statement.odt"],
+            "odt (LibreOffice desktop)": office["desktop.odt"],
+            "docx (LibreOffice)": office["statement.docx"],
+            "docx (zip -r)": office["rezipped.docx"],
+            "docx (linked picture)": office["linked.docx"],
+            "ods (LibreOffice)": office["losses.ods"], "xlsx (LibreOffice)": office["losses.xlsx"],
+            "odp (LibreOffice)": office["slides.odp"], "pptx (LibreOffice)": office["slides.pptx"],
+            "odg (LibreOffice)": office["map.odg"], "pdf (pdfTeX)": real.paper()}
 
 
 def large_video(corpus: Corpus) -> Path:
@@ -72,6 +115,11 @@ class Row:
     @property
     def mb_per_second(self) -> float:
         return self.size / 1e6 / self.seconds if self.seconds else 0.0
+
+    @property
+    def verdict(self) -> str:
+        return "refused" if self.left == "refused" else \
+            "clean" if self.left == "nothing" else "leaked"
 
 
 @functools.cache
@@ -207,7 +255,8 @@ TOOLS: dict[str, Callable[[Path, Path, Path], tuple[bool, float]]] = {
 
 def make_files(corpus: Corpus) -> dict[str, Path]:
     makers = {"jpeg": corpus.jpeg, "png": corpus.png, "webp": corpus.webp,
-              "tiff": corpus.tiff, "gif": corpus.gif, "heic": corpus.heic, "pdf": corpus.pdf,
+              "tiff": corpus.tiff, "gif": corpus.gif, "heic": corpus.heic, "svg": corpus.svg,
+              "pdf": corpus.pdf,
               "docx": corpus.docx, "odt": corpus.odt, "mp3": corpus.mp3, "flac": corpus.flac,
               "wav": corpus.wav, "m4a": corpus.m4a, "mp4": corpus.mp4, "mov": corpus.mov,
               "mkv": corpus.mkv, "mp4 (large)": lambda: large_video(corpus)}
@@ -233,9 +282,9 @@ def measure(family: str, source: Path, tool: str, repeat: int, work: Path) -> Ro
     first = work / f"{_slug(tool)}-0-{source.name}"
     growth = first.stat().st_size / source.stat().st_size if first.exists() else 0.0
     if not ok or not first.exists():
-        left = "failed"
+        left = "refused"
     else:
-        found = leftovers(first)
+        found = leftovers(first) + [f"planted {p!r}" for p in planted_anywhere(first)]
         left = "nothing" if not found else f"{len(found)}: " + ", ".join(
             f.split("=")[0] for f in found[:4]) + (" ..." if len(found) > 4 else "")
     return Row(family, tool, repeat, source.stat().st_size * repeat, seconds, left, growth)
@@ -247,6 +296,7 @@ def rows(repeat: int, scale: int) -> list[Row]:
         root = Path(tmp)
         (root / "corpus").mkdir()
         files = make_files(Corpus(root / "corpus", scale))
+        files.update(real_files(root / "real"))
         for family, source in files.items():
             for tool in TOOLS:
                 work = root / family.split()[0] / family.replace(" ", "_") / _slug(tool)
@@ -255,14 +305,33 @@ def rows(repeat: int, scale: int) -> list[Row]:
     return out
 
 
+def summary(measured: list[Row]) -> str:
+    """Per tool: files clean, leaked (cleaned, something identifying left) and
+    refused; and the families where it took over twice mat2's time."""
+    lines = ["| tool | clean | leaked | refused | slower than 2x mat2 on |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    mat2 = {r.family: r for r in measured if r.tool == "mat2"}
+    for tool in TOOLS:
+        mine = [r for r in measured if r.tool == tool]
+        counts = {v: sum(r.verdict == v for r in mine) for v in ("clean", "leaked", "refused")}
+        slow = [r.family for r in mine if r.family in mat2 and mat2[r.family].verdict != "refused"
+                and r.verdict != "refused" and r.seconds > 2 * mat2[r.family].seconds]
+        lines.append(f"| {tool} | {counts['clean']} | {counts['leaked']} | {counts['refused']} "
+                     f"| {', '.join(slow) or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
 def table(repeat: int = 3, scale: int = 8) -> str:
-    lines = ["| family | file | tool | files/s | MB/s | size after | identifying fields left |",
-             "| --- | ---: | --- | ---: | ---: | ---: | --- |"]
-    for r in rows(repeat, scale):
+    measured = rows(repeat, scale)
+    lines = ["| family | file | tool | s/file | files/s | MB/s | size after | "
+             "identifying fields left |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in measured:
         growth = f"{r.growth:.2f}x" if r.growth else "-"
         lines.append(f"| {r.family} | {r.size // r.files / 1024:.0f} KiB | {r.tool} | "
-                     f"{r.files_per_second:.1f} | {r.mb_per_second:.2f} | {growth} | {r.left} |")
-    return "\n".join(lines) + "\n"
+                     f"{r.seconds / r.files:.3f} | {r.files_per_second:.1f} | "
+                     f"{r.mb_per_second:.2f} | {growth} | {r.left} |")
+    return summary(measured) + "\n" + "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="picture sides x 96x64 pixels, media x 1 second (default 8)")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
-    missing = [t for t in ("exiftool", "mat2", "ffmpeg", "ffprobe") if not shutil.which(t)]
+    missing = [t for t in ("exiftool", "mat2", "ffmpeg", "ffprobe", "soffice", "pdflatex",
+                           "heif-enc", "avifenc", "cjxl", "zip") if not shutil.which(t)]
     if missing:
         print(f"sanitize bench: missing {', '.join(missing)}", file=sys.stderr)
         return 2

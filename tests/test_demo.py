@@ -50,7 +50,8 @@ def test_demo_serves_and_its_printed_command_decrypts(tmp_path):
             form = http.get(base + "/", timeout=10)
             token = CSRF.search(form.text).group(1)
             done = http.post(base + "/submit", timeout=30,
-                             data={"csrf_token": token, "testimony": "demo testimony"},
+                             data={"csrf_token": token, "testimony": "demo testimony",
+                                   "keep_original": "y"},
                              files={"files": ("note.txt", b"demo file")})
         assert done.status_code == 200 and 'class="codename"' in done.text
         out.seek(0)

@@ -255,7 +255,8 @@ def test_spec_documents_every_metadata_member_the_server_writes(tmp_path):
     try:
         spool = UploadSpool(intake.store, intake.recipients)
         spool.write(bytes(range(256)) * 4)  # a type no sanitizer claims
-        receive(intake, "I saw it.", [Upload("readings.bin", spool)], keep_originals=False)
+        # Kept as received only because the witness asked for originals.
+        receive(intake, "I saw it.", [Upload("readings.bin", spool)], keep_originals=True)
         spool.close()
     finally:
         intake.close()

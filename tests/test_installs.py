@@ -266,7 +266,8 @@ def test_a_submission_goes_from_a_server_install_to_a_workstation_install(venvs,
                 assert f'lang="{lang}"' in page and said in page, lang
             token = CSRF.search(witness.get(url + "/", timeout=10).text).group(1)
             receipt = witness.post(url + "/submit", timeout=60, data={
-                "csrf_token": token, "testimony": "Тестування з колеса."},
+                "csrf_token": token, "testimony": "Тестування з колеса.",
+                "keep_original": "y"},
                 files={"files": ("note.txt", b"a note\n", "text/plain")})
             assert receipt.status_code == 200, receipt.text
     finally:

@@ -224,6 +224,7 @@ def test_no_plaintext_ip_agent_or_time_on_the_server(tmp_path, team_key, server)
     boundary = "----canary" + secrets.token_hex(8)
     length, body = multipart_stream(
         [("csrf_token", None, token.encode()), ("testimony", None, text_canary),
+         ("keep_original", None, b"y"),
          ("files", "video.mp4", big), ("files", "note.txt", small)],
         boundary, read_spools_midway)
     conn.putrequest("POST", "/submit", skip_accept_encoding=True)
@@ -320,7 +321,7 @@ def _canary_upload(client, canary: bytes, mib: int = 2):
     boundary = "canary" + secrets.token_hex(8)
     length, chunks = multipart_stream(
         [("csrf_token", None, csrf_token(client).encode()),
-         ("testimony", None, b"text " + canary),
+         ("testimony", None, b"text " + canary), ("keep_original", None, b"y"),
          ("files", "big.bin", canary * (mib * 1024 * 1024 // len(canary))),
          ("files", "small.txt", b"small " + canary)], boundary)
     body = b"".join(chunks)

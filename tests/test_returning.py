@@ -61,7 +61,7 @@ def test_login_lists_days_and_follow_up_joins_the_same_witness(app, client):
     assert re.search(r"Sent on \d{4}-\d{2}-\d{2}", page.text)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
     done = client.post("/account/add", data={
-        "csrf_token": token, "testimony": "more detail",
+        "csrf_token": token, "testimony": "more detail", "keep_original": "y",
         "files": [(io.BytesIO(b"photo bytes"), "later.jpg")]},
         content_type="multipart/form-data")
     assert done.status_code == 200

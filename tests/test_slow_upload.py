@@ -54,7 +54,9 @@ def test_an_upload_slower_than_the_worker_timeout_completes(config, tmp_path):
         token = CSRF.search(page.read().decode()).group(1)
         boundary = "slowboundary"
         head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
-                f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+                f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; "
+                f"name=\"keep_original\"\r\n\r\ny\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
                 f"filename=\"slow.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
                 ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()

@@ -81,7 +81,9 @@ def _post(token: str, cookie: str, content: bytes, path: str = "/submit",
           keep_alive: bool = True) -> bytes:
     boundary = "sockbody"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
-            f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; "
+            f"name=\"keep_original\"\r\n\r\ny\r\n"  # made-up bytes: kept only if asked
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
             f"filename=\"f.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
             ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
     head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n"

@@ -84,7 +84,9 @@ def test_engine_is_the_one_asked_for(served, database_url):
 
 def test_export_lists_every_envelope_with_its_sha256(served, tmp_path):
     before = states(served)
-    assert len(before) == 1 + len(FILES_A) + 1
+    # Testimony, files, the picture's untouched original (the form's box is
+    # ticked, so the made-up files no cleaner handles are kept), testimony B.
+    assert len(before) == 1 + len(FILES_A) + 1 + 1
     assert set(before.values()) == {"waiting"}
     out = tmp_path / "bundle.tar"
     assert export(served, out) == len(before)
@@ -119,7 +121,7 @@ def test_decrypt_gives_a_folder_per_submission(served, tmp_path, team_key):
     out = tmp_path / "decrypted"
     report = decrypt_bundle(bundle, team_key.private_key, out)
     assert report.damaged == []
-    assert len(report.decrypted) == 1 + len(FILES_A) + 1
+    assert len(report.decrypted) == 1 + len(FILES_A) + 1 + 1
     folders = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(folders) == 2
     for folder in folders:
@@ -129,7 +131,9 @@ def test_decrypt_gives_a_folder_per_submission(served, tmp_path, team_key):
 
     folder_a = texts[TESTIMONY_A]
     kept = {p.name: p.read_bytes() for p in (folder_a / "files").iterdir()}
-    assert sorted(kept.values()) == sorted(content for content, _name in FILES_A)
+    # The picture twice: its cleaned copy (nothing to remove) and its original.
+    assert sorted(kept.values()) == sorted([*(content for content, _name in FILES_A),
+                                            FILES_A[1][0]])
     assert kept["report.pdf"] == FILES_A[0][0]
     assert kept["фото 1.png"] == FILES_A[1][0]
     for name in kept:
@@ -138,8 +142,9 @@ def test_decrypt_gives_a_folder_per_submission(served, tmp_path, team_key):
     assert "what_ why_.txt" in kept
 
     records = json.loads((folder_a / "metadata.json").read_text())
-    assert len(records) == 1 + len(FILES_A)
-    by_name = {r.get("original_name", "(testimony)"): r for r in records}
+    assert len(records) == 1 + len(FILES_A) + 1
+    by_name = {r.get("original_name", "(testimony)"): r for r in records
+               if r["kind"] != "original"}
     assert set(by_name) == {"(testimony)", *(name for _content, name in FILES_A)}
     for content, name in FILES_A:
         r = by_name[name]

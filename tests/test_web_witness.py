@@ -148,7 +148,8 @@ def test_form_has_no_script_and_loads_nothing_from_elsewhere(client):
 def test_testimony_and_several_files_in_one_submission(app, client, team_key):
     files = [(b"%PDF-1.4 first", "report.pdf"), (b"\x89PNG\r\n\x1a\n second", "photo.png"),
              (b"third, plain text", "notes.txt")]
-    page = submit(client, "I saw the convoy at dawn.", files)
+    # None can be cleaned: kept as received because the witness asked for originals.
+    page = submit(client, "I saw the convoy at dawn.", files, keep_original="y")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert_self_contained(text)
@@ -517,7 +518,8 @@ def test_a_request_with_many_large_files_holds_helper_threads_for_one_at_a_time(
 
     monkeypatch.setattr(UploadSpool, "_start_helpers", start_helpers)
     files = [("files", f"part{i}.bin", os.urandom(1536 * 1024)) for i in range(5)]
-    body = multipart([("csrf_token", None, csrf_token(client).encode()), *files])
+    body = multipart([("csrf_token", None, csrf_token(client).encode()),
+                      ("keep_original", None, b"y"), *files])
     assert post_raw(client, body).status_code == 200
     assert alive == [0, 0, 0, 0, 0]  # each part's helpers ended before the next began
     assert len(envelopes(app)) == 5

@@ -306,6 +306,61 @@ def check_swap(proc_swaps: Path = Path("/proc/swaps"),
     return findings or [_ok("swap", "no unencrypted swap")]
 
 
+# -- sandbox ------------------------------------------------------------------
+
+UNIT = Path("/etc/systemd/system/intake-witness.service")
+
+
+def check_sandbox(config: Config, report: dict | None = None,
+                  unit: Path = UNIT) -> list[Finding]:
+    """A cleaner child, started as the server starts them, tries what a
+    parser taken over by a hostile file would (docs/sanitizing.md)."""
+    if report is None:
+        from intake.server.sanitize.runner import probe_sandbox
+
+        db = config.data_dir / "intake.db"
+        report = probe_sandbox([p.resolve() for p in (config.keys_dir, config.data_dir,
+                                                      db if db.exists() else config.store_dir)])
+    if "error" in report:
+        return [Finding(PROBLEM, "sandbox", report["error"],
+                        "run `python -m intake.server.sanitize.probe` as the service user "
+                        "to see why")]
+    findings = []
+    if not report.get("seccomp"):
+        findings.append(Finding(PROBLEM, "sandbox", "no seccomp filter: every upload is "
+                                "refused, since a cleaner could open network sockets",
+                                "apt-get install libseccomp2"))
+    if not report.get("landlock"):
+        findings.append(Finding(WARNING, "sandbox", "no Landlock: a cleaner child sees the "
+                                "whole filesystem its user can read (weaker than designed)",
+                                "run a kernel with Landlock on (Linux 5.13 or later, "
+                                "lsm=landlock,...)"))
+    if not report.get("namespaces"):
+        findings.append(Finding(WARNING, "sandbox", "no user namespaces: cleaner children "
+                                "share the server's user and network namespace (weaker "
+                                "than designed; seccomp still forbids network sockets)",
+                                "allow unprivileged user namespaces "
+                                "(sysctl kernel.unprivileged_userns_clone=1) and, in the "
+                                "unit, RestrictNamespaces=user net"))
+    leaks = [k for k in ("inet_socket", "inet6_socket", "connect", "write") if report.get(k)]
+    leaks += [f"read {p}" for p, ok in report.get("read", {}).items() if ok]
+    if leaks:
+        findings.append(Finding(PROBLEM, "sandbox", "a cleaner child could: " + ", ".join(leaks),
+                                "see docs/sanitizing.md, The sandbox"))
+    try:
+        text = unit.read_text()
+    except OSError:
+        text = ""
+    if re.search(r"^RestrictNamespaces=(yes|true)\s*$", text, re.MULTILINE):
+        findings.append(Finding(WARNING, "sandbox", f"{unit} refuses every namespace, so "
+                                "cleaner children cannot have their own",
+                                "install the unit from deploy/systemd (RestrictNamespaces="
+                                "user net)"))
+    return findings or [_ok("sandbox", f"cleaners run with seccomp, Landlock (ABI "
+                            f"{report['landlock']}) and their own namespaces; they cannot "
+                            "open network sockets, read the keys or the database, or write")]
+
+
 # -- the command --------------------------------------------------------------
 
 def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | None = None,
@@ -317,6 +372,7 @@ def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | N
     findings += check_store(config, min_free)
     findings += check_clock(config)
     findings += check_swap(proc_swaps)
+    findings += check_sandbox(config)
     if torrc is not None:
         findings += check_torrc(torrc, tor_defaults)
     return findings
@@ -330,7 +386,7 @@ def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | N
                    "/usr/share/tor/tor-service-defaults-torrc.")
 @click.option("--min-free", help="Free space the store needs [default: twice max_upload].")
 def doctor(torrc: Path | None, tor_defaults: Path | None, min_free: str | None) -> None:
-    """Check keys, store, permissions, clock, swap and Tor; say what to fix."""
+    """Check keys, store, permissions, clock, swap, the sandbox and Tor; say what to fix."""
     try:
         config = load_config()
         needed = parse_size(min_free) if min_free else None

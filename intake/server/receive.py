@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from intake.format.envelope import EnvelopeWriter, Recipient
 from intake.server import codename
 from intake.server.models import Item, Submission, Witness
-from intake.server.sanitize import sanitize
+from intake.server.pending_originals import Held, PendingOriginals
+from intake.server.sanitize import Limits, sanitize
 from intake.server.service import Intake
-from intake.server.store import Batch, new_id, today
+from intake.server.store import Batch, Staged, new_id, today
 from intake.server.upload_spool import UploadSpool
 
 ITEM_FORMAT = "intake-item/1"
@@ -27,11 +28,25 @@ class Upload:
     spool: UploadSpool
 
 
-@dataclass(frozen=True)
+# What became of each file, as the receipt tells it and the envelope records it.
+CLEANED = "cleaned"
+KEPT_BY_CHOICE = "kept as received: the witness asked on the form to keep originals"
+CONFIRMED = "kept as received: the witness confirmed it on the receipt, after a warning"
+HELD, NOT_KEPT = "held", "not kept"
+
+
+@dataclass
 class FileOutcome:
     name: str
     detected_type: str
-    sanitized: bool
+    outcome: str  # CLEANED, KEPT_BY_CHOICE, HELD (the receipt asks) or NOT_KEPT
+    reason: str = ""  # why it could not be cleaned: a fixed English phrase
+    hostile: bool = False  # a bomb or past a limit: never offered as it is
+    item_id: str = ""  # HELD: the id the receipt's choice names
+
+    @property
+    def sanitized(self) -> bool:
+        return self.outcome == CLEANED
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class Receipt:
     codename: str
     submission_id: str
     files: list[FileOutcome]
+    held: list[Held]
 
 
 def _seal(batch: Batch, recipients: list[Recipient], content: Iterable[bytes],
@@ -61,14 +77,17 @@ def _seal_testimony(batch: Batch, intake: Intake, testimony: str, common: dict) 
 
 
 def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
-                 keep_original: bool) -> tuple[list[Row], FileOutcome]:
-    """Seals one uploaded file: its copy cleaned in the sandbox when the type
-    allows (docs/sanitizing.md), else the upload as received, flagged. The
-    envelope the upload was written into as it arrived becomes the untouched
-    original when the witness asked for one, and is dropped otherwise."""
+                 keep_original: bool, pending: PendingOriginals | None,
+                 held: list[tuple[Staged, FileOutcome]],
+                 limits: Limits | None) -> tuple[list[Row], FileOutcome]:
+    """Seals one uploaded file: its copy cleaned in the sandbox; or, when it
+    cannot be cleaned, the upload as received only if the witness asked to
+    keep originals; else its envelope is held for the receipt to ask
+    (`held`), or dropped. The envelope the upload was written into as it
+    arrived becomes the untouched original when the witness asked for one."""
     # The cleaned copy is sealed into its own envelope as the sandbox hands it back.
     result = sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients),
-                      sandbox=intake.sandbox)
+                      limits, sandbox=intake.sandbox)
     try:  # the cleaned copy's envelope is closed on every path, sealed or not
         base = {**common, "original_name": up.name, "detected_type": result.detected_type,
                 "size": up.spool.size, "sha256_received": up.spool.sha256}
@@ -77,33 +96,54 @@ def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
         raise
     as_received = {**base, "sha256_kept": up.spool.sha256, "sanitized": False,
                    "sanitizer": None, "sanitizer_version": None, "removed": []}
-    outcome = FileOutcome(up.name, result.detected_type, sanitized=result.ok)
+    outcome = FileOutcome(up.name, result.detected_type, CLEANED)
     if not result.ok or result.spool is None:
-        entry = up.spool.seal(batch, {**as_received, "kind": "file", "flags": result.flags,
-                                      "original_kept": False})
-        return [("file", entry.item_id, entry.size, entry.sha256)], outcome
+        result.close()
+        outcome.reason, outcome.hostile = result.reason, result.hostile
+        failed = {**as_received, "kind": "file", "flags": result.flags,
+                  "original_kept": True}
+        if result.hostile:
+            outcome.outcome = NOT_KEPT  # a bomb is not forwarded, whatever was chosen
+        elif keep_original:
+            outcome.outcome = KEPT_BY_CHOICE
+            entry = up.spool.seal(batch, {**failed, "outcome": KEPT_BY_CHOICE})
+            return [("file", entry.item_id, entry.size, entry.sha256)], outcome
+        elif pending is not None:
+            outcome.outcome = HELD
+            # Reaches the queue only if the witness confirms: the record says so.
+            entry = pending.seal(up.spool, {**failed, "outcome": CONFIRMED})
+            outcome.item_id = entry.item_id
+            held.append((entry, outcome))
+        else:
+            outcome.outcome = NOT_KEPT
+        return [], outcome
     cleaned = result.spool
     assert isinstance(cleaned, UploadSpool)
     try:
         meta = {**base, "kind": "file", "sha256_kept": cleaned.sha256, "sanitized": True,
                 "sanitizer": result.sanitizer, "sanitizer_version": result.version,
-                "removed": result.removed, "flags": [], "original_kept": keep_original}
+                "removed": result.removed, "flags": [], "original_kept": keep_original,
+                "outcome": CLEANED}
         entry = cleaned.seal(batch, meta)
         rows: list[Row] = [("file", entry.item_id, entry.size, entry.sha256)]
     finally:
         result.close()
     if keep_original:
         entry = up.spool.seal(batch, {**as_received, "kind": "original", "flags": [],
-                                      "original_kept": True, "original_of": rows[0][1]})
+                                      "original_kept": True, "original_of": rows[0][1],
+                                      "outcome": KEPT_BY_CHOICE})
         rows.append(("original", entry.item_id, entry.size, entry.sha256))
     return rows, outcome
 
 
 def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_originals: bool,
-            witness_id: str | None = None) -> Receipt:
+            witness_id: str | None = None, pending: PendingOriginals | None = None,
+            limits: Limits | None = None) -> Receipt:
     """Seals everything, then places it and commits; on any failure keeps nothing.
 
     A new witness gets a fresh codename; a returning one (witness_id) does not.
+    Files that could not be cleaned are held in `pending` for the receipt to
+    ask about; without it they are not kept.
     """
     secret, derived = "", None
     if witness_id is None:
@@ -118,19 +158,58 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
               "choices": {"keep_original": keep_originals}}
     rows: list[Row] = []
     outcomes: list[FileOutcome] = []
+    staged_held: list[tuple[Staged, FileOutcome]] = []
     batch = intake.store.batch()
+    if pending is not None:
+        pending.sweep()
     try:
         if testimony.strip():
             rows.append(_seal_testimony(batch, intake, testimony, common))
         for up in uploads:
-            more, outcome = _seal_upload(batch, intake, up, common, keep_originals)
+            more, outcome = _seal_upload(batch, intake, up, common, keep_originals, pending,
+                                         staged_held, limits)
             rows += more
             outcomes.append(outcome)
         _commit(intake, batch, day, witness_id, submission_id, derived, rows)
     except BaseException:
         batch.discard()
+        for entry, _ in staged_held:
+            entry.tmp_path.unlink(missing_ok=True)
         raise
-    return Receipt(secret, submission_id, outcomes)
+    return Receipt(secret, submission_id, outcomes,
+                   _hold(pending, staged_held, submission_id))
+
+
+def _hold(pending: PendingOriginals | None, staged: list[tuple[Staged, FileOutcome]],
+          submission_id: str) -> list[Held]:
+    """Held files go to the pending folder once the submission is in; one that
+    cannot be placed is not kept, and the receipt says so."""
+    held = []
+    for entry, outcome in staged:
+        try:
+            held.append(pending.place(entry, outcome.name, submission_id))  # type: ignore[union-attr]
+        except OSError:
+            entry.tmp_path.unlink(missing_ok=True)
+            outcome.outcome, outcome.item_id = NOT_KEPT, ""
+    return held
+
+
+def confirm_held(intake: Intake, pending: PendingOriginals, held: Held) -> bool:
+    """The witness chose to send a held file as received: it joins its
+    submission in the queue. False when its time has passed."""
+    path = pending.take(held)
+    if path is None:
+        return False
+    try:
+        with intake.db.sessions() as s:
+            s.add(Item(id=held.item_id, submission_id=held.submission_id, kind="file",
+                       size=held.size, sha256=held.sha256, received_day=today(),
+                       state="waiting"))
+            s.commit()
+    except BaseException:
+        path.unlink(missing_ok=True)  # nothing half-kept: no row, no file
+        raise
+    return True
 
 
 def _commit(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submission_id: str,

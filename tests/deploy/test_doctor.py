@@ -18,6 +18,7 @@ from intake.server.doctor import (
     check_clock,
     check_keys,
     check_permissions,
+    check_sandbox,
     check_store,
     check_swap,
     run_checks,
@@ -52,7 +53,31 @@ def test_a_good_setup_passes(good):
     findings = run_checks(config, min_free=1, proc_swaps=swaps)
     assert problems(findings) == []
     assert {f.check for f in findings if f.level == OK} >= {
-        "keys", "permissions", "store", "space", "clock", "swap"}
+        "keys", "permissions", "store", "space", "clock", "swap", "sandbox"}
+    (sandbox,) = [f for f in findings if f.check == "sandbox"]
+    assert "cannot open network sockets, read the keys or the database" in sandbox.message
+
+
+WEAKER = {"seccomp": True, "landlock": 0, "namespaces": False, "inet_socket": False,
+          "inet6_socket": False, "connect": False, "write": False, "read": {"/k": False}}
+
+
+def test_a_sandbox_weaker_than_designed_is_reported(good, tmp_path):
+    config, _ = good
+    findings = check_sandbox(config, WEAKER, unit=tmp_path / "none.service")
+    assert [f.level for f in findings] == ["warning", "warning"]
+    assert "no Landlock" in findings[0].message and "no user namespaces" in findings[1].message
+    unit = tmp_path / "intake-witness.service"
+    unit.write_text("[Service]\nRestrictNamespaces=yes\n")
+    assert "refuses every namespace" in check_sandbox(config, WEAKER, unit=unit)[-1].message
+
+
+def test_a_sandbox_that_leaks_is_a_problem(good, tmp_path):
+    config, _ = good
+    leaky = {**WEAKER, "seccomp": False, "inet_socket": True, "read": {"/keys": True}}
+    findings = problems(check_sandbox(config, leaky, unit=tmp_path / "none.service"))
+    assert "no seccomp filter" in findings[0].message
+    assert findings[1].message == "a cleaner child could: inet_socket, read /keys"
 
 
 def cli_env(config) -> dict[str, str]:

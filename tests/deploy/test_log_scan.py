@@ -70,7 +70,8 @@ def witness_flow(base: str, user_agent: str) -> None:
         token = CSRF.search(form.text).group(1)
         assert browser.cookies, "the form sets a session cookie"
         sent = browser.post(base + "/submit", timeout=60, data={
-            "csrf_token": token, "testimony": "The convoy passed the bridge at dawn."},
+            "csrf_token": token, "testimony": "The convoy passed the bridge at dawn.",
+            "keep_original": "y"},
             files={"files": ("photo.jpg", b"\xff\xd8\xff\xe0" + secrets.token_bytes(4096),
                              "image/jpeg")})
         assert sent.status_code == 200, sent.text[:500]

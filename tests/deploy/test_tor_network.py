@@ -139,7 +139,7 @@ def test_submit_through_a_private_tor_network(network, tmp_path, team_key, capsy
         testimony = "Seen from the window: three trucks, no markings."
         sent_at = time.monotonic()
         receipt = witness.post(f"http://{witness_onion}/submit", timeout=120, data={
-            "csrf_token": token, "testimony": testimony},
+            "csrf_token": token, "testimony": testimony, "keep_original": "y"},
             files={"files": ("evidence.bin", content, "application/octet-stream")})
         timings["submission (256 KiB) took"] = time.monotonic() - sent_at
         assert receipt.status_code == 200, receipt.text[:500]

@@ -60,6 +60,35 @@ def planted_in_bytes(data: bytes) -> list[str]:
     return [p for p in PLANTED if p.encode() in data or p.encode("utf-16-be") in data]
 
 
+def every_part(data: bytes) -> bytes:
+    """The file's bytes with every zip member and PDF stream decompressed:
+    where a value hides from a plain search."""
+    parts = [data]
+    if data.startswith(b"PK"):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for name in z.namelist():
+                body = z.read(name)
+                parts.append(body)
+                if body.startswith((b"PK", b"%PDF")):
+                    parts.append(every_part(body))
+    if data.startswith(b"%PDF"):
+        import pikepdf
+
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            for obj in pdf.objects:
+                parts.append(repr(obj).encode(errors="replace"))
+                if isinstance(obj, pikepdf.Stream):
+                    try:
+                        parts.append(obj.read_bytes())
+                    except pikepdf.PdfError:
+                        parts.append(obj.read_raw_bytes())
+    return b"\n".join(parts)
+
+
+def planted_anywhere(path: Path) -> list[str]:
+    return planted_in_bytes(every_part(path.read_bytes()))
+
+
 def exiftool_write(path: Path, *tags: str) -> None:
     run("exiftool", "-q", "-q", "-overwrite_original", "-n", *tags, str(path))
 

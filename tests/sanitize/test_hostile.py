@@ -98,19 +98,42 @@ def test_child_limits_forbid_writing_files(tmp_path):
     assert not target.exists() or target.stat().st_size == 0
 
 
-def test_child_has_no_network_where_namespaces_allow(tmp_path):
+def test_a_cleaner_child_cannot_call_out_read_the_keys_and_database_or_write(app):
+    """Started as the server starts its cleaners, the child tries what a parser
+    taken over by a hostile file would: it opens no network socket, cannot
+    read the server's keys folder, data folder or database, and writes no file."""
     from intake.server.sanitize import runner
 
-    if not runner.network_isolated():
-        pytest.skip("this kernel does not allow unprivileged network namespaces")
-    command = runner._command("jpeg", 0, runner.Limits())
-    assert command[:2] == [command[0], "-rn"] and command[0].endswith("unshare")
-    probe = subprocess.run(
-        [*command[:2], sys.executable, "-c",
-         "import socket\ns = socket.socket()\ns.settimeout(2)\n"
-         "try:\n    s.connect(('127.0.0.1', 9))\nexcept OSError as e:\n    print(e.errno)"],
-        capture_output=True, text=True, timeout=30, check=True)
-    assert probe.stdout.strip() in ("101", "111")  # unreachable, or refused on a lone lo
+    intake = app.extensions["intake"]
+    db = intake.config.data_dir / "intake.db"
+    secrets = intake.config.secrets_file
+    assert db.exists() and secrets.exists() and any(intake.config.keys_dir.iterdir())
+    report = runner.probe_sandbox([intake.config.keys_dir.resolve(), db.resolve(),
+                                   secrets.resolve(), intake.config.store_dir.resolve()])
+    assert report["seccomp"] is True and report["landlock"] > 0
+    assert report["inet_socket"] is False and report["inet6_socket"] is False
+    assert report["connect"] is False and report["write"] is False
+    assert set(report["read"].values()) == {False}
+
+
+def test_the_zygote_children_run_under_seccomp_before_they_read(sandbox):
+    """The real cleaner, forked by the zygote: its seccomp filter is on (it
+    waits for an upload that does not come)."""
+    from intake.server.sanitize.limits import Limits
+
+    child = sandbox.spawn(["1000", *Limits().to_argv()])
+    try:
+        deadline = time.monotonic() + 10
+        status: dict[str, str] = {}
+        while time.monotonic() < deadline and status.get("Seccomp") != "2":
+            with open(f"/proc/{child.pid}/status") as f:
+                status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+            time.sleep(0.02)
+        assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1"
+    finally:
+        child.kill()
+        child.stdin.close()
+        child.stdout.close()
 
 
 def test_cpu_limit_ends_in_a_flag(corpus, sanitized):

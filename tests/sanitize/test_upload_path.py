@@ -8,8 +8,11 @@ import hashlib
 import io
 import json
 import re
+import subprocess
+import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from intake.server.queue import export
@@ -56,7 +59,8 @@ def test_uploads_are_cleaned_before_sealing(client, app, team_key, tmp_path, cor
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert text.count("cleaned of hidden information") == 3
-    assert "note.txt: sent as it is" in " ".join(text.split())
+    assert "<strong>note.txt</strong>: we cannot clean this kind of file." in " ".join(
+        text.split())
     folder, records = decrypted(app, team_key, tmp_path)
     by_name = {r.get("original_name"): r for r in records if r["kind"] == "file"}
     assert not [r for r in records if r["kind"] == "original"]
@@ -72,10 +76,8 @@ def test_uploads_are_cleaned_before_sealing(client, app, team_key, tmp_path, cor
         assert record["sha256_kept"] != record["sha256_received"]
         assert record["original_kept"] is False
         assert leftovers(saved) == [], original.name
-    plain = by_name["note.txt"]
-    assert plain["sanitized"] is False
-    assert plain["flags"] == ["not sanitized: unsupported type"]
-    assert (folder / plain["saved_as"]).read_text() == "plain words\n"
+    assert "note.txt" not in by_name  # held for the witness's word, not in the queue
+    assert all(r["outcome"] == "cleaned" for r in by_name.values())
 
 
 def test_keep_original_seals_the_untouched_original_linked(client, app, team_key, tmp_path,
@@ -111,3 +113,146 @@ def test_decrypt_command_shows_what_was_cleaned(client, app, team_key, tmp_path,
     (original,) = [line for line in lines if "original of" in line]
     assert "tEXt:Author" in cleaned and cleaned.endswith("original kept]")
     assert "as received" in original
+
+
+ITEM = re.compile(r'name="item" value="([0-9a-f]{32})"')
+
+
+def _gps_free(folder: Path, records: list[dict]) -> None:
+    for record in records:
+        saved = folder / record["saved_as"]
+        assert not planted_in_bytes(saved.read_bytes()), record.get("original_name")
+
+
+@pytest.mark.parametrize(("make", "limits", "offered"), [
+    ("truncated_jpeg", {}, True),
+    ("tiff", {"max_pixels": 100}, False),  # past the pixel limit: treated as a bomb
+    ("jpeg", {"cpu_seconds": 0}, True),
+])
+def test_a_file_that_cannot_be_cleaned_is_not_stored_and_the_receipt_names_it(
+        client, app, team_key, tmp_path, corpus, make, limits, offered):
+    """"Keep the original" unticked: the file is not stored, with its GPS or at
+    all; the receipt names it, says why in the witness's words and, unless it
+    looks hostile, offers to send it as it is."""
+    from intake.server.sanitize import Limits
+
+    if limits:
+        app.extensions["intake.sanitize_limits"] = Limits(**limits)
+    photo = getattr(corpus, make)()
+    assert leftovers(photo) or planted_in_bytes(photo.read_bytes())  # GPS and all, to begin with
+    page = post(client, [photo])
+    assert page.status_code == 200
+    text = " ".join(page.get_data(as_text=True).split())
+    assert f"<strong>{photo.name}</strong>:" in text
+    assert "We have not stored it" in text
+    assert bool(ITEM.search(text)) is offered
+    assert ("Send it as it is" in text) is offered
+    folder, records = decrypted(app, team_key, tmp_path)
+    assert [r["kind"] for r in records] == ["testimony"]
+    _gps_free(folder, records)
+
+
+def _held(client, corpus) -> tuple[str, bytes]:
+    photo = corpus.truncated_jpeg()
+    page = post(client, [photo]).get_data(as_text=True)
+    return ITEM.search(page).group(1), photo.read_bytes()
+
+
+def _choose(client, item: str, choice: str):
+    page = client.get("/")
+    token = CSRF.search(page.get_data(as_text=True)).group(1)
+    return client.post("/original", data={"csrf_token": token, "item": item, "choice": choice})
+
+
+def test_the_witness_can_send_a_file_that_could_not_be_cleaned_as_it_is(
+        client, app, team_key, tmp_path, corpus):
+    item, original = _held(client, corpus)
+    pending = app.extensions["intake.pending"]
+    assert [p.name.split(".")[0] for p in pending.folder.iterdir()] == [item]
+    # Held, not queued: an export now carries only the testimony.
+    answer = _choose(client, item, "send")
+    assert answer.status_code == 200
+    assert "was sent exactly as it is" in answer.get_data(as_text=True)
+    assert list(pending.folder.iterdir()) == []
+    folder, records = decrypted(app, team_key, tmp_path)
+    (record,) = [r for r in records if r["kind"] == "file"]
+    assert record["outcome"].startswith("kept as received: the witness confirmed")
+    assert record["sanitized"] is False and record["flags"][0].startswith("not sanitized:")
+    assert (folder / record["saved_as"]).read_bytes() == original
+    # The same choice cannot be made twice.
+    again = _choose(client, item, "send").get_data(as_text=True)
+    assert "no longer open" in again
+
+
+def test_the_witness_can_drop_it_and_another_browser_cannot_choose(
+        app, team_key, tmp_path, corpus):
+    witness, stranger = app.test_client(), app.test_client()
+    item, _ = _held(witness, corpus)
+    pending = app.extensions["intake.pending"]
+    assert "no longer open" in _choose(stranger, item, "send").get_data(as_text=True)
+    assert len(list(pending.folder.iterdir())) == 1  # the stranger changed nothing
+    assert "was not sent" in _choose(witness, item, "drop").get_data(as_text=True)
+    assert list(pending.folder.iterdir()) == []
+    _, records = decrypted(app, team_key, tmp_path)
+    assert [r["kind"] for r in records] == ["testimony"]
+
+
+def test_a_choice_not_made_in_time_keeps_nothing(client, app, team_key, tmp_path, corpus):
+    pending = app.extensions["intake.pending"]
+    pending.hold_seconds = 0  # expires at once; its timer removes the file
+    item, _ = _held(client, corpus)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(pending.folder.iterdir()):
+        time.sleep(0.01)
+    assert list(pending.folder.iterdir()) == []
+    assert "no longer open" in _choose(client, item, "send").get_data(as_text=True)
+    _, records = decrypted(app, team_key, tmp_path)
+    assert [r["kind"] for r in records] == ["testimony"]
+
+
+def test_files_held_by_a_worker_that_is_gone_are_swept(client, app, corpus):
+    """A worker killed before its timers ran leaves its held files behind: the
+    next submission removes them (and the daily run, those of earlier days)."""
+    pending = app.extensions["intake.pending"]
+    item, _ = _held(client, corpus)
+    (held,) = pending.folder.iterdir()
+    gone = held.with_name(f"{item}.{_exited_pid()}.pending")
+    held.rename(gone)
+    post(client, [])
+    assert not gone.exists()
+
+
+def _exited_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_after_one_answer_the_other_files_are_asked_again(client, corpus, tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text("plain words\n")
+    page = post(client, [corpus.truncated_jpeg(), note]).get_data(as_text=True)
+    first, second = ITEM.findall(page)
+    answer = _choose(client, first, "drop").get_data(as_text=True)
+    assert "Still waiting for your choice" in answer
+    assert ITEM.findall(answer) == [second] and "note.txt" in answer
+    assert "was sent exactly" in _choose(client, second, "send").get_data(as_text=True)
+
+
+def test_keeping_originals_keeps_a_file_that_could_not_be_cleaned(client, app, team_key,
+                                                                   tmp_path, corpus):
+    photo = corpus.truncated_jpeg()
+    text = post(client, [photo], keep_original="y").get_data(as_text=True)
+    assert "we kept it as you sent it" in text and not ITEM.search(text)
+    folder, records = decrypted(app, team_key, tmp_path)
+    (record,) = [r for r in records if r["kind"] == "file"]
+    assert record["outcome"].startswith("kept as received: the witness asked on the form")
+    assert (folder / record["saved_as"]).read_bytes() == photo.read_bytes()
+
+
+def test_a_zip_bomb_is_not_forwarded_even_when_originals_are_kept(client, app, team_key,
+                                                                  tmp_path, corpus):
+    text = post(client, [corpus.zip_bomb_docx()], keep_original="y").get_data(as_text=True)
+    assert "nothing of it is kept" in text
+    _, records = decrypted(app, team_key, tmp_path)
+    assert [r["kind"] for r in records] == ["testimony"]

@@ -53,7 +53,8 @@ def test_the_package_holds_what_prosecutors_need(case):
         [a.submission_id, b.submission_id])
     folder = out / "submissions" / a.submission_id
     assert (folder / "testimony.txt").read_text() == "Я бачив колону техніки біля мосту."
-    assert json.loads((folder / "choices.json").read_text()) == {"keep_original": False}
+    # The witness kept originals: their made-up files no cleaner handles are kept.
+    assert json.loads((folder / "choices.json").read_text()) == {"keep_original": True}
     files = sorted(p.name for p in (folder / "files").iterdir())
     assert len(files) == 2 and all("/" not in f and not f.startswith(".") for f in files)
     for sub in doc["submissions"]:

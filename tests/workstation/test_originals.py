@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import re
 
+import magic
 from sqlalchemy import select
 
 from intake.server.models import Item
 from intake.server.receive import ITEM_FORMAT, _seal
-from intake.server.sanitize import detect_type
 from intake.server.store import today
 from intake.workstation.desk import create_vault_app
 
@@ -28,7 +28,7 @@ def keep_original(server, sent, content: bytes, name: str) -> None:
     meta = {"format": ITEM_FORMAT, "submission_id": sent.submission_id,
             "witness_id": sent.witness_id, "received_day": today().isoformat(),
             "choices": {"keep_original": True}, "kind": "original", "original_name": name,
-            "detected_type": detect_type(content[:4096]), "size": len(content),
+            "detected_type": magic.from_buffer(content[:4096], mime=True), "size": len(content),
             "sha256_received": sha, "sha256_kept": sha, "sanitized": False,
             "sanitizer": None, "removed": [], "flags": [], "original_of": copy_id}
     batch = intake.store.batch()

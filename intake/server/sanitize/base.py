@@ -8,11 +8,18 @@ from dataclasses import dataclass, field
 
 
 class Refused(Exception):
-    """The file is not cleaned; `reason` is a fixed phrase, never file content."""
+    """The file is not cleaned; `reason` is a fixed phrase, never file content.
+    A `hostile` file (a bomb, an image past the pixel limit) is not offered
+    to the witness to send as it is: it is not kept at all."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, hostile: bool = False):
         super().__init__(reason)
         self.reason = reason
+        self.hostile = hostile
+
+
+def bomb(reason: str) -> Refused:
+    return Refused(reason, hostile=True)
 
 
 @dataclass
@@ -26,6 +33,9 @@ class Cleaned:
     # `ranges` are the (offset, length) pieces of it that follow `data`.
     fd: int | None = None
     ranges: list[tuple[int, int]] = field(default_factory=list)
+    # Media: ffprobe's view of the upload, for the check; a callable while
+    # ffprobe still runs beside the check of the copy.
+    before: dict | Callable[[], dict] | None = None
 
     @property
     def length(self) -> int:

@@ -1,35 +1,82 @@
-"""The sanitizing child: `python -m intake.server.sanitize.child FAMILY SIZE LIMIT...`.
+"""The sanitizing child: `python -m intake.server.sanitize.child SIZE LIMIT...`
+(or forked by the zygote with the same arguments).
 
-It lowers its own resource limits first, then reads the upload from stdin and
-writes one frame to stdout: MAGIC, a 4-byte length, a JSON header, then the
-cleaned bytes. Nothing touches a disk: inputs that a tool must seek are put in
-a memory file (memfd) by the cleaner that needs it.
+It lowers its own resource limits and confines itself (intake.server.sanitize
+.confine: seccomp and Landlock) first, then reads the upload from stdin,
+tells its type from its bytes (libmagic and the file's own structure, here
+rather than in the web worker), cleans it, checks the cleaned copy
+(intake.server.sanitize.verify) and writes one frame to stdout: MAGIC, a
+4-byte length, a JSON header, then the cleaned bytes. Nothing touches a disk:
+inputs that a tool must seek are put in a memory file (memfd).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import struct
 import sys
 
-from intake.server.sanitize import dispatch
+from intake.server.sanitize import confine, detect, dispatch, verify
 from intake.server.sanitize import limits as lim
 from intake.server.sanitize.base import Cleaned, Refused
 from intake.server.sanitize.protocol import MAGIC, MEDIA, OUT_OF_MEMORY, output_cap
 
 MAX_NAMES = 500
+HEAD = 64 * 1024
 
 
-def _clean(family: str, size: int, limits: lim.Limits):
-    if family in MEDIA:
-        from intake.server.sanitize import media
+def _read(n: int) -> bytes:
+    parts, want = [], n
+    while want > 0:
+        piece = sys.stdin.buffer.read(want)
+        if not piece:
+            break
+        parts.append(piece)
+        want -= len(piece)
+    return b"".join(parts)
 
-        return media.clean(family, sys.stdin.buffer, size, output_cap(size))
-    data = sys.stdin.buffer.read(size + 1)
-    if len(data) != size:  # the parent stopped short, or sent more than it said
-        raise Refused("the upload arrived incomplete")
-    return dispatch.clean(family, data, limits)
+
+def enter_sandbox(limits: lim.Limits, size: int) -> confine.Confinement:
+    """Limits, then Landlock and seccomp, before a byte of the upload is read.
+    Files may be written (into memory files only: Landlock forbids every path)
+    up to the output cap until the type is known; see main()."""
+    detect.prepare()
+    confine.prepare()
+    lim.apply(limits, max(size, output_cap(size)))
+    confinement = confine.confine()
+    if not confinement.seccomp:
+        raise Refused("the sandbox could not be set up (seccomp)")
+    return confinement
+
+
+def _clean(size: int, limits: lim.Limits, header: dict):
+    head = _read(min(size, HEAD))
+    found = detect.libmagic(head)
+    header["detected_type"] = found
+    family = detect.family(head, found)
+    data = None
+    if family == "zip" or (family is not None and family not in MEDIA):
+        data = head + _read(size - len(head) + 1)
+        if len(data) != size:  # the parent stopped short, or sent more than it said
+            raise Refused("the upload arrived incomplete")
+    if family == "zip":
+        family = detect.zip_kind(data)  # type: ignore[arg-type]
+    header["family"] = family
+    if family is None:
+        raise Refused("unsupported type")
+    if family not in MEDIA:  # no tool of this family writes, not even into memory
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+        cleaned = dispatch.clean(family, data, limits)  # type: ignore[arg-type]
+        verify.check(family, data, cleaned, limits)  # type: ignore[arg-type]
+        return cleaned
+    from intake.server.sanitize import media
+
+    cleaned = media.clean(family, sys.stdin.buffer, size, output_cap(size), head,
+                          limits.media_memory)
+    verify.check_media(cleaned)
+    return cleaned
 
 
 def _frame(header: dict, cleaned: Cleaned | None = None) -> None:
@@ -74,28 +121,29 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
-    family, size = argv[0], int(argv[1])
-    limits = lim.Limits.from_argv(argv[2:])
-    # Only media tools write, and only into memory files: they need room for
-    # the input and the output; every other family may write no file at all.
-    lim.apply(limits, max(size, output_cap(size)) if family in MEDIA else 0)
+    size = int(argv[0])
+    limits = lim.Limits.from_argv(argv[1:])
+    header: dict = {"detected_type": "application/octet-stream", "family": None}
     try:
-        cleaned = _clean(family, size, limits)
+        sandbox = enter_sandbox(limits, size)
+        header["sandbox"] = {"seccomp": sandbox.seccomp, "landlock": sandbox.landlock}
+        cleaned = _clean(size, limits, header)
     except Refused as exc:
-        _frame({"ok": False, "reason": exc.reason})
+        _frame({**header, "ok": False, "reason": exc.reason, "hostile": exc.hostile})
         return 0
     except MemoryError:
-        _frame({"ok": False, "reason": "memory limit reached"})
+        _frame({**header, "ok": False, "reason": "memory limit reached"})
         return 0
     except Exception as exc:  # noqa: BLE001 - any parser failure means "malformed"
         # Only the exception's type: its message may quote the file.
-        _frame({"ok": False, "reason": f"malformed {family} file ({type(exc).__name__})"})
+        family = header.get("family") or "unknown"
+        _frame({**header, "ok": False, "reason": f"malformed {family} file ({type(exc).__name__})"})
         return 0
     removed = cleaned.removed
     if len(removed) > MAX_NAMES:  # a file can name thousands of fields: the header stays small
         removed = [*removed[:MAX_NAMES], f"and {len(removed) - MAX_NAMES} more fields"]
-    _frame({"ok": True, "removed": removed, "tool": cleaned.tool,
-            "detected_type": cleaned.detected_type}, cleaned)
+    _frame({**header, "ok": True, "removed": removed, "tool": cleaned.tool,
+            "detected_type": cleaned.detected_type or header["detected_type"]}, cleaned)
     return 0
 
 

@@ -14,7 +14,7 @@ import io
 import posixpath
 import zipfile
 
-from intake.server.sanitize.base import Cleaned, CleanPart, Refused, field_name
+from intake.server.sanitize.base import Cleaned, CleanPart, Refused, bomb, field_name
 from intake.server.sanitize.limits import Limits
 
 MAX_DEPTH = 2
@@ -84,17 +84,31 @@ def clean(family: str, data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
         from intake.server.sanitize import gif
 
         return gif.clean(data, pixels)
-    if family in ("tiff", "bmp", "heif"):
+    if family in ("heif", "avif"):
+        from intake.server.sanitize import heif, raster
+
+        try:
+            return heif.clean(data, pixels)
+        except heif.Unsupported:  # a layout the item rewrite does not vouch for
+            return raster.clean(family, data, pixels)
+    if family in ("tiff", "bmp", "pnm"):
         from intake.server.sanitize import raster
 
         return raster.clean(family, data, pixels)
+    if family == "jxl":
+        from intake.server.sanitize import jxl
+
+        return jxl.clean(data)
+    if family == "html":
+        raise Refused("HTML pages are not cleaned: they can hold scripts, links and "
+                      "tracking images")
     if family == "svg":
         from intake.server.sanitize import svg
 
         return svg.clean(data)
-    if family in ("pdf", "ooxml", "odf", "zip"):
+    if family in ("pdf", "ooxml", "odf", "epub", "zip"):
         if depth >= MAX_DEPTH:
-            raise Refused("documents nested too deep")
+            raise bomb("documents nested too deep")
         inner = _part_cleaner(limits, depth + 1)
         if family == "pdf":
             from intake.server.sanitize import pdf
@@ -125,6 +139,8 @@ def family_of_part(body: bytes) -> str | None:
         return "tiff"
     if body[4:8] == b"ftyp" and body[8:12] in HEIF_BRANDS:
         return "heif"
+    if body[4:8] == b"ftyp" and body[8:12] in (b"avif", b"avis"):
+        return "avif"
     if _is_svg(body):
         return "svg"
     if body.startswith(b"%PDF-"):
@@ -157,7 +173,8 @@ def clean_inside(name: str, body: bytes, limits: Limits, removed: list[str], dep
     try:
         cleaned = clean(family, body, limits, depth)
     except Refused as exc:
-        raise Refused(f"a file inside could not be cleaned ({exc.reason})") from exc
+        raise Refused(f"a file inside could not be cleaned ({exc.reason})",
+                      hostile=exc.hostile) from exc
     except Exception as exc:  # noqa: BLE001 - a malformed part, whatever the parser says
         raise Refused(f"a file inside is malformed ({type(exc).__name__})") from exc
     label = field_name(posixpath.basename(name), 24)

@@ -1,11 +1,9 @@
-"""Which sanitizer a file gets, chosen from its bytes (libmagic), never its name.
-
-This module runs in the web worker: it imports nothing heavy.
+"""The families of file Intake cleans: libmagic's answers mapped to cleaners,
+and the kinds the witness form lists. Detection itself runs in the sandbox
+(intake.server.sanitize.detect); this module imports nothing heavy.
 """
 
 from __future__ import annotations
-
-import magic
 
 # libmagic's answer -> the family that cleans it. Several answers per family:
 # libmagic's names vary between versions (audio/x-wav, audio/wav, ...).
@@ -17,6 +15,13 @@ FAMILIES: dict[str, str] = {
     "image/tiff": "tiff",
     "image/bmp": "bmp",
     "image/x-ms-bmp": "bmp",
+    "image/x-portable-pixmap": "pnm",
+    "image/x-portable-greymap": "pnm",
+    "image/x-portable-bitmap": "pnm",
+    "image/avif": "avif",
+    "image/jxl": "jxl",
+    "text/html": "html",
+    "application/epub+zip": "zip",
     "image/heic": "heif",
     "image/heif": "heif",
     "image/heic-sequence": "heif",
@@ -31,6 +36,10 @@ FAMILIES: dict[str, str] = {
     "application/vnd.oasis.opendocument.spreadsheet": "odf",
     "application/vnd.oasis.opendocument.presentation": "odf",
     "application/vnd.oasis.opendocument.graphics": "odf",
+    "application/vnd.oasis.opendocument.text-template": "odf",
+    "application/vnd.oasis.opendocument.spreadsheet-template": "odf",
+    "application/vnd.oasis.opendocument.presentation-template": "odf",
+    "application/vnd.oasis.opendocument.graphics-template": "odf",
     "audio/mpeg": "mp3",
     "audio/flac": "flac",
     "audio/x-flac": "flac",
@@ -54,20 +63,10 @@ FAMILIES: dict[str, str] = {
 
 # The kinds of file the witness form says are cleaned (templates/submit.html,
 # in its own translated sentence); a test keeps the two in step.
-CLEANED_KINDS = ("JPEG", "PNG", "WebP", "GIF", "TIFF", "BMP", "HEIC", "SVG", "PDF",
-                 "DOCX", "XLSX", "PPTX", "ODT", "ODS", "ODP", "MP3", "M4A", "OGG",
-                 "Opus", "FLAC", "WAV", "AIFF", "MP4", "MOV", "3GP", "MKV", "WebM", "AVI")
-
-
-def detect_type(head: bytes) -> str:
-    if not head:
-        return "application/x-empty"
-    found = magic.from_buffer(head, mime=True)
-    if found == "application/octet-stream" and head.startswith(b"ID3"):
-        # An ID3 tag longer than the head (a cover picture) hides the MPEG
-        # frames from libmagic; the mp3 cleaner checks that they follow.
-        return "audio/mpeg"
-    return found
+CLEANED_KINDS = ("JPEG", "PNG", "WebP", "GIF", "TIFF", "BMP", "HEIC", "HEIF", "AVIF",
+                 "JPEG XL", "PPM", "PGM", "SVG", "PDF", "DOCX", "XLSX", "PPTX", "ODT",
+                 "ODS", "ODP", "ODG", "EPUB", "MP3", "M4A", "OGG", "Opus", "FLAC", "WAV",
+                 "AIFF", "MP4", "MOV", "3GP", "MKV", "WebM", "AVI")
 
 
 def family_of(detected_type: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from intake.server.sanitize.base import Cleaned, Refused, field_name, unique
+from intake.server.sanitize.base import Cleaned, Refused, bomb, field_name, unique
 
 LOOPING = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
 
@@ -33,7 +33,7 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
         raise Refused("not a GIF")
     width, height, flags = struct.unpack("<HHB", data[6:11])
     if width * height > max_pixels:
-        raise Refused("image too large")
+        raise bomb("image too large")
     pos = 13 + _color_table(flags)
     out, removed = [data[:pos]], []
     while True:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 
 from intake.server.sanitize import icc
-from intake.server.sanitize.base import Cleaned, Refused, field_name, unique
+from intake.server.sanitize.base import Cleaned, Refused, bomb, field_name, unique
 
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
 APP0, APP1, APP2, APP13, APP14, COM = 0xE0, 0xE1, 0xE2, 0xED, 0xEE, 0xFE
@@ -119,7 +119,7 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
         if marker in SOFS and len(payload) >= 5:
             height, width = struct.unpack(">HH", payload[1:5])
             if width * height > max_pixels:
-                raise Refused("image too large")
+                raise bomb("image too large")
         if marker == SOS:
             stop = _entropy_end(data, end)
             out.append(data[pos:stop])

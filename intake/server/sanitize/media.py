@@ -63,14 +63,15 @@ def _probe(fd: int) -> subprocess.Popen:
                             preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
 
 
-def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str]:
-    """Names of the tags and of the streams dropped; ffmpeg's version."""
+def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str, dict]:
+    """Names of the tags and of the streams dropped; ffmpeg's version; what
+    ffprobe saw, for the check of the cleaned copy."""
     try:
         out, _ = probe.communicate(timeout=60)
         info = json.loads(out or b"{}")
-    except (ValueError, subprocess.TimeoutExpired):
+    except (ValueError, subprocess.TimeoutExpired) as exc:
         probe.kill()
-        return ["container metadata"], "ffmpeg"
+        raise Refused("ffprobe could not read the file") from exc
     version = "ffmpeg " + str(info.get("program_version", {}).get("version", "?"))
     names = [f"container:{k}" for k in info.get("format", {}).get("tags", {})]
     for stream in info.get("streams", []):
@@ -83,13 +84,19 @@ def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str]:
             names.append(f"{kind} stream ({field_name(tag, 16)})")
     if info.get("chapters"):
         names.append("chapters")
-    return [field_name(n) for n in dict.fromkeys(names)], version
+    return [field_name(n) for n in dict.fromkeys(names)], version, info
 
 
-def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
+def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"",
+          memory: int | None = None) -> Cleaned:
+    """`head`: the first bytes, already read from `source` to tell the type.
+    `memory`: the most the memory files may hold at once (Limits.media_memory)."""
+    if memory is not None and size > memory:
+        raise Refused("too large to clean in memory")
     src = os.memfd_create("upload", os.MFD_CLOEXEC)
     dst = -1
     try:
+        _write_all(src, head)
         _fill(src, source)
         if os.fstat(src).st_size != size:  # the parent stopped short
             raise Refused("the upload arrived incomplete")
@@ -102,10 +109,16 @@ def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
             else:
                 if plan.length > cap:
                     raise Refused("cleaned file too large")
+                # What the copy must keep, from the original's index: ffprobe
+                # then reads the copy (starting it costs more than the rewrite).
+                before = {"streams": [{"codec_type": k} for k in plan.streams],
+                          "format": {"duration": plan.duration}}
                 cleaned = Cleaned(plan.head, plan.removed, tool="", detected_type=kind,
-                                  fd=src, ranges=plan.ranges)
+                                  fd=src, ranges=plan.ranges, before=before)
                 src = -1  # the caller copies the kept ranges out, then closes it
                 return cleaned
+        if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy
+            raise Refused("too large to clean in memory")
         dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)  # only ffmpeg needs one
         probe = _probe(src)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
@@ -116,7 +129,7 @@ def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
         run = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, pass_fds=(src, dst), check=False,
                              preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
-        removed, version = _removed_and_version(probe)
+        removed, version, before = _removed_and_version(probe)
         if run.returncode != 0:
             raise Refused(f"ffmpeg could not copy the streams (exit status {run.returncode})")
         length = os.lseek(dst, 0, os.SEEK_END)
@@ -124,7 +137,7 @@ def clean(family: str, source: BinaryIO, size: int, cap: int) -> Cleaned:
             raise Refused("cleaned file too large" if length else "no audio or video stream")
         os.lseek(dst, 0, os.SEEK_SET)
         cleaned = Cleaned(b"", removed + ["creation times", "encoder tag"], tool=version,
-                          detected_type=kind, fd=dst, ranges=[(0, length)])
+                          detected_type=kind, fd=dst, ranges=[(0, length)], before=before)
         dst = -1  # now the caller's to copy out and close
         return cleaned
     finally:

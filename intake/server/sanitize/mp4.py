@@ -32,7 +32,7 @@ import os
 import struct
 import sys
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 from intake.server.sanitize import icc
@@ -434,6 +434,8 @@ class Rewrite:
     head: bytes  # ftyp, moov and the mdat header
     ranges: list[tuple[int, int]]  # (offset, length) in the input, in order
     removed: list[str]
+    streams: list[str] = field(default_factory=list)  # "video" or "audio", per kept track
+    duration: float = 0.0  # seconds, from the movie header
 
     @property
     def length(self) -> int:
@@ -579,5 +581,18 @@ def rewrite(fd: int, size: int) -> Rewrite:
             position += ranges[at][1]
             at += 1
         new_offsets[t][n] = position + offset - ranges[at][0]
+    streams = ["video" if t.parts[b"hdlr"][16:20] == b"vide" else "audio" for t in index.tracks]
     return Rewrite(index.ftyp + _moov(index, new_offsets, wide) + head,
-                   [(a, n) for a, n in ranges], removed)
+                   [(a, n) for a, n in ranges], removed, streams, _duration(index.mvhd))
+
+
+def _duration(mvhd: bytes) -> float:
+    """Seconds, from a movie header box (version 0 or 1); 0 when unknown."""
+    try:
+        if mvhd[8] == 1:
+            scale, length = struct.unpack_from(">IQ", mvhd, 28)
+        else:
+            scale, length = struct.unpack_from(">II", mvhd, 20)
+    except (IndexError, struct.error):
+        return 0.0
+    return length / scale if scale and length not in (0xFFFFFFFF, 2**64 - 1) else 0.0

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import io
 import posixpath
+import re
 import zipfile
 
 from intake.server.sanitize import xmlsafe
-from intake.server.sanitize.base import Cleaned, CleanPart, Refused, field_name, unique
+from intake.server.sanitize.base import Cleaned, CleanPart, Refused, bomb, field_name, unique
 from intake.server.sanitize.limits import Limits
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -44,8 +45,9 @@ REPLACED = {"docProps/core.xml": CORE, "docProps/app.xml": APP,
 EMPTIED = {"author", "initials", "displayName"}
 DROPPED = {"date", "dateUtc", "userId", "providerId", "lastIdx"}
 # Elements removed wholly, and elements whose text is emptied.
-ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplate"}
-TEXT_EMPTIED = {"author", "creator", "creator-initials"}
+ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplate", "docVars"}
+TEXT_EMPTIED = {"author", "creator", "creator-initials", "author-name", "author-initials",
+                "sender-firstname", "sender-lastname", "sender-email"}
 ODF_DATE = "{http://purl.org/dc/elements/1.1/}date"
 PRIVATE_RELS = ("/thumbnail", "/printerSettings", "/attachedTemplate")
 PRINTER_ITEMS = {"PrinterName", "PrinterSetup", "PrinterPaperFromSetup"}
@@ -60,26 +62,64 @@ def _dropped_part(name: str) -> bool:
 def _read_all(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.ZipInfo, bytes]]:
     infos = zf.infolist()
     if len(infos) > limits.zip_entries:
-        raise Refused("zip bomb: too many entries")
+        raise bomb("zip bomb: too many entries")
     if sum(i.file_size for i in infos) > limits.zip_total:
-        raise Refused("zip bomb: expands too much")
+        raise bomb("zip bomb: expands too much")
     parts, total = [], 0
     for info in infos:
         if info.file_size > 1024 * 1024 and \
                 info.file_size > limits.zip_ratio * max(info.compress_size, 1):
-            raise Refused("zip bomb: compression ratio")
+            raise bomb("zip bomb: compression ratio")
         with zf.open(info) as f:
             data = f.read(info.file_size + 1)  # never more than the header promised
         total += len(data)
         if len(data) > info.file_size or total > limits.zip_total:
-            raise Refused("zip bomb: expands too much")
+            raise bomb("zip bomb: expands too much")
         parts.append((info, data))
     return parts
 
 
+# Word fields whose shown result is the author's name, a file path or a date
+# from the document's properties: the result is emptied, the field kept.
+IDENTIFYING_FIELD = re.compile(r"^\s*(AUTHOR|USERNAME|USERINITIALS|USERADDRESS|LASTSAVEDBY|"
+                               r"FILENAME|TEMPLATE|CREATEDATE|SAVEDATE|PRINTDATE|DOCPROPERTY|"
+                               r"INFO)\b", re.IGNORECASE)
+COMMENT_TIMES = {"dt", "created"}  # on PowerPoint comments (cm)
+
+
+def _scrub_fields(root, removed: list[str]) -> bool:
+    """Empties what identifying Word fields show: simple ones, and complex ones
+    (begin, instruction, separate, result, end) in document order."""
+    changed, state = False, None  # None, "instruction", "result"
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        tag = xmlsafe.local(element.tag)
+        attrs = {xmlsafe.local(k): v for k, v in element.attrib.items()}
+        if tag == "fldSimple" and IDENTIFYING_FIELD.match(attrs.get("instr", "")):
+            for text in element.iter():
+                if isinstance(text.tag, str) and xmlsafe.local(text.tag) == "t" and text.text:
+                    text.text = ""
+                    removed.append("field result (author, file or date)")
+                    changed = True
+        elif tag == "fldChar":
+            kind = attrs.get("fldCharType")
+            state = "instruction" if kind == "begin" else \
+                ("result" if kind == "separate" and state == "identifying" else
+                 None if kind == "end" else state)
+        elif tag == "instrText" and state == "instruction" and \
+                IDENTIFYING_FIELD.match(element.text or ""):
+            state = "identifying"
+        elif tag == "t" and state == "result" and element.text:
+            element.text = ""
+            removed.append("field result (author, file or date)")
+            changed = True
+    return changed
+
+
 def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
-    changed = False
     root = tree.getroot()
+    changed = _scrub_fields(root, removed)
     for element in list(root.iter()):
         if not isinstance(element.tag, str):
             continue
@@ -105,9 +145,10 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
                     element.attrib[attribute] = ""
                     removed.append(f"{key} (comments and changes)")
                     changed = True
-            elif key in DROPPED or key.startswith("rsid"):
+            elif key in DROPPED or "rsid" in key.lower() or \
+                    (tag == "cm" and key in COMMENT_TIMES):
                 del element.attrib[attribute]
-                removed.append("rsid" if key.startswith("rsid") else
+                removed.append("rsid" if "rsid" in key.lower() else
                                f"{key} (comments and changes)")
                 changed = True
     return changed
@@ -118,14 +159,31 @@ def _prune_rels(name: str, tree, dropped: set[str], removed: list[str]) -> bool:
     changed = False
     for rel in list(tree.getroot()):
         target = rel.get("Target", "")
+        kind = field_name(rel.get("Type", "").rsplit("/")[-1])
         resolved = posixpath.normpath(posixpath.join(base, target)).lstrip("/")
         if rel.get("Type", "").endswith(PRIVATE_RELS) or resolved in dropped or \
-                target.lstrip("/") in dropped or rel.get("TargetMode") == "External" and \
-                target.lower().startswith("file:"):
+                target.lstrip("/") in dropped:
             tree.getroot().remove(rel)
-            removed.append("relationship " + field_name(rel.get("Type", "").rsplit("/")[-1]))
+            removed.append("relationship " + kind)
+            changed = True
+        elif rel.get("TargetMode") == "External" and not _written_link(kind, target):
+            # A picture, frame, template or OLE link fetched when the file is
+            # opened calls home; a file: path names a folder. Pointed nowhere,
+            # so the document's references to it stay valid.
+            rel.set("Target", INERT)
+            removed.append(f"external {kind} link")
             changed = True
     return changed
+
+
+INERT = "about:blank"
+
+
+def _written_link(kind: str, target: str) -> bool:
+    """A hyperlink the author wrote into the text, to a web or mail address:
+    the document's words, fetched by nothing when the file is opened."""
+    return kind == "hyperlink" and target.lower().startswith(("http://", "https://",
+                                                              "mailto:"))
 
 
 def _prune_listing(name: str, tree, dropped: set[str]) -> bool:
@@ -173,7 +231,42 @@ def _kind(names: set[str], parts: dict[str, bytes]) -> tuple[str, str]:
     mimetype = parts.get("mimetype", b"").decode("ascii", "replace").strip()
     if mimetype.startswith("application/vnd.oasis.opendocument."):
         return "odf", mimetype
+    if mimetype == "application/epub+zip":
+        return "epub", mimetype
     raise Refused("unsupported type (a zip archive that is not an office file)")
+
+
+DC = "{http://purl.org/dc/elements/1.1/}"
+OPF_DROPPED = {"creator", "contributor", "publisher", "rights", "date", "source", "description"}
+EPOCH_ISO = "2000-01-01T00:00:00Z"
+
+
+def _scrub_opf(tree, removed: list[str]) -> None:
+    """An EPUB's package document: who made it, when, with what, and the
+    book's own id (replaced: one is required, and it may name a person)."""
+    import uuid
+
+    for element in list(tree.getroot().iter()):
+        if not isinstance(element.tag, str) or element.getparent() is None:
+            continue
+        tag = xmlsafe.local(element.tag)
+        parent = xmlsafe.local(element.getparent().tag)
+        if element.tag.startswith(DC) and tag in OPF_DROPPED:
+            element.getparent().remove(element)
+            removed.append(f"opf:{tag}")
+        elif element.tag.startswith(DC) and tag == "identifier":
+            element.text = f"urn:uuid:{uuid.uuid4()}"
+            removed.append("opf:identifier")
+        elif tag == "meta" and parent == "metadata":
+            if element.get("property") == "dcterms:modified":
+                element.text = EPOCH_ISO
+            elif element.get("name") != "cover" and element.get("property") != "dcterms:modified":
+                element.getparent().remove(element)
+                removed.append("opf:meta " + field_name(element.get("name")
+                                                        or element.get("property") or "?"))
+        elif tag == "docAuthor" and parent == "ncx":
+            element.getparent().remove(element)
+            removed.append("ncx:docAuthor")
 
 
 def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
@@ -202,9 +295,14 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
         if replaced is not None:
             removed += _property_names(name, body)
             body = replaced
-        elif name.endswith((".xml", ".rels")) and name != "mimetype":
+        elif not body.strip():
+            pass  # an empty part (LibreOffice's Configurations2/accelerator/current.xml)
+        elif name.endswith((".xml", ".rels", ".opf", ".ncx")) and name != "mimetype":
             tree = xmlsafe.parse(body)
             changed = _scrub_xml(name, tree, removed)
+            if family == "epub" and name.endswith((".opf", ".ncx")):
+                _scrub_opf(tree, removed)
+                changed = True
             if name.endswith(".rels"):
                 changed = _prune_rels(name, tree, dropped, removed) or changed
             if name in ("[Content_Types].xml", "META-INF/manifest.xml"):
@@ -214,7 +312,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
         elif name != "mimetype":
             body = clean_part(name, body, removed, True)
         out_parts.append((name, body))
-    if family == "odf":  # the mimetype entry must come first, stored
+    if family in ("odf", "epub"):  # the mimetype entry must come first, stored
         out_parts.sort(key=lambda p: p[0] != "mimetype")
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:

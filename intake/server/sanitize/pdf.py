@@ -3,8 +3,9 @@ file written anew. A full rewrite keeps only reachable objects, so earlier
 revisions left behind by incremental saves are gone too. Text stays text.
 
 Gone: the Info dictionary, XMP streams on the catalog and on every object,
-PieceInfo (application private data), page thumbnails, the document ids
-(replaced by ids derived from the content), annotation authors and dates,
+PieceInfo (application private data), pdfTeX's /PTEX.* records of included
+figures, /LastModified, page thumbnails, the document ids (a new random
+first id, the second derived from the content), annotation authors and dates,
 the EXIF/XMP inside embedded JPEG images, and the metadata of attached files
 (each cleaned as if sent alone: pictures, PDFs, office files; plain text is
 kept; an attachment of any other kind, or one that cannot be cleaned, keeps
@@ -14,6 +15,7 @@ the whole file as received, flagged).
 from __future__ import annotations
 
 import io
+import os
 import re
 
 from intake.server.sanitize import jpeg
@@ -111,6 +113,12 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
         for obj in pdf.objects:
             if not isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
                 continue
+            for key in list(obj.keys()):
+                # pdfTeX's record of each included figure (its file name and its
+                # own Info dictionary), and the page's last edit time.
+                if key.startswith("/PTEX.") or key == "/LastModified":
+                    del obj[key]
+                    removed.append(key[1:])
             if "/Metadata" in obj:
                 del obj["/Metadata"]
                 removed.append("XMP metadata")
@@ -142,6 +150,10 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
                         removed.append(f"annotation {key[1:]}")
         out = io.BytesIO()
         pdf.remove_unreferenced_resources()
+        # A new random first id; qpdf derives the second from the content
+        # (its other way would hash the time of day into the file).
+        pdf.trailer.ID = pikepdf.Array([pikepdf.String(os.urandom(16)),
+                                        pikepdf.String(os.urandom(16))])
         pdf.save(out, deterministic_id=True, fix_metadata_version=False,
                  compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.preserve)
     return Cleaned(out.getvalue(), unique(removed), tool=f"pikepdf {pikepdf.__version__}",

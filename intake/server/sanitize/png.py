@@ -12,7 +12,7 @@ import struct
 import zlib
 
 from intake.server.sanitize import icc
-from intake.server.sanitize.base import Cleaned, Refused, field_name, unique
+from intake.server.sanitize.base import Cleaned, Refused, bomb, field_name, unique
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT",
@@ -42,7 +42,7 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
         if kind == b"IHDR":
             width, height = struct.unpack(">II", payload[:8])
             if width * height > max_pixels:
-                raise Refused("image too large")
+                raise bomb("image too large")
         if kind in KEEP or kind == b"iCCP" and icc.is_standard(_profile(payload)):
             out.append(chunk)
         elif kind in TEXT:

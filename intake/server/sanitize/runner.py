@@ -3,8 +3,9 @@
 Plaintext goes to the child through a pipe and comes back through a pipe into
 a fresh sink: the cleaned copy's own envelope, sealed as it arrives (an
 UploadSpool). Neither the upload nor its cleaned copy is ever on disk in the
-clear. Whatever goes wrong ends as a
-Result with ok=False and a reason; the caller then seals the original, flagged.
+clear. The child, not this process, tells the file's type. Whatever goes
+wrong ends as a Result with ok=False and a reason; the caller then keeps
+nothing, or the original if the witness chooses so (intake.server.receive).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from typing import BinaryIO, Protocol
 
 import intake
 from intake import __version__
-from intake.server.sanitize.families import detect_type, family_of
 from intake.server.sanitize.limits import Limits
 from intake.server.sanitize.protocol import MAGIC, OUT_OF_MEMORY, output_cap
 from intake.server.sanitize.zygote import Zygote
@@ -69,6 +69,7 @@ class Result:
     detected_type: str
     family: str | None = None
     reason: str = ""
+    hostile: bool = False  # a bomb: not offered to be sent as it is
     removed: list[str] = field(default_factory=list)
     tool: str = ""
     spool: Sink | None = None
@@ -109,9 +110,23 @@ def network_isolated() -> bool:
     return bool(_no_network_prefix())
 
 
-def _command(family: str, size: int, limits: Limits) -> list[str]:
+def probe_sandbox(paths: list[Path], timeout: float = 60) -> dict:
+    """What a cleaner child started as the server starts them is given, and
+    what it can still do (intake.server.sanitize.probe)."""
+    run = subprocess.run([*_no_network_prefix(), sys.executable, "-m",
+                          "intake.server.sanitize.probe", *map(str, paths)],
+                         capture_output=True, cwd="/", env=_env(), timeout=timeout,
+                         check=False)
+    try:
+        report = json.loads(run.stdout)
+    except ValueError:
+        return {"error": f"the probe failed (exit status {run.returncode})"}
+    return {**report, "namespaces": network_isolated()}
+
+
+def _command(size: int, limits: Limits) -> list[str]:
     return [*_no_network_prefix(), sys.executable, "-m", "intake.server.sanitize.child",
-            family, str(size), *limits.to_argv()]
+            str(size), *limits.to_argv()]
 
 
 def _zygote_command(control_fd: int) -> list[str]:
@@ -171,13 +186,13 @@ def warm_sandbox() -> Zygote:
     return Zygote(_zygote_command, _env())
 
 
-def _launch(family: str, size: int, limits: Limits, sandbox: Zygote | None) -> Child:
+def _launch(size: int, limits: Limits, sandbox: Zygote | None) -> Child:
     if sandbox is not None:
         try:
-            return sandbox.spawn([family, str(size), *limits.to_argv()])
+            return sandbox.spawn([str(size), *limits.to_argv()])
         except OSError:
             pass  # no zygote: start this one cleaner from scratch
-    proc = subprocess.Popen(_command(family, size, limits), stdin=subprocess.PIPE,
+    proc = subprocess.Popen(_command(size, limits), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/",
                             env=_env(), close_fds=True, start_new_session=True)
     return _Started(proc)
@@ -280,16 +295,16 @@ class _Reader:
 
 def sanitize(spool: Upload, make_sink: Callable[[], Sink], limits: Limits | None = None,
              sandbox: Zygote | None = None) -> Result:
-    """Detects the upload's type from its bytes and cleans it in a child process,
-    forked by the warm `sandbox` if given, else started from scratch; the
-    cleaned copy lands in a new sink made by `make_sink`."""
-    detected = detect_type(spool.head)
-    family = family_of(detected)
-    if family is None:
-        return Result(False, detected, reason="unsupported type")
+    """Cleans the upload in a child process, which tells its type from its
+    bytes; forked by the warm `sandbox` if given, else started from scratch.
+    The cleaned copy lands in a new sink made by `make_sink`."""
+    detected = "application/octet-stream"  # until the child says
+    family = None
+    if spool.size == 0:
+        return Result(False, "application/x-empty", reason="empty file")
     limits = (limits or Limits()).for_size(spool.size)
     try:
-        proc = _launch(family, spool.size, limits, sandbox)
+        proc = _launch(spool.size, limits, sandbox)
     except OSError:
         return Result(False, detected, family, reason="the cleaner could not start")
     _widen(proc.stdin, proc.stdout)
@@ -305,21 +320,24 @@ def sanitize(spool: Upload, make_sink: Callable[[], Sink], limits: Limits | None
     return result
 
 
-def _exchange(proc: Child, feeder: threading.Thread, family: str, detected: str,
+def _exchange(proc: Child, feeder: threading.Thread, family: str | None, detected: str,
               upload_size: int, limits: Limits, make_sink: Callable[[], Sink]) -> Result:
     """Reads the child's answer and the cleaned copy into a new sink."""
     reader = _Reader(proc, time.monotonic() + limits.wall_seconds)
     out: Sink | None = None
     try:
-        header = _read_header(reader, family)
+        header = _read_header(reader)
+        detected = str(header.get("detected_type") or detected)[:100]
+        family = header.get("family") if isinstance(header.get("family"), str) else None
         if not header.get("ok"):
-            return Result(False, detected, family, reason=str(header.get("reason"))[:200])
+            return Result(False, detected, family, reason=str(header.get("reason"))[:200],
+                          hostile=bool(header.get("hostile")))
         size = int(header["size"])
         if size > output_cap(upload_size):
             raise _Stop("cleaned file too large")
         out = make_sink()
         reader.stream(size, out)
-        result = Result(True, header.get("detected_type") or detected, family,
+        result = Result(True, detected, family,
                         removed=[str(n) for n in header.get("removed", [])],
                         tool=str(header.get("tool", "")), spool=out)
         out = None
@@ -340,15 +358,15 @@ def _exchange(proc: Child, feeder: threading.Thread, family: str, detected: str,
         proc.stdout.close()  # type: ignore[union-attr]
 
 
-def _read_header(reader: _Reader, family: str) -> dict:
+def _read_header(reader: _Reader) -> dict:
     magic = reader.exactly(len(MAGIC))
     (length,) = struct.unpack(">I", reader.exactly(4))
     if magic != MAGIC or length > HEADER_MAX:
-        raise _Stop(f"cleaner for {family} answered nonsense")
+        raise _Stop("the cleaner answered nonsense")
     try:
         header = json.loads(reader.exactly(length))
     except ValueError as exc:
-        raise _Stop(f"cleaner for {family} answered nonsense") from exc
+        raise _Stop("the cleaner answered nonsense") from exc
     if not isinstance(header, dict):
-        raise _Stop(f"cleaner for {family} answered nonsense")
+        raise _Stop("the cleaner answered nonsense")
     return header

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 
 from intake.server.sanitize import icc
-from intake.server.sanitize.base import Cleaned, Refused, field_name, unique
+from intake.server.sanitize.base import Cleaned, Refused, bomb, field_name, unique
 
 KEEP = {b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"}
 ICC_FLAG, EXIF_FLAG, XMP_FLAG = 0x20, 0x08, 0x04
@@ -34,7 +34,7 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
             width = int.from_bytes(chunk[12:15], "little") + 1
             height = int.from_bytes(chunk[15:18], "little") + 1
             if width * height > max_pixels:
-                raise Refused("image too large")
+                raise bomb("image too large")
             vp8x_index = len(chunks)
             chunks.append(bytearray(chunk))
         elif kind in KEEP:

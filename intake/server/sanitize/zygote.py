@@ -41,17 +41,25 @@ from typing import BinaryIO
 
 from intake.server.sanitize.protocol import OUT_OF_MEMORY
 
-PRELOAD = ("lxml.etree", "mutagen.mp3", "pikepdf", "pillow_heif", "PIL.Image", "PIL.ExifTags",
-           "PIL.ImageOps", "PIL.ImageSequence", "PIL.TiffTags",
+PRELOAD = ("lxml.etree", "mutagen.mp3", "mutagen.flac", "mutagen.oggvorbis", "mutagen.oggopus",
+           "pikepdf", "pillow_heif", "PIL.Image", "PIL.ExifTags", "PIL.ImageOps",
+           "PIL.ImageSequence", "PIL.TiffTags", "PIL.AvifImagePlugin", "PIL.PpmImagePlugin",
+           "PIL.features", "uuid",
            *(f"intake.server.sanitize.{name}" for name in (
-               "audio", "child", "gif", "jpeg", "media", "mp4", "office", "pdf", "dispatch",
-               "png", "raster", "svg", "webp")))
+               "audio", "child", "confine", "detect", "gif", "heif", "jpeg", "jxl", "media",
+               "mp4", "office", "pdf", "dispatch", "png", "raster", "svg", "verify", "webp")))
 
 
 def _preload() -> None:
-    """Everything a child may import, imported once here instead of per upload."""
+    """Everything a child may import, imported once here instead of per upload,
+    and libmagic's database loaded: a child confines itself before it reads,
+    and the sandbox hides where libraries are looked for."""
     for name in PRELOAD:
         importlib.import_module(name)
+    from intake.server.sanitize import confine, detect
+
+    detect.prepare()
+    confine.prepare()
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+
 from flask import Flask
 
 from intake.server.config import Config, load_config
+from intake.server.pending_originals import PendingOriginals
 from intake.server.sanitize.runner import warm_sandbox
 from intake.server.service import prepare
 from intake.server.web.base import base_app, login_throttle
@@ -24,6 +27,10 @@ def create_app(config: Config | None = None) -> Flask:
                       MAX_FORM_PARTS=config.max_files + 16)
     proxy_warning.init_app(app)
     app.extensions["intake.login_throttle"] = login_throttle(config)
+    # Uploads that could not be cleaned, held for the receipt's question.
+    pending = app.extensions["intake.pending"] = PendingOriginals(intake.store)
+    pending.sweep()  # what a worker killed earlier left behind
+    atexit.register(pending.stop)
     app.register_blueprint(submit.bp)
     app.register_blueprint(returning.bp)
     app.wsgi_app = read_body_from_socket(app.wsgi_app)  # type: ignore[method-assign]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+import time
+
+from flask import Blueprint, current_app, render_template, request, session
 from flask_babel import gettext as _
 
 from intake.server.filenames import BadFilename, check_upload_name
-from intake.server.receive import Upload, receive
+from intake.server.pending_originals import SESSION_KEY, from_session, to_session
+from intake.server.receive import Upload, confirm_held, receive
 from intake.server.upload_spool import UploadSpool
 from intake.server.web.errors import EmptySubmission, IntakeError, human_size
 from intake.server.witness.forms import CodenameForm, SubmitForm
@@ -65,11 +68,17 @@ def receive_form(form, witness_id: str | None = None):
     uploads = uploads_from_request()
     try:
         check_submission(testimony, uploads)
-        return receive(current_app.extensions["intake"], testimony, uploads,
-                       keep_originals=bool(form.keep_original.data), witness_id=witness_id)
+        receipt = receive(current_app.extensions["intake"], testimony, uploads,
+                          keep_originals=bool(form.keep_original.data), witness_id=witness_id,
+                          pending=current_app.extensions["intake.pending"],
+                          limits=current_app.extensions.get("intake.sanitize_limits"))
     finally:
         for up in uploads:
             up.spool.close()
+    if receipt.held:  # the receipt asks about these; only this session may answer
+        session[SESSION_KEY] = {**session.get(SESSION_KEY, {}),
+                                **{h.item_id: to_session(h) for h in receipt.held}}
+    return receipt
 
 
 @bp.post("/submit")
@@ -77,3 +86,26 @@ def submit():
     receipt = receive_form(SubmitForm())
     return render_template("receipt.html", receipt=receipt,
                            words=receipt.codename.split(), form=CodenameForm())
+
+
+@bp.post("/original")
+def original_choice():
+    """The witness's answer for a file that could not be cleaned: send it as
+    it is, or drop it (intake.server.pending_originals)."""
+    held_files = dict(session.get(SESSION_KEY, {}))
+    held = from_session(held_files.pop(request.form.get("item", ""), None) or {})
+    # The others still open are asked again below, so no answer needs the back button.
+    waiting = [h for h in map(from_session, held_files.values())
+               if h is not None and h.until > time.time()]
+    session[SESSION_KEY] = {h.item_id: to_session(h) for h in waiting}
+    if held is None:
+        done = "expired"
+    elif request.form.get("choice") == "send":
+        sent = confirm_held(current_app.extensions["intake"],
+                            current_app.extensions["intake.pending"], held)
+        done = "sent" if sent else "expired"
+    else:
+        current_app.extensions["intake.pending"].drop(held.item_id)
+        done = "dropped"
+    return render_template("original_choice.html", done=done,
+                           name=held.name if held else "", waiting=waiting)

@@ -1,0 +1,266 @@
+"""The cleaned copy is checked before it leaves the sandbox: it opens with a
+reader other than the code that wrote it, keeps what the original had
+(pixels' size, frames, pages, streams, duration), and carries none of the
+metadata its family promises to remove. A copy that fails is a failure like
+any other: nothing is kept unless the witness chooses the original.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import zipfile
+
+from intake.server.sanitize import xmlsafe
+from intake.server.sanitize.base import Cleaned, Refused
+from intake.server.sanitize.limits import Limits
+
+PICTURES = {"jpeg", "png", "webp", "gif", "tiff", "bmp", "pnm", "heif", "avif"}
+# What Pillow shows in `info` when a picture still carries it.
+PICTURE_METADATA = ("xmp", "XML:com.adobe.xmp", "photoshop", "comment", "iptc")
+ORIENTATION = 0x0112
+# Above these, headers and metadata only: a phone photo's budget is 2 s, and
+# HEVC and AV1 decode slowly (their coded bytes are copied, never re-encoded).
+DECODE_PIXELS = {"heif": 4_000_000, "avif": 4_000_000}
+DECODE_PIXELS_DEFAULT = 24_000_000
+
+
+class Failed(Refused):
+    def __init__(self, what: str):
+        super().__init__(f"the cleaned copy failed its check ({what})")
+
+
+def check(family: str, original: bytes, cleaned: Cleaned, limits: Limits) -> None:
+    try:
+        if family in PICTURES:
+            _picture(family, original, cleaned.data, limits.max_pixels)
+        elif family == "svg":
+            _svg(cleaned.data)
+        elif family == "pdf":
+            _pdf(original, cleaned.data)
+        elif family in ("ooxml", "odf", "epub"):
+            _zip(family, cleaned.data)
+        elif family in ("mp3", "flac", "ogg"):
+            _audio(cleaned.data)
+        elif family == "jxl":
+            _jxl(cleaned.data)
+        else:
+            raise Failed(f"no check for {family}")
+    except Failed:
+        raise
+    except Refused as exc:
+        raise Failed(exc.reason) from exc
+    except Exception as exc:  # noqa: BLE001 - any reader's error means "does not open"
+        raise Failed(f"does not open: {type(exc).__name__}") from exc
+
+
+def _open_picture(family: str, data: bytes):
+    from PIL import Image
+
+    if family == "heif":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener(thumbnails=False, depth_images=False)
+    return Image.open(io.BytesIO(data))
+
+
+def _picture(family: str, original: bytes, data: bytes, max_pixels: int) -> None:
+    from PIL import Image, ImageSequence
+
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    after = _open_picture(family, data)
+    before = _open_picture(family, original)
+    if sorted(after.size) != sorted(before.size):  # orientation may have been applied
+        raise Failed("picture size changed")
+    if getattr(after, "n_frames", 1) != getattr(before, "n_frames", 1):
+        raise Failed("frames lost")
+    if after.width * after.height <= DECODE_PIXELS.get(family, DECODE_PIXELS_DEFAULT):
+        for frame in ImageSequence.Iterator(after):
+            frame.load()
+    leftover = [k for k in PICTURE_METADATA if after.info.get(k)]
+    exif = after.getexif()
+    allowed = {ORIENTATION}
+    if family == "tiff":  # a TIFF's own tags describe its pixels
+        from intake.server.sanitize.raster import STRUCTURAL
+
+        allowed |= STRUCTURAL
+    if set(exif) - allowed or exif.get_ifd(0x8825) or exif.get_ifd(0x8769):
+        leftover.append("EXIF")
+    if family == "png":
+        leftover += [k for k in after.info if isinstance(after.info[k], str)]
+    if leftover:
+        raise Failed("metadata left: " + ", ".join(sorted(set(leftover))))
+
+
+def _svg(data: bytes) -> None:
+    from lxml import etree
+
+    from intake.server.sanitize.svg import DROPPED, SVG_NS, local_reference
+
+    root = xmlsafe.parse(data).getroot()
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            raise Failed("comment or instruction left")
+        if etree.QName(element).namespace not in (SVG_NS, None) or \
+                xmlsafe.local(element.tag) in DROPPED:
+            raise Failed("element left: " + xmlsafe.local(element.tag))
+        for key, value in element.attrib.items():
+            name = xmlsafe.local(key)
+            if name.lower().startswith("on") or (name == "href" and not local_reference(value)):
+                raise Failed("active content or external reference left")
+
+
+def _pdf(original: bytes, data: bytes) -> None:
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(original)) as before, pikepdf.open(io.BytesIO(data)) as pdf:
+        if len(pdf.pages) != len(before.pages):
+            raise Failed("pages lost")
+        if "/Info" in pdf.trailer:
+            raise Failed("Info dictionary left")
+        for obj in pdf.objects:
+            if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+                keys = set(obj.keys())
+                if keys & {"/Metadata", "/PieceInfo", "/LastModified"} or \
+                        any(k.startswith("/PTEX.") for k in keys):
+                    raise Failed("metadata left")
+    if b"%%EOF" in data[:-8]:
+        raise Failed("earlier revision left")
+
+
+OFFICE_PROPERTIES = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml", "meta.xml")
+
+
+def _zip(family: str, data: bytes) -> None:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        if z.testzip() is not None:
+            raise Failed("damaged zip")
+        names = z.namelist()
+        if family in ("odf", "epub") and names[:1] != ["mimetype"]:
+            raise Failed("mimetype not first")
+        for name in names:
+            lower = name.lower()
+            if lower.startswith(("docprops/thumbnail", "thumbnails/")) or \
+                    "/printersettings/" in lower:
+                raise Failed(f"part left: {lower.rsplit('/', 1)[-1][:30]}")
+            if not name.endswith((".xml", ".rels", ".opf", ".ncx")):
+                continue
+            body = z.read(name)
+            if not body.strip():
+                continue
+            root = xmlsafe.parse(body).getroot()
+            if name in OFFICE_PROPERTIES and any(len(e) for e in root):
+                raise Failed("document properties left")
+            for element in root.iter():
+                if not isinstance(element.tag, str):
+                    continue
+                attrs = {xmlsafe.local(k): v for k, v in element.attrib.items()}
+                if any("rsid" in k.lower() for k in attrs) or attrs.get("author") or \
+                        attrs.get("initials"):
+                    raise Failed("authors or revision ids left")
+                if attrs.get("TargetMode") == "External":
+                    from intake.server.sanitize.office import INERT, _written_link
+
+                    kind = attrs.get("Type", "").rsplit("/")[-1]
+                    target = attrs.get("Target", "")
+                    if target != INERT and not _written_link(kind, target):
+                        raise Failed("external relationship left")
+
+
+def _audio(data: bytes) -> None:
+    import mutagen
+
+    audio = mutagen.File(io.BytesIO(data))
+    if audio is None:
+        raise Failed("does not open")
+    if audio.tags:
+        raise Failed("tags left")
+    if getattr(audio, "pictures", None):
+        raise Failed("pictures left")
+
+
+def _jxl(data: bytes) -> None:
+    from intake.server.sanitize.heif import boxes
+    from intake.server.sanitize.jxl import KEPT, SIGNATURE
+
+    if data.startswith(b"\xff\x0a"):
+        return
+    if not data.startswith(SIGNATURE):
+        raise Failed("not JPEG XL")
+    if any(kind not in KEPT for kind, *_ in boxes(data, 0, len(data))):
+        raise Failed("metadata box left")
+
+
+# -- media: ffprobe, which is not the code that wrote the file ----------------
+
+FEED_AFTER_INDEX = 8 * 1024 * 1024  # of media data: enough for ffprobe to read the streams
+
+
+def probe(fd: int, feed: Cleaned | None = None, before=None) -> tuple[dict, dict]:
+    """ffprobe's view of the memory file `fd`, or of `feed` (the MP4
+    rewrite's new index and the start of the kept ranges) sent through a
+    pipe: the rewrite puts the index first, which holds every stream and the
+    duration, and the copy is never put together in memory. `before`, if
+    callable, is collected while this ffprobe runs."""
+    out = os.memfd_create("probe", os.MFD_CLOEXEC)
+    source = f"/dev/fd/{fd}" if feed is None else "pipe:0"
+    try:
+        proc = subprocess.Popen(["ffprobe", "-v", "quiet", "-print_format", "json",
+                                 "-show_format", "-show_streams", source],
+                                stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.DEVNULL, pass_fds=(fd,))
+        if feed is not None:
+            _send(feed, proc.stdin)  # type: ignore[arg-type]
+        original = before() if callable(before) else (before or {})
+        if proc.wait(timeout=60) != 0:
+            raise Failed("does not open")
+        os.lseek(out, 0, os.SEEK_SET)
+        return json.loads(os.read(out, 16 * 1024 * 1024) or b"{}"), original
+    finally:
+        os.close(out)
+
+
+def _send(feed: Cleaned, pipe) -> None:
+    budget = FEED_AFTER_INDEX
+    try:
+        pipe.write(feed.data)
+        pipe.flush()
+        for offset, length in feed.ranges:
+            end = offset + min(length, budget)
+            budget -= end - offset
+            while offset < end:
+                sent = os.sendfile(pipe.fileno(), feed.fd, offset, end - offset)  # type: ignore[arg-type]
+                if sent == 0:
+                    return
+                offset += sent
+            if budget <= 0:
+                return
+    except BrokenPipeError:
+        pass  # ffprobe has read what it needs
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            pipe.close()
+
+
+def _av(info: dict) -> list[str]:
+    return sorted(s.get("codec_type", "?") for s in info.get("streams", [])
+                  if s.get("codec_type") in ("video", "audio")
+                  and not s.get("disposition", {}).get("attached_pic"))
+
+
+def check_media(cleaned: Cleaned) -> None:
+    """Against `cleaned.before`, ffprobe's view of the upload."""
+    whole = not cleaned.data and cleaned.ranges[:1] == [(0, cleaned.length)]
+    after, original = probe(cleaned.fd, None if whole else cleaned,  # type: ignore[arg-type]
+                            cleaned.before)
+    if not _av(after) or _av(after) != _av(original):
+        raise Failed("audio or video streams lost")
+    was, now = (float(i.get("format", {}).get("duration") or 0) for i in (original, after))
+    if was and abs(now - was) > max(0.5, was * 0.02):
+        raise Failed("duration changed")
+    tags = {k.lower() for k in after.get("format", {}).get("tags", {})}
+    if tags - {"major_brand", "minor_version", "compatible_brands", "encoder"}:
+        raise Failed("container tags left")

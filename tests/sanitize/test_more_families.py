@@ -1,0 +1,125 @@
+"""The families added for phones and the web: SVG with active content, EPUB,
+PPM/PGM, HTML (refused, with a reason), and the limits that keep a video's
+cleaning inside the unit's memory."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from sanitize.sanitize_corpus import AUTHOR, SERIAL, leftovers, planted_anywhere
+
+ACTIVE_SVG = b"""<?xml version="1.0"?>
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+     width="20" height="20" inkscape:export-filename="C:/Users/olena/map.png" onload="go()">
+  <metadata><rdf:RDF><dc:creator>Olena Svidok</dc:creator></rdf:RDF></metadata>
+  <script>fetch('http://tracker.example/')</script>
+  <foreignObject><p xmlns="http://www.w3.org/1999/xhtml">html inside</p></foreignObject>
+  <style>@import url(http://tracker.example/a.css); rect { fill: url(http://x.example/#g) }</style>
+  <image xlink:href="http://tracker.example/pixel.png" width="1" height="1"/>
+  <image href="data:image/png;base64,iVBORw0KGgo=" width="1" height="1"/>
+  <a href="https://tracker.example/"><rect id="r" width="5" height="5" onclick="x()"
+     sodipodi:nodetypes="cc" fill="url(#g)"/></a>
+  <set attributeName="href" to="http://tracker.example/"/>
+  <use href="#r"/>
+</svg>
+"""
+
+
+def test_svg_loses_active_content_and_external_references(sanitized, tmp_path):
+    """Undeclared prefixes (inkscape:, sodipodi:, rdf:) are tolerated, then removed."""
+    path = tmp_path / "map.svg"
+    path.write_bytes(ACTIVE_SVG)
+    result, out = sanitized(path)
+    assert result.ok, result.reason
+    data = out.read_bytes()
+    for gone in (b"script", b"onload", b"onclick", b"foreignObject", b"tracker.example",
+                 b"x.example", b"@import", b"olena", b"Olena", b"inkscape", b"sodipodi",
+                 b"<set"):
+        assert gone not in data, gone
+    for kept in (b'href="#r"', b"data:image/png", b'fill="url(#g)"', b"<rect"):
+        assert kept in data, kept
+    assert {"script", "foreignObject", "metadata", "event handler",
+            "external reference"} <= set(result.removed)
+
+
+def _epub(tmp_path):
+    opf = f"""<?xml version="1.0" encoding="UTF-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
+<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">
+<dc:identifier id="id">urn:isbn:{SERIAL}</dc:identifier><dc:title>Diary</dc:title>
+<dc:creator>{AUTHOR}</dc:creator><dc:language>uk</dc:language><dc:date>2024-03-01</dc:date>
+<meta property="dcterms:modified">2024-03-01T10:11:12Z</meta>
+<meta name="calibre:user_metadata" content="{AUTHOR}"/>
+</metadata><manifest><item id="c" href="c.xhtml" media-type="application/xhtml+xml"/>
+</manifest><spine><itemref idref="c"/></spine></package>"""
+    path = tmp_path / "diary.epub"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
+                   'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+                   '<rootfile full-path="OEBPS/content.opf" '
+                   'media-type="application/oebps-package+xml"/></rootfiles></container>')
+        z.writestr("OEBPS/content.opf", opf)
+        z.writestr("OEBPS/c.xhtml", '<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/'
+                   'xhtml"><body><p>The shelling started at dawn.</p></body></html>')
+    return path
+
+
+def test_epub_loses_its_author_dates_and_id_keeps_its_text(sanitized, tmp_path):
+    result, out = sanitized(_epub(tmp_path))
+    assert result.ok and result.family == "epub", result.reason
+    assert planted_anywhere(out) == []
+    with zipfile.ZipFile(out) as z:
+        assert z.namelist()[0] == "mimetype"
+        assert z.getinfo("mimetype").compress_type == zipfile.ZIP_STORED
+        assert b"The shelling started at dawn." in z.read("OEBPS/c.xhtml")
+        opf = z.read("OEBPS/content.opf")
+    assert b"<dc:title>Diary</dc:title>" in opf and b"urn:uuid:" in opf
+
+
+def test_ppm_and_pgm_lose_their_comments_keep_their_pixels(sanitized, tmp_path):
+    from PIL import Image
+
+    for name, mode in (("photo.ppm", "RGB"), ("scan.pgm", "L")):
+        image = Image.linear_gradient("L").resize((40, 30)).convert(mode)
+        raw = io.BytesIO()
+        image.save(raw, "PPM")
+        magic, rest = raw.getvalue().split(b"\n", 1)
+        path = tmp_path / name
+        path.write_bytes(magic + f"\n# taken by {AUTHOR}\n".encode() + rest)
+        result, out = sanitized(path)
+        assert result.ok and result.family == "pnm", result.reason
+        assert AUTHOR.encode() not in out.read_bytes()
+        with Image.open(out) as after:
+            assert after.mode == mode and after.tobytes() == image.tobytes()
+
+
+def test_html_is_refused_with_a_reason(sanitized, tmp_path):
+    page = tmp_path / "saved.html"
+    page.write_text("<!DOCTYPE html><html><head><title>x</title></head><body>"
+                    "<img src='http://tracker.example/p.png'></body></html>")
+    result, out = sanitized(page)
+    assert not result.ok and out is None and result.family == "html"
+    assert result.reason.startswith("HTML pages are not cleaned") and not result.hostile
+
+
+def test_a_jpeg_xl_loses_its_exif_box(corpus, sanitized, tmp_path):
+    import subprocess
+
+    jpeg = corpus.jpeg("for-jxl.jpg")
+    jxl = tmp_path / "photo.jxl"
+    subprocess.run(["cjxl", str(jpeg), str(jxl)], check=True, capture_output=True, timeout=60)
+    from sanitize.sanitize_corpus import CAMERA_TAGS, exiftool_write
+
+    exiftool_write(jxl, *CAMERA_TAGS)
+    assert leftovers(jxl)
+    result, out = sanitized(jxl)
+    assert result.ok and result.family == "jxl" and "Exif" in result.removed
+    assert leftovers(out) == [] and planted_anywhere(out) == []
+
+
+def test_a_video_larger_than_the_memory_budget_is_refused_not_half_cleaned(corpus, sanitized):
+    result, out = sanitized(corpus.mkv(), media_memory=1024)
+    assert not result.ok and out is None
+    assert result.reason == "too large to clean in memory" and not result.hostile
