@@ -189,3 +189,12 @@ def test_the_help_for_writing_a_codename_down_speaks_each_language(app, lang, wo
         page = render_template("_codename_help.html", words=["w"] * words)
     assert shown in page
     assert page.count('id="') == 1 and 'aria-labelledby="codename-help-title"' in page
+
+
+def test_never_under_90_bits_whatever_the_setting():
+    for name in LISTS:
+        size = len(codename.wordlist(name).words)
+        for english_words in (1, 6, 7, 8):
+            n = codename.words_needed(name, english_words)
+            assert n * math.log2(size) >= 90 and (n - 1) * math.log2(size) < max(
+                90, english_words * math.log2(7775))

@@ -30,7 +30,7 @@ from intake.server.server_secrets import ServerSecrets
 # The lists a codename is drawn from, by language code, and their files.
 LISTS = {"en": "eff_large.txt", "uk": "uk.txt", "ru": "ru.txt"}
 CYRILLIC = ("uk", "ru")  # tried in this order: the first that reads the text wins
-MIN_BITS = 90
+MIN_BITS = 90  # no codename is weaker, whatever the settings
 # Longer input is no codename; bounding it bounds the work done on it.
 MAX_CHARS = 400
 # The EFF list's two spellings of one key: only "yoyo" is drawn (see _english).
@@ -85,10 +85,11 @@ class WordList:
         object.__setattr__(self, "lengths", tuple(sorted({len(k) for k in self.tokens})))
 
     def words_for(self, english_words: int) -> int:
-        """Words of this list as strong as english_words of the English list."""
-        english = len(wordlist("en").words) ** english_words
+        """Words of this list as strong as english_words of the English list,
+        and never under MIN_BITS (counted exactly, in integers)."""
+        needed = max(len(wordlist("en").words) ** english_words, 2 ** MIN_BITS)
         n = 1
-        while len(self.words) ** n < english:
+        while len(self.words) ** n < needed:
             n += 1
         return n
 
