@@ -138,17 +138,21 @@ def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
 
 def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_originals: bool,
             witness_id: str | None = None, pending: PendingOriginals | None = None,
-            limits: Limits | None = None) -> Receipt:
+            limits: Limits | None = None, codename_list: str = "en") -> Receipt:
     """Seals everything, then places it and commits; on any failure keeps nothing.
 
-    A new witness gets a fresh codename; a returning one (witness_id) does not.
+    A new witness gets a fresh codename drawn from codename_list (the alphabet
+    they chose: codename.LISTS); a returning one (witness_id) does not.
     Files that could not be cleaned are held in `pending` for the receipt to
     ask about; without it they are not kept.
     """
     secret, derived = "", None
     if witness_id is None:
-        secret = codename.generate(intake.config.codename_words)
-        derived = codename.derive(secret, intake.secrets, intake.config.kdf_opslimit,
+        secret = codename.generate(codename_list, intake.config.codename_words)
+        canonical = codename.normalise(secret)
+        if canonical is None:
+            raise RuntimeError(f"the {codename_list} word list cannot read its own codenames")
+        derived = codename.derive(canonical, intake.secrets, intake.config.kdf_opslimit,
                                   intake.config.kdf_memlimit)
         witness_id = new_id()
     day = today()

@@ -33,7 +33,7 @@ class NewAccount:
 
 
 def suggest_password() -> str:
-    return codename.generate(7)
+    return codename.generate("en", 7)
 
 
 def hash_password(password: str, opslimit: int, memlimit: int) -> str:

@@ -63,9 +63,9 @@ def login_post():
         return _try_later(wait)
     form = CodenameForm()
     text = (form.codename.data or "")[:MAX_CODENAME_CHARS]
-    # Always the same work, whether or not the codename exists.
-    derived = codename.derive(text, intake.secrets, intake.config.kdf_opslimit,
-                              intake.config.kdf_memlimit)
+    # Always the same work, whether or not the codename exists, whatever the list.
+    derived = codename.derive(codename.secret_for_sign_in(text), intake.secrets,
+                              intake.config.kdf_opslimit, intake.config.kdf_memlimit)
     wait = throttle.wait_seconds(derived.lookup_hash)
     if wait:
         return _try_later(wait)
