@@ -109,3 +109,22 @@ def test_the_script_makes_the_committed_lists_again():
         pytest.skip("other versions of the sources are installed:\n"
                     + "".join(err for _, err in results))
     assert [code for code, _ in results] == [0, 0], results
+
+
+# Codenames already handed out must keep signing in: a list, once issued, never
+# changes. A new rule or source makes a new list under a new name.
+ISSUED = {
+    "eff_large.txt": "6d557f0693958fb5e650b68b5bee585eb82cf4da32965505c789e924743bc522",
+    "uk.txt": "b3b29e0d13b17efc7c200504dad4aae07ccebe6478294e6e7d7a17b8681f4433",
+    "ru.txt": "cbd59bd19984969290fdc06b61a5cb72d07186f5fdb759916655bacf56a9f024",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ISSUED))
+def test_an_issued_list_never_changes(name):
+    import hashlib
+    from importlib.resources import files
+
+    data = files("intake.server.wordlists").joinpath(name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == ISSUED[name], \
+        f"{name} changed: codenames drawn from it would no longer sign in"
