@@ -40,6 +40,12 @@ class Config:
     login_window: int = 10 * 60
     onion_hostname: str = ""  # set it to warn witnesses who arrive through a proxy
     staff_port: int = 8081
+    # The front (intake.server.front): a request's head must arrive within
+    # head_timeout seconds; a body must bring min_upload_rate bytes a second
+    # over each rate_window seconds, else the connection is cut.
+    head_timeout: int = 20
+    min_upload_rate: int = 1024
+    rate_window: int = 30
 
     @property
     def store_dir(self) -> Path:

@@ -47,27 +47,18 @@ def fsync_dir(path: Path) -> None:
 
 
 class HashingWriter:
-    """Counts and hashes what passes through to the file (the envelope bytes),
-    in the calling thread or, given a Background helper, in its thread: both
-    the write and the hash, in order."""
+    """Counts and hashes what passes through to the file (the envelope bytes)."""
 
-    def __init__(self, out: BinaryIO, helper=None):
+    def __init__(self, out: BinaryIO):
         self._out = out
-        self.helper = helper  # may change between writes: later ones go there
         self.sha = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        if self.helper is None:
-            self._write_and_hash(data)
-        else:
-            self.helper.submit(self._write_and_hash, data)
-        self.size += len(data)
-        return len(data)
-
-    def _write_and_hash(self, data: bytes) -> None:
         self._out.write(data)
         self.sha.update(data)
+        self.size += len(data)
+        return len(data)
 
 
 @dataclass
@@ -89,11 +80,9 @@ class Batch:
 
     @contextmanager
     def new_envelope(self) -> Iterator[tuple[Staged, HashingWriter]]:
-        item_id = new_id()
-        tmp = self.store.root / f"{TMP_PREFIX}{item_id}"
+        item_id, tmp, fd = self.store.new_temporary()
         entry = Staged(item_id, tmp, self.store.path_for(item_id))
         self.staged.append(entry)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb", buffering=1024 * 1024) as f:
             writer = HashingWriter(f)
             yield entry, writer
@@ -146,6 +135,12 @@ class Store:
             except FileNotFoundError:
                 pass
         return removed
+
+    def new_temporary(self) -> tuple[str, Path, int]:
+        """A new envelope's id, its temporary path and a descriptor open for writing."""
+        item_id = new_id()
+        tmp = self.root / f"{TMP_PREFIX}{item_id}"
+        return item_id, tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def path_for(self, item_id: str) -> Path:
         if not (len(item_id) == 32 and all(c in "0123456789abcdef" for c in item_id)):

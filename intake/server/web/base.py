@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from intake.pages.flask_app import new_app
 from intake.server.config import Config
+from intake.server.front import Limits
 from intake.server.service import Intake
 from intake.server.throttle import Throttle
 from intake.server.web import errors, i18n
@@ -23,6 +24,11 @@ def login_throttle(config: Config) -> Throttle:
     return Throttle(per_id_limit=config.login_attempts_per_codename,
                     global_limit=config.login_attempts_global,
                     window_seconds=config.login_window)
+
+
+def front_limits(config: Config) -> Limits:
+    return Limits(head_timeout=config.head_timeout, min_rate=config.min_upload_rate,
+                  window=config.rate_window)
 
 
 def base_app(name: str, intake: Intake, *, cookie_name: str, max_upload: int) -> Flask:
