@@ -73,8 +73,6 @@ def test_a_discarded_batch_removes_the_sealed_upload(store, team_key):
 def test_a_changed_byte_is_caught_on_read_back(store, team_key):
     spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
     spool.write(os.urandom(200_000))
-    assert spool.sha256  # waits until the helper threads have written it
-    spool._file.flush()
     raw = bytearray(spool.tmp_path.read_bytes())
     raw[300] ^= 1
     spool.tmp_path.write_bytes(raw)
@@ -108,13 +106,13 @@ def test_sealed_whole_whatever_the_pieces(store, team_key, size, piece):
 
 
 def test_upload_spool_reports_a_failed_write(store, team_key, monkeypatch):
-    from intake.server.store import HashingWriter
+    from intake.server.upload_spool import EnvelopeFile
 
     def full(self, data):
         raise OSError(28, "No space left on device")
 
     spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
-    monkeypatch.setattr(HashingWriter, "write", full)
+    monkeypatch.setattr(EnvelopeFile, "write", full)
     with pytest.raises(OSError, match="No space"):
         spool.write(os.urandom(256 * 1024))
     spool.close()

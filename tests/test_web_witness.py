@@ -474,9 +474,9 @@ def test_failure_midway_keeps_nothing(app, client, monkeypatch, caplog, breaker,
 @pytest.mark.parametrize("size", [400_000, 3 * 1024 * 1024])
 def test_disk_full_while_an_upload_arrives_keeps_nothing(app, client, monkeypatch, size):
     """A write that fails while a part arrives ends the request with nothing kept."""
-    from intake.server.store import HashingWriter
+    from intake.server.upload_spool import EnvelopeFile
 
-    real, failed, written = HashingWriter.write, [], []
+    real, failed, written = EnvelopeFile.write, [], []
 
     def write(self, data):
         written.append(len(data))
@@ -486,7 +486,7 @@ def test_disk_full_while_an_upload_arrives_keeps_nothing(app, client, monkeypatc
         return real(self, data)
 
     token = csrf_token(client)
-    monkeypatch.setattr(HashingWriter, "write", write)
+    monkeypatch.setattr(EnvelopeFile, "write", write)
     body = multipart([("csrf_token", None, token.encode()), ("testimony", None, b"words"),
                       ("files", "big.bin", os.urandom(size))])
     r = post_raw(client, body)  # built in memory: the test client spools nothing

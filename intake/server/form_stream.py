@@ -4,9 +4,10 @@ each file part goes into a spool made by `new_spool` (an UploadSpool, which
 seals it into its envelope as it arrives). The request later sees the same
 form and files Werkzeug's own parser would have made.
 
-feed() only parses: it returns the file bytes to write, and the caller writes
-them (write(), in a sealing thread) while the next piece arrives. Pieces of a
-body must be written in the order feed() returned them.
+feed() only parses: it returns the file bytes to write, and the caller seals
+them (seal(), in a sealing thread) and hashes them (hash(), in a hashing
+thread) while the next piece arrives. Each step must see the pieces in the
+order feed() returned them.
 """
 
 from __future__ import annotations
@@ -93,9 +94,13 @@ class StreamedForm:
             writes.append((self._spool, event.data))
 
     @staticmethod
-    def write(writes: list[Write]) -> None:
-        for spool, data in writes:
-            spool.write(data)
+    def seal(writes: list[Write]) -> list[tuple[Any, bytes, list[bytes]]]:
+        return [(spool, data, spool.seal_piece(data)) for spool, data in writes]
+
+    @staticmethod
+    def hash(sealed: list[tuple[Any, bytes, list[bytes]]]) -> None:
+        for spool, data, written in sealed:
+            spool.hash_piece(data, written)
 
     def form(self) -> tuple[MultiDict, MultiDict]:
         return MultiDict(self.fields), MultiDict(self.files)

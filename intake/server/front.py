@@ -293,38 +293,44 @@ class Connection:
         if not boundary:
             raise _Cut(400)
         form = StreamedForm(boundary, hooks.new_spool, hooks.max_form_memory, hooks.max_parts)
-        pending: asyncio.Future | None = None
+        sealing: asyncio.Future | None = None
+        hashing: asyncio.Future | None = None
         received = 0
+
+        async def step(writes: list) -> None:
+            # Piece n is sealed while piece n-1 is hashed and piece n+1 arrives.
+            nonlocal sealing, hashing
+            sealed = await sealing if sealing is not None else None
+            if hashing is not None:
+                await hashing
+            hashing = self.w.in_hasher(form.hash, sealed) if sealed else None
+            sealing = self.w.in_sealer(form.seal, writes) if writes else None
+
         try:
             async for data in self._body():
                 received += len(data)
                 if received > hooks.max_body:
                     raise _Cut(413)
-                writes = form.feed(data)
-                if pending is not None:
-                    await pending
-                    pending = None
-                if writes:
-                    pending = self.w.in_sealer(form.write, writes)
-            if pending is not None:
-                await pending
-                pending = None
+                await step(form.feed(data))
+            await step([])
+            await step([])
             form.feed(None)
         except (TooManyParts, FormTooLarge, RequestEntityTooLarge, ValueError) as exc:
-            await self._settle(pending)
+            await self._settle(sealing, hashing)
             await self.w.in_sealer(form.close)
             raise _Cut(_refusal_of(exc)) from exc
         except BaseException:
-            await self._settle(pending)
+            await self._settle(sealing, hashing)
             await self.w.in_sealer(form.close)
             raise
         return form
 
     @staticmethod
-    async def _settle(pending: asyncio.Future | None) -> None:
-        if pending is not None:
-            with contextlib.suppress(Exception):
-                await pending
+    async def _settle(*pending: asyncio.Future | None) -> None:
+        for future in pending:
+            if future is not None:
+                with contextlib.suppress(Exception):
+                    await future
 
     # -- answering ---------------------------------------------------------------
     async def _send(self, *events) -> None:
@@ -419,11 +425,13 @@ class FrontWorker(Worker):
     def run(self) -> None:
         self._app_threads = ThreadPoolExecutor(self.cfg.threads, "intake-app")
         self._sealers = ThreadPoolExecutor(SEALING_THREADS, "intake-seal")
+        self._hashers = ThreadPoolExecutor(SEALING_THREADS, "intake-hash")
         try:
             self.loop.run_until_complete(self._serve())
         finally:
             self._app_threads.shutdown(wait=False, cancel_futures=True)
             self._sealers.shutdown(wait=False, cancel_futures=True)
+            self._hashers.shutdown(wait=False, cancel_futures=True)
             self.loop.close()
 
     def in_app_thread(self, fn: Callable, *args) -> asyncio.Future:
@@ -431,6 +439,9 @@ class FrontWorker(Worker):
 
     def in_sealer(self, fn: Callable, *args) -> asyncio.Future:
         return self.loop.run_in_executor(self._sealers, fn, *args)
+
+    def in_hasher(self, fn: Callable, *args) -> asyncio.Future:
+        return self.loop.run_in_executor(self._hashers, fn, *args)
 
     async def _connected(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:

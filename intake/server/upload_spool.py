@@ -9,10 +9,16 @@ it is sealed or dropped; then the key is gone.
 When the upload is kept as received, seal() appends the metadata and the same
 file becomes the stored envelope: the bytes are written once.
 
-Writes come from one thread at a time, in order: the front's sealing threads
-(intake.server.form_stream), or the request's thread when Werkzeug parses
-the body itself (the app's stream_factory). A chunked upload can feed one
-the same way, a piece at a time.
+A piece is taken in two steps that may run in two threads at once for
+successive pieces: seal_piece() encrypts and writes it and returns the
+envelope bytes it wrote, hash_piece() hashes the piece and those bytes
+(hashlib and libsodium let go of the GIL, so the two use two cores). The
+front pipelines them (intake.server.front); write() does both in turn, for
+Werkzeug's stream_factory and anything else that writes a piece at a time (a
+chunked upload can feed one the same way). Each step sees the pieces in order.
+
+Envelope bytes go straight to the kernel, which is told every few MiB to
+start writing them out, so the closing fsync has little left to wait for.
 """
 
 from __future__ import annotations
@@ -23,26 +29,50 @@ from collections.abc import Iterable, Iterator
 
 from intake.format.envelope import EnvelopeWriter, Recipient
 from intake.server.spool import HEAD_BYTES, ChunkedReading
-from intake.server.store import Batch, HashingWriter, Staged, Store
+from intake.server.store import Batch, Staged, Store
 
-BUFFER = 1024 * 1024
+WRITEBACK = 8 * 1024 * 1024
+
+
+class EnvelopeFile:
+    """The envelope's file, written unbuffered; what was written waits in
+    `unhashed` until hash_piece() takes it."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.size = 0
+        self.sha = hashlib.sha256()
+        self.unhashed: list[bytes] = []
+        self._started = 0  # bytes the kernel was asked to write out
+
+    def write(self, data: bytes) -> int:
+        with memoryview(data) as view:
+            done = 0
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        self.unhashed.append(data)
+        self.size += len(data)
+        if self.size - self._started >= WRITEBACK:
+            # Starts writing back the range (and drops it from the cache once on disk).
+            os.posix_fadvise(self.fd, self._started, self.size - self._started,
+                             os.POSIX_FADV_DONTNEED)
+            self._started = self.size
+        return len(data)
+
+    def taken(self) -> list[bytes]:
+        out, self.unhashed = self.unhashed, []
+        return out
 
 
 class UploadSpool(ChunkedReading):
     def __init__(self, store: Store, recipients: Iterable[Recipient]):
-        self.item_id, self.tmp_path, fd = store.new_temporary()
+        self.item_id, self.tmp_path, self._fd = store.new_temporary()
         self._final_path = store.path_for(self.item_id)
         try:
-            self._file = os.fdopen(fd, "wb", buffering=BUFFER)
-        except BaseException:
-            os.close(fd)
-            self.tmp_path.unlink(missing_ok=True)
-            raise
-        try:
-            self._out = HashingWriter(self._file)
+            self._out = EnvelopeFile(self._fd)
             self._writer = EnvelopeWriter(self._out, recipients)  # type: ignore[arg-type]
         except BaseException:
-            self._file.close()
+            os.close(self._fd)
             self.tmp_path.unlink(missing_ok=True)
             raise
         self._sha = hashlib.sha256()
@@ -52,12 +82,21 @@ class UploadSpool(ChunkedReading):
 
     # -- writing, as the multipart parser does --------------------------------
     def write(self, data: bytes) -> int:
+        self.hash_piece(data, self.seal_piece(data))
+        return len(data)
+
+    def seal_piece(self, data: bytes) -> list[bytes]:
+        """Encrypts and writes a piece; returns the envelope bytes written."""
         self.size += len(data)
         if len(self.head) < HEAD_BYTES:
             self.head += bytes(data[:HEAD_BYTES - len(self.head)])
-        self._sha.update(data)
         self._writer.write(data)
-        return len(data)
+        return self._out.taken()
+
+    def hash_piece(self, data: bytes, written: list[bytes]) -> None:
+        self._sha.update(data)
+        for piece in written:
+            self._out.sha.update(piece)
 
     @property
     def sha256(self) -> str:
@@ -66,7 +105,6 @@ class UploadSpool(ChunkedReading):
     # -- reading back ---------------------------------------------------------
     def chunks(self) -> Iterator[bytes]:
         """The upload's bytes, decrypted from its own envelope; may be called again."""
-        self._file.flush()
         with open(self.tmp_path, "rb") as written:
             yield from self._writer.written_content(written)
 
@@ -79,11 +117,11 @@ class UploadSpool(ChunkedReading):
         places it in the store with the rest of the submission, or drops it."""
         self._reader = None
         self._writer.close({**metadata, "item_id": self.item_id})
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        if os.fstat(self._file.fileno()).st_size != self._out.size:
+        self.hash_piece(b"", self._out.taken())
+        os.fsync(self._fd)
+        if os.fstat(self._fd).st_size != self._out.size:
             raise OSError("the envelope on disk is not the size that was written")
-        self._file.close()
+        self._close_file()
         self.sealed = True
         entry = Staged(self.item_id, self.tmp_path, self._final_path,
                        self._out.sha.hexdigest(), self._out.size)
@@ -92,14 +130,18 @@ class UploadSpool(ChunkedReading):
 
     @property
     def closed(self) -> bool:
-        return self._file.closed
+        return self._fd < 0
+
+    def _close_file(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
     def close(self) -> None:
         """Unsealed, the envelope is dropped: nothing of a failed request stays."""
         self._reader = None
         try:
-            if not self._file.closed:
-                self._file.close()
+            self._close_file()
         finally:
             if not self.sealed:
                 self.tmp_path.unlink(missing_ok=True)
