@@ -381,8 +381,14 @@ def test_session_cookie_is_opaque(app, client):
     except (binascii.Error, ValueError):
         decoded = b""
     assert len(decoded) == 32 and b"csrf" not in decoded  # 32 random bytes, nothing more
-    # The raw CSRF secret sits only inside the sealed row, never in clear.
+    # The raw CSRF secret is derived from the cookie, kept nowhere: opening the
+    # form writes no row at all.
     raw = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").loads(token)
+    with app.extensions["intake"].db.sessions() as s:
+        assert s.scalars(select(WebSession)).all() == []
+    # A row is written once there is something to keep (here, a language),
+    # sealed, with only the day it expires.
+    client.get("/?lang=uk")
     with app.extensions["intake"].db.sessions() as s:
         rows = s.scalars(select(WebSession)).all()
     assert len(rows) == 1

@@ -91,6 +91,48 @@ def check_store(config: Config, min_free: int) -> list[Finding]:
     return findings
 
 
+def check_store_consistency(config: Config, on_day: dt.date | None = None) -> list[Finding]:
+    """Files without rows, rows without files, and unfinished uploads left behind."""
+    from intake.server.db import Database
+    from intake.server.models import Item
+    from intake.server.reconcile import find
+    from intake.server.store import Store
+
+    if not config.store_dir.is_dir() or not _has_database(config):
+        return []
+    db = Database(config.effective_database_url)
+    try:
+        found = find(db, Store(config.store_dir), on_day or dt.datetime.now(dt.UTC).date())
+        with db.sessions() as s:
+            marked = s.scalar(select(func.count()).select_from(Item)
+                              .where(Item.state == "missing"))
+    except SQLAlchemyError as exc:
+        return [Finding(PROBLEM, "database", f"cannot read the database: {type(exc).__name__}",
+                        "check database_url and that the database is running")]
+    finally:
+        db.dispose()
+    findings = []
+    lost = found.missing + (marked or 0)
+    if lost:
+        findings.append(Finding(
+            PROBLEM, "store", f"{lost} waiting item(s) have no envelope file: they are lost "
+            "and cannot be exported", "restore the store from a backup if there is one; "
+            "exports skip them, and `intake retention run` marks them missing"))
+    if found.orphans:
+        findings.append(Finding(
+            WARNING, "store", f"{found.orphans} envelope file(s) without a row, from "
+            "attempts that failed after writing them", "intake retention run deletes them"))
+    if found.leftovers:
+        findings.append(Finding(
+            WARNING, "store", f"{found.leftovers} unfinished upload(s) idle for over an hour",
+            "intake store tidy (or retention) deletes them"))
+    return findings or [_ok("store", "every envelope has its row and every row its file")]
+
+
+def _has_database(config: Config) -> bool:
+    return bool(config.database_url) or (config.data_dir / "intake.db").exists()
+
+
 # -- permissions --------------------------------------------------------------
 
 def check_permissions(config: Config) -> list[Finding]:
@@ -245,7 +287,7 @@ def check_clock(config: Config, today: dt.date | None = None) -> list[Finding]:
 
 
 def _latest_day_in_database(config: Config) -> dt.date | None:
-    if not config.database_url and not (config.data_dir / "intake.db").exists():
+    if not _has_database(config):
         return None
     from intake.server.db import Database
     from intake.server.models import Submission, Witness
@@ -315,6 +357,7 @@ def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | N
     findings = check_keys(config)
     findings += check_permissions(config)
     findings += check_store(config, min_free)
+    findings += check_store_consistency(config)
     findings += check_clock(config)
     findings += check_swap(proc_swaps)
     if torrc is not None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from intake.format.envelope import EnvelopeWriter, Recipient
 from intake.server import codename
@@ -17,6 +21,7 @@ from intake.server.store import Batch, new_id, today
 from intake.server.upload_spool import UploadSpool
 
 ITEM_FORMAT = "intake-item/1"
+log = logging.getLogger("intake")
 
 Row = tuple[str, str, int, str]  # kind, item id, envelope size, envelope SHA-256
 
@@ -126,16 +131,48 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
             more, outcome = _seal_upload(batch, intake, up, common, keep_originals)
             rows += more
             outcomes.append(outcome)
-        _commit(intake, batch, day, witness_id, submission_id, derived, rows)
+        session = _stage(intake, batch, day, witness_id, submission_id, derived, rows)
     except BaseException:
+        batch.discard()
+        raise
+    try:
+        with session:
+            session.commit()
+    except BaseException as exc:
+        # The commit's answer is lost: the rows may be in. Ask again before
+        # deleting anything (a placed envelope may be what was committed).
+        fate = _committed(intake, submission_id)
+        if fate:
+            log.warning("receive: the answer to a commit was lost; it had committed")
+            return Receipt(secret, submission_id, outcomes)
+        if fate is None:
+            # Left for reconcile (retention) to settle once the database answers.
+            raise CommitUncertain() from exc
         batch.discard()
         raise
     return Receipt(secret, submission_id, outcomes)
 
 
-def _commit(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submission_id: str,
-            derived: codename.Derived | None, rows: list[Row]) -> None:
-    with intake.db.sessions() as s:
+class CommitUncertain(Exception):
+    """The database stopped answering during the commit: whether the
+    submission was kept is unknown. Its envelopes stay; retention deletes
+    them later if no row turns up."""
+
+
+def _committed(intake: Intake, submission_id: str) -> bool | None:
+    try:
+        with intake.db.sessions() as s:
+            return s.get(Submission, submission_id) is not None
+    except SQLAlchemyError:
+        return None
+
+
+def _stage(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submission_id: str,
+           derived: codename.Derived | None, rows: list[Row]) -> Session:
+    """Adds and flushes the rows, then places the envelopes in the store; the
+    caller commits the session returned."""
+    s = intake.db.sessions()
+    try:
         if derived is not None:
             s.add(Witness(id=witness_id, lookup_hash=derived.lookup_hash,
                           reply_public_key=bytes(derived.reply_public_key),
@@ -153,4 +190,7 @@ def _commit(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submiss
                        sha256=sha, received_day=day, state="waiting"))
         s.flush()
         batch.place()
-        s.commit()
+    except BaseException:
+        s.close()
+        raise
+    return s

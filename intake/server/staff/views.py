@@ -136,7 +136,7 @@ def download():
     audit.record(intake.db, g.staff.name, "download",
                  f"{len(selection.entries)} item(s)")
     name = f"intake-bundle-{today().isoformat()}.tar"
-    return Response(stream_with_context(queue.stream(intake, selection)),
+    return Response(stream_with_context(queue.stream(intake, ids)),
                     mimetype="application/x-tar",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from intake.server.front import FRONT_ERROR
+from intake.server.receive import CommitUncertain
 
 log = logging.getLogger("intake")
 
@@ -145,6 +146,15 @@ def init_app(app) -> None:
         if limit and (request.content_length or 0) > limit:
             return _page(413, _("Too much at once"), _too_large(limit))
         return _page(413, _("Too much at once"), _too_long() + " " + _too_many())
+
+    @app.errorhandler(CommitUncertain)
+    def _uncertain(exc):
+        log.error("database stopped answering during a commit")
+        return _page(503, _("We cannot tell whether it was kept"),
+                     _("Our database stopped answering while your submission was being "
+                       "saved, so we cannot tell whether it was kept. Please send it "
+                       "again in a few minutes; if both arrive, we will see that they are "
+                       "the same."), nothing_kept=False)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

@@ -1,0 +1,1 @@
+"""The database schema's history, as Alembic migrations (intake.server.db.migrate)."""
