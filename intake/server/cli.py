@@ -108,6 +108,38 @@ def staff_add(name: str, admin: bool, password_file: Path | None) -> None:
                "it is not shown again.")
 
 
+@staff.command("remove")
+@click.argument("name")
+def staff_remove(name: str) -> None:
+    """Delete a staff account (its audit entries stay)."""
+    from intake.server.staff.accounts import AccountError, remove
+
+    intake = _prepared(_config())
+    try:
+        remove(intake.db, name)
+    except AccountError as exc:
+        fail(str(exc))
+    finally:
+        intake.close()
+    click.echo(f"staff account {name} removed")
+
+
+@staff.command("unlock")
+@click.argument("name")
+def staff_unlock(name: str) -> None:
+    """Unlock a staff account locked after wrong codes."""
+    from intake.server.staff.accounts import AccountError, unlock
+
+    intake = _prepared(_config())
+    try:
+        was_locked = unlock(intake.db, name)
+    except AccountError as exc:
+        fail(str(exc))
+    finally:
+        intake.close()
+    click.echo(f"staff account {name} " + ("unlocked" if was_locked else "was not locked"))
+
+
 @staff.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=None, type=int,

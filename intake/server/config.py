@@ -36,7 +36,6 @@ class Config:
     csrf_time_limit: int = 24 * 3600
     session_lifetime: int = 30 * 60
     login_attempts_per_codename: int = 5
-    login_attempts_global: int = 100
     login_window: int = 10 * 60
     onion_hostname: str = ""  # set it to warn witnesses who arrive through a proxy
     staff_port: int = 8081

@@ -36,10 +36,6 @@ def _intake():
     return current_app.extensions["intake"]
 
 
-def _minutes(seconds: int) -> int:
-    return max(1, -(-seconds // 60))
-
-
 @bp.get("/login")
 def login():
     return render_template("staff/login.html")
@@ -47,17 +43,11 @@ def login():
 
 @bp.post("/login")
 def login_post():
-    throttle = current_app.extensions["intake.staff_throttle"]
     name = (request.form.get("name") or "")[:64]
-    wait = throttle.wait_seconds(name)
-    if wait:
-        return render_template("staff/login.html", minutes=_minutes(wait)), 429
     user = current_app.extensions["intake.staff_auth"].login(
         name, request.form.get("password") or "", request.form.get("code") or "")
     if user is None:
-        throttle.failed(name)
         return render_template("staff/login.html", failed=True), 403
-    throttle.succeeded(name)
     keep = {k: session[k] for k in ("lang",) if k in session}  # the language stays
     session.clear()
     session.regenerate()

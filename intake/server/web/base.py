@@ -22,7 +22,6 @@ def _locale() -> str:
 
 def login_throttle(config: Config) -> Throttle:
     return Throttle(per_id_limit=config.login_attempts_per_codename,
-                    global_limit=config.login_attempts_global,
                     window_seconds=config.login_window)
 
 
