@@ -511,15 +511,6 @@ def test_failed_attempt_leaves_no_time_of_day_on_the_store(app, client, monkeypa
     assert os.stat(app.extensions["intake"].store.root).st_mtime % 86400 == 0
 
 
-def test_database_files_keep_no_time_of_day(app, client):
-    assert submit(client, "testimony").status_code == 200
-    client.get("/")
-    db_files = sorted(app.extensions["intake"].config.data_dir.glob("intake.db*"))
-    assert db_files
-    for path in db_files:
-        assert os.stat(path).st_mtime % 86400 == 0, path.name
-
-
 # -- only days are kept ---------------------------------------------------------------------
 
 def test_tables_hold_days_not_times():

@@ -45,6 +45,12 @@ class Config:
     head_timeout: int = 20
     min_upload_rate: int = 1024
     rate_window: int = 30
+    # Bounded work (intake.server.budget, intake.server.quota).
+    clean_cpu_seconds: int = 300
+    clean_bytes: int = GiB
+    daily_submissions: int = 20_000
+    daily_upload_bytes: int = 50 * GiB
+    disk_reserve: int = GiB
 
     @property
     def store_dir(self) -> Path:
@@ -59,6 +65,7 @@ class Config:
         return self.database_url or f"sqlite:///{(self.data_dir / 'intake.db').resolve()}"
 
 
+SIZES = {"max_upload", "clean_bytes", "daily_upload_bytes", "disk_reserve"}
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 
 
@@ -76,7 +83,7 @@ def _coerce(field: dataclasses.Field, value: object) -> object:
     kind = field.type
     if kind == "Path":
         return Path(str(value)).expanduser()
-    if field.name == "max_upload":
+    if field.name in SIZES:
         return parse_size(value)  # type: ignore[arg-type]
     if kind == "int":
         return int(value)  # type: ignore[call-overload]

@@ -61,13 +61,6 @@ def sqlite_files(db_path: Path) -> list[Path]:
             db_path.with_name(db_path.name + "-shm")]
 
 
-def _coarsen_sqlite_times(db_path: Path) -> None:
-    """SQLite's files would date the last write: set them back to the day."""
-    for path in (*sqlite_files(db_path), db_path.parent):
-        with contextlib.suppress(FileNotFoundError):
-            coarsen_mtime(path)
-
-
 def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(b"intake-lock:" + name.encode()).digest()[:8],
                           "big", signed=True)
@@ -85,9 +78,10 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             if self.engine.url.database:
-                self.path = db_path = Path(self.engine.url.database)
-                event.listen(self.engine, "checkin",
-                             lambda *_: _coarsen_sqlite_times(db_path))
+                # Its file times are set to the day by `intake store tidy`, not
+                # here: utime() would stamp the inode's change time on every
+                # request, reads included.
+                self.path = Path(self.engine.url.database)
             event.listen(self.sessions, "do_orm_execute", _note_bulk_delete)
             event.listen(self.sessions, "after_flush", _note_flushed_delete)
             event.listen(self.sessions, "after_commit", self._after_commit)

@@ -129,6 +129,35 @@ def check_store_consistency(config: Config, on_day: dt.date | None = None) -> li
     return findings or [_ok("store", "every envelope has its row and every row its file")]
 
 
+def check_quota(config: Config) -> list[Finding]:
+    """Today's use against the daily quota, and free space against the reserve."""
+    from intake.server.db import Database
+    from intake.server.quota import usage
+
+    if not config.store_dir.is_dir() or not _has_database(config):
+        return []
+    db = Database(config.effective_database_url)
+    try:
+        use = usage(db, config.store_dir)
+    except SQLAlchemyError:
+        return []  # said by the store check
+    finally:
+        db.dispose()
+    said = (f"today {use.submissions} of {config.daily_submissions} submissions, "
+            f"{use.stored_bytes // 2**20} of {config.daily_upload_bytes // 2**20} MiB "
+            f"of files; {use.free_bytes // 2**20} MiB free, "
+            f"{config.disk_reserve // 2**20} MiB kept in reserve")
+    if use.free_bytes < config.disk_reserve:
+        return [Finding(PROBLEM, "quota", said + ": nothing more is accepted",
+                        "free space, or export and run retention")]
+    if use.submissions >= config.daily_submissions or \
+            use.stored_bytes >= config.daily_upload_bytes:
+        return [Finding(WARNING, "quota", said + ": the day's quota is reached (a flood?)",
+                        "raise daily_submissions or daily_upload_bytes if this is real "
+                        "traffic; it resets at midnight UTC")]
+    return [_ok("quota", said)]
+
+
 def _has_database(config: Config) -> bool:
     return bool(config.database_url) or (config.data_dir / "intake.db").exists()
 
@@ -358,6 +387,7 @@ def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | N
     findings += check_permissions(config)
     findings += check_store(config, min_free)
     findings += check_store_consistency(config)
+    findings += check_quota(config)
     findings += check_clock(config)
     findings += check_swap(proc_swaps)
     if torrc is not None:

@@ -75,7 +75,7 @@ class FrontHooks:
     new_spool: Callable[[], object] | None = None
     # Asked, in an app thread, before a body is read: a refusal's name
     # (e.g. "quota") or None.
-    refusal: Callable[[int | None], str | None] = lambda _length: None
+    refusal: Callable[[dict], str | None] = lambda _environ: None
 
 
 class _Cut(Exception):
@@ -253,7 +253,7 @@ class Connection:
         if has_body:
             if declared is not None and declared > hooks.max_body:
                 raise _Cut(413)
-            refusal = await self.w.in_app_thread(hooks.refusal, declared)
+            refusal = await self.w.in_app_thread(hooks.refusal, environ)
             if refusal:
                 raise _Cut(refusal)
             mimetype, options = parse_options_header(environ.get("CONTENT_TYPE", ""))

@@ -13,9 +13,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from intake.format.envelope import EnvelopeWriter, Recipient
-from intake.server import codename
+from intake.server import codename, quota
+from intake.server.budget import CleaningBudget
 from intake.server.models import Item, Submission, Witness
-from intake.server.sanitize import sanitize
+from intake.server.sanitize import Result, detect_type, sanitize
 from intake.server.service import Intake
 from intake.server.store import Batch, new_id, today
 from intake.server.upload_spool import UploadSpool
@@ -65,15 +66,27 @@ def _seal_testimony(batch: Batch, intake: Intake, testimony: str, common: dict) 
     return ("testimony", *_seal(batch, intake.recipients, [data], meta))
 
 
+def _clean(intake: Intake, up: Upload, budget: CleaningBudget) -> Result:
+    """The upload cleaned in the sandbox, within the submission's budget."""
+    if budget.spent:
+        return Result(False, detect_type(up.spool.head),
+                      reason="the submission's cleaning budget is spent")
+    started = budget.clock()
+    try:
+        return sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients),
+                        limits=budget.limits_for(up.spool.size), sandbox=intake.sandbox)
+    finally:
+        budget.charge(budget.clock() - started, up.spool.size)
+
+
 def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
-                 keep_original: bool) -> tuple[list[Row], FileOutcome]:
+                 keep_original: bool, budget: CleaningBudget) -> tuple[list[Row], FileOutcome]:
     """Seals one uploaded file: its copy cleaned in the sandbox when the type
     allows (docs/sanitizing.md), else the upload as received, flagged. The
     envelope the upload was written into as it arrived becomes the untouched
     original when the witness asked for one, and is dropped otherwise."""
     # The cleaned copy is sealed into its own envelope as the sandbox hands it back.
-    result = sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients),
-                      sandbox=intake.sandbox)
+    result = _clean(intake, up, budget)
     try:  # the cleaned copy's envelope is closed on every path, sealed or not
         base = {**common, "original_name": up.name, "detected_type": result.detected_type,
                 "size": up.spool.size, "sha256_received": up.spool.sha256}
@@ -110,6 +123,7 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
 
     A new witness gets a fresh codename; a returning one (witness_id) does not.
     """
+    quota.check(intake, len(testimony.encode()) + sum(up.spool.size for up in uploads))
     secret, derived = "", None
     if witness_id is None:
         secret = codename.generate(intake.config.codename_words)
@@ -124,11 +138,12 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
     rows: list[Row] = []
     outcomes: list[FileOutcome] = []
     batch = intake.store.batch()
+    budget = CleaningBudget(intake.config.clean_cpu_seconds, intake.config.clean_bytes)
     try:
         if testimony.strip():
             rows.append(_seal_testimony(batch, intake, testimony, common))
         for up in uploads:
-            more, outcome = _seal_upload(batch, intake, up, common, keep_originals)
+            more, outcome = _seal_upload(batch, intake, up, common, keep_originals, budget)
             rows += more
             outcomes.append(outcome)
         session = _stage(intake, batch, day, witness_id, submission_id, derived, rows)

@@ -24,9 +24,7 @@ from sqlalchemy import select, update
 
 from intake.server.db import Database
 from intake.server.models import Item
-from intake.server.store import SUFFIX, TMP_PREFIX, Store
-
-LEFTOVER_AFTER = 3600  # seconds without a write: longer than any cleaning takes
+from intake.server.store import LEFTOVER_AFTER, SUFFIX, TMP_PREFIX, Store
 
 
 @dataclass

@@ -155,3 +155,18 @@ def retention_run(exported_days: int, inactive_days: int, dry_run: bool) -> None
     if report.files_not_deleted:
         raise click.ClickException(f"{report.files_not_deleted} envelope file(s) could not "
                                    "be deleted; their rows are gone, see the log")
+
+
+@retention.command("tidy")
+def retention_tidy() -> None:
+    """Keep the time of day off the disk; sweep abandoned uploads (hourly)."""
+    from intake.server.tidy import tidy
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = tidy(config)
+    click.echo(f"tidy: {report.pool_added} file(s) added to the pool, "
+               f"{report.normalised} path(s) set to their day, "
+               f"{report.leftovers} abandoned upload(s) deleted")

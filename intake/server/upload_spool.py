@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 
 from intake.format.envelope import EnvelopeWriter, Recipient
 from intake.server.spool import HEAD_BYTES, ChunkedReading
-from intake.server.store import Batch, Staged, Store
+from intake.server.store import Batch, Staged, Store, coarsen_mtime
 
 WRITEBACK = 8 * 1024 * 1024
 
@@ -143,8 +143,11 @@ class UploadSpool(ChunkedReading):
         try:
             self._close_file()
         finally:
-            if not self.sealed:
-                self.tmp_path.unlink(missing_ok=True)
+            if not self.sealed and self.tmp_path.exists():
+                self.tmp_path.unlink()
+                # The removal stamped the store folder with this second (the
+                # empty file field every browser without JavaScript sends).
+                coarsen_mtime(self.tmp_path.parent)
 
     def __enter__(self) -> UploadSpool:
         return self

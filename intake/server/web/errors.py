@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from intake.server.front import FRONT_ERROR
+from intake.server.quota import QuotaExceeded
 from intake.server.receive import CommitUncertain
 
 log = logging.getLogger("intake")
@@ -120,7 +121,8 @@ def init_app(app) -> None:
         return _refused_page(exc.reason)
 
     @app.errorhandler(Busy)
-    def _busy(exc: Busy):
+    @app.errorhandler(QuotaExceeded)
+    def _busy(exc):
         return _busy_page()
 
     @app.errorhandler(IntakeError)

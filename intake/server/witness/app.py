@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from intake.server import quota
 from intake.server.config import Config, load_config
 from intake.server.front import HOOKS, FrontHooks
 from intake.server.sanitize.runner import warm_sandbox
@@ -13,6 +14,15 @@ from intake.server.web.base import base_app, front_limits, login_throttle
 from intake.server.web.sessions import COOKIE
 from intake.server.witness import proxy_warning, returning, submit
 from intake.server.witness.upload_request import EncryptedUploadRequest
+
+
+def _quota_refusal(intake, environ: dict) -> str | None:
+    """A submission the day's quota cannot take is refused before its body is read."""
+    if not environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+        return None
+    length = environ.get("CONTENT_LENGTH", "")
+    return "quota" if quota.refusal(intake, int(length) if length.isdigit() else None) \
+        else None
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -27,7 +37,8 @@ def create_app(config: Config | None = None) -> Flask:
         front_limits(config), max_body=config.max_upload,
         max_form_memory=app.config["MAX_FORM_MEMORY_SIZE"],
         max_parts=app.config["MAX_FORM_PARTS"],
-        new_spool=lambda: UploadSpool(intake.store, intake.recipients))
+        new_spool=lambda: UploadSpool(intake.store, intake.recipients),
+        refusal=lambda environ: _quota_refusal(intake, environ))
     proxy_warning.init_app(app)
     app.extensions["intake.login_throttle"] = login_throttle(config)
     app.register_blueprint(submit.bp)
