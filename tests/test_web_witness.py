@@ -559,3 +559,11 @@ def test_envelope_metadata_keeps_the_day_only(app, client, team_key):
         assert meta["received_day"] == dt.datetime.now(dt.UTC).date().isoformat()
         assert not re.search(r"\d\d:\d\d", flat), flat
         assert "127.0.0.1" not in flat and "werkzeug" not in flat.lower()
+
+
+def test_static_files_carry_no_time_of_their_file(client):
+    page = client.get("/").get_data(as_text=True)
+    sheet = re.search(r'href="([^"]+\.css)"', page).group(1)
+    r = client.get(sheet, headers={"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})
+    assert r.status_code == 200
+    assert "ETag" not in r.headers and "Last-Modified" not in r.headers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, request
+from flask import Flask, request, send_from_directory
 from flask_wtf.csrf import CSRFProtect
 
 from intake.pages.flask_app import new_app
@@ -30,6 +30,25 @@ def front_limits(config: Config) -> Limits:
                   window=config.rate_window)
 
 
+def no_file_times(app: Flask) -> None:
+    """Static files go out without an ETag or a Last-Modified: both are made
+    from the file's mtime, which is none of a client's business."""
+    folder = app.static_folder
+
+    def static(filename: str):
+        return send_from_directory(folder, filename, etag=False, conditional=False,
+                                   max_age=0)
+
+    if "static" in app.view_functions:
+        app.view_functions["static"] = static
+
+    @app.after_request
+    def _no_times(response):
+        response.headers.pop("Last-Modified", None)
+        response.headers.pop("ETag", None)
+        return response
+
+
 def base_app(name: str, intake: Intake, *, cookie_name: str, max_upload: int) -> Flask:
     """What the witness and staff apps share: templates, secrets, server-side
     sessions, languages, CSRF, security headers and the one error handler."""
@@ -47,6 +66,7 @@ def base_app(name: str, intake: Intake, *, cookie_name: str, max_upload: int) ->
     i18n.init_app(app)
     CSRFProtect(app)
     errors.init_app(app)
+    no_file_times(app)
     # Werkzeug's request log names the client and the time: never enable it.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     return app

@@ -63,12 +63,12 @@ def _limits():
 
 def _too_long() -> str:
     return _("The text is longer than %(n)d characters. Send the rest in a file, or in "
-             "another submission. Nothing was kept.", n=_limits()[0])
+             "another submission.", n=_limits()[0])
 
 
 def _too_many() -> str:
     return _("Too many files at once (at most %(n)d). Send the rest in another "
-             "submission. Nothing was kept.", n=_limits()[1])
+             "submission.", n=_limits()[1])
 
 
 def _too_large(limit: int) -> str:
