@@ -564,6 +564,6 @@ def test_envelope_metadata_keeps_the_day_only(app, client, team_key):
 def test_static_files_carry_no_time_of_their_file(client):
     page = client.get("/").get_data(as_text=True)
     sheet = re.search(r'href="([^"]+\.css)"', page).group(1)
-    r = client.get(sheet, headers={"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})
-    assert r.status_code == 200
-    assert "ETag" not in r.headers and "Last-Modified" not in r.headers
+    with client.get(sheet, headers={"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}) as r:
+        assert r.status_code == 200
+        assert "ETag" not in r.headers and "Last-Modified" not in r.headers
