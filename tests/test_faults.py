@@ -227,3 +227,14 @@ def test_two_exports_at_once_share_out_the_items(app, tmp_path, team_key, databa
     assert sorted(results.get(timeout=5) for _ in procs) == [0, 6]
     first, second = (bundle_items(o) for o in outs)
     assert not first & second and len(first | second) == 6
+
+
+def test_the_newest_migration_is_the_one_workers_look_for():
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from intake.server import migrations
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", os.path.dirname(migrations.__file__))
+    assert ScriptDirectory.from_config(config).get_current_head() == migrations.HEAD

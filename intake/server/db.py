@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from intake.server import migrations
 from intake.server.store import coarsen_mtime
 
 DELETED = "intake.deleted"  # Session.info key: this transaction deleted rows
@@ -92,13 +92,27 @@ class Database:
 
     # -- schema -----------------------------------------------------------------
     def migrate(self) -> None:
-        """Brings the schema to the newest migration; one server at a time."""
+        """Brings the schema to the newest migration; one server at a time.
+        Alembic is loaded (a few MB in every worker) only when the database
+        is not at the newest migration already."""
+        if self.schema_version() == migrations.HEAD:
+            return
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
         config = AlembicConfig()
         config.set_main_option("script_location",
                                str(resources.files("intake.server.migrations")))
         with self.lock("migrate"), self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def schema_version(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except SQLAlchemyError:
+            return None  # no schema yet, or none made by migrations
 
     # -- locks ------------------------------------------------------------------
     @contextlib.contextmanager

@@ -141,19 +141,28 @@ class Connection:
         self.h = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head)
         self.sockname = writer.get_extra_info("sockname") or ("127.0.0.1", 0)
         self.environ: dict | None = None
+        self.length: int | None = None  # the request body's Content-Length
+        self.fresh_h11 = False  # the body was read past h11: a new one for the next
 
     async def serve(self) -> None:
         first = True
         try:
             while self.w.alive:
-                self.environ = None
+                self.environ, self.length = None, None
                 request = await self._next_request(first)
                 if request is None:
                     return
                 await self._handle(request)
-                if self.h.our_state is not h11.DONE or self.h.their_state is not h11.DONE:
+                if self.h.our_state is not h11.DONE:
                     return
-                self.h.start_next_cycle()
+                if self.fresh_h11:
+                    self.h = h11.Connection(h11.SERVER,
+                                            max_incomplete_event_size=self.limits.max_head)
+                    self.fresh_h11 = False
+                elif self.h.their_state is h11.DONE:
+                    self.h.start_next_cycle()
+                else:
+                    return
                 first = False
         except _Cut as cut:
             if cut.status is not None and self.h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
@@ -217,31 +226,57 @@ class Connection:
 
     async def _body(self) -> AsyncIterator[bytes]:
         """The body as it arrives, at `min_rate` bytes a second or more over
-        each window, else cut."""
+        each window, else cut. A body of known length is read straight from
+        the socket once h11 has handed over what it held (a copy less for
+        every byte); h11 then starts afresh for the next request."""
         limits = self.limits
         if self.h.they_are_waiting_for_100_continue:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         window_end, got = time.monotonic() + limits.window, 0
-        while True:
+        left = self.length
+        while True:  # what h11 holds, and all of a chunked body
             event = self._event()
             if isinstance(event, h11.Data):
                 got += len(event.data)
+                if left is not None:
+                    left -= len(event.data)
                 yield event.data
                 continue
             if isinstance(event, h11.EndOfMessage):
                 return
             if event is not h11.NEED_DATA:
                 raise _Cut(400)
-            now = time.monotonic()
-            if now >= window_end:
-                if got < limits.min_rate * limits.window:
-                    raise _Cut(408)
-                window_end, got = now + limits.window, 0
+            if left is not None:
+                break
+            window_end, got = self._judge(window_end, got)
             try:
-                data = await asyncio.wait_for(self.reader.read(READ), window_end - now)
+                data = await asyncio.wait_for(self.reader.read(READ),
+                                              window_end - time.monotonic())
             except TimeoutError:
                 continue  # the window is over: judged above
             self.h.receive_data(data)
+        self.fresh_h11 = True
+        while left > 0:
+            window_end, got = self._judge(window_end, got)
+            try:
+                data = await asyncio.wait_for(self.reader.read(min(READ, left)),
+                                              window_end - time.monotonic())
+            except TimeoutError:
+                continue
+            if not data:
+                raise _Cut(None)  # the client left
+            got += len(data)
+            left -= len(data)
+            yield data
+
+    def _judge(self, window_end: float, got: int) -> tuple[float, int]:
+        """At a window's end: cut a body that brought too little, or start the next."""
+        now = time.monotonic()
+        if now < window_end:
+            return window_end, got
+        if got < self.limits.min_rate * self.limits.window:
+            raise _Cut(408)
+        return now + self.limits.window, 0
 
     # -- one request -------------------------------------------------------------
     async def _handle(self, request: h11.Request) -> None:
@@ -249,7 +284,9 @@ class Connection:
         assert environ is not None
         length = environ.get("CONTENT_LENGTH")
         declared = int(length) if length and length.isdigit() else None
-        has_body = declared != 0 and (declared is not None or self._chunked(request))
+        chunked = self._chunked(request)
+        self.length = None if chunked else declared
+        has_body = declared != 0 and (declared is not None or chunked)
         if has_body:
             if declared is not None and declared > hooks.max_body:
                 raise _Cut(413)
