@@ -238,3 +238,62 @@ def test_the_newest_migration_is_the_one_workers_look_for():
     config = AlembicConfig()
     config.set_main_option("script_location", os.path.dirname(migrations.__file__))
     assert ScriptDirectory.from_config(config).get_current_head() == migrations.HEAD
+
+
+def test_database_down_gets_a_page_in_the_witness_language(app, monkeypatch):
+    from intake.pages.headers import HEADERS
+
+    client = app.test_client()
+    # The session (where a chosen language is kept) cannot be read either:
+    # the browser's languages decide.
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "uk"
+    token = csrf_token(client)
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    for name in ("execute", "get", "flush", "commit", "scalars", "scalar"):
+        monkeypatch.setattr(Session, name, down)
+    r = submit(client, "while the database is down", token=token)
+    monkeypatch.undo()
+    text = r.get_data(as_text=True)
+    assert r.status_code == 503 and 'lang="uk"' in text
+    assert "Нічого не збережено" in text  # "Nothing was kept"
+    for name, value in HEADERS.items():
+        assert r.headers.get(name) == value
+    assert envelope_ids(app.extensions["intake"]) == set()
+
+
+def test_one_totp_code_lets_in_one_login_on_each_database(tmp_path, team_key, database_url):
+    import threading
+
+    import pyotp
+
+    from intake.server.staff import create_staff_app
+    from intake.server.staff.accounts import add
+
+    staff = create_staff_app(make_config(tmp_path, team_key.keys_dir,
+                                         database_url=database_url))
+    intake = staff.extensions["intake"]
+    try:
+        secret = add(intake.db, "ana", "seven long words for the staff member", 1, 8192)
+        code = pyotp.TOTP(secret.totp_secret).now()
+        start, answers = threading.Barrier(4), []
+
+        def attempt():
+            client = staff.test_client()
+            page = client.get("/login").get_data(as_text=True)
+            form = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            start.wait()
+            answers.append(client.post("/login", data={
+                "csrf_token": form, "name": "ana", "code": code,
+                "password": "seven long words for the staff member"}).status_code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(answers) == [302, 403, 403, 403]
+    finally:
+        intake.close()
