@@ -379,6 +379,19 @@ testimony alone is still taken, so the witness kept getting receipts.
 """
 
 
+def busy_note(loads: tuple[str, str]) -> str:
+    """Says so when other work held the CPUs: then the upload rows, which
+    need both cores for Intake's pipeline, are no measure of the code."""
+    cpus = os.cpu_count() or 1
+    worst = max(float(x.split()[0]) for x in loads)
+    if worst <= cpus:
+        return ""
+    return (f"\nOther work shared the machine during this run (load average up to "
+            f"{worst:.1f} on {cpus} CPUs): wall times and the throughput ratio are "
+            "worse than on a quiet machine, Intake's most, as its upload is three "
+            "streams of work that need both cores (bench/README.md).\n")
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -396,7 +409,7 @@ after: {loads[1]}.
 {table(rows, args.repeat)}
 
 {verdicts(rows, args.size, text_only)}
-
+{busy_note(loads)}
 How it is measured: one random file, uploaded over 127.0.0.1 as a streamed
 multipart POST with a known Content-Length (the client never holds the file in
 memory). Seconds are the client's wall time from the first byte sent to the
