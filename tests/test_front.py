@@ -187,3 +187,15 @@ def test_two_requests_on_one_connection(server):
         sock.sendall(request_head("GET", "/login", {}))
         second = read_answer(sock)
     assert first.status == 200 and second.status == 200 and "codename" in second.text.lower()
+
+
+def test_a_stopping_server_does_not_wait_on_idle_connections(server):
+    """Kept-alive and silent connections are closed at once on shutdown; a
+    restart must not wait out their deadlines."""
+    with server.connect() as kept, server.connect() as _silent:
+        kept.sendall(request_head("GET", "/", {}))
+        assert read_answer(kept).status == 200
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 10
+        assert closed_by_server(kept, 1)

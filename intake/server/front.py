@@ -143,6 +143,7 @@ class Connection:
         self.environ: dict | None = None
         self.length: int | None = None  # the request body's Content-Length
         self.fresh_h11 = False  # the body was read past h11: a new one for the next
+        self.idle = True  # waiting for a request's first byte: closed at once on shutdown
 
     async def serve(self) -> None:
         first = True
@@ -198,11 +199,13 @@ class Connection:
     async def _next_request(self, first: bool) -> h11.Request | None:
         limits = self.limits
         deadline = time.monotonic() + limits.head_timeout
-        if not first and not self.h.trailing_data[0]:
+        self.idle = not self.h.trailing_data[0]
+        if not first and self.idle:
             # Kept alive: wait quietly for the next request, then time its head.
             data = await self._read(limits.keepalive, status=None)
             self.h.receive_data(data)
             deadline = time.monotonic() + limits.head_timeout
+        self.idle = first and self.idle
         while True:
             event = self._event()
             if event is h11.NEED_DATA:
@@ -210,7 +213,7 @@ class Connection:
                 started = bool(self.h.trailing_data[0]) or not first
                 self.h.receive_data(await self._read(deadline - time.monotonic(),
                                                      status=408 if started else None))
-                first = False
+                first = self.idle = False
                 continue
             if isinstance(event, h11.ConnectionClosed):
                 return None
@@ -450,7 +453,7 @@ class FrontWorker(Worker):
     def init_process(self) -> None:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.connections: set[asyncio.Task] = set()
+        self.connections: dict[asyncio.Task, Connection] = {}
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -487,11 +490,11 @@ class FrontWorker(Worker):
             return
         task = asyncio.current_task()
         assert task is not None
-        self.connections.add(task)
+        self.connections[task] = connection = Connection(self, reader, writer)
         try:
-            await Connection(self, reader, writer).serve()
+            await connection.serve()
         finally:
-            self.connections.discard(task)
+            self.connections.pop(task, None)
 
     async def _serve(self) -> None:
         servers = []
@@ -506,6 +509,11 @@ class FrontWorker(Worker):
             await asyncio.sleep(1.0)
         for server in servers:
             server.close()
+        # Connections waiting for a request are closed now; the others end
+        # with the request they carry (answered with "Connection: close").
+        for task, connection in list(self.connections.items()):
+            if connection.idle:
+                task.cancel()
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while self.connections and time.monotonic() < deadline:
             self.notify()

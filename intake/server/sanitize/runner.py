@@ -120,14 +120,14 @@ def network_isolated() -> bool:
 
 
 def _command(family: str, size: int, limits: Limits) -> list[str]:
-    return [*_low_priority_prefix(), *_no_network_prefix(), sys.executable, "-m",
+    return [*_no_network_prefix(), *_low_priority_prefix(), sys.executable, "-m",
             "intake.server.sanitize.child",
             family, str(size), *limits.to_argv()]
 
 
 def _zygote_command(control_fd: int) -> list[str]:
     prefix = _no_network_prefix()
-    return [*_low_priority_prefix(), *prefix, sys.executable, "-m",
+    return [*prefix, *_low_priority_prefix(), sys.executable, "-m",
             "intake.server.sanitize.zygote", str(control_fd),
             *(["own-namespace"] if prefix else [])]
 
