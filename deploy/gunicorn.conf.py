@@ -3,13 +3,15 @@
     gunicorn -c /opt/intake/deploy/gunicorn.conf.py 'intake.server.witness:create_app()'
 
 The core settings are intake.server.gunicorn's, so `intake serve` and production
-run alike (its post_fork hook also removes gunicorn's Server banner). What is added here:
+run alike (the front answers without a Server banner). What is added here:
 where to listen (from the environment, so one file serves both apps), a log
 that never names a client, a request or a time of day, and no control socket.
 
-A 2 GiB upload at 100 KiB/s takes almost six hours. Threaded workers give each
-upload its own thread, so slow ones do not block the others; `timeout` is the
-worker's heartbeat, not a cap on a request, so it does not cut them.
+A 2 GiB upload at 100 KiB/s takes almost six hours. Each worker reads its
+connections in an event loop (intake.server.front.FrontWorker) with deadlines
+and a minimum rate, and only a complete request takes one of its `threads`,
+so slow clients do not block the others; `timeout` is the worker's
+heartbeat, not a cap on a request, so it does not cut them.
 """
 
 import os

@@ -108,7 +108,8 @@ fi
 run install -m 0644 "$SOURCE/deploy/gunicorn.conf.py" "$ETC/gunicorn.conf.py"
 
 step "Install the systemd units and the services' journal settings"
-for unit in intake-witness.service intake-staff.service intake-retention.service intake-retention.timer; do
+for unit in intake-witness.service intake-staff.service intake-retention.service intake-retention.timer \
+    intake-tidy.service intake-tidy.timer; do
   run install -m 0644 "$SOURCE/deploy/systemd/$unit" "$UNIT_DIR/$unit"
 done
 run install -m 0644 "$SOURCE/deploy/journald@intake.conf" /etc/systemd/journald@intake.conf
@@ -124,6 +125,10 @@ run tor --defaults-torrc /usr/share/tor/tor-service-defaults-torrc -f "$TORRC" -
 step "Start the services"
 run systemctl enable intake-retention.timer
 run systemctl restart intake-retention.timer
+run systemctl enable intake-tidy.timer
+run systemctl restart intake-tidy.timer
+# The first pass makes the pool the first envelopes are taken from.
+run systemctl start intake-tidy.service
 if ls "$ETC/keys/"*.pub >/dev/null 2>&1; then
   run systemctl enable intake-witness.service
   run systemctl restart intake-witness.service

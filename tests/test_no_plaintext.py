@@ -337,15 +337,15 @@ def test_upload_request_spools_ciphertext_only(app, client, temp_writes, tmp_pat
     assert app.request_class is EncryptedUploadRequest
     assert tempfile.gettempdir() == str(tmp_path / "tmp")
     # Uploads are sealed as they arrive: record what goes into envelope files too.
-    from intake.server.store import HashingWriter
+    from intake.server.upload_spool import EnvelopeFile
 
-    real_write = HashingWriter.write
+    real_write = EnvelopeFile.write
 
     def recording(self, data):
         temp_writes.extend(data)
         return real_write(self, data)
 
-    monkeypatch.setattr(HashingWriter, "write", recording)
+    monkeypatch.setattr(EnvelopeFile, "write", recording)
     canary = ("CANARY-" + secrets.token_hex(16)).encode()
     r = _canary_upload(client, canary)
     assert r.status_code == 200

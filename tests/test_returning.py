@@ -214,7 +214,7 @@ def test_every_login_derives_the_codename(app, client, monkeypatch):
 @pytest.fixture
 def strict_app(tmp_path, team_key):
     app = create_app(make_config(tmp_path, team_key.keys_dir, login_attempts_per_codename=3,
-                                 login_attempts_global=6, login_window=600))
+                                 login_window=600))
     now = [1000.0]
     app.extensions["intake.login_throttle"].clock = lambda: now[0]
     yield app, now
@@ -235,18 +235,14 @@ def test_per_codename_throttle_and_its_end(strict_app):
     assert login(attacker, wrong).status_code == 403  # counted again after the window
 
 
-def test_global_throttle_never_locks_a_witness_out_for_good(strict_app):
-    app, now = strict_app
+def test_others_failures_never_make_a_witness_wait(strict_app):
+    """No global limit: any number of wrong codenames, from anyone, and the
+    witness still signs in at once."""
+    app, _now = strict_app
     witness, attacker = app.test_client(), app.test_client()
     code = new_witness(witness)
-    for i in range(6):
+    for i in range(40):
         assert login(attacker, f"guess number {i}").status_code == 403
-    page = login(witness, code)
-    assert page.status_code == 429
-    assert "Try again in 10 minutes" in page.text
-    now[0] += 300
-    assert "Try again in 5 minutes" in login(witness, code).text
-    now[0] += 301
     assert login(witness, code).status_code == 302
 
 

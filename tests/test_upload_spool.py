@@ -73,8 +73,6 @@ def test_a_discarded_batch_removes_the_sealed_upload(store, team_key):
 def test_a_changed_byte_is_caught_on_read_back(store, team_key):
     spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
     spool.write(os.urandom(200_000))
-    assert spool.sha256  # waits until the helper threads have written it
-    spool._file.flush()
     raw = bytearray(spool.tmp_path.read_bytes())
     raw[300] ^= 1
     spool.tmp_path.write_bytes(raw)
@@ -86,24 +84,17 @@ def test_a_changed_byte_is_caught_on_read_back(store, team_key):
 
 
 @pytest.mark.parametrize(("size", "piece"), [
-    (900_000, 100_000),  # under the helpers' threshold: all in the calling thread
-    (3 * 1024 * 1024, 512 * 1024),  # the parser's pieces, helpers from the second MiB
+    (900_000, 100_000),
+    (3 * 1024 * 1024, 512 * 1024),
     (3 * 1024 * 1024 + 7, 300_001),  # pieces that never fall on a chunk or a buffer
     (2_500_000, 65_536),
 ])
-def test_sealed_whole_across_the_switch_to_helper_threads_and_back(store, team_key, size, piece):
-    """The first MiB is sealed in the calling thread, the rest by helpers, the
-    metadata again in the calling thread after Werkzeug rewinds the part."""
-    import threading
-
+def test_sealed_whole_whatever_the_pieces(store, team_key, size, piece):
     data = os.urandom(size)
     spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
     for i in range(0, size, piece):
         spool.write(data[i:i + piece])
-    helpers = [t.name for t in threading.enumerate() if t.name.startswith("intake-")]
-    assert (size > 1024 * 1024) == ("intake-seal" in helpers)
-    spool.seek(0)  # what Werkzeug does when the part has arrived
-    assert not [t for t in threading.enumerate() if t.name in ("intake-seal", "intake-hash")]
+    assert b"".join(spool.chunks()) == data  # read back before sealing, as the sanitizer does
     batch = store.batch()
     entry = spool.seal(batch, {"kind": "file"})
     with open(entry.tmp_path, "rb") as f:
@@ -114,80 +105,16 @@ def test_sealed_whole_across_the_switch_to_helper_threads_and_back(store, team_k
     spool.close()
 
 
-def test_background_jobs_run_in_order():
-    import hashlib
-
-    from intake.server.background import Background
-
-    pieces = [os.urandom(n) for n in (1, 65536, 3, 200_000, 0, 77)] * 30
-    a, b = hashlib.sha256(), hashlib.sha256()
-    helper = Background("test-hash", budget=100_000)  # small: the producer must wait, not lose
-    for p in pieces:
-        helper.submit(a.update, p)
-        helper.submit(b.update, p[::-1])
-    helper.drain()
-    assert a.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
-    helper.submit(a.update, b"more")  # more may follow a drain
-    helper.stop()
-    assert a.hexdigest() == hashlib.sha256(b"".join(pieces) + b"more").hexdigest()
-    assert b.hexdigest() == hashlib.sha256(b"".join(p[::-1] for p in pieces)).hexdigest()
-    with pytest.raises(RuntimeError):
-        helper.submit(a.update, b"late")
-
-
-def test_background_holds_no_more_than_its_budget():
-    """Memory stays flat: past the budget, the producer waits for the helper."""
-    import threading
-
-    from intake.server.background import Background
-
-    release, done = threading.Event(), []
-    helper = Background("test-budget", budget=10)
-    helper.submit(lambda data: release.wait(10), b"1234")  # in progress, still counted
-    helper.submit(done.append, b"5678")
-    producer = threading.Thread(target=helper.submit, args=(done.append, b"9abc"))
-    producer.start()
-    producer.join(0.3)
-    assert producer.is_alive(), "the producer went past the budget"
-    release.set()
-    producer.join(10)
-    assert not producer.is_alive()
-    helper.stop()
-    assert done == [b"5678", b"9abc"]
-
-
-def test_background_error_reaches_the_producer():
-    from intake.server.background import Background
-
-    ran = []
-
-    def fail(data):
-        raise OSError(28, "No space left on device")
-
-    helper = Background("test-error")
-    helper.submit(fail, b"x")
-    helper.submit(ran.append, b"after")  # dropped: the stream is broken
-    with pytest.raises(OSError, match="No space"):
-        helper.drain()
-    with pytest.raises(OSError, match="No space"):
-        helper.submit(ran.append, b"later")
-    with pytest.raises(OSError, match="No space"):
-        helper.stop()
-    assert ran == []
-
-
 def test_upload_spool_reports_a_failed_write(store, team_key, monkeypatch):
-    from intake.server.store import HashingWriter
+    from intake.server.upload_spool import EnvelopeFile
 
     def full(self, data):
         raise OSError(28, "No space left on device")
 
     spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
-    monkeypatch.setattr(HashingWriter, "write", full)
+    monkeypatch.setattr(EnvelopeFile, "write", full)
     with pytest.raises(OSError, match="No space"):
-        for _ in range(64):  # the helper fails on the first chunk; a later write says so
-            spool.write(os.urandom(256 * 1024))
-        assert spool.sha256
+        spool.write(os.urandom(256 * 1024))
     spool.close()
     assert not spool.tmp_path.exists()
 
@@ -207,29 +134,3 @@ def test_start_up_tidies_only_stale_leftovers(store, team_key):
     live.seal(batch, {})
     batch.place()
     live.close()
-
-
-def test_a_disk_that_fills_under_the_writer_thread_leaves_nothing(store, team_key,
-                                                                  monkeypatch):
-    """The real write fails (not a stub above it): the error reaches the
-    parser, and closing removes the envelope and ends every helper thread."""
-    import errno
-    import threading
-
-    real = os.write
-
-    def write(fd, data):
-        if threading.current_thread().name == "intake-write":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(fd, data)
-
-    spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
-    monkeypatch.setattr(os, "write", write)
-    with pytest.raises(OSError, match="No space"):
-        for _ in range(16):
-            spool.write(os.urandom(512 * 1024))
-        spool.seek(0)
-    spool.close()
-    monkeypatch.undo()
-    assert not spool.tmp_path.exists() and spool.closed
-    assert not [t for t in threading.enumerate() if t.name.startswith("intake-")]

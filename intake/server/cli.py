@@ -31,6 +31,25 @@ def _prepared(config):
         fail(f"refusing to start: {exc}")
 
 
+def check_from_environment() -> None:
+    """What _prepared_apart runs in its child."""
+    _prepared(_config()).close()
+
+
+def _prepared_apart() -> None:
+    """Checks keys and folders and migrates the database in a child process
+    (the same settings, from the same environment): what that loads (Alembic,
+    a few MB) stays out of the server process, whose memory every worker it
+    forks starts with."""
+    import subprocess
+    import sys
+
+    code = subprocess.call([sys.executable, "-c", "from intake.server.cli import "
+                            "check_from_environment as c; c()"])
+    if code != 0:
+        raise SystemExit(code)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
@@ -39,8 +58,7 @@ def _prepared(config):
 def serve(host: str, port: int, workers: int) -> None:
     """Run the witness service under gunicorn."""
     config = _config()
-    intake = _prepared(config)  # refuse early, before gunicorn forks
-    intake.close()
+    _prepared_apart()  # refuse early, before gunicorn forks
     from intake.server.gunicorn import GunicornServer
     from intake.server.witness import create_app
 
@@ -108,6 +126,38 @@ def staff_add(name: str, admin: bool, password_file: Path | None) -> None:
                "it is not shown again.")
 
 
+@staff.command("remove")
+@click.argument("name")
+def staff_remove(name: str) -> None:
+    """Delete a staff account (its audit entries stay)."""
+    from intake.server.staff.accounts import AccountError, remove
+
+    intake = _prepared(_config())
+    try:
+        remove(intake.db, name)
+    except AccountError as exc:
+        fail(str(exc))
+    finally:
+        intake.close()
+    click.echo(f"staff account {name} removed")
+
+
+@staff.command("unlock")
+@click.argument("name")
+def staff_unlock(name: str) -> None:
+    """Unlock a staff account locked after wrong codes."""
+    from intake.server.staff.accounts import AccountError, unlock
+
+    intake = _prepared(_config())
+    try:
+        was_locked = unlock(intake.db, name)
+    except AccountError as exc:
+        fail(str(exc))
+    finally:
+        intake.close()
+    click.echo(f"staff account {name} " + ("unlocked" if was_locked else "was not locked"))
+
+
 @staff.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=None, type=int,
@@ -115,7 +165,7 @@ def staff_add(name: str, admin: bool, password_file: Path | None) -> None:
 def staff_serve(host: str, port: int | None) -> None:
     """Run the staff app under gunicorn (behind its own onion service)."""
     config = _config()
-    _prepared(config).close()
+    _prepared_apart()
     from intake.server.gunicorn import GunicornServer
     from intake.server.staff import create_staff_app
 

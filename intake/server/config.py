@@ -36,10 +36,21 @@ class Config:
     csrf_time_limit: int = 24 * 3600
     session_lifetime: int = 30 * 60
     login_attempts_per_codename: int = 5
-    login_attempts_global: int = 100
     login_window: int = 10 * 60
     onion_hostname: str = ""  # set it to warn witnesses who arrive through a proxy
     staff_port: int = 8081
+    # The front (intake.server.front): a request's head must arrive within
+    # head_timeout seconds; a body must bring min_upload_rate bytes a second
+    # over each rate_window seconds, else the connection is cut.
+    head_timeout: int = 20
+    min_upload_rate: int = 1024
+    rate_window: int = 30
+    # Bounded work (intake.server.budget, intake.server.quota).
+    clean_cpu_seconds: int = 300
+    clean_bytes: int = GiB
+    daily_submissions: int = 20_000
+    daily_upload_bytes: int = 50 * GiB
+    disk_reserve: int = GiB
 
     @property
     def store_dir(self) -> Path:
@@ -54,6 +65,7 @@ class Config:
         return self.database_url or f"sqlite:///{(self.data_dir / 'intake.db').resolve()}"
 
 
+SIZES = {"max_upload", "clean_bytes", "daily_upload_bytes", "disk_reserve"}
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 
 
@@ -71,7 +83,7 @@ def _coerce(field: dataclasses.Field, value: object) -> object:
     kind = field.type
     if kind == "Path":
         return Path(str(value)).expanduser()
-    if field.name == "max_upload":
+    if field.name in SIZES:
         return parse_size(value)  # type: ignore[arg-type]
     if kind == "int":
         return int(value)  # type: ignore[call-overload]

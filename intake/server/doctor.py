@@ -91,6 +91,77 @@ def check_store(config: Config, min_free: int) -> list[Finding]:
     return findings
 
 
+def check_store_consistency(config: Config, on_day: dt.date | None = None) -> list[Finding]:
+    """Files without rows, rows without files, and unfinished uploads left behind."""
+    from intake.server.db import Database
+    from intake.server.models import Item
+    from intake.server.reconcile import find
+    from intake.server.store import Store
+
+    if not config.store_dir.is_dir() or not _has_database(config):
+        return []
+    db = Database(config.effective_database_url)
+    try:
+        found = find(db, Store(config.store_dir), on_day or dt.datetime.now(dt.UTC).date())
+        with db.sessions() as s:
+            marked = s.scalar(select(func.count()).select_from(Item)
+                              .where(Item.state == "missing"))
+    except SQLAlchemyError as exc:
+        return [Finding(PROBLEM, "database", f"cannot read the database: {type(exc).__name__}",
+                        "check database_url and that the database is running")]
+    finally:
+        db.dispose()
+    findings = []
+    lost = found.missing + (marked or 0)
+    if lost:
+        findings.append(Finding(
+            PROBLEM, "store", f"{lost} waiting item(s) have no envelope file: they are lost "
+            "and cannot be exported", "restore the store from a backup if there is one; "
+            "exports skip them, and `intake retention run` marks them missing"))
+    if found.orphans:
+        findings.append(Finding(
+            WARNING, "store", f"{found.orphans} envelope file(s) without a row, from "
+            "attempts that failed after writing them", "intake retention run deletes them"))
+    if found.leftovers:
+        findings.append(Finding(
+            WARNING, "store", f"{found.leftovers} unfinished upload(s) idle for over an hour",
+            "intake store tidy (or retention) deletes them"))
+    return findings or [_ok("store", "every envelope has its row and every row its file")]
+
+
+def check_quota(config: Config) -> list[Finding]:
+    """Today's use against the daily quota, and free space against the reserve."""
+    from intake.server.db import Database
+    from intake.server.quota import usage
+
+    if not config.store_dir.is_dir() or not _has_database(config):
+        return []
+    db = Database(config.effective_database_url)
+    try:
+        use = usage(db, config.store_dir)
+    except SQLAlchemyError:
+        return []  # said by the store check
+    finally:
+        db.dispose()
+    said = (f"today {use.submissions} of {config.daily_submissions} submissions, "
+            f"{use.stored_bytes // 2**20} of {config.daily_upload_bytes // 2**20} MiB "
+            f"of files; {use.free_bytes // 2**20} MiB free, "
+            f"{config.disk_reserve // 2**20} MiB kept in reserve")
+    if use.free_bytes < config.disk_reserve:
+        return [Finding(PROBLEM, "quota", said + ": nothing more is accepted",
+                        "free space, or export and run retention")]
+    if use.submissions >= config.daily_submissions or \
+            use.stored_bytes >= config.daily_upload_bytes:
+        return [Finding(WARNING, "quota", said + ": the day's quota is reached (a flood?)",
+                        "raise daily_submissions or daily_upload_bytes if this is real "
+                        "traffic; it resets at midnight UTC")]
+    return [_ok("quota", said)]
+
+
+def _has_database(config: Config) -> bool:
+    return bool(config.database_url) or (config.data_dir / "intake.db").exists()
+
+
 # -- permissions --------------------------------------------------------------
 
 def check_permissions(config: Config) -> list[Finding]:
@@ -245,7 +316,7 @@ def check_clock(config: Config, today: dt.date | None = None) -> list[Finding]:
 
 
 def _latest_day_in_database(config: Config) -> dt.date | None:
-    if not config.database_url and not (config.data_dir / "intake.db").exists():
+    if not _has_database(config):
         return None
     from intake.server.db import Database
     from intake.server.models import Submission, Witness
@@ -370,6 +441,8 @@ def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | N
     findings = check_keys(config)
     findings += check_permissions(config)
     findings += check_store(config, min_free)
+    findings += check_store_consistency(config)
+    findings += check_quota(config)
     findings += check_clock(config)
     findings += check_swap(proc_swaps)
     findings += check_sandbox(config)

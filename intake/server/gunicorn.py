@@ -1,8 +1,10 @@
 """Runs the app under gunicorn, as production does, with settings for Tor.
 
 Uploads over Tor are slow: a 2 GiB file at 100 KiB/s takes almost six hours.
-Threaded workers keep one slow upload from blocking the others; gunicorn's
-worker timeout is a heartbeat, not a cap on a request, so it does not cut them.
+Each worker reads its connections in an event loop (intake.server.front), so
+a slow upload or a stalled client holds no thread; gunicorn's worker timeout
+is a heartbeat, not a cap on a request, so it does not cut them. The front
+makes its own answers (no `Server:` banner) and its refusals are the app's pages.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import gc
 import logging
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.http import wsgi as gunicorn_wsgi
-
-from intake.server.memory import reuse_large_buffers
 
 
 class RedactRequestDetails(logging.Filter):
@@ -53,36 +52,20 @@ LOGCONFIG = {
 }
 
 
-def _hide_server_banner() -> None:
-    """Gunicorn has no setting for its `Server:` header, which names it and its
-    version: its responses are made without that line."""
-    default_headers = gunicorn_wsgi.Response.default_headers
-    if getattr(default_headers, "without_banner", False):
-        return
-
-    def headers(self):
-        return [h for h in default_headers(self) if not h.startswith("Server:")]
-
-    headers.without_banner = True  # type: ignore[attr-defined]
-    gunicorn_wsgi.Response.default_headers = headers
-
-
 def post_fork(server, worker) -> None:
-    _hide_server_banner()  # in each worker, where responses are made
-    reuse_large_buffers()  # in each worker, where uploads are read (intake.memory)
     # What the worker holds from its start (Flask, SQLAlchemy, the templates)
-    # is never garbage: without this, every full collection walked all of it,
-    # tens of times during a large upload.
+    # is never garbage: without this, every full collection walked all of it.
     gc.freeze()
 
 
 SETTINGS = {
-    "worker_class": "gthread",
+    "worker_class": "intake.server.front.FrontWorker",
     "workers": 2,
-    "threads": 16,
+    "threads": 16,  # app threads a worker runs at once (the connections wait in its loop)
+    "worker_connections": 1000,  # open connections a worker keeps; more are closed at once
     "timeout": 60,
     "graceful_timeout": 30,
-    "keepalive": 75,
+    "keepalive": 30,
     "accesslog": None,  # the access log would name clients and times
     "errorlog": "-",
     "loglevel": "warning",
@@ -97,7 +80,7 @@ SETTINGS = {
     "control_socket_disable": True,  # no runtime control socket in the user's home
     "capture_output": False,
     "logconfig_dict": LOGCONFIG,
-    "post_fork": post_fork,  # in each worker, where the uploads are read
+    "post_fork": post_fork,
 }
 
 

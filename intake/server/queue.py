@@ -1,4 +1,12 @@
-"""The server's queue: which envelopes wait, and exporting them as a bundle."""
+"""The server's queue: which envelopes wait, and exporting them as a bundle.
+
+An export holds the database's "export" lock from choosing its items to
+marking them exported, so two exports at once (two staff downloads, the CLI
+and a download, two servers) never put the same item in two bundles: the
+second waits, then finds only what the first left. An item whose envelope
+file is gone is left out (and marked `missing`), never allowed to break the
+bundle.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from intake.format import bundle
 from intake.format.teamkeys import b64
@@ -35,6 +43,12 @@ def select_items(intake: Intake, item_ids: list[str] | None = None,
         elif not include_exported:
             q = q.where(Item.state == "waiting")
         rows = list(s.execute(q.order_by(Submission.received_day, Submission.id, Item.id)))
+        gone = [i.id for i, _sub in rows if not intake.store.path_for(i.id).exists()]
+        if gone:
+            s.execute(update(Item).where(Item.id.in_(gone)).where(Item.state == "waiting")
+                      .values(state="missing"))
+            s.commit()
+        rows = [(i, sub) for i, sub in rows if i.id not in gone]
         entries = [bundle.Entry(i.id, sub.id, sub.witness_id, i.kind, i.size, i.sha256,
                                 i.received_day.isoformat()) for i, sub in rows]
         ids = {e.witness_id for e in entries}
@@ -52,28 +66,34 @@ def mark_exported(intake: Intake, item_ids: list[str]) -> None:
         s.commit()
 
 
-def stream(intake: Intake, selection: Selection) -> Iterator[bytes]:
-    """The bundle's bytes; the items count as exported once the last byte is out."""
-    yield from bundle.iter_bundle(today().isoformat(), selection.entries,
-                                  selection.witnesses, intake.store.open)
-    mark_exported(intake, selection.item_ids)
+def stream(intake: Intake, item_ids: list[str] | None = None) -> Iterator[bytes]:
+    """The bundle's bytes, under the export lock; the items count as exported
+    once the last byte is out. An export that ran meanwhile may have taken
+    them: then the bundle holds what is left, perhaps nothing."""
+    with intake.db.lock("export"):
+        selection = select_items(intake, item_ids=item_ids)
+        yield from bundle.iter_bundle(today().isoformat(), selection.entries,
+                                      selection.witnesses, intake.store.open)
+        mark_exported(intake, selection.item_ids)
 
 
 def export(intake: Intake, out: Path, include_exported: bool = False) -> int:
     """Writes the bundle beside `out`, makes it durable, renames it, then marks
-    the items exported. Returns how many envelopes it holds."""
-    selection = select_items(intake, include_exported=include_exported)
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            bundle.write(f, today().isoformat(), selection.entries, selection.witnesses,
-                         intake.store.open)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    mark_exported(intake, selection.item_ids)
+    the items exported, all under the export lock. Returns how many envelopes
+    it holds."""
+    with intake.db.lock("export"):
+        selection = select_items(intake, include_exported=include_exported)
+        tmp = out.with_name(f".{out.name}.partial")
+        try:
+            with open(tmp, "wb") as f:
+                bundle.write(f, today().isoformat(), selection.entries, selection.witnesses,
+                             intake.store.open)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+            fsync_dir(out.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        mark_exported(intake, selection.item_ids)
     return len(selection.entries)

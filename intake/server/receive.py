@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
 from intake.format.envelope import EnvelopeWriter, Recipient
-from intake.server import codename
+from intake.server import codename, quota
+from intake.server.budget import CleaningBudget
 from intake.server.models import Item, Submission, Witness
 from intake.server.pending_originals import Held, PendingOriginals
-from intake.server.sanitize import Limits, sanitize
+from intake.server.sanitize import Limits, Result, detect_type, sanitize
 from intake.server.service import Intake
 from intake.server.store import Batch, Staged, new_id, today
 from intake.server.upload_spool import UploadSpool
+
+log = logging.getLogger("intake")
 
 ITEM_FORMAT = "intake-item/1"
 
@@ -76,18 +83,32 @@ def _seal_testimony(batch: Batch, intake: Intake, testimony: str, common: dict) 
     return ("testimony", *_seal(batch, intake.recipients, [data], meta))
 
 
+def _clean(intake: Intake, up: Upload, budget: CleaningBudget,
+           limits: Limits | None) -> Result:
+    """The upload cleaned in the sandbox, within the submission's budget."""
+    if budget.spent:
+        return Result(False, detect_type(up.spool.head),
+                      reason="the submission's cleaning budget is spent")
+    started = budget.clock()
+    try:
+        return sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients),
+                        limits=budget.limits_for(up.spool.size, limits),
+                        sandbox=intake.sandbox)
+    finally:
+        budget.charge(budget.clock() - started, up.spool.size)
+
+
 def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
                  keep_original: bool, pending: PendingOriginals | None,
                  held: list[tuple[Staged, FileOutcome]],
-                 limits: Limits | None) -> tuple[list[Row], FileOutcome]:
+                 limits: Limits | None, budget: CleaningBudget) -> tuple[list[Row], FileOutcome]:
     """Seals one uploaded file: its copy cleaned in the sandbox; or, when it
     cannot be cleaned, the upload as received only if the witness asked to
     keep originals; else its envelope is held for the receipt to ask
     (`held`), or dropped. The envelope the upload was written into as it
     arrived becomes the untouched original when the witness asked for one."""
     # The cleaned copy is sealed into its own envelope as the sandbox hands it back.
-    result = sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients),
-                      limits, sandbox=intake.sandbox)
+    result = _clean(intake, up, budget, limits)
     try:  # the cleaned copy's envelope is closed on every path, sealed or not
         base = {**common, "original_name": up.name, "detected_type": result.detected_type,
                 "size": up.spool.size, "sha256_received": up.spool.sha256}
@@ -146,6 +167,7 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
     Files that could not be cleaned are held in `pending` for the receipt to
     ask about; without it they are not kept.
     """
+    quota.check(intake, len(testimony.encode()) + sum(up.spool.size for up in uploads))
     secret, derived = "", None
     if witness_id is None:
         secret = codename.generate(codename_list, intake.config.codename_words)
@@ -166,22 +188,44 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
     batch = intake.store.batch()
     if pending is not None:
         pending.sweep()
+    budget = CleaningBudget(intake.config.clean_cpu_seconds, intake.config.clean_bytes)
     try:
         if testimony.strip():
             rows.append(_seal_testimony(batch, intake, testimony, common))
         for up in uploads:
             more, outcome = _seal_upload(batch, intake, up, common, keep_originals, pending,
-                                         staged_held, limits)
+                                         staged_held, limits, budget)
             rows += more
             outcomes.append(outcome)
-        _commit(intake, batch, day, witness_id, submission_id, derived, rows)
+        session = _stage(intake, batch, day, witness_id, submission_id, derived, rows)
     except BaseException:
         batch.discard()
-        for entry, _ in staged_held:
-            entry.tmp_path.unlink(missing_ok=True)
+        _drop(staged_held)
         raise
+    try:
+        with session:
+            session.commit()
+    except BaseException as exc:
+        # The commit's answer is lost: the rows may be in. Ask again before
+        # deleting anything (a placed envelope may be what was committed).
+        fate = _committed(intake, submission_id)
+        if fate:
+            log.warning("receive: the answer to a commit was lost; it had committed")
+        elif fate is None:
+            # Left for reconcile (retention) to settle once the database answers.
+            _drop(staged_held)
+            raise CommitUncertain() from exc
+        else:
+            batch.discard()
+            _drop(staged_held)
+            raise
     return Receipt(secret, submission_id, outcomes,
                    _hold(pending, staged_held, submission_id))
+
+
+def _drop(staged_held: list[tuple[Staged, FileOutcome]]) -> None:
+    for entry, _ in staged_held:
+        entry.tmp_path.unlink(missing_ok=True)
 
 
 def _hold(pending: PendingOriginals | None, staged: list[tuple[Staged, FileOutcome]],
@@ -216,9 +260,26 @@ def confirm_held(intake: Intake, pending: PendingOriginals, held: Held) -> bool:
     return True
 
 
-def _commit(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submission_id: str,
-            derived: codename.Derived | None, rows: list[Row]) -> None:
-    with intake.db.sessions() as s:
+class CommitUncertain(Exception):
+    """The database stopped answering during the commit: whether the
+    submission was kept is unknown. Its envelopes stay; retention deletes
+    them later if no row turns up."""
+
+
+def _committed(intake: Intake, submission_id: str) -> bool | None:
+    try:
+        with intake.db.sessions() as s:
+            return s.get(Submission, submission_id) is not None
+    except SQLAlchemyError:
+        return None
+
+
+def _stage(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submission_id: str,
+           derived: codename.Derived | None, rows: list[Row]) -> Session:
+    """Adds and flushes the rows, then places the envelopes in the store; the
+    caller commits the session returned."""
+    s = intake.db.sessions()
+    try:
         if derived is not None:
             s.add(Witness(id=witness_id, lookup_hash=derived.lookup_hash,
                           reply_public_key=bytes(derived.reply_public_key),
@@ -236,4 +297,7 @@ def _commit(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submiss
                        sha256=sha, received_day=day, state="waiting"))
         s.flush()
         batch.place()
-        s.commit()
+    except BaseException:
+        s.close()
+        raise
+    return s

@@ -8,8 +8,17 @@ Two rules, run once a day (intake-retention.timer runs `intake retention run`):
 - a witness with no activity for more than `inactive_days` days is deleted with
   every submission and item of theirs, exported or not, and their files.
 
-A submission left with no item is deleted too. Days only: all counted in whole
-UTC days, as the database holds no time of day.
+A submission left with no item is deleted too, and so are expired sessions
+and the replies of a deleted witness. Days only: all counted in whole UTC
+days, as the database holds no time of day.
+
+Then the store is reconciled with the database (intake.server.reconcile):
+an envelope file with no row from before today is deleted (an attempt that
+failed after placing it); a waiting item whose file is gone is marked
+`missing`, so exports skip it and `intake doctor` names it.
+
+One run at a time across every server sharing the database (a lock): a
+second run meanwhile says so and does nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ import click
 from sqlalchemy import delete, exists, select
 
 from intake.server.config import ConfigError, load_config
-from intake.server.db import Database
-from intake.server.models import Item, Submission, WebSession, Witness
+from intake.server.db import Database, LockBusy
+from intake.server.models import Item, Reply, Submission, WebSession, Witness
+from intake.server.reconcile import reconcile
 from intake.server.store import Store, today
 
 DEFAULT_EXPORTED_DAYS = 7
@@ -38,7 +48,11 @@ class RetentionReport:
     submissions: int = 0
     witnesses: int = 0
     sessions: int = 0
+    replies: int = 0
     files_not_deleted: int = 0
+    orphan_files: int = 0
+    missing_files: int = 0
+    leftovers: int = 0
 
 
 def run_retention(db: Database, store: Store, exported_days: int = DEFAULT_EXPORTED_DAYS,
@@ -52,6 +66,17 @@ def run_retention(db: Database, store: Store, exported_days: int = DEFAULT_EXPOR
     if exported_days < 0 or inactive_days < 1:
         raise ValueError("exported_days must be 0 or more, inactive_days 1 or more")
     on_day = on_day or today()
+    with db.lock("retention", wait=False):
+        report = _run(db, store, exported_days, inactive_days, on_day, dry_run)
+        if not dry_run:
+            found = reconcile(db, store, on_day)
+            report.orphan_files, report.missing_files = found.orphans, found.missing
+            report.leftovers = found.leftovers
+    return report
+
+
+def _run(db: Database, store: Store, exported_days: int, inactive_days: int,
+         on_day: dt.date, dry_run: bool) -> RetentionReport:
     exported_before = on_day - dt.timedelta(days=exported_days)
     inactive_before = on_day - dt.timedelta(days=inactive_days)
     report = RetentionReport()
@@ -69,6 +94,10 @@ def run_retention(db: Database, store: Store, exported_days: int = DEFAULT_EXPOR
             s.execute(delete(Item).where(Item.id.in_(report.items)))
         emptied = delete(Submission).where(~exists().where(Item.submission_id == Submission.id))
         report.submissions = s.execute(emptied).rowcount
+        gone = select(Witness.id).where(Witness.last_active_day < inactive_before).where(
+            ~exists().where(Submission.witness_id == Witness.id))
+        # A witness's replies go with them (they reference the witness).
+        report.replies = s.execute(delete(Reply).where(Reply.witness_id.in_(gone))).rowcount
         report.witnesses = s.execute(
             delete(Witness).where(Witness.last_active_day < inactive_before)
             .where(~exists().where(Submission.witness_id == Witness.id))).rowcount
@@ -106,16 +135,38 @@ def retention_run(exported_days: int, inactive_days: int, dry_run: bool) -> None
         raise click.ClickException(str(exc)) from exc
     db = Database(config.effective_database_url)
     try:
-        db.create_all()
+        db.migrate()
         report = run_retention(db, Store(config.store_dir), exported_days, inactive_days,
                                dry_run=dry_run)
+    except LockBusy:
+        click.echo("retention: another run is under way (on this or another server); "
+                   "nothing done")
+        return
     finally:
         db.dispose()
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"retention: {verb} {len(report.items)} item(s), "
                f"{report.witnesses} witness(es)"
                + ("" if dry_run else f", {report.submissions} emptied submission(s), "
-                  f"{report.sessions} expired session(s)"))
+                  f"{report.sessions} expired session(s), {report.replies} reply(ies); "
+                  f"store: {report.orphan_files} file(s) without a row and "
+                  f"{report.leftovers} unfinished upload(s) deleted, "
+                  f"{report.missing_files} item(s) marked missing"))
     if report.files_not_deleted:
         raise click.ClickException(f"{report.files_not_deleted} envelope file(s) could not "
                                    "be deleted; their rows are gone, see the log")
+
+
+@retention.command("tidy")
+def retention_tidy() -> None:
+    """Keep the time of day off the disk; sweep abandoned uploads (hourly)."""
+    from intake.server.tidy import tidy
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = tidy(config)
+    click.echo(f"tidy: {report.pool_added} file(s) added to the pool, "
+               f"{report.normalised} path(s) set to their day, "
+               f"{report.leftovers} abandoned upload(s) deleted")

@@ -45,6 +45,6 @@ def prepare(config: Config) -> Intake:
     store = Store(config.store_dir)
     store.init()
     db = Database(config.effective_database_url)
-    db.create_all()
+    db.migrate()
     return Intake(config, db, store, recipients,
                   server_secrets.load_or_create(config.secrets_file))

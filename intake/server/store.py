@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 TMP_PREFIX = ".tmp-"
-STALE_AFTER = 24 * 3600  # an upload in progress writes far more often than this
+# Seconds without a write after which a .tmp- file is an upload whose process
+# died: an upload arriving writes at least once a rate window (intake.server.
+# front), and cleaning one takes minutes at most (intake.server.budget).
+LEFTOVER_AFTER = 3600
 SUFFIX = ".env"
+POOL_DIR = ".pool"  # empty files made by the hourly pass (intake.server.tidy)
+POOL_SIZE = 1024
 
 
 def new_id() -> str:
@@ -47,27 +52,18 @@ def fsync_dir(path: Path) -> None:
 
 
 class HashingWriter:
-    """Counts and hashes what passes through to the file (the envelope bytes),
-    in the calling thread or, given a Background helper, in its thread: both
-    the write and the hash, in order."""
+    """Counts and hashes what passes through to the file (the envelope bytes)."""
 
-    def __init__(self, out: BinaryIO, helper=None):
+    def __init__(self, out: BinaryIO):
         self._out = out
-        self.helper = helper  # may change between writes: later ones go there
         self.sha = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        if self.helper is None:
-            self._write_and_hash(data)
-        else:
-            self.helper.submit(self._write_and_hash, data)
-        self.size += len(data)
-        return len(data)
-
-    def _write_and_hash(self, data: bytes) -> None:
         self._out.write(data)
         self.sha.update(data)
+        self.size += len(data)
+        return len(data)
 
 
 @dataclass
@@ -89,11 +85,9 @@ class Batch:
 
     @contextmanager
     def new_envelope(self) -> Iterator[tuple[Staged, HashingWriter]]:
-        item_id = new_id()
-        tmp = self.store.root / f"{TMP_PREFIX}{item_id}"
+        item_id, tmp, fd = self.store.new_temporary()
         entry = Staged(item_id, tmp, self.store.path_for(item_id))
         self.staged.append(entry)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb", buffering=1024 * 1024) as f:
             writer = HashingWriter(f)
             yield entry, writer
@@ -133,10 +127,11 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.remove_leftovers()
 
-    def remove_leftovers(self, idle_seconds: int = STALE_AFTER) -> int:
+    def remove_leftovers(self, idle_seconds: int = LEFTOVER_AFTER) -> int:
         """A crash between write and rename leaves ciphertext under a temporary
-        name; tidy it. Only files idle for a day: every worker (and every server
-        sharing the store) calls this at start, while others may be receiving."""
+        name; tidy it. Only files idle for an hour: every worker (and every
+        server sharing the store) calls this at start, while others may be
+        receiving."""
         removed, now = 0, time.time()
         for leftover in self.root.glob(f"{TMP_PREFIX}*"):
             try:
@@ -146,6 +141,45 @@ class Store:
             except FileNotFoundError:
                 pass
         return removed
+
+    def new_temporary(self) -> tuple[str, Path, int]:
+        """A new envelope's id, its temporary path and a descriptor open for
+        writing: a file from the pool when there is one (its birth time is a
+        pass's, not this moment's), else a new one."""
+        item_id = new_id()
+        tmp = self.root / f"{TMP_PREFIX}{item_id}"
+        if self.take_from_pool(tmp):
+            return item_id, tmp, os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        return item_id, tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    @property
+    def pool(self) -> Path:
+        return self.root / POOL_DIR
+
+    def take_from_pool(self, target: Path) -> bool:
+        """Moves an empty pool file to `target`; False when the pool is empty."""
+        try:
+            entries = os.scandir(self.pool)
+        except FileNotFoundError:
+            return False
+        with entries:
+            for entry in entries:
+                try:
+                    os.rename(entry.path, target)
+                    return True
+                except FileNotFoundError:
+                    continue  # taken by another thread or process meanwhile
+        return False
+
+    def fill_pool(self, size: int = POOL_SIZE) -> int:
+        """Makes empty files in the pool until it holds `size`; returns how many."""
+        self.pool.mkdir(mode=0o700, exist_ok=True)
+        have = sum(1 for _ in os.scandir(self.pool))
+        for _ in range(size - have):
+            os.close(os.open(self.pool / new_id(), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             0o600))
+        fsync_dir(self.pool)
+        return max(0, size - have)
 
     def path_for(self, item_id: str) -> Path:
         if not (len(item_id) == 32 and all(c in "0123456789abcdef" for c in item_id)):

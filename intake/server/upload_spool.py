@@ -1,58 +1,80 @@
 """An upload sealed into its envelope as it arrives: one pass, no clear text.
 
-Werkzeug would spool a large upload to a clear-text temporary file. Instead
-each file part is written straight into an envelope for the team's keys, under
-a temporary name in the store. The envelope's file key stays in this object's
-memory, so the server can still read the upload back (to detect its type and
-strip its metadata) until it is sealed or dropped; then the key is gone.
+Each file part is written straight into an envelope for the team's keys,
+under a temporary name in the store, never into a clear-text temporary file.
+The envelope's file key stays in this object's memory, so the server can
+still read the upload back (to detect its type and strip its metadata) until
+it is sealed or dropped; then the key is gone.
 
 When the upload is kept as received, seal() appends the metadata and the same
 file becomes the stored envelope: the bytes are written once.
 
-While a large part arrives, the request's thread only parses the body: one
-helper thread seals, another computes both SHA-256s (of the bytes received,
-of the envelope) and writes the envelope, past the page cache
-(intake.direct_io). Each is a bounded pipeline stage (intake.background).
-The helpers start only once a part passes 1 MiB, and end when the part does
-(Werkzeug rewinds the file then): smaller parts, and everything after, are
-handled in the calling thread, so a request with many files holds helper
-threads for one part at a time.
+A piece is taken in two steps that may run in two threads at once for
+successive pieces: seal_piece() encrypts and writes it and returns the
+envelope bytes it wrote, hash_piece() hashes the piece and those bytes
+(hashlib and libsodium let go of the GIL, so the two use two cores). The
+front pipelines them (intake.server.front); write() does both in turn, for
+Werkzeug's stream_factory and anything else that writes a piece at a time (a
+chunked upload can feed one the same way). Each step sees the pieces in order.
+
+Envelope bytes go straight to the kernel, which is told every few MiB to
+start writing them out, so the closing fsync has little left to wait for.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
 
 from intake.format.envelope import EnvelopeWriter, Recipient
-from intake.server.background import Background
-from intake.server.direct_io import DirectAppender
-from intake.server.spool import ChunkedReading
-from intake.server.store import TMP_PREFIX, Batch, HashingWriter, Staged, Store, new_id
+from intake.server.spool import HEAD_BYTES, ChunkedReading
+from intake.server.store import Batch, Staged, Store, coarsen_mtime
 
-HEAD_BYTES = 64 * 1024
-HELPERS_AFTER = 1024 * 1024
+WRITEBACK = 8 * 1024 * 1024
+
+
+class EnvelopeFile:
+    """The envelope's file, written unbuffered; what was written waits in
+    `unhashed` until hash_piece() takes it."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.size = 0
+        self.sha = hashlib.sha256()
+        self.unhashed: list[bytes] = []
+        self._started = 0  # bytes the kernel was asked to write out
+
+    def write(self, data: bytes) -> int:
+        with memoryview(data) as view:
+            done = 0
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        self.unhashed.append(data)
+        self.size += len(data)
+        if self.size - self._started >= WRITEBACK:
+            # Starts writing back the range (and drops it from the cache once on disk).
+            os.posix_fadvise(self.fd, self._started, self.size - self._started,
+                             os.POSIX_FADV_DONTNEED)
+            self._started = self.size
+        return len(data)
+
+    def taken(self) -> list[bytes]:
+        out, self.unhashed = self.unhashed, []
+        return out
 
 
 class UploadSpool(ChunkedReading):
     def __init__(self, store: Store, recipients: Iterable[Recipient]):
-        self.item_id = new_id()
-        self.tmp_path = store.root / f"{TMP_PREFIX}{self.item_id}"
+        self.item_id, self.tmp_path, self._fd = store.new_temporary()
         self._final_path = store.path_for(self.item_id)
-        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            self._file = DirectAppender(self._fd)
-            self._out = HashingWriter(self._file)  # type: ignore[arg-type]
+            self._out = EnvelopeFile(self._fd)
             self._writer = EnvelopeWriter(self._out, recipients)  # type: ignore[arg-type]
         except BaseException:
             os.close(self._fd)
             self.tmp_path.unlink(missing_ok=True)
             raise
-        self._hasher: Background | None = None  # hashes, and writes the envelope
-        self._sealer: Background | None = None
-        self._helpers_allowed = True
         self._sha = hashlib.sha256()
         self.size = 0
         self.head = b""
@@ -60,65 +82,29 @@ class UploadSpool(ChunkedReading):
 
     # -- writing, as the multipart parser does --------------------------------
     def write(self, data: bytes) -> int:
-        data = bytes(data)  # used later, in other threads: it must not change
-        self.size += len(data)
-        if len(self.head) < HEAD_BYTES:
-            self.head += data[:HEAD_BYTES - len(self.head)]
-        if self._sealer is None and self._helpers_allowed and self.size > HELPERS_AFTER:
-            self._start_helpers()
-        if self._sealer is None or self._hasher is None:
-            self._sha.update(data)
-            self._writer.write(data)
-        else:
-            self._hasher.submit(self._sha.update, data)
-            self._sealer.submit(self._writer.write, data)
+        self.hash_piece(data, self.seal_piece(data))
         return len(data)
 
-    def _start_helpers(self) -> None:
-        hasher = Background("intake-hash")
-        try:
-            sealer = Background("intake-seal")
-        except BaseException:
-            hasher.stop()
-            raise
-        self._out.helper = self._hasher = hasher
-        self._sealer = sealer
+    def seal_piece(self, data: bytes) -> list[bytes]:
+        """Encrypts and writes a piece; returns the envelope bytes written."""
+        self.size += len(data)
+        if len(self.head) < HEAD_BYTES:
+            self.head += bytes(data[:HEAD_BYTES - len(self.head)])
+        self._writer.write(data)
+        return self._out.taken()
 
-    def _drain(self) -> None:
-        if self._sealer is not None and self._hasher is not None:
-            self._sealer.drain()  # a failed write is reported before any hash
-            self._hasher.drain()
-
-    def _settle(self) -> None:
-        """Ends the helper threads once all they hold is done; what follows
-        happens in the calling thread."""
-        self._helpers_allowed = False
-        sealer, hasher, self._sealer, self._hasher = self._sealer, self._hasher, None, None
-        try:
-            if sealer is not None:
-                sealer.stop()  # first: it still hands envelope bytes to the hasher
-        finally:
-            try:
-                if hasher is not None:
-                    hasher.stop()
-            finally:
-                self._out.helper = None  # only now: no sealing job is left to use it
-        self._file.pause()
-
-    def _rewound(self) -> None:
-        # Werkzeug rewinds a file part when it has arrived whole.
-        self._settle()
+    def hash_piece(self, data: bytes, written: list[bytes]) -> None:
+        self._sha.update(data)
+        for piece in written:
+            self._out.sha.update(piece)
 
     @property
     def sha256(self) -> str:
-        self._drain()
         return self._sha.hexdigest()
 
     # -- reading back ---------------------------------------------------------
     def chunks(self) -> Iterator[bytes]:
         """The upload's bytes, decrypted from its own envelope; may be called again."""
-        self._settle()
-        self._file.flush()  # from here on, ordinary writes
         with open(self.tmp_path, "rb") as written:
             yield from self._writer.written_content(written)
 
@@ -130,9 +116,8 @@ class UploadSpool(ChunkedReading):
         """Closes the envelope with its metadata and hands it to the batch, which
         places it in the store with the rest of the submission, or drops it."""
         self._reader = None
-        self._settle()
         self._writer.close({**metadata, "item_id": self.item_id})
-        self._file.flush()
+        self.hash_piece(b"", self._out.taken())
         os.fsync(self._fd)
         if os.fstat(self._fd).st_size != self._out.size:
             raise OSError("the envelope on disk is not the size that was written")
@@ -148,23 +133,21 @@ class UploadSpool(ChunkedReading):
         return self._fd < 0
 
     def _close_file(self) -> None:
-        try:
-            self._file.close()
-        finally:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
     def close(self) -> None:
         """Unsealed, the envelope is dropped: nothing of a failed request stays."""
         self._reader = None
         try:
-            with contextlib.suppress(Exception):  # its error was reported already
-                self._settle()
             self._close_file()
         finally:
-            if not self.sealed:
-                self.tmp_path.unlink(missing_ok=True)
+            if not self.sealed and self.tmp_path.exists():
+                self.tmp_path.unlink()
+                # The removal stamped the store folder with this second (the
+                # empty file field every browser without JavaScript sends).
+                coarsen_mtime(self.tmp_path.parent)
 
     def __enter__(self) -> UploadSpool:
         return self

@@ -91,13 +91,22 @@ def test_the_witness_unit_gives_the_sandbox_what_it_uses():
     assert "unshare" in confine.DENIED  # children cannot make more once confined
 
 
-@pytest.mark.parametrize("unit", [u for u in SERVICES if "retention" not in u.name],
+@pytest.mark.parametrize("unit", [u for u in SERVICES
+                                  if "retention" not in u.name and "tidy" not in u.name],
                          ids=lambda p: p.name)
 def test_apps_listen_on_loopback_only(unit):
     service = parse_unit(unit)["Service"]
     binds = [v for v in service["Environment"] if v.startswith("INTAKE_BIND=")]
     assert binds in (["INTAKE_BIND=127.0.0.1:8080"], ["INTAKE_BIND=127.0.0.1:8081"])
     assert "gunicorn -c /etc/intake/gunicorn.conf.py" in service["ExecStart"][0]
+
+
+def test_tidy_runs_hourly_on_the_hour():
+    timer = parse_unit(DEPLOY / "systemd" / "intake-tidy.timer")["Timer"]
+    assert timer["OnCalendar"] == ["hourly"] and "RandomizedDelaySec" not in timer
+    service = parse_unit(DEPLOY / "systemd" / "intake-tidy.service")["Service"]
+    assert service["ExecStart"] == ["/opt/intake/venv/bin/intake retention tidy"]
+    assert service["Type"] == ["oneshot"]
 
 
 def test_retention_runs_daily():

@@ -4,7 +4,9 @@ Directory authorities, relays, the server's tor running the shipped torrc (both
 onion services, proof of work on) and a client tor, all started here in temp
 folders and all stopped after, even on failure. A witness submits a testimony
 and a file to the witness onion address through the client's SOCKS port; the
-envelopes must arrive in the store and decrypt to what was sent. The staff
+envelopes must arrive in the store and decrypt to what was sent. A slow
+client beside the witness (a stalled head and a stalled body, through Tor)
+must not hold the witness up, and is dropped by the server. The staff
 onion service must refuse a client without a key and admit one with a key made
 by deploy/staff-client-key.py.
 
@@ -49,6 +51,33 @@ def socks5_connect_reply(socks_port: int, host: str, port: int) -> int:
         s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port))
         reply = s.recv(10)
         return reply[1] if len(reply) >= 2 else -1
+
+
+def socks_stream(socks_port: int, host: str, port: int) -> socket.socket:
+    """A connection to host:port through tor's SOCKS port, ready for HTTP."""
+    s = socket.create_connection(("127.0.0.1", socks_port), timeout=120)
+    s.sendall(b"\x05\x01\x00")
+    assert s.recv(2) == b"\x05\x00"
+    name = host.encode()
+    s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port))
+    reply = s.recv(10)
+    assert len(reply) >= 2 and reply[1] == 0, reply
+    return s
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the far end closes the connection within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            if not sock.recv(65536):
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+    return False
 
 
 def until(what: str, attempt, deadline: float):
@@ -155,6 +184,33 @@ def test_submit_through_a_private_tor_network(network, tmp_path, team_key, capsy
         assert opened["testimony"][0] == testimony.encode()
         assert opened["file"][0] == content
         assert opened["file"][1]["sha256_received"] == hashlib.sha256(content).hexdigest()
+
+        # A slow client beside a normal one: a stalled head and a stalled body,
+        # through Tor, while a second witness submits; the slow ones hold no
+        # thread, and the server drops them (head_timeout, rate_window).
+        stalled_head = socks_stream(network.socks_port, witness_onion, 80)
+        stalled_head.sendall(b"POST /submit HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        stalled_body = socks_stream(network.socks_port, witness_onion, 80)
+        stalled_body.sendall(b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                             b"multipart/form-data; boundary=b\r\nContent-Length: 900000"
+                             b"\r\n\r\n--b\r\n" + secrets.token_bytes(4000))
+        try:
+            other = requests.Session()
+            other.proxies.update(proxies)
+            page = other.get(f"http://{witness_onion}/", timeout=60)
+            sent_at = time.monotonic()
+            second = other.post(f"http://{witness_onion}/submit", timeout=120, data={
+                "csrf_token": CSRF.search(page.text).group(1), "testimony": "beside a slow one"},
+                files={"files": ("more.bin", secrets.token_bytes(64 * 1024))})
+            timings["submission beside slow clients took"] = time.monotonic() - sent_at
+            assert second.status_code == 200 and 'id="codename"' in second.text
+            waited = time.monotonic()
+            assert closed_within(stalled_head, 60), "the stalled head was not dropped"
+            assert closed_within(stalled_body, 60), "the stalled body was not dropped"
+            timings["slow clients dropped after"] = time.monotonic() - waited
+        finally:
+            stalled_head.close()
+            stalled_body.close()
 
         # Staff onion: refused without the client key ...
         code = _staff_refusal(network.socks_port, staff_onion, deadline)

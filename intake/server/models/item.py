@@ -16,6 +16,6 @@ class Item(Base):
     kind: Mapped[str] = mapped_column(String(16))  # testimony | file | original
     size: Mapped[int] = mapped_column(BigInteger)  # of the envelope
     sha256: Mapped[str] = mapped_column(String(64))  # of the envelope
-    received_day: Mapped[dt.date] = mapped_column(Date)
+    received_day: Mapped[dt.date] = mapped_column(Date, index=True)  # the daily quota
     state: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
     exported_day: Mapped[dt.date | None] = mapped_column(Date, nullable=True)

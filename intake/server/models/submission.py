@@ -11,4 +11,4 @@ class Submission(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     witness_id: Mapped[str] = mapped_column(ForeignKey("witnesses.id"), index=True)
-    received_day: Mapped[dt.date] = mapped_column(Date)
+    received_day: Mapped[dt.date] = mapped_column(Date, index=True)  # the daily quota

@@ -106,6 +106,16 @@ def _no_network_prefix() -> tuple[str, ...]:
     return (tool, "-rn") if probe.returncode == 0 else ()
 
 
+@functools.cache
+def _low_priority_prefix() -> tuple[str, ...]:
+    """Cleaning yields to serving the form: the lowest CPU and disk priority
+    short of idle (nice 10, best-effort I/O class at level 7), inherited by
+    every child the zygote forks and every tool a child starts."""
+    nice, ionice = shutil.which("nice"), shutil.which("ionice")
+    prefix: tuple[str, ...] = (nice, "-n", "10") if nice else ()
+    return prefix + ((ionice, "-c", "2", "-n", "7") if ionice else ())
+
+
 def network_isolated() -> bool:
     return bool(_no_network_prefix())
 
@@ -125,13 +135,14 @@ def probe_sandbox(paths: list[Path], timeout: float = 60) -> dict:
 
 
 def _command(size: int, limits: Limits) -> list[str]:
-    return [*_no_network_prefix(), sys.executable, "-m", "intake.server.sanitize.child",
-            str(size), *limits.to_argv()]
+    return [*_no_network_prefix(), *_low_priority_prefix(), sys.executable, "-m",
+            "intake.server.sanitize.child", str(size), *limits.to_argv()]
 
 
 def _zygote_command(control_fd: int) -> list[str]:
     prefix = _no_network_prefix()
-    return [*prefix, sys.executable, "-m", "intake.server.sanitize.zygote", str(control_fd),
+    return [*prefix, *_low_priority_prefix(), sys.executable, "-m",
+            "intake.server.sanitize.zygote", str(control_fd),
             *(["own-namespace"] if prefix else [])]
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+import threading
 import time
 from dataclasses import dataclass
 
 import pyotp
 from nacl import pwhash
 from nacl.exceptions import InvalidkeyError
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from intake.server import codename
 from intake.server.models import StaffUser
@@ -41,6 +43,28 @@ def hash_password(password: str, opslimit: int, memlimit: int) -> str:
                                memlimit=memlimit).decode()
 
 
+def remove(db, name: str) -> None:
+    """Deletes an account; its sessions end at their next request."""
+    with db.sessions() as s:
+        user = s.scalars(select(StaffUser).where(StaffUser.name == name)).first()
+        if user is None:
+            raise AccountError(f"there is no staff account named {name}")
+        s.delete(user)
+        s.commit()
+
+
+def unlock(db, name: str) -> bool:
+    """Clears a lock and the count of wrong codes; False if it was not locked."""
+    with db.sessions() as s:
+        user = s.scalars(select(StaffUser).where(StaffUser.name == name)).first()
+        if user is None:
+            raise AccountError(f"there is no staff account named {name}")
+        was_locked = user.locked_day is not None or user.totp_failures > 0
+        user.locked_day, user.totp_failures = None, 0
+        s.commit()
+    return was_locked
+
+
 def add(db, name: str, password: str, opslimit: int, memlimit: int,
         admin: bool = False) -> NewAccount:
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
@@ -57,34 +81,64 @@ def add(db, name: str, password: str, opslimit: int, memlimit: int,
     return NewAccount(name, password, secret)
 
 
+LOCK_AFTER = 5  # wrong codes in a row, after a right password
+
+
 class Authenticator:
-    """Checks name, password and TOTP with the same work for every failure."""
+    """Checks name, password and TOTP with the same work for every failure.
+
+    Only someone who knows the password can lock an account: wrong codes are
+    counted only after a right password, and LOCK_AFTER of them in a row lock
+    it for the rest of the day (or until `intake staff unlock`). Wrong
+    passwords lock nothing: a stranger who knows a staff name cannot keep its
+    owner out. The answer is the same in every case, so a locked account does
+    not tell a guesser that the password was right. A code is used once:
+    the database takes it only if it is later than the last one taken, so two
+    logins racing with one code cannot both succeed."""
 
     def __init__(self, db, opslimit: int, memlimit: int, clock=time.time):
         self.db, self.clock = db, clock
         # A real hash to verify against when the name is unknown: equal timing.
         self._dummy = hash_password("not a real password", opslimit, memlimit)
+        # Argon2id holds memlimit bytes while it runs: a few at a time.
+        self._gate = threading.BoundedSemaphore(2)
 
     def _password_ok(self, stored: str, password: str) -> bool:
         try:
-            return pwhash.verify(stored.encode(), password.encode())
+            with self._gate:
+                return pwhash.verify(stored.encode(), password.encode())
         except InvalidkeyError:
             return False
+
+    def _today(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
 
     def login(self, name: str, password: str, code: str) -> StaffUser | None:
         with self.db.sessions() as s:
             user = s.scalars(select(StaffUser).where(StaffUser.name == name)).first()
-            password_ok = self._password_ok(user.password_hash if user else self._dummy,
-                                            password)
-            counter = self._totp_counter(user.totp_secret if user else pyotp.random_base32(),
-                                         code)
-            if user is None or not password_ok or counter is None:
+        password_ok = self._password_ok(user.password_hash if user else self._dummy, password)
+        counter = self._totp_counter(user.totp_secret if user else pyotp.random_base32(), code)
+        if user is None or not password_ok:
+            return None
+        today = self._today()
+        not_locked = or_(StaffUser.locked_day.is_(None), StaffUser.locked_day < today)
+        with self.db.sessions() as s:
+            if counter is None:
+                s.execute(update(StaffUser).where(StaffUser.id == user.id, not_locked)
+                          .values(totp_failures=StaffUser.totp_failures + 1))
+                s.execute(update(StaffUser).where(StaffUser.id == user.id,
+                                                  StaffUser.totp_failures >= LOCK_AFTER)
+                          .values(locked_day=today, totp_failures=0))
+                s.commit()
                 return None
-            if counter <= user.last_totp_counter:
-                return None  # a code already used: refused, even within its window
-            user.last_totp_counter = counter
+            # A code already used is refused, even within its window.
+            taken = s.execute(update(StaffUser).where(
+                StaffUser.id == user.id, StaffUser.last_totp_counter < counter, not_locked)
+                .values(last_totp_counter=counter, totp_failures=0, locked_day=None))
             s.commit()
-            return user
+            if taken.rowcount != 1:
+                return None
+            return s.get(StaffUser, user.id)
 
     def _totp_counter(self, secret: str, code: str) -> int | None:
         totp = pyotp.TOTP(secret)

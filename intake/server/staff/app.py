@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Flask
 
 from intake.server.config import Config, load_config
+from intake.server.front import HOOKS, FrontHooks
 from intake.server.service import prepare
 from intake.server.staff.accounts import Authenticator
 from intake.server.staff.views import bp
-from intake.server.web.base import base_app, login_throttle
+from intake.server.web.base import base_app, front_limits
 
 STAFF_COOKIE = "intake_staff_session"
 
@@ -22,6 +23,7 @@ def create_staff_app(config: Config | None = None) -> Flask:
     app.extensions["intake.staff_auth"] = Authenticator(intake.db, config.kdf_opslimit,
                                                         config.kdf_memlimit,
                                                         clock=lambda: intake.clock())
-    app.extensions["intake.staff_throttle"] = login_throttle(config)
+    # Its only upload, a reply bundle, is held in memory (up to 64 MiB).
+    app.extensions[HOOKS] = FrontHooks(front_limits(config), max_body=64 * 1024 * 1024)
     app.register_blueprint(bp)
     return app

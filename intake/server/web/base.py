@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, request
+from flask import Flask, request, send_from_directory
 from flask_wtf.csrf import CSRFProtect
 
 from intake.pages.flask_app import new_app
 from intake.server.config import Config
+from intake.server.front import Limits
 from intake.server.service import Intake
 from intake.server.throttle import Throttle
 from intake.server.web import errors, i18n
@@ -21,8 +22,31 @@ def _locale() -> str:
 
 def login_throttle(config: Config) -> Throttle:
     return Throttle(per_id_limit=config.login_attempts_per_codename,
-                    global_limit=config.login_attempts_global,
                     window_seconds=config.login_window)
+
+
+def front_limits(config: Config) -> Limits:
+    return Limits(head_timeout=config.head_timeout, min_rate=config.min_upload_rate,
+                  window=config.rate_window)
+
+
+def no_file_times(app: Flask) -> None:
+    """Static files go out without an ETag or a Last-Modified: both are made
+    from the file's mtime, which is none of a client's business."""
+    folder = app.static_folder
+
+    def static(filename: str):
+        return send_from_directory(folder, filename, etag=False, conditional=False,
+                                   max_age=0)
+
+    if "static" in app.view_functions:
+        app.view_functions["static"] = static
+
+    @app.after_request
+    def _no_times(response):
+        response.headers.pop("Last-Modified", None)
+        response.headers.pop("ETag", None)
+        return response
 
 
 def base_app(name: str, intake: Intake, *, cookie_name: str, max_upload: int) -> Flask:
@@ -42,6 +66,7 @@ def base_app(name: str, intake: Intake, *, cookie_name: str, max_upload: int) ->
     i18n.init_app(app)
     CSRFProtect(app)
     errors.init_app(app)
+    no_file_times(app)
     # Werkzeug's request log names the client and the time: never enable it.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     return app

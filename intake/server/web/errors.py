@@ -7,13 +7,19 @@ kept. No traceback, no request detail, reaches a page or a log.
 
 from __future__ import annotations
 
+import errno
 import logging
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from intake.server.front import FRONT_ERROR
+from intake.server.quota import QuotaExceeded
+from intake.server.receive import CommitUncertain
 
 log = logging.getLogger("intake")
 
@@ -31,12 +37,94 @@ class EmptySubmission(IntakeError):
     status = 400
 
 
+class Busy(IntakeError):
+    """The day's quota is spent, or the disk is near full: try later."""
+
+    status = 503
+
+
+class Refused(Exception):
+    """The front refused a request before the app saw it (intake.server.front)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _page(status: int, title: str, message: str, nothing_kept: bool = True):
     return render_template("error.html", title=title, message=message,
                            nothing_kept=nothing_kept), status
 
 
+def _limits():
+    config = current_app.extensions["intake"].config
+    return config.max_testimony_chars, config.max_files
+
+
+def _too_long() -> str:
+    return _("The text is longer than %(n)d characters. Send the rest in a file, or in "
+             "another submission.", n=_limits()[0])
+
+
+def _too_many() -> str:
+    return _("Too many files at once (at most %(n)d). Send the rest in another "
+             "submission.", n=_limits()[1])
+
+
+def _too_large(limit: int) -> str:
+    return _("What you sent is larger than this service accepts (%(size)s in total). "
+             "Send fewer or smaller files, in several submissions. Nothing was kept.",
+             size=human_size(limit))
+
+
+def _refused_page(reason: str):
+    """The page for each of the front's refusals (intake.server.front)."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    if reason == "408":
+        return _page(408, _("The connection was too slow"),
+                     _("What you sent stopped arriving, or came too slowly to be "
+                       "received. Nothing was kept. Check your connection and send "
+                       "the form again; several smaller submissions may go through "
+                       "where one large one does not."))
+    if reason == "413":
+        return _page(413, _("Too much at once"), _too_large(limit))
+    if reason == "too_long":
+        return _page(413, _("Too much at once"), _too_long())
+    if reason == "too_many":
+        return _page(413, _("Too much at once"), _too_many())
+    if reason in ("414", "431"):
+        return _page(int(reason), _("The request could not be understood"),
+                     _("The address or the request was too long to be read. Open the "
+                       "form from the start and send it from there. Nothing was kept."))
+    if reason == "quota":
+        return _busy_page()
+    return _page(400, _("The request could not be understood"),
+                 _("What was sent could not be read. Open the form again and "
+                   "send it from there. Nothing was kept."))
+
+
+def _busy_page():
+    return _page(503, _("The service is full for now"),
+                 _("This service has received as much as it can keep today. Nothing "
+                   "was kept. Please try again tomorrow, or later today."))
+
+
 def init_app(app) -> None:
+    @app.before_request
+    def _front_refusal():
+        reason = request.environ.get(FRONT_ERROR)
+        if reason:
+            raise Refused(reason)
+
+    @app.errorhandler(Refused)
+    def _refused(exc: Refused):
+        return _refused_page(exc.reason)
+
+    @app.errorhandler(Busy)
+    @app.errorhandler(QuotaExceeded)
+    def _busy(exc):
+        return _busy_page()
+
     @app.errorhandler(IntakeError)
     def _intake(exc: IntakeError):
         return _page(exc.status, _("Your submission was not accepted"), exc.message)
@@ -53,12 +141,30 @@ def init_app(app) -> None:
                        "Open the form again and send it from there. Nothing was kept."))
 
     @app.errorhandler(RequestEntityTooLarge)
-    def _too_large(exc):
-        limit = app.extensions["intake"].config.max_upload
-        return _page(413, _("Too much at once"),
-                     _("What you sent is larger than this service accepts "
-                       "(%(size)s in total). Send fewer or smaller files, in several "
-                       "submissions. Nothing was kept.", size=human_size(limit)))
+    def _entity_too_large(exc):
+        # Werkzeug says the same for a body too large, a text field too long
+        # and too many parts: the body's length tells the first apart.
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        if limit and (request.content_length or 0) > limit:
+            return _page(413, _("Too much at once"), _too_large(limit))
+        return _page(413, _("Too much at once"), _too_long() + " " + _too_many())
+
+    @app.errorhandler(CommitUncertain)
+    def _uncertain(exc):
+        log.error("database stopped answering during a commit")
+        return _page(503, _("We cannot tell whether it was kept"),
+                     _("Our database stopped answering while your submission was being "
+                       "saved, so we cannot tell whether it was kept. Please send it "
+                       "again in a few minutes; if both arrive, we will see that they are "
+                       "the same."), nothing_kept=False)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def _database_down(exc):
+        log.error("database unavailable: %s", type(exc).__name__)
+        return _page(503, _("The service cannot save right now"),
+                     _("Our database is not answering. Nothing was kept. Please try "
+                       "again in a few minutes."))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
@@ -74,6 +180,10 @@ def init_app(app) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("disk full")
+            return _page(507, _("The service has no room right now"),
+                         _("Our disk is full. Nothing was kept. Please try again later."))
         # The type only: a message could quote what the witness sent.
         log.error("internal error: %s", type(exc).__name__)
         return _page(500, _("Nothing was kept"),

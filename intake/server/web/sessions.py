@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import secrets
 
+from flask import request
 from flask.sessions import SessionInterface, SessionMixin
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 from sqlalchemy import delete
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import CallbackDict
 
 from intake.server.models import WebSession
@@ -24,15 +27,30 @@ from intake.server.store import today
 COOKIE = "intake_session"
 
 
+CSRF_KEY = "csrf_token"  # where Flask-WTF keeps its raw token
+
+
 class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, initial=None, token: str | None = None):
+    def __init__(self, initial=None, token: str | None = None, stored: bool = False,
+                 unavailable: bool = False):
         def on_update(_self):
             _self.modified = True
 
         super().__init__(initial or {}, on_update)
         self.token = token
+        self.stored = stored  # a row exists for this token
+        self.unavailable = unavailable  # the database did not answer: keep nothing
         self.modified = False
+        self.read = False
         self.retired: str | None = None
+
+    def __getitem__(self, key):
+        self.read = True
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read = True
+        return super().get(key, default)
 
     def regenerate(self) -> None:
         """A new cookie token at login, so a token known before cannot ride along."""
@@ -46,7 +64,16 @@ def _ids(token: str) -> tuple[str, bytes]:
     return row_id, key
 
 
+def csrf_for(secret: bytes, token: str) -> str:
+    """The form token's secret half, derived from the cookie: kept nowhere."""
+    return hmac.new(secret, b"intake-csrf:" + token.encode(), hashlib.sha256).hexdigest()
+
+
 class DatabaseSessionInterface(SessionInterface):
+    """A session row is written only when there is something to keep (a
+    language chosen, a login): a witness who only opens the form and sends it
+    gets a cookie, and the database gets nothing until the submission."""
+
     def __init__(self, cookie_name: str = COOKIE, lifetime_days: int = 2):
         # Rows outlive the longest form (a day) and are swept by their day.
         self.cookie_name = cookie_name
@@ -58,45 +85,66 @@ class DatabaseSessionInterface(SessionInterface):
     def open_session(self, app, request):
         token = request.cookies.get(self.cookie_name)
         if not token or len(token) > 100:
-            return ServerSession()
+            return self._fresh(app, secrets.token_urlsafe(32))
         row_id, key = _ids(token)
-        with self._db(app).sessions() as s:
-            row = s.get(WebSession, row_id)
-            if row is None or row.expires_day < today():
-                return ServerSession()
-            try:
-                data = json.loads(SecretBox(key).decrypt(row.sealed))
-            except (CryptoError, ValueError):
-                return ServerSession()
-        return ServerSession(data, token)
+        try:
+            with self._db(app).sessions() as s:
+                row = s.get(WebSession, row_id)
+        except SQLAlchemyError:
+            # Pages (the error page first) must still render; nothing is kept.
+            return self._fresh(app, token, unavailable=True)
+        if row is None or row.expires_day < today():
+            return self._fresh(app, token)
+        try:
+            data = json.loads(SecretBox(key).decrypt(row.sealed))
+        except (CryptoError, ValueError):
+            return self._fresh(app, token)
+        data[CSRF_KEY] = csrf_for(app.secret_key, token)
+        return ServerSession(data, token, stored=True)
+
+    @staticmethod
+    def _fresh(app, token: str, unavailable: bool = False) -> ServerSession:
+        return ServerSession({CSRF_KEY: csrf_for(app.secret_key, token)}, token,
+                             unavailable=unavailable)
 
     def save_session(self, app, session, response):
-        if not isinstance(session, ServerSession):
+        if not isinstance(session, ServerSession) or session.unavailable:
             return
-        name = self.cookie_name
-        secure = app.config["SESSION_COOKIE_SECURE"]
-        if not session and session.token is None:
-            return
-        with self._db(app).sessions() as s:
-            if session.retired:
-                s.execute(delete(WebSession).where(WebSession.id == _ids(session.retired)[0]))
-                session.retired = None
-            if not session:
-                s.execute(delete(WebSession).where(WebSession.id == _ids(session.token)[0]))
+        kept = {k: v for k, v in session.items() if k != CSRF_KEY}
+        gone = [session.retired] if session.retired else []
+        if session.stored and not kept and session.token:
+            gone.append(session.token)  # emptied (logged out, ended)
+        if gone:
+            with self._db(app).sessions() as s:
+                s.execute(delete(WebSession).where(WebSession.id.in_([_ids(t)[0]
+                                                                     for t in gone])))
                 s.commit()
-                response.delete_cookie(name, path="/", secure=secure, httponly=True,
-                                       samesite="Strict")
-                return
-            if not session.modified and session.token is not None:
-                return
+            session.retired, session.stored = None, session.stored and bool(kept)
+        if kept and (session.modified or session.token is None):
             token = session.token or secrets.token_urlsafe(32)
-            row_id, key = _ids(token)
-            sealed = SecretBox(key).encrypt(json.dumps(dict(session)).encode())
-            expires = today() + dt.timedelta(days=self.lifetime_days)
+            self._keep(app, token, kept)
+            session.token, session.stored = token, True
+            self._set_cookie(app, response, token)
+        elif not kept and session.modified:
+            response.delete_cookie(self.cookie_name, path="/",
+                                   secure=app.config["SESSION_COOKIE_SECURE"],
+                                   httponly=True, samesite="Strict")
+        elif session.read and session.token and not session.stored \
+                and request.cookies.get(self.cookie_name) != session.token:
+            self._set_cookie(app, response, session.token)  # a cookie, and no row
+
+    def _keep(self, app, token: str, data: dict) -> None:
+        row_id, key = _ids(token)
+        sealed = SecretBox(key).encrypt(json.dumps(data).encode())
+        expires = today() + dt.timedelta(days=self.lifetime_days)
+        with self._db(app).sessions() as s:
             s.merge(WebSession(id=row_id, sealed=bytes(sealed), expires_day=expires))
             s.execute(delete(WebSession).where(WebSession.expires_day < today()))
             s.commit()
-        session.token = token
+
+    def _set_cookie(self, app, response, token: str) -> None:
         # A session cookie (no Max-Age): gone when the browser closes.
-        response.set_cookie(name, token, path="/", secure=secure, httponly=True,
+        response.set_cookie(self.cookie_name, token, path="/",
+                            secure=app.config["SESSION_COOKIE_SECURE"], httponly=True,
                             samesite="Strict")
+

@@ -1,42 +1,44 @@
-"""A Flask request whose file uploads are sealed as they arrive, never in the clear."""
+"""A Flask request whose file uploads are sealed as they arrive, never in the clear.
+
+Two ways in, one spool. Under the server's front (intake.server.front) the
+body was parsed as it arrived and the request finds the form ready in its
+environ. Under any other WSGI server (and Flask's test client) Werkzeug parses
+the body itself, and its stream_factory hands every file part an UploadSpool.
+"""
 
 from __future__ import annotations
 
 from flask import Request, current_app
-from werkzeug.formparser import FormDataParser, MultiPartParser
+from werkzeug.formparser import FormDataParser
 
+from intake.server.front import FORM
 from intake.server.upload_spool import UploadSpool
 
-READ_SIZE = 512 * 1024
 
+class ParsedForm(FormDataParser):
+    """The form the front parsed as the body arrived."""
 
-class LargeReadFormDataParser(FormDataParser):
-    """Werkzeug's parser, reading the body in 512 KiB pieces instead of 64 KiB:
-    each read through gunicorn copies what it holds ahead, so fewer reads cost
-    much less CPU. The piece must stay under the form-memory limit, which
-    Werkzeug applies to its parse buffer."""
+    def __init__(self, form, files):
+        super().__init__()
+        self._parsed = (form, files)
 
-    def _parse_multipart(self, stream, mimetype, content_length, options):
-        limit = self.max_form_memory_size
-        parser = MultiPartParser(
-            stream_factory=self.stream_factory,
-            max_form_memory_size=limit,
-            max_form_parts=self.max_form_parts,
-            cls=self.cls,
-            buffer_size=min(READ_SIZE, limit // 2) if limit else READ_SIZE,
-        )
-        boundary = options.get("boundary", "").encode("ascii")
-        if not boundary:
-            raise ValueError("Missing boundary")
-        form, files = parser.parse(stream, boundary, content_length)
-        return stream, form, files
+    def parse(self, stream, mimetype, content_length, options=None):
+        return (stream, *self._parsed)
 
 
 class EncryptedUploadRequest(Request):
-    form_data_parser_class = LargeReadFormDataParser
+    def make_form_data_parser(self) -> FormDataParser:
+        streamed = self.environ.get(FORM)
+        if streamed is not None:
+            return ParsedForm(*streamed.form())
+        return FormDataParser(stream_factory=self._new_spool,
+                              max_form_memory_size=self.max_form_memory_size,
+                              max_content_length=self.max_content_length,
+                              max_form_parts=self.max_form_parts,
+                              cls=self.parameter_storage_class)
 
-    def _get_file_stream(self, total_content_length, content_type, filename=None,
-                         content_length=None):
+    def _new_spool(self, total_content_length, content_type, filename=None,
+                   content_length=None) -> UploadSpool:
         intake = current_app.extensions["intake"]
         spool = UploadSpool(intake.store, intake.recipients)
         self.__dict__.setdefault("_upload_spools", []).append(spool)
@@ -45,7 +47,7 @@ class EncryptedUploadRequest(Request):
     def close(self) -> None:
         """Werkzeug closes the files it finished parsing; a part cut short (the
         client left, the disk filled) was never handed over, so every spool this
-        request opened is closed here: its envelope removed, its threads ended."""
+        request opened is closed here: its envelope removed."""
         try:
             super().close()
         finally:

@@ -1,0 +1,147 @@
+"""Bounded work per submission and per day: the cleaning budget, the daily
+quota and the disk reserve, cleaning at low priority, and opening the form
+writes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import pytest
+from live import LiveServer, is_receipt
+from sqlalchemy import func, select
+from support import csrf_token, make_config, submit
+from test_storage import tiny_png
+from test_web_witness import multipart, post_raw
+
+from intake.format.envelope import EnvelopeReader
+from intake.server.budget import CleaningBudget
+from intake.server.doctor import check_quota
+from intake.server.models import Item, WebSession
+
+
+@pytest.fixture
+def make_app(tmp_path, team_key, database_url):
+    apps = []
+
+    def make(**settings):
+        from intake.server.witness import create_app
+
+        app = create_app(make_config(tmp_path, team_key.keys_dir, database_url=database_url,
+                                     **settings))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["intake"].close()
+
+
+def metadata_of(app, team_key) -> list[dict]:
+    out = []
+    for path in app.extensions["intake"].store.root.glob("*.env"):
+        with open(path, "rb") as f:
+            reader = EnvelopeReader(f, team_key.private_key)
+            b"".join(reader.content())
+            out.append(reader.metadata)
+    return out
+
+
+def test_the_daily_quota_refuses_with_a_page_and_doctor_says_so(make_app):
+    app = make_app(daily_submissions=2)
+    client = app.test_client()
+    assert submit(client, "one").status_code == 200
+    assert submit(client, "two").status_code == 200
+    refused = submit(client, "three")
+    assert refused.status_code == 503 and "as much as it can keep today" in refused.text
+    intake = app.extensions["intake"]
+    with intake.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Item)) == 2
+    [finding] = check_quota(intake.config)
+    assert finding.level == "warning" and "2 of 2 submissions" in finding.message
+
+
+def test_past_the_days_bytes_testimony_alone_is_still_taken(make_app):
+    app = make_app(daily_upload_bytes=2 * 1024 * 1024)
+    client = app.test_client()
+
+    def with_file(name: str):  # built in memory: the test client spools nothing
+        body = multipart([("csrf_token", None, csrf_token(client).encode()),
+                          ("files", name, os.urandom(1_500_000))])
+        return post_raw(client, body)
+
+    assert with_file("a.bin").status_code == 200
+    assert with_file("b.bin").status_code == 503
+    assert submit(client, "but words still go in").status_code == 200
+
+
+def test_the_disk_reserve_refuses_before_the_body_is_read(tmp_path, team_key):
+    server = LiveServer(tmp_path, team_key.keys_dir, disk_reserve="1000T")
+    try:
+        token, cookie = server.form()
+        with server.connect() as sock:
+            # Only the head: the answer comes without the 50 MB body.
+            sock.sendall(server.submission_head(50_000_000, cookie))
+            from live import read_answer
+
+            answer = read_answer(sock, timeout=10)
+        assert answer is not None and answer.status == 503
+        assert "as much as it can keep" in answer.text
+        assert token
+    finally:
+        server.stop()
+
+
+def test_a_spent_cleaning_budget_leaves_the_rest_uncleaned(make_app, team_key):
+    # The first picture's bytes spend the whole byte budget.
+    app = make_app(clean_bytes=1)
+    pictures = [(tiny_png(64, 64), "one.png"), (tiny_png(32, 32), "two.png")]
+    assert submit(app.test_client(), "", pictures).status_code == 200
+    flags = sorted(str(m["flags"]) for m in metadata_of(app, team_key))
+    assert any("cleaning budget is spent" in f for f in flags)
+    assert any(f == "[]" for f in flags)  # the first one was cleaned
+
+
+def test_the_budget_caps_each_cleaners_limits():
+    budget = CleaningBudget(cpu_seconds=7.5, unpacked_bytes=5000, clock=time.monotonic)
+    limits = budget.limits_for(100 * 1024 * 1024)
+    assert limits.cpu_seconds == 7 and limits.wall_seconds <= 12.5
+    assert limits.zip_total == 5000
+    budget.charge(7.0, 4000)
+    assert budget.spent  # under a second left
+
+
+def test_cleaning_runs_at_low_priority(make_app):
+    app = make_app()
+    assert submit(app.test_client(), "", [(tiny_png(), "p.png")]).status_code == 200
+    sandbox = app.extensions["intake"].sandbox
+    if sandbox is None or getattr(sandbox, "_process", None) is None:
+        pytest.skip("no warm sandbox on this machine")
+    assert os.getpriority(os.PRIO_PROCESS, sandbox._process.pid) >= 10
+
+
+def test_opening_the_form_writes_nothing(tmp_path, team_key):
+    server = LiveServer(tmp_path, team_key.keys_dir)
+    try:
+        db_files = sorted(server.data_dir.glob("intake.db*"))
+
+        def disk() -> list:
+            return [(p.name, p.stat().st_mtime_ns, p.stat().st_ctime_ns,
+                     hashlib.sha256(p.read_bytes()).hexdigest()) for p in db_files
+                    if p.exists()]
+
+        before = disk()
+        for path in ("/", "/login", "/?lang=zz", "/nowhere"):
+            answer = server.get(path)
+            assert answer is not None and answer.status in (200, 404)
+        assert disk() == before
+        assert is_receipt(server.submit("and now something to keep"))
+    finally:
+        server.stop()
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{server.data_dir / 'intake.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(WebSession)).scalar() == 0
+    engine.dispose()

@@ -1,0 +1,201 @@
+"""The front against real clients on 127.0.0.1: stalled and trickling clients
+are cut, and while they hang on, a new witness is still served; the front's
+own refusals are the app's pages, localized and with the security headers.
+(The timings that matter are in `make bench`, "Slow clients"; these check
+behaviour, with short deadlines so they run fast.)"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+from live import (
+    LiveServer,
+    closed_by_server,
+    is_receipt,
+    multipart_body,
+    read_answer,
+    request_head,
+)
+
+from intake.format.envelope import EnvelopeReader
+from intake.pages.headers import HEADERS
+
+WINDOW = 2  # seconds: the rate window, and the head deadline
+
+
+@pytest.fixture
+def server(tmp_path, team_key, database_url):
+    live = LiveServer(tmp_path, team_key.keys_dir, database_url, workers=1,
+                      head_timeout=WINDOW, rate_window=WINDOW, min_upload_rate=4096)
+    yield live
+    live.stop()
+
+
+def assert_page_with_headers(answer, status: int, phrase: str = "") -> None:
+    assert answer is not None and answer.status == status, answer
+    for name, value in HEADERS.items():
+        assert answer.headers.get(name.lower()) == value, name
+    assert "server" not in answer.headers  # no banner naming the software
+    assert "<html" in answer.text and phrase in answer.text
+    assert "Traceback" not in answer.text
+
+
+def wait_until(condition, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.05)
+
+
+def test_a_stalled_head_is_cut_with_a_page(server):
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Language: uk\r\n")
+        started = time.monotonic()
+        answer = read_answer(sock, timeout=WINDOW * 5)
+        assert time.monotonic() - started < WINDOW * 4
+        assert_page_with_headers(answer, 408)
+        assert closed_by_server(sock, WINDOW)
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_a_word(server):
+    with server.connect() as sock:
+        assert closed_by_server(sock, WINDOW * 4)
+
+
+@pytest.mark.parametrize("pace", ["stalled", "trickling"])
+def test_a_slow_body_is_cut_and_nothing_of_it_kept(server, pace):
+    token, cookie = server.form()
+    body = multipart_body([("csrf_token", token)], [("slow.bin", os.urandom(200_000))])
+    with server.connect() as sock:
+        sock.sendall(server.submission_head(len(body), cookie) + body[:60_000])
+        wait_until(lambda: any(n.startswith(".tmp-") for n in server.store_files()))
+        sent, cut = 60_000, False
+        deadline = time.monotonic() + WINDOW * 6
+        sock.settimeout(0.5)
+        while time.monotonic() < deadline and not cut:
+            try:
+                if pace == "trickling":  # 512 bytes a second: an eighth of the minimum
+                    sock.sendall(body[sent:sent + 256])
+                    sent += 256
+                sock.recv(65536)  # the 408 page, or the close
+                cut = True
+            except TimeoutError:
+                continue
+            except OSError:
+                cut = True
+        assert cut, "the slow body was not cut"
+    wait_until(lambda: server.store_files() == [])  # its envelope went with it
+
+
+def test_a_steady_upload_at_the_minimum_rate_goes_through(server):
+    """Twice the minimum rate over several windows: never cut."""
+    token, cookie = server.form()
+    content = os.urandom(4 * 8192 * WINDOW)
+    body = multipart_body([("csrf_token", token), ("testimony", "slow but sure")],
+                          [("steady.bin", content)])
+    with server.connect() as sock:
+        sock.sendall(server.submission_head(len(body), cookie))
+        step = 2048  # 8 KiB a second in quarter-second steps
+        for i in range(0, len(body), step):
+            sock.sendall(body[i:i + step])
+            time.sleep(0.25)
+        answer = read_answer(sock)
+    assert answer is not None and is_receipt(answer), answer
+
+
+def test_a_new_witness_is_served_while_slow_clients_hang_on(server, team_key):
+    """100 stalled heads, 30 stalled bodies and 8 uploads trickling at a steady
+    (legal) pace: none holds a thread, so a new witness's file goes in at once."""
+    held: list[socket.socket] = []
+    token, cookie = server.form()
+    try:
+        for i in range(100):
+            sock = server.connect()
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * i)
+            held.append(sock)
+        big = multipart_body([("csrf_token", token)], [("never.bin", os.urandom(1 << 20))])
+        for _ in range(30):
+            sock = server.connect()
+            sock.sendall(server.submission_head(len(big), cookie) + big[:30_000])
+            held.append(sock)
+        stop = threading.Event()
+
+        def steady_upload() -> None:
+            with server.connect() as sock:
+                sock.sendall(server.submission_head(len(big), cookie))
+                for i in range(0, len(big), 4096):
+                    if stop.wait(0.25):
+                        return
+                    sock.sendall(big[i:i + 4096])
+
+        uploaders = [threading.Thread(target=steady_upload) for _ in range(8)]
+        for t in uploaders:
+            t.start()
+        content = os.urandom(3 * 1024 * 1024)
+        started = time.monotonic()
+        answer = server.submit("a new witness", [("photo.bin", content)])
+        took = time.monotonic() - started
+        stop.set()
+        for t in uploaders:
+            t.join()
+        assert is_receipt(answer), answer
+        assert took < WINDOW * 3, took  # not waiting for anyone's deadline
+        # And the stalled ones are dropped, not kept forever.
+        assert all(closed_by_server(sock, WINDOW * 4) for sock in held[:5] + held[100:105])
+    finally:
+        for sock in held:
+            sock.close()
+    stored = [n for n in server.store_files() if n.endswith(".env")]
+    decrypted = []
+    for name in stored:
+        with open(server.data_dir / "store" / name, "rb") as f:
+            decrypted.append(b"".join(EnvelopeReader(f, team_key.private_key).content()))
+    assert content in decrypted
+
+
+@pytest.mark.parametrize(("head", "status"), [
+    (request_head("GET", "/", {"X-Huge": "a" * 40_000, "Accept-Language": "uk"}), 431),
+    (request_head("GET", "/" + "a" * 9000, {"Accept-Language": "uk"}), 414),
+    (b"NONSENSE\x00 / HTTP/1.1\r\n\r\n", 400),
+])
+def test_the_fronts_refusals_are_pages_with_the_security_headers(server, head, status):
+    with server.connect() as sock:
+        sock.sendall(head)
+        answer = read_answer(sock)
+    assert_page_with_headers(answer, status)
+    if b"Accept-Language: uk" in head:
+        assert 'lang="uk"' in answer.text
+
+
+def test_too_many_files_and_too_long_a_text_are_told_apart(server):
+    server_files = [(f"f{i}.txt", b"x") for i in range(70)]
+    answer = server.submit("", server_files)
+    assert_page_with_headers(answer, 413, "Too many files")
+    answer = server.submit("w" * 900_000)
+    assert_page_with_headers(answer, 413, "longer than")
+    assert server.store_files() == []
+
+
+def test_two_requests_on_one_connection(server):
+    with server.connect() as sock:
+        sock.sendall(request_head("GET", "/", {}))
+        first = read_answer(sock)
+        sock.sendall(request_head("GET", "/login", {}))
+        second = read_answer(sock)
+    assert first.status == 200 and second.status == 200 and "codename" in second.text.lower()
+
+
+def test_a_stopping_server_does_not_wait_on_idle_connections(server):
+    """Kept-alive and silent connections are closed at once on shutdown; a
+    restart must not wait out their deadlines."""
+    with server.connect() as kept, server.connect() as _silent:
+        kept.sendall(request_head("GET", "/", {}))
+        assert read_answer(kept).status == 200
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 10
+        assert closed_by_server(kept, 1)
