@@ -156,9 +156,14 @@ class LiveServer:
             "Content-Length": str(body_length), "Cookie": cookie})
 
     def submit(self, testimony: str = "", files: list[tuple[str, bytes]] | None = None,
-               timeout: float = 60) -> Answer:
+               timeout: float = 60, keep_original: bool = True) -> Answer:
+        """Made-up files cannot be cleaned: they are kept as the witness's chosen
+        originals unless keep_original is False."""
         token, cookie = self.form()
-        body = multipart_body([("csrf_token", token), ("testimony", testimony)], files or [])
+        fields = [("csrf_token", token), ("testimony", testimony)]
+        if keep_original:
+            fields.append(("keep_original", "y"))
+        body = multipart_body(fields, files or [])
         with self.connect() as sock:
             sock.sendall(self.submission_head(len(body), cookie) + body)
             answer = read_answer(sock, timeout)

@@ -67,7 +67,9 @@ def test_past_the_days_bytes_testimony_alone_is_still_taken(make_app):
     client = app.test_client()
 
     def with_file(name: str):  # built in memory: the test client spools nothing
+        # Random bytes cannot be cleaned: kept only as the witness's chosen original.
         body = multipart([("csrf_token", None, csrf_token(client).encode()),
+                          ("keep_original", None, b"y"),
                           ("files", name, os.urandom(1_500_000))])
         return post_raw(client, body)
 

@@ -60,6 +60,9 @@ class PendingOriginals:
         self.store = store
         self.folder = store.root / FOLDER
         self.hold_seconds = hold_seconds
+        # Made at start, not with the first held file: its birth time is the
+        # start's, never a submission's.
+        self.folder.mkdir(mode=0o700, exist_ok=True)
         self._timers: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
 

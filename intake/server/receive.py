@@ -17,7 +17,7 @@ from intake.server import codename, quota
 from intake.server.budget import CleaningBudget
 from intake.server.models import Item, Submission, Witness
 from intake.server.pending_originals import Held, PendingOriginals
-from intake.server.sanitize import Limits, Result, detect_type, sanitize
+from intake.server.sanitize import Limits, Result, sanitize
 from intake.server.service import Intake
 from intake.server.store import Batch, Staged, new_id, today
 from intake.server.upload_spool import UploadSpool
@@ -87,7 +87,8 @@ def _clean(intake: Intake, up: Upload, budget: CleaningBudget,
            limits: Limits | None) -> Result:
     """The upload cleaned in the sandbox, within the submission's budget."""
     if budget.spent:
-        return Result(False, detect_type(up.spool.head),
+        # The worker runs no parser, so the type stays unknown: the child tells it.
+        return Result(False, "application/octet-stream",
                       reason="the submission's cleaning budget is spent")
     started = budget.clock()
     try:
