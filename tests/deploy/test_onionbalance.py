@@ -326,6 +326,15 @@ def export_and_decrypt(env: dict, team_key, out: Path) -> list[str]:
     return [p.read_text() for p in sorted(out.glob("*/testimony.txt"))]
 
 
+def end_with_parent() -> None:
+    """In the child: killed when the test process dies, even by SIGKILL (a hung
+    Onionbalance ignores SIGTERM)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def verify(torrc: str, tmp_path: Path) -> subprocess.CompletedProcess:
     (tmp_path / "torrc").write_text(torrc)
     (tmp_path / "defaults").write_text("")
@@ -401,7 +410,7 @@ def test_two_servers_behind_onionbalance_lose_one(database_url, tmp_path, team_k
                  # Should the socket fail, a port where nothing listens: no other tor.
                  "-p", str(free_port())],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=end_with_parent)
         network.wait_for_log(network.client, r"Bootstrapped 100%", NETWORK_DEADLINE)
         timings["client up"] = time.monotonic() - start
 
