@@ -1,8 +1,9 @@
 """`intake doctor`: checks a server's setup and says what to fix.
 
 Each check returns findings; a problem makes the command exit non-zero, a
-warning does not. The checks only read, except one probe file written to and
-removed from the store to prove it is writable.
+warning does not. The checks only read, except one probe file written to,
+renamed in and removed from the store to prove it gives what the server
+relies on (store_probe.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from intake.format.teamkeys import KeyFileError, format_fingerprint, load_key_folder
 from intake.server.config import Config, ConfigError, load_config, parse_size
+from intake.server.store_probe import probe_store
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 
@@ -59,27 +61,28 @@ def check_keys(config: Config) -> list[Finding]:
 
 # -- store --------------------------------------------------------------------
 
-def check_store(config: Config, min_free: int) -> list[Finding]:
+def check_store(config: Config, min_free: int, fs=os) -> list[Finding]:
+    """The store exists, gives what the server relies on (`fs`: see
+    store_probe.py) and has room."""
     store = config.store_dir
     if not store.is_dir():
         where = config.data_dir if config.data_dir.is_dir() else None
         return [Finding(PROBLEM, "store", f"the store folder {store} does not exist",
                         "start the service once (it makes the folder)" if where else
                         f"make the data folder: install -d -m 0700 -o intake {config.data_dir}")]
-    probe = store / f".doctor-{os.getpid()}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, b"probe")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            probe.unlink(missing_ok=True)
-    except OSError as exc:
-        return [Finding(PROBLEM, "store", f"cannot write to {store}: {exc.strerror}",
+    results = probe_store(store, fs)
+    if [r.guarantee for r in results] == ["create"]:
+        return [Finding(PROBLEM, "store", results[0].detail,
                         f"give the service user the data folder: chown -R intake:intake "
                         f"{config.data_dir}")]
-    findings = [_ok("store", f"{store} is writable")]
+    failed = [r for r in results if not r.ok]
+    findings = [Finding(PROBLEM, "store", f"{store}: {r.guarantee}: {r.detail}",
+                        "keep the store on a filesystem that gives what the server relies "
+                        "on: a local one, or NFS v4 mounted hard (docs/operations.md, "
+                        "'The shared store')") for r in failed]
+    if not failed:
+        findings.append(_ok("store", f"{store} is writable and gives what the server "
+                            "relies on: " + ", ".join(r.guarantee for r in results)))
     free = shutil.disk_usage(store).free
     if free < min_free:
         findings.append(Finding(

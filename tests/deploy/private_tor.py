@@ -2,10 +2,12 @@
 
 Tor's TestingTorNetwork mode with the settings of Tor's own test tool
 (torproject/chutney's torrc templates): a few directory authorities that vote
-fast, relays, one node running a given onion service torrc, and a client with a
-SOCKS port. Every process is started here, in folders under `root`, and
-`stop()` ends them all; `__OwningControllerProcess` also makes each tor exit on
-its own if the test process dies.
+fast (how fast: `voting`), relays, all of them HSDirs, one node running a given
+onion service torrc, and a client with a SOCKS port; `add_node` adds more
+(several onion services, a tor for Onionbalance). Every process is started
+here, in folders under `root`, and `stop()` ends them all;
+`__OwningControllerProcess` also makes each tor exit on its own if the test
+process dies.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ __OwningControllerProcess {owner}
 Log notice file {dir}/notice.log
 ProtocolWarnings 1
 ConnLimit 60
+# Circuits on loopback build in milliseconds, and tor would learn a timeout that
+# short; on a busy machine builds then time out in bursts until tor resets it.
+LearnCircuitBuildTimeout 0
 """
 
 RELAY = """\
@@ -55,18 +60,35 @@ AUTHORITY = """\
 AuthoritativeDirectory 1
 V3AuthoritativeDirectory 1
 ContactInfo {nick}@test.invalid
-TestingV3AuthInitialVotingInterval 5
-TestingV3AuthInitialVoteDelay 2
-TestingV3AuthInitialDistDelay 2
-V3AuthVotingInterval 10
-V3AuthVoteDelay 2
-V3AuthDistDelay 2
+TestingV3AuthInitialVotingInterval {voting.initial}
+TestingV3AuthInitialVoteDelay {voting.initial_delay}
+TestingV3AuthInitialDistDelay {voting.initial_delay}
+V3AuthVotingInterval {voting.interval}
+V3AuthVoteDelay {voting.delay}
+V3AuthDistDelay {voting.delay}
 """
 
 CLIENT = """\
 SocksPort 127.0.0.1:{socksport} ExtendedErrors
 ClientOnionAuthDir {dir}/onion_auth
 """
+
+@dataclass(frozen=True)
+class Voting:
+    """How fast the authorities vote (seconds). Vote + distribution delays stay
+    under half the interval (tor uses half while it has no consensus)."""
+
+    initial: int
+    initial_delay: int
+    interval: int
+    delay: int
+
+
+FAST = Voting(initial=5, initial_delay=2, interval=10, delay=2)
+# Onionbalance's --is-testnet mode computes onion-service time periods for a
+# 20-second voting interval (chutney's former setting); tor computes them from
+# the consensus, so the network must vote every 20 seconds for the two to agree.
+ONIONBALANCE_TESTNET = Voting(initial=5, initial_delay=2, interval=20, delay=4)
 
 
 def free_port() -> int:
@@ -100,10 +122,12 @@ class PrivateTorNetwork:
     root: Path
     authorities: int = 3
     relays: int = 2
+    voting: Voting = FAST
     nodes: list[Node] = field(default_factory=list)
     socks_port: int = 0
     client: Node | None = None
     service: Node | None = None
+    _directory: str = ""  # the DirAuthority lines every node is given
 
     def _node(self, nick: str) -> Node:
         d = self.root / nick
@@ -142,9 +166,10 @@ class PrivateTorNetwork:
         return (f"DirAuthority {node.nick} orport={node.orport} v3ident={v3ident} "
                 f"127.0.0.1:{node.dirport} {fp}")
 
-    def configure(self, service_torrc: str) -> None:
+    def configure(self, service_torrc: str | None = None) -> None:
         """Writes every node's torrc. `service_torrc` is the onion service's own
-        configuration; the network's settings are put in front of it."""
+        configuration (the network's settings are put in front of it); without
+        it there is no `service` node, and `add_node` makes each one."""
         dir_lines = []
         relays = []
         for i in range(self.authorities + self.relays):
@@ -158,10 +183,12 @@ class PrivateTorNetwork:
             text = self._common(node) + authorities + RELAY.format(
                 orport=node.orport, dirport=node.dirport)
             if i < self.authorities:
-                text += AUTHORITY.format(nick=node.nick)
+                text += AUTHORITY.format(nick=node.nick, voting=self.voting)
             node.torrc = text
-        self.service = self._node("service")
-        self.service.torrc = self._common(self.service) + authorities + service_torrc
+        self._directory = authorities
+        if service_torrc is not None:
+            self.service = self._node("service")
+            self.service.torrc = self._common(self.service) + authorities + service_torrc
         self.client = self._node("client")
         (self.client.dir / "onion_auth").mkdir(mode=0o700)
         self.socks_port = free_port()
@@ -170,6 +197,15 @@ class PrivateTorNetwork:
         for node in self.nodes:
             (node.dir / "torrc").write_text(node.torrc)
 
+    def add_node(self, nick: str, torrc: str) -> Node:
+        """One more tor on the configured network, with its own configuration
+        (an onion service's, say) after the network's settings. Started by
+        `start` or `start_node`."""
+        node = self._node(nick)
+        node.torrc = self._common(node) + self._directory + torrc
+        (node.dir / "torrc").write_text(node.torrc)
+        return node
+
     def start_node(self, node: Node) -> None:
         empty = self.root / "empty-torrc"
         empty.touch()
@@ -177,6 +213,12 @@ class PrivateTorNetwork:
             [TOR, "--defaults-torrc", str(empty), "-f", str(node.dir / "torrc")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def kill_node(self, node: Node) -> None:
+        """Ends a tor at once, as a host that is lost would (no goodbye to the network)."""
+        if node.process is not None and node.process.poll() is None:
+            node.process.kill()
+            node.process.wait(10)
 
     def stop_node(self, node: Node) -> None:
         if node.process is None or node.process.poll() is not None:
