@@ -61,6 +61,12 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Starts the process without waiting for it. From the main thread: the
+        child's end-with-parent signal fires when the thread that made it ends."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / "stdout.log", "wb") as out, \
                 open(self.log_dir / "stderr.log", "wb") as err:
@@ -68,6 +74,8 @@ class ServerProcess:
                                             stderr=err, stdin=subprocess.DEVNULL,
                                             start_new_session=True, cwd=self.env["HOME"],
                                             preexec_fn=_end_with_parent)
+
+    def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
