@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS witnesses (
@@ -84,7 +84,30 @@ CREATE TABLE IF NOT EXISTS custody (
     subject TEXT NOT NULL,
     detail TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    key_id TEXT,
+    signature TEXT
+);
+CREATE TABLE IF NOT EXISTS custody_key (
+    key_id TEXT PRIMARY KEY,
+    verify_key TEXT NOT NULL,
+    team_fingerprint TEXT NOT NULL,
+    sealed_seed TEXT NOT NULL,
+    binding TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS submission_items (
+    item_id TEXT PRIMARY KEY,
+    submission_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS submission_items_by_submission ON submission_items(submission_id);
+CREATE TABLE IF NOT EXISTS previews (
+    item_id TEXT PRIMARY KEY REFERENCES items(item_id) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    png BLOB,
+    width INTEGER,
+    height INTEGER
 );
 CREATE INDEX IF NOT EXISTS custody_by_subject ON custody(subject);
 CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
@@ -94,8 +117,25 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+class VaultConnection(sqlite3.Connection):
+    """A connection that may carry the run's unlocked custody key (custody.append
+    signs with it); without one, nothing can be written to the custody log."""
+
+    signer = None
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Version 1 vaults: custody entries gain a key id and a signature (empty
+    for the entries written before signing began)."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(custody)")}
+    for column in ("key_id", "signature"):
+        if column not in columns:
+            conn.execute(f"ALTER TABLE custody ADD COLUMN {column} TEXT")
+
+
+def connect(path: Path) -> VaultConnection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           factory=VaultConnection)
     conn.row_factory = sqlite3.Row
     # Durable commits; deleted rows overwritten rather than left in free pages.
     conn.execute("PRAGMA journal_mode=WAL")
@@ -103,5 +143,6 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(SCHEMA)
+    _upgrade(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return conn
