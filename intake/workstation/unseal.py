@@ -1,0 +1,210 @@
+"""Opening one envelope of a bundle into a file: read, hash, decrypt, hash and
+write in one pass, in bounded memory, at the speed of the format.
+
+Three threads share the work, each on its own core when there is one (the
+SHA-256s and libsodium release the GIL):
+
+    reader   pread()s the member in blocks of about 1 MiB and hashes them
+             (the envelope's SHA-256, checked against the manifest)
+    caller   decrypts and authenticates chunk by chunk (intake.format.envelope)
+    writer   hashes the plaintext (checked against the sealed sha256_kept)
+             and writes it, 1 MiB per system call
+
+Between them at most QUEUE_DEPTH blocks wait, so memory stays flat whatever
+the size. The caller writes into a file it made for this item and keeps it
+only once unseal() returns: an envelope is whole only at its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import threading
+from dataclasses import dataclass
+
+from nacl.public import PrivateKey
+
+from intake.format import secretstream as ss
+from intake.format.envelope import CHUNK, EnvelopeError, EnvelopeReader
+
+FRAME = CHUNK + ss.ABYTES
+READ_BLOCK = 16 * FRAME  # about 1 MiB
+WRITE_BATCH = 16  # chunks of plaintext per write
+QUEUE_DEPTH = 4
+FLUSH_BEHIND = 8 * 1024 * 1024
+
+
+class Truncated(EnvelopeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Unsealed:
+    metadata: dict
+    envelope_sha256: str
+    content_sha256: str
+    content_size: int
+
+
+_END = object()
+
+
+class _Source:
+    """The envelope's bytes as a file EnvelopeReader can read(), filled by a
+    thread that reads ahead and hashes what it read."""
+
+    def __init__(self, fd: int, offset: int, size: int):
+        self.sha = hashlib.sha256()
+        self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self._stop = threading.Event()
+        self._block, self._pos = b"", 0
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(fd, offset, size),
+                                        name="intake-read", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, fd: int, offset: int, size: int) -> None:
+        end = offset + size
+        try:
+            while offset < end and not self._stop.is_set():
+                block = os.pread(fd, min(READ_BLOCK, end - offset), offset)
+                if not block:
+                    raise Truncated("truncated: the bundle ends inside it")
+                self.sha.update(block)
+                offset += len(block)
+                if not self._put(block):
+                    return
+            self._put(_END)
+        except (OSError, EnvelopeError) as exc:
+            self._put(exc if isinstance(exc, EnvelopeError)
+                      else Truncated(f"truncated: the bundle cannot be read ({exc.strerror})"))
+
+    def _next_block(self) -> bool:
+        if self._done:
+            return False
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            return False
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        self._block, self._pos = item, 0
+        return True
+
+    def read(self, n: int) -> bytes:
+        left = len(self._block) - self._pos
+        if left >= n:
+            self._pos += n
+            return self._block[self._pos - n:self._pos]
+        parts = [self._block[self._pos:]] if left else []
+        want = n - left
+        self._block, self._pos = b"", 0
+        while want > 0 and self._next_block():
+            take = self._block[:want]
+            self._pos = len(take)
+            parts.append(take)
+            want -= len(take)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def digest(self) -> str:
+        self._thread.join()
+        return self.sha.hexdigest()
+
+
+class _Sink:
+    """Hashes and writes the plaintext in a thread of its own."""
+
+    def __init__(self, fd: int, flush_behind: bool):
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self._fd, self._flush_behind = fd, flush_behind
+        self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="intake-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        flushed = 0
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the caller finds the error at close()
+            try:
+                for piece in batch:
+                    self.sha.update(piece)
+                _write_all(self._fd, batch)
+                self.size += sum(map(len, batch))
+                if self._flush_behind and self.size - flushed >= FLUSH_BEHIND:
+                    # Starts writing this stretch to disk now, so that the
+                    # final fsync has little left to do.
+                    os.posix_fadvise(self._fd, flushed, self.size - flushed,
+                                     os.POSIX_FADV_DONTNEED)
+                    flushed = self.size
+            except OSError as exc:
+                self._error = exc
+
+    def put(self, batch: list[bytes]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _write_all(fd: int, pieces: list[bytes]) -> None:
+    views = [memoryview(p) for p in pieces if p]
+    while views:
+        n = os.writev(fd, views)
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views and n:
+            views[0] = views[0][n:]
+
+
+def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int, *,
+           flush_behind: bool = False) -> Unsealed:
+    """Decrypts the envelope at [offset, offset + size) of `bundle_fd` into
+    `out_fd`. Raises EnvelopeError (the message is safe to show) when the
+    envelope is not whole; OSError when the output cannot be written."""
+    source = _Source(bundle_fd, offset, size)
+    sink: _Sink | None = None
+    try:
+        reader = EnvelopeReader(source, key)  # type: ignore[arg-type]
+        sink = _Sink(out_fd, flush_behind)
+        batch: list[bytes] = []
+        for piece in reader.content():
+            batch.append(piece)
+            if len(batch) == WRITE_BATCH:
+                sink.put(batch)
+                batch = []
+        if batch:
+            sink.put(batch)
+        done, sink = sink, None
+        done.close()
+        assert reader.metadata is not None
+        return Unsealed(reader.metadata, source.digest(), done.sha.hexdigest(), done.size)
+    finally:
+        if sink is not None:
+            with contextlib.suppress(OSError):  # the envelope's own failure is reported
+                sink.close()
+        source.close()
