@@ -190,6 +190,8 @@ def export(vault: Vault, case: str, out: Path, actor: str | None = None) -> int:
                         "exporting (the vault was tampered with)") from exc
     if not sids:
         raise CaseError(f"the case {case!r} has no submissions (add some with case-add)")
+    if out.is_dir() and not out.is_symlink() and any(out.iterdir()):
+        raise CaseError(f"{out} is not empty; choose a new folder")  # before touching it
     package = _Package(out)
     try:
         if package.root.listing():

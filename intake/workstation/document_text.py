@@ -8,6 +8,9 @@ MAX_PARTS parts, MAX_PART_BYTES of XML each once decompressed (so a zip bomb
 stops there, whatever sizes the zip claims), elements nested at most
 MAX_DEPTH deep, and `limit` characters of text in all. A document that is too
 large, broken or hostile gives no text; the file itself is kept as it is.
+
+The readers are imported only where they read, so the processes that hold
+keys never load them.
 """
 
 from __future__ import annotations
@@ -17,12 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import zipfile
-from xml.sax import SAXException
-from xml.sax.handler import ContentHandler
-
-from defusedxml import DefusedXmlException
-from defusedxml.sax import make_parser
 
 MAX_PART_BYTES = 32 * 1024 * 1024
 MAX_PARTS = 2000
@@ -76,33 +73,34 @@ def pdf_text(data: bytes, limit: int, seconds: int) -> str:
     return done.stdout[:limit * 4].decode(errors="replace")[:limit]
 
 
-class _Words(ContentHandler):
-    def __init__(self, limit: int):
-        super().__init__()
-        self.words: list[str] = []
-        self.size, self.depth, self.limit = 0, 0, limit
+def _words_handler(limit: int):
+    from xml.sax.handler import ContentHandler
 
-    def startElement(self, name, attrs):  # noqa: N802 (SAX's name)
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise Unreadable("nested")
+    class Words(ContentHandler):
+        def __init__(self):
+            super().__init__()
+            self.words: list[str] = []
+            self.size, self.depth, self.limit = 0, 0, limit
 
-    def startElementNS(self, name, qname, attrs):  # noqa: N802
-        self.startElement(qname, attrs)
+        def startElement(self, name, attrs):  # noqa: N802 (SAX's name)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise Unreadable("nested")
 
-    def endElement(self, name):  # noqa: N802
-        self.depth -= 1
+        def endElement(self, name):  # noqa: N802
+            self.depth -= 1
 
-    def endElementNS(self, name, qname):  # noqa: N802
-        self.depth -= 1
+        def characters(self, content):
+            if content.strip() and self.size < self.limit:
+                self.words.append(content.strip())
+                self.size += len(content)
 
-    def characters(self, content):
-        if content.strip() and self.size < self.limit:
-            self.words.append(content.strip())
-            self.size += len(content)
+    return Words()
 
 
-def _part_words(z: zipfile.ZipFile, info: zipfile.ZipInfo, words: _Words) -> None:
+def _part_words(z, info, words) -> None:
+    from defusedxml.sax import make_parser
+
     parser = make_parser()
     parser.forbid_dtd = True  # office XML has none; refusing it stops entity tricks
     parser.setContentHandler(words)
@@ -119,8 +117,13 @@ def _part_words(z: zipfile.ZipFile, info: zipfile.ZipInfo, words: _Words) -> Non
 
 
 def office_text(data: bytes, detected_type: str, limit: int) -> str:
+    import zipfile
+    from xml.sax import SAXException
+
+    from defusedxml import DefusedXmlException
+
     parts = OFFICE_PARTS[detected_type.split(";")[0].strip().lower()]
-    words = _Words(limit)
+    words = _words_handler(limit)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             infos = z.infolist()

@@ -22,3 +22,18 @@ def test_only_the_desk_imports_flask():
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_no_process_that_holds_a_key_loads_a_decoder():
+    """Pillow and the XML readers are loaded by the parsing sandbox's child only;
+    what imports, decrypts or serves never does."""
+    modules = ["intake.workstation.cli", "intake.workstation.importer",
+               "intake.workstation.decrypt", "intake.workstation.desk",
+               "intake.workstation.cases", "intake.workstation.sandbox"]
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules)
+            + "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('PIL', 'defusedxml', 'xml')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
