@@ -69,11 +69,12 @@ test: test-system-packages venv node_modules/.package-lock.json
 test-tor: test-system-packages venv
 	$(PY) -m pytest -q -m tor $(PYTEST_ARGS)
 
-# Upload (bench/RESULTS.md), sanitizers and vault import, each in the same run
-# as what it is compared with.
+# Upload (bench/RESULTS.md), sanitizers, decrypting against age -d, and vault
+# import, each in the same run as what it is compared with.
 bench: test-system-packages venv
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/sanitize_bench.py --out bench/RESULTS-sanitize.md
+	$(PY) bench/decrypt_bench.py --results bench/RESULTS-decrypt.md
 	$(PY) bench/vault_bench.py | tee bench/RESULTS-vault.md
 
 clean:

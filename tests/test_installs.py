@@ -289,7 +289,10 @@ def test_a_submission_goes_from_a_server_install_to_a_workstation_install(venvs,
                   ws_env, tmp_path / "desk.log")
     try:
         _wait_for(f"http://127.0.0.1:{port}/", desk, tmp_path / "desk.log")
-        listing = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 403
+        # Only the address it printed, with this run's token, opens the desk.
+        address = re.search(r"http://\S+token=\S+", (tmp_path / "desk.log").read_text())[0]
+        listing = requests.Session().get(address, timeout=10)
         assert listing.status_code == 200 and "Triage desk" in listing.text
         assert "Тестування з колеса" in listing.text or "submission/" in listing.text
     finally:

@@ -130,8 +130,8 @@ class _Source:
 class _Sink:
     """Hashes and writes the plaintext in a thread of its own."""
 
-    def __init__(self, fd: int, flush_behind: bool):
-        self.sha = hashlib.sha256()
+    def __init__(self, fd: int, flush_behind: bool, hash_content: bool):
+        self.sha = hashlib.sha256() if hash_content else None
         self.size = 0
         self._fd, self._flush_behind = fd, flush_behind
         self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
@@ -145,8 +145,9 @@ class _Sink:
             if self._error is not None:
                 continue  # drain: the caller finds the error at close()
             try:
-                for piece in batch:
-                    self.sha.update(piece)
+                if self.sha is not None:
+                    for piece in batch:
+                        self.sha.update(piece)
                 _write_all(self._fd, batch)
                 self.size += sum(map(len, batch))
                 if self._flush_behind and self.size - flushed >= FLUSH_BEHIND:
@@ -182,15 +183,16 @@ def _write_all(fd: int, pieces: list[bytes]) -> None:
 
 
 def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int, *,
-           flush_behind: bool = False) -> Unsealed:
+           flush_behind: bool = False, hash_content: bool = True) -> Unsealed:
     """Decrypts the envelope at [offset, offset + size) of `bundle_fd` into
     `out_fd`. Raises EnvelopeError (the message is safe to show) when the
-    envelope is not whole; OSError when the output cannot be written."""
+    envelope is not whole; OSError when the output cannot be written.
+    `hash_content=False` leaves content_sha256 empty and saves its cost."""
     source = _Source(bundle_fd, offset, size)
     sink: _Sink | None = None
     try:
         reader = EnvelopeReader(source, key)  # type: ignore[arg-type]
-        sink = _Sink(out_fd, flush_behind)
+        sink = _Sink(out_fd, flush_behind, hash_content)
         batch: list[bytes] = []
         for piece in reader.content():
             batch.append(piece)
@@ -202,7 +204,8 @@ def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int,
         done, sink = sink, None
         done.close()
         assert reader.metadata is not None
-        return Unsealed(reader.metadata, source.digest(), done.sha.hexdigest(), done.size)
+        return Unsealed(reader.metadata, source.digest(),
+                        done.sha.hexdigest() if done.sha is not None else "", done.size)
     finally:
         if sink is not None:
             with contextlib.suppress(OSError):  # the envelope's own failure is reported
