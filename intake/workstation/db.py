@@ -126,11 +126,14 @@ class VaultConnection(sqlite3.Connection):
 
 def _upgrade(conn: sqlite3.Connection) -> None:
     """Version 1 vaults: custody entries gain a key id and a signature (empty
-    for the entries written before signing began)."""
+    for the entries written before signing began), and each submission's items
+    are the ones it has: a later bundle cannot add to it."""
     columns = {r[1] for r in conn.execute("PRAGMA table_info(custody)")}
     for column in ("key_id", "signature"):
         if column not in columns:
             conn.execute(f"ALTER TABLE custody ADD COLUMN {column} TEXT")
+    conn.execute("INSERT OR IGNORE INTO submission_items (item_id, submission_id)"
+                 " SELECT item_id, submission_id FROM items")
 
 
 def connect(path: Path) -> VaultConnection:
@@ -142,7 +145,9 @@ def connect(path: Path) -> VaultConnection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(SCHEMA)
-    _upgrade(conn)
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    conn.executescript(SCHEMA)  # CREATE ... IF NOT EXISTS: no write when all is there
+    # Opening an up-to-date vault writes nothing (the desk opens it per request).
+    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        _upgrade(conn)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return conn

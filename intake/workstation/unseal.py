@@ -53,69 +53,79 @@ _END = object()
 
 class _Source:
     """The envelope's bytes as a file EnvelopeReader can read(), filled by a
-    thread that reads ahead and hashes what it read."""
+    thread that reads ahead and hashes what it read. The blocks are a few
+    buffers read into and handed back, never allocated again."""
 
     def __init__(self, fd: int, offset: int, size: int):
         self.sha = hashlib.sha256()
-        self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self._full: queue.Queue = queue.Queue()
+        self._free: queue.Queue = queue.Queue()
+        for _ in range(QUEUE_DEPTH + 1):
+            self._free.put(bytearray(READ_BLOCK))
         self._stop = threading.Event()
-        self._block, self._pos = b"", 0
+        self._block, self._pos, self._len = memoryview(b""), 0, 0
+        self._held: bytearray | None = None
         self._done = False
         self._thread = threading.Thread(target=self._run, args=(fd, offset, size),
                                         name="intake-read", daemon=True)
         self._thread.start()
 
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def _run(self, fd: int, offset: int, size: int) -> None:
         end = offset + size
         try:
-            while offset < end and not self._stop.is_set():
-                block = os.pread(fd, min(READ_BLOCK, end - offset), offset)
-                if not block:
-                    raise Truncated("truncated: the bundle ends inside it")
-                self.sha.update(block)
-                offset += len(block)
-                if not self._put(block):
+            while offset < end:
+                buf = self._take_free()
+                if buf is None:
                     return
-            self._put(_END)
+                want = min(READ_BLOCK, end - offset)
+                got = os.preadv(fd, [memoryview(buf)[:want]], offset)
+                if not got:
+                    raise Truncated("truncated: the bundle ends inside it")
+                self.sha.update(memoryview(buf)[:got])
+                offset += got
+                self._full.put((buf, got))
+            self._full.put(_END)
         except (OSError, EnvelopeError) as exc:
-            self._put(exc if isinstance(exc, EnvelopeError)
-                      else Truncated(f"truncated: the bundle cannot be read ({exc.strerror})"))
+            self._full.put(exc if isinstance(exc, EnvelopeError)
+                           else Truncated(f"truncated: the bundle cannot be read ({exc.strerror})"))
+
+    def _take_free(self) -> bytearray | None:
+        while not self._stop.is_set():
+            try:
+                return self._free.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
 
     def _next_block(self) -> bool:
+        if self._held is not None:
+            self._free.put(self._held)
+            self._held = None
         if self._done:
             return False
-        item = self._queue.get()
+        item = self._full.get()
         if item is _END:
             self._done = True
             return False
         if isinstance(item, BaseException):
             self._done = True
             raise item
-        self._block, self._pos = item, 0
+        self._held, self._len = item
+        self._block, self._pos = memoryview(self._held), 0
         return True
 
     def read(self, n: int) -> bytes:
-        left = len(self._block) - self._pos
-        if left >= n:
+        if self._len - self._pos >= n:
             self._pos += n
-            return self._block[self._pos - n:self._pos]
-        parts = [self._block[self._pos:]] if left else []
-        want = n - left
-        self._block, self._pos = b"", 0
+            return bytes(self._block[self._pos - n:self._pos])
+        parts = [bytes(self._block[self._pos:self._len])] if self._len > self._pos else []
+        want = n - (self._len - self._pos)
+        self._pos = self._len
         while want > 0 and self._next_block():
-            take = self._block[:want]
-            self._pos = len(take)
-            parts.append(take)
-            want -= len(take)
+            take = min(want, self._len)
+            parts.append(bytes(self._block[:take]))
+            self._pos = take
+            want -= take
         return b"".join(parts)
 
     def close(self) -> None:

@@ -185,3 +185,30 @@ def test_deletion_is_logged_and_not_undone_by_reimport(server, desk, tmp_path):
     again = desk.import_(bundle)
     assert "0 new" in again.output and "2 duplicates" in again.output
     desk.run("verify-log")
+
+
+def test_a_vault_from_before_signing_is_upgraded_and_signed_on(desk):
+    """A version 1 vault: its entries stay hash-chained only; the custody key's
+    own entry, signed, follows them and covers them through the chain."""
+    desk.root.mkdir()
+    conn = sqlite3.connect(desk.root / "vault.db")
+    conn.execute("CREATE TABLE custody (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT"
+                 " NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL,"
+                 " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)")
+    prev = custody.GENESIS
+    for seq in (1, 2):
+        digest = custody.entry_hash(seq, "2026-01-01T00:00:00Z", "old", "note", "vault", "{}",
+                                    prev)
+        conn.execute("INSERT INTO custody VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (seq, "2026-01-01T00:00:00Z", "old", "note", "vault", "{}", prev, digest))
+        prev = digest
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    assert "no entry is signed" in desk.run("verify-log", ok=False).output
+    with desk.open() as vault:  # unlocking makes the custody key
+        verdict = custody.verify(vault.conn, desk.private_key)
+        actions = [r[0] for r in vault.conn.execute("SELECT action FROM custody ORDER BY seq")]
+    assert verdict.ok and verdict.unsigned == 2 and verdict.entries == 3
+    assert actions == ["note", "note", "custody key"]
+    assert "(2 from before signing)" in desk.run("verify-log").output
