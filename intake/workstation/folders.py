@@ -15,6 +15,7 @@ the tools delete only files they created in the same run.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import stat
@@ -207,6 +208,17 @@ class Folder:
 
     def listing(self) -> list[str]:
         return os.listdir(self.fd)
+
+    def sync(self) -> None:
+        """Makes everything written to this folder's filesystem durable: one
+        syncfs(2) where the system has it, else a sync of every filesystem."""
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syncfs(self.fd) == 0:
+                return
+        except (OSError, AttributeError):
+            pass
+        os.sync()
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -138,6 +138,8 @@ class _Batch:
 
     def commit(self) -> None:
         if self.open:
+            if self.placed:
+                self.vault.items.sync()  # the files, and their names, before the rows
             self.vault.conn.execute("COMMIT")
         self.placed, self.size, self.open = [], 0, False
 
@@ -149,7 +151,7 @@ class _Batch:
         self.placed, self.size, self.open = [], 0, False
 
 
-def _record(conn, manifest_entries: list[Entry], item: sealed.SealedItem, envelope_sha: str,
+def _record(conn, listed: dict[str, list[str]], item: sealed.SealedItem, envelope_sha: str,
             size: int, text: str | None, bundle_id: str) -> None:
     lang = language.detect(text) if text is not None else ""
     if conn.execute("SELECT 1 FROM submissions WHERE submission_id = ?",
@@ -160,9 +162,8 @@ def _record(conn, manifest_entries: list[Entry], item: sealed.SealedItem, envelo
                       json.dumps(item.choices, sort_keys=True)))
         # The bundle that brings a submission says, once, which items are its.
         conn.executemany("INSERT OR IGNORE INTO submission_items (item_id, submission_id)"
-                         " VALUES (?, ?)", [(e.item_id, e.submission_id) for e in
-                                            manifest_entries
-                                            if e.submission_id == item.submission_id])
+                         " VALUES (?, ?)", [(i, item.submission_id)
+                                            for i in listed[item.submission_id]])
     if item.kind == "testimony" and lang:
         conn.execute("UPDATE submissions SET language = ? WHERE submission_id = ?",
                      (lang, item.submission_id))
@@ -192,8 +193,8 @@ def _unseal_into_tmp(vault: Vault, reader: BundleReader, cand: Candidate,
     fd = vault.tmp.create(tmp)
     try:
         try:
+            # Made durable with the rest of its batch, before its rows commit.
             opened = unseal(reader.fd, cand.offset, cand.size, key, fd, flush_behind=True)
-            os.fsync(fd)
         finally:
             os.close(fd)
         if opened.envelope_sha256 != entry.sha256:
@@ -232,7 +233,9 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
         # The custody log names a bundle by its manifest's SHA-256: the manifest
         # lists every envelope's SHA-256.
         bundle_id = reader.manifest_sha256
-        entries = list(manifest.entries.values())
+        listed: dict[str, list[str]] = {}  # submission -> the items the manifest lists
+        for e in manifest.entries.values():
+            listed.setdefault(e.submission_id, []).append(e.item_id)
         summary.damaged += [(r.label, r.reason) for r in manifest.refused]
         summary.notes += [f"{r.label}: {r.reason}" for r in manifest.refused_witnesses]
         _witnesses(vault, manifest.witnesses, summary)
@@ -273,7 +276,7 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
                     summary.damaged.append((cand.name, f"not written: {exc.strerror or exc}"))
                     continue
                 batch.placed_item(item.item_id)
-                _record(conn, entries, item, envelope_sha, size, _text_of(vault, item),
+                _record(conn, listed, item, envelope_sha, size, _text_of(vault, item),
                         bundle_id)
                 batch.recorded(size)
                 cand.accept()

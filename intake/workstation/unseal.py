@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import queue
 import threading
@@ -34,6 +35,7 @@ READ_BLOCK = 16 * FRAME  # about 1 MiB
 WRITE_BATCH = 16  # chunks of plaintext per write
 QUEUE_DEPTH = 4
 FLUSH_BEHIND = 8 * 1024 * 1024
+SMALL = 2 * 1024 * 1024  # envelopes up to this size are opened without threads
 
 
 class Truncated(EnvelopeError):
@@ -60,8 +62,7 @@ class _Source:
         self.sha = hashlib.sha256()
         self._full: queue.Queue = queue.Queue()
         self._free: queue.Queue = queue.Queue()
-        for _ in range(QUEUE_DEPTH + 1):
-            self._free.put(bytearray(READ_BLOCK))
+        self._made = 0
         self._stop = threading.Event()
         self._block, self._pos, self._len = memoryview(b""), 0, 0
         self._held: bytearray | None = None
@@ -90,6 +91,9 @@ class _Source:
                            else Truncated(f"truncated: the bundle cannot be read ({exc.strerror})"))
 
     def _take_free(self) -> bytearray | None:
+        if self._made <= QUEUE_DEPTH and self._free.empty():
+            self._made += 1
+            return bytearray(READ_BLOCK)
         while not self._stop.is_set():
             try:
                 return self._free.get(timeout=0.1)
@@ -193,11 +197,15 @@ def _write_all(fd: int, pieces: list[bytes]) -> None:
 
 
 def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int, *,
-           flush_behind: bool = False, hash_content: bool = True) -> Unsealed:
+           flush_behind: bool = False, hash_content: bool = True,
+           small: int = SMALL) -> Unsealed:
     """Decrypts the envelope at [offset, offset + size) of `bundle_fd` into
     `out_fd`. Raises EnvelopeError (the message is safe to show) when the
     envelope is not whole; OSError when the output cannot be written.
-    `hash_content=False` leaves content_sha256 empty and saves its cost."""
+    `hash_content=False` leaves content_sha256 empty and saves its cost; an
+    envelope of at most `small` bytes is opened without threads."""
+    if size <= small:
+        return _unseal_small(bundle_fd, offset, size, key, out_fd, hash_content)
     source = _Source(bundle_fd, offset, size)
     sink: _Sink | None = None
     try:
@@ -221,3 +229,24 @@ def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int,
             with contextlib.suppress(OSError):  # the envelope's own failure is reported
                 sink.close()
         source.close()
+
+
+def _unseal_small(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int,
+                  hash_content: bool) -> Unsealed:
+    """A small envelope (a testimony, most often) in one read and one write:
+    starting threads would cost more than they save."""
+    raw = os.pread(bundle_fd, size, offset)
+    if len(raw) != size:
+        raise Truncated("truncated: the bundle ends inside it")
+    reader = EnvelopeReader(io.BytesIO(raw), key)
+    pieces = list(reader.content())
+    _write_all(out_fd, pieces)
+    assert reader.metadata is not None
+    content_sha = ""
+    if hash_content:
+        sha = hashlib.sha256()
+        for piece in pieces:
+            sha.update(piece)
+        content_sha = sha.hexdigest()
+    return Unsealed(reader.metadata, hashlib.sha256(raw).hexdigest(), content_sha,
+                    sum(map(len, pieces)))

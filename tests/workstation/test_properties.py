@@ -257,17 +257,18 @@ def test_the_envelope_reader_opens_whole_envelopes_and_refuses_the_rest(case):
 
 
 @PROPERTY
-@given(envelopes(), st.binary(max_size=64))
-def test_the_streaming_reader_refuses_without_writing_but_to_its_output(case, before):
+@given(envelopes(), st.binary(max_size=64), st.sampled_from([0, 2 * 1024 * 1024]))
+def test_the_streaming_reader_refuses_without_writing_but_to_its_output(case, before, small):
     """unseal() reads the member from inside a larger file and writes only to the
-    file it is given (a memfd here: no path at all)."""
+    file it is given (a memfd here: no path at all), with its threads (small=0)
+    or without them."""
     content, raw, how = case
     src, dst = os.memfd_create("bundle"), os.memfd_create("out")
     try:
         os.write(src, before + raw + b"trailing member bytes")
         with no_writes():
             try:
-                opened = unseal(src, len(before), len(raw), KEY, dst)
+                opened = unseal(src, len(before), len(raw), KEY, dst, small=small)
             except EnvelopeError:
                 assert how != "whole"
                 return
