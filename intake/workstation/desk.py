@@ -196,12 +196,17 @@ def _download(item: dict, action: str):
         fd = vault.open_item(item["item_id"])
     except (KeyError, OSError):
         abort(404)
-    with vault.transaction() as conn:
-        custody.append(conn, action, f"item:{item['item_id']}",
-                       {"submission_id": item["submission_id"],
-                        "sha256_kept": item["sha256_kept"]}, _actor())
+    data = os.fdopen(fd, "rb")
+    try:
+        with vault.transaction() as conn:
+            custody.append(conn, action, f"item:{item['item_id']}",
+                           {"submission_id": item["submission_id"],
+                            "sha256_kept": item["sha256_kept"]}, _actor())
+    except BaseException:
+        data.close()
+        raise
     name = safe_output_name(item["original_name"], f"file-{item['item_id'][:8]}")
-    return send_file(os.fdopen(fd, "rb"), mimetype="application/octet-stream",
+    return send_file(data, mimetype="application/octet-stream",
                      as_attachment=True, download_name=name, etag=False, max_age=0)
 
 

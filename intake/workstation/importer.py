@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,8 +189,8 @@ def _unseal_into_tmp(vault: Vault, reader: BundleReader, cand: Candidate,
 
     entry = cand.entry
     assert entry is not None
-    tmp = f".partial-{entry.item_id}"
-    vault.tmp.unlink(tmp)  # a leftover of an interrupted run
+    # A name of this run's own: whatever an interrupted run left is not touched.
+    tmp = f".partial-{entry.item_id}-{secrets.token_hex(4)}"
     fd = vault.tmp.create(tmp)
     try:
         try:

@@ -261,12 +261,17 @@ def test_links_planted_in_the_vault_lead_nowhere(genuine, team, desk, tmp_path):
     desk.open().close()  # the vault's folders
     (desk.root / "items" / ids[0]).symlink_to(home / ".bashrc")
     (desk.root / "tmp" / f".partial-{ids[1]}").symlink_to(home / ".vim" / "plugin" / "x.vim")
+    (desk.root / "tmp" / f".partial-{ids[2]}").write_text("left by an interrupted run")
     before = tree(tmp_path, {desk.root})
     desk.import_(bundle)
     assert tree(tmp_path, {desk.root}) == before
     with desk.open() as v:
         assert not v.item_path(ids[0]).is_symlink()
         assert v.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 4
+    # What was in the vault's tmp/ before is still there, untouched: only what
+    # the run made is removed.
+    assert sorted(p.name for p in (desk.root / "tmp").iterdir()) == sorted(
+        [f".partial-{ids[1]}", f".partial-{ids[2]}"])
     # The vault's own folders or database as links: the vault is refused.
     for name, target in (("items", home), ("vault.db-wal", home / ".bashrc")):
         other = tmp_path / f"vault-{name}"

@@ -17,7 +17,7 @@ import tarfile
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nacl.public import PrivateKey
+from nacl.public import PrivateKey, SealedBox
 
 from intake.format import bundle, envelope
 from intake.format.envelope import EnvelopeError, EnvelopeReader, Recipient
@@ -276,6 +276,30 @@ def test_the_streaming_reader_refuses_without_writing_but_to_its_output(case, be
         assert os.pread(dst, len(content) + 1, 0) == content
         assert opened.content_sha256 == hashlib.sha256(content).hexdigest()
         assert opened.envelope_sha256 == hashlib.sha256(raw).hexdigest()
+    finally:
+        os.close(src)
+        os.close(dst)
+
+
+def test_an_empty_final_chunk_after_a_full_one_is_valid():
+    """docs/bundle.md: an encoder never writes one, a decoder accepts it."""
+    from intake.format import secretstream as ss
+
+    meta = json.dumps({"item_id": "a" * 32}).encode()
+    plain = b"c" * (envelope.CHUNK - len(meta) - 4) + meta + len(meta).to_bytes(4, "big")
+    assert len(plain) == envelope.CHUNK
+    file_key = ss.new_key()
+    pusher = ss.Pusher(file_key)
+    # The header as docs/envelope.md lays it out: magic, version, count, stanza.
+    header = (envelope.MAGIC + bytes([1, 1]) + envelope.fingerprint(KEY.public_key)
+              + SealedBox(KEY.public_key).encrypt(file_key) + pusher.header)
+    raw = header + pusher.push(plain, ad=header) + pusher.push(b"", final=True)
+    content = b"".join(EnvelopeReader(io.BytesIO(raw), KEY).content())
+    assert content == b"c" * (envelope.CHUNK - len(meta) - 4)
+    src, dst = os.memfd_create("bundle"), os.memfd_create("out")
+    try:
+        os.write(src, raw)
+        assert unseal(src, 0, len(raw), KEY, dst, small=0).content_size == len(content)
     finally:
         os.close(src)
         os.close(dst)
