@@ -36,6 +36,7 @@ from intake.format.bundle import BundleReader, Candidate, Entry
 from intake.format.envelope import EnvelopeError, fingerprint, read_header
 from intake.format.teamkeys import format_fingerprint
 from intake.workstation import custody, document_text, images, language, sealed, search
+from intake.workstation.safe_text import for_terminal
 from intake.workstation.sandbox import Outcome, Sandbox
 from intake.workstation.vault import Vault
 
@@ -294,7 +295,9 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
             custody.append(c, "import bundle", f"bundle:{bundle_id}", {
                 "file": bundle_path.name, "day": manifest.day, "new": len(summary.new),
                 "duplicates": len(summary.duplicates),
-                "damaged": [n for n, _ in summary.damaged]})
+                # Names from the bundle, as the terminal showed them: never obeyed
+                # by whatever later prints the log.
+                "damaged": [for_terminal(n) for n, _ in summary.damaged]})
     _parse_new(vault, new_items, sandbox or Sandbox(), summary)
     return summary
 
