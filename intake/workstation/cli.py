@@ -293,9 +293,11 @@ def verify_log(vault: Vault, team_key, key_path: Path | None, exports: tuple[Pat
 
     verdict = custody.verify(vault.conn, team_key)
     if not verdict.ok:
-        where = f"entry {verdict.broken_seq}" if verdict.broken_seq is not None else "the log"
-        click.echo(f"BROKEN at {where}: {verdict.reason} "
-                   f"({verdict.entries} entries before it are intact)")
+        if verdict.broken_seq is None:
+            click.echo(f"BROKEN: {verdict.reason}")
+        else:
+            click.echo(f"BROKEN at entry {verdict.broken_seq}: {verdict.reason} "
+                       f"({verdict.entries} entries before it are intact)")
         sys.exit(1)
     failed = False
     for export in exports:

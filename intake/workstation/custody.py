@@ -213,7 +213,7 @@ def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verd
         try:
             _check_binding(_stored_key(conn), team_key)
         except CustodyKeyError as exc:
-            return Verdict(False, 0, GENESIS, 0, str(exc), kid)
+            return Verdict(False, 0, GENESIS, None, str(exc), kid)
     prev, expected_seq, count, unsigned = GENESIS, 1, 0, 0
     signed = False
     for row in conn.execute("SELECT * FROM custody ORDER BY seq"):
