@@ -196,7 +196,7 @@ def _unseal_into_tmp(vault: Vault, reader: BundleReader, cand: Candidate,
     try:
         try:
             # Made durable with the rest of its batch, before its rows commit.
-            opened = unseal(reader.fd, cand.offset, cand.size, key, fd, flush_behind=True)
+            opened = unseal(reader.fd, cand.offset, cand.size, key, fd)
         finally:
             os.close(fd)
         if opened.envelope_sha256 != entry.sha256:
