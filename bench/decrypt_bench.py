@@ -181,7 +181,8 @@ after: {loads[1]}.
   its own peak {decrypt.own_kib / 1024:.0f} MB (goal under 64 MB).
 - intake vault import: {age.seconds / imported.seconds:.2f}x the speed of age -d; its own
   peak {imported.own_kib / 1024:.0f} MB. It does more than decrypt: both SHA-256s (the
-  envelope's and the content's), an fsync per item, the database.
+  envelope's and the content's), its files made durable before each batch
+  commits, the database.
 - A key file of keygen's default cost takes {rows['unlock'].seconds:.1f} s to unlock, in a
   child that peaks at {rows['unlock'].tree_kib / 1024:.0f} MB and exits before decrypting
   starts; it is unlocked once per run.
