@@ -8,6 +8,7 @@ sandbox where a test needs a limit to bite quickly."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -195,7 +196,7 @@ def test_the_parser_never_held_the_key(sandbox, desk):
         status = Path(f"/proc/{pid}/status").read_text()
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         found = _memory_holds(pid, key)
-        fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        fds = _open_files(pid)
         namespaces = {ns: os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
                       for ns in ("mnt", "net", "user")}
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -211,6 +212,16 @@ def test_the_parser_never_held_the_key(sandbox, desk):
                 or str(desk.team.key_file.parent) in t], fds
     assert namespaces == {"mnt": True, "net": True, "user": True}
     assert cmdline[1:5] == [b"-s", b"-B", b"-m", b"intake.workstation.parse_child"]
+
+
+def _open_files(pid: int) -> dict[str, str]:
+    """What each of the process's file descriptors points to (one it closes
+    meanwhile, a module file it was reading, is left out)."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            found[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+    return found
 
 
 def _confined_child(parent: int, seconds: float = 30) -> int:

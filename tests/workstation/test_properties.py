@@ -25,7 +25,7 @@ from intake.workstation import sealed
 from intake.workstation.unseal import unseal
 
 KEY = PrivateKey.generate()
-PROPERTY = settings(max_examples=150, deadline=2000, database=None,
+PROPERTY = settings(max_examples=150, deadline=10_000, database=None,  # a hang fails
                     suppress_health_check=[HealthCheck.too_slow])
 
 # -- never write: an audit hook, active only around the code under test (in every
