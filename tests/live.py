@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import CSRF
+from support import CSRF, store_contents
 
 BOUNDARY = "live-boundary-7f3a"
 
@@ -171,7 +171,7 @@ class LiveServer:
         return answer
 
     def store_files(self) -> list[str]:
-        return sorted(p.name for p in (self.data_dir / "store").iterdir())
+        return store_contents(self.data_dir / "store")
 
 
 CODENAME = re.compile(r'<p class="codename" id="codename">')

@@ -12,6 +12,7 @@ from nacl import pwhash
 
 from intake.format.teamkeys import KdfCost
 from intake.server.config import Config, load_config
+from intake.server.pending_originals import FOLDER as PENDING
 from intake.server.spool import HEAD_BYTES
 
 PASSPHRASE = b"correct horse battery staple"
@@ -82,3 +83,14 @@ class MemorySpool:
 
     def close(self) -> None:
         pass
+
+
+def store_contents(store: Path) -> list[str]:
+    """What a server's store holds: its files, and those held in its pending
+    folder as "pending/NAME" (the folder itself is made when the server starts,
+    so it is not something stored)."""
+    pending = store / PENDING
+    names = [p.name for p in store.iterdir() if p != pending]
+    if pending.is_dir():
+        names += [f"{PENDING}/{p.name}" for p in pending.iterdir()]
+    return sorted(names)

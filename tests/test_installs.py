@@ -291,18 +291,21 @@ def test_a_submission_goes_from_a_server_install_to_a_workstation_install(venvs,
     (folder,) = (tmp_path / "out").iterdir()
     submission = folder.name.split("_", 1)[1]
     in_vault = ["--vault", str(vault)]
+    # Commands that write to the custody log sign it: they take the team key.
+    signed = [*in_vault, "--key", str(tmp_path / "ws" / "team.key"),
+              "--passphrase-file", str(passfile)]
     vault_cmd = [workstation, "vault"]
     assert "custody log intact" in _run([*vault_cmd, "verify-log", *in_vault], env=ws_env).stdout
     message = tmp_path / "reply.txt"
     message.write_text("Дякуємо. Ми прочитали.\n")
-    _run([*vault_cmd, "reply", submission, "--message-file", str(message), *in_vault],
+    _run([*vault_cmd, "reply", submission, "--message-file", str(message), *signed],
          env=ws_env)
     out = _run([*vault_cmd, "export-replies", "--out", str(tmp_path / "replies.tar"),
-                *in_vault], env=ws_env).stdout
+                *signed], env=ws_env).stdout
     assert "wrote 1 reply" in out
-    _run([*vault_cmd, "case-add", "case-1", submission, *in_vault], env=ws_env)
+    _run([*vault_cmd, "case-add", "case-1", submission, *signed], env=ws_env)
     out = _run([*vault_cmd, "export-case", "case-1", "--out", str(tmp_path / "case"),
-                *in_vault], env=ws_env).stdout
+                *signed], env=ws_env).stdout
     assert "sha256sum -c SHA256SUMS" in out
 
     port = _free_port()
@@ -310,11 +313,14 @@ def test_a_submission_goes_from_a_server_install_to_a_workstation_install(venvs,
                   ws_env, tmp_path / "desk.log")
     try:
         _wait_for(f"http://127.0.0.1:{port}/", desk, tmp_path / "desk.log")
-        listing = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 403
+        # Only the address it printed, with this run's token, opens the desk.
+        address = re.search(r"http://\S+token=\S+", (tmp_path / "desk.log").read_text())[0]
+        listing = requests.Session().get(address, timeout=10)
         assert listing.status_code == 200 and "Triage desk" in listing.text
         assert "Тестування з колеса" in listing.text or "submission/" in listing.text
     finally:
         _stop(desk)
     out = _run([workstation, "vault", "delete", submission, "--reason", "test", "--yes",
-                "--vault", str(vault)], env=ws_env).stdout
+                *signed], env=ws_env).stdout
     assert f"deleted submission {submission}" in out

@@ -131,9 +131,12 @@ def test_decrypt_gives_a_folder_per_submission(served, tmp_path, team_key):
 
     folder_a = texts[TESTIMONY_A]
     kept = {p.name: p.read_bytes() for p in (folder_a / "files").iterdir()}
-    # The picture twice: its cleaned copy (nothing to remove) and its original.
-    assert sorted(kept.values()) == sorted([*(content for content, _name in FILES_A),
-                                            FILES_A[1][0]])
+    assert sorted(kept.values()) == sorted(content for content, _name in FILES_A)
+    # The picture twice: its cleaned copy (nothing to remove) above, and its
+    # original apart from the working copies, with a README saying what it is.
+    originals = {p.name: p.read_bytes() for p in (folder_a / "originals").iterdir()}
+    assert originals.pop("README.txt").startswith(b"Untouched originals")
+    assert list(originals.values()) == [FILES_A[1][0]]
     assert kept["report.pdf"] == FILES_A[0][0]
     assert kept["фото 1.png"] == FILES_A[1][0]
     for name in kept:
@@ -213,7 +216,9 @@ def test_damage_is_reported_by_name_and_the_rest_decrypts(served, tmp_path, team
         assert r.path is not None and r.path.exists()
     assert not list(out.rglob(".partial-*"))
     # The damaged item left no file behind; every other one is in place.
-    saved = [p for p in out.rglob("*") if p.is_file() and p.name != "metadata.json"]
+    saved = [p for p in out.rglob("*") if p.is_file() and p.name != "metadata.json"
+             and p.parent.name != "originals"] + [
+        p for p in out.rglob("originals/*") if p.name != "README.txt"]
     assert len(saved) == total - 1
 
 

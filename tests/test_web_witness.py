@@ -14,11 +14,12 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
 from sqlalchemy import Date, DateTime, Interval, Time, func, select
-from support import codename_of, csrf_token, make_config, submit
+from support import codename_of, csrf_token, make_config, store_contents, submit
 
 from intake.format import envelope
 from intake.server import codename
 from intake.server.models import Base, Item, Submission, WebSession, Witness
+from intake.server.pending_originals import FOLDER as PENDING
 from intake.server.store import SUFFIX, TMP_PREFIX
 
 HOUR = 3600
@@ -97,7 +98,7 @@ def _fetched(client, path: str):
 
 def nothing_stored(app) -> None:
     intake = app.extensions["intake"]
-    left = [p.name for p in intake.store.root.iterdir()]
+    left = store_contents(intake.store.root)
     assert left == [], left
     with intake.db.sessions() as s:
         for model in (Item, Submission, Witness):
@@ -540,7 +541,9 @@ def test_rows_and_store_files_carry_the_day_only(app, client):
     for column in (Item.received_day, Submission.received_day, Witness.created_day):
         assert isinstance(column.property.columns[0].type, Date)
     store = app.extensions["intake"].store.root
-    paths = [store, *store.iterdir()]
+    # The pending folder is made at start: its time is the start's, not a submission's.
+    assert list((store / PENDING).iterdir()) == []
+    paths = [store, *(p for p in store.iterdir() if p.name != PENDING)]
     assert len(paths) == 3
     for path in paths:
         mtime = dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.UTC)

@@ -7,11 +7,6 @@ chunking rules live here once.
 from __future__ import annotations
 
 from nacl import bindings as b
-
-# PyNaCl's own cffi binding to libsodium: push_all() and pull_all() call it
-# directly, so that a run of chunks goes from the caller's buffer into one
-# output buffer, without the two copies per chunk of push() and pull().
-from nacl._sodium import ffi, lib
 from nacl.exceptions import CryptoError
 
 KEY_BYTES = b.crypto_secretstream_xchacha20poly1305_KEYBYTES
@@ -47,21 +42,17 @@ class Pusher:
     def push_all(self, data, size: int, *, ad: bytes | None = None) -> bytearray:
         """Seals `data` (a multiple of `size` bytes) as consecutive non-final
         chunks of `size` bytes; `ad` goes with the first. The same bytes as
-        calling push() on each chunk in turn."""
+        calling push() on each chunk in turn, gathered in one buffer."""
         count, rest = divmod(len(data), size)
         if rest:
             raise ValueError("push_all takes whole chunks only")
-        out = bytearray(count * (size + ABYTES))
-        src, dst = ffi.from_buffer(data), ffi.from_buffer(out, require_writable=True)
+        view, step = memoryview(data).cast("B"), size + ABYTES
+        out = bytearray(count * step)
+        push = b.crypto_secretstream_xchacha20poly1305_push
         for i in range(count):
-            first_ad = ad if i == 0 and ad is not None else None
-            rc = lib.crypto_secretstream_xchacha20poly1305_push(
-                self._state.statebuf, dst + i * (size + ABYTES), ffi.NULL,
-                src + i * size, size,
-                first_ad if first_ad is not None else ffi.NULL,
-                len(first_ad) if first_ad is not None else 0, TAG_MESSAGE)
-            if rc != 0:
-                raise RuntimeError("libsodium could not seal a chunk")
+            out[i * step:(i + 1) * step] = push(
+                self._state, bytes(view[i * size:(i + 1) * size]),
+                ad if i == 0 else None, TAG_MESSAGE)
         return out
 
 
@@ -77,25 +68,19 @@ class Puller:
     def pull_all(self, data, size: int, *, ad: bytes | None = None) -> bytearray:
         """Opens `data`, consecutive sealed chunks of `size` plaintext bytes each,
         every one of them tagged MESSAGE; `ad` goes with the first. The same as
-        pull() on each in turn, without its copies."""
+        pull() on each in turn, gathered in one buffer."""
         step = size + ABYTES
         count, rest = divmod(len(data), step)
         if rest:
             raise StreamError("a sealed chunk is truncated")
+        view = memoryview(data).cast("B")
         out = bytearray(count * size)
-        src, dst = ffi.from_buffer(data), ffi.from_buffer(out, require_writable=True)
-        tag = ffi.new("unsigned char *")
         for i in range(count):
-            first_ad = ad if i == 0 and ad is not None else None
-            rc = lib.crypto_secretstream_xchacha20poly1305_pull(
-                self._state.statebuf, dst + i * size, ffi.NULL, tag,
-                src + i * step, step,
-                first_ad if first_ad is not None else ffi.NULL,
-                len(first_ad) if first_ad is not None else 0)
-            if rc != 0:
-                raise StreamError("chunk failed authentication")
-            if tag[0] != TAG_MESSAGE:
+            plain, final = self.pull(bytes(view[i * step:(i + 1) * step]),
+                                     ad=ad if i == 0 else None)
+            if final:
                 raise UnknownTag("a chunk has an unexpected tag")
+            out[i * size:(i + 1) * size] = plain
         return out
 
     def pull(self, chunk: bytes, *, ad: bytes | None = None) -> tuple[bytes, bool]:

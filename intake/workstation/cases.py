@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from intake.workstation import custody, triage
+from intake.workstation.folders import Folder, Made
 from intake.workstation.safe_names import safe_output_name
-from intake.workstation.vault import Vault
+from intake.workstation.safe_text import is_hidden
+from intake.workstation.vault import Vault, valid_id
+
+READ_ONLY = 0o400
 
 README = """\
 Case package: {case}
@@ -36,7 +39,9 @@ What is here
       choices.json         what the witness chose on the form
       metadata.json        each item's metadata, exactly as sealed on arrival
   custody.jsonl      the custody log entries for these submissions and this
-                     case, one JSON object per line, in order
+                     case, one JSON object per line, in order, each signed
+  custody-head.json  the full log's last entry at export time (its number,
+                     hash and signature) and the vault's custody public key
   SHA256SUMS         the SHA-256 of every other file in this folder
 
 How to verify
@@ -53,10 +58,18 @@ How to verify
      and the "prev_hash" of the entry before it in the full log; an entry's
      hash is the SHA-256 of the compact JSON array
          [seq, at, actor, action, subject, detail, prev_hash]
-     Entries about other submissions are left out, so here the chain can be
-     checked entry by entry; the full log, with `intake vault verify-log`,
-     checks every link. The full log's last hash at export time was
+     and its "signature" is an Ed25519 signature, by the vault's custody key,
+     of the text "intake-custody/1" and a line break followed by that hash.
+     The custody public key (hex) is
+         {key}
+     Entries about other submissions are left out, so here each entry can be
+     checked by itself; the full log, with `intake vault verify-log`, checks
+     every link. The full log's last entry at export time was number {seq},
+     with the hash
          {head}
+     Keep this package: `intake vault verify-log --against <this folder>`
+     shows whether the vault's log still holds that entry unchanged, so a
+     later rewrite of the log is caught.
 """
 
 
@@ -68,6 +81,8 @@ def _check_name(name: str) -> str:
     name = " ".join(name.split())
     if not name or len(name) > 100:
         raise CaseError("a case name must have 1 to 100 characters")
+    if any(is_hidden(c) for c in name):
+        raise CaseError("a case name may not hold control or format characters")
     return name
 
 
@@ -101,110 +116,156 @@ def members(conn: sqlite3.Connection, case: str) -> list[str]:
         (case,))]
 
 
-def _copy_checked(src: Path, dst: Path, expected: str) -> str:
-    sha = hashlib.sha256()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(src, "rb") as f, open(dst, "xb") as out:
-        while block := f.read(1024 * 1024):
-            sha.update(block)
-            out.write(block)
-    if sha.hexdigest() != expected:
-        raise CaseError(f"{src.name} in the vault no longer matches its recorded SHA-256; "
-                        "the vault was altered, not exporting")
-    return sha.hexdigest()
+class _Package:
+    """The case package being written: every file made under the open package
+    folder, never through a link, never over anything; on failure exactly
+    what was made is removed again."""
+
+    def __init__(self, out: Path):
+        self.made = Made()
+        self.root = Folder.open(out, made=self.made)
+        self.folders: dict[tuple[str, ...], Folder] = {(): self.root}
+        self.sums: dict[str, str] = {}
+
+    def folder(self, parts: tuple[str, ...]) -> Folder:
+        if parts not in self.folders:
+            self.folders[parts] = self.folder(parts[:-1]).sub(parts[-1], exclusive=True)
+        return self.folders[parts]
+
+    def write(self, parts: tuple[str, ...], data: bytes, *, listed: bool = True) -> str:
+        fd = self.folder(parts[:-1]).create(parts[-1])
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            os.fchmod(f.fileno(), READ_ONLY)
+        digest = hashlib.sha256(data).hexdigest()
+        if listed:
+            self.sums["/".join(parts)] = digest
+        return digest
+
+    def copy(self, parts: tuple[str, ...], src_fd: int, expected: str) -> None:
+        sha = hashlib.sha256()
+        fd = self.folder(parts[:-1]).create(parts[-1])
+        with os.fdopen(fd, "wb") as out, os.fdopen(src_fd, "rb") as src:
+            while block := src.read(1024 * 1024):
+                sha.update(block)
+                out.write(block)
+            os.fchmod(out.fileno(), READ_ONLY)
+        if sha.hexdigest() != expected:
+            raise CaseError(f"item {parts[-1][:8]} in the vault no longer matches its recorded "
+                            "SHA-256; the vault was altered, not exporting")
+        self.sums["/".join(parts)] = expected
+
+    def close(self) -> None:
+        for folder in reversed(list(self.folders.values())):
+            folder.close()
 
 
-def _write(path: Path, text: str) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode()
-    with open(path, "xb") as f:
-        f.write(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def _item_target(folder: Path, it: dict, used: set[Path]) -> Path:
+def _item_parts(sid: str, it: dict, used: set[tuple[str, ...]]) -> tuple[str, ...]:
+    item_id = valid_id(it["item_id"])
     if it["kind"] == "testimony":
-        target = folder / "testimony.txt"
-        if target in used:
-            target = folder / f"testimony-{it['item_id'][:8]}.txt"
+        parts = ("submissions", sid, "testimony.txt")
+        if parts in used:
+            parts = ("submissions", sid, f"testimony-{item_id}.txt")
     else:
         sub = "originals" if it["kind"] == "original" else "files"
-        name = safe_output_name(it["original_name"], f"file-{it['item_id'][:8]}")
-        target = folder / sub / f"{it['item_id'][:8]}-{name}"
-    used.add(target)
-    return target
+        name = safe_output_name(it["original_name"], f"file-{item_id[:8]}")
+        parts = ("submissions", sid, sub, f"{item_id[:8]}-{name}")
+        if parts in used:
+            parts = ("submissions", sid, sub, f"{item_id}-{name}")
+    used.add(parts)
+    return parts
+
+
+def _json(doc: object) -> bytes:
+    return (json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode()
+
+
+Progress = Callable[[int, int], None]
 
 
 def export(vault: Vault, case: str, out: Path, actor: str | None = None,
-           progress: Callable[[int, int], None] | None = None) -> int:
+           progress: Progress | None = None) -> int:
     """Writes the case package into `out` (new or empty). Returns the number of
     files. `progress(items copied, items in all)` is told after each item."""
     conn = vault.conn
+    custody.require(conn)  # the export's entry is signed: refused before anything is written
     case = _check_name(case)
-    sids = members(conn, case)
+    try:
+        sids = [valid_id(s) for s in members(conn, case)]
+    except KeyError as exc:
+        raise CaseError("the vault holds a submission id that is not valid; not "
+                        "exporting (the vault was tampered with)") from exc
     if not sids:
         raise CaseError(f"the case {case!r} has no submissions (add some with case-add)")
-    if out.exists() and any(out.iterdir()):
-        raise CaseError(f"{out} is not empty; choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir() and not out.is_symlink() and any(out.iterdir()):
+        raise CaseError(f"{out} is not empty; choose a new folder")  # before touching it
+    package = _Package(out)
+    try:
+        if package.root.listing():
+            raise CaseError(f"{out} is not empty; choose a new folder")
+        _fill(vault, package, case, sids, out, actor, progress)
+    except BaseException:
+        package.made.undo()
+        package.close()
+        raise
+    package.close()
+    return len(package.sums)
+
+
+def _fill(vault: Vault, package: _Package, case: str, sids: list[str], out: Path,
+          actor: str | None, progress: Progress | None) -> None:
+    conn = vault.conn
     total = conn.execute("SELECT COUNT(*) FROM items i JOIN case_submissions c ON"
                          " c.submission_id = i.submission_id WHERE c.case_name = ?",
                          (case,)).fetchone()[0]
-    sums: dict[str, str] = {}
     described, subjects, used, copied = [], {f"case:{case}"}, set(), 0
-    try:
-        for sid in sids:
-            sub = triage.submission(conn, sid)
-            assert sub is not None
-            folder = out / "submissions" / sid
-            subjects.add(f"submission:{sid}")
-            items = []
-            for it in sub["items"]:
-                subjects.add(f"item:{it['item_id']}")
-                target = _item_target(folder, it, used)
-                sums[str(target.relative_to(out))] = _copy_checked(
-                    vault.item_path(it["item_id"]), target, it["sha256_kept"])
-                copied += 1
-                if progress is not None:
-                    progress(copied, total)
-                meta = it["metadata"]
-                items.append({"item_id": it["item_id"], "kind": it["kind"],
-                              "path": str(target.relative_to(out)),
-                              "original_name": it["original_name"],
-                              "detected_type": it["detected_type"], "size": it["size"],
-                              "sha256_received": it["sha256_received"],
-                              "sha256_kept": it["sha256_kept"],
-                              "sanitized": bool(it["sanitized"]),
-                              "sanitizer": meta.get("sanitizer"),
-                              "removed": meta.get("removed", []), "flags": it["flags"]})
-            for name, doc in (("choices.json", sub["choices"]),
-                              ("metadata.json", [i["metadata"] for i in sub["items"]])):
-                sums[f"submissions/{sid}/{name}"] = _write(
-                    folder / name, json.dumps(doc, indent=2, ensure_ascii=False,
-                                              sort_keys=True) + "\n")
-            described.append({"submission_id": sid, "witness_id": sub["witness_id"],
-                              "received_day": sub["received_day"], "status": sub["status"],
-                              "tags": sub["tags"], "choices": sub["choices"], "items": items})
-        at = custody.now()
-        sums["case.json"] = _write(out / "case.json", json.dumps(
-            {"format": "intake-case/1", "case": case, "exported_at": at,
-             "submissions": described}, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
-        content = hashlib.sha256("".join(f"{h}  {p}\n" for p, h in sorted(sums.items()))
-                                 .encode()).hexdigest()
-        with vault.transaction() as c:
-            head = custody.append(c, "export case", f"case:{case}",
-                                  {"submissions": sids, "files": len(sums),
-                                   "folder": out.name, "content_sha256": content}, actor)
-        entries = custody.entries_for(conn, subjects)
-        sums["custody.jsonl"] = _write(out / "custody.jsonl", "".join(
-            json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries))
-        _write(out / "README.txt", README.format(case=case, at=at, head=head,
-                                                 actor=actor or custody.default_actor()))
-        sums["README.txt"] = hashlib.sha256((out / "README.txt").read_bytes()).hexdigest()
-        _write(out / "SHA256SUMS", "".join(f"{h}  {p}\n" for p, h in sorted(sums.items())))
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
-    for path in out.rglob("*"):
-        os.chmod(path, 0o700 if path.is_dir() else 0o400)
-    return len(sums)
+    for sid in sids:
+        sub = triage.submission(conn, sid)
+        assert sub is not None
+        subjects.add(f"submission:{sid}")
+        items = []
+        for it in sub["items"]:
+            subjects.add(f"item:{it['item_id']}")
+            try:
+                parts = _item_parts(sid, it, used)
+            except KeyError as exc:
+                raise CaseError("the vault holds an item id that is not valid; not "
+                                "exporting (the vault was tampered with)") from exc
+            package.copy(parts, vault.open_item(it["item_id"]), it["sha256_kept"])
+            copied += 1
+            if progress is not None:
+                progress(copied, total)
+            meta = it["metadata"]
+            items.append({"item_id": it["item_id"], "kind": it["kind"],
+                          "path": "/".join(parts), "original_name": it["original_name"],
+                          "detected_type": it["detected_type"], "size": it["size"],
+                          "sha256_received": it["sha256_received"],
+                          "sha256_kept": it["sha256_kept"],
+                          "sanitized": bool(it["sanitized"]),
+                          "sanitizer": meta.get("sanitizer"),
+                          "removed": meta.get("removed", []), "flags": it["flags"]})
+        package.write(("submissions", sid, "choices.json"), _json(sub["choices"]))
+        package.write(("submissions", sid, "metadata.json"),
+                      _json([i["metadata"] for i in sub["items"]]))
+        described.append({"submission_id": sid, "witness_id": sub["witness_id"],
+                          "received_day": sub["received_day"], "status": sub["status"],
+                          "tags": sub["tags"], "choices": sub["choices"], "items": items})
+    at = custody.now()
+    package.write(("case.json",), _json({"format": "intake-case/1", "case": case,
+                                         "exported_at": at, "submissions": described}))
+    content = hashlib.sha256("".join(f"{h}  {p}\n" for p, h in sorted(package.sums.items()))
+                             .encode()).hexdigest()
+    with vault.transaction() as c:
+        custody.append(c, "export case", f"case:{case}",
+                       {"submissions": sids, "files": len(package.sums),
+                        "folder": out.name, "content_sha256": content}, actor)
+    head = custody.head(conn)
+    entries = custody.entries_for(conn, subjects)
+    package.write(("custody.jsonl",), "".join(
+        json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries).encode())
+    package.write(("custody-head.json",), _json(head))
+    package.write(("README.txt",), README.format(
+        case=case, at=at, head=head["hash"], seq=head["seq"], key=head["verify_key"],
+        actor=actor or custody.default_actor()).encode())
+    package.write(("SHA256SUMS",), "".join(f"{h}  {p}\n" for p, h in
+                                           sorted(package.sums.items())).encode(), listed=False)

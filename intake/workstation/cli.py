@@ -1,15 +1,21 @@
-"""The air-gapped workstation's commands: keygen, decrypt, vault ..."""
+"""The air-gapped workstation's commands: keygen, decrypt, vault ...
+
+Every name or text that came with a bundle is printed through
+safe_text.for_terminal: shown, never obeyed by the terminal.
+"""
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from intake.console import fail, read_passphrase, settings
+from intake.workstation.safe_text import for_terminal as shown
 from intake.workstation.vault import Vault, default_vault_dir
 
 
@@ -45,13 +51,26 @@ def keygen(name: str, out_dir: Path, passphrase_file: Path | None) -> None:
 def _file_state(meta: dict) -> str:
     """One line per file: sanitized (what was removed), original kept, or why not."""
     if meta.get("kind") == "original":
-        return f"original of {str(meta.get('original_of', '?'))[:8]}, as received"
+        return f"untouched original of {str(meta.get('original_of', '?'))[:8]}, as received"
     if not meta.get("sanitized"):
         return "; ".join(meta.get("flags", [])) or "as received"
     removed = meta.get("removed", [])
-    shown = ", ".join(removed[:6]) + (f" and {len(removed) - 6} more" if len(removed) > 6 else "")
-    state = f"sanitized, removed: {shown}" if removed else "sanitized, nothing to remove"
+    shown_removed = ", ".join(removed[:6]) + (f" and {len(removed) - 6} more"
+                                              if len(removed) > 6 else "")
+    state = f"sanitized, removed: {shown_removed}" if removed else "sanitized, nothing to remove"
     return state + ("; original kept" if meta.get("original_kept") else "")
+
+
+def unlock_team_key(key_path: Path, passphrase_file: Path | None):
+    """The team's private key, opened once for this run (the passphrase asked
+    once); a clear one-line refusal otherwise."""
+    from intake.format import teamkeys
+    from intake.workstation.unlock import load_private_key
+
+    try:
+        return load_private_key(key_path, read_passphrase(passphrase_file))
+    except teamkeys.KeyFileError as exc:
+        fail(shown(exc))
 
 
 @click.command()
@@ -66,27 +85,31 @@ def _file_state(meta: dict) -> str:
               help="Read the passphrase from this file instead of a prompt.")
 def decrypt(bundle_path: Path, key_path: Path, out: Path, passphrase_file: Path | None) -> None:
     """Verify a bundle and decrypt it (air-gapped workstation)."""
-    from intake.format import teamkeys
     from intake.format.bundle import BundleError
     from intake.workstation.decrypt import decrypt_bundle
+    from intake.workstation.folders import FolderError
 
-    try:
-        key = teamkeys.load_private_key(key_path, read_passphrase(passphrase_file))
-    except teamkeys.KeyFileError as exc:
-        fail(str(exc))
+    key = unlock_team_key(key_path, passphrase_file)
     try:
         report = decrypt_bundle(bundle_path, key, out)
     except BundleError as exc:
-        fail(f"{bundle_path.name}: {exc}")
+        fail(f"{shown(bundle_path.name)}: {shown(exc)}")
+    except FolderError as exc:
+        fail(shown(exc))
     for r in report.results:
         if r.ok:
             meta = r.metadata or {}
-            state = _file_state(meta)
-            click.echo(f"ok       {r.name} -> {r.path}  [{meta.get('detected_type')}; {state}]")
+            state = shown(_file_state(meta))
+            click.echo(f"ok       {shown(r.name)} -> {shown(r.path)}  "
+                       f"[{shown(meta.get('detected_type'))}; {state}]")
+        elif r.skipped:
+            click.echo(f"SKIPPED  {shown(r.name)}: {shown(r.message)}")
         else:
-            click.echo(f"DAMAGED  {r.name}: {r.message}")
-    click.echo(f"{len(report.decrypted)} decrypted, {len(report.damaged)} damaged, into {out}")
-    if report.damaged:
+            click.echo(f"DAMAGED  {shown(r.name)}: {shown(r.message)}")
+    skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+    click.echo(f"{len(report.decrypted)} decrypted, {len(report.damaged)} damaged{skipped}, "
+               f"into {shown(out)}")
+    if report.damaged or report.skipped:
         sys.exit(1)
 
 
@@ -101,13 +124,58 @@ def with_vault(command):
         try:
             vault = Vault(vault_dir or default_vault_dir())
         except OSError as exc:
-            fail(f"cannot open the vault: {exc}")
+            fail(f"cannot open the vault: {shown(exc)}")
         try:
             return command(vault=vault, **kwargs)
         finally:
             vault.close()
 
     return wrapper
+
+
+def _key_options(required: bool, purpose: str):
+    def decorate(command):
+        command = click.option("--passphrase-file", type=click.Path(path_type=Path),
+                               help="Read the passphrase from this file instead of a "
+                               "prompt.")(command)
+        return click.option("--key", "key_path", required=required,
+                            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                            help=f"The team's private key file (NAME.key): {purpose}.")(command)
+    return decorate
+
+
+def with_custody_key(required: bool = True,
+                     purpose: str = "it signs this command's custody log entries",
+                     sign: bool = True, keep_team_key: bool = True):
+    """Adds --key and --passphrase-file; opens the team key once and with it
+    (when `sign`) the vault's custody key, for signing this run's log entries.
+    Passes the team key as `team_key` (None when not required and not given),
+    unless `keep_team_key` is False: then the command gets only the custody
+    key (vault.signer), and the team key is not kept for the rest of the run."""
+
+    def decorate(command):
+        @_key_options(required, purpose)
+        @functools.wraps(command)
+        def wrapper(vault: Vault, key_path: Path | None, passphrase_file: Path | None,
+                    **kwargs):
+            from intake.workstation import custody
+
+            team_key = None
+            if key_path is not None:
+                team_key = unlock_team_key(key_path, passphrase_file)
+                try:
+                    if sign:
+                        vault.unlock(team_key)
+                except custody.CustodyKeyError as exc:
+                    fail(f"{shown(key_path.name)}: {exc}")
+            if not keep_team_key:
+                del team_key  # no reference kept while the command runs
+                return command(vault=vault, key_path=key_path, **kwargs)
+            return command(vault=vault, team_key=team_key, key_path=key_path, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 @click.group()
@@ -118,48 +186,46 @@ def vault() -> None:
 @vault.command("import")
 @click.argument("bundle_path", metavar="BUNDLE",
                 type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--key", "key_path", required=True,
-              type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="The team's private key file (NAME.key).")
-@click.option("--passphrase-file", type=click.Path(path_type=Path),
-              help="Read the passphrase from this file instead of a prompt.")
 @with_vault
-def import_(vault: Vault, bundle_path: Path, key_path: Path,
-            passphrase_file: Path | None) -> None:
+@with_custody_key(purpose="it opens the bundle and signs the custody log")
+def import_(vault: Vault, team_key, key_path: Path, bundle_path: Path) -> None:
     """Verify a bundle, decrypt it into the vault and index it."""
-    from intake.format import teamkeys
-    from intake.format.bundle import BundleError
-    from intake.workstation.importer import ImportRefused, import_bundle, total_size
+    from intake.format.bundle import BundleError, BundleReader
+    from intake.workstation.importer import ImportRefused, import_bundle
+    from intake.workstation.sandbox import Sandbox
 
     try:
-        key = teamkeys.load_private_key(key_path, read_passphrase(passphrase_file))
-    except teamkeys.KeyFileError as exc:
-        fail(str(exc))
-    try:
-        total = total_size(bundle_path)
+        with BundleReader(bundle_path) as reader:
+            total = reader.total_size()
     except BundleError as exc:
-        fail(f"{bundle_path.name}: {exc}")
+        fail(f"{shown(bundle_path.name)}: {shown(exc)}")
     done = [0]
 
     def show(_item) -> str:
         return f"{_human(done[0])} of {_human(total)}"
 
-    with click.progressbar(length=max(total, 1), label=f"Importing {bundle_path.name}",
+    with click.progressbar(length=max(total, 1), label=f"Importing {shown(bundle_path.name)}",
                            item_show_func=show, file=sys.stderr) as bar:
         def progress(n: int) -> None:
             done[0] += n
             bar.update(n)
 
         try:
-            summary = import_bundle(vault, bundle_path, key, key_path.name, progress)
+            summary = import_bundle(vault, bundle_path, team_key, key_path.name, progress,
+                                    Sandbox())
         except (ImportRefused, BundleError) as exc:
             click.echo("", err=True)
-            fail(str(exc))
+            fail(shown(exc))
     for name, reason in summary.damaged:
-        click.echo(f"DAMAGED  {name}: {reason}")
+        click.echo(f"DAMAGED  {shown(name)}: {shown(reason)}")
+    for item_id, limit in summary.limits:
+        click.echo(f"LIMIT    item {item_id}: broke the safe reader's {limit} limit; "
+                   "kept without a preview")
+    for note in summary.notes:
+        click.echo(f"note: {shown(note)}")
     click.echo(f"{len(summary.new)} new ({_human(summary.bytes_new)}), "
                f"{len(summary.duplicates)} duplicates (already in the vault), "
-               f"{len(summary.damaged)} damaged; vault: {vault.root}")
+               f"{len(summary.damaged)} damaged; vault: {shown(vault.root)}")
     if summary.damaged:
         sys.exit(1)
 
@@ -183,32 +249,38 @@ def check_loopback(host: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Loopback address to listen on (127.0.0.1 or ::1; nothing else).")
 @click.option("--port", default=8090, show_default=True, type=int, help="Port to listen on.")
-@click.option("--key", "key_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="The team's private key file (NAME.key), to re-read replies on the "
-              "desk; its passphrase is asked on the page each time.")
 @click.option("--exports", "exports_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Folder for exports started from the desk (default: VAULT/exports).")
 @with_vault
-def serve(vault: Vault, host: str, port: int, key_path: Path | None,
+@with_custody_key(required=False, keep_team_key=False,
+                  purpose="with it the desk signs its changes with the custody key and can "
+                  "re-read replies (the passphrase asked again on the page); without it the "
+                  "desk shows the vault but changes nothing")
+def serve(vault: Vault, key_path: Path | None, host: str, port: int,
           exports_dir: Path | None) -> None:
-    """Serve the triage pages on this machine only."""
+    """Serve the triage pages on this machine only, to the browser that opens
+    the address it prints."""
     try:
         host = check_loopback(host)
     except click.BadParameter as exc:
         fail(exc.message)
     import logging
 
-    from werkzeug.serving import make_server
-
+    from intake.workstation import desk_access
     from intake.workstation.desk import create_vault_app
 
-    # The request log would print submission ids to the terminal; it says nothing useful.
+    # The request log would print submission ids and the token to the terminal.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_vault_app(vault.root, key_file=key_path, exports_dir=exports_dir)
-    server = make_server(host, port, app, threaded=True)
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"Triage pages on http://{shown}:{server.server_port}/ (vault: {vault.root}); "
-               "Ctrl-C stops.")
+    try:
+        server = desk_access.bind(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    access = desk_access.Access.fresh(host, server.server_port)
+    server.app = create_vault_app(vault.root, access=access, signer=vault.signer,
+                                  key_file=key_path, exports_dir=exports_dir)
+    mode = "" if vault.signer is not None else " Read-only: started without --key."
+    click.echo(f"Triage desk for {shown(vault.root)}: open {access.url(host, server.server_port)}"
+               f" in a browser on this computer. Ctrl-C stops.{mode}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -218,17 +290,47 @@ def serve(vault: Vault, host: str, port: int, key_path: Path | None,
 
 
 @vault.command("verify-log")
+@click.option("--against", "exports", multiple=True,
+              type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="A case package exported earlier: check that the log still holds its "
+              "head unchanged (may be given more than once).")
 @with_vault
-def verify_log(vault: Vault) -> None:
-    """Check the custody log's hash chain; name the first broken entry."""
+@with_custody_key(required=False, purpose="also check that the custody key is the team's",
+                  sign=False)
+def verify_log(vault: Vault, team_key, key_path: Path | None, exports: tuple[Path, ...]) -> None:
+    """Check the custody log's chain and signatures; name the first broken entry."""
+    import json
+
     from intake.workstation import custody
 
-    verdict = custody.verify(vault.conn)
+    verdict = custody.verify(vault.conn, team_key)
     if not verdict.ok:
-        click.echo(f"BROKEN at entry {verdict.broken_seq}: {verdict.reason} "
-                   f"({verdict.entries} entries before it are intact)")
+        if verdict.broken_seq is None:
+            click.echo(f"BROKEN: {verdict.reason}")
+        else:
+            click.echo(f"BROKEN at entry {verdict.broken_seq}: {verdict.reason} "
+                       f"({verdict.entries} entries before it are intact)")
         sys.exit(1)
-    click.echo(f"custody log intact: {verdict.entries} entries, last hash {verdict.head}")
+    failed = False
+    for export in exports:
+        try:
+            carried = json.loads((export / "custody-head.json").read_text())
+        except (OSError, ValueError) as exc:
+            click.echo(f"REWRITTEN? {shown(export)}: its custody-head.json cannot be read ({exc})")
+            failed = True
+            continue
+        problem = custody.check_head(vault.conn, carried if isinstance(carried, dict) else {})
+        if problem:
+            click.echo(f"REWRITTEN since {shown(export)} was exported: {problem}")
+            failed = True
+        else:
+            click.echo(f"agrees with {shown(export)} (entry {carried['seq']})")
+    unsigned = f" ({verdict.unsigned} from before signing)" if verdict.unsigned else ""
+    checked = "; the custody key is the team's" if team_key is not None else ""
+    click.echo(f"custody log intact: {verdict.entries} entries{unsigned}, signed by custody key "
+               f"{verdict.key_id}{checked}, last hash {verdict.head}")
+    if failed:
+        sys.exit(1)
 
 
 def _message(message_file: Path | None) -> str:
@@ -247,7 +349,9 @@ def _message(message_file: Path | None) -> str:
 @click.option("--message-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Read the reply from this file (UTF-8) instead of standard input.")
 @with_vault
-def reply(vault: Vault, submission_id: str, message_file: Path | None) -> None:
+@with_custody_key()
+def reply(vault: Vault, team_key, key_path: Path, submission_id: str,
+          message_file: Path | None) -> None:
     """Write a reply to the witness of SUBMISSION, sealed to their reply key."""
     from intake.workstation.replies import ReplyError, write_reply
 
@@ -264,32 +368,37 @@ def reply(vault: Vault, submission_id: str, message_file: Path | None) -> None:
 @click.option("--all", "include_exported", is_flag=True,
               help="Also include replies exported before.")
 @with_vault
-def export_replies_cmd(vault: Vault, out: Path, include_exported: bool) -> None:
+@with_custody_key()
+def export_replies_cmd(vault: Vault, team_key, key_path: Path, out: Path,
+                       include_exported: bool) -> None:
     """Write the queued replies as one bundle for the server."""
     from intake.workstation.replies import ReplyError, export_replies
 
-    if out.exists():
-        fail(f"{out} exists already; choose another name")
+    if os.path.lexists(out):
+        fail(f"{shown(out)} exists already; choose another name")
     try:
         n = export_replies(vault, out, include_exported)
     except (ReplyError, OSError) as exc:
-        fail(f"cannot write the reply bundle: {exc}")
-    click.echo(f"wrote {n} reply(ies) to {out}")
+        fail(f"cannot write the reply bundle: {shown(exc)}")
+    click.echo(f"wrote {n} reply(ies) to {shown(out)}")
 
 
 @vault.command("case-add")
 @click.argument("case")
 @click.argument("submission_ids", metavar="SUBMISSION...", nargs=-1, required=True)
 @with_vault
-def case_add(vault: Vault, case: str, submission_ids: tuple[str, ...]) -> None:
+@with_custody_key()
+def case_add(vault: Vault, team_key, key_path: Path, case: str,
+             submission_ids: tuple[str, ...]) -> None:
     """Add submissions to the named case CASE (created if new)."""
     from intake.workstation import cases
 
     try:
         cases.add(vault, case, list(submission_ids))
     except (cases.CaseError, ValueError) as exc:
-        fail(str(exc))
-    click.echo(f"case {case!r}: {len(cases.members(vault.conn, case))} submission(s)")
+        fail(shown(exc))
+    click.echo(f"case {shown(repr(case))}: {len(cases.members(vault.conn, case))} "
+               "submission(s)")
 
 
 @vault.command("export-case")
@@ -297,16 +406,17 @@ def case_add(vault: Vault, case: str, submission_ids: tuple[str, ...]) -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Folder to write the case package into (new or empty).")
 @with_vault
-def export_case(vault: Vault, case: str, out: Path) -> None:
+@with_custody_key()
+def export_case(vault: Vault, team_key, key_path: Path, case: str, out: Path) -> None:
     """Write the case package for CASE: files, testimonies, SHA256SUMS, custody log."""
     from intake.workstation import cases
 
     try:
         n = cases.export(vault, case, out)
     except cases.CaseError as exc:
-        fail(str(exc))
+        fail(shown(exc))
     except OSError as exc:
-        fail(f"cannot write the case package: {exc}")
+        fail(f"cannot write the case package: {shown(exc)}")
     click.echo(f"wrote {n} file(s) to {out}; check with: cd {out} && sha256sum -c SHA256SUMS")
 
 
@@ -315,7 +425,8 @@ def export_case(vault: Vault, case: str, out: Path) -> None:
 @click.option("--reason", required=True, help="Why; recorded in the custody log.")
 @click.confirmation_option(prompt="Delete this submission's files from the vault?")
 @with_vault
-def delete(vault: Vault, submission_id: str, reason: str) -> None:
+@with_custody_key()
+def delete(vault: Vault, team_key, key_path: Path, submission_id: str, reason: str) -> None:
     """Delete a submission from the vault (the custody log keeps the record)."""
     from intake.workstation.deletion import delete_submission
     from intake.workstation.triage import TriageError

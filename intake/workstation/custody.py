@@ -1,16 +1,30 @@
-"""The custody log: every action on the vault, each entry hash-chained to the last.
+"""The custody log: every action on the vault, each entry hash-chained to the
+last and signed with the vault's custody key.
 
-    hash = SHA-256 over the UTF-8 of the JSON array
-           [seq, at, actor, action, subject, detail, prev_hash]
-           (compact separators "," and ":", non-ASCII kept as is)
+    hash      = SHA-256 over the UTF-8 of the JSON array
+                [seq, at, actor, action, subject, detail, prev_hash]
+                (compact separators "," and ":", non-ASCII kept as is)
+    signature = Ed25519 over "intake-custody/1\\n" + hash (its 64 hex digits)
 
 `detail` is itself a JSON text, hashed as the string stored. The first
-entry's prev_hash is 64 zeros. Editing, removing or reordering any entry
-breaks the chain at that entry; verify() names the first one that breaks.
+entry's prev_hash is 64 zeros.
+
+The custody key is an Ed25519 key made for this vault the first time the
+team key unlocks it. Its private half is kept in the vault sealed to the
+team's public key (crypto_box_seal), and a binding (a crypto_box from the
+team key to itself, over the custody public key) shows that whoever made it
+held the team's private key: a custody key slipped in by someone without the
+team key fails that check. So an entry can be written only by a command run
+with the team key (and its passphrase), and a log rewritten and re-hashed by
+anyone else fails at the first changed entry's signature. Against the team
+itself the proof is the log's head, carried in every case export
+(check_head): a later rewrite of anything before it is caught.
+docs/workstation.md says what the log proves, and against whom.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import getpass
 import hashlib
@@ -18,7 +32,24 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.public import Box, PrivateKey, SealedBox
+from nacl.signing import SigningKey, VerifyKey
+from nacl.utils import random as random_bytes
+
+from intake.format.envelope import fingerprint
+
 GENESIS = "0" * 64
+SIGN_CONTEXT = b"intake-custody/1\n"
+HEAD_FORMAT = "intake-custody-head/1"
+
+
+class CustodyLocked(Exception):
+    """An entry cannot be written: the custody key is not unlocked in this run."""
+
+
+class CustodyKeyError(Exception):
+    """The vault's custody key does not open with, or was not made by, this team key."""
 
 
 def entry_hash(seq: int, at: str, actor: str, action: str, subject: str, detail: str,
@@ -39,18 +70,117 @@ def default_actor() -> str:
         return "unknown"
 
 
+def key_id(verify_key: VerifyKey) -> str:
+    return hashlib.sha256(bytes(verify_key)).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The unlocked custody key: held in memory for one run, never written."""
+
+    signing_key: SigningKey
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.signing_key.verify_key)
+
+    def sign(self, digest: str) -> str:
+        return self.signing_key.sign(SIGN_CONTEXT + digest.encode()).signature.hex()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _stored_key(conn: sqlite3.Connection) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM custody_key").fetchone()
+
+
+def _check_binding(row: sqlite3.Row, team_key: PrivateKey) -> VerifyKey:
+    verify = VerifyKey(bytes.fromhex(row["verify_key"]))
+    try:
+        bound = Box(team_key, team_key.public_key).decrypt(base64.b64decode(row["binding"]))
+    except (CryptoError, ValueError) as exc:
+        raise CustodyKeyError("the vault's custody key was not made with this team key: "
+                              "the vault was tampered with") from exc
+    if bound != bytes(verify):
+        raise CustodyKeyError("the vault's custody key was not made with this team key: "
+                              "the vault was tampered with")
+    return verify
+
+
+def unlock(conn: sqlite3.Connection, team_key: PrivateKey, actor: str | None = None) -> Signer:
+    """The vault's custody key, opened with the team key; made (and its making
+    logged) the first time. Call outside a transaction."""
+    row = _stored_key(conn)
+    team_fp = fingerprint(team_key.public_key).hex()
+    if row is None:
+        seed = random_bytes(32)
+        signer = Signer(SigningKey(seed))
+        verify = bytes(signer.signing_key.verify_key)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _stored_key(conn) is not None:  # another run made it meanwhile
+                conn.execute("ROLLBACK")
+                return unlock(conn, team_key, actor)
+            conn.execute(
+                "INSERT INTO custody_key (key_id, verify_key, team_fingerprint, sealed_seed,"
+                " binding, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (signer.key_id, verify.hex(), team_fp,
+                 _b64(SealedBox(team_key.public_key).encrypt(seed)),
+                 _b64(bytes(Box(team_key, team_key.public_key).encrypt(verify))), now()))
+            _append(conn, signer, "custody key", "vault",
+                    {"key_id": signer.key_id, "verify_key": verify.hex(),
+                     "team_key": team_fp}, actor)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return signer
+    if row["team_fingerprint"] != team_fp:
+        raise CustodyKeyError(f"this vault's custody log is signed with the key of team key "
+                              f"{row['team_fingerprint']}, not this one")
+    verify = _check_binding(row, team_key)
+    try:
+        seed = SealedBox(team_key).decrypt(base64.b64decode(row["sealed_seed"]))
+        signer = Signer(SigningKey(seed))
+    except (CryptoError, ValueError) as exc:
+        raise CustodyKeyError("the vault's custody key does not open with this team key") \
+            from exc
+    if bytes(signer.signing_key.verify_key) != bytes(verify):
+        raise CustodyKeyError("the vault's custody key does not match its public half")
+    return signer
+
+
+def require(conn: sqlite3.Connection) -> Signer:
+    """The custody key unlocked on this connection; CustodyLocked when there is
+    none. Work that writes outside the vault before its entry asks first."""
+    signer = getattr(conn, "signer", None)
+    if signer is None:
+        raise CustodyLocked("this needs the team key: the custody log is signed with it "
+                            "(give --key)")
+    return signer
+
+
 def append(conn: sqlite3.Connection, action: str, subject: str, detail: dict | None = None,
            actor: str | None = None) -> str:
-    """Adds one entry; call inside the transaction that does the action."""
+    """Adds one entry, signed with the key unlocked on this connection; call
+    inside the transaction that does the action."""
+    return _append(conn, require(conn), action, subject, detail, actor)
+
+
+def _append(conn: sqlite3.Connection, signer: Signer, action: str, subject: str,
+            detail: dict | None, actor: str | None) -> str:
     last = conn.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
     at = now()
     actor = " ".join((actor or default_actor()).split())
     text = json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     digest = entry_hash(seq, at, actor, action, subject, text, prev)
-    conn.execute("INSERT INTO custody (seq, at, actor, action, subject, detail, prev_hash, hash)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                 (seq, at, actor, action, subject, text, prev, digest))
+    conn.execute("INSERT INTO custody (seq, at, actor, action, subject, detail, prev_hash, hash,"
+                 " key_id, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (seq, at, actor, action, subject, text, prev, digest, signer.key_id,
+                  signer.sign(digest)))
     return digest
 
 
@@ -61,25 +191,112 @@ class Verdict:
     head: str
     broken_seq: int | None = None
     reason: str = ""
+    key_id: str = ""
+    unsigned: int = 0  # entries from before the vault had a custody key
 
 
-def verify(conn: sqlite3.Connection) -> Verdict:
-    prev, expected_seq, count = GENESIS, 1, 0
+def _verify_key(conn: sqlite3.Connection) -> tuple[str, VerifyKey] | None:
+    row = _stored_key(conn)
+    if row is None:
+        return None
+    return row["key_id"], VerifyKey(bytes.fromhex(row["verify_key"]))
+
+
+def check_signature(verify_key: VerifyKey, digest: str, signature: str) -> bool:
+    try:
+        verify_key.verify(SIGN_CONTEXT + digest.encode(), bytes.fromhex(signature))
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verdict:
+    """Walks the chain and every signature; with `team_key`, also checks that
+    the custody key is the team's. Names the first entry that breaks."""
+    stored = _verify_key(conn)
+    kid = stored[0] if stored else ""
+    if team_key is not None and stored is not None:
+        try:
+            _check_binding(_stored_key(conn), team_key)
+        except CustodyKeyError as exc:
+            return Verdict(False, 0, GENESIS, None, str(exc), kid)
+    prev, expected_seq, count, unsigned = GENESIS, 1, 0, 0
+    signed = False
     for row in conn.execute("SELECT * FROM custody ORDER BY seq"):
         seq = row["seq"]
-        if seq != expected_seq:
-            return Verdict(False, count, prev, seq,
-                           f"entry {seq} follows entry {expected_seq - 1}: entries are missing")
-        if row["prev_hash"] != prev:
-            return Verdict(False, count, prev, seq,
-                           f"entry {seq} does not point to the entry before it")
-        digest = entry_hash(seq, row["at"], row["actor"], row["action"], row["subject"],
-                            row["detail"], row["prev_hash"])
-        if digest != row["hash"]:
-            return Verdict(False, count, prev, seq,
-                           f"entry {seq} was changed after it was written")
+        problem = _entry_problem(row, expected_seq, prev, stored, signed)
+        if problem:
+            return Verdict(False, count, prev, seq, problem, kid, unsigned)
+        if row["signature"] is None:
+            unsigned += 1
+        elif not signed:
+            signed = True
+            if unsigned and row["action"] != "custody key":
+                return Verdict(False, count, prev, seq, f"entry {seq} is the first signed one "
+                               "but not the custody key's", kid, unsigned)
         prev, expected_seq, count = row["hash"], seq + 1, count + 1
-    return Verdict(True, count, prev)
+    if count and not signed:
+        return Verdict(False, count, prev, None, "no entry is signed: this vault has no "
+                       "custody key yet (run a vault command with --key)", kid, unsigned)
+    return Verdict(True, count, prev, None, "", kid, unsigned)
+
+
+def _entry_problem(row: sqlite3.Row, expected_seq: int, prev: str,
+                   stored: tuple[str, VerifyKey] | None, signed: bool) -> str:
+    seq = row["seq"]
+    if seq != expected_seq:
+        return f"entry {seq} follows entry {expected_seq - 1}: entries are missing"
+    if row["prev_hash"] != prev:
+        return f"entry {seq} does not point to the entry before it"
+    digest = entry_hash(seq, row["at"], row["actor"], row["action"], row["subject"],
+                        row["detail"], row["prev_hash"])
+    if digest != row["hash"]:
+        return f"entry {seq} was changed after it was written"
+    if row["signature"] is None:
+        return f"entry {seq} is not signed" if signed else ""
+    if stored is None or row["key_id"] != stored[0]:
+        return f"entry {seq} is signed with a key this vault does not hold"
+    if not check_signature(stored[1], digest, row["signature"]):
+        return f"entry {seq}'s signature does not verify: it was rewritten"
+    return ""
+
+
+def head(conn: sqlite3.Connection) -> dict:
+    """The log's head as a case export carries it: the last entry's number and
+    hash, signed again as one statement with the custody public key beside it."""
+    last = conn.execute("SELECT seq, hash, signature FROM custody ORDER BY seq DESC LIMIT 1"
+                        ).fetchone()
+    stored = _verify_key(conn)
+    if last is None or stored is None:
+        raise CustodyLocked("the custody log has no signed head yet")
+    return {"format": HEAD_FORMAT, "seq": last["seq"], "hash": last["hash"],
+            "key_id": stored[0], "verify_key": bytes(stored[1]).hex(),
+            "signature": last["signature"]}
+
+
+def check_head(conn: sqlite3.Connection, carried: dict) -> str | None:
+    """None when the log still holds the head an earlier export carried;
+    otherwise what changed."""
+    try:
+        seq, digest = int(carried["seq"]), str(carried["hash"])
+        verify_key = VerifyKey(bytes.fromhex(carried["verify_key"]))
+        signature = str(carried["signature"])
+    except (KeyError, TypeError, ValueError, CryptoError):
+        return "the export's custody head is malformed"
+    if carried.get("format") != HEAD_FORMAT:
+        return "the export's custody head is not intake-custody-head/1"
+    if not check_signature(verify_key, digest, signature):
+        return "the export's custody head is not signed by its custody key"
+    stored = _verify_key(conn)
+    if stored is None or bytes(stored[1]) != bytes(verify_key):
+        return "the vault's custody key is not the one that signed the export: the log was " \
+               "re-signed"
+    row = conn.execute("SELECT hash FROM custody WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        return f"entry {seq}, the export's head, is gone from the log"
+    if row["hash"] != digest:
+        return f"entry {seq} is not the one the export carries: the log was rewritten"
+    return None
 
 
 def entries_for(conn: sqlite3.Connection, subjects: set[str]) -> list[dict]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from intake.workstation import search
-
-SCHEMA_VERSION = 1
+# 1: the first vaults; 2: signed custody, submission_items, previews; 3: the
+# lemma index (search.py), team_keys and reply_copies. Any older vault is
+# brought up to 3 when it is opened.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS witnesses (
@@ -86,7 +87,30 @@ CREATE TABLE IF NOT EXISTS custody (
     subject TEXT NOT NULL,
     detail TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    key_id TEXT,
+    signature TEXT
+);
+CREATE TABLE IF NOT EXISTS custody_key (
+    key_id TEXT PRIMARY KEY,
+    verify_key TEXT NOT NULL,
+    team_fingerprint TEXT NOT NULL,
+    sealed_seed TEXT NOT NULL,
+    binding TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS submission_items (
+    item_id TEXT PRIMARY KEY,
+    submission_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS submission_items_by_submission ON submission_items(submission_id);
+CREATE TABLE IF NOT EXISTS previews (
+    item_id TEXT PRIMARY KEY REFERENCES items(item_id) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    png BLOB,
+    width INTEGER,
+    height INTEGER
 );
 CREATE INDEX IF NOT EXISTS custody_by_subject ON custody(subject);
 -- The desk's list: one index per sort order (triage.SORTS), the witness's
@@ -117,15 +141,41 @@ CREATE TABLE IF NOT EXISTS reply_copies (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+class VaultConnection(sqlite3.Connection):
+    """A connection that may carry the run's unlocked custody key (custody.append
+    signs with it); without one, nothing can be written to the custody log."""
+
+    signer = None
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Vaults before version 2: custody entries gain a key id and a signature
+    (empty for the entries written before signing began), and each
+    submission's items are the ones it has: a later bundle cannot add to it.
+    Harmless on a vault that has them (one of version 2)."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(custody)")}
+    for column in ("key_id", "signature"):
+        if column not in columns:
+            conn.execute(f"ALTER TABLE custody ADD COLUMN {column} TEXT")
+    conn.execute("INSERT OR IGNORE INTO submission_items (item_id, submission_id)"
+                 " SELECT item_id, submission_id FROM items")
+
+
+def connect(path: Path) -> VaultConnection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           factory=VaultConnection)
     conn.row_factory = sqlite3.Row
     # Durable commits; deleted rows overwritten rather than left in free pages.
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(SCHEMA)
-    search.upgrade(conn)  # the full-text index (search.py), made or brought up to date
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    conn.executescript(SCHEMA)  # CREATE ... IF NOT EXISTS: no write when all is there
+    # Opening an up-to-date vault writes nothing (the desk opens it per request).
+    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        from intake.workstation import search  # the stemmers load only when needed
+
+        _upgrade(conn)
+        search.upgrade(conn)  # the full-text index, made or rebuilt with lemmas
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return conn

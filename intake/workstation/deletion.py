@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from intake.workstation import custody
 from intake.workstation.triage import TriageError
-from intake.workstation.vault import Vault
+from intake.workstation.vault import Vault, valid_id
 
 
 def delete_submission(vault: Vault, submission_id: str, reason: str,
@@ -23,11 +23,12 @@ def delete_submission(vault: Vault, submission_id: str, reason: str,
         conn.executemany("INSERT OR IGNORE INTO deleted_items (item_id) VALUES (?)",
                          [(r["item_id"],) for r in items])
         conn.execute("DELETE FROM search WHERE submission_id = ?", (submission_id,))
+        conn.execute("DELETE FROM submission_items WHERE submission_id = ?", (submission_id,))
         conn.execute("DELETE FROM items WHERE submission_id = ?", (submission_id,))
         conn.execute("DELETE FROM submissions WHERE submission_id = ?", (submission_id,))
         custody.append(conn, "deletion", f"submission:{submission_id}",
                        {"reason": reason.strip(),
                         "items": {r["item_id"]: r["sha256_kept"] for r in items}}, actor)
     for r in items:
-        vault.item_path(r["item_id"]).unlink(missing_ok=True)
+        vault.items.unlink(valid_id(r["item_id"]))
     return len(items)

@@ -1,9 +1,21 @@
 """The triage pages, served on loopback by `intake vault serve`.
 
-The only module of the vault that imports Flask. Every page gets the witness
-pages' strict headers, needs no JavaScript, and shows a file only as a fresh
-re-encoded picture or as escaped text; anything else leaves only as a
-download the triager asks for, and every such step goes into the custody log.
+The only modules of the vault that import Flask are this one, desk_exports
+(the exports started from it) and desk_access (which decides whom it
+answers). Every page gets the witness pages' strict headers, needs no
+JavaScript, and shows every value from a submission through the
+safe-to-print rule (safe_text.for_page, applied to everything a template
+prints; safe_text.for_line in the rows of the list). A file is shown only as
+the preview PNG made at import in the parsing sandbox, or as escaped text;
+viewing parses nothing and writes nothing. Anything else leaves only as a
+download the triager asks for.
+
+Every POST writes to the custody log, which is signed with the custody key:
+a desk started with --key holds that key (and only that key) for its run; a
+desk started without it shows, but refuses every POST. Re-reading the team's
+copies of replies needs the team key itself: it is unlocked from the key file
+given with --key, with the passphrase typed on the page, for that one
+request (docs/workstation.md, "The desk and its keys").
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from intake.format import teamkeys
@@ -33,8 +46,8 @@ from intake.pages.languages import LANGUAGES as PAGE_LANGUAGES
 from intake.workstation import (
     cases,
     custody,
+    desk_access,
     desk_exports,
-    images,
     replies,
     stemming,
     threads,
@@ -42,8 +55,9 @@ from intake.workstation import (
 )
 from intake.workstation.language import LANGUAGES
 from intake.workstation.safe_names import safe_output_name
+from intake.workstation.safe_text import for_line, for_page
+from intake.workstation.unlock import load_private_key
 from intake.workstation.vault import Vault
-from intake.workstation.visible import visible
 
 # The staff's own language, from the browser's Accept-Language; English otherwise.
 UI_LANGUAGES = list(PAGE_LANGUAGES)
@@ -55,7 +69,7 @@ bp = Blueprint("vault", __name__, static_folder=str(templates_dir() / "vault" / 
 
 def _vault() -> Vault:
     if "vault" not in g:
-        g.vault = Vault(current_app.config["VAULT_ROOT"])
+        g.vault = Vault(current_app.config["VAULT_ROOT"], current_app.config["VAULT_SIGNER"])
     return g.vault
 
 
@@ -64,17 +78,30 @@ def _actor() -> str:
 
 
 def _text_preview(vault: Vault, item: dict) -> str | None:
-    if item["kind"] != "testimony" and not item["detected_type"].startswith("text/"):
+    """Text shown as escaped text: a testimony or a file of a text type, read
+    and decoded, never parsed."""
+    if item["kind"] == "original" or (item["kind"] != "testimony"
+                                      and not item["detected_type"].startswith("text/")):
         return None
-    with open(vault.item_path(item["item_id"]), "rb") as f:
-        return f.read(TEXT_PREVIEW_BYTES).decode(errors="replace")
+    return vault.read_item(item["item_id"], TEXT_PREVIEW_BYTES).decode(errors="replace")
+
+
+def _preview_state(vault: Vault, item_id: str) -> tuple[str, str]:
+    """What import made of a file: ("picture", "") or ("none"/"limit", reason),
+    or ("", "") when nothing was tried."""
+    row = vault.conn.execute("SELECT state, reason FROM previews WHERE item_id = ?",
+                             (item_id,)).fetchone()
+    return (row["state"], row["reason"]) if row else ("", "")
 
 
 def _opening(vault: Vault):
     """A testimony's first characters, for a row of the list."""
     def read(item_id: str) -> str:
-        with open(vault.item_path(item_id), "rb") as f:
-            text = f.read(triage.SNIPPET_CHARS * 4).decode(errors="replace")
+        try:
+            data = vault.read_item(item_id, triage.SNIPPET_CHARS * 4)
+        except (KeyError, OSError):
+            return ""  # one row without its opening; its own page says what is wrong
+        text = data.decode(errors="replace")
         cut = len(text) > triage.SNIPPET_CHARS
         return text[:triage.SNIPPET_CHARS] + ("…" if cut else "")
     return read
@@ -105,11 +132,10 @@ def submission(submission_id: str):
     sub = triage.submission(vault.conn, submission_id)
     if sub is None:
         abort(404)
-    with vault.transaction() as conn:
-        custody.append(conn, "view", f"submission:{submission_id}", {}, _actor())
     for it in sub["items"]:
         it["text"] = _text_preview(vault, it)
-        it["image"] = it["kind"] == "file" and it["phash"] is not None
+        it["preview"], it["preview_reason"] = _preview_state(vault, it["item_id"])
+        it["image"] = it["kind"] == "file" and it["preview"] == "picture"
         it["duplicates"] = triage.exact_duplicates(vault.conn, it["item_id"])
         it["near"] = triage.near_duplicates(vault.conn, it["item_id"])
         it["original"] = triage.original_of(vault.conn, it) if it["kind"] == "file" else None
@@ -123,7 +149,12 @@ def submission(submission_id: str):
                            cases=cases.names(vault.conn), replies=queued)
 
 
-def _thread_page(witness_id: str, opened: dict[str, str] | None = None,
+def _can_read_replies() -> bool:
+    return current_app.config["VAULT_KEY_FILE"] is not None and \
+        current_app.config["VAULT_SIGNER"] is not None
+
+
+def _thread_page(witness_id: str, opened: dict[str, replies.Opened] | None = None,
                  refused: str = "", status: int = 200):
     vault = _vault()
     events = threads.thread(vault, witness_id)
@@ -131,7 +162,7 @@ def _thread_page(witness_id: str, opened: dict[str, str] | None = None,
         abort(404)
     return render_template("vault/witness.html", witness_id=witness_id, events=events,
                            opened=opened or {}, refused=refused,
-                           can_read=current_app.config["VAULT_KEY_FILE"] is not None), status
+                           can_read=_can_read_replies()), status
 
 
 @bp.get("/witness/<witness_id>")
@@ -141,14 +172,15 @@ def witness(witness_id: str):
 
 @bp.post("/witness/<witness_id>/read-replies")
 def read_replies(witness_id: str):
-    """Opens the team's copies of the replies in this thread with the team key,
-    unlocked for this request only and forgotten after it."""
-    key_file = current_app.config["VAULT_KEY_FILE"]
-    if key_file is None:
+    """Opens the team's copies of the replies in this thread with the team key:
+    the key file the desk was started with, unlocked with the passphrase typed
+    on the page, for this request only. The desk itself holds only the custody
+    key; the team key is never kept between requests."""
+    if not _can_read_replies():
         abort(400)
     passphrase = request.form.get("passphrase", "").encode()
     try:
-        key = teamkeys.load_private_key(key_file, passphrase)
+        key = load_private_key(current_app.config["VAULT_KEY_FILE"], passphrase)
     except teamkeys.KeyFileError:
         return _thread_page(witness_id, refused=_(
             "The key could not be unlocked with that passphrase. Nothing was opened."),
@@ -222,24 +254,33 @@ def _item_or_404(item_id: str) -> dict:
 
 @bp.get("/item/<item_id>/preview.png")
 def preview(item_id: str):
-    item = _item_or_404(item_id)
-    if item["kind"] != "file":
-        abort(404)  # originals are never previewed, only downloaded on request
-    try:
-        png = images.preview_png(_vault().item_path(item_id))
-    except images.NotAnImage:
+    """The PNG made at import by the parsing sandbox; nothing is decoded here.
+    Originals never have one: they are only downloaded on request."""
+    row = _vault().conn.execute(
+        "SELECT p.png FROM previews p JOIN items i ON i.item_id = p.item_id WHERE"
+        " p.item_id = ? AND p.state = 'picture' AND i.kind = 'file'", (item_id,)).fetchone()
+    if row is None or row["png"] is None:
         abort(404)
-    return current_app.response_class(png, mimetype="image/png")
+    return current_app.response_class(bytes(row["png"]), mimetype="image/png")
 
 
 def _download(item: dict, action: str):
     vault = _vault()
-    with vault.transaction() as conn:
-        custody.append(conn, action, f"item:{item['item_id']}",
-                       {"submission_id": item["submission_id"],
-                        "sha256_kept": item["sha256_kept"]}, _actor())
+    try:
+        fd = vault.open_item(item["item_id"])
+    except (KeyError, OSError):
+        abort(404)
+    data = os.fdopen(fd, "rb")
+    try:
+        with vault.transaction() as conn:
+            custody.append(conn, action, f"item:{item['item_id']}",
+                           {"submission_id": item["submission_id"],
+                            "sha256_kept": item["sha256_kept"]}, _actor())
+    except BaseException:
+        data.close()
+        raise
     name = safe_output_name(item["original_name"], f"file-{item['item_id'][:8]}")
-    return send_file(vault.item_path(item["item_id"]), mimetype="application/octet-stream",
+    return send_file(data, mimetype="application/octet-stream",
                      as_attachment=True, download_name=name, etag=False, max_age=0)
 
 
@@ -269,6 +310,26 @@ def _errors(app: Flask) -> None:
         return _error(400, _("The form has expired"),
                       _("Open the page again and repeat what you did."))
 
+    @app.errorhandler(desk_access.NotOpened)
+    def _not_opened(exc):
+        return _error(403, _("Open the desk's own address"),
+                      _("This desk answers only the browser that opened the address "
+                        "printed by intake vault serve. Open that address again."))
+
+    @app.errorhandler(desk_access.WrongHost)
+    def _wrong_host(exc):
+        return _error(421, _("Wrong address"),
+                      _("The desk answers only at 127.0.0.1 or localhost on this "
+                        "computer."))
+
+    @app.errorhandler(custody.CustodyLocked)
+    def _locked(exc):
+        return _error(403, _("The team key is needed"),
+                      _("This desk was started without the team key, so it shows the "
+                        "vault but changes nothing: changes and downloads go into the "
+                        "custody log, which is signed with the team key. Start it with "
+                        "intake vault serve --key."))
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         if exc.code == 404:
@@ -281,24 +342,55 @@ def _locale() -> str:
     return request.accept_languages.best_match(UI_LANGUAGES) or "en"
 
 
-def create_vault_app(vault_root: Path, actor: str | None = None,
-                     key_file: Path | None = None, exports_dir: Path | None = None) -> Flask:
-    """`key_file` (the team's private key file) lets the desk open the team's
-    copies of replies, with the passphrase asked each time; `exports_dir` is
-    where exports started from the desk go (default: VAULT/exports)."""
+def _shown(value):
+    """Jinja's finalize: every value a template prints from data goes through
+    the safe-to-print rule (translations and markup made by templates pass)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return for_page(value)
+    return value
+
+
+def _read_only() -> None:
+    """Every POST of the desk writes to the custody log (a change, a download,
+    a reply, a re-reading, an export): without the custody key, refused before
+    anything is done."""
+    if request.method == "POST" and current_app.config["VAULT_SIGNER"] is None:
+        raise custody.CustodyLocked("the desk was started without --key")
+
+
+def create_vault_app(vault_root: Path, actor: str | None = None, *,
+                     access: desk_access.Access | None = None,
+                     signer: custody.Signer | None = None,
+                     key_file: Path | None = None,
+                     exports_dir: Path | None = None) -> Flask:
+    """The desk. `intake vault serve` always passes `access` (whom to answer);
+    an app made without it answers anyone, for in-process test clients only.
+    Without `signer` (the unlocked custody key) it shows but changes nothing.
+    `key_file` (the team's private key file, given with the signer) lets it
+    open the team's copies of replies, the passphrase asked each time;
+    `exports_dir` is where exports started from the desk go (VAULT/exports)."""
+    vault_root = Path(os.path.abspath(vault_root))
     Vault(vault_root).close()  # creates the folders and tables, or fails here
     app = new_app("intake.workstation", _locale)
     app.config.update(
         SECRET_KEY=os.urandom(32),  # forms live as long as this process
         VAULT_ROOT=vault_root,
         VAULT_KEY_FILE=key_file,
-        VAULT_EXPORTS=exports_dir or vault_root / "exports",
+        VAULT_EXPORTS=Path(os.path.abspath(exports_dir or vault_root / "exports")),
         VAULT_ACTOR=actor or custody.default_actor(),
+        VAULT_SIGNER=signer,
         WTF_CSRF_SSL_STRICT=False,
         MAX_CONTENT_LENGTH=1024 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=0,
+        SESSION_COOKIE_NAME="intake_desk_form",
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_HTTPONLY=True,
     )
+    app.jinja_env.finalize = _shown
+    if access is not None:
+        desk_access.init_app(app, access)
     CSRFProtect(app)
+    app.before_request(_read_only)
 
     @app.teardown_appcontext
     def _close(_exc):
@@ -307,7 +399,7 @@ def create_vault_app(vault_root: Path, actor: str | None = None,
             vault.close()
 
     _errors(app)
-    app.add_template_filter(visible, "visible")
+    app.add_template_filter(for_line, "one_line")
     app.register_blueprint(bp)
     app.register_blueprint(desk_exports.bp)
     return app

@@ -1,7 +1,9 @@
 """The desk's exports: a case package and a reply bundle, started with a form
 (POST, CSRF) and run by the same code as `intake vault export-case` and
 `intake vault export-replies`, each in a job whose page shows its progress and,
-once done, where the result is and its SHA-256s.
+once done, where the result is and its SHA-256s. Both write to the custody
+log, so each job opens the vault with the custody key the desk holds (a desk
+without one refuses the POST first, desk.py).
 
 The job page has no automatic refresh: the triager reloads it. (A
 <meta http-equiv="refresh"> would work under the pages' CSP, but a page that
@@ -16,7 +18,8 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from intake.workstation import cases, replies
+from intake.workstation import cases, custody, replies
+from intake.workstation.folders import Folder
 from intake.workstation.jobs import Job, JobFailed, Jobs
 from intake.workstation.safe_names import safe_output_name
 from intake.workstation.vault import Vault
@@ -41,14 +44,19 @@ def _stamp() -> str:
 
 
 def _folder() -> Path:
+    """The exports folder, made (or set) 0700 and never a link."""
     folder = current_app.config["VAULT_EXPORTS"]
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    Folder.open(folder).close()
     return folder
 
 
-def _export_case(root: Path, case: str, out: Path, actor: str):
+def _signer() -> custody.Signer:
+    return current_app.config["VAULT_SIGNER"]
+
+
+def _export_case(root: Path, signer: custody.Signer, case: str, out: Path, actor: str):
     def work(job: Job) -> None:
-        with Vault(root) as vault:
+        with Vault(root, signer) as vault:
             try:
                 job.count = cases.export(vault, case, out, actor, progress=job.progress)
             except cases.CaseError as exc:
@@ -62,9 +70,10 @@ def _export_case(root: Path, case: str, out: Path, actor: str):
     return work
 
 
-def _export_replies(root: Path, out: Path, include_exported: bool, actor: str):
+def _export_replies(root: Path, signer: custody.Signer, out: Path, include_exported: bool,
+                    actor: str):
     def work(job: Job) -> None:
-        with Vault(root) as vault:
+        with Vault(root, signer) as vault:
             try:
                 job.count = replies.export_replies(vault, out, include_exported, actor,
                                                    progress=job.progress)
@@ -94,7 +103,7 @@ def case():
         if name not in cases.names(vault.conn):
             abort(400)
     out = _folder() / f"case-{safe_output_name(name, 'case')}-{_stamp()}"
-    job = _jobs().start("case", name, _export_case(root, name, out,
+    job = _jobs().start("case", name, _export_case(root, _signer(), name, out,
                                                    current_app.config["VAULT_ACTOR"]))
     return redirect(url_for("exports.job", job_id=job.job_id), code=303)
 
@@ -105,7 +114,7 @@ def replies_bundle():
     if out.exists():
         abort(409)
     job = _jobs().start("replies", "", _export_replies(
-        current_app.config["VAULT_ROOT"], out, request.form.get("all") == "yes",
+        current_app.config["VAULT_ROOT"], _signer(), out, request.form.get("all") == "yes",
         current_app.config["VAULT_ACTOR"]))
     return redirect(url_for("exports.job", job_id=job.job_id), code=303)
 

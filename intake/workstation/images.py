@@ -1,21 +1,39 @@
 """Pictures, handled safely: decoded by Pillow, never passed on as received.
 
+Decoding runs only in the parsing sandbox (intake.workstation.parse_child),
+once, at import; the desk shows what it made. Pillow may use exactly one
+decoder, the one for the type detected from the file's bytes on arrival
+(`Image.open(..., formats=[...])`): never EPS or PostScript (Ghostscript),
+never a format the desk does not show. A picture with more than MAX_PIXELS
+pixels is refused before it is decoded; JPEGs are decoded at a reduced
+scale when that is enough for the preview.
+
 A preview is a fresh PNG re-encoded from the decoded pixels, so nothing of
 the file (metadata, trailing data, a polyglot's other half) reaches the
 browser. The perceptual hash is a 64-bit difference hash (dHash): the picture
 reduced to 9x8 grey pixels, one bit per pair of neighbours; pictures that
 differ by re-encoding, resizing or small edits land a few bits apart.
+
+This module imports Pillow only when it decodes, so the processes that hold
+keys never load a decoder.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from pathlib import Path
 
-from PIL import Image
-
-MAX_PIXELS = 80_000_000
+# Detected type (from libmagic, sealed on arrival) -> the one Pillow decoder used.
+FORMATS = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+    "image/tiff": "TIFF",
+    "image/bmp": "BMP",
+    "image/x-ms-bmp": "BMP",
+}
+MAX_PIXELS = 40_000_000
 PREVIEW_EDGE = 1600
 NEAR_BITS = 10  # at most this many of 64 bits apart counts as a near-duplicate
 
@@ -24,37 +42,60 @@ class NotAnImage(Exception):
     pass
 
 
-def _open(path: Path) -> Image.Image:
+class TooManyPixels(NotAnImage):
+    pass
+
+
+def pillow_format(detected_type: str) -> str | None:
+    return FORMATS.get(detected_type.split(";")[0].strip().lower())
+
+
+def _decode(data: bytes, fmt: str, max_pixels: int):
+    from PIL import Image
+
+    if fmt not in FORMATS.values():
+        raise NotAnImage("not a format the desk shows")
+    Image.MAX_IMAGE_PIXELS = max_pixels
     with warnings.catch_warnings():
         # A picture too large to decode safely is refused, not decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(path)
-            if img.width * img.height > MAX_PIXELS:
-                raise NotAnImage("too many pixels")
+            img = Image.open(io.BytesIO(data), formats=[fmt])
+            if img.width * img.height > max_pixels:
+                raise TooManyPixels("too many pixels")
+            img.draft("RGB", (PREVIEW_EDGE, PREVIEW_EDGE))  # JPEG: decode smaller
             img.load()
         except NotAnImage:
             raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise TooManyPixels("too many pixels") from exc
+        except MemoryError:
+            raise
         except Exception as exc:
-            # A decoder fed hostile bytes may fail in any way (struct.error, IndexError,
-            # a bomb warning...): all of them mean "no picture to show".
+            # A decoder fed hostile bytes may fail in any way (struct.error,
+            # IndexError, OSError...): all of them mean "no picture to show".
             raise NotAnImage(type(exc).__name__) from exc
     return img
 
 
-def preview_png(path: Path) -> bytes:
-    img = _open(path)
+def preview(data: bytes, fmt: str, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str, int, int]:
+    """(PNG, dHash, width, height) of the picture in `data`, decoded as `fmt` only."""
+    from PIL import Image
+
+    img = _decode(data, fmt, max_pixels)
     img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
     img.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE))
     fresh = Image.new(img.mode, img.size)
     fresh.paste(img)
     out = io.BytesIO()
     fresh.save(out, format="PNG")
-    return out.getvalue()
+    return out.getvalue(), dhash(fresh), fresh.width, fresh.height
 
 
-def dhash(path: Path) -> str:
-    grey = _open(path).convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+def dhash(img) -> str:
+    from PIL import Image
+
+    grey = img.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
     px = grey.tobytes()  # mode L: one byte per pixel
     bits = 0
     for row in range(8):

@@ -1,32 +1,64 @@
 """Import a bundle into the vault: verify, decrypt, index, log.
 
-Each envelope is checked against the manifest's SHA-256 while it is
-decrypted into VAULT/tmp, and kept only when the envelope, its metadata and
-the content's own SHA-256 all agree. Items already in the vault are skipped,
-so importing a bundle twice adds nothing. A damaged envelope is reported by
-name and the rest goes on.
+Each envelope is decrypted into VAULT/tmp in one pass that hashes it and its
+content (intake.workstation.unseal), and kept only when the envelope, its
+checked sealed metadata (intake.workstation.sealed), the manifest and the
+vault all agree:
+
+- the envelope's SHA-256 is the manifest's, and it authenticates to its end;
+- its sealed id, submission, witness, day and kind are the manifest's;
+- its content's SHA-256 is the sealed sha256_kept;
+- a submission already in the vault keeps its witness and day, and takes
+  only the items listed for it by the bundle that first brought it: a later
+  bundle cannot move it, nor attach anything to it.
+
+Items already in the vault are skipped, so importing a bundle twice adds
+nothing. A refused or damaged item is reported by name and the rest goes on.
+
+Then, for each new file, the parsing sandbox (intake.workstation.sandbox)
+makes its preview, perceptual hash or words once; they are stored in the
+vault, so viewing a file parses nothing.
+
+Language detection (lingua) and the lemma index (search, stemming) run here,
+in the process that holds the key, on text only, never on a file format: a
+testimony or text file decoded as UTF-8, or the words the sandbox's child
+extracted. The text is capped (search.MAX_INDEXED_CHARS) and so is every word
+an analyser is given (stemming.MAX_WORD_CHARS); docs/workstation.md says why
+they are not run in the child.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 import os
-import tarfile
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from nacl.public import PrivateKey
 
-from intake.format.bundle import BundleReader, Entry
-from intake.format.envelope import EnvelopeError, EnvelopeReader, fingerprint, read_header
+from intake.format.bundle import BundleReader, Candidate, Entry
+from intake.format.envelope import EnvelopeError, fingerprint, read_header
 from intake.format.teamkeys import format_fingerprint
-from intake.workstation import custody, document_text, images, language, replies, search
+from intake.workstation import (
+    custody,
+    document_text,
+    images,
+    language,
+    replies,
+    sealed,
+    search,
+)
+from intake.workstation.safe_text import for_terminal
+from intake.workstation.sandbox import Outcome, Sandbox
 from intake.workstation.vault import Vault
 
 MAX_TEXT_INDEXED = 4 * 1024 * 1024
+BATCH_ITEMS = 256  # items per transaction
+BATCH_BYTES = 256 * 1024 * 1024
+SVG = "image/svg+xml"
 
 Progress = Callable[[int], None]
 
@@ -40,40 +72,24 @@ class Summary:
     new: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     damaged: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    limits: list[tuple[str, str]] = field(default_factory=list)  # item id, limit broken
     bytes_new: int = 0
 
 
-class _Hashing:
-    """Reads an envelope, hashing it and counting its bytes; can put the header back."""
-
-    def __init__(self, inp: BinaryIO, progress: Progress):
-        self._inp, self._progress = inp, progress
-        self.sha = hashlib.sha256()
-        self._replay = b""
-
-    def read(self, n: int = -1) -> bytes:
-        if self._replay:
-            if n < 0:
-                data, self._replay = self._replay + self.read(-1), b""
-                return data
-            data, self._replay = self._replay[:n], self._replay[n:]
-            return data
-        data = self._inp.read(n)
-        self.sha.update(data)
-        self._progress(len(data))
-        return data
-
-    def replay(self, data: bytes) -> None:
-        self._replay = data + self._replay
-
-
-class _Damaged(Exception):
+class _Refused(Exception):
     pass
 
 
-def _check_key(stream: _Hashing, key: PrivateKey, bundle_name: str, key_name: str) -> None:
-    raw, stanzas, _ = read_header(stream)  # type: ignore[arg-type]
-    stream.replay(raw)
+def _check_key(reader: BundleReader, cand: Candidate, key: PrivateKey, bundle_name: str,
+               key_name: str) -> None:
+    """The first envelope says which keys the bundle is sealed to: refuse the
+    whole bundle at once when this key is not one of them."""
+    head = os.pread(reader.fd, min(cand.size, 34 + 96 * 255), cand.offset)
+    try:
+        _raw, stanzas, _ = read_header(io.BytesIO(head))
+    except EnvelopeError:
+        return  # a damaged first envelope: reported as such, the others still tried
     mine = fingerprint(key.public_key)
     if any(fp == mine for fp, _sealed in stanzas):
         return
@@ -84,147 +100,279 @@ def _check_key(stream: _Hashing, key: PrivateKey, bundle_name: str, key_name: st
         f"but to {theirs}: wrong key, or a bundle for another team")
 
 
-def _decrypt(stream: _Hashing, key: PrivateKey, entry: Entry, tmp: Path) -> dict:
-    content_sha = hashlib.sha256()
-    reader = EnvelopeReader(stream, key)  # type: ignore[arg-type]
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        for piece in reader.content():
-            content_sha.update(piece)
-            f.write(piece)
-        f.flush()
-        os.fsync(f.fileno())
-    meta = reader.metadata or {}
-    if stream.sha.hexdigest() != entry.sha256:
-        raise _Damaged("damaged: its SHA-256 does not match the manifest")
-    for name in ("item_id", "submission_id", "witness_id"):
-        if meta.get(name) != getattr(entry, name):
-            raise _Damaged(f"tampered: its {name} differs from the manifest's")
-    if meta.get("sha256_kept") not in (None, content_sha.hexdigest()):
-        raise _Damaged("damaged: its content does not match its recorded SHA-256")
-    return {**meta, "sha256_kept": content_sha.hexdigest()}
+def _vault_agrees(conn, entry: Entry) -> None:
+    """A submission in the vault keeps its witness and day, and its items."""
+    row = conn.execute("SELECT witness_id, received_day FROM submissions WHERE "
+                       "submission_id = ?", (entry.submission_id,)).fetchone()
+    listed = conn.execute("SELECT submission_id FROM submission_items WHERE item_id = ?",
+                          (entry.item_id,)).fetchone()
+    if listed is not None and listed[0] != entry.submission_id:
+        raise _Refused(f"refused: item {entry.item_id} belongs to another submission "
+                       "in the vault")
+    if row is None:
+        return
+    if (row["witness_id"], row["received_day"]) != (entry.witness_id, entry.received_day):
+        raise _Refused(f"refused: submission {entry.submission_id} is in the vault with "
+                       "another witness or day")
+    if listed is None:
+        raise _Refused(f"refused: submission {entry.submission_id} is in the vault already, "
+                       "and its bundle did not list this item")
 
 
-def _text_of(path: Path, meta: dict) -> str | None:
-    if meta.get("kind") == "testimony":
-        return path.read_text(errors="replace")
-    detected = str(meta.get("detected_type", ""))
-    if detected.startswith("text/"):
-        with open(path, "rb") as f:
-            return f.read(MAX_TEXT_INDEXED).decode(errors="replace")
-    return document_text.extract(path, detected, MAX_TEXT_INDEXED)
+def _text_of(vault: Vault, item: sealed.SealedItem) -> str | None:
+    """Text read here, without parsing: a testimony, or a file of a text type."""
+    if item.kind == "testimony" or (item.kind == "file" and item.mime.startswith("text/")):
+        return vault.read_item(item.item_id, MAX_TEXT_INDEXED).decode(errors="replace")
+    return None
 
 
-def _perceptual_hash(path: Path, meta: dict) -> str | None:
-    if meta.get("kind") == "testimony" or \
-            not str(meta.get("detected_type", "")).startswith("image/"):
-        return None
-    try:
-        return images.dhash(path)
-    except images.NotAnImage:
-        return None
+@dataclass
+class _Batch:
+    """Items written to VAULT/items whose rows are not committed yet: committed
+    together (fewer fsyncs), removed again if the run stops before."""
+
+    vault: Vault
+    placed: list[str] = field(default_factory=list)
+    size: int = 0
+    open: bool = False
+
+    def begin(self) -> None:
+        if not self.open:
+            self.vault.conn.execute("BEGIN IMMEDIATE")
+            self.open = True
+
+    def placed_item(self, item_id: str) -> None:
+        self.placed.append(item_id)
+
+    def recorded(self, size: int) -> None:
+        self.size += size
+        if len(self.placed) >= BATCH_ITEMS or self.size >= BATCH_BYTES:
+            self.commit()
+
+    def commit(self) -> None:
+        if self.open:
+            if self.placed:
+                self.vault.items.sync()  # the files, and their names, before the rows
+            self.vault.conn.execute("COMMIT")
+        self.placed, self.size, self.open = [], 0, False
+
+    def abandon(self) -> None:
+        if self.open:
+            self.vault.conn.execute("ROLLBACK")
+            for item_id in self.placed:
+                self.vault.items.unlink(item_id)
+        self.placed, self.size, self.open = [], 0, False
 
 
-def _record(vault: Vault, entry: Entry, meta: dict, bundle_sha: str, path: Path) -> None:
-    text = _text_of(path, meta)
+def record_item(conn, listed: dict[str, list[str]], item: sealed.SealedItem,
+                envelope_sha: str, size: int, text: str | None, bundle_id: str) -> None:
+    """The rows of one checked item whose bytes are in VAULT/items: its
+    submission (with the items `listed` for it, the first time), the item,
+    the testimony's language, the search index, the custody entry. Call in a
+    transaction, with the custody key unlocked."""
     lang = language.detect(text) if text is not None else ""
-    phash = _perceptual_hash(path, meta)
-    with vault.transaction() as conn:
-        conn.execute(
-            "INSERT OR IGNORE INTO submissions (submission_id, witness_id, received_day, choices)"
-            " VALUES (?, ?, ?, ?)",
-            (entry.submission_id, entry.witness_id, entry.received_day,
-             json.dumps(meta.get("choices") or {}, sort_keys=True)))
-        if meta.get("kind") == "testimony" and lang:
-            conn.execute("UPDATE submissions SET language = ? WHERE submission_id = ?",
-                         (lang, entry.submission_id))
-        conn.execute(
-            "INSERT INTO items (item_id, submission_id, kind, original_name, detected_type, size,"
-            " sha256_received, sha256_kept, sanitized, flags, envelope_sha256, phash, metadata)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.item_id, entry.submission_id, str(meta.get("kind", entry.kind)),
-             str(meta.get("original_name") or ""), str(meta.get("detected_type") or ""),
-             path.stat().st_size, str(meta.get("sha256_received") or ""), meta["sha256_kept"],
-             1 if meta.get("sanitized") else 0, json.dumps(meta.get("flags") or []),
-             entry.sha256, phash, json.dumps(meta, ensure_ascii=False, sort_keys=True)))
-        if text is not None:
-            search.index(conn, entry.item_id, entry.submission_id, text, lang)
-        custody.append(conn, "import", f"item:{entry.item_id}", {
-            "submission_id": entry.submission_id, "bundle_sha256": bundle_sha,
-            "envelope_sha256": entry.sha256, "sha256_kept": meta["sha256_kept"],
-            "kind": meta.get("kind")})
+    if conn.execute("SELECT 1 FROM submissions WHERE submission_id = ?",
+                    (item.submission_id,)).fetchone() is None:
+        conn.execute("INSERT INTO submissions (submission_id, witness_id, received_day, choices)"
+                     " VALUES (?, ?, ?, ?)",
+                     (item.submission_id, item.witness_id, item.received_day,
+                      json.dumps(item.choices, sort_keys=True)))
+        # The bundle that brings a submission says, once, which items are its.
+        conn.executemany("INSERT OR IGNORE INTO submission_items (item_id, submission_id)"
+                         " VALUES (?, ?)", [(i, item.submission_id)
+                                            for i in listed[item.submission_id]])
+    if item.kind == "testimony" and lang:
+        conn.execute("UPDATE submissions SET language = ? WHERE submission_id = ?",
+                     (lang, item.submission_id))
+    conn.execute(
+        "INSERT INTO items (item_id, submission_id, kind, original_name, detected_type, size,"
+        " sha256_received, sha256_kept, sanitized, flags, envelope_sha256, phash, metadata)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (item.item_id, item.submission_id, item.kind, item.original_name, item.detected_type,
+         size, item.metadata["sha256_received"], item.sha256_kept, int(item.sanitized),
+         json.dumps(item.flags), envelope_sha, None,
+         json.dumps(item.metadata, ensure_ascii=False, sort_keys=True)))
+    if text is not None:
+        search.index(conn, item.item_id, item.submission_id, text, lang)
+    custody.append(conn, "import", f"item:{item.item_id}", {
+        "submission_id": item.submission_id, "bundle": bundle_id,
+        "envelope_sha256": envelope_sha, "sha256_kept": item.sha256_kept, "kind": item.kind})
 
 
-def _import_one(vault: Vault, entry: Entry, stream: _Hashing, key: PrivateKey,
-                bundle_sha: str) -> None:
-    tmp = vault.tmp_dir / f".partial-{entry.item_id}"
+def _unseal_into_tmp(vault: Vault, reader: BundleReader, cand: Candidate,
+                     key: PrivateKey) -> tuple[sealed.SealedItem, str, int]:
+    from intake.workstation.unseal import unseal
+
+    entry = cand.entry
+    assert entry is not None
+    # A name of this run's own: whatever an interrupted run left is not touched.
+    tmp = f".partial-{entry.item_id}-{secrets.token_hex(4)}"
+    fd = vault.tmp.create(tmp)
     try:
-        meta = _decrypt(stream, key, entry, tmp)
-        target = vault.item_path(entry.item_id)
-        os.replace(tmp, target)
+        try:
+            # Made durable with the rest of its batch, before its rows commit.
+            opened = unseal(reader.fd, cand.offset, cand.size, key, fd)
+        finally:
+            os.close(fd)
+        if opened.envelope_sha256 != entry.sha256:
+            raise _Refused("damaged: its SHA-256 does not match the manifest")
+        item = sealed.check(opened.metadata, entry)
+        if opened.content_sha256 != item.sha256_kept:
+            raise _Refused("damaged: its content does not match its recorded SHA-256")
+        vault.tmp.replace(tmp, entry.item_id, into=vault.items)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        vault.tmp.remove_own(tmp)
         raise
-    try:
-        _record(vault, entry, meta, bundle_sha, target)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
+    return item, opened.envelope_sha256, opened.content_size
 
 
-def _bundle_sha(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1024 * 1024):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-def total_size(bundle_path: Path) -> int:
-    with BundleReader(bundle_path) as reader:
-        return sum(e.size for e in reader.manifest.entries.values())
+def _witnesses(conn, keys: dict[str, str], summary: Summary) -> None:
+    for witness_id, key in sorted(keys.items()):
+        row = conn.execute("SELECT reply_public_key FROM witnesses WHERE witness_id = ?",
+                           (witness_id,)).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO witnesses (witness_id, reply_public_key) VALUES (?, ?)",
+                         (witness_id, key))
+        elif row[0] != key:
+            summary.notes.append(f"witness {witness_id}: the bundle gives another reply "
+                                 "key than the vault holds; the vault's is kept")
 
 
 def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: str = "the key",
-                  progress: Progress = lambda n: None) -> Summary:
+                  progress: Progress = lambda n: None, sandbox: Sandbox | None = None
+                  ) -> Summary:
+    """Imports every sound item; the custody key must be unlocked (vault.unlock)."""
     summary = Summary()
-    bundle_sha = _bundle_sha(bundle_path)
-    key_checked = False
+    new_items: list[sealed.SealedItem] = []
     with BundleReader(bundle_path) as reader:
         manifest = reader.manifest
+        # The custody log names a bundle by its manifest's SHA-256: the manifest
+        # lists every envelope's SHA-256.
+        bundle_id = reader.manifest_sha256
+        listed: dict[str, list[str]] = {}  # submission -> the items the manifest lists
+        for e in manifest.entries.values():
+            listed.setdefault(e.submission_id, []).append(e.item_id)
+        summary.damaged += [(r.label, r.reason) for r in manifest.refused]
+        summary.notes += [f"{r.label}: {r.reason}" for r in manifest.refused_witnesses]
         with vault.transaction() as conn:
-            conn.executemany("INSERT OR IGNORE INTO witnesses (witness_id, reply_public_key)"
-                             " VALUES (?, ?)", sorted(manifest.witnesses.items()))
-            # Replies are also sealed to the team's own key, to be re-read later.
+            _witnesses(conn, manifest.witnesses, summary)
+            # Every reply is also sealed to the team's keys, to be re-read later.
             replies.remember_team_key(conn, key.public_key, key_name)
-        known = {r[0] for r in vault.conn.execute(
-            "SELECT item_id FROM items UNION SELECT item_id FROM deleted_items")}
-        for name, entry, member, problem in reader.envelopes():
-            if problem:
-                summary.damaged.append((name, problem))
-                continue
-            if entry.item_id in known:
-                summary.duplicates.append(name)
-                progress(entry.size)
-                continue
-            stream = _Hashing(member, progress)
-            try:
+        conn = vault.conn
+        known = {r[0]: r[1] for r in conn.execute(
+            "SELECT item_id, envelope_sha256 FROM items UNION ALL "
+            "SELECT item_id, NULL FROM deleted_items")}
+        key_checked = False
+        batch = _Batch(vault)
+        try:
+            for cand in reader.envelopes():
+                if cand.problem:
+                    summary.damaged.append((cand.name, cand.problem))
+                    continue
+                entry = cand.entry
+                assert entry is not None
+                if entry.item_id in known:
+                    if known[entry.item_id] not in (None, entry.sha256):
+                        summary.damaged.append((cand.name, "refused: the vault holds this "
+                                                "item from another envelope"))
+                    else:
+                        summary.duplicates.append(cand.name)
+                        cand.accept()
+                    progress(entry.size)
+                    continue
                 if not key_checked:
-                    _check_key(stream, key, bundle_path.name, key_name)
+                    _check_key(reader, cand, key, bundle_path.name, key_name)
                     key_checked = True
-                _import_one(vault, entry, stream, key, bundle_sha)
-            except (EnvelopeError, _Damaged) as exc:
-                summary.damaged.append((name, str(exc)))
-                continue
-            except (OSError, EOFError, tarfile.TarError) as exc:
-                summary.damaged.append((name, f"truncated: the bundle ends inside it ({exc})"))
-                continue
-            known.add(entry.item_id)
-            summary.new.append(name)
-            summary.bytes_new += entry.size
-    with vault.transaction() as conn:
-        custody.append(conn, "import bundle", f"bundle:{bundle_sha}", {
-            "file": bundle_path.name, "day": manifest.day, "new": len(summary.new),
-            "duplicates": len(summary.duplicates),
-            "damaged": [n for n, _ in summary.damaged]})
+                batch.begin()
+                try:
+                    _vault_agrees(conn, entry)
+                    item, envelope_sha, size = _unseal_into_tmp(vault, reader, cand, key)
+                except (EnvelopeError, sealed.Refused, _Refused) as exc:
+                    summary.damaged.append((cand.name, str(exc)))
+                    progress(entry.size)
+                    continue
+                except OSError as exc:
+                    summary.damaged.append((cand.name, f"not written: {exc.strerror or exc}"))
+                    continue
+                batch.placed_item(item.item_id)
+                record_item(conn, listed, item, envelope_sha, size, _text_of(vault, item),
+                            bundle_id)
+                batch.recorded(size)
+                cand.accept()
+                known[entry.item_id] = envelope_sha
+                summary.new.append(cand.name)
+                summary.bytes_new += entry.size
+                new_items.append(item)
+                progress(entry.size)
+            batch.commit()
+        except BaseException:
+            batch.abandon()
+            raise
+        with vault.transaction() as c:
+            custody.append(c, "import bundle", f"bundle:{bundle_id}", {
+                "file": bundle_path.name, "day": manifest.day, "new": len(summary.new),
+                "duplicates": len(summary.duplicates),
+                # Names from the bundle, as the terminal showed them: never obeyed
+                # by whatever later prints the log.
+                "damaged": [for_terminal(n) for n, _ in summary.damaged]})
+    _parse_new(vault, new_items, sandbox or Sandbox(), summary)
     return summary
+
+
+# -- derived data, made once in the sandbox ---------------------------------------------
+
+def job_for(item: sealed.SealedItem) -> tuple[str, str] | None:
+    """The sandbox job a working copy gets, if any. Originals get none: they are
+    never previewed, and their cleaned copy carries the same words."""
+    if item.kind != "file":
+        return None
+    fmt = images.pillow_format(item.detected_type)
+    if fmt is not None:
+        return "image", fmt
+    kind = document_text.kind_of(item.detected_type)
+    if kind == "pdf":
+        return "pdf", "-"
+    if kind == "office":
+        return "office", item.mime
+    return None
+
+
+def _store(vault: Vault, item: sealed.SealedItem, outcome: Outcome) -> None:
+    with vault.transaction() as conn:
+        if outcome.ok and outcome.png is not None:
+            conn.execute("INSERT OR REPLACE INTO previews (item_id, state, reason, png, width,"
+                         " height) VALUES (?, 'picture', '', ?, ?, ?)",
+                         (item.item_id, outcome.png, outcome.width, outcome.height))
+            conn.execute("UPDATE items SET phash = ? WHERE item_id = ?",
+                         (outcome.dhash, item.item_id))
+            return
+        if outcome.ok and outcome.text:
+            text = outcome.text[:search.MAX_INDEXED_CHARS]
+            search.index(conn, item.item_id, item.submission_id, text, language.detect(text))
+            return
+        if not outcome.ok:
+            conn.execute("INSERT OR REPLACE INTO previews (item_id, state, reason) VALUES"
+                         " (?, ?, ?)", (item.item_id, "limit" if outcome.limit else "none",
+                                        outcome.reason))
+
+
+def _parse_new(vault: Vault, items: list[sealed.SealedItem], sandbox: Sandbox,
+               summary: Summary) -> None:
+    jobs = [(item, job) for item in items if (job := job_for(item)) is not None]
+    svgs = [item for item in items if item.kind == "file" and item.mime == SVG]
+    if svgs:
+        with vault.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO previews (item_id, state, reason) VALUES"
+                             " (?, 'none', 'svg')", [(item.item_id,) for item in svgs])
+    if jobs and not sandbox.available:
+        summary.notes.append(f"{len(jobs)} file(s) not previewed nor searched: the parser "
+                             f"cannot be isolated on this computer ({sandbox.why_not})")
+    for item, (job, arg) in jobs:
+        fd = vault.open_item(item.item_id)
+        try:
+            outcome = sandbox.run(job, arg, fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        _store(vault, item, outcome)
+        if outcome.limit:
+            summary.limits.append((item.item_id, outcome.reason))

@@ -35,7 +35,8 @@ from nacl.public import PrivateKey, PublicKey
 from intake.format.envelope import EnvelopeError, Recipient, fingerprint, open_envelope, seal
 from intake.format.reply_bundle import entry_for, iter_reply_bundle
 from intake.workstation import custody
-from intake.workstation.vault import Vault
+from intake.workstation.folders import Folder
+from intake.workstation.vault import Vault, valid_id
 
 REPLY_FORMAT = "intake-reply/1"
 COPY_FORMAT = "intake-reply-copy/1"
@@ -58,16 +59,26 @@ def team_recipients(conn: sqlite3.Connection) -> list[Recipient]:
             for r in conn.execute("SELECT public_key FROM team_keys ORDER BY fingerprint")]
 
 
+def copy_name(reply_id: str) -> str:
+    return f"{valid_id(reply_id)}.team.env"
+
+
 def copy_path(vault: Vault, reply_id: str) -> Path:
-    return vault.reply_path(reply_id).with_name(f"{reply_id}.team.env")
+    """For messages and tests; the file is reached through vault.replies."""
+    return vault.replies_dir / copy_name(reply_id)
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
+def _write_new(folder: Folder, name: str, data: bytes) -> None:
+    """A new file in a folder held open (exclusive, never through a link), durable."""
+    with os.fdopen(folder.create(name), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _read(folder: Folder, name: str) -> bytes:
+    with os.fdopen(folder.open_read(name), "rb") as f:
+        return f.read()
 
 
 def _sealed(recipients: list[Recipient], message: str, meta: dict) -> bytes:
@@ -103,10 +114,10 @@ def write_reply(vault: Vault, submission_id: str, message: str,
     copy = _sealed(team, message, {**meta, "format": COPY_FORMAT, "envelope_sha256": sha})
     copy_sha = hashlib.sha256(copy).hexdigest()
     fingerprints = [r.fingerprint.hex() for r in team]
-    path, team_path = vault.reply_path(reply_id), copy_path(vault, reply_id)
+    name, team_name = f"{reply_id}.env", copy_name(reply_id)
     try:
-        _write_new(path, data)
-        _write_new(team_path, copy)
+        _write_new(vault.replies, name, data)
+        _write_new(vault.replies, team_name, copy)
         with vault.transaction() as conn:
             conn.execute("INSERT INTO replies (reply_id, witness_id, submission_id, created_at,"
                          " size, sha256) VALUES (?, ?, ?, ?, ?, ?)",
@@ -119,8 +130,8 @@ def write_reply(vault: Vault, submission_id: str, message: str,
                            {"reply_id": reply_id, "sha256": sha, "team_copy_sha256": copy_sha,
                             "team_keys": fingerprints}, actor)
     except BaseException:
-        path.unlink(missing_ok=True)
-        team_path.unlink(missing_ok=True)
+        vault.replies.remove_own(name)  # only what this call made
+        vault.replies.remove_own(team_name)
         raise
     return reply_id
 
@@ -133,7 +144,7 @@ def read_reply(vault: Vault, reply_id: str, key: PrivateKey) -> str:
         " ON c.reply_id = r.reply_id WHERE r.reply_id = ?", (reply_id,)).fetchone()
     if row is None:
         raise ReplyError("no team copy was kept of this reply")
-    data = copy_path(vault, reply_id).read_bytes()
+    data = _read(vault.replies, copy_name(reply_id))
     if hashlib.sha256(data).hexdigest() != row["copy_sha256"]:
         raise ReplyError("the team copy changed on disk since it was written")
     try:
@@ -178,13 +189,19 @@ def export_replies(vault: Vault, out: Path, include_exported: bool = False,
                    actor: str | None = None,
                    progress: Callable[[int, int], None] | None = None) -> int:
     """Writes the queued replies as one bundle; marks them exported. Returns how
-    many. `progress(done, total)` is told after each reply is checked."""
+    many. `progress(done, total)` is told after each reply is checked.
+
+    The bundle is made as the case package is: under the open folder `out` is
+    in, first as a partial file of this run's own (exclusive, never through a
+    link), then given its name without replacing anything; on failure only
+    what this run made is removed."""
+    custody.require(vault.conn)  # before anything is written outside the vault
     where = "" if include_exported else " WHERE exported_at IS NULL"
     rows = vault.conn.execute(
         f"SELECT * FROM replies{where} ORDER BY created_at, reply_id").fetchall()  # noqa: S608
     replies = []
     for r in rows:
-        body = vault.reply_path(r["reply_id"]).read_bytes()
+        body = _read(vault.replies, f"{valid_id(r['reply_id'])}.env")
         if hashlib.sha256(body).hexdigest() != r["sha256"]:
             raise ReplyError(f"reply {r['reply_id']} changed on disk since it "
                              "was written; not exporting it")
@@ -192,17 +209,26 @@ def export_replies(vault: Vault, out: Path, include_exported: bool = False,
                         body))
         if progress is not None:
             progress(len(replies), len(rows))
-    tmp = out.with_name(f".{out.name}.partial")
+    out = Path(os.path.abspath(out))
+    folder = Folder.existing(out.parent)
+    tmp = f".{out.name}.{secrets.token_hex(4)}.partial"
+    sha = hashlib.sha256()
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(folder.create(tmp), "wb") as f:
             for piece in iter_reply_bundle(dt.date.today().isoformat(), replies):
+                sha.update(piece)
                 f.write(piece)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, out)
+        try:
+            folder.place(tmp, out.name)
+        except FileExistsError:
+            raise ReplyError(f"{out} exists already; choose another name") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        folder.made.undo()
         raise
+    finally:
+        folder.close()
     with vault.transaction() as conn:
         at = custody.now()
         for r in rows:
@@ -210,5 +236,5 @@ def export_replies(vault: Vault, out: Path, include_exported: bool = False,
                          (at, r["reply_id"]))
         custody.append(conn, "export replies", f"replies:{out.name}",
                        {"replies": [r["reply_id"] for r in rows],
-                        "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}, actor)
+                        "sha256": sha.hexdigest()}, actor)
     return len(rows)

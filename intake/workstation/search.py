@@ -2,8 +2,9 @@
 
 The index has three columns, all through FTS5's unicode61 tokenizer:
 
-    body   the text (control characters shown as symbols, so that the
-           highlight markers below can never come from a witness)
+    body   the text as the desk shows it (safe_text.for_page: every hidden
+           character written out as an escape, so that the highlight markers
+           below can never come from a witness)
     terms  one term per word of `body`, word for word: the word's lemma or
            stem (stemming.py), so that a match on "дитина" can be traced back
            to the word "дітей" it came from and highlighted there
@@ -23,11 +24,11 @@ import unicodedata
 from dataclasses import dataclass
 
 from intake.workstation import stemming
-from intake.workstation.visible import show_controls
+from intake.workstation.safe_text import for_page
 
 MAX_INDEXED_CHARS = 2_000_000
 COLUMNS = ("item_id", "submission_id", "body", "terms", "more")
-OPEN, CLOSE = "\x02", "\x03"  # never in `body`: show_controls turned them into symbols
+OPEN, CLOSE = "\x02", "\x03"  # never in `body`: for_page wrote them out as escapes
 SNIPPET_WORDS_BEFORE, SNIPPET_WORDS_AFTER = 8, 24
 
 CREATE = """CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
@@ -37,7 +38,7 @@ CREATE = """CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
 
 
 def _body(text: str) -> str:
-    return show_controls(unicodedata.normalize("NFC", text[:MAX_INDEXED_CHARS]))
+    return for_page(unicodedata.normalize("NFC", text[:MAX_INDEXED_CHARS]))
 
 
 def _row(text: str, lang: str) -> tuple[str, str, str]:

@@ -40,6 +40,9 @@ APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "‘": "'", "`": "'"})
 CYRILLIC_ONLY_UK_BE = set("іїєґў'")
 HUNSPELL_DIRS = (Path("/usr/share/hunspell"), Path("/usr/share/myspell/dicts"))
 CYRILLIC = ("uk", "ru", "be")
+# A longer "word" is no word of these languages: it is indexed as written and
+# never handed to an analyser (Hunspell is C++, and runs where the key is).
+MAX_WORD_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ def _russian_stem(word: str) -> set[str]:
 def word_terms(word: str, lang: str) -> WordTerms:
     """The terms a word of a text in `lang` is indexed under."""
     word = unicodedata.normalize("NFC", word).casefold().translate(APOSTROPHES)
+    if len(word) > MAX_WORD_CHARS:
+        return WordTerms(normalize(word), ())
     if _is_latin(word):
         return WordTerms(normalize(_snowball("english").stemWord(word)), ())
     order = [lang] + [o for o in CYRILLIC if o != lang] if lang in CYRILLIC else list(CYRILLIC)
@@ -133,6 +138,8 @@ def word_terms(word: str, lang: str) -> WordTerms:
 def query_terms(word: str) -> frozenset[str]:
     """Every term a query word may have been indexed under, whatever the text's language."""
     word = unicodedata.normalize("NFC", word).casefold().translate(APOSTROPHES)
+    if len(word) > MAX_WORD_CHARS:
+        return frozenset({normalize(word)}) - {""}
     if _is_latin(word):
         return frozenset({normalize(_snowball("english").stemWord(word))})
     terms = {word} | _russian_stem(word)

@@ -54,9 +54,7 @@ def _written(conn: sqlite3.Connection, witness_id: str) -> dict[str, int]:
 
 
 def _read(vault: Vault, item_id: str) -> tuple[str, bool]:
-    with open(vault.item_path(item_id), "rb") as f:
-        data = f.read(TESTIMONY_CHARS * 4 + 1)
-    text = data.decode(errors="replace")
+    text = vault.read_item(item_id, TESTIMONY_CHARS * 4 + 1).decode(errors="replace")
     return text[:TESTIMONY_CHARS], len(text) > TESTIMONY_CHARS
 
 

@@ -1,23 +1,34 @@
 """The vault folder: the database, the decrypted items, the queued replies.
 
-    VAULT/vault.db          SQLite: submissions, items, triage, custody log, index
+    VAULT/vault.db          SQLite: submissions, items, triage, custody log,
+                            index, previews
     VAULT/items/<item id>   each item's decrypted bytes, named by id, never by
                             the name the witness's file had
     VAULT/replies/<id>.env  replies sealed to a witness, waiting for export
     VAULT/tmp/              partial files, never read back
 
-Everything is created with owner-only permissions.
+Every folder is 0700 and every file 0600, whatever the umask and whatever
+modes the folders had before; the folders are held open and every file is
+reached through them (intake.workstation.folders), never through a link.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from intake.workstation import db
+from nacl.public import PrivateKey
+
+from intake.workstation import custody, db
+from intake.workstation.folders import FILE_MODE, Folder, FolderError
+
+_ID = re.compile(r"[0-9a-f]{32}")
+DB_FILES = ("vault.db", "vault.db-wal", "vault.db-shm")
 
 
 def default_vault_dir(env: dict[str, str] | None = None) -> Path:
@@ -26,12 +37,64 @@ def default_vault_dir(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "intake-vault"
 
 
+def valid_id(value: str) -> str:
+    """An item, submission or reply id as the vault stores it: 32 lowercase hex
+    digits. Anything else never becomes a file name (KeyError)."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise KeyError(value)
+    return value
+
+
 class Vault:
-    def __init__(self, root: Path):
-        self.root = root
-        for folder in (root, self.items_dir, self.replies_dir, self.tmp_dir):
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.conn = db.connect(root / "vault.db")
+    def __init__(self, root: Path, signer: custody.Signer | None = None):
+        self.root = Path(os.path.abspath(root))
+        self.folder = Folder.open(self.root)
+        try:
+            self.items = self.folder.sub("items")
+            self.replies = self.folder.sub("replies")
+            self.tmp = self.folder.sub("tmp")
+            self._private_database()
+            self.conn = db.connect(self.root / "vault.db")
+        except BaseException:
+            self.folder.close()
+            raise
+        self.conn.signer = signer
+        for name in DB_FILES[1:]:  # made by SQLite just now, with the database's mode
+            self._private_file(name, create=False)
+
+    def _private_file(self, name: str, create: bool) -> None:
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(name, flags, FILE_MODE, dir_fd=self.folder.fd)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise FolderError(f"{self.root / name} cannot be used safely "
+                              f"({exc.strerror})") from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise FolderError(f"{self.root / name} is not a regular file")
+            if stat.S_IMODE(st.st_mode) != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)
+        finally:
+            os.close(fd)
+
+    def _private_database(self) -> None:
+        """The database files exist with mode 0600 before SQLite opens them by
+        name, and are none of them a link."""
+        for name in DB_FILES:
+            self._private_file(name, create=name == "vault.db")
+
+    def unlock(self, team_key: PrivateKey, actor: str | None = None) -> custody.Signer:
+        """Opens the custody key with the team key, for this run's log entries."""
+        signer = custody.unlock(self.conn, team_key, actor)
+        self.conn.signer = signer
+        return signer
+
+    @property
+    def signer(self) -> custody.Signer | None:
+        return self.conn.signer
 
     @property
     def items_dir(self) -> Path:
@@ -46,14 +109,23 @@ class Vault:
         return self.root / "tmp"
 
     def item_path(self, item_id: str) -> Path:
-        if not item_id.isalnum():  # ids are hex; anything else is a forged path
-            raise KeyError(item_id)
-        return self.items_dir / item_id
+        """For messages and tests; files are opened with open_item()."""
+        return self.items_dir / valid_id(item_id)
+
+    def open_item(self, item_id: str) -> int:
+        """A file descriptor on the item's bytes, reached through the open items folder."""
+        return self.items.open_read(valid_id(item_id))
+
+    def read_item(self, item_id: str, limit: int) -> bytes:
+        """Up to `limit` bytes from the start of an item, through open_item()."""
+        fd = self.open_item(item_id)
+        try:
+            return os.pread(fd, limit, 0)
+        finally:
+            os.close(fd)
 
     def reply_path(self, reply_id: str) -> Path:
-        if not reply_id.isalnum():
-            raise KeyError(reply_id)
-        return self.replies_dir / f"{reply_id}.env"
+        return self.replies_dir / f"{valid_id(reply_id)}.env"
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -67,6 +139,8 @@ class Vault:
 
     def close(self) -> None:
         self.conn.close()
+        for folder in (self.items, self.replies, self.tmp, self.folder):
+            folder.close()
 
     def __enter__(self) -> Vault:
         return self

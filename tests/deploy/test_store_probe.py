@@ -20,7 +20,7 @@ import pytest
 
 from intake.server.doctor import OK, PROBLEM, check_store
 from intake.server.service import prepare
-from intake.server.store import STALE_AFTER, Store
+from intake.server.store import LEFTOVER_AFTER, Store
 from intake.server.store_probe import probe_store
 
 GUARANTEES = ["exclusive create", "file mode", "file fsync", "file times", "rename",
@@ -133,10 +133,10 @@ def test_doctor_names_each_broken_guarantee(config):
 
 def test_a_probe_that_died_is_swept_by_the_server(store):
     """Its files carry the store's temporary prefix: the server removes them
-    once idle for a day, like any upload cut short."""
+    once idle for an hour, like any upload cut short."""
     fs = faulty(unlink=lambda path: None)  # the probe dies before removing its file
     probe_store(store, fs)
     [left] = list(store.iterdir())
-    old = left.stat().st_mtime - STALE_AFTER - 1
+    old = left.stat().st_mtime - LEFTOVER_AFTER - 1
     os.utime(left, (old, old))
     assert Store(store).remove_leftovers() == 1

@@ -4,12 +4,17 @@ flags, a case.
 
 Going through the witness form and `intake vault import` for 10,000
 submissions would take many minutes (a codename's Argon2id, an fsync per
-item), so the rows are written directly, in one transaction, the way the
-importer writes them, with the vault's own code for everything that decides
-what the desk shows: language.detect (lingua) for each testimony,
-search.index (the lemmas and stems) for each text, custody.append for each
-import, and replies.write_reply for the replies (sealed to the witness and to
-the team for real). Testimonies are made of sentences written in each
+item), so the rows are written directly, in one transaction, by the
+importer's own code: each item's sealed metadata is checked as an import
+checks it (sealed.check), and importer.record_item writes its rows: the
+submission and the items it lists, language.detect (lingua) for each
+testimony, search.index (the lemmas and stems) for each text, and the import's
+custody entry, signed with the vault's custody key (opened with the team
+key, as `--key` opens it). Files are random bytes, so the safe reader would
+find them broken: each file it would have read gets that preview row. The
+replies are written by replies.write_reply (sealed to the witness and to the
+team for real). The vault is at the current schema version, and
+`intake vault verify-log` passes on it. Testimonies are made of sentences written in each
 language, a few with forms of "child" (дитина, дитини, дітей...), and the
 result says which submissions have them, so that tests can count exactly.
 
@@ -21,8 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import json
-import os
 import random
 import secrets
 import sys
@@ -34,8 +37,9 @@ from nacl import pwhash
 from nacl.public import PrivateKey
 
 from intake.format import teamkeys
+from intake.format.bundle import Entry
 from intake.format.teamkeys import b64
-from intake.workstation import cases, custody, language, replies, search, triage
+from intake.workstation import cases, custody, importer, replies, sealed, triage
 from intake.workstation.vault import Vault
 
 PASSPHRASE = "caseload passphrase, not secret"
@@ -86,6 +90,7 @@ FILE_TYPES = [("image/jpeg", "photo.jpg"), ("video/mp4", "clip.mp4"),
               ("text/plain", "notes.txt")]
 FLAG = "not sanitized: the cleaner timed out"
 LANG_SHARE = (("uk", 0.4), ("ru", 0.3), ("be", 0.15), ("en", 0.15))
+FIRST_DAY = dt.date(2026, 1, 1)
 
 
 @dataclass
@@ -121,31 +126,81 @@ def _testimony(rng: random.Random, lang: str, child: bool) -> str:
     return " ".join(parts)
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+@dataclass
+class _Item:
+    kind: str
+    data: bytes
+    detected_type: str
+    name: str
+    flags: list[str]
+    text: str | None
+    item_id: str = field(default_factory=lambda: secrets.token_hex(16))
 
 
-def _item(conn, vault: Vault, sid: str, kind: str, data: bytes, detected: str, name: str,
-          flags: list[str]) -> str:
-    item_id = secrets.token_hex(16)
-    _write(vault.item_path(item_id), data)
-    sha = hashlib.sha256(data).hexdigest()
-    meta = {"kind": kind, "item_id": item_id, "submission_id": sid, "original_name": name,
-            "detected_type": detected, "sha256_received": sha, "sha256_kept": sha,
-            "sanitized": not flags, "flags": flags}
-    conn.execute(
-        "INSERT INTO items (item_id, submission_id, kind, original_name, detected_type, size,"
-        " sha256_received, sha256_kept, sanitized, flags, envelope_sha256, phash, metadata)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-        (item_id, sid, kind, name, detected, len(data), sha, sha, 0 if flags else 1,
-         json.dumps(flags), hashlib.sha256(b"envelope" + data).hexdigest(),
-         json.dumps(meta, ensure_ascii=False, sort_keys=True)))
-    custody.append(conn, "import", f"item:{item_id}", {
-        "submission_id": sid, "bundle_sha256": "0" * 64, "sha256_kept": sha, "kind": kind},
-        "caseload")
-    return item_id
+def _record(conn, vault: Vault, listed: dict[str, list[str]], sid: str, witness_id: str,
+            day: str, it: _Item, bundle_id: str) -> None:
+    """One item as `intake vault import` keeps it: its bytes in VAULT/items, its
+    sealed metadata checked, its rows written by the importer's own code."""
+    vault.items.write_new(it.item_id, it.data)
+    sha = hashlib.sha256(it.data).hexdigest()
+    envelope_sha = hashlib.sha256(b"envelope" + it.data).hexdigest()
+    meta = {"format": sealed.ITEM_FORMAT, "kind": it.kind, "item_id": it.item_id,
+            "submission_id": sid, "witness_id": witness_id, "received_day": day,
+            "original_name": it.name, "detected_type": it.detected_type,
+            "size": len(it.data), "sha256_received": sha, "sha256_kept": sha,
+            "sanitizer": None, "removed": [], "sanitized": not it.flags, "flags": it.flags,
+            "original_kept": False, "choices": {"keep_original": False}}
+    item = sealed.check(meta, Entry(it.item_id, sid, witness_id, it.kind, len(it.data) + 64,
+                                    envelope_sha, day))
+    importer.record_item(conn, listed, item, envelope_sha, len(it.data), it.text, bundle_id)
+    if importer.job_for(item) is not None:  # what the safe reader makes of random bytes
+        conn.execute("INSERT INTO previews (item_id, state, reason) VALUES (?, 'none',"
+                     " 'broken')", (it.item_id,))
+
+
+def _fill(conn, vault: Vault, load: Caseload, rng: random.Random, bundle_id: str) -> int:
+    """Every submission of the caseload; returns how many items were recorded."""
+    witnesses: list[str] = []
+    recorded = 0
+    for n in range(load.submissions):
+        # About one submission in four is a follow-up from a witness seen before.
+        if witnesses and rng.random() < 0.25:
+            witness_id = rng.choice(witnesses[-200:])
+        else:
+            witness_id = secrets.token_hex(16)
+            witnesses.append(witness_id)
+            conn.execute("INSERT INTO witnesses (witness_id, reply_public_key) VALUES (?, ?)",
+                         (witness_id, b64(bytes(PrivateKey.generate().public_key))))
+        sid = secrets.token_hex(16)
+        lang = _pick_language(rng)
+        child = lang == "uk" and rng.random() < 0.1
+        text = _testimony(rng, lang, child)
+        day = (FIRST_DAY + dt.timedelta(days=n * 90 // load.submissions)).isoformat()
+        items = [_Item("testimony", text.encode(), "text/plain", "", [], text)]
+        for _ in range(rng.choice((0, 0, 1, 2))):
+            detected_type, name = rng.choice(FILE_TYPES)
+            flags = [FLAG] if rng.random() < 0.05 else []
+            load.flagged += bool(flags)
+            if detected_type.startswith("text/"):
+                note = f"Notes: {rng.choice(PLACES)}, {rng.randint(1, 120)}."
+                items.append(_Item("file", note.encode(), detected_type, name, flags, note))
+            else:
+                items.append(_Item("file", secrets.token_bytes(64), detected_type, name,
+                                   flags, None))
+        listed = {sid: [it.item_id for it in items]}
+        for it in items:
+            _record(conn, vault, listed, sid, witness_id, day, it, bundle_id)
+        recorded += len(items)
+        conn.execute("UPDATE submissions SET status = ?, priority = ? WHERE submission_id = ?",
+                     (rng.choice(triage.STATUSES[:4]), rng.choice((0, 1, 1, 1, 2, 3)), sid))
+        detected = conn.execute("SELECT language FROM submissions WHERE submission_id = ?",
+                                (sid,)).fetchone()[0]
+        load.by_language[lang] = load.by_language.get(lang, 0) + 1
+        load.detected[detected] = load.detected.get(detected, 0) + 1
+        load.threads.setdefault(witness_id, []).append(sid)
+        if child:
+            load.child_uk.add(sid)
+    return recorded
 
 
 def generate(root: Path, submissions: int = 10_000, seed: int = 18) -> Caseload:
@@ -157,44 +212,17 @@ def generate(root: Path, submissions: int = 10_000, seed: int = 18) -> Caseload:
     passfile.write_text(PASSPHRASE + "\n")
     team_public = teamkeys.load_public_key(pub).public_key
     load = Caseload(root / "vault", key_file, passfile, submissions, {}, {})
-    first_day = dt.date(2026, 1, 1)
-    with Vault(load.root) as vault, vault.transaction() as conn:
-        replies.remember_team_key(conn, team_public, "team.key")
-        witnesses: list[str] = []
-        for n in range(submissions):
-            # About one submission in four is a follow-up from a witness seen before.
-            if witnesses and rng.random() < 0.25:
-                witness_id = rng.choice(witnesses[-200:])
-            else:
-                witness_id = secrets.token_hex(16)
-                witnesses.append(witness_id)
-                conn.execute("INSERT INTO witnesses (witness_id, reply_public_key) VALUES (?, ?)",
-                             (witness_id, b64(bytes(PrivateKey.generate().public_key))))
-            sid = secrets.token_hex(16)
-            lang = _pick_language(rng)
-            child = lang == "uk" and rng.random() < 0.1
-            text = _testimony(rng, lang, child)
-            detected = language.detect(text)
-            day = first_day + dt.timedelta(days=n * 90 // submissions)
-            conn.execute(
-                "INSERT INTO submissions (submission_id, witness_id, received_day, status,"
-                " priority, language, choices) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sid, witness_id, day.isoformat(), rng.choice(triage.STATUSES[:4]),
-                 rng.choice((0, 1, 1, 1, 2, 3)), detected, json.dumps({})))
-            item_id = _item(conn, vault, sid, "testimony", text.encode(), "text/plain", "", [])
-            search.index(conn, item_id, sid, text, detected)
-            for _ in range(rng.choice((0, 0, 1, 2))):
-                detected_type, name = rng.choice(FILE_TYPES)
-                flags = [FLAG] if rng.random() < 0.05 else []
-                load.flagged += bool(flags)
-                _item(conn, vault, sid, "file", secrets.token_bytes(64), detected_type, name,
-                      flags)
-            load.by_language[lang] = load.by_language.get(lang, 0) + 1
-            load.detected[detected] = load.detected.get(detected, 0) + 1
-            load.threads.setdefault(witness_id, []).append(sid)
-            if child:
-                load.child_uk.add(sid)
+    first_day = FIRST_DAY
+    team_key = teamkeys.load_private_key(key_file, PASSPHRASE.encode())
+    bundle_id = hashlib.sha256(f"caseload {seed} {submissions}".encode()).hexdigest()
     with Vault(load.root) as vault:
+        vault.unlock(team_key, "caseload")
+        with vault.transaction() as conn:
+            replies.remember_team_key(conn, team_public, "team.key")
+            new = _fill(conn, vault, load, rng, bundle_id)
+            custody.append(conn, "import bundle", f"bundle:{bundle_id}", {
+                "file": "caseload.tar", "day": first_day.isoformat(), "new": new,
+                "duplicates": 0, "damaged": []}, "caseload")
         threads = [w for w, sids in load.threads.items() if len(sids) >= 3][:5]
         for witness_id in threads:
             message = f"Дякуємо, ми отримали ваші свідчення ({witness_id[:6]})."

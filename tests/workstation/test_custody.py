@@ -1,10 +1,17 @@
-"""The custody log's hash chain: intact after real work, and broken by any edit."""
+"""The custody log: hash-chained and signed with the vault's custody key. Intact
+after real work; an edit is named; a rewrite re-hashed to the end is caught by
+the signatures; a rewrite re-signed with a key of the forger's is caught by
+the team key and by any earlier case export; one re-signed by the team's own
+key is caught by an earlier export."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 
 import pytest
+from nacl.public import Box, PrivateKey, SealedBox
+from nacl.signing import SigningKey
 
 from intake.workstation import custody
 
@@ -25,14 +32,19 @@ def worked(server, desk, tmp_path):
     return sent
 
 
-def test_a_worked_vault_verifies(worked, desk):
+def test_a_worked_vault_verifies(worked, desk, tmp_path):
     result = desk.run("verify-log")
     assert result.output.startswith("custody log intact: ")
     with desk.open() as vault:
-        verdict = custody.verify(vault.conn)
+        verdict = custody.verify(vault.conn, desk.private_key)
         n = vault.conn.execute("SELECT COUNT(*) FROM custody").fetchone()[0]
-    assert verdict.ok and verdict.entries == n > 10
-    assert verdict.head in result.output
+        unsigned = vault.conn.execute("SELECT COUNT(*) FROM custody WHERE signature IS NULL"
+                                      ).fetchone()[0]
+    assert verdict.ok and verdict.entries == n > 10 and unsigned == 0
+    assert verdict.head in result.output and verdict.key_id in result.output
+    checked = desk.run("verify-log", *desk.key_args(), "--against", str(tmp_path / "case"))
+    assert "the custody key is the team's" in checked.output
+    assert f"agrees with {tmp_path / 'case'}" in checked.output
 
 
 def _edit(desk, sql: str, *params) -> None:
@@ -40,6 +52,31 @@ def _edit(desk, sql: str, *params) -> None:
     conn = sqlite3.connect(desk.root / "vault.db")
     with conn:
         conn.execute(sql, params)
+    conn.close()
+
+
+def _rewrite(desk, seq: int, actor: str, signer: custody.Signer | None = None) -> None:
+    """Changes entry `seq` and re-hashes every entry after it, so the chain is
+    whole again; with `signer`, also signs every rewritten entry with it."""
+    conn = sqlite3.connect(desk.root / "vault.db")
+    conn.row_factory = sqlite3.Row
+    with conn:
+        rows = [dict(r) for r in conn.execute("SELECT * FROM custody WHERE seq >= ? ORDER BY"
+                                              " seq", (seq,))]
+        rows[0]["actor"] = actor
+        before = conn.execute("SELECT hash FROM custody WHERE seq = ?", (seq - 1,)).fetchone()
+        prev = before[0] if before else custody.GENESIS
+        for row in rows:
+            row["prev_hash"] = prev
+            row["hash"] = custody.entry_hash(row["seq"], row["at"], row["actor"], row["action"],
+                                             row["subject"], row["detail"], prev)
+            if signer is not None:
+                row["key_id"], row["signature"] = signer.key_id, signer.sign(row["hash"])
+            conn.execute("UPDATE custody SET actor = ?, prev_hash = ?, hash = ?, key_id = ?,"
+                         " signature = ? WHERE seq = ?",
+                         (row["actor"], prev, row["hash"], row["key_id"], row["signature"],
+                          row["seq"]))
+            prev = row["hash"]
     conn.close()
 
 
@@ -60,22 +97,79 @@ def test_an_edited_detail_is_named(worked, desk):
     assert f"BROKEN at entry {seq}:" in desk.run("verify-log", ok=False).output
 
 
-def test_a_rehashed_entry_breaks_the_next_link(worked, desk):
-    """Someone who edits an entry and fixes its own hash still breaks the next one."""
-    with desk.open() as vault:
-        row = dict(vault.conn.execute("SELECT * FROM custody WHERE seq = 7").fetchone())
-    row["actor"] = "forger"
-    forged = custody.entry_hash(row["seq"], row["at"], row["actor"], row["action"],
-                                row["subject"], row["detail"], row["prev_hash"])
-    _edit(desk, "UPDATE custody SET actor = ?, hash = ? WHERE seq = 7", "forger", forged)
+def test_a_rewritten_and_rehashed_log_is_caught_by_its_signatures(worked, desk):
+    """The chain re-hashed from the changed entry to the end is whole again;
+    without the custody key the forger cannot sign it."""
+    _rewrite(desk, 7, "forger")
     result = desk.run("verify-log", ok=False)
-    assert "BROKEN at entry 8: entry 8 does not point to the entry before it" in result.output
+    assert result.exit_code == 1
+    assert "BROKEN at entry 7: entry 7's signature does not verify: it was rewritten" \
+        in result.output
+
+
+def test_stripped_signatures_are_caught(worked, desk):
+    _edit(desk, "UPDATE custody SET signature = NULL, key_id = NULL WHERE seq >= 7")
+    assert "BROKEN at entry 7: entry 7 is not signed" in desk.run("verify-log", ok=False).output
+    _edit(desk, "UPDATE custody SET signature = NULL, key_id = NULL")
+    _edit(desk, "DELETE FROM custody_key")
+    result = desk.run("verify-log", ok=False)
+    assert result.exit_code == 1 and "no entry is signed" in result.output
+
+
+def test_a_log_re_signed_with_a_forged_custody_key_is_caught(worked, desk, tmp_path):
+    """Someone with disk access but not the passphrase makes a custody key of
+    their own, seals it to the team's public key (which anyone can), rewrites
+    and re-signs everything. The log is then consistent; the team key and
+    the export made before catch it."""
+    team_public = desk.private_key.public_key
+    forged = SigningKey.generate()
+    forger_key = PrivateKey.generate()  # not the team's: the binding cannot be made
+    verify = bytes(forged.verify_key)
+    _edit(desk, "UPDATE custody_key SET key_id = ?, verify_key = ?, sealed_seed = ?, binding = ?",
+          custody.key_id(forged.verify_key), verify.hex(),
+          base64.b64encode(SealedBox(team_public).encrypt(bytes(forged))).decode(),
+          base64.b64encode(bytes(Box(forger_key, team_public).encrypt(verify))).decode())
+    _rewrite(desk, 1, "forger", custody.Signer(forged))
+    # The log by itself looks whole...
+    assert desk.run("verify-log").output.startswith("custody log intact")
+    # ...but the custody key is not the team's...
+    result = desk.run("verify-log", *desk.key_args(), ok=False)
+    assert result.exit_code == 1 and "not made with this team key" in result.output
+    # ...nor the one that signed the case package exported before.
+    result = desk.run("verify-log", "--against", str(tmp_path / "case"), ok=False)
+    assert result.exit_code == 1
+    assert "REWRITTEN since" in result.output and "re-signed" in result.output
+    # A writing command refuses to sign on with it.
+    refused = desk.run("case-add", "Case 2", worked[1].submission_id, ok=False)
+    assert refused.exit_code == 2 and "not made with this team key" in refused.output
+
+
+def test_a_rewrite_by_the_key_holder_is_caught_by_an_earlier_export(worked, desk, tmp_path):
+    """Even someone with the team key, who can sign, cannot change what an
+    export already carries: the export's head is no longer in the log."""
+    with desk.open() as vault:
+        signer = vault.signer
+    _rewrite(desk, 3, "someone else", signer)
+    assert desk.run("verify-log", *desk.key_args()).output.startswith("custody log intact")
+    result = desk.run("verify-log", "--against", str(tmp_path / "case"), ok=False)
+    assert result.exit_code == 1
+    assert "is not the one the export carries: the log was rewritten" in result.output
 
 
 def test_a_removed_entry_is_named(worked, desk):
     _edit(desk, "DELETE FROM custody WHERE seq = 3")
     result = desk.run("verify-log", ok=False)
     assert "BROKEN at entry 4: entry 4 follows entry 2: entries are missing" in result.output
+
+
+def test_writing_commands_need_the_team_key(worked, desk):
+    result = desk.run("case-add", "Case 2", worked[1].submission_id, ok=False, key=False)
+    assert result.exit_code == 2 and "--key" in result.output
+    with desk.open(unlocked=False) as vault, pytest.raises(custody.CustodyLocked):
+        from intake.workstation import triage
+
+        with vault.transaction() as conn:
+            triage.update(conn, worked[1].submission_id, status="closed")
 
 
 def test_deletion_is_logged_and_not_undone_by_reimport(server, desk, tmp_path):
@@ -91,3 +185,30 @@ def test_deletion_is_logged_and_not_undone_by_reimport(server, desk, tmp_path):
     again = desk.import_(bundle)
     assert "0 new" in again.output and "2 duplicates" in again.output
     desk.run("verify-log")
+
+
+def test_a_vault_from_before_signing_is_upgraded_and_signed_on(desk):
+    """A version 1 vault: its entries stay hash-chained only; the custody key's
+    own entry, signed, follows them and covers them through the chain."""
+    desk.root.mkdir()
+    conn = sqlite3.connect(desk.root / "vault.db")
+    conn.execute("CREATE TABLE custody (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT"
+                 " NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL,"
+                 " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)")
+    prev = custody.GENESIS
+    for seq in (1, 2):
+        digest = custody.entry_hash(seq, "2026-01-01T00:00:00Z", "old", "note", "vault", "{}",
+                                    prev)
+        conn.execute("INSERT INTO custody VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (seq, "2026-01-01T00:00:00Z", "old", "note", "vault", "{}", prev, digest))
+        prev = digest
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    assert "no entry is signed" in desk.run("verify-log", ok=False).output
+    with desk.open() as vault:  # unlocking makes the custody key
+        verdict = custody.verify(vault.conn, desk.private_key)
+        actions = [r[0] for r in vault.conn.execute("SELECT action FROM custody ORDER BY seq")]
+    assert verdict.ok and verdict.unsigned == 2 and verdict.entries == 3
+    assert actions == ["note", "note", "custody key"]
+    assert "(2 from before signing)" in desk.run("verify-log").output

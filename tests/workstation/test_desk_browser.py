@@ -6,7 +6,10 @@ the audit, as the witness pages' tests do (tests/i18n/test_browser.py).
 
 Paging and filters, a Ukrainian search that finds the forms of a word, a
 thread with a reply re-read with the team key, and a case exported from the
-desk; then every page audited in each language."""
+desk; then every page audited in each language. The desk is started with
+--key, as a triager who changes things starts it, and each browser context
+first opens the address it printed (test_desk_access_browser.py shows that
+nothing else opens it)."""
 
 from __future__ import annotations
 
@@ -27,18 +30,21 @@ COUNT = re.compile(r"^(\d+) ")
 
 
 @pytest.fixture(scope="module")
-def desk_url(caseload, tmp_path_factory):
-    """`intake vault serve` over the generated vault, stopped at the end of the module."""
+def served(caseload, tmp_path_factory):
+    """`intake vault serve --key` over the generated vault, stopped at the end of
+    the module: (the desk's base address, the address it printed, with its token)."""
     exports = tmp_path_factory.mktemp("desk-exports")
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "intake", "vault", "serve", "--vault", str(caseload.root),
-         "--port", "0", "--key", str(caseload.key_file), "--exports", str(exports)],
+         "--port", "0", "--key", str(caseload.key_file),
+         "--passphrase-file", str(caseload.passphrase_file), "--exports", str(exports)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         line = proc.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=\S+", line)
         assert found, line + (proc.stdout.read() if proc.poll() is not None else "")
-        yield found.group(0)
+        assert "Read-only" not in line
+        yield found.group(1), found.group(0)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -47,6 +53,11 @@ def desk_url(caseload, tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def desk_url(served):
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +75,18 @@ def browser(desk_url):
             chromium.close()
 
 
-def _page(browser, lang: str = "en", javascript: bool = False):
-    context = browser.new_context(java_script_enabled=javascript, bypass_csp=javascript,
-                                  viewport={"width": 1280, "height": 900}, locale=lang,
-                                  service_workers="block")
-    return context, context.new_page()
+@pytest.fixture(scope="module")
+def opened(browser, served):
+    """A new browser context that has opened the desk's printed address (its
+    token exchanged for the run's cookie), and a page in it."""
+    def make(lang: str = "en", javascript: bool = False):
+        context = browser.new_context(java_script_enabled=javascript, bypass_csp=javascript,
+                                      viewport={"width": 1280, "height": 900}, locale=lang,
+                                      service_workers="block")
+        page = context.new_page()
+        assert page.goto(served[1]).status == 200 and "token" not in page.url
+        return context, page
+    return make
 
 
 def _count(page) -> int:
@@ -80,8 +98,8 @@ def _submit(page, selector: str) -> None:
         page.locator(selector).click()
 
 
-def test_pages_keep_the_filters_and_the_order(browser, desk_url, caseload):
-    context, page = _page(browser)
+def test_pages_keep_the_filters_and_the_order(opened, desk_url, caseload):
+    context, page = opened()
     try:
         page.goto(desk_url + "/")
         assert _count(page) == 10_000
@@ -109,8 +127,8 @@ def test_pages_keep_the_filters_and_the_order(browser, desk_url, caseload):
         context.close()
 
 
-def test_a_ukrainian_search_finds_the_inflected_forms(browser, desk_url, caseload):
-    context, page = _page(browser)
+def test_a_ukrainian_search_finds_the_inflected_forms(opened, desk_url, caseload):
+    context, page = opened()
     try:
         page.goto(desk_url + "/")
         page.locator("#query").fill("дитина")
@@ -127,9 +145,9 @@ def test_a_ukrainian_search_finds_the_inflected_forms(browser, desk_url, caseloa
         context.close()
 
 
-def test_a_thread_with_a_reply_the_team_can_reread(browser, desk_url, caseload):
+def test_a_thread_with_a_reply_the_team_can_reread(opened, desk_url, caseload):
     witness_id, message = next(iter(caseload.replied.items()))
-    context, page = _page(browser)
+    context, page = opened()
     try:
         page.goto(f"{desk_url}/witness/{witness_id}")
         submissions = page.locator("li.event-submission").count()
@@ -155,8 +173,8 @@ def _finished_job(page) -> None:
     raise AssertionError("the export did not finish within a minute")
 
 
-def test_a_case_exported_from_the_desk(browser, desk_url, caseload):
-    context, page = _page(browser)
+def test_a_case_exported_from_the_desk(opened, desk_url, caseload):
+    context, page = opened()
     try:
         page.goto(desk_url + "/")
         with page.expect_navigation():
@@ -203,10 +221,10 @@ def desk_pages(page, desk_url: str, caseload):
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_axe_finds_nothing_on_any_desk_page(browser, desk_url, caseload, lang):
+def test_axe_finds_nothing_on_any_desk_page(opened, desk_url, caseload, lang):
     if not AXE.exists():
         _missing("node_modules/axe-core (npm ci)")
-    context, page = _page(browser, lang, javascript=True)
+    context, page = opened(lang, javascript=True)
     found, seen = {}, []
     try:
         for name, shown in desk_pages(page, desk_url, caseload):

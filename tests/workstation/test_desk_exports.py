@@ -10,8 +10,6 @@ import tarfile
 import time
 from pathlib import Path
 
-from intake.workstation.desk import create_vault_app
-
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -36,14 +34,14 @@ def test_a_case_exported_from_the_desk(server, desk, tmp_path):
     desk.import_(server.export(tmp_path / "b.tar"))
     desk.run("case-add", "Kharkiv school", a.submission_id, b.submission_id)
     exports = tmp_path / "exports"
-    client = create_vault_app(desk.root, actor="tester", exports_dir=exports).test_client()
+    client = desk.app(actor="tester", exports_dir=exports).test_client()
     assert client.post("/exports/case", data={"case": "Kharkiv school"}).status_code == 400
     assert not exports.exists()
     started = client.post("/exports/case", data={"csrf_token": _token(client),
                                                  "case": "Kharkiv school"})
     assert started.status_code == 303
     page = finished(client, started.location)
-    assert "Done: 10 files written." in page, page  # 3 items and 7 files about them
+    assert "Done: 11 files written." in page, page  # 3 items and 8 files about them
     (folder,) = exports.iterdir()
     assert folder.name.startswith("case-Kharkiv school-")
     assert str(folder) in page
@@ -64,7 +62,7 @@ def test_a_reply_bundle_exported_from_the_desk(server, desk, tmp_path):
     desk.import_(server.export(tmp_path / "b.tar"))
     desk.run("reply", a.submission_id, input="Thank you.")
     exports = tmp_path / "exports"
-    client = create_vault_app(desk.root, exports_dir=exports).test_client()
+    client = desk.app(exports_dir=exports).test_client()
     assert "1 reply waiting for export." in client.get("/exports").get_data(as_text=True)
     started = client.post("/exports/replies", data={"csrf_token": _token(client)})
     page = finished(client, started.location)
@@ -86,7 +84,7 @@ def test_a_failed_export_says_why_and_leaves_nothing(server, desk, tmp_path):
     path.chmod(0o600)
     path.write_bytes(b"changed after import\n")
     exports = tmp_path / "exports"
-    client = create_vault_app(desk.root, exports_dir=exports).test_client()
+    client = desk.app(exports_dir=exports).test_client()
     started = client.post("/exports/case", data={"csrf_token": _token(client),
                                                  "case": "Altered"})
     page = finished(client, started.location)

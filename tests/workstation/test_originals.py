@@ -12,7 +12,6 @@ from sqlalchemy import select
 from intake.server.models import Item
 from intake.server.receive import ITEM_FORMAT, _seal
 from intake.server.store import today
-from intake.workstation.desk import create_vault_app
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -47,7 +46,7 @@ def test_the_original_is_given_only_on_request(server, desk, tmp_path):
     keep_original(server, with_original, body, "scan.txt")
     plain = server.submit("no original", files=[(b"other\n", "o.txt")])
     desk.import_(server.export(tmp_path / "b.tar"))
-    client = create_vault_app(desk.root, actor="tester").test_client()
+    client = desk.app(actor="tester").test_client()
 
     listed = client.get("/?has_original=yes").get_data(as_text=True)
     assert with_original.submission_id[:12] in listed and plain.submission_id[:12] not in listed

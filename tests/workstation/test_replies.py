@@ -82,11 +82,10 @@ def test_empty_reply_and_unknown_submission_are_refused(server, desk, tmp_path):
 def test_the_reply_form_on_the_submission_page(server, desk, tmp_path):
     import re
 
-    from intake.workstation.desk import create_vault_app
 
     a = server.submit("one")
     desk.import_(server.export(tmp_path / "b.tar"))
-    client = create_vault_app(desk.root).test_client()
+    client = desk.app().test_client()
     page = client.get(f"/submission/{a.submission_id}")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))[1]
     done = client.post(f"/submission/{a.submission_id}/reply",

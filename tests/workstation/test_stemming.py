@@ -82,3 +82,14 @@ def test_hunspell_be_is_the_best_belarusian_analyser_at_hand():
     assert shares["hunspell be_BY"] >= 0.9
     assert shares["hunspell be_BY"] == max(shares.values())
     assert shares["as written"] < 0.2
+
+
+@pytest.mark.parametrize("lang", ["uk", "ru", "be", "en"])
+def test_a_word_too_long_for_any_language_is_indexed_as_written(lang):
+    """No analyser (Hunspell's C++ included) is handed a word longer than any
+    word of these languages: it is a term as written, and found as written."""
+    long_word = "дитиною" * 6 + "x" * (lang == "en")
+    assert len(long_word) > stemming.MAX_WORD_CHARS
+    assert stemming.word_terms(long_word, lang) == stemming.WordTerms(long_word, ())
+    assert stemming.query_terms(long_word.upper()) == {long_word}
+    assert indexed("дитиною", lang if lang != "en" else "uk") != {"дитиною"}  # analysed

@@ -13,7 +13,6 @@ from vault_helpers import PASSPHRASE
 from intake.format import teamkeys
 from intake.format.envelope import fingerprint, open_envelope
 from intake.workstation import custody, replies
-from intake.workstation.desk import create_vault_app
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -75,13 +74,13 @@ def test_the_thread_page_shows_everything_in_order_and_reopens_replies(server, d
     again = server.submit_again(first.witness_id, "Друге: ось що я бачив потім.\x1b[31m")
     other = server.submit("someone else")
     desk.import_(server.export(tmp_path / "b2.tar"))
-    client = create_vault_app(desk.root, actor="tester", key_file=team.key_file).test_client()
+    client = desk.app(actor="tester").test_client()
     url = f"/witness/{first.witness_id}"
     page = client.get(url).get_data(as_text=True)
     order = [page.index(x) for x in ("Перше свідчення", "Reply from the team", "Друге: ось")]
     assert order == sorted(order)
     assert other.submission_id[:12] not in page
-    assert "␛[31m" in page  # the escape character shown, not sent to the reader
+    assert "\\x1b[31m" in page and "\x1b" not in page  # shown, not sent to the reader
     assert "Дякуємо, чи є фото?" not in page  # sealed until the key opens it
     token = _token(client.get(url))
     wrong = client.post(url + "/read-replies", data={"csrf_token": token,
@@ -105,12 +104,21 @@ def test_the_thread_page_shows_everything_in_order_and_reopens_replies(server, d
 
 
 def test_without_the_key_the_thread_says_how_to_reread(server, desk, tmp_path):
+    """A desk started without --key offers no re-reading, and refuses it with the
+    read-only page even when the passphrase is right: it has no key file to
+    open, and no custody key to log the re-reading with."""
     sent = server.submit("one")
     desk.import_(server.export(tmp_path / "b.tar"))
     desk.run("reply", sent.submission_id, input="Thank you.")
-    client = create_vault_app(desk.root).test_client()
+    client = desk.app(unlocked=False).test_client()
     page = client.get(f"/witness/{sent.witness_id}").get_data(as_text=True)
-    assert "--key NAME.key" in page
+    assert "--key NAME.key" in page and 'id="passphrase"' not in page
     token = _token(client.get(f"/witness/{sent.witness_id}"))
-    assert client.post(f"/witness/{sent.witness_id}/read-replies",
-                       data={"csrf_token": token, "passphrase": PASSPHRASE}).status_code == 400
+    refused = client.post(f"/witness/{sent.witness_id}/read-replies",
+                          data={"csrf_token": token, "passphrase": PASSPHRASE})
+    assert refused.status_code == 403 and "intake vault serve --key" in refused.get_data(
+        as_text=True)
+    assert "Thank you." not in refused.get_data(as_text=True)
+    with desk.open(unlocked=False) as vault:
+        assert vault.conn.execute("SELECT COUNT(*) FROM custody WHERE action = 'read replies'"
+                                  ).fetchone()[0] == 0

@@ -4,15 +4,16 @@ grouping by witness, and every action in the custody log."""
 from __future__ import annotations
 
 import io
+import os
 import re
 
 import pytest
 from PIL import Image, ImageDraw
+from vault_helpers import PASSPHRASE
 
 from intake.pages.headers import HEADERS
 from intake.workstation import custody
 from intake.workstation.cli import check_loopback
-from intake.workstation.desk import create_vault_app
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -34,7 +35,7 @@ def picture(seed: int, size=(320, 240), quality=90, fmt="JPEG") -> bytes:
 @pytest.fixture
 def desk_app(desk):
     def make():
-        return create_vault_app(desk.root, actor="tester").test_client()
+        return desk.app(actor="tester").test_client()
     return make
 
 
@@ -118,12 +119,24 @@ def test_submissions_of_one_witness_are_grouped(server, desk, desk_app, tmp_path
     assert "1 other submission from this witness" in page
 
 
-def test_triage_changes_and_views_go_into_the_custody_log(server, desk, desk_app, tmp_path):
-    sent = server.submit("needs triage")
+def test_triage_changes_go_into_the_custody_log_and_viewing_writes_nothing(
+        server, desk, desk_app, tmp_path):
+    sent = server.submit("needs triage", files=[(picture(4), "p.jpg")])
     desk.import_(server.export(tmp_path / "b.tar"))
     client = desk_app()
     url = f"/submission/{sent.submission_id}"
-    token = _token(client.get(url))
+
+    def entries() -> int:
+        with desk.open(unlocked=False) as vault:
+            return vault.conn.execute("SELECT COUNT(*) FROM custody").fetchone()[0]
+
+    before = entries()
+    page = client.get(url)
+    item_id = re.search(r'/item/([0-9a-f]+)/preview\.png', page.get_data(as_text=True))[1]
+    for path in (url, f"/item/{item_id}/preview.png", "/", f"/witness/{sent.witness_id}"):
+        assert client.get(path).status_code == 200, path
+    assert entries() == before  # viewing is not logged, consistently
+    token = _token(page)
     refused = client.post(url + "/triage", data={"status": "verified"})
     assert refused.status_code == 400  # no CSRF token, nothing changed
     done = client.post(url + "/triage", data={
@@ -140,10 +153,37 @@ def test_triage_changes_and_views_go_into_the_custody_log(server, desk, desk_app
             "SELECT * FROM custody WHERE subject = ? ORDER BY seq",
             (f"submission:{sent.submission_id}",))]
         assert custody.verify(vault.conn).ok
-    assert [a for a, _ in actions] == ["view", "status change", "priority change", "assign",
+    assert [a for a, _ in actions] == ["status change", "priority change", "assign",
                                        "tags change", "note", "added to case",
                                        "status change"]
     assert {actor for _, actor in actions} == {"tester"}
+
+
+def test_a_desk_without_the_team_key_shows_but_changes_nothing(server, desk, tmp_path):
+    sent = server.submit("read only", files=[(b"blob\x00", "b.bin")])
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk.app(unlocked=False).test_client()
+    url = f"/submission/{sent.submission_id}"
+    page = client.get(url)
+    assert page.status_code == 200 and "read only" in page.get_data(as_text=True)
+    token = _token(page)
+    item_id = re.search(r'/item/([0-9a-f]+)/download', page.get_data(as_text=True))[1]
+    exports = desk.root / "exports"
+    for path, data in ((url + "/triage", {"status": "verified"}), (url + "/note", {"note": "x"}),
+                       (url + "/case", {"case": "Bridge"}), (url + "/reply", {"message": "Hi"}),
+                       (f"/item/{item_id}/download", {}),
+                       (f"/witness/{sent.witness_id}/read-replies", {"passphrase": PASSPHRASE}),
+                       ("/exports/case", {"case": "Bridge"}), ("/exports/replies", {})):
+        refused = client.post(path, data={"csrf_token": token, **data})
+        assert refused.status_code == 403, path
+        assert "intake vault serve --key" in refused.get_data(as_text=True)
+    with desk.open(unlocked=False) as vault:
+        row = vault.conn.execute("SELECT status FROM submissions").fetchone()
+        assert row[0] == "new"
+        assert custody.verify(vault.conn).ok
+        for table in ("notes", "cases", "replies"):
+            assert vault.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0  # noqa: S608
+    assert os.listdir(desk.root / "replies") == [] and not exports.exists()
 
 
 def test_working_copy_download_is_logged_and_never_inline(server, desk, desk_app, tmp_path):

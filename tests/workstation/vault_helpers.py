@@ -110,6 +110,10 @@ def make_server(root: Path, team: Team) -> Server:
     return Server(config, app, app.test_client())
 
 
+# The commands that write to the custody log, and so need the team key.
+SIGNING = {"import", "reply", "export-replies", "case-add", "export-case", "delete"}
+
+
 @dataclass
 class Desk:
     """The workstation: `intake vault ...` through Click's runner."""
@@ -117,21 +121,48 @@ class Desk:
     root: Path
     team: Team
 
-    def run(self, *args: str, input: str | None = None, ok: bool = True):
-        result = CliRunner().invoke(main, ["vault", *args, "--vault", str(self.root)],
+    def key_args(self, key: Path | None = None) -> list[str]:
+        return ["--key", str(key or self.team.key_file),
+                "--passphrase-file", str(self.team.passphrase_file)]
+
+    def run(self, *args: str, input: str | None = None, ok: bool = True, key: bool = True):
+        extra = self.key_args() if key and args[0] in SIGNING and "--key" not in args else []
+        result = CliRunner().invoke(main, ["vault", *args, "--vault", str(self.root), *extra],
                                     input=input, catch_exceptions=False)
         if ok:
             assert result.exit_code == 0, result.output
         return result
 
     def import_(self, bundle: Path, key: Path | None = None, ok: bool = True):
-        return self.run("import", str(bundle), "--key", str(key or self.team.key_file),
-                        "--passphrase-file", str(self.team.passphrase_file), ok=ok)
+        return self.run("import", str(bundle), *self.key_args(key), ok=ok)
 
-    def open(self):
+    @property
+    def private_key(self):
+        return teamkeys.load_private_key(self.team.key_file, PASSPHRASE.encode())
+
+    def open(self, unlocked: bool = True):
+        """The vault, with its custody key open (as a command given --key has it)."""
         from intake.workstation.vault import Vault
 
-        return Vault(self.root)
+        vault = Vault(self.root)
+        if unlocked:
+            vault.unlock(self.private_key)
+        return vault
+
+    def app(self, actor: str = "tester", unlocked: bool = True, access=None,
+            exports_dir: Path | None = None):
+        """The desk's Flask app, as `intake vault serve --key` makes it (the
+        custody key open, the key file there to re-read replies); as `serve`
+        without --key makes it when not `unlocked`."""
+        from intake.workstation.desk import create_vault_app
+
+        signer = None
+        if unlocked:
+            with self.open() as vault:
+                signer = vault.signer
+        return create_vault_app(self.root, actor=actor, signer=signer, access=access,
+                                key_file=self.team.key_file if unlocked else None,
+                                exports_dir=exports_dir)
 
 
 def member_offsets(bundle: Path) -> dict[str, tuple[int, int]]:

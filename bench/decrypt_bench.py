@@ -1,0 +1,207 @@
+"""Decrypting on the workstation against `age -d`, in the same run.
+
+Builds, through the real server path (the witness form, then `intake queue
+export`), a bundle of 1 GiB of files (16 uploads of 64 MiB), and an age file
+of a 1 GiB file from disk. Then, each in its own process and in turn:
+
+    age -d -i IDENTITY -o OUT FILE.age                  (X25519 identity, no passphrase)
+    intake decrypt BUNDLE --key K --out DIR             (a fresh folder each time)
+    intake vault import BUNDLE --key K --vault DIR      (a fresh vault each time)
+
+Each row is the median of `--repeat` runs. The team key is made with the
+cheapest Argon2id cost, as in bench/vault_bench.py, so the rows measure the
+decryption, not the passphrase; unlocking a key file of `intake keygen`'s
+default cost ("moderate", 256 MiB) is timed on its own row. The team key is
+unlocked by a short-lived child process (intake.workstation.unlock): "own
+peak" is the decrypting process's VmHWM, "its children's peak" the highest of
+the processes it started (both polled every 20 ms).
+
+    python bench/decrypt_bench.py [--size 1G] [--repeat 3] [--results FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for path in (str(ROOT), str(HERE)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from run import human, load_average, machine  # noqa: E402
+from servers import children, status_kib  # noqa: E402
+from vault_bench import PASSPHRASE  # noqa: E402
+
+from intake.format import teamkeys  # noqa: E402
+from intake.server.config import parse_size  # noqa: E402
+
+FILE_SIZE = 64 * 1024 * 1024
+POLL = 0.02
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    cpu: float
+    own_kib: int
+    tree_kib: int
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def timed(cmd: list[str]) -> Run:
+    """Wall and CPU seconds (its children's included), the process's own peak
+    and the highest peak of the processes it started (VmHWM, polled)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    own = tree = 0
+    while True:
+        with contextlib.suppress(OSError, LookupError):  # a zombie has no VmHWM
+            own = max(own, status_kib(proc.pid, "VmHWM"))
+            for child in _descendants(proc.pid):
+                with contextlib.suppress(OSError, LookupError):
+                    tree = max(tree, status_kib(child, "VmHWM"))
+        done, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(POLL)
+    seconds = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd[2:4]} failed: {err[-500:]}")
+    return Run(seconds, usage.ru_utime + usage.ru_stime, own, tree)
+
+
+def median(runs: list[Run]) -> Run:
+    return Run(statistics.median(r.seconds for r in runs), statistics.median(r.cpu for r in runs),
+               max(r.own_kib for r in runs), max(r.tree_kib for r in runs))
+
+
+def build(root: Path, size: int) -> tuple[Path, Path, Path, Path]:
+    """(bundle, key file, age file, age identity)."""
+    subprocess.run([sys.executable, str(HERE / "vault_bench.py"), "--build-into", str(root),
+                    "--texts", "0", "--files-size", str(size), "--file-size",
+                    str(min(FILE_SIZE, size))], check=True, cwd=ROOT)
+    plain = root / "plain.bin"
+    with open(plain, "wb") as f:
+        for _ in range(size // FILE_SIZE or 1):
+            f.write(os.urandom(min(FILE_SIZE, size)))
+    identity = root / "age.key"
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    recipient = next(line.split(": ")[1] for line in identity.read_text().splitlines()
+                     if line.startswith("# public key"))
+    subprocess.run(["age", "-e", "-r", recipient, "-o", str(root / "plain.age"), str(plain)],
+                   check=True)
+    plain.unlink()
+    return root / "bundle.tar", root / "workstation" / "bench.key", root / "plain.age", identity
+
+
+def measure(size: int, repeat: int) -> dict[str, Run]:
+    with tempfile.TemporaryDirectory(prefix="intake-decrypt-bench-") as tmp:
+        root = Path(tmp)
+        bundle, key, age_file, identity = build(root, size)
+        passfile = key.parent / "passphrase"
+        passfile.write_text(PASSPHRASE + "\n")
+        intake = [sys.executable, "-m", "intake"]
+        keys = ["--key", str(key), "--passphrase-file", str(passfile)]
+        runs: dict[str, list[Run]] = {"age": [], "decrypt": [], "import": []}
+        for n in range(repeat):
+            out = root / f"out-{n}"
+            runs["age"].append(timed(["age", "-d", "-i", str(identity), "-o", str(out),
+                                      str(age_file)]))
+            out.unlink()
+            runs["decrypt"].append(timed([*intake, "decrypt", str(bundle), *keys,
+                                          "--out", str(out)]))
+            shutil.rmtree(out)
+            runs["import"].append(timed([*intake, "vault", "import", str(bundle), *keys,
+                                         "--vault", str(out)]))
+            shutil.rmtree(out)
+        moderate = root / "moderate"
+        teamkeys.generate("moderate", moderate, PASSPHRASE.encode(), teamkeys.MODERATE)
+        unlock = [sys.executable, "-c", "import sys; from pathlib import Path; "
+                  "from intake.workstation.unlock import load_private_key as load; "
+                  "load(Path(sys.argv[1]), sys.argv[2].encode())",
+                  str(moderate / "moderate.key"), PASSPHRASE]
+        runs["unlock"] = [timed(unlock) for _ in range(repeat)]
+        return {name: median(r) for name, r in runs.items()}
+
+
+def table(rows: dict[str, Run], size: int) -> str:
+    labels = {"age": "age -d", "decrypt": "intake decrypt", "import": "intake vault import",
+              "unlock": "unlocking a key file of keygen's default cost"}
+    lines = ["| what | size | seconds (median) | MB/s | CPU seconds | own peak RSS (MB) "
+             "| its children's peak (MB) | speed against age -d |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in rows.items():
+        sized = name != "unlock"
+        speed = f"{rows['age'].seconds / r.seconds:.2f}x" if name in ("decrypt", "import") \
+            else ""
+        lines.append(f"| {labels[name]} | {human(size) if sized else ''} | {r.seconds:.2f} "
+                     f"| {size / r.seconds / 1e6:.0f} | " if sized else
+                     f"| {labels[name]} | | {r.seconds:.2f} | | ")
+        lines[-1] += (f"{r.cpu:.2f} | {r.own_kib / 1024:.0f} | {r.tree_kib / 1024:.0f} "
+                      f"| {speed} |")
+    return "\n".join(lines)
+
+
+def report(rows: dict[str, Run], size: int, repeat: int, loads: tuple[str, str]) -> str:
+    command = "python bench/decrypt_bench.py" + (f" {' '.join(sys.argv[1:])}"
+                                                  if sys.argv[1:] else "")
+    decrypt, imported, age = rows["decrypt"], rows["import"], rows["age"]
+    return f"""# Decrypting against age -d
+
+Measured on {dt.date.today().isoformat()} with `{command}` (medians of {repeat}).
+
+Machine: {machine()}. Load average (1, 5, 15 min) before the run: {loads[0]};
+after: {loads[1]}.
+
+{table(rows, size)}
+
+- intake decrypt: {age.seconds / decrypt.seconds:.2f}x the speed of age -d (goal 1.0x);
+  its own peak {decrypt.own_kib / 1024:.0f} MB (goal under 64 MB).
+- intake vault import: {age.seconds / imported.seconds:.2f}x the speed of age -d; its own
+  peak {imported.own_kib / 1024:.0f} MB. It does more than decrypt: both SHA-256s (the
+  envelope's and the content's), its files made durable before each batch
+  commits, the database.
+- A key file of keygen's default cost takes {rows['unlock'].seconds:.1f} s to unlock, in a
+  child that peaks at {rows['unlock'].tree_kib / 1024:.0f} MB and exits before decrypting
+  starts; it is unlocked once per run.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=parse_size("1G"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS-decrypt.md")
+    args = parser.parse_args(argv)
+    before = load_average()
+    rows = measure(args.size, args.repeat)
+    text = report(rows, args.size, args.repeat, (before, load_average()))
+    print(text)
+    args.results.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
