@@ -1,7 +1,7 @@
 """`make bench`, capacity: the figures behind docs/operations.md's capacity model.
 
 What one app server carries, measured through the real HTTP path on loopback
-(`intake serve` with one worker, the production Argon2id cost for codenames):
+(`intake serve` with one worker on its production settings):
 
 - text submissions: a few clients at once send short testimonies; the rate per
   CPU-second of the worker is the rate per core, on SQLite and (when it runs on
@@ -347,8 +347,8 @@ Measured on {dt.date.today().isoformat()} with `make bench` (`bench/capacity.py`
 
 Machine: {machine()}. Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]}.
 
-One `intake serve` worker (16 threads) on 127.0.0.1, production Argon2id cost
-for codenames (m=19 MiB, t=2, twice per submission); {args.clients} clients at
+One `intake serve` worker (16 threads) on 127.0.0.1 on its production settings
+(a new codename's two values derived by keyed BLAKE2b); {args.clients} clients at
 once for texts, files one after another. "Per CPU-second" is submissions per
 second of the worker's own CPU time, that is per core given to workers; the
 wall rate is what this machine did with its {os.cpu_count()} cores shared by

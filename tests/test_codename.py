@@ -7,12 +7,14 @@ separators, NFC/NFKC, the other keyboard's look-alike letters, е/ё/є/э,
 
 from __future__ import annotations
 
+import hashlib
 import math
 import unicodedata
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from nacl import pwhash
 
 from intake.server import codename
 from intake.server.server_secrets import ServerSecrets
@@ -166,13 +168,37 @@ def test_text_that_is_no_codename():
 
 def test_the_derivation_takes_the_canonical_form():
     server = ServerSecrets(form_key=b"f" * 32, lookup_salt=b"l" * 16, reply_salt=b"r" * 16)
-    cheap = {"opslimit": 1, "memlimit": 8192}
     words = codename.wordlist("uk").words[100:107]
-    one = codename.derive(codename.secret_for_sign_in(" ".join(words)), server, **cheap)
-    two = codename.derive(codename.secret_for_sign_in("-".join(words).upper()), server, **cheap)
-    other = codename.derive(codename.secret_for_sign_in(" ".join(words[:6])), server, **cheap)
+    one = codename.derive(codename.secret_for_sign_in(" ".join(words)), server)
+    two = codename.derive(codename.secret_for_sign_in("-".join(words).upper()), server)
+    other = codename.derive(codename.secret_for_sign_in(" ".join(words[:6])), server)
     assert one.lookup_hash == two.lookup_hash != other.lookup_hash
-    assert bytes(one.reply_key) == bytes(two.reply_key)
+    assert bytes(one.reply_key) == bytes(two.reply_key) != bytes(other.reply_key)
+    assert one.derivation == codename.KEYED_BLAKE2B
+
+
+def test_the_derived_values_need_the_server_secrets_and_are_apart():
+    server = ServerSecrets(form_key=b"f" * 32, lookup_salt=b"l" * 16, reply_salt=b"r" * 16)
+    other_server = ServerSecrets(form_key=b"f" * 32, lookup_salt=b"L" * 16,
+                                 reply_salt=b"R" * 16)
+    canonical = codename.normalise(codename.generate("en"))
+    here, there = codename.derive(canonical, server), codename.derive(canonical, other_server)
+    assert here.lookup_hash != there.lookup_hash
+    assert bytes(here.reply_key) != bytes(there.reply_key)
+    # The lookup id and the reply seed are independent: same salts, other keys.
+    same_salts = ServerSecrets(form_key=b"f" * 32, lookup_salt=b"s" * 16, reply_salt=b"s" * 16)
+    both = codename.derive(canonical, same_salts)
+    assert bytes.fromhex(both.lookup_hash) != bytes(both.reply_key)
+
+
+def test_the_argon2id_derivation_of_older_records_is_unchanged():
+    """Records of derivation 1 hold these values: the function must not move."""
+    server = ServerSecrets(form_key=b"f" * 32, lookup_salt=b"l" * 16, reply_salt=b"r" * 16)
+    old = codename.derive_argon2id("abacus abdomen", server, opslimit=1, memlimit=8192)
+    lookup = pwhash.argon2id.kdf(32, b"abacus abdomen", b"l" * 16, opslimit=1, memlimit=8192)
+    assert old.lookup_hash == hashlib.sha256(lookup).hexdigest()
+    assert old.derivation == codename.ARGON2ID
+    assert old.lookup_hash != codename.derive("abacus abdomen", server).lookup_hash
 
 
 @pytest.mark.parametrize(("lang", "words", "shown"), [

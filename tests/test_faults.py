@@ -297,3 +297,35 @@ def test_one_totp_code_lets_in_one_login_on_each_database(tmp_path, team_key, da
         assert sorted(answers) == [302, 403, 403, 403]
     finally:
         intake.close()
+
+
+def test_witness_records_made_before_the_keyed_hash_are_marked_argon2id(tmp_path,
+                                                                         database_url):
+    """A database at 0002 with a witness upgrades: the record says how it was made."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import create_engine, text
+
+    from intake.server import migrations
+    from intake.server.db import Database, normalize_url
+
+    url = database_url or f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(normalize_url(url))
+    config = AlembicConfig()
+    config.set_main_option("script_location", os.path.dirname(migrations.__file__))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        connection.execute(text(
+            "INSERT INTO witnesses (id, lookup_hash, reply_public_key, created_day, "
+            "last_active_day) VALUES ('w1', 'h1', :k, '2026-01-01', '2026-01-01')"),
+            {"k": b"k" * 32})
+    engine.dispose()
+    db = Database(url)
+    try:
+        db.migrate()
+        assert db.schema_version() == migrations.HEAD
+        with db.sessions() as s:
+            assert [w.derivation for w in s.query(Witness)] == [1]
+    finally:
+        db.dispose()

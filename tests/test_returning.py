@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import re
 
@@ -36,8 +37,7 @@ def new_witness(client, text="first testimony", files=None) -> str:
 
 def seal_reply(app, code: str, text: str) -> tuple[str, str, bytes]:
     intake = _intake(app)
-    derived = codename.derive(codename.normalise(code), intake.secrets,
-                              intake.config.kdf_opslimit, intake.config.kdf_memlimit)
+    derived = codename.derive(codename.normalise(code), intake.secrets)
     with intake.db.sessions() as s:
         witness = s.query(Witness).filter_by(lookup_hash=derived.lookup_hash).one()
     out = io.BytesIO()
@@ -285,3 +285,64 @@ def test_a_ukrainian_codename_signs_in_however_it_is_typed(app, client):
     typed = "".join(words).upper().replace("А", "A").replace("О", "O").replace("І", "И")
     assert login(client, typed).status_code == 302
     assert login(app.test_client(), " - ".join(words[:6])).status_code == 403
+
+
+def _legacy_witness(app, code: str) -> str:
+    """A record as servers made it when codenames were stretched with Argon2id."""
+    intake = _intake(app)
+    old = codename.derive_argon2id(codename.normalise(code), intake.secrets,
+                                   intake.config.kdf_opslimit, intake.config.kdf_memlimit)
+    wid = new_id()
+    with intake.db.sessions() as s:
+        s.add(Witness(id=wid, lookup_hash=old.lookup_hash, derivation=codename.ARGON2ID,
+                      reply_public_key=bytes(old.reply_public_key),
+                      created_day=dt.date.today(), last_active_day=dt.date.today()))
+        s.commit()
+    return wid
+
+
+def test_new_records_use_the_keyed_hash_and_older_ones_still_sign_in(app, client,
+                                                                      monkeypatch):
+    code = new_witness(client)
+    with _intake(app).db.sessions() as s:
+        assert [w.derivation for w in s.query(Witness)] == [codename.KEYED_BLAKE2B]
+    old_code = codename.generate("uk")
+    _legacy_witness(app, old_code)
+    # The older record's reply was sealed to its Argon2id reply key: it reads.
+    intake = _intake(app)
+    old = codename.derive_argon2id(codename.normalise(old_code), intake.secrets,
+                                   intake.config.kdf_opslimit, intake.config.kdf_memlimit)
+    with intake.db.sessions() as s:
+        wid = s.query(Witness).filter_by(lookup_hash=old.lookup_hash).one().id
+    out = io.BytesIO()
+    envelope.seal(out, [envelope.Recipient(old.reply_public_key)], [b"an older answer"],
+                  {"format": "intake-reply/1"})
+    report = upload_replies(app, [(new_id(), wid, out.getvalue())])
+    assert report.added == 1
+    reader = app.test_client()
+    assert login(reader, old_code.upper()).status_code == 302
+    assert "an older answer" in reader.get("/account").text
+    # A new record signs in without Argon2id.
+    slow = []
+    real = codename.derive_argon2id
+    monkeypatch.setattr(codename, "derive_argon2id",
+                        lambda *a, **k: slow.append(1) or real(*a, **k))
+    assert login(app.test_client(), code).status_code == 302
+    assert slow == []
+
+
+def test_argon2id_stops_once_no_older_record_remains(app, client, monkeypatch):
+    old_code = codename.generate("en")
+    wid = _legacy_witness(app, old_code)
+    slow = []
+    real = codename.derive_argon2id
+    monkeypatch.setattr(codename, "derive_argon2id",
+                        lambda *a, **k: slow.append(1) or real(*a, **k))
+    assert login(client, "no such codename").status_code == 403
+    assert slow == [1]  # a wrong codename is tried against the older records too
+    with _intake(app).db.sessions() as s:
+        s.query(Witness).filter_by(id=wid).delete()
+        s.commit()
+    assert login(client, "no such codename").status_code == 403
+    assert login(client, old_code).status_code == 403
+    assert slow == [1]

@@ -173,7 +173,7 @@ def test_testimony_and_several_files_in_one_submission(app, client, team_key):
         assert s.scalar(select(func.count()).select_from(Submission)) == 1
         witness = s.scalars(select(Witness)).one()
     # The codename itself is nowhere; only what is derived from it.
-    derived = codename.derive(" ".join(words), app.extensions["intake"].secrets, 1, 8192)
+    derived = codename.derive(" ".join(words), app.extensions["intake"].secrets)
     assert witness.lookup_hash == derived.lookup_hash
     assert witness.reply_public_key == bytes(derived.reply_public_key)
 

@@ -8,9 +8,13 @@ codename typed in another case, with other separators or none, or with
 look-alike letters from another keyboard signs in all the same, whichever list
 it was drawn from.
 
-From the canonical form the server stretches (Argon2id, two separate secret
-salts) a lookup id, of which only a hash is kept, and the seed of an X25519 key
-pair to which staff seal replies; only its public half is kept.
+From the canonical form the server derives, with keyed BLAKE2b under two
+separate secret keys, a lookup id, of which only a hash is kept, and the seed
+of an X25519 key pair to which staff seal replies; only its public half is
+kept. A codename carries at least 90 random bits: nothing can be guessed, so a
+memory-hard function would only make every login costly for the server
+(docs/witnesses.md). Records made before (derivation 1) were stretched with
+Argon2id; `derive_argon2id` still finds them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from functools import cache
 from importlib import resources
 
 from nacl import pwhash
+from nacl.encoding import RawEncoder
+from nacl.hash import blake2b
 from nacl.public import PrivateKey, PublicKey
 
 from intake.server.server_secrets import ServerSecrets
@@ -204,21 +210,46 @@ def secret_for_sign_in(text: str) -> str:
     return normalise(text) or "\0" + text[:MAX_CHARS]
 
 
+# How a witness record's values were derived (witnesses.derivation).
+ARGON2ID = 1  # records made before codenames were derived by a keyed hash
+KEYED_BLAKE2B = 2  # every new record
+
+
 @dataclass(frozen=True)
 class Derived:
     lookup_hash: str
     reply_key: PrivateKey
+    derivation: int
 
     @property
     def reply_public_key(self) -> PublicKey:
         return self.reply_key.public_key
 
 
-def derive(canonical: str, server: ServerSecrets, opslimit: int, memlimit: int) -> Derived:
-    """The lookup hash and reply key of a canonical codename (see normalise)."""
+def _keyed(secret: bytes, key: bytes, person: bytes) -> bytes:
+    return blake2b(secret, digest_size=32, key=key, person=person, encoder=RawEncoder)
+
+
+def derive(canonical: str, server: ServerSecrets) -> Derived:
+    """The lookup hash and reply key of a canonical codename (see normalise).
+
+    Keyed BLAKE2b, one key (a secret salt of server-secrets.json) per value and
+    its own personalisation, so the two values are independent and neither can
+    be tested offline without the server's secrets.
+    """
+    secret = canonical.encode()
+    lookup = _keyed(secret, server.lookup_salt, b"intake.lookup")
+    seed = _keyed(secret, server.reply_salt, b"intake.reply")
+    return Derived(hashlib.sha256(lookup).hexdigest(), PrivateKey.from_seed(seed),
+                   KEYED_BLAKE2B)
+
+
+def derive_argon2id(canonical: str, server: ServerSecrets, opslimit: int,
+                    memlimit: int) -> Derived:
+    """The same values as records of derivation 1 hold (Argon2id, the same salts)."""
     secret = canonical.encode()
     lookup = pwhash.argon2id.kdf(32, secret, server.lookup_salt,
                                  opslimit=opslimit, memlimit=memlimit)
     seed = pwhash.argon2id.kdf(32, secret, server.reply_salt,
                                opslimit=opslimit, memlimit=memlimit)
-    return Derived(hashlib.sha256(lookup).hexdigest(), PrivateKey.from_seed(seed))
+    return Derived(hashlib.sha256(lookup).hexdigest(), PrivateKey.from_seed(seed), ARGON2ID)

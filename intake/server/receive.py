@@ -175,8 +175,7 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
         canonical = codename.normalise(secret)
         if canonical is None:
             raise RuntimeError(f"the {codename_list} word list cannot read its own codenames")
-        derived = codename.derive(canonical, intake.secrets, intake.config.kdf_opslimit,
-                                  intake.config.kdf_memlimit)
+        derived = codename.derive(canonical, intake.secrets)
         witness_id = new_id()
     day = today()
     submission_id = new_id()
@@ -284,6 +283,7 @@ def _stage(intake: Intake, batch: Batch, day: dt.date, witness_id: str, submissi
         if derived is not None:
             s.add(Witness(id=witness_id, lookup_hash=derived.lookup_hash,
                           reply_public_key=bytes(derived.reply_public_key),
+                          derivation=derived.derivation,
                           created_day=day, last_active_day=day))
         else:
             witness = s.get(Witness, witness_id)

@@ -15,8 +15,7 @@ from intake.server import codename, server_secrets
 
 def _reply_key(server, sent):
     secrets = server_secrets.load_or_create(server.config.secrets_file)
-    return codename.derive(codename.normalise(sent.codename), secrets,
-                           server.config.kdf_opslimit, server.config.kdf_memlimit).reply_key
+    return codename.derive(codename.normalise(sent.codename), secrets).reply_key
 
 
 def test_a_reply_opens_with_the_witness_codename_only(server, desk, tmp_path):

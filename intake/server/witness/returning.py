@@ -64,14 +64,12 @@ def login_post():
     form = CodenameForm()
     text = (form.codename.data or "")[:MAX_CODENAME_CHARS]
     # Always the same work, whether or not the codename exists, whatever the list.
-    derived = codename.derive(codename.secret_for_sign_in(text), intake.secrets,
-                              intake.config.kdf_opslimit, intake.config.kdf_memlimit)
+    canonical = codename.secret_for_sign_in(text)
+    derived = codename.derive(canonical, intake.secrets)
     wait = throttle.wait_seconds(derived.lookup_hash)
     if wait:
         return _try_later(wait)
-    with intake.db.sessions() as s:
-        witness = s.scalars(select(Witness).where(
-            Witness.lookup_hash == derived.lookup_hash)).first()
+    witness, derived = _find_witness(intake, canonical, derived)
     if witness is None:
         throttle.failed(derived.lookup_hash)
         return render_template("login_failed.html"), 403
@@ -84,6 +82,39 @@ def login_post():
                           "reply_key": base64.b64encode(bytes(derived.reply_key)).decode(),
                           "seen": intake.clock()}
     return redirect(url_for("returning.account"))
+
+
+def _legacy_records_remain(intake, s) -> bool:
+    """Whether any record of derivation 1 (Argon2id) is left. None is ever made
+    again, so once there are none the answer stays no for this worker."""
+    cache = current_app.extensions.setdefault("intake.legacy_codenames", {})
+    if cache.get("remain", True):
+        cache["remain"] = s.scalars(select(Witness.id).where(
+            Witness.derivation == codename.ARGON2ID).limit(1)).first() is not None
+    return cache["remain"]
+
+
+def _find_witness(intake, canonical: str, derived: codename.Derived):
+    """The witness whose record the codename derives, and how it was derived.
+
+    A record made while codenames were stretched with Argon2id is found by
+    that derivation, which costs what it did then; it is tried only while such
+    records remain (retention removes them once idle).
+    """
+    with intake.db.sessions() as s:
+        witness = s.scalars(select(Witness).where(
+            Witness.lookup_hash == derived.lookup_hash,
+            Witness.derivation == codename.KEYED_BLAKE2B)).first()
+        if witness is None and _legacy_records_remain(intake, s):
+            old = codename.derive_argon2id(canonical, intake.secrets,
+                                           intake.config.kdf_opslimit,
+                                           intake.config.kdf_memlimit)
+            witness = s.scalars(select(Witness).where(
+                Witness.lookup_hash == old.lookup_hash,
+                Witness.derivation == codename.ARGON2ID)).first()
+            if witness is not None:
+                derived = old
+    return witness, derived
 
 
 def witness_required(view):
