@@ -29,8 +29,8 @@ class Config:
     max_testimony_chars: int = 200_000
     max_files: int = 50
     codename_words: int = 7
-    # OWASP's Argon2id setting of m=19 MiB, t=2: each of a worker's 16 threads may
-    # derive at once, and a worker must stay under 100 MB.
+    # OWASP's Argon2id setting of m=19 MiB, t=2, for staff passwords (and witness
+    # records made before codenames were hashed): a worker must stay under 100 MB.
     kdf_opslimit: int = 2
     kdf_memlimit: int = 19 * 1024 * 1024
     csrf_time_limit: int = 24 * 3600
