@@ -28,7 +28,7 @@ def make_config(tmp_path: Path, keys_dir: Path, **overrides) -> Config:
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
-def csrf_token(client, path: str = "/") -> str:
+def csrf_token(client, path: str = "/en/") -> str:
     page = client.get(path)
     assert page.status_code == 200
     return CSRF.search(page.get_data(as_text=True)).group(1)
@@ -43,7 +43,9 @@ def submit(client, testimony: str = "", files: list[tuple[bytes, str]] | None = 
             "testimony": testimony, **({"keep_original": "y"} if keep_original else {}),
             **extra}
     data["files"] = [(io.BytesIO(content), name) for content, name in (files or [])]
-    return client.post("/submit", data=data, content_type="multipart/form-data")
+    # The form answers with a redirect to the receipt, which is followed.
+    return client.post("/en/submit", data=data, content_type="multipart/form-data",
+                       follow_redirects=True)
 
 
 CODENAME = re.compile(r'<p class="codename" id="codename">(.*?)</p>', re.S)

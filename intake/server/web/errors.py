@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from intake.server.front import FRONT_ERROR
 from intake.server.quota import QuotaExceeded
 from intake.server.receive import CommitUncertain
+from intake.server.web.i18n import grouped
 
 log = logging.getLogger("intake")
 
@@ -62,8 +63,8 @@ def _limits():
 
 
 def _too_long() -> str:
-    return _("The text is longer than %(n)d characters. Send the rest in a file, or in "
-             "another submission.", n=_limits()[0])
+    return _("The text is longer than %(n)s characters. Send the rest in a file, or in "
+             "another submission.", n=grouped(_limits()[0]))
 
 
 def _too_many() -> str:
@@ -143,11 +144,15 @@ def init_app(app) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _entity_too_large(exc):
         # Werkzeug says the same for a body too large, a text field too long
-        # and too many parts: the body's length tells the first apart.
+        # and too many parts: the body's length tells the first apart, the
+        # files it had begun to receive the last (only the one limit that was
+        # passed is named).
         limit = app.config.get("MAX_CONTENT_LENGTH") or 0
         if limit and (request.content_length or 0) > limit:
             return _page(413, _("Too much at once"), _too_large(limit))
-        return _page(413, _("Too much at once"), _too_long() + " " + _too_many())
+        if getattr(request, "files_begun", 0) >= _limits()[1]:
+            return _page(413, _("Too much at once"), _too_many())
+        return _page(413, _("Too much at once"), _too_long())
 
     @app.errorhandler(CommitUncertain)
     def _uncertain(exc):
