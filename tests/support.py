@@ -35,16 +35,16 @@ def csrf_token(client, path: str = "/en/") -> str:
 
 
 def submit(client, testimony: str = "", files: list[tuple[bytes, str]] | None = None,
-           token: str | None = None, keep_original: bool = True, **extra):
+           token: str | None = None, keep_original: bool = True, lang: str = "en", **extra):
     """Posts the witness form. Most tests send made-up bytes no cleaner handles
     and check that they are stored: sanitizing fails closed, so they tick
     "keep the originals", as a witness must for such files to be kept."""
-    data = {"csrf_token": token if token is not None else csrf_token(client),
+    data = {"csrf_token": token if token is not None else csrf_token(client, f"/{lang}/"),
             "testimony": testimony, **({"keep_original": "y"} if keep_original else {}),
             **extra}
     data["files"] = [(io.BytesIO(content), name) for content, name in (files or [])]
     # The form answers with a redirect to the receipt, which is followed.
-    return client.post("/en/submit", data=data, content_type="multipart/form-data",
+    return client.post(f"/{lang}/submit", data=data, content_type="multipart/form-data",
                        follow_redirects=True)
 
 
