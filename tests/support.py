@@ -52,7 +52,7 @@ CODENAME = re.compile(r'<p class="codename" id="codename">(.*?)</p>', re.S)
 
 
 def codename_of(page_text: str) -> str:
-    return " ".join(re.findall(r"<span>([a-z-]+)</span>", CODENAME.search(page_text).group(1)))
+    return " ".join(re.findall(r"<span>([^<]+)</span>", CODENAME.search(page_text).group(1)))
 
 
 class MemorySpool:

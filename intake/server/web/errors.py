@@ -44,6 +44,12 @@ class Busy(IntakeError):
     status = 503
 
 
+class StillReceiving(Exception):
+    """The same form was sent again while the first is still being received."""
+
+    status = 409
+
+
 class Refused(Exception):
     """The front refused a request before the app saw it (intake.server.front)."""
 
@@ -125,6 +131,13 @@ def init_app(app) -> None:
     @app.errorhandler(QuotaExceeded)
     def _busy(exc):
         return _busy_page()
+
+    @app.errorhandler(StillReceiving)
+    def _still_receiving(exc):
+        return _page(409, _("Still being received"),
+                     _("What you sent is still being received: it does not need to be "
+                       "sent again. Wait a minute, then reload this page to see your "
+                       "receipt."), nothing_kept=False)
 
     @app.errorhandler(IntakeError)
     def _intake(exc: IntakeError):

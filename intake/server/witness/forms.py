@@ -34,8 +34,8 @@ class SubmitForm(FlaskForm):
     files = MultipleFileField(_l("Files (photos, videos, documents)"))
     keep_original = BooleanField(_l("Also keep my files exactly as they are, as evidence"),
                                  default=False)
-    alphabet = RadioField(_l("The words of your codename"), choices=_alphabet_choices(),
-                          default="en")
+    # No default: a form sent without a choice gets the page's (receive_form).
+    alphabet = RadioField(_l("The words of your codename"), choices=_alphabet_choices())
 
 
 class FollowUpForm(FlaskForm):

@@ -30,7 +30,7 @@ from intake.server import codename
 from intake.server.models import Reply, Submission, Witness
 from intake.server.witness import receipts
 from intake.server.witness.forms import CodenameForm, FollowUpForm
-from intake.server.witness.submit import MAX_CODENAME_CHARS, limits, receive_form
+from intake.server.witness.submit import MAX_CODENAME_CHARS, limits, receive_form, to_receipt
 
 bp = Blueprint("returning", __name__)
 
@@ -145,13 +145,9 @@ def account():
 @bp.post("/account/add")
 @witness_required
 def follow_up():
-    token = receipts.sent_once()
-    earlier = receipts.answered(token)
-    if earlier:  # the same form again (a reload, a retry): the first answer
-        return redirect(url_for("witness.receipt", rid=earlier), 303)
-    receipt = receive_form(FollowUpForm(), witness_id=g.witness_id)
-    rid = receipts.keep(token, receipt, "added")
-    return redirect(url_for("witness.receipt", rid=rid), 303)
+    form = FollowUpForm()
+    return receipts.receive_once(
+        lambda: (receive_form(form, witness_id=g.witness_id), ""), "added", to_receipt)
 
 
 @bp.post("/account/replies/<reply_id>/delete")

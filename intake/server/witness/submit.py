@@ -122,16 +122,15 @@ def receive_form(form, witness_id: str | None = None):
     return receipt
 
 
+def to_receipt(rid: str):
+    return redirect(url_for("witness.receipt", rid=rid), 303)
+
+
 @bp.post("/submit")
 def submit():
-    token = receipts.sent_once()
-    earlier = receipts.answered(token)
-    if earlier:  # the same form again (a reload, a retry): the first answer
-        return redirect(url_for("witness.receipt", rid=earlier), 303)
     form = SubmitForm()
-    receipt = receive_form(form)
-    rid = receipts.keep(token, receipt, "new", chosen_alphabet(form))
-    return redirect(url_for("witness.receipt", rid=rid), 303)
+    return receipts.receive_once(lambda: (receive_form(form), chosen_alphabet(form)),
+                                 "new", to_receipt)
 
 
 @bp.get("/receipt/<rid>")
