@@ -390,6 +390,8 @@ def test_axe_finds_no_violation_on_any_witness_page(browser, server, two_files,
         for name, page in witness_pages_in_a_browser(visit, server, lang, two_files):
             seen.append(name)
             assert visit.lang() == lang, name
+            ids = page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
+            assert len(ids) == len(set(ids)), (name, ids)  # each id once
             found[name] = audit(page)
     finally:
         context.close()
