@@ -117,7 +117,7 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise AssertionError("the server exited:\n" + self.log.read_text())
             try:
-                answer = self.get("/", timeout=5)
+                answer = self.get("/en/", timeout=5)
                 if answer is not None and answer.status == 200:
                     return
             except OSError:
@@ -145,12 +145,12 @@ class LiveServer:
 
     def form(self) -> tuple[str, str]:
         """A fresh witness opens the form: its CSRF token and session cookie."""
-        answer = self.get("/")
+        answer = self.get("/en/")
         assert answer is not None and answer.status == 200
         token = CSRF.search(answer.text).group(1)
         return token, answer.headers.get("set-cookie", "").split(";")[0]
 
-    def submission_head(self, body_length: int, cookie: str, path: str = "/submit") -> bytes:
+    def submission_head(self, body_length: int, cookie: str, path: str = "/en/submit") -> bytes:
         return request_head("POST", path, {
             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
             "Content-Length": str(body_length), "Cookie": cookie})
@@ -168,6 +168,9 @@ class LiveServer:
             sock.sendall(self.submission_head(len(body), cookie) + body)
             answer = read_answer(sock, timeout)
         assert answer is not None, "the server closed without an answer"
+        if answer.status == 303:  # sent: the receipt is at its own address
+            answer = self.get(answer.headers["location"], {"Cookie": cookie}, timeout)
+            assert answer is not None, "the server closed without an answer"
         return answer
 
     def store_files(self) -> list[str]:

@@ -28,29 +28,31 @@ def make_config(tmp_path: Path, keys_dir: Path, **overrides) -> Config:
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
-def csrf_token(client, path: str = "/") -> str:
+def csrf_token(client, path: str = "/en/") -> str:
     page = client.get(path)
     assert page.status_code == 200
     return CSRF.search(page.get_data(as_text=True)).group(1)
 
 
 def submit(client, testimony: str = "", files: list[tuple[bytes, str]] | None = None,
-           token: str | None = None, keep_original: bool = True, **extra):
+           token: str | None = None, keep_original: bool = True, lang: str = "en", **extra):
     """Posts the witness form. Most tests send made-up bytes no cleaner handles
     and check that they are stored: sanitizing fails closed, so they tick
     "keep the originals", as a witness must for such files to be kept."""
-    data = {"csrf_token": token if token is not None else csrf_token(client),
+    data = {"csrf_token": token if token is not None else csrf_token(client, f"/{lang}/"),
             "testimony": testimony, **({"keep_original": "y"} if keep_original else {}),
             **extra}
     data["files"] = [(io.BytesIO(content), name) for content, name in (files or [])]
-    return client.post("/submit", data=data, content_type="multipart/form-data")
+    # The form answers with a redirect to the receipt, which is followed.
+    return client.post(f"/{lang}/submit", data=data, content_type="multipart/form-data",
+                       follow_redirects=True)
 
 
 CODENAME = re.compile(r'<p class="codename" id="codename">(.*?)</p>', re.S)
 
 
 def codename_of(page_text: str) -> str:
-    return " ".join(re.findall(r"<span>([a-z-]+)</span>", CODENAME.search(page_text).group(1)))
+    return " ".join(re.findall(r"<span>([^<]+)</span>", CODENAME.search(page_text).group(1)))
 
 
 class MemorySpool:

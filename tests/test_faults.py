@@ -244,17 +244,16 @@ def test_database_down_gets_a_page_in_the_witness_language(app, monkeypatch):
     from intake.pages.headers import HEADERS
 
     client = app.test_client()
-    # The session (where a chosen language is kept) cannot be read either:
-    # the browser's languages decide.
-    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "uk"
-    token = csrf_token(client)
+    # The session cannot be read either: the address's language decides.
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    token = csrf_token(client, "/uk/")
 
     def down(*args, **kwargs):
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
     for name in ("execute", "get", "flush", "commit", "scalars", "scalar"):
         monkeypatch.setattr(Session, name, down)
-    r = submit(client, "while the database is down", token=token)
+    r = submit(client, "while the database is down", token=token, lang="uk")
     monkeypatch.undo()
     text = r.get_data(as_text=True)
     assert r.status_code == 503 and 'lang="uk"' in text

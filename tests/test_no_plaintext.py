@@ -197,7 +197,7 @@ def test_no_plaintext_ip_agent_or_time_on_the_server(tmp_path, team_key, server)
     small = b"small attachment " + canary
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("GET", "/", headers={"User-Agent": agent})
+    conn.request("GET", "/en/", headers={"User-Agent": agent})
     form = conn.getresponse()
     page = form.read().decode()
     assert form.status == 200 and "Server" not in form.headers
@@ -227,7 +227,7 @@ def test_no_plaintext_ip_agent_or_time_on_the_server(tmp_path, team_key, server)
          ("keep_original", None, b"y"),
          ("files", "video.mp4", big), ("files", "note.txt", small)],
         boundary, read_spools_midway)
-    conn.putrequest("POST", "/submit", skip_accept_encoding=True)
+    conn.putrequest("POST", "/en/submit", skip_accept_encoding=True)
     for name, value in (("Content-Type", f"multipart/form-data; boundary={boundary}"),
                         ("Content-Length", str(length)), ("Cookie", cookie),
                         ("User-Agent", agent)):
@@ -235,6 +235,10 @@ def test_no_plaintext_ip_agent_or_time_on_the_server(tmp_path, team_key, server)
     conn.endheaders()
     for block in body:
         conn.send(block)
+    sent = conn.getresponse()
+    sent.read()
+    assert sent.status == 303, sent.status  # then the receipt, at its own address
+    conn.request("GET", sent.getheader("Location"), headers={"Cookie": cookie})
     receipt = conn.getresponse()
     receipt_page = receipt.read().decode()
     conn.close()
@@ -326,7 +330,7 @@ def _canary_upload(client, canary: bytes, mib: int = 2):
          ("files", "small.txt", b"small " + canary)], boundary)
     body = b"".join(chunks)
     assert len(body) == length
-    return client.post("/submit", data=body,
+    return client.post("/en/submit", data=body,
                        content_type=f"multipart/form-data; boundary={boundary}")
 
 
@@ -348,7 +352,7 @@ def test_upload_request_spools_ciphertext_only(app, client, temp_writes, tmp_pat
     monkeypatch.setattr(EnvelopeFile, "write", recording)
     canary = ("CANARY-" + secrets.token_hex(16)).encode()
     r = _canary_upload(client, canary)
-    assert r.status_code == 200
+    assert r.status_code == 303  # sent; the receipt is at its own address
     # The big file went to disk as it arrived, as ciphertext only.
     assert len(temp_writes) > 2 * 1024 * 1024
     for needle in variants(canary):

@@ -25,7 +25,7 @@ def _intake(app):
 
 
 def login(client, code: str):
-    return client.post("/login", data={"csrf_token": csrf_token(client, "/login"),
+    return client.post("/en/login", data={"csrf_token": csrf_token(client, "/en/login"),
                                        "codename": code})
 
 
@@ -54,30 +54,31 @@ def upload_replies(app, replies) -> object:
 
 def test_login_lists_days_and_follow_up_joins_the_same_witness(app, client):
     code = new_witness(client)
-    assert login(client, code.upper()).status_code == 302
-    page = client.get("/account")
+    assert login(client, code.upper()).status_code == 303
+    page = client.get("/en/account")
     assert page.status_code == 200
     assert "first testimony" not in page.text  # the server cannot read it
     assert re.search(r"Sent on \d{4}-\d{2}-\d{2}", page.text)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-    done = client.post("/account/add", data={
+    done = client.post("/en/account/add", data={
         "csrf_token": token, "testimony": "more detail", "keep_original": "y",
         "files": [(io.BytesIO(b"photo bytes"), "later.jpg")]},
         content_type="multipart/form-data")
-    assert done.status_code == 200
-    assert "later.jpg" in done.text
-    assert "codename" not in done.text.lower() or "stays the same" in done.text
+    assert done.status_code == 303  # post, redirect, get
+    shown = client.get(done.headers["Location"])
+    assert "later.jpg" in shown.text and "stays the same" in shown.text
+    assert 'class="codename"' not in shown.text
     with _intake(app).db.sessions() as s:
         subs = s.query(Submission).all()
         assert len(subs) == 2 and len({x.witness_id for x in subs}) == 1
         assert s.query(Item).count() == 3
-    assert len(re.findall(r"Sent on", client.get("/account").text)) == 2
+    assert len(re.findall(r"Sent on", client.get("/en/account").text)) == 2
 
 
 def test_codename_is_stored_nowhere(app, client, config):
     code = new_witness(client)
     login(client, code)
-    client.get("/account")
+    client.get("/en/account")
     needles = [code.encode(), code.replace(" ", "").encode(), code.split()[2].encode()
                + b" " + code.split()[3].encode()]
     for path in config.data_dir.rglob("*"):
@@ -110,9 +111,9 @@ def test_reply_is_readable_only_with_its_own_codename(app):
     report = upload_replies(app, [seal_reply(app, code_a, "When exactly did it happen?")])
     assert report.added == 1 and not report.rejected
     login(alice, code_a)
-    assert "When exactly did it happen?" in alice.get("/account").text
+    assert "When exactly did it happen?" in alice.get("/en/account").text
     login(bob, code_b)
-    assert "When exactly" not in bob.get("/account").text
+    assert "When exactly" not in bob.get("/en/account").text
 
 
 def test_reply_sealed_to_another_witness_is_refused(app):
@@ -146,10 +147,10 @@ def test_witness_deletes_a_reply(app, client):
     rid, wid, env = seal_reply(app, code, "please send the document")
     upload_replies(app, [(rid, wid, env)])
     login(client, code)
-    token = csrf_token(client, "/login")
-    assert client.post(f"/account/replies/{rid}/delete",
-                       data={"csrf_token": token}).status_code == 302
-    assert "please send the document" not in client.get("/account").text
+    token = csrf_token(client, "/en/login")
+    assert client.post(f"/en/account/replies/{rid}/delete",
+                       data={"csrf_token": token}).status_code == 303
+    assert "please send the document" not in client.get("/en/account").text
     with _intake(app).db.sessions() as s:
         assert s.get(Reply, rid) is None
 
@@ -159,13 +160,13 @@ def test_expired_session_can_no_longer_see_replies(app, client):
     upload_replies(app, [seal_reply(app, code, "secret answer")])
     login(client, code)
     intake = _intake(app)
-    assert "secret answer" in client.get("/account").text
+    assert "secret answer" in client.get("/en/account").text
     start = intake.clock()
     intake.clock = lambda: start + intake.config.session_lifetime + 1
-    page = client.get("/account")
+    page = client.get("/en/account")
     assert page.status_code == 401
     assert "secret answer" not in page.text
-    assert client.get("/account").status_code == 302  # the state is gone, not just hidden
+    assert client.get("/en/account").status_code == 303  # the state is gone, not just hidden
     with intake.db.sessions() as s:
         assert s.query(WebSession).count() == 0 or all(
             b"reply_key" not in r.sealed for r in s.query(WebSession).all())
@@ -178,7 +179,7 @@ def test_activity_keeps_the_session_alive(app, client):
     start = intake.clock()
     for step in range(1, 4):
         intake.clock = lambda step=step: start + step * (intake.config.session_lifetime - 5)
-        assert client.get("/account").status_code == 200
+        assert client.get("/en/account").status_code == 200
 
 
 def test_logout_deletes_the_server_side_state(app, client):
@@ -186,11 +187,13 @@ def test_logout_deletes_the_server_side_state(app, client):
     login(client, code)
     with _intake(app).db.sessions() as s:
         before = s.query(WebSession).count()
-    token = csrf_token(client, "/login")
-    assert client.post("/logout", data={"csrf_token": token}).status_code == 200
+    token = csrf_token(client, "/en/login")
+    out = client.post("/en/logout", data={"csrf_token": token})
+    assert out.status_code == 303 and out.headers["Location"] == "/en/logged-out"
+    assert "You are logged out" in client.get("/en/logged-out").text
     with _intake(app).db.sessions() as s:
         assert s.query(WebSession).count() == before - 1
-    assert client.get("/account").status_code == 302
+    assert client.get("/en/account").status_code == 303
 
 
 def test_wrong_codenames_get_byte_identical_pages(app, client):
@@ -198,8 +201,12 @@ def test_wrong_codenames_get_byte_identical_pages(app, client):
     short = login(client, "nope")
     full = login(client, " ".join(codename.wordlist("en").words[:7]))
     empty = login(client, "")
-    assert short.status_code == full.status_code == empty.status_code == 403
+    assert short.status_code == full.status_code == empty.status_code == 303
     assert short.data == full.data == empty.data
+    # The page it leads to says the codename did not work, never whether it exists.
+    assert short.headers["Location"] == "/en/login?failed=1"
+    assert "That codename did not work" in client.get(short.headers["Location"]).text
+    assert "That codename did not work" not in client.get("/en/login").text
 
 
 def test_every_login_derives_the_codename(app, client, monkeypatch):
@@ -227,12 +234,14 @@ def test_per_codename_throttle_and_its_end(strict_app):
     code = new_witness(witness)
     wrong = " ".join(codename.wordlist("en").words[10:17])
     for _ in range(3):
-        assert login(attacker, wrong).status_code == 403
+        assert login(attacker, wrong).status_code == 303
     blocked = login(attacker, wrong)
-    assert blocked.status_code == 429 and "10 minutes" in blocked.text
-    assert login(witness, code).status_code == 302  # the real witness is not affected
+    assert blocked.headers["Location"] == "/en/login?wait=10"
+    assert "10 minutes" in attacker.get(blocked.headers["Location"]).text
+    assert login(witness, code).status_code == 303  # the real witness is not affected
     now[0] += 601
-    assert login(attacker, wrong).status_code == 403  # counted again after the window
+    # counted again after the window
+    assert login(attacker, wrong).headers["Location"] == "/en/login?failed=1"
 
 
 def test_others_failures_never_make_a_witness_wait(strict_app):
@@ -242,8 +251,8 @@ def test_others_failures_never_make_a_witness_wait(strict_app):
     witness, attacker = app.test_client(), app.test_client()
     code = new_witness(witness)
     for i in range(40):
-        assert login(attacker, f"guess number {i}").status_code == 403
-    assert login(witness, code).status_code == 302
+        assert login(attacker, f"guess number {i}").status_code == 303
+    assert login(witness, code).headers["Location"] == "/en/account"
 
 
 def test_receipt_makes_the_codename_hard_to_miss(client):
@@ -252,25 +261,26 @@ def test_receipt_makes_the_codename_hard_to_miss(client):
     assert 'class="codename"' in text
     assert "cannot recover" in text
     assert "Check that you wrote it down" in text
-    assert 'action="/login"' in text
+    assert re.search(r'action="/en/receipt/[0-9a-f]{32}/check"', text)
+    assert 'href="/en/login"' in text  # the way back
     code = codename_of(text)
     assert len(code.split()) >= 7 and all(w in codename.wordlist("en").words for w in code.split())
 
 
 def test_tor2web_header_is_warned_about(client):
-    page = client.get("/", headers={"X-Tor2web": "encrypted"})
+    page = client.get("/en/", headers={"X-Tor2web": "encrypted"})
     assert "not connected directly" in page.text
-    assert "not connected directly" not in client.get("/").text
+    assert "not connected directly" not in client.get("/en/").text
 
 
 def test_rewritten_onion_host_is_warned_about(tmp_path, team_key):
     onion = "a" * 56 + ".onion"
     app = create_app(make_config(tmp_path, team_key.keys_dir, onion_hostname=onion))
     client = app.test_client()
-    assert "not connected directly" not in client.get("/", headers={"Host": onion}).text
-    assert "not connected directly" not in client.get("/", headers={"Host": "127.0.0.1:8080"}
+    assert "not connected directly" not in client.get("/en/", headers={"Host": onion}).text
+    assert "not connected directly" not in client.get("/en/", headers={"Host": "127.0.0.1:8080"}
                                                       ).text
-    proxied = client.get("/", headers={"Host": onion.replace(".onion", ".onion.ws")})
+    proxied = client.get("/en/", headers={"Host": onion.replace(".onion", ".onion.ws")})
     assert "not connected directly" in proxied.text
     _intake(app).close()
 
@@ -283,8 +293,9 @@ def test_a_ukrainian_codename_signs_in_however_it_is_typed(app, client):
     assert len(words) == 7 and set(words) <= set(codename.wordlist("uk").words)
     # Run together in capitals, with Latin look-alikes and the Russian keyboard's и for і.
     typed = "".join(words).upper().replace("А", "A").replace("О", "O").replace("І", "И")
-    assert login(client, typed).status_code == 302
-    assert login(app.test_client(), " - ".join(words[:6])).status_code == 403
+    assert login(client, typed).headers["Location"] == "/en/account"
+    six = login(app.test_client(), " - ".join(words[:6]))
+    assert six.headers["Location"] == "/en/login?failed=1"
 
 
 def _legacy_witness(app, code: str) -> str:
@@ -320,14 +331,14 @@ def test_new_records_use_the_keyed_hash_and_older_ones_still_sign_in(app, client
     report = upload_replies(app, [(new_id(), wid, out.getvalue())])
     assert report.added == 1
     reader = app.test_client()
-    assert login(reader, old_code.upper()).status_code == 302
-    assert "an older answer" in reader.get("/account").text
+    assert login(reader, old_code.upper()).headers["Location"] == "/en/account"
+    assert "an older answer" in reader.get("/en/account").text
     # A new record signs in without Argon2id.
     slow = []
     real = codename.derive_argon2id
     monkeypatch.setattr(codename, "derive_argon2id",
                         lambda *a, **k: slow.append(1) or real(*a, **k))
-    assert login(app.test_client(), code).status_code == 302
+    assert login(app.test_client(), code).headers["Location"] == "/en/account"
     assert slow == []
 
 
@@ -338,11 +349,11 @@ def test_argon2id_stops_once_no_older_record_remains(app, client, monkeypatch):
     real = codename.derive_argon2id
     monkeypatch.setattr(codename, "derive_argon2id",
                         lambda *a, **k: slow.append(1) or real(*a, **k))
-    assert login(client, "no such codename").status_code == 403
+    assert "failed=1" in login(client, "no such codename").headers["Location"]
     assert slow == [1]  # a wrong codename is tried against the older records too
     with _intake(app).db.sessions() as s:
         s.query(Witness).filter_by(id=wid).delete()
         s.commit()
-    assert login(client, "no such codename").status_code == 403
-    assert login(client, old_code).status_code == 403
+    assert "failed=1" in login(client, "no such codename").headers["Location"]
+    assert "failed=1" in login(client, old_code).headers["Location"]
     assert slow == [1]

@@ -29,7 +29,7 @@ def _get_form_seconds(port: int) -> float:
     started = time.monotonic()
     other = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        other.request("GET", "/")
+        other.request("GET", "/en/")
         reply = other.getresponse()
         reply.read()
         assert reply.status == 200
@@ -48,7 +48,7 @@ def test_an_upload_slower_than_the_worker_timeout_completes(config, tmp_path):
     try:
         wait_for(port, proc)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/")
+        conn.request("GET", "/en/")
         page = conn.getresponse()
         cookie = page.getheader("Set-Cookie").split(";")[0]
         token = CSRF.search(page.read().decode()).group(1)
@@ -62,7 +62,7 @@ def test_an_upload_slower_than_the_worker_timeout_completes(config, tmp_path):
         tail = f"\r\n--{boundary}--\r\n".encode()
         pieces = [os.urandom(4096) for _ in range(14)]
         body_len = len(head) + sum(map(len, pieces)) + len(tail)
-        conn.putrequest("POST", "/submit")
+        conn.putrequest("POST", "/en/submit")
         conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
         conn.putheader("Content-Length", str(body_len))
         conn.putheader("Cookie", cookie)
@@ -77,9 +77,13 @@ def test_an_upload_slower_than_the_worker_timeout_completes(config, tmp_path):
                 waited = _get_form_seconds(port)
         assert waited is not None and waited < 2, waited
         conn.send(tail)
+        sent = conn.getresponse()
+        sent.read()
+        assert time.monotonic() - started > 6
+        assert sent.status == 303, sent.status  # then the receipt, at its own address
+        conn.request("GET", sent.getheader("Location"), headers={"Cookie": cookie})
         reply = conn.getresponse()
         text = reply.read().decode()
-        assert time.monotonic() - started > 6
         assert reply.status == 200, text
         assert re.search(r'class="codename"', text)
         conn.close()

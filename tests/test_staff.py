@@ -246,7 +246,7 @@ def test_reply_upload_reaches_the_witness(staff_app, app):
                       content_type="multipart/form-data")
     assert bad.status_code == 400 and "not a sound reply bundle" in bad.text
     login(witness, code)
-    assert "Can you send the document?" in witness.get("/account").text
+    assert "Can you send the document?" in witness.get("/en/account").text
 
 
 def test_delete_needs_confirmation_and_a_download_first(staff_app, app):

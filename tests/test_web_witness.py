@@ -8,13 +8,14 @@ import datetime as dt
 import json
 import os
 import re
+import time
 from html.parser import HTMLParser
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
 from sqlalchemy import Date, DateTime, Interval, Time, func, select
-from support import codename_of, csrf_token, make_config, store_contents, submit
+from support import CSRF, codename_of, csrf_token, make_config, store_contents, submit
 
 from intake.format import envelope
 from intake.server import codename
@@ -126,14 +127,14 @@ def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0und
 
 
 def post_raw(client, body: bytes, boundary: str = "b0undary"):
-    return client.post("/submit", data=body,
+    return client.post("/en/submit", data=body,
                        content_type=f"multipart/form-data; boundary={boundary}")
 
 
 # -- the form and the receipt -------------------------------------------------------------
 
 def test_form_has_no_script_and_loads_nothing_from_elsewhere(client):
-    page = client.get("/")
+    page = client.get("/en/")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert_self_contained(text)
@@ -193,15 +194,15 @@ def test_security_headers_on_every_response(tmp_path, team_key):
     client = app.test_client()
     try:
         responses = {
-            "form": client.get("/"),
+            "form": client.get("/en/"),
             "receipt": submit(client, "testimony"),
             "empty": submit(client, ""),
-            "csrf": client.post("/submit", data={"testimony": "x"}),
+            "csrf": client.post("/en/submit", data={"testimony": "x"}),
             "too large": submit(client, "", [(b"x" * 100_000, "big.bin")]),
             "css": _fetched(client, "/static/style.css"),
-            "404": client.get("/no-such-page"),
-            "405": client.put("/"),
-            "head": client.head("/"),
+            "404": client.get("/en/no-such-page"),
+            "405": client.put("/en/"),
+            "head": client.head("/en/"),
         }
         assert [r.status_code for r in responses.values()] == \
             [200, 200, 400, 400, 413, 200, 404, 405, 200]
@@ -218,7 +219,7 @@ def test_security_headers_on_every_response(tmp_path, team_key):
 
 def test_missing_csrf_token(app, client):
     csrf_token(client)  # a session exists, but the form comes without its token
-    r = client.post("/submit", data={"testimony": "hello"},
+    r = client.post("/en/submit", data={"testimony": "hello"},
                     content_type="multipart/form-data")
     assert_error_page(r, 400, "Nothing was kept", "Open the form again")
     nothing_stored(app)
@@ -259,7 +260,7 @@ def test_oversize_body_gets_413_naming_the_limit(tmp_path, team_key):
 
 def test_default_limit_is_two_gib(app, client):
     assert app.config["MAX_CONTENT_LENGTH"] == 2 * 1024**3
-    assert "2 GiB" in client.get("/").get_data(as_text=True)
+    assert "2 GiB" in client.get("/en/").get_data(as_text=True)
 
 
 @pytest.mark.parametrize(("lang", "size", "shown"), [
@@ -310,7 +311,7 @@ def test_malformed_multipart(app, client, body):
 
 def test_multipart_without_boundary(app, client):
     csrf_token(client)
-    r = client.post("/submit", data=b"whatever", content_type="multipart/form-data")
+    r = client.post("/en/submit", data=b"whatever", content_type="multipart/form-data")
     assert_error_page(r, 400, "Nothing was kept")
     nothing_stored(app)
 
@@ -388,15 +389,18 @@ def test_session_cookie_is_opaque(app, client):
     raw = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").loads(token)
     with app.extensions["intake"].db.sessions() as s:
         assert s.scalars(select(WebSession)).all() == []
-    # A row is written once there is something to keep (here, a language),
-    # sealed, with only the day it expires.
-    client.get("/?lang=uk")
+    # A row is written once there is something to keep (here, the receipt
+    # and its codename until the witness confirms it), sealed, with only the
+    # day it expires: the codename is not in it in the clear.
+    code = codename_of(submit(client, "testimony", token=token).get_data(as_text=True))
     with app.extensions["intake"].db.sessions() as s:
         rows = s.scalars(select(WebSession)).all()
     assert len(rows) == 1
     row = rows[0]
     assert raw.encode() not in row.sealed and b"csrf" not in row.sealed
     assert value not in row.id and value.encode() not in row.sealed
+    for word in code.split():
+        assert word.encode() not in row.sealed
     assert isinstance(row.expires_day, dt.date) and not isinstance(row.expires_day, dt.datetime)
     # A forged cookie opens an empty session: the form's token no longer matches.
     client.set_cookie("intake_session", value[:-2] + "xx")
@@ -471,7 +475,7 @@ def test_failure_midway_keeps_nothing(app, client, monkeypatch, caplog, breaker,
     assert said in logged
     for secret in ("the testimony", "one.txt", "two.txt", "127.0.0.1", "Werkzeug/"):
         assert secret not in logged
-    assert "codename" not in text.lower()
+    assert 'class="codename"' not in text
     assert_secure_headers(r)
     monkeypatch.undo()
     nothing_stored(app)
@@ -566,8 +570,170 @@ def test_envelope_metadata_keeps_the_day_only(app, client, team_key):
 
 
 def test_static_files_carry_no_time_of_their_file(client):
-    page = client.get("/").get_data(as_text=True)
+    page = client.get("/en/").get_data(as_text=True)
     sheet = re.search(r'href="([^"]+\.css)"', page).group(1)
     with client.get(sheet, headers={"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}) as r:
         assert r.status_code == 200
         assert "ETag" not in r.headers and "Last-Modified" not in r.headers
+
+
+# -- one submission per form: post, redirect, get ------------------------------------------
+
+ONCE = re.compile(r'name="once" value="([^"]+)"')
+
+
+def _form_fields(client, lang: str = "en") -> dict:
+    page = client.get(f"/{lang}/").get_data(as_text=True)
+    return {"csrf_token": CSRF.search(page).group(1), "once": ONCE.search(page).group(1),
+            "testimony": "what I saw", "keep_original": "y"}
+
+
+def _counts(app) -> tuple[int, int]:
+    with app.extensions["intake"].db.sessions() as s:
+        return s.query(Witness).count(), s.query(Submission).count()
+
+
+def test_the_form_answers_with_a_redirect_and_a_retry_with_the_first(app, client):
+    fields = _form_fields(client)
+    first = client.post("/en/submit", data=fields, content_type="multipart/form-data")
+    assert first.status_code == 303
+    assert re.fullmatch(r"/en/receipt/[0-9a-f]{32}", first.headers["Location"])
+    again = client.post("/en/submit", data=fields, content_type="multipart/form-data")
+    assert again.status_code == 303 and again.headers["Location"] == first.headers["Location"]
+    assert _counts(app) == (1, 1)
+    shown = [client.get(first.headers["Location"]).get_data(as_text=True) for _ in range(2)]
+    assert codename_of(shown[0]) == codename_of(shown[1])  # a reload: the same receipt
+    assert _counts(app) == (1, 1)
+    # A new form (a new token) is a new submission.
+    client.post("/en/submit", data=_form_fields(client), content_type="multipart/form-data")
+    assert _counts(app) == (2, 2)
+
+
+def test_a_receipt_is_shown_only_to_the_session_that_sent_the_form(app, client):
+    sent = client.post("/en/submit", data=_form_fields(client),
+                       content_type="multipart/form-data")
+    other = app.test_client()
+    page = other.get(sent.headers["Location"])
+    assert page.status_code == 404 and 'class="codename"' not in page.get_data(as_text=True)
+
+
+def test_a_retry_while_the_first_is_received_waits_for_its_answer(app, client, monkeypatch):
+    """Two requests with one form at once (a retry over a new circuit): one submission."""
+    import threading
+
+    from intake.server.witness import submit as submit_module
+
+    real, started = submit_module.receive, threading.Event()
+
+    def slow(*args, **kwargs):
+        started.set()
+        time.sleep(2)  # still sealing when the retry arrives
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(submit_module, "receive", slow)
+    fields = _form_fields(client)
+    retry = app.test_client()
+    retry.set_cookie("intake_session", client.get_cookie("intake_session").value)
+    answers = {}
+
+    def send(name, c):
+        answers[name] = c.post("/en/submit", data=dict(fields),
+                               content_type="multipart/form-data")
+
+    first = threading.Thread(target=send, args=("first", client))
+    first.start()
+    assert started.wait(10)
+    send("retry", retry)
+    first.join(30)
+    assert answers["first"].status_code == answers["retry"].status_code == 303
+    assert answers["first"].headers["Location"] == answers["retry"].headers["Location"]
+    assert _counts(app) == (1, 1)
+
+
+def test_a_form_that_was_refused_can_be_sent_again(app, client):
+    fields = {**_form_fields(client), "testimony": "", "keep_original": ""}
+    refused = client.post("/en/submit", data=fields, content_type="multipart/form-data")
+    assert refused.status_code == 400
+    fields["testimony"] = "now with words"
+    assert client.post("/en/submit", data=fields,
+                       content_type="multipart/form-data").status_code == 303
+    assert _counts(app) == (1, 1)
+
+
+@pytest.mark.parametrize(("lang", "chosen", "letters"), [
+    ("en", None, r"[a-z-]+"), ("uk", None, r"[а-яіїєґʼ'-]+"), ("be", None, r"[а-яё-]+"),
+    ("uk", "en", r"[a-z-]+"), ("en", "ru", r"[а-яё-]+"),
+])
+def test_the_witness_chooses_the_words_of_the_codename(app, client, lang, chosen, letters):
+    page = client.get(f"/{lang}/").get_data(as_text=True)
+    default = {"en": "en", "uk": "uk", "ru": "ru", "be": "ru"}[lang]
+    assert re.search(rf'checked[^>]*value="{default}"|value="{default}"[^>]*checked', page)
+    fields = {**_form_fields(client, lang), **({"alphabet": chosen} if chosen else {})}
+    sent = client.post(f"/{lang}/submit", data=fields, content_type="multipart/form-data")
+    words = re.findall(r"<span>([^<]+)</span>",
+                       client.get(sent.headers["Location"]).get_data(as_text=True)
+                       .split('id="codename"')[1].split("</p>")[0])
+    assert len(words) >= 7 and all(re.fullmatch(letters, w) for w in words), words
+
+
+def test_the_check_keeps_the_codename_on_a_typo_and_drops_it_on_a_match(app, client):
+    sent = client.post("/uk/submit", data=_form_fields(client, "uk"),
+                       content_type="multipart/form-data")
+    where = sent.headers["Location"]
+    receipt = client.get(where).get_data(as_text=True)
+    assert receipt.count('id="codename"') == 1  # one element has it
+    words = re.findall(r"<span>([^<]+)</span>",
+                       receipt.split('id="codename"')[1].split("</p>")[0])
+    check = re.search(r'action="([^"]+/check)"', receipt).group(1)
+    token = CSRF.search(receipt).group(1)
+    typo = client.post(check, data={"csrf_token": token, "codename": " ".join(words[:-1])})
+    assert typo.status_code == 303 and typo.headers["Location"] == where
+    page = client.get(where).get_data(as_text=True)
+    assert 'role="alert"' in page and all(w in page for w in words)
+    # Typed in capitals, run together, with Latin look-alikes: a match.
+    typed = "".join(words).upper().replace("А", "A").replace("О", "O")
+    client.post(check, data={"csrf_token": token, "codename": typed})
+    page = client.get(where).get_data(as_text=True)
+    assert 'id="codename"' not in page and 'role="status"' in page
+    with app.extensions["intake"].db.sessions() as s:  # and from the stored session
+        assert all(w.encode() not in r.sealed for r in s.query(WebSession) for w in words)
+
+
+def test_the_form_states_every_limit(tmp_path, team_key):
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=64 * 1024,
+                                 max_testimony_chars=1000, max_files=3))
+    try:
+        for lang, text, size in (("en", "1,000", "64 KiB"), ("uk", "1\u00a0000", "64 КіБ")):
+            page = app.test_client().get(f"/{lang}/").get_data(as_text=True)
+            limits = page.split('id="limits"')[1].split("</section>")[0]
+            assert text in limits and size in limits and "3" in limits, limits
+            assert page.count('type="file" name="files"') == 5
+            assert 'autocomplete="off"' in page.split("<textarea")[1].split(">")[0]
+    finally:
+        app.extensions["intake"].close()
+
+
+@pytest.mark.parametrize(("what", "said", "not_said"), [
+    ("text", "1,000 characters", ("64 KiB", "at most 3")),
+    ("files", "at most 3", ("1,000", "64 KiB")),
+    ("size", "64 KiB", ("1,000", "at most 3")),
+])
+def test_each_refusal_names_the_one_limit_passed(tmp_path, team_key, what, said, not_said):
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=64 * 1024,
+                                 max_testimony_chars=1000, max_files=3))
+    client = app.test_client()
+    try:
+        fields = {"text": ("x" * 1001, []), "files": ("", [(b"note", f"n{i}.txt")
+                                                           for i in range(4)]),
+                  "size": ("", [(b"x" * 100_000, "big.bin")])}[what]
+        page = submit(client, *fields)
+        text = page.get_data(as_text=True)
+        assert page.status_code in (400, 413) and said in text, text
+        for other in not_said:
+            assert other not in text
+    finally:
+        app.extensions["intake"].close()

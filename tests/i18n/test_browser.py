@@ -10,11 +10,13 @@ where JavaScript is on only for the audit (the pages themselves carry no script)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from babel.support import Translations
@@ -74,10 +77,15 @@ def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"the server did not answer within 60 s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`python -m intake serve` on 127.0.0.1, stopped at the end of the module."""
-    base = tmp_path_factory.mktemp("server")
+class Served(str):
+    """A running server's address, and where its data is."""
+
+    data_dir: Path
+
+
+@contextlib.contextmanager
+def serving(base: Path, **settings: str):
+    """`python -m intake serve` on 127.0.0.1 with data under base, stopped at the end."""
     cheap = teamkeys.KdfCost(pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN)
     pub, _key = teamkeys.generate("team", base / "workstation",
                                   b"correct horse battery staple", cheap)
@@ -86,7 +94,8 @@ def server(tmp_path_factory):
     pub.rename(keys / "team.pub")
     port = _free_port()
     env = {**os.environ, "INTAKE_DATA_DIR": str(base / "data"), "INTAKE_KEYS_DIR": str(keys),
-           "INTAKE_KDF_OPSLIMIT": "1", "INTAKE_KDF_MEMLIMIT": "8192"}
+           "INTAKE_KDF_OPSLIMIT": "1", "INTAKE_KDF_MEMLIMIT": "8192",
+           **{f"INTAKE_{k.upper()}": v for k, v in settings.items()}}
     env.pop("INTAKE_CONFIG", None)
     log = base / "server.log"
     with log.open("wb") as out:
@@ -94,9 +103,10 @@ def server(tmp_path_factory):
             [sys.executable, "-m", "intake", "serve", "--host", "127.0.0.1",
              "--port", str(port), "--workers", "1"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = Served(f"http://127.0.0.1:{port}")
+    url.data_dir = base / "data"
     try:
-        _wait_until_serving(url + "/", proc, log)
+        _wait_until_serving(url + "/en/", proc, log)
         yield url
     finally:
         if proc.poll() is None:
@@ -106,6 +116,13 @@ def server(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The server, with its default limits."""
+    with serving(tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -197,18 +214,35 @@ def choose_language(visit: Visit, server: str, lang: str) -> None:
     with visit.page.expect_navigation():
         visit.page.locator(f'nav.languages a[hreflang="{lang}"]').click()
     assert visit.lang() == lang
+    assert urlsplit(visit.page.url).path == f"/{lang}/"
 
 
-def send_testimony(visit: Visit, lang: str, files: list[Path]) -> list[str]:
-    """Fills the form, attaches the files, sends it; returns the codename's words."""
-    page = visit.page
-    page.locator("textarea[name=testimony]").fill(TESTIMONY[lang])
-    page.locator("input[type=file][name=files]").set_input_files([str(f) for f in files])
+def send(page) -> None:
     with page.expect_navigation():
         page.locator("form[enctype='multipart/form-data'] button[type=submit]").click()
+
+
+def send_testimony(visit: Visit, lang: str, files: list[Path],
+                   alphabet: str = "en") -> list[str]:
+    """Fills the form, attaches the files (one field each), sends it; returns
+    the codename's words."""
+    page = visit.page
+    page.locator("textarea[name=testimony]").fill(TESTIMONY[lang])
+    for n, f in enumerate(files, start=1):
+        page.locator(f"#files-{n}").set_input_files(str(f))
+    page.locator(f"input[name=alphabet][value={alphabet}]").check()
+    send(page)
     words = page.locator("#codename span").all_inner_texts()
-    assert len(words) >= 7 and all(re.fullmatch(r"[a-z-]+", w) for w in words), words
+    letters = r"[a-z-]+" if alphabet == "en" else r"[а-яіїєґёʼ'-]+"
+    assert len(words) >= 7 and all(re.fullmatch(letters, w) for w in words), words
     return words
+
+
+def counts(server: Served) -> tuple[int, int]:
+    """Witnesses and submissions in the server's database."""
+    with contextlib.closing(sqlite3.connect(server.data_dir / "intake.db")) as db:
+        return (db.execute("select count(*) from witnesses").fetchone()[0],
+                db.execute("select count(*) from submissions").fetchone()[0])
 
 
 @pytest.fixture
@@ -237,14 +271,15 @@ def test_witness_sends_testimony(browser, server, artifacts, measured, two_files
         form = visit.page
         assert form.locator("button[type=submit]").inner_text() == gettext(lang, "Send securely")
         # Every field has a label that names it.
-        for name in ("testimony", "files"):
-            field_id = form.locator(f"[name={name}]").get_attribute("id")
+        for field in form.locator("textarea, input[type=file], input[type=radio]").all():
+            field_id = field.get_attribute("id")
             assert form.locator(f"label[for='{field_id}']").inner_text().strip()
+        assert form.locator("input[type=file][name=files]").count() >= 5
         assert visit.fits_width()
         form.screenshot(path=artifacts / f"{lang}-{width}-1-form.png", full_page=True)
 
         before = len(visit.responses)
-        visit.goto(server + "/")
+        visit.goto(f"{server}/{lang}/")
         measured["form"] = max(measured.get("form", 0), visit.transferred(before))
         before = len(visit.responses)
         words = send_testimony(visit, lang, two_files)
@@ -270,8 +305,11 @@ def test_witness_comes_back_with_the_codename(browser, server, artifacts, two_fi
     try:
         choose_language(visit, server, lang)
         words = send_testimony(visit, lang, two_files)
-        login = visit.goto(server + "/login")
-        assert login.status == 200 and visit.lang() == lang
+        visit.goto(f"{server}/{lang}/")
+        with visit.page.expect_navigation():  # the way back, from the landing page
+            visit.page.get_by_role("link", name=gettext(lang, "I already have a codename")
+                                   ).click()
+        assert visit.lang() == lang
         visit.page.locator("input[name=codename]").fill(" ".join(words))
         with visit.page.expect_navigation():
             visit.page.locator("form[action$='/login'] button[type=submit]").click()
@@ -303,35 +341,46 @@ def audit(page) -> list[dict]:
 def witness_pages_in_a_browser(visit: Visit, server: str, lang: str, files: list[Path]):
     """Yields (name, page) for every witness page, in `lang`."""
     page = visit.page
-    visit.goto(f"{server}/?lang={lang}")
+    visit.goto(f"{server}/{lang}/")
     yield "form", page
     words = send_testimony(visit, lang, files)
     yield "receipt", page
-    visit.goto(server + "/")
+    page.locator("input[name=codename]").fill("not my words at all")
     with page.expect_navigation():
-        page.locator("form[enctype='multipart/form-data'] button[type=submit]").click()
+        page.locator("form[action$='/check'] button[type=submit]").click()
+    yield "receipt after a typo", page
+    page.locator("input[name=codename]").fill(" ".join(words))
+    with page.expect_navigation():
+        page.locator("form[action$='/check'] button[type=submit]").click()
+    yield "receipt confirmed", page
+    visit.goto(f"{server}/{lang}/receipt/{'0' * 32}")
+    yield "receipt gone", page
+    visit.goto(f"{server}/{lang}/")
+    send(page)
     yield "empty submission", page
-    visit.goto(server + "/no-such-page")
+    visit.goto(f"{server}/{lang}/no-such-page")
     yield "not found", page
-    assert visit.goto(server + "/login").status == 200
+    assert visit.goto(f"{server}/{lang}/login").status == 200
     yield "login", page
     page.locator("input[name=codename]").fill("not my words at all")
     with page.expect_navigation():
         page.locator("form[action$='/login'] button[type=submit]").click()
     yield "login failed", page
-    visit.goto(server + "/login")
     page.locator("input[name=codename]").fill(" ".join(words))
     with page.expect_navigation():
         page.locator("form[action$='/login'] button[type=submit]").click()
-    visit.goto(f"{server}/account?lang={lang}")
     yield "account", page
+    page.locator("textarea[name=testimony]").fill(TESTIMONY[lang])
+    send(page)
+    yield "follow-up received", page
+    visit.goto(f"{server}/{lang}/account")
     with page.expect_navigation():
         page.locator("form[action$='/logout'] button[type=submit]").click()
     yield "logged out", page
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_axe_finds_no_serious_violation_on_any_witness_page(browser, server, two_files,
+def test_axe_finds_no_violation_on_any_witness_page(browser, server, two_files,
                                                             artifacts, lang):
     if not AXE.exists():
         _missing("node_modules/axe-core (npm ci)")
@@ -341,14 +390,15 @@ def test_axe_finds_no_serious_violation_on_any_witness_page(browser, server, two
         for name, page in witness_pages_in_a_browser(visit, server, lang, two_files):
             seen.append(name)
             assert visit.lang() == lang, name
+            ids = page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
+            assert len(ids) == len(set(ids)), (name, ids)  # each id once
             found[name] = audit(page)
     finally:
         context.close()
     (artifacts / f"axe-{lang}.json").write_text(json.dumps(found, indent=1, ensure_ascii=False))
-    assert {"form", "receipt", "empty submission", "not found"} <= set(seen)
-    serious = {name: [v for v in violations if v["impact"] in ("serious", "critical")]
-               for name, violations in found.items()}
-    assert {name: v for name, v in serious.items() if v} == {}
+    assert {"form", "receipt", "receipt after a typo", "empty submission", "not found",
+            "login failed", "account", "follow-up received", "logged out"} <= set(seen)
+    assert {name: v for name, v in found.items() if v} == {}  # none, whatever the impact
 
 
 @pytest.mark.parametrize(("width", "height", "scale"), [
@@ -373,7 +423,7 @@ def test_pages_fit_narrow_screens_and_zoom_without_javascript(browser, server, t
 def test_focus_is_visible_and_the_skip_link_appears(browser, server):
     context, visit = open_visit(browser, width=360, javascript=False)
     try:
-        visit.goto(server + "/?lang=uk")
+        visit.goto(server + "/uk/")
         page = visit.page
         page.keyboard.press("Tab")
         focused = page.evaluate("""() => {
@@ -406,3 +456,242 @@ def test_the_audit_finds_what_it_should(browser):
     finally:
         context.close()
     assert ids.get("label") == "critical" and ids.get("color-contrast") == "serious", ids
+
+
+# -- the way back, one submission per form, the language in the address, limits ----------
+
+BOTH = ("uk", "en")  # each proof in Ukrainian as well as English
+
+
+def sign_in(visit: Visit, typed: str) -> None:
+    page = visit.page
+    field = page.locator("input[name=codename]")
+    # A plain text field: the witness sees what they type, with no script.
+    assert field.get_attribute("type") == "text"
+    assert field.get_attribute("autocomplete") == "off"
+    field.fill(typed)
+    assert field.input_value() == typed
+    with page.expect_navigation():
+        page.locator("form[action$='/login'] button[type=submit]").click()
+
+
+@pytest.mark.parametrize("lang", BOTH)
+def test_the_way_back_is_found_from_the_landing_page(browser, server, two_files, lang):
+    alphabet = "uk" if lang == "uk" else "en"
+    context, visit = open_visit(browser, width=360, javascript=False)
+    try:
+        choose_language(visit, server, lang)
+        assert visit.page.locator("input[name=alphabet]:checked").get_attribute("value") \
+            == alphabet  # the page's language chooses the words
+        words = send_testimony(visit, lang, two_files[:1], alphabet)
+        help_text = visit.page.locator(".codename-help").inner_text()
+        assert gettext(lang, "How to write your codename down") in help_text
+        # Later, a new visit: the landing page, then the link in the witness's language.
+        visit.page.context.clear_cookies()
+        choose_language(visit, server, lang)
+        link = visit.page.get_by_role("link", name=gettext(lang, "I already have a codename"))
+        assert link.count() == 1
+        with visit.page.expect_navigation():
+            link.click()
+        assert visit.lang() == lang and visit.page.url.endswith(f"/{lang}/login")
+        sign_in(visit, "not my codename at all")
+        error = visit.page.locator("p.error").inner_text()
+        assert error == gettext(lang, "That codename did not work. Check each word on your "
+                                      "paper and try again. The words must be in the same "
+                                      "order.")
+        assert visit.lang() == lang
+        # Typed carelessly: capitals, hyphens, no spaces, look-alike letters.
+        typed = "-".join(words).upper()
+        if lang == "uk":
+            typed = "".join(words).upper().replace("А", "A").replace("О", "O")
+        sign_in(visit, typed)
+        assert visit.page.url.endswith(f"/{lang}/account"), visit.page.url
+        assert visit.lang() == lang
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang", BOTH)
+def test_reload_and_retry_send_nothing_twice(browser, server, two_files, lang):
+    context, visit = open_visit(browser, width=1280, javascript=False)
+    try:
+        visit.goto(f"{server}/{lang}/")
+        page = visit.page
+        before = counts(server)
+        # A flaky circuit: the same POST, body and cookie, arrives twice; the
+        # browser sees the answer to the second.
+        seen = []
+
+        def twice(route):
+            first = route.fetch(max_redirects=0)
+            second = route.fetch(max_redirects=0)
+            seen.extend([first.status, first.headers.get("location"),
+                         second.status, second.headers.get("location")])
+            route.fulfill(response=second)
+
+        page.route("**/submit", twice)
+        words = send_testimony(visit, lang, two_files)
+        page.unroute("**/submit")
+        assert seen[0] == seen[2] == 303 and seen[1] == seen[3], seen  # the same receipt
+        assert counts(server) == (before[0] + 1, before[1] + 1)
+        receipt_url = page.url
+        assert re.search(rf"/{lang}/receipt/[0-9a-f]{{32}}$", receipt_url)
+        # Reloading the receipt shows the same codename and sends nothing.
+        page.reload()
+        assert page.url == receipt_url
+        assert page.locator("#codename span").all_inner_texts() == words
+        assert counts(server) == (before[0] + 1, before[1] + 1)
+        # Back to the form and forward again: still nothing new.
+        page.go_back()
+        page.go_forward()
+        assert counts(server) == (before[0] + 1, before[1] + 1)
+        # A follow-up, retried the same way, joins once.
+        page.locator("input[name=codename]").fill(" ".join(words))
+        with page.expect_navigation():
+            page.locator("form[action$='/check'] button[type=submit]").click()
+        visit.goto(f"{server}/{lang}/login")
+        sign_in(visit, " ".join(words))
+        page.route("**/account/add", twice)
+        page.locator("textarea[name=testimony]").fill(TESTIMONY[lang])
+        send(page)
+        page.unroute("**/account/add")
+        page.reload()
+        assert counts(server) == (before[0] + 1, before[1] + 2)
+        assert page.locator("h1").inner_text() == gettext(lang, "Received. Thank you.")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang", BOTH)
+def test_a_typo_in_the_check_keeps_the_codename(browser, server, two_files, lang):
+    context, visit = open_visit(browser, width=360, javascript=False)
+    try:
+        visit.goto(f"{server}/{lang}/")
+        words = send_testimony(visit, lang, two_files[:1])
+        page = visit.page
+        # The receipt has each id once.
+        ids = page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
+        assert len(ids) == len(set(ids)), ids
+        typo = " ".join(words[:-1] + [words[-1][:-1]])
+        page.locator("input[name=codename]").fill(typo)
+        with page.expect_navigation():
+            page.locator("form[action$='/check'] button[type=submit]").click()
+        assert page.locator("#codename span").all_inner_texts() == words  # still there
+        said = page.locator("[role=alert]").inner_text()
+        assert said == gettext(lang, "What you typed did not match your codename. Compare it "
+                                     "with the words above, word by word, correct your "
+                                     "paper, and try again.")
+        page.reload()  # said once; the codename stays
+        assert page.locator("[role=alert]").count() == 0
+        assert page.locator("#codename span").all_inner_texts() == words
+        page.locator("input[name=codename]").fill(" ".join(words))
+        with page.expect_navigation():
+            page.locator("form[action$='/check'] button[type=submit]").click()
+        assert page.locator("#codename").count() == 0  # confirmed: no longer shown
+        assert page.locator("[role=status]").inner_text() == gettext(
+            lang, "It matches: you wrote your codename down correctly. It is no longer "
+                  "shown here.")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang", BOTH)
+def test_the_language_outlives_cleared_cookies(browser, server, lang):
+    context, visit = open_visit(browser, width=360, javascript=False)
+    try:
+        choose_language(visit, server, lang)
+        page = visit.page
+        page.locator("textarea[name=testimony]").fill(TESTIMONY[lang])
+        context.clear_cookies()  # Tor Browser's "New Identity", or its cookie rules
+        send(page)
+        assert visit.lang() == lang
+        assert page.locator("h1").inner_text() == gettext(lang, "The form has expired")
+        with page.expect_navigation():
+            page.get_by_role("link", name=gettext(lang, "Back to the start")).click()
+        assert visit.lang() == lang and page.url.endswith(f"/{lang}/")
+        context.clear_cookies()
+        page.reload()
+        assert visit.lang() == lang
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory):
+    """A server with small limits, so each can be passed in a test."""
+    with serving(tmp_path_factory.mktemp("small"), max_upload="64KiB",
+                 max_testimony_chars="1000", max_files="3") as url:
+        yield url
+
+
+@pytest.mark.parametrize("lang", BOTH)
+def test_each_refusal_names_the_one_limit_passed(browser, small_server, tmp_path, lang):
+    limits = {"text": "1" + ("\u00a0" if lang != "en" else ",") + "000",
+              "files": "3", "size": "64 KiB" if lang == "en" else gettext(lang, "%(number)s KiB")
+              % {"number": "64"}}
+    small = []
+    for n in range(4):
+        small.append(tmp_path / f"note{n}.txt")
+        small[-1].write_text(f"note {n}\n")
+    large = tmp_path / "large.bin"
+    large.write_bytes(os.urandom(100 * 1024))
+    context, visit = open_visit(browser, width=360, javascript=False)
+    try:
+        page = visit.page
+        visit.goto(f"{small_server}/{lang}/")
+        stated = page.locator("#limits").inner_text()
+        for shown in limits.values():  # the form states all three
+            assert shown in stated, (shown, stated)
+        cases = {
+            "text": lambda: page.locator("textarea[name=testimony]").fill("x" * 1001),
+            "files": lambda: page.locator("#files-1").set_input_files(
+                [str(f) for f in small]),
+            "size": lambda: page.locator("#files-1").set_input_files(str(large)),
+        }
+        before = counts(small_server)
+        for limit, fill in cases.items():
+            visit.goto(f"{small_server}/{lang}/")
+            fill()
+            send(page)
+            assert visit.lang() == lang, limit
+            said = page.locator("p.error").inner_text()
+            assert limits[limit] in said, (limit, said)
+            for other, shown in limits.items():
+                if other != limit:
+                    assert shown not in said, (limit, other, said)
+        assert counts(small_server) == before  # nothing kept
+    finally:
+        context.close()
+
+
+def test_the_new_controls_work_by_keyboard(browser, server):
+    context, visit = open_visit(browser, width=320, javascript=False)
+    try:
+        visit.goto(server + "/uk/")
+        page = visit.page
+        assert visit.fits_width()
+        # The way back is reached with Tab and followed with Enter.
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.getAttribute('href')") == "/uk/login":
+                break
+        else:
+            raise AssertionError("the way back is not reachable by Tab")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert page.url.endswith("/uk/login")
+        # On the form: the words of the codename change with the arrow keys.
+        visit.goto(server + "/uk/")
+        page.locator("input[name=alphabet][value=uk]").focus()
+        page.keyboard.press("ArrowDown")
+        assert page.locator("input[name=alphabet]:checked").get_attribute("value") == "ru"
+        # Each file field is reached by Tab, in order.
+        page.locator("#testimony").focus()
+        reached = []
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            reached.append(page.evaluate("document.activeElement.id"))
+        assert [i for i in reached if i.startswith("files-")][:5] == \
+            [f"files-{n}" for n in range(1, 6)], reached
+    finally:
+        context.close()

@@ -52,62 +52,83 @@ def language_links(html: str) -> list[dict]:
     ("pl,ru;q=0.3,uk;q=0.7", "uk"),
     ("", "en"),
 ])
-def test_accept_language_sets_the_default(client, header, expected):
+def test_a_first_visit_is_sent_to_the_browsers_language(client, header, expected):
     headers = {"Accept-Language": header} if header else {}
-    assert page_lang(client.get("/", headers=headers)) == expected
+    first = client.get("/", headers=headers)
+    assert first.status_code == 302 and first.headers["Location"] == f"/{expected}/"
+    assert "no-store" in first.headers["Cache-Control"]  # never cached
+    assert page_lang(client.get(first.headers["Location"], headers=headers)) == expected
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_a_chosen_language_lasts_for_the_visit(client, lang):
+def test_the_address_decides_whatever_the_browser_asks(client, lang):
     other = "en" if lang != "en" else "uk"
-    first = client.get(f"/?lang={lang}", headers={"Accept-Language": other})
-    assert page_lang(first) == lang
-    # Later pages without the parameter, whatever the browser asks for.
-    assert page_lang(client.get("/", headers={"Accept-Language": other})) == lang
-    assert page_lang(client.get("/nowhere", headers={"Accept-Language": other})) == lang
+    for path in (f"/{lang}/", f"/{lang}/login", f"/{lang}/nowhere"):
+        assert page_lang(client.get(path, headers={"Accept-Language": other})) == lang, path
 
 
-def test_the_choice_is_in_a_browser_session_cookie_only(client):
-    response = client.get("/?lang=be")
-    cookies = response.headers.getlist("Set-Cookie")
-    assert cookies, "the choice must be kept in the server-side session"
-    for cookie in cookies:
-        attrs = [part.strip().split("=", 1)[0].lower() for part in cookie.split(";")[1:]]
-        assert "expires" not in attrs and "max-age" not in attrs, cookie
-        name, value = cookie.split(";", 1)[0].split("=", 1)
-        assert name == "intake_session"
-        assert "be" not in value.split("-") and len(value) >= 40  # an opaque token
-    # Nothing names the language outside the session.
-    assert all("lang" not in c.lower() for c in cookies)
+def test_the_language_keeps_no_cookie_and_no_session_row(app, client):
+    client.get("/?lang=be")
+    response = client.get("/be/")
+    assert all("lang" not in c.lower() for c in response.headers.getlist("Set-Cookie"))
+    from intake.server.models import WebSession
+    with app.extensions["intake"].db.sessions() as s:
+        assert s.query(WebSession).count() == 0
 
 
-def test_the_choice_survives_logging_in_and_out(client):
-    """Logging in replaces the session (against fixation); the language must come along."""
-    receipt = submit(client, "testimony")
+@pytest.mark.parametrize(("old", "new"), [
+    ("/?lang=uk", "/uk/"),
+    ("/login?lang=be", "/be/login"),
+    ("/ru/login?lang=uk", "/uk/login"),
+    ("/en/?lang=ru&x=1", "/ru/?x=1"),
+    ("/login", "/ru/login"),  # no choice: the browser's language
+])
+def test_old_links_are_redirected(client, old, new):
+    response = client.get(old, headers={"Accept-Language": "ru"})
+    assert response.status_code == 302 and response.headers["Location"] == new
+
+
+def test_a_form_sent_to_an_old_address_is_still_received(client):
+    token = csrf_token(client, "/uk/")
+    sent = client.post("/submit", data={"csrf_token": token, "testimony": "old form"},
+                       headers={"Accept-Language": "uk"})
+    assert sent.status_code == 303 and sent.headers["Location"].startswith("/uk/receipt/")
+
+
+def test_the_language_survives_logging_in_and_out(client):
+    """Logging in replaces the session (against fixation); the address keeps the language."""
+    receipt = submit(client, "testimony", lang="be")
     code = codename_of(receipt.get_data(as_text=True))
-    client.get("/login?lang=be", headers={"Accept-Language": "en"})
-    assert login(client, code).status_code == 302
-    assert page_lang(client.get("/account", headers={"Accept-Language": "en"})) == "be"
-    token = csrf_token(client, "/login")
-    out = client.post("/logout", data={"csrf_token": token}, headers={"Accept-Language": "en"})
-    assert page_lang(out) == "be"
+    done = login(client, code, "be")
+    assert done.headers["Location"] == "/be/account"
+    assert page_lang(client.get("/be/account", headers={"Accept-Language": "en"})) == "be"
+    token = csrf_token(client, "/be/login")
+    out = client.post("/be/logout", data={"csrf_token": token}, headers={"Accept-Language": "en"})
+    assert out.headers["Location"] == "/be/logged-out"
+    assert page_lang(client.get(out.headers["Location"])) == "be"
 
 
 def test_an_unknown_language_is_ignored(client):
-    response = client.get("/?lang=xx", headers={"Accept-Language": "ru"})
-    assert page_lang(response) == "ru"
-    assert page_lang(client.get("/?lang=../../etc", headers={"Accept-Language": "uk"})) == "uk"
+    assert client.get("/?lang=xx", headers={"Accept-Language": "ru"}).headers["Location"] \
+        == "/ru/"
+    assert client.get("/?lang=../../etc", headers={"Accept-Language": "uk"}
+                      ).headers["Location"] == "/uk/"
+    assert client.get("/xx/", headers={"Accept-Language": "uk"}).headers["Location"] \
+        == "/uk/xx/"  # then "not found", in Ukrainian
 
 
-def test_changing_the_language_again_replaces_the_choice(client):
-    client.get("/?lang=uk")
-    assert page_lang(client.get("/?lang=be")) == "be"
-    assert page_lang(client.get("/")) == "be"
+def test_an_expired_form_speaks_the_address_language_without_a_cookie(client):
+    """Tor Browser cleared its cookies: the form's token no longer fits."""
+    token = csrf_token(client, "/uk/")
+    client.delete_cookie("intake_session")
+    page = client.post("/uk/submit", data={"csrf_token": token, "testimony": "x"},
+                       headers={"Accept-Language": "en-US"})
+    assert page.status_code == 400 and page_lang(page) == "uk"
+    assert 'href="/uk/"' in page.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_witness_page_offers_the_four_languages(client, lang):
-    client.get(f"/?lang={lang}")
     pages = witness_pages(client, lang)
     assert {p.name for p in pages} >= {"form", "receipt", "empty submission", "not found"}
     for page in pages:
@@ -118,37 +139,49 @@ def test_every_witness_page_offers_the_four_languages(client, lang):
         assert current == [lang], page.name
         for a in links:
             url = urlsplit(a["href"])
-            assert parse_qs(url.query)["lang"] == [a["hreflang"]], page.name
+            assert url.path.startswith(f"/{a['hreflang']}/"), (page.name, a["href"])
+            assert "lang" not in parse_qs(url.query), page.name
+            assert a.get("target") is None, page.name
             if page.method == "POST":
-                # The page cannot be fetched again: open the form in a new tab instead.
-                assert url.path == "/" and a.get("target") == "_blank", page.name
-                assert "noopener" in a.get("rel", ""), page.name
-            else:
-                assert a.get("target") is None, page.name
+                assert url.path == f"/{a['hreflang']}/", page.name  # the start
 
 
-def test_a_link_from_the_receipt_opens_the_form_in_that_language(client):
-    client.get("/?lang=en")
-    receipt = [p for p in witness_pages(client, "en") if p.name == "receipt"][0]
-    href = [a["href"] for a in language_links(receipt.html) if a["hreflang"] == "ru"][0]
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_witness_page_links_the_way_back(client, lang):
+    for page in witness_pages(client, lang):
+        assert f'href="/{lang}/login"' in page.html, page.name
+
+
+def test_a_link_from_the_receipt_shows_it_in_that_language(client):
+    receipt = submit(client, "testimony").get_data(as_text=True)
+    href = [a["href"] for a in language_links(receipt) if a["hreflang"] == "ru"][0]
+    assert re.fullmatch(r"/ru/receipt/[0-9a-f]{32}", href)
     response = client.get(href)
-    assert response.status_code == 200
-    assert page_lang(response) == "ru"
+    assert response.status_code == 200 and page_lang(response) == "ru"
 
 
 def test_links_keep_the_other_query_parameters(app):
-    with app.test_request_context("/somewhere?page=2&lang=uk"):
-        from intake.server.web import i18n
+    from intake.server.web import i18n
 
+    with app.test_request_context("/uk/somewhere?page=2"):
+        hrefs = {link.code: link.href for link in i18n.language_links()}
+    assert hrefs["be"] == "/be/somewhere?page=2"
+    with app.test_request_context("/somewhere?page=2&lang=uk"):  # the staff's pages
         hrefs = {link.code: link.href for link in i18n.language_links()}
     assert hrefs["be"] == "/somewhere?page=2&lang=be"
 
 
 @pytest.mark.parametrize("path", ["//elsewhere.example/x", "///elsewhere.example",
-                                  "/a b/<c>"])
+                                  "/a b/<c>", "/uk//elsewhere.example/x"])
 def test_links_never_lead_to_another_site(client, path):
     # PATH_INFO as a raw request line "GET //elsewhere.example/x" gives it.
-    page = client.get("/", environ_overrides={"PATH_INFO": path}).get_data(as_text=True)
+    response = client.get("/", environ_overrides={"PATH_INFO": path})
+    if response.status_code == 302:
+        target = response.headers["Location"]
+        assert target.startswith("/") and not target.startswith("//"), target
+        assert " " not in target and "<" not in target
+        return
+    page = response.get_data(as_text=True)
     assert len(language_links(page)) == 4
     for a in language_links(page):
         assert a["href"].startswith("/") and not a["href"].startswith("//"), a["href"]
@@ -162,7 +195,6 @@ def test_every_witness_page_is_small(client, lang):
         assert response.status_code == 200
         css = response.data
     assert b"@font-face" not in css and b"url(" not in css
-    client.get(f"/?lang={lang}")
     for page in witness_pages(client, lang):
         total = len(page.html.encode()) + len(css)
         assert total < 30 * 1024, (page.name, total)
@@ -198,7 +230,6 @@ NAMES = {"Tor Browser"}  # the same in every language
 @pytest.mark.parametrize("lang", ["uk", "ru", "be"])
 def test_no_english_is_left_on_a_witness_page(client, lang):
     """Catches text that reaches a page without gettext, from Python as well as templates."""
-    client.get(f"/?lang={lang}")
     for page in witness_pages(client, lang):
         text = _VisibleText()
         text.feed(page.html)

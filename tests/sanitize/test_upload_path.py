@@ -23,11 +23,12 @@ CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 def post(client, files: list[Path], **fields):
-    page = client.get("/")
+    page = client.get("/en/")
     token = CSRF.search(page.get_data(as_text=True)).group(1)
     data = {"csrf_token": token, "testimony": "Files from the square.", **fields,
             "files": [(io.BytesIO(p.read_bytes()), p.name) for p in files]}
-    return client.post("/submit", data=data, content_type="multipart/form-data")
+    return client.post("/en/submit", data=data, content_type="multipart/form-data",
+                       follow_redirects=True)
 
 
 def decrypted(app, team_key, tmp_path) -> tuple[Path, list[dict]]:
@@ -44,7 +45,7 @@ def decrypted(app, team_key, tmp_path) -> tuple[Path, list[dict]]:
 def test_form_says_which_files_are_cleaned_and_offers_the_original(client):
     from intake.server.sanitize import CLEANED_KINDS
 
-    page = client.get("/").get_data(as_text=True)
+    page = client.get("/en/").get_data(as_text=True)
     notice = page.split('id="cleaning"')[1].split("</p>")[0]
     assert [kind for kind in CLEANED_KINDS if kind not in notice] == []
     assert 'name="keep_original"' in page
@@ -159,9 +160,10 @@ def _held(client, corpus) -> tuple[str, bytes]:
 
 
 def _choose(client, item: str, choice: str):
-    page = client.get("/")
+    page = client.get("/en/")
     token = CSRF.search(page.get_data(as_text=True)).group(1)
-    return client.post("/original", data={"csrf_token": token, "item": item, "choice": choice})
+    return client.post("/en/original", data={"csrf_token": token, "item": item,
+                                             "choice": choice}, follow_redirects=True)
 
 
 def test_the_witness_can_send_a_file_that_could_not_be_cleaned_as_it_is(

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from intake.server.front import FRONT_ERROR
 from intake.server.quota import QuotaExceeded
 from intake.server.receive import CommitUncertain
+from intake.server.web.i18n import grouped
 
 log = logging.getLogger("intake")
 
@@ -43,6 +44,12 @@ class Busy(IntakeError):
     status = 503
 
 
+class StillReceiving(Exception):
+    """The same form was sent again while the first is still being received."""
+
+    status = 409
+
+
 class Refused(Exception):
     """The front refused a request before the app saw it (intake.server.front)."""
 
@@ -62,8 +69,8 @@ def _limits():
 
 
 def _too_long() -> str:
-    return _("The text is longer than %(n)d characters. Send the rest in a file, or in "
-             "another submission.", n=_limits()[0])
+    return _("The text is longer than %(n)s characters. Send the rest in a file, or in "
+             "another submission.", n=grouped(_limits()[0]))
 
 
 def _too_many() -> str:
@@ -125,6 +132,13 @@ def init_app(app) -> None:
     def _busy(exc):
         return _busy_page()
 
+    @app.errorhandler(StillReceiving)
+    def _still_receiving(exc):
+        return _page(409, _("Still being received"),
+                     _("What you sent is still being received: it does not need to be "
+                       "sent again. Wait a minute, then reload this page to see your "
+                       "receipt."), nothing_kept=False)
+
     @app.errorhandler(IntakeError)
     def _intake(exc: IntakeError):
         return _page(exc.status, _("Your submission was not accepted"), exc.message)
@@ -143,11 +157,15 @@ def init_app(app) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _entity_too_large(exc):
         # Werkzeug says the same for a body too large, a text field too long
-        # and too many parts: the body's length tells the first apart.
+        # and too many parts: the body's length tells the first apart, the
+        # files it had begun to receive the last (only the one limit that was
+        # passed is named).
         limit = app.config.get("MAX_CONTENT_LENGTH") or 0
         if limit and (request.content_length or 0) > limit:
             return _page(413, _("Too much at once"), _too_large(limit))
-        return _page(413, _("Too much at once"), _too_long() + " " + _too_many())
+        if getattr(request, "files_begun", 0) >= _limits()[1]:
+            return _page(413, _("Too much at once"), _too_many())
+        return _page(413, _("Too much at once"), _too_long())
 
     @app.errorhandler(CommitUncertain)
     def _uncertain(exc):

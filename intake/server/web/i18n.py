@@ -1,11 +1,16 @@
 """Which language a page speaks, and the links that change it without JavaScript.
 
-A witness picks a language from a link on any page (`?lang=uk`). The choice is
-kept in the server-side session, whose cookie lasts until the browser closes:
-never in a cookie of its own, never longer than the visit. Without a choice the
-browser's Accept-Language decides, and English is the last resort. Tor Browser
-always asks for English, so the links, not the header, are what most witnesses
-will use.
+On the witness's pages the language is the first part of the address
+(`/uk/…`, `/en/…`), so links, bookmarks, a reload and a cleared cookie all
+keep it, and an error page speaks it with no cookie at all. A first visit to
+an address without one (`/`) is redirected to it, the browser's
+Accept-Language deciding; old `?lang=` links are redirected the same way.
+Tor Browser always asks for English, so the links, not the header, are what
+most witnesses will use.
+
+Pages without a language in their address (the staff's) keep a `?lang=`
+choice in the server-side session, whose cookie lasts until the browser
+closes.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from flask import Flask, Request, g, has_request_context, request, session
+from flask import Flask, Request, g, has_request_context, redirect, request, session
 from flask_babel import get_locale, ngettext
 
 from intake.pages.languages import DEFAULT, LANGUAGES
 
 QUERY = "lang"
 SESSION_KEY = "lang"
+# The URL rule part that names a language: only the four, so no other
+# address is ever read as one.
+PREFIX = "/<any(" + ", ".join(LANGUAGES) + "):lang>"
 
 
 @dataclass(frozen=True)
@@ -30,34 +38,75 @@ class LanguageLink:
     current: bool
 
 
+def url_language(path: str) -> str | None:
+    """The language an address starts with (`/uk/…` is "uk"), or None."""
+    first = path.lstrip("/").split("/", 1)[0]
+    return first if first in LANGUAGES and path.startswith("/" + first) else None
+
+
+def _rest(path: str) -> str:
+    """The address without its language: `/uk/login` is `/login`."""
+    code = url_language(path)
+    return path[len(code) + 1:] or "/" if code else path
+
+
+def browser_language(req: Request) -> str:
+    return req.accept_languages.best_match(list(LANGUAGES)) or DEFAULT
+
+
 def select_locale(req: Request) -> str:
-    """The session's choice, else the browser's wish, else English."""
+    """The address's language, else the session's choice, else the browser's
+    wish, else English."""
     if not has_request_context():
         return DEFAULT
+    in_url = url_language(req.path)
+    if in_url:
+        return in_url
     # g keeps the choice made at the start of the request, so a page rendered
     # just after the session is cleared (logging out) still speaks it.
     chosen = session.get(SESSION_KEY) or g.get(SESSION_KEY)
     if chosen in LANGUAGES:
         return chosen
-    return req.accept_languages.best_match(list(LANGUAGES)) or DEFAULT
+    return browser_language(req)
 
 
 def remember_choice() -> None:
-    """Stores a `?lang=` choice for the rest of the visit; unknown codes are ignored."""
+    """Stores a `?lang=` choice for the rest of the visit; unknown codes are ignored.
+    An address that names its language needs no memory of it."""
+    if url_language(request.path):
+        return
     code = request.args.get(QUERY)
     if code in LANGUAGES and session.get(SESSION_KEY) != code:
         session[SESSION_KEY] = code
     g.setdefault(SESSION_KEY, session.get(SESSION_KEY))
 
 
-def _href(code: str) -> str:
-    # A page that answered a form (the receipt) cannot be fetched again: its
-    # links open the form in a new tab, so the codename stays on screen.
-    path = request.path if request.method in ("GET", "HEAD") else "/"
+def _safe_path(path: str) -> str:
     # One leading slash only: "//host/x" would be a link to another site.
-    path = "/" + quote(path.lstrip("/"))
+    return "/" + quote(path.lstrip("/"))
+
+
+def _query(without: str = QUERY) -> str:
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != without]
+    return "?" + urlencode(args) if args else ""
+
+
+def with_language(code: str, path: str | None = None) -> str:
+    """The same address (or path) in another language, its query kept."""
+    rest = _rest(request.path if path is None else path)
+    return f"{request.script_root}/{code}{_safe_path(rest)}"
+
+
+def _href(code: str) -> str:
+    if url_language(request.path):
+        # A page that answered a form (an error) has no address of its own
+        # to show again: the start, in that language.
+        if request.method not in ("GET", "HEAD"):
+            return f"{request.script_root}/{code}/"
+        return with_language(code) + _query()
+    path = request.path if request.method in ("GET", "HEAD") else "/"
     args = [(k, v) for k, v in request.args.items(multi=True) if k != QUERY]
-    return f"{request.script_root}{path}?{urlencode([*args, (QUERY, code)])}"
+    return f"{request.script_root}{_safe_path(path)}?{urlencode([*args, (QUERY, code)])}"
 
 
 def language_links() -> list[LanguageLink]:
@@ -67,12 +116,27 @@ def language_links() -> list[LanguageLink]:
 
 
 def links_open_new_tab() -> bool:
-    return request.method not in ("GET", "HEAD")
+    """A page that answers a form cannot be fetched again. The witness's pages
+    all answer a form with a redirect to an address, so only the staff's
+    remain."""
+    return request.method not in ("GET", "HEAD") and not url_language(request.path)
+
+
+def start_href() -> str:
+    """The start, in the address's language when it has one."""
+    code = url_language(request.path)
+    return f"{request.script_root}/{code}/" if code else f"{request.script_root}/"
 
 
 def files_count(n: int) -> str:
     """'1 file', '2 files'; in Ukrainian '1 файл', '2 файли', '5 файлів'."""
     return ngettext("%(num)d file", "%(num)d files", n)
+
+
+def grouped(n: int) -> str:
+    """A count as the page's readers write it: 200,000 or 200 000."""
+    text = f"{n:,}"
+    return text if str(get_locale() or DEFAULT) == "en" else text.replace(",", "\u00a0")
 
 
 def init_app(app: Flask) -> None:
@@ -82,4 +146,39 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(get_locale=get_locale,
                                  language_links=language_links,
                                  links_open_new_tab=links_open_new_tab,
-                                 files_count=files_count)
+                                 files_count=files_count, grouped=grouped,
+                                 start_href=start_href)
+
+
+def init_url_languages(app: Flask, *, keep: tuple[str, ...] = ("/static/", "/uploads/"),
+                       front_error: str = "") -> None:
+    """For an app whose pages carry their language in the address: every
+    address is made with it, and an address without it is redirected (a GET;
+    a form sent to an old address is still answered, in the session's or the
+    browser's language). Addresses under `keep` are not pages."""
+
+    @app.url_value_preprocessor
+    def _pull(endpoint, values):
+        if values and "lang" in values:
+            g.url_lang = values.pop("lang")
+
+    @app.url_defaults
+    def _add(endpoint, values):
+        if "lang" not in values and app.url_map.is_endpoint_expecting(endpoint, "lang"):
+            values["lang"] = g.get("url_lang") or str(get_locale() or DEFAULT)
+
+    def _redirect():
+        if request.method not in ("GET", "HEAD") or request.path.startswith(keep) \
+                or (front_error and request.environ.get(front_error)):
+            return None
+        code = request.args.get(QUERY)
+        in_url = url_language(request.path)
+        if in_url and code not in LANGUAGES:
+            return None
+        if code not in LANGUAGES:
+            code = session.get(SESSION_KEY) if session.get(SESSION_KEY) in LANGUAGES \
+                else browser_language(request)
+        # 302: where `/` leads depends on the browser, so it is never cached.
+        return redirect(with_language(code) + _query(), 302)
+
+    app.before_request_funcs.setdefault(None, []).insert(0, _redirect)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import atexit
 
-from flask import Flask
+from flask import Flask, request, url_for
 
 from intake.server import quota
 from intake.server.config import Config, load_config
-from intake.server.front import HOOKS, FrontHooks
+from intake.server.front import FRONT_ERROR, HOOKS, FrontHooks
 from intake.server.pending_originals import PendingOriginals
 from intake.server.sanitize.runner import warm_sandbox
 from intake.server.service import prepare
 from intake.server.upload_spool import UploadSpool
 from intake.server.web.base import base_app, front_limits, login_throttle
+from intake.server.web.i18n import PREFIX, init_url_languages
 from intake.server.web.sessions import COOKIE
 from intake.server.witness import proxy_warning, returning, submit
 from intake.server.witness.upload_request import EncryptedUploadRequest
@@ -48,6 +49,30 @@ def create_app(config: Config | None = None) -> Flask:
     pending = app.extensions["intake.pending"] = PendingOriginals(intake.store)
     pending.sweep()  # what a worker killed earlier left behind
     atexit.register(pending.stop)
-    app.register_blueprint(submit.bp)
-    app.register_blueprint(returning.bp)
+    app.register_blueprint(submit.bp, url_prefix=PREFIX)
+    app.register_blueprint(returning.bp, url_prefix=PREFIX)
+    _old_form_addresses(app)
+    init_url_languages(app, front_error=FRONT_ERROR)
+    app.jinja_env.globals["witness_nav"] = _witness_nav
     return app
+
+
+def _witness_nav() -> dict:
+    """The links every witness page carries: the form, and the way back."""
+    here = {"witness.form": "form", "returning.login": "login"}.get(request.endpoint or "", "")
+    return {"form": url_for("witness.form"), "login": url_for("returning.login"), "here": here}
+
+
+# Where the forms were sent before the language was part of the address: a
+# form opened then is still received (in the session's or the browser's
+# language), and answered with a redirect to an address that has one.
+OLD_FORM_ADDRESSES = {"/submit": "witness.submit", "/original": "witness.original_choice",
+                      "/login": "returning.login_post", "/account/add": "returning.follow_up",
+                      "/account/replies/<reply_id>/delete": "returning.delete_reply",
+                      "/logout": "returning.logout"}
+
+
+def _old_form_addresses(app: Flask) -> None:
+    for rule, endpoint in OLD_FORM_ADDRESSES.items():
+        app.add_url_rule(rule, "old:" + endpoint, app.view_functions[endpoint],
+                         methods=["POST"])

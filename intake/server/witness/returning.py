@@ -18,6 +18,7 @@ from flask import (
     g,
     redirect,
     render_template,
+    request,
     session,
     url_for,
 )
@@ -27,11 +28,11 @@ from sqlalchemy import delete, select
 from intake.format.envelope import EnvelopeError, open_envelope
 from intake.server import codename
 from intake.server.models import Reply, Submission, Witness
+from intake.server.witness import receipts
 from intake.server.witness.forms import CodenameForm, FollowUpForm
-from intake.server.witness.submit import receive_form
+from intake.server.witness.submit import MAX_CODENAME_CHARS, limits, receive_form, to_receipt
 
 bp = Blueprint("returning", __name__)
-MAX_CODENAME_CHARS = 300
 
 
 def _intake():
@@ -46,13 +47,22 @@ def _minutes(seconds: int) -> int:
     return max(1, -(-seconds // 60))
 
 
+def _back_to_login(**said):
+    # What the page says rides in its address, not the session: emptying a
+    # session ends its cookie, and the form on the page would expire with it.
+    return redirect(url_for("returning.login", **said), 303)
+
+
 def _try_later(seconds: int):
-    return render_template("login_wait.html", minutes=_minutes(seconds)), 429
+    return _back_to_login(wait=_minutes(seconds))
 
 
 @bp.get("/login")
 def login():
-    return render_template("login.html", form=CodenameForm())
+    wait = request.args.get("wait", "")
+    return render_template("login.html", form=CodenameForm(),
+                           failed=request.args.get("failed") == "1",
+                           wait=min(int(wait), 24 * 60) if wait.isdigit() else 0)
 
 
 @bp.post("/login")
@@ -66,22 +76,22 @@ def login_post():
     # Always the same work, whether or not the codename exists, whatever the list.
     canonical = codename.secret_for_sign_in(text)
     derived = codename.derive(canonical, intake.secrets)
-    wait = throttle.wait_seconds(derived.lookup_hash)
+    counted = derived.lookup_hash  # failures are counted by the keyed hash alone
+    wait = throttle.wait_seconds(counted)
     if wait:
         return _try_later(wait)
     witness, derived = _find_witness(intake, canonical, derived)
     if witness is None:
-        throttle.failed(derived.lookup_hash)
-        return render_template("login_failed.html"), 403
-    throttle.succeeded(derived.lookup_hash)
-    keep = {k: session[k] for k in ("lang",) if k in session}  # the language stays
+        throttle.failed(counted)
+        return _back_to_login(failed=1)
+    throttle.succeeded(counted)
+    # A new session: no codename a receipt was showing comes along.
     session.clear()
     session.regenerate()
-    session.update(keep)
     session["witness"] = {"id": witness.id,
                           "reply_key": base64.b64encode(bytes(derived.reply_key)).decode(),
                           "seen": intake.clock()}
-    return redirect(url_for("returning.account"))
+    return redirect(url_for("returning.account"), 303)
 
 
 def _legacy_records_remain(intake, s) -> bool:
@@ -122,7 +132,7 @@ def witness_required(view):
     def wrapper(*args, **kwargs):
         state = session.get("witness")
         if not state:
-            return redirect(url_for("returning.login"))
+            return redirect(url_for("returning.login"), 303)
         intake = _intake()
         now = intake.clock()
         if now - state.get("seen", 0) > intake.config.session_lifetime:
@@ -160,14 +170,16 @@ def account():
                          .where(Submission.witness_id == g.witness_id)
                          .order_by(Submission.received_day)).all()
     return render_template("account.html", submissions=days,
-                           replies=_replies(g.witness_id, g.reply_key), form=FollowUpForm())
+                           replies=_replies(g.witness_id, g.reply_key), form=FollowUpForm(),
+                           once=receipts.new_once(), **limits())
 
 
 @bp.post("/account/add")
 @witness_required
 def follow_up():
-    receipt = receive_form(FollowUpForm(), witness_id=g.witness_id)
-    return render_template("followup_done.html", receipt=receipt)
+    form = FollowUpForm()
+    return receipts.receive_once(
+        lambda: (receive_form(form, witness_id=g.witness_id), ""), "added", to_receipt)
 
 
 @bp.post("/account/replies/<reply_id>/delete")
@@ -179,11 +191,16 @@ def delete_reply(reply_id: str):
         s.commit()
     if done.rowcount != 1:
         abort(404)
-    return redirect(url_for("returning.account"))
+    return redirect(url_for("returning.account"), 303)
 
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    session.clear()  # the session row goes, and any codename a receipt still held
+    return redirect(url_for("returning.logged_out"), 303)
+
+
+@bp.get("/logged-out")
+def logged_out():
     return render_template("logged_out.html")
 

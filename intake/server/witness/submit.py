@@ -1,27 +1,60 @@
-"""The witness's pages: the form and the receipt."""
+"""The witness's pages: the form and the receipt.
+
+Every form here answers with a redirect (intake.server.witness.receipts), so
+no page a witness can reload is the answer to a form.
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from flask import Blueprint, current_app, render_template, request, session
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from intake.server import codename
 from intake.server.filenames import BadFilename, check_upload_name
 from intake.server.pending_originals import SESSION_KEY, from_session, to_session
 from intake.server.receive import Upload, confirm_held, receive
 from intake.server.upload_spool import UploadSpool
 from intake.server.web.errors import EmptySubmission, IntakeError, human_size
-from intake.server.witness.forms import CodenameForm, SubmitForm
+from intake.server.web.i18n import grouped
+from intake.server.witness import receipts
+from intake.server.witness.forms import (
+    ALPHABETS,
+    DEFAULT_ALPHABET,
+    FILE_FIELDS,
+    CodenameForm,
+    SubmitForm,
+)
 
 bp = Blueprint("witness", __name__)
+CHOICE_KEY = "original_done"  # the answer to a held file's question, for the next page
+MAX_CODENAME_CHARS = 300
+
+
+def limits() -> dict:
+    """The limits a form states, as the page's reader writes them."""
+    config = current_app.extensions["intake"].config
+    return {"max_upload": human_size(config.max_upload),
+            "max_chars": config.max_testimony_chars, "max_files": config.max_files,
+            "file_fields": FILE_FIELDS}
 
 
 @bp.get("/")
 def form():
-    intake = current_app.extensions["intake"]
-    return render_template("submit.html", form=SubmitForm(),
-                           max_upload=human_size(intake.config.max_upload))
+    form = SubmitForm()
+    form.alphabet.data = DEFAULT_ALPHABET.get(str(get_locale()), "en")
+    return render_template("submit.html", form=form, once=receipts.new_once(), **limits())
 
 
 def _bad_name_message(reason: str) -> str:
@@ -51,15 +84,22 @@ def uploads_from_request() -> list[Upload]:
 def check_submission(testimony: str, uploads: list[Upload]) -> None:
     config = current_app.extensions["intake"].config
     if len(testimony) > config.max_testimony_chars:
-        raise IntakeError(_("The text is longer than %(n)d characters. Send the rest in "
+        raise IntakeError(_("The text is longer than %(n)s characters. Send the rest in "
                             "a file, or in another submission.",
-                            n=config.max_testimony_chars))
+                            n=grouped(config.max_testimony_chars)))
     if len(uploads) > config.max_files:
         raise IntakeError(_("Too many files at once (at most %(n)d). Send the rest in "
                             "another submission.", n=config.max_files))
     if not testimony.strip() and not uploads:
         raise EmptySubmission(_("The form was empty: write something or choose a file, "
                                 "then send it again."))
+
+
+def chosen_alphabet(form) -> str:
+    """The word list a new witness chose on the form; else the page's."""
+    field = getattr(form, "alphabet", None)
+    chosen = field.data if field is not None else None
+    return chosen if chosen in ALPHABETS else DEFAULT_ALPHABET.get(str(get_locale()), "en")
 
 
 def receive_form(form, witness_id: str | None = None):
@@ -71,7 +111,8 @@ def receive_form(form, witness_id: str | None = None):
         receipt = receive(current_app.extensions["intake"], testimony, uploads,
                           keep_originals=bool(form.keep_original.data), witness_id=witness_id,
                           pending=current_app.extensions["intake.pending"],
-                          limits=current_app.extensions.get("intake.sanitize_limits"))
+                          limits=current_app.extensions.get("intake.sanitize_limits"),
+                          codename_list=chosen_alphabet(form))
     finally:
         for up in uploads:
             up.spool.close()
@@ -81,11 +122,51 @@ def receive_form(form, witness_id: str | None = None):
     return receipt
 
 
+def to_receipt(rid: str):
+    return redirect(url_for("witness.receipt", rid=rid), 303)
+
+
 @bp.post("/submit")
 def submit():
-    receipt = receive_form(SubmitForm())
-    return render_template("receipt.html", receipt=receipt,
-                           words=receipt.codename.split(), form=CodenameForm())
+    form = SubmitForm()
+    return receipts.receive_once(lambda: (receive_form(form), chosen_alphabet(form)),
+                                 "new", to_receipt)
+
+
+@bp.get("/receipt/<rid>")
+def receipt(rid: str):
+    """The receipt: the codename until the witness has shown they wrote it
+    down (or for an hour), and what became of each file."""
+    kept = receipts.find(rid)
+    if kept is None:
+        return render_template("receipt_gone.html"), 404
+    check = kept.get("check", "")
+    if check:
+        receipts.update(rid, check="")  # said once
+    files = receipts.outcomes(kept)
+    if kept.get("kind") == "added":
+        return render_template("followup_done.html", receipt={"files": files})
+    words = kept.get("codename", "").split()
+    return render_template("receipt.html", receipt={"files": files}, words=words, rid=rid,
+                           check=check, alphabet=kept.get("alphabet", ""),
+                           form=CodenameForm())
+
+
+@bp.post("/receipt/<rid>/check")
+def check_codename(rid: str):
+    """The witness types the codename from their paper. A typo keeps the
+    codename on screen, and says so; a match drops it from the session."""
+    kept = receipts.find(rid)
+    if kept is None or not kept.get("codename"):
+        return redirect(url_for("witness.receipt", rid=rid), 303)
+    typed = (CodenameForm().codename.data or "")[:MAX_CODENAME_CHARS]
+    shown = codename.normalise(kept["codename"]) or ""
+    same = hmac.compare_digest((codename.normalise(typed) or "\0").encode(), shown.encode())
+    if same:
+        receipts.update(rid, codename="", check="ok")
+    else:
+        receipts.update(rid, check="mismatch")
+    return redirect(url_for("witness.receipt", rid=rid), 303)
 
 
 @bp.post("/original")
@@ -94,7 +175,6 @@ def original_choice():
     it is, or drop it (intake.server.pending_originals)."""
     held_files = dict(session.get(SESSION_KEY, {}))
     held = from_session(held_files.pop(request.form.get("item", ""), None) or {})
-    # The others still open are asked again below, so no answer needs the back button.
     waiting = [h for h in map(from_session, held_files.values())
                if h is not None and h.until > time.time()]
     session[SESSION_KEY] = {h.item_id: to_session(h) for h in waiting}
@@ -107,5 +187,17 @@ def original_choice():
     else:
         current_app.extensions["intake.pending"].drop(held.item_id)
         done = "dropped"
-    return render_template("original_choice.html", done=done,
-                           name=held.name if held else "", waiting=waiting)
+    session[CHOICE_KEY] = {"done": done, "name": held.name if held else ""}
+    return redirect(url_for("witness.original_done"), 303)
+
+
+@bp.get("/original")
+def original_done():
+    # Kept, not popped: a reload shows the same answer (and emptying the
+    # session would end its cookie, and the forms on this page with it).
+    answer = session.get(CHOICE_KEY) or {}
+    # The others still open are asked again here, so no answer needs the back button.
+    waiting = [h for h in map(from_session, session.get(SESSION_KEY, {}).values())
+               if h is not None and h.until > time.time()]
+    return render_template("original_choice.html", done=answer.get("done", ""),
+                           name=answer.get("name", ""), waiting=waiting)

@@ -44,6 +44,12 @@ class EncryptedUploadRequest(Request):
         self.__dict__.setdefault("_upload_spools", []).append(spool)
         return spool
 
+    @property
+    def files_begun(self) -> int:
+        """How many file parts this request began to receive (Werkzeug's own
+        parser; under the front, the front counts them)."""
+        return len(self.__dict__.get("_upload_spools", []))
+
     def close(self) -> None:
         """Werkzeug closes the files it finished parsing; a part cut short (the
         client left, the disk filled) was never handed over, so every spool this
