@@ -737,3 +737,13 @@ def test_each_refusal_names_the_one_limit_passed(tmp_path, team_key, what, said,
             assert other not in text
     finally:
         app.extensions["intake"].close()
+
+
+def test_the_choice_for_an_uncleaned_file_answers_with_a_redirect(client):
+    token = csrf_token(client, "/uk/")
+    answer = client.post("/uk/original", data={"csrf_token": token, "item": "0" * 32,
+                                               "choice": "send"})
+    assert answer.status_code == 303 and answer.headers["Location"] == "/uk/original"
+    page = client.get("/uk/original").get_data(as_text=True)
+    assert 'lang="uk"' in page and "Цей вибір уже недоступний" in page
+    assert client.get("/uk/original").get_data(as_text=True) == page  # a reload: the same
