@@ -49,9 +49,10 @@ MARK_CONTROLS = """() => {
   return n;
 }"""
 
-FOCUSED = """() => {
+FOCUSED = """(defaultRing) => {
   const el = document.activeElement, style = getComputedStyle(el);
-  const ring = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2;
+  const ring = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2) ||
+               (defaultRing && style.outlineStyle === 'auto');
   const key = el.type === 'radio'
     ? document.querySelector(`input[type=radio][name="${el.name}"][data-control]`)
     : el;
@@ -68,16 +69,17 @@ def fits_width(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def keyboard_problems(page) -> list[str]:
+def keyboard_problems(page, default_ring: bool = False) -> list[str]:
     """Tabs through the page from its start: every control must be reached,
-    each with a visible focus ring (3 px outline in the stylesheets)."""
+    each with a visible focus ring (3 px outline in the stylesheets; the
+    browser's own ring counts only on a page that gets no stylesheet)."""
     total = page.evaluate(MARK_CONTROLS)
     page.evaluate("document.activeElement && document.activeElement.blur()")
     reached, problems = set(), []
     # A date field takes a Tab for each of its parts: room for those too.
     for _ in range(total * 3 + 3):
         page.keyboard.press("Tab")
-        focused = page.evaluate(FOCUSED)
+        focused = page.evaluate(FOCUSED, default_ring)
         if focused["control"] is None:
             if focused["what"].startswith("<body"):
                 break  # past the last control

@@ -86,6 +86,8 @@ def site(tmp_path_factory):
                                                       [(entry_for(rid, wid, env), env)])))
         accounts = [(f"staff{n}", add(intake.db, f"staff{n}", PASSWORD, 1, 8192,
                                       admin=True).totp_secret) for n in range(ACCOUNTS)]
+        members = [(f"member{n}", add(intake.db, f"member{n}", PASSWORD, 1, 8192,
+                                      admin=False).totp_secret) for n in range(2 * len(LANGS))]
     finally:
         intake.close()
 
@@ -103,7 +105,7 @@ def site(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(url + "/login", proc, log)
-        yield url, accounts, bundle
+        yield url, accounts, bundle, members
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
@@ -147,6 +149,17 @@ def account(site):
     return take
 
 
+@pytest.fixture(scope="module")
+def member(site):
+    """Hands out the next unused account that is not an administrator."""
+    left = list(site[3])
+
+    def take():
+        name, secret = left.pop(0)
+        return name, pyotp.TOTP(secret)
+    return take
+
+
 def _click(page, selector: str) -> None:
     with page.expect_navigation():
         page.locator(selector).first.click()
@@ -164,13 +177,7 @@ def staff_pages(page, url: str, lang: str, account, bundle: Path):
     _click(page, "form[action$='/login'] button[type=submit]")
     yield "login failed", page
 
-    name, totp = account()
-    page.goto(url + "/login", wait_until="load")
-    page.locator("#name").fill(name)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("#code").fill(totp.now())
-    _click(page, "form[action$='/login'] button[type=submit]")
-    assert page.url == url + "/", page.url
+    _log_in(page, url, lang, account)
     yield "queue", page
     page.locator("select[name=state]").select_option("exported")
     page.locator("select[name=sort]").select_option("newest")
@@ -216,6 +223,16 @@ def staff_pages(page, url: str, lang: str, account, bundle: Path):
 PAGES = 14
 
 
+def _log_in(page, url: str, lang: str, account) -> None:
+    page.goto(f"{url}/login?lang={lang}", wait_until="load")
+    name, totp = account()
+    page.locator("#name").fill(name)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("#code").fill(totp.now())
+    _click(page, "form[action$='/login'] button[type=submit]")
+    assert page.url == url + "/", page.url
+
+
 def _context(browser, width: int, javascript: bool):
     return browser.new_context(java_script_enabled=javascript, bypass_csp=javascript,
                                viewport={"width": width, "height": 800}, locale="en-US",
@@ -226,7 +243,7 @@ def _context(browser, width: int, javascript: bool):
 def test_axe_finds_nothing_on_any_staff_page(browser, site, account, lang):
     if not AXE.exists():
         _missing("node_modules/axe-core (npm ci)")
-    url, _accounts, bundle = site
+    url, _accounts, bundle, _members = site
     context = _context(browser, 1280, javascript=True)
     found = {}
     try:
@@ -244,7 +261,7 @@ def test_axe_finds_nothing_on_any_staff_page(browser, site, account, lang):
 @pytest.mark.parametrize("lang", LANGS)
 def test_staff_pages_at_320_px_by_keyboard_in_each_language(browser, site, account, lang,
                                                             artifacts):
-    url, _accounts, bundle = site
+    url, _accounts, bundle, _members = site
     context = _context(browser, 320, javascript=False)
     problems, seen = {}, []
     try:
@@ -269,7 +286,7 @@ def test_staff_pages_at_320_px_by_keyboard_in_each_language(browser, site, accou
 def test_sizes_and_the_audit_log_speak_the_language(browser, site, account):
     """Sizes in the queue and what the log records (a login, a download...) are
     shown in the reader's words, not as stored."""
-    url, _accounts, bundle = site
+    url, _accounts, bundle, _members = site
     context = _context(browser, 1280, javascript=False)
     try:
         for name, page in staff_pages(context.new_page(), url, "uk", account, bundle):
@@ -284,3 +301,33 @@ def test_sizes_and_the_audit_log_speak_the_language(browser, site, account):
                 break
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_member_who_is_not_an_administrator(browser, site, member, lang):
+    """No audit log in the menu; asked for it anyway, a refusal page that
+    passes the same checks."""
+    if not AXE.exists():
+        _missing("node_modules/axe-core (npm ci)")
+    url = site[0]
+    problems = {}
+    for javascript, width in ((True, 1280), (False, 320)):
+        context = _context(browser, width, javascript)
+        try:
+            page = context.new_page()
+            _log_in(page, url, lang, member)
+            assert page.locator("nav.staff a[href$='/audit']").count() == 0
+            assert page.goto(url + "/audit", wait_until="load").status == 403
+            assert page.locator("html").get_attribute("lang") == lang
+            if javascript:
+                problems["refused (axe)"] = audit(page)
+            else:
+                found = [f"duplicate id {i}" for i in duplicate_ids(page)]
+                found += [] if fits_width(page) else ["scrolls sideways at 320 px"]
+                found += keyboard_problems(page) + [
+                    f"left in English: {s!r}" for s in english_left(page, lang)]
+                problems["refused"] = found
+        finally:
+            context.close()
+    problems = {name: found for name, found in problems.items() if found}
+    assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)

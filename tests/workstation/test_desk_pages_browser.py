@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 from i18n.page_checks import (
@@ -62,14 +63,12 @@ def vault(tmp_path_factory):
     return desk, first.submission_id, first.witness_id
 
 
-@pytest.fixture(scope="module")
-def served(vault, tmp_path_factory):
-    """`intake vault serve --key`: the address it printed, with its token."""
-    desk = vault[0]
-    exports = tmp_path_factory.mktemp("desk-pages-exports")
+@contextmanager
+def serving(desk: Desk, *args: str):
+    """`intake vault serve` over the vault: the address it printed, with its token."""
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "intake", "vault", "serve", "--vault", str(desk.root),
-         "--port", "0", *desk.key_args(), "--exports", str(exports)],
+         "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         line = proc.stdout.readline()
@@ -84,6 +83,15 @@ def served(vault, tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def served(vault, tmp_path_factory):
+    """`intake vault serve --key`, as a triager who changes things starts it."""
+    desk = vault[0]
+    exports = tmp_path_factory.mktemp("desk-pages-exports")
+    with serving(desk, *desk.key_args(), "--exports", str(exports)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +250,55 @@ def test_the_language_chosen_stays_and_sizes_speak_it(browser, served, vault):
         assert page.locator("html").get_attribute("lang") == "be"
     finally:
         context.close()
+
+
+def _checked(page, lang: str, default_ring: bool = False) -> list[str]:
+    found = [f"duplicate id {i}" for i in duplicate_ids(page)]
+    if not fits_width(page):
+        found.append("scrolls sideways at 320 px")
+    return found + keyboard_problems(page, default_ring) + [
+        f"left in English: {s!r}" for s in english_left(page, lang)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_refusals_in_each_language(browser, served, vault, lang):
+    """A browser that did not open the printed address, and a desk started
+    without the team key asked to change something: each refusal is a page
+    in the browser's language that passes the same checks."""
+    if not AXE.exists():
+        _missing("node_modules/axe-core (npm ci)")
+    desk, submission_id, _witness = vault
+    base = served.split("/?")[0]
+    problems = {}
+    for javascript, width in ((True, 1280), (False, 320)):
+        stranger = browser.new_context(java_script_enabled=javascript, bypass_csp=javascript,
+                                       viewport={"width": width, "height": 800}, locale=lang)
+        try:
+            page = stranger.new_page()
+            assert page.goto(base + "/").status == 403
+            assert page.locator("html").get_attribute("lang") == lang
+            # Nothing but the refusal reaches this browser, its stylesheets neither:
+            # the browser's own focus ring is what it shows.
+            name = "not opened" + (" (axe)" if javascript else "")
+            problems[name] = audit(page) if javascript else _checked(page, lang,
+                                                                      default_ring=True)
+        finally:
+            stranger.close()
+    with serving(desk) as read_only:
+        for javascript, width in ((True, 1280), (False, 320)):
+            context, page = _open(browser, read_only, width, javascript)
+            try:
+                _click(page, f'nav.languages a[hreflang="{lang}"]')
+                page.goto(f"{read_only.split('/?')[0]}/submission/{submission_id}",
+                          wait_until="load")
+                page.locator("#note").fill("seen")
+                with page.expect_navigation():
+                    page.locator("form[action$='/note'] button[type=submit]").click()
+                assert page.locator("html").get_attribute("lang") == lang
+                assert "intake vault serve --key" in page.locator("p.error").inner_text()
+                name = "without the key" + (" (axe)" if javascript else "")
+                problems[name] = audit(page) if javascript else _checked(page, lang)
+            finally:
+                context.close()
+    problems = {name: found for name, found in problems.items() if found}
+    assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)
