@@ -61,6 +61,7 @@ def site(tmp_path_factory):
     from intake.server.queue import export
     from intake.server.receive import receive
     from intake.server.staff.accounts import add
+    from intake.server.store import new_id
     from intake.server.witness import create_app
 
     base = tmp_path_factory.mktemp("staff")
@@ -84,6 +85,10 @@ def site(tmp_path_factory):
         bundle = base / "replies.tar"
         bundle.write_bytes(b"".join(iter_reply_bundle("2026-01-01",
                                                       [(entry_for(rid, wid, env), env)])))
+        # A reply for a witness this server does not know: refused by name.
+        stray = base / "stray.tar"
+        stray.write_bytes(b"".join(iter_reply_bundle(
+            "2026-01-01", [(entry_for(new_id(), "f" * 32, env), env)])))
         accounts = [(f"staff{n}", add(intake.db, f"staff{n}", PASSWORD, 1, 8192,
                                       admin=True).totp_secret) for n in range(ACCOUNTS)]
         members = [(f"member{n}", add(intake.db, f"member{n}", PASSWORD, 1, 8192,
@@ -105,7 +110,7 @@ def site(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(url + "/login", proc, log)
-        yield url, accounts, bundle, members
+        yield url, accounts, (bundle, stray), members
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
@@ -165,7 +170,7 @@ def _click(page, selector: str) -> None:
         page.locator(selector).first.click()
 
 
-def staff_pages(page, url: str, lang: str, account, bundle: Path):
+def staff_pages(page, url: str, lang: str, account, bundles: tuple[Path, Path]):
     """Yields (name, page) for every staff page, in `lang`."""
     page.goto(url + "/login", wait_until="load")
     assert page.locator("html").get_attribute("lang") == "en"  # Tor Browser asks for English
@@ -202,9 +207,14 @@ def staff_pages(page, url: str, lang: str, account, bundle: Path):
 
     page.goto(url + "/replies", wait_until="load")
     yield "replies", page
+    bundle, stray = bundles
     page.locator("#bundle").set_input_files(str(bundle))
     _click(page, "form[enctype='multipart/form-data'] button[type=submit]")
     yield "replies uploaded", page
+    page.locator("#bundle").set_input_files(str(stray))
+    _click(page, "form[enctype='multipart/form-data'] button[type=submit]")
+    assert page.locator("ul.rejected li").count() == 1
+    yield "a reply rejected", page
     page.locator("#bundle").set_input_files({"name": "x.tar", "mimeType": "application/x-tar",
                                              "buffer": b"not a tar"})
     _click(page, "form[enctype='multipart/form-data'] button[type=submit]")
@@ -220,7 +230,7 @@ def staff_pages(page, url: str, lang: str, account, bundle: Path):
     yield "logged out", page
 
 
-PAGES = 14
+PAGES = 15
 
 
 def _log_in(page, url: str, lang: str, account) -> None:

@@ -217,6 +217,30 @@ def replies_page():
     return render_template("staff/replies.html")
 
 
+def _reasons() -> dict[str, str]:
+    """Why a reply bundle, or a reply in it, was refused: the reasons the
+    import gives (in English, for logs and the console), in the page's words."""
+    return {
+        "not a readable reply bundle": _("not a readable reply bundle"),
+        "the reply bundle is damaged": _("the reply bundle is damaged"),
+        "not a reply bundle (no manifest at the start)":
+            _("not a reply bundle (no manifest at the start)"),
+        "not a reply bundle (unknown format)": _("not a reply bundle (unknown format)"),
+        "the reply bundle's manifest is damaged": _("the reply bundle's manifest is damaged"),
+        "damaged: size or SHA-256 does not match the manifest":
+            _("damaged: size or SHA-256 does not match the manifest"),
+        "no such witness on this server (deleted, or another server's)":
+            _("no such witness on this server (deleted, or another server's)"),
+        "not sealed to this witness's reply key": _("not sealed to this witness's reply key"),
+        "not in the manifest": _("not in the manifest"),
+        "missing from the bundle": _("missing from the bundle"),
+    }
+
+
+def _reason(why: str) -> str:
+    return _reasons().get(why, why)
+
+
 @bp.post("/replies")
 @staff_required()
 def replies_upload():
@@ -227,12 +251,13 @@ def replies_upload():
     try:
         report = import_replies(intake, upload.stream)
     except BundleError as exc:
-        raise IntakeError(_("That file is not a sound reply bundle: %(why)s", why=str(exc))) \
-            from exc
+        raise IntakeError(_("That file is not a sound reply bundle: %(why)s",
+                            why=_reason(str(exc)))) from exc
     audit.record(intake.db, g.staff.name, "upload replies",
                  f"{report.added} added, {report.duplicates} already here, "
                  f"{len(report.rejected)} rejected")
-    return render_template("staff/replies.html", report=report)
+    return render_template("staff/replies.html", report=report,
+                           rejected=[(name, _reason(why)) for name, why in report.rejected])
 
 
 @bp.post("/delete")
