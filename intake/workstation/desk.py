@@ -470,6 +470,9 @@ def create_vault_app(vault_root: Path, actor: str | None = None, *,
     app.before_request(_remember_language)
     app.before_request(_read_only)
     app.jinja_env.globals["language_links"] = _language_links
+    # A testimony's detected language goes on the element that shows it, so a
+    # screen reader speaks it in that language whatever the page's.
+    app.jinja_env.globals["known_languages"] = tuple(PAGE_LANGUAGES)
 
     @app.teardown_appcontext
     def _close(_exc):

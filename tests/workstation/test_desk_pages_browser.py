@@ -237,7 +237,7 @@ def test_desk_pages_at_320_px_by_keyboard_in_each_language(browser, served, vaul
     assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)
 
 
-def test_the_language_chosen_stays_and_sizes_speak_it(browser, served, vault):
+def test_the_language_chosen_stays_sizes_speak_it_and_testimony_says_its_own(browser, served, vault):
     _desk, submission_id, witness_id = vault
     context, page = _open(browser, served, 1280, javascript=False)
     base = served.split("/?")[0]
@@ -252,6 +252,11 @@ def test_the_language_chosen_stays_and_sizes_speak_it(browser, served, vault):
             sizes
         page.goto(f"{base}/exports", wait_until="load")
         assert page.locator("html").get_attribute("lang") == "be"
+        # The testimony says which language it is in, whatever the page's.
+        page.goto(f"{base}/submission/{submission_id}", wait_until="load")
+        assert page.locator("section.item-testimony pre.text").get_attribute("lang") == "uk"
+        page.goto(f"{base}/?query=%D0%B4%D0%B8%D1%82%D0%B8%D0%BD%D0%B0", wait_until="load")
+        assert page.locator("p.snippet").first.get_attribute("lang") == "uk"
     finally:
         context.close()
 
