@@ -237,7 +237,8 @@ def test_desk_pages_at_320_px_by_keyboard_in_each_language(browser, served, vaul
     assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)
 
 
-def test_the_language_chosen_stays_sizes_speak_it_and_testimony_says_its_own(browser, served, vault):
+def test_the_language_chosen_stays_sizes_speak_it_and_testimony_says_its_own(browser, served,
+                                                                           vault):
     _desk, submission_id, witness_id = vault
     context, page = _open(browser, served, 1280, javascript=False)
     base = served.split("/?")[0]
