@@ -384,6 +384,8 @@ def _reasons() -> dict[str, str]:
             "the cleaner could not start": _("the cleaner could not start"),
             "memory limit reached": _("memory limit reached"),
             "CPU time limit reached": _("CPU time limit reached"),
+            "time limit reached": _("time limit reached"),
+            "cleaned file too large": _("cleaned file too large"),
             "the submission's cleaning budget is spent":
                 _("the submission's cleaning budget is spent")}
 
