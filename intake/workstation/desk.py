@@ -21,7 +21,9 @@ request (docs/workstation.md, "The desk and its keys").
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from flask import (
     Blueprint,
@@ -33,8 +35,10 @@ from flask import (
     render_template,
     request,
     send_file,
+    session,
     url_for,
 )
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup
@@ -338,8 +342,83 @@ def _errors(app: Flask) -> None:
                       _("That request could not be carried out. Nothing was changed."))
 
 
+# The triager picks the desk's language from a link on any page (`?lang=uk`),
+# as a witness does; the choice lives in the desk's session cookie, which ends
+# with the browser. Without a choice the browser's Accept-Language decides.
+LANG_QUERY = "lang"
+
+
 def _locale() -> str:
+    chosen = session.get(LANG_QUERY)
+    if chosen in PAGE_LANGUAGES:
+        return chosen
     return request.accept_languages.best_match(UI_LANGUAGES) or "en"
+
+
+def _remember_language() -> None:
+    code = request.args.get(LANG_QUERY)
+    if code in PAGE_LANGUAGES and session.get(LANG_QUERY) != code:
+        session[LANG_QUERY] = code
+
+
+@dataclass(frozen=True)
+class LanguageLink:
+    code: str
+    name: str
+    href: str
+    current: bool
+
+
+def _language_links() -> list[LanguageLink]:
+    """This page in each language (a page that answered a POST: the list)."""
+    path = request.path if request.method in ("GET", "HEAD") else "/"
+    path = "/" + quote(path.lstrip("/"))  # one leading slash: never another host
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != LANG_QUERY]
+    current = str(get_locale() or "en")
+    return [LanguageLink(code, name, f"{path}?{urlencode([*args, (LANG_QUERY, code)])}",
+                         code == current) for code, name in PAGE_LANGUAGES.items()]
+
+
+def _reasons() -> dict[str, str]:
+    return {"unsupported type": _("unsupported type"), "empty file": _("empty file"),
+            "the cleaner could not start": _("the cleaner could not start"),
+            "memory limit reached": _("memory limit reached"),
+            "CPU time limit reached": _("CPU time limit reached"),
+            "time limit reached": _("time limit reached"),
+            "cleaned file too large": _("cleaned file too large"),
+            "the submission's cleaning budget is spent":
+                _("the submission's cleaning budget is spent")}
+
+
+def _flag_text(flag: str) -> str:
+    """A sanitizer's flag, sealed in English by the server, in the page's
+    language where it is one the server writes; any other stays as it came."""
+    head, sep, why = flag.partition(": ")
+    if head == "not sanitized" and sep:
+        return _("not sanitized: %(why)s", why=_reasons().get(why, why))
+    return flag
+
+
+# Languages that write a decimal comma (as the server's pages do).
+DECIMAL_COMMA = {"uk", "ru", "be"}
+
+
+def _human_size(n: int) -> str:
+    """A size in the page's language: "730 bytes", "2,5 МіБ"."""
+    if n < 1024:
+        return ngettext("%(num)d byte", "%(num)d bytes", n)
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    number = f"{value:.1f}".removesuffix(".0")
+    if str(get_locale() or "en") in DECIMAL_COMMA:
+        number = number.replace(".", ",")
+    units = {"KiB": _("%(number)s KiB", number=number),
+             "MiB": _("%(number)s MiB", number=number),
+             "GiB": _("%(number)s GiB", number=number)}
+    return units[unit]
 
 
 def _shown(value):
@@ -390,7 +469,12 @@ def create_vault_app(vault_root: Path, actor: str | None = None, *,
     if access is not None:
         desk_access.init_app(app, access)
     CSRFProtect(app)
+    app.before_request(_remember_language)
     app.before_request(_read_only)
+    app.jinja_env.globals["language_links"] = _language_links
+    # A testimony's detected language goes on the element that shows it, so a
+    # screen reader speaks it in that language whatever the page's.
+    app.jinja_env.globals["known_languages"] = tuple(PAGE_LANGUAGES)
 
     @app.teardown_appcontext
     def _close(_exc):
@@ -400,6 +484,8 @@ def create_vault_app(vault_root: Path, actor: str | None = None, *,
 
     _errors(app)
     app.add_template_filter(for_line, "one_line")
+    app.add_template_filter(_human_size, "human_size")
+    app.add_template_filter(_flag_text, "flag_text")
     app.register_blueprint(bp)
     app.register_blueprint(desk_exports.bp)
     return app

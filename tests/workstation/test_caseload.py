@@ -73,7 +73,7 @@ def test_each_row_tells_what_the_submission_is(client, caseload):
     text = client.get("/?flagged=yes").get_data(as_text=True)
     assert int(COUNT.search(text).group(1)) > 0
     row = text.split("<tbody>")[1].split("</tr>")[0]
-    assert re.search(r'<p class="snippet">[^<]{20,}', row)       # the testimony's opening
+    assert re.search(r'<p class="snippet"[^>]*>[^<]{20,}', row)  # the testimony's opening
     assert 'href="/witness/' in row and re.search(r"\d+ of \d+", row)   # its thread
     assert re.search(r"\d+ files?", row)                          # its files
     assert "not sanitized: the cleaner timed out" in row          # the sanitizer's flag

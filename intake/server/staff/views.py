@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, fields
 from functools import wraps
 
@@ -20,17 +21,22 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select
 
 from intake.format.bundle import BundleError
+from intake.pages.flask_app import templates_dir
 from intake.server import queue
 from intake.server.models import AuditEntry, Item, StaffUser, Submission
 from intake.server.reply_import import import_replies
 from intake.server.staff import audit
 from intake.server.store import today
-from intake.server.web.errors import IntakeError
+from intake.server.web.errors import IntakeError, human_size
 
-bp = Blueprint("staff", __name__)
+# The staff pages' own stylesheet, beside their templates.
+bp = Blueprint("staff", __name__, static_folder=str(templates_dir() / "staff" / "static"),
+               static_url_path="/staff-static")
+bp.add_app_template_filter(human_size, "human_size")
 
 
 def _intake():
@@ -87,7 +93,11 @@ def staff_required(admin: bool = False):
 
 @bp.post("/logout")
 def logout():
+    # The login page that follows still speaks the language chosen.
+    lang = session.get("lang")
     session.clear()
+    if lang:
+        session["lang"] = lang
     return redirect(url_for("staff.login"))
 
 
@@ -207,6 +217,30 @@ def replies_page():
     return render_template("staff/replies.html")
 
 
+def _reasons() -> dict[str, str]:
+    """Why a reply bundle, or a reply in it, was refused: the reasons the
+    import gives (in English, for logs and the console), in the page's words."""
+    return {
+        "not a readable reply bundle": _("not a readable reply bundle"),
+        "the reply bundle is damaged": _("the reply bundle is damaged"),
+        "not a reply bundle (no manifest at the start)":
+            _("not a reply bundle (no manifest at the start)"),
+        "not a reply bundle (unknown format)": _("not a reply bundle (unknown format)"),
+        "the reply bundle's manifest is damaged": _("the reply bundle's manifest is damaged"),
+        "damaged: size or SHA-256 does not match the manifest":
+            _("damaged: size or SHA-256 does not match the manifest"),
+        "no such witness on this server (deleted, or another server's)":
+            _("no such witness on this server (deleted, or another server's)"),
+        "not sealed to this witness's reply key": _("not sealed to this witness's reply key"),
+        "not in the manifest": _("not in the manifest"),
+        "missing from the bundle": _("missing from the bundle"),
+    }
+
+
+def _reason(why: str) -> str:
+    return _reasons().get(why, why)
+
+
 @bp.post("/replies")
 @staff_required()
 def replies_upload():
@@ -217,12 +251,13 @@ def replies_upload():
     try:
         report = import_replies(intake, upload.stream)
     except BundleError as exc:
-        raise IntakeError(_("That file is not a sound reply bundle: %(why)s", why=str(exc))) \
-            from exc
+        raise IntakeError(_("That file is not a sound reply bundle: %(why)s",
+                            why=_reason(str(exc)))) from exc
     audit.record(intake.db, g.staff.name, "upload replies",
                  f"{report.added} added, {report.duplicates} already here, "
                  f"{len(report.rejected)} rejected")
-    return render_template("staff/replies.html", report=report)
+    return render_template("staff/replies.html", report=report,
+                           rejected=[(name, _reason(why)) for name, why in report.rejected])
 
 
 @bp.post("/delete")
@@ -248,9 +283,40 @@ def delete_items():
     return redirect(url_for("staff.queue_page"))
 
 
+@bp.errorhandler(IntakeError)
+def _refused(exc: IntakeError):
+    """A request staff made that could not be carried out, in staff words (the
+    app's own handler speaks to witnesses)."""
+    return render_template("staff/error.html", message=exc.message), exc.status
+
+
+# What the audit log stores, in English, as records; shown in the reader's words.
+_ITEMS = re.compile(r"(\d+) item\(s\)")
+_REPLIES = re.compile(r"(\d+) added, (\d+) already here, (\d+) rejected")
+
+
+def _action(action: str) -> str:
+    names = {"login": _("logged in"), "download": _("downloaded a bundle"),
+             "upload replies": _("uploaded replies"), "delete": _("deleted items")}
+    return names.get(action, action)
+
+
+def _detail(detail: str) -> str:
+    if found := _ITEMS.fullmatch(detail):
+        n = int(found.group(1))
+        return ngettext("%(num)d item", "%(num)d items", n)
+    if found := _REPLIES.fullmatch(detail):
+        added, dup, bad = (int(x) for x in found.groups())
+        return _("%(added)d added, %(dup)d already here, %(bad)d rejected.",
+                 added=added, dup=dup, bad=bad)
+    return detail
+
+
 @bp.get("/audit")
 @staff_required(admin=True)
 def audit_page():
     with _intake().db.sessions() as s:
         entries = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(500)).all()
-    return render_template("staff/audit.html", entries=entries)
+    rows = [(e.day.isoformat(), e.staff_name, _action(e.action), _detail(e.detail))
+            for e in entries]
+    return render_template("staff/audit.html", rows=rows)
