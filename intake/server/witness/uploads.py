@@ -234,6 +234,10 @@ def create():
 @bp.route("/<upload_id>", methods=["HEAD"])
 def offset(upload_id: str):
     partial = _partials().open(_secret(), upload_id)
+    # A piece still arriving (or a broken one being closed) would change the
+    # offset: the client is told to wait, not given one that is about to grow.
+    partial.lock()
+    partial.unlock()
     _keep_alive()
     return _answer(200, {"Upload-Offset": str(partial.offset),
                          "Upload-Length": str(partial.length),
