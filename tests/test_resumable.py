@@ -171,10 +171,12 @@ def test_the_daily_quota_applies_to_uploads_in_pieces(tmp_path, team_key):
                                  daily_upload_bytes=3 * 1024 * 1024))
     try:
         client = app.test_client()
-        assert create(client, 2 * 1024 * 1024).status_code == 201
-        # What is still arriving counts: two of these would pass the day's bytes.
-        refused = create(client, 2 * 1024 * 1024)
-        assert refused.status_code == 503
+        assert create(client, 4 * 1024 * 1024).status_code == 503
+        upload(client, os.urandom(2 * 1024 * 1024), piece=1024 * 1024)
+        # What arrived and waits for its form counts: with it, 2 MiB more would
+        # pass the day's bytes. What is only declared does not.
+        assert create(client, 2 * 1024 * 1024).status_code == 503
+        assert create(client, 1024 * 1024 - 1).status_code == 201
     finally:
         app.extensions["intake"].close()
 

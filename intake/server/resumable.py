@@ -175,11 +175,14 @@ class Partials:
         return Partial(upload_id, folder, _derive(secret, upload_id, b"intake-upl-key"),
                        state, self)
 
-    def reserved(self) -> int:
-        """Bytes that uploads still arriving may yet bring."""
+    def held(self) -> int:
+        """Bytes that uploads not yet part of a submission hold. (What they
+        declare is not counted: declaring costs nothing, so a flood of
+        declarations would refuse every witness the day's quota.)"""
         total = 0
         for state in self._states():
-            total += max(0, int(state.get("length", 0)) - sum(state.get("pieces", [])))
+            pieces = state.get("pieces", []) if isinstance(state, dict) else []
+            total += sum(p for p in pieces if isinstance(p, int))
         return total
 
     def _states(self) -> Iterator[dict]:

@@ -46,7 +46,13 @@
   }
 
   function Refused(xhr) {
+    this.status = xhr.status;
     this.message = xhr.responseText || "";
+  }
+
+  // The server no longer has the upload (expired, removed): start it again.
+  function forgotten(e) {
+    return e instanceof Refused && (e.status === 404 || e.status === 410);
   }
 
   // A status that trying again may cure: the server or the path was busy.
@@ -140,7 +146,16 @@
     this.box.hidden = false;
     try {
       for (var i = 0; i < this.files.length; i++) {
-        ids.push(await this.send(this.files[i]));
+        for (var attempt = 0; ; attempt++) {
+          var before = this.done;
+          try {
+            ids.push(await this.send(this.files[i]));
+            break;
+          } catch (e) {
+            if (!forgotten(e) || attempt >= 2) { throw e; }
+            this.done = before;
+          }
+        }
       }
     } catch (e) {
       this.status.textContent = this.box.dataset.failed + " " +

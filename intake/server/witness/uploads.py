@@ -224,7 +224,7 @@ def create():
     intake, partials = current_app.extensions["intake"], _partials()
     if length > intake.config.max_upload:
         raise TooLarge()
-    if quota.refusal(intake, length + partials.reserved()):
+    if quota.refusal(intake, length + partials.held()):
         raise Busy()
     partial = partials.create(secret, length, name)
     return _answer(201, {"Location": f"/uploads/{partial.id}",
