@@ -312,3 +312,16 @@ def test_each_piece_moves_the_expiry_on(app, client):
         partials.day = today
     state = json.loads((partials.root / upload_id(url) / "state.json").read_text())
     assert state["day"] == (today() + dt.timedelta(days=1)).isoformat()
+
+
+def test_tidy_leaves_an_upload_whose_piece_is_arriving(app, client, config):
+    url = create(client, 100).headers["Location"]
+    partial = app.extensions[PARTIALS].open(
+        resumable.session_secret(app.secret_key, _cookie(client)), upload_id(url))
+    partial.lock()
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    try:
+        assert tidy(config, later.timestamp()).partial_uploads == 0
+    finally:
+        partial.unlock()
+    assert tidy(config, later.timestamp()).partial_uploads == 1

@@ -210,11 +210,27 @@ class Partials:
                 continue
             if day is None and _ID.match(folder.name) and _young(folder, self.day()):
                 continue  # being created this very moment
+            if _busy(folder):
+                continue  # a piece arriving at midnight: the next pass
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
         if removed:
             coarsen_mtime(self.root)
         return removed
+
+
+def _busy(folder: Path) -> bool:
+    try:
+        fd = os.open(folder / "lock", os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock, if it was taken
+    return False
 
 
 def _young(folder: Path, day: dt.date) -> bool:
