@@ -13,6 +13,8 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -158,6 +160,26 @@ def stored(server, private_key) -> tuple[list[bytes], int]:
     return files, testimonies
 
 
+def exported_and_decrypted(server, team_key, tmp_path: Path) -> list[bytes]:
+    """`intake queue export`, then `intake decrypt`: the files that come out."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env = {**base, "INTAKE_DATA_DIR": str(server.data_dir), "INTAKE_KEYS_DIR": str(
+        team_key.keys_dir), "INTAKE_KDF_OPSLIMIT": "1", "INTAKE_KDF_MEMLIMIT": "8192"}
+    bundle, out = tmp_path / "bundle.tar", tmp_path / "decrypted"
+    done = subprocess.run([sys.executable, "-m", "intake", "queue", "export", "--out",
+                           str(bundle)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    passphrase = tmp_path / "passphrase.txt"
+    passphrase.write_bytes(team_key.passphrase + b"\n")
+    done = subprocess.run([sys.executable, "-m", "intake", "decrypt", str(bundle), "--key",
+                           str(team_key.key_file), "--out", str(out), "--passphrase-file",
+                           str(passphrase)], env=base, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "2 decrypted, 0 damaged" in done.stdout
+    return [p.read_bytes() for p in out.glob("*/files/*")]
+
+
 def run_form(browser, url: str, server, files: list[Path], seen: dict) -> object:
     """Opens the form with JavaScript on, sends the files; returns the page at
     its receipt. `seen` gets the pieces the server holds as the form goes."""
@@ -227,6 +249,8 @@ def test_chunked_upload_survives_a_cut_and_sends_each_byte_once(browser, server,
     print(f"bytes sent up by the browser: {relay.up} for a file of {len(data)}; "
           f"pieces held by the server: {pieces}")
     assert not list((server.data_dir / "uploads").iterdir())  # joined, then removed
+    # As staff would: export the queue, decrypt the bundle on the workstation side.
+    assert exported_and_decrypted(server, team_key, tmp_path) == [data]
 
 
 def test_several_files_without_a_cut(browser, server, team_key, tmp_path):
