@@ -325,3 +325,18 @@ def test_tidy_leaves_an_upload_whose_piece_is_arriving(app, client, config):
     finally:
         partial.unlock()
     assert tidy(config, later.timestamp()).partial_uploads == 1
+
+
+def test_a_full_disk_while_a_piece_is_sealed_is_told_and_keeps_nothing(app, client,
+                                                                        monkeypatch):
+    url = create(client, 100).headers["Location"]
+
+    def full(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(resumable.os, "fsync", full)
+    answer = patch(client, url, 0, b"a" * 10)
+    monkeypatch.undo()
+    assert answer.status_code == 507
+    assert head(client, url).headers["Upload-Offset"] == "0"
+    assert patch(client, url, 0, b"a" * 10).status_code == 204

@@ -32,6 +32,7 @@ from intake.server.receive import Upload
 from intake.server.resumable import (
     Gone,
     Locked,
+    NoRoom,
     NotFound,
     Partial,
     Partials,
@@ -261,7 +262,7 @@ def patch(upload_id: str):
     if sink.refused is not None:
         return _refused(sink.refused)
     if sink.failed is not None or sink.offset is None:
-        return _refused(UploadRefused("no_room") if sink.failed else UploadRefused())
+        return _refused(NoRoom() if sink.failed else UploadRefused())
     _keep_alive()
     return _answer(204, {"Upload-Offset": str(sink.offset),
                          "Upload-Expires": _expires(sink.partial)})
