@@ -34,8 +34,10 @@ class Answer:
         return self.body.decode("utf-8", "replace")
 
 
-def read_answer(sock: socket.socket, timeout: float = 30) -> Answer | None:
-    """One HTTP answer with a Content-Length, or None if the server closed first."""
+def read_answer(sock: socket.socket, timeout: float = 30,
+                head_only: bool = False) -> Answer | None:
+    """One HTTP answer with a Content-Length, or None if the server closed first.
+    An answer to HEAD (head_only) carries the Content-Length of a GET, never a body."""
     sock.settimeout(timeout)
     data = b""
     while b"\r\n\r\n" not in data:
@@ -50,7 +52,7 @@ def read_answer(sock: socket.socket, timeout: float = 30) -> Answer | None:
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
+    length = 0 if head_only else int(headers.get("content-length", "0"))
     while len(body) < length:
         piece = sock.recv(65536)
         if not piece:

@@ -79,6 +79,24 @@ def test_past_the_days_bytes_testimony_alone_is_still_taken(make_app):
     assert submit(client, "but words still go in").status_code == 200
 
 
+def test_files_held_for_an_answer_count_toward_the_days_bytes(make_app):
+    """Files that could not be cleaned wait outside the queue for the witness's
+    answer: a flood of them, never confirmed, still meets the day's quota."""
+    app = make_app(daily_upload_bytes=2 * 1024 * 1024)
+    client = app.test_client()
+
+    def held_file(name: str):
+        body = multipart([("csrf_token", None, csrf_token(client).encode()),
+                          ("files", name, os.urandom(1_500_000))])
+        return post_raw(client, body)
+
+    assert held_file("a.bin").status_code == 303  # held: the receipt asks
+    pending = app.extensions["intake"].store.root / "pending"
+    assert sum(p.stat().st_size for p in pending.iterdir()) > 1_500_000
+    assert held_file("b.bin").status_code == 503
+    assert submit(client, "but words still go in").status_code == 200
+
+
 def test_the_disk_reserve_refuses_before_the_body_is_read(tmp_path, team_key):
     server = LiveServer(tmp_path, team_key.keys_dir, disk_reserve="1000T")
     try:

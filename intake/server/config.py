@@ -51,6 +51,9 @@ class Config:
     daily_submissions: int = 20_000
     daily_upload_bytes: int = 50 * GiB
     disk_reserve: int = GiB
+    # Resumable uploads (intake.server.resumable): one not added to for this
+    # many whole days is removed by `intake retention tidy`.
+    partial_upload_days: int = 1
 
     @property
     def store_dir(self) -> Path:

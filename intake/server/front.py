@@ -60,6 +60,8 @@ SEALING_THREADS = 2
 HOOKS = "intake.front"  # app.extensions key: the app's FrontHooks
 FRONT_ERROR = "intake.front_error"  # environ key: the refusal the app should show
 FORM = "intake.form"  # environ key: the StreamedForm the front parsed
+BODY = "intake.body"  # environ key: the BodySink a body (not a form) was fed to
+HEAD_AT = "intake.head_at"  # environ key: time.monotonic() when the request's head came
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,28 @@ class FrontHooks:
     # Asked, in an app thread, before a body is read: a refusal's name
     # (e.g. "quota") or None.
     refusal: Callable[[dict], str | None] = lambda _environ: None
+    # Asked, in an app thread, before a body that is not a form is read: a
+    # BodySink to feed it to as it arrives (a resumable upload's piece), or None.
+    body_sink: Callable[[dict], BodySink | None] | None = None
+
+
+class BodySink:
+    """Where a body goes as it arrives, never held whole in memory. If
+    `refused` is set, the body is not read: the app answers (and the
+    connection closes). Otherwise write() gets each piece in order, in a
+    sealing thread, then done() once the body is whole, or broken() if it
+    stopped short (the client left, too slow): a sink may keep what came."""
+
+    refused: Exception | None = None
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def done(self) -> None:
+        raise NotImplementedError
+
+    def broken(self) -> None:
+        raise NotImplementedError
 
 
 class _Cut(Exception):
@@ -119,6 +143,7 @@ def environ_for(request: h11.Request, sockname) -> dict:
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
+        HEAD_AT: time.monotonic(),
     }
     for name, value in request.headers:
         key = name.decode("latin-1").upper()
@@ -462,6 +487,15 @@ class Connection:
                 finally:
                     await self.w.in_sealer(form.close)
                 return
+            sink = None if hooks.body_sink is None else \
+                await self.w.in_app_thread(hooks.body_sink, environ)
+            if sink is not None:
+                environ[BODY] = sink
+                if sink.refused is None:
+                    await self._read_into(sink)
+                # A refused body was never read: the connection cannot carry another.
+                await self._app_answer(environ, close=sink.refused is not None)
+                return
             environ["wsgi.input"] = io.BytesIO(await self._read_small_body(hooks.max_body))
         else:
             await self._drain_empty_body()
@@ -482,6 +516,29 @@ class Connection:
             if len(body) > cap:
                 raise _Cut(413)
         return bytes(body)
+
+    async def _read_into(self, sink: BodySink) -> None:
+        """Feeds the body to `sink` as it arrives, one piece in a sealing
+        thread while the next is read; what came before a break is the sink's."""
+        writing: asyncio.Future | None = None
+        try:
+            async for view in self._body():
+                # _body yields views of the connection's buffer, valid only
+                # until the next await: the thread gets its own copy.
+                data = bytes(view)
+                if writing is not None:
+                    await writing
+                writing = self.w.in_sealer(sink.write, data)
+            if writing is not None:
+                await writing
+        except BaseException as exc:
+            await self._settle(writing)
+            with contextlib.suppress(Exception):
+                await self.w.in_sealer(sink.broken)
+            if isinstance(exc, Exception) and not isinstance(exc, _Cut | ConnectionError):
+                raise _Cut(400) from exc  # the sink refused a piece
+            raise
+        await self.w.in_sealer(sink.done)
 
     async def _read_form(self, boundary: bytes) -> StreamedForm:
         """Parses the body as it arrives; its files' bytes are sealed in a

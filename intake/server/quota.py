@@ -2,11 +2,13 @@
 witnesses are still served while it lasts.
 
 Three limits, counted from the database (today's submissions and the bytes
-of today's envelopes) and the filesystem:
+of today's envelopes), the envelopes held for a witness's answer (they
+reach the queue only if confirmed, but take the disk meanwhile) and the
+filesystem:
 
 - free space on the store under `disk_reserve`: nothing more is accepted
   (the disk stays usable for what is already kept);
-- today's envelopes over `daily_upload_bytes`: submissions with files are
+- today's envelopes and those held over `daily_upload_bytes`: submissions with files are
   refused, testimony alone (a few KB) is still taken;
 - today's submissions at `daily_submissions`: no more today.
 
@@ -17,13 +19,16 @@ before anything is written. `intake doctor` reports the day's use.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import shutil
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 from intake.server.models import Item, Submission
+from intake.server.pending_originals import FOLDER as PENDING
 from intake.server.store import today
 
 TEXT_ONLY = 1024 * 1024  # a body under this carries testimony, or tiny files
@@ -37,8 +42,18 @@ class QuotaExceeded(Exception):
 class Usage:
     day: dt.date
     submissions: int
-    stored_bytes: int
+    stored_bytes: int  # today's queued envelopes, and those held for an answer
     free_bytes: int
+
+
+def _held_bytes(store_root) -> int:
+    """Envelopes held for a witness's answer (intake.server.pending_originals)."""
+    total = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(os.path.join(store_root, PENDING)):
+            with contextlib.suppress(FileNotFoundError):  # answered or expired meanwhile
+                total += entry.stat(follow_symlinks=False).st_size
+    return total
 
 
 def usage(db, store_root, day: dt.date | None = None) -> Usage:
@@ -48,7 +63,8 @@ def usage(db, store_root, day: dt.date | None = None) -> Usage:
                                .where(Submission.received_day == day)) or 0
         stored = s.scalar(select(func.coalesce(func.sum(Item.size), 0))
                           .where(Item.received_day == day)) or 0
-    return Usage(day, submissions, int(stored), shutil.disk_usage(store_root).free)
+    return Usage(day, submissions, int(stored) + _held_bytes(store_root),
+                 shutil.disk_usage(store_root).free)
 
 
 def refusal(intake, incoming: int | None) -> str | None:

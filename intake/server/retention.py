@@ -169,4 +169,5 @@ def retention_tidy() -> None:
     report = tidy(config)
     click.echo(f"tidy: {report.pool_added} file(s) added to the pool, "
                f"{report.normalised} path(s) set to their day, "
-               f"{report.leftovers} abandoned upload(s) deleted")
+               f"{report.leftovers} abandoned upload(s) deleted, "
+               f"{report.partial_uploads} expired resumable upload(s) deleted")

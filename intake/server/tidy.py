@@ -14,7 +14,8 @@ pass makes them all the same, and says nothing:
 - server-secrets.json is written anew from a pool file, so its birth time is
   a pass's too; SQLite's WAL is checkpointed and truncated;
 - uploads abandoned by a process that died (`.tmp-` files idle an hour) are
-  deleted.
+  deleted, and so are resumable uploads (data/uploads) not added to for
+  `partial_upload_days` whole days (intake.server.resumable).
 
 Between a submission and the next pass, its files' change times (and the
 store folder's) show the second it arrived: that window is at most the
@@ -32,9 +33,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from intake.server import server_secrets
+from intake.server import resumable, server_secrets
 from intake.server.config import Config
 from intake.server.db import Database
+from intake.server.resumable import Partials
 from intake.server.store import LEFTOVER_AFTER, TMP_PREFIX, Store, coarsen_mtime
 
 
@@ -43,6 +45,7 @@ class TidyReport:
     pool_added: int = 0
     normalised: int = 0
     leftovers: int = 0
+    partial_uploads: int = 0
 
 
 def _day_of(mtime: float) -> dt.date:
@@ -55,6 +58,9 @@ def tidy(config: Config, now: float | None = None) -> TidyReport:
     store = Store(config.store_dir)
     store.init()
     report.leftovers = store.remove_leftovers(LEFTOVER_AFTER)
+    report.partial_uploads = Partials(config.data_dir / resumable.FOLDER,
+                                      config.partial_upload_days, config.max_upload,
+                                      day=lambda: _day_of(now)).remove_expired()
     report.pool_added = store.fill_pool()
     if config.secrets_file.exists():
         server_secrets.rewrite(config.secrets_file, store.take_from_pool)

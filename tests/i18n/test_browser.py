@@ -5,7 +5,8 @@ temporary data and a team public key. Each language is chosen from the page's
 own links, at a phone's width and a laptop's; screenshots go to a temporary
 folder (or to $INTAKE_TEST_ARTIFACTS, to keep them). axe-core audits every
 witness page; it is injected by this harness alone, into a separate context
-where JavaScript is on only for the audit (the pages themselves carry no script).
+where JavaScript is on only for the audit (the pages carry one script of their own,
+for resumable uploads: with JavaScript on, the form's files go through it).
 """
 
 from __future__ import annotations

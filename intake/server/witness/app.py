@@ -6,17 +6,18 @@ import atexit
 
 from flask import Flask, request, url_for
 
-from intake.server import quota
+from intake.server import quota, resumable
 from intake.server.config import Config, load_config
 from intake.server.front import FRONT_ERROR, HOOKS, FrontHooks
 from intake.server.pending_originals import PendingOriginals
+from intake.server.resumable import Partials
 from intake.server.sanitize.runner import warm_sandbox
 from intake.server.service import prepare
 from intake.server.upload_spool import UploadSpool
 from intake.server.web.base import base_app, front_limits, login_throttle
 from intake.server.web.i18n import PREFIX, init_url_languages
 from intake.server.web.sessions import COOKIE
-from intake.server.witness import proxy_warning, returning, submit
+from intake.server.witness import proxy_warning, returning, submit, uploads
 from intake.server.witness.upload_request import EncryptedUploadRequest
 
 
@@ -37,12 +38,19 @@ def create_app(config: Config | None = None) -> Flask:
     app.request_class = EncryptedUploadRequest
     app.config.update(MAX_FORM_MEMORY_SIZE=config.max_testimony_chars * 4 + 4096,
                       MAX_FORM_PARTS=config.max_files + 16)
+    # Files sent ahead in pieces by the page's script (intake.server.witness.uploads).
+    partials = app.extensions[uploads.PARTIALS] = Partials(
+        config.data_dir / resumable.FOLDER, config.partial_upload_days, config.max_upload,
+        config.disk_reserve)
+    partials.init()
     app.extensions[HOOKS] = FrontHooks(
         front_limits(config), max_body=config.max_upload,
         max_form_memory=app.config["MAX_FORM_MEMORY_SIZE"],
         max_parts=app.config["MAX_FORM_PARTS"],
         new_spool=lambda: UploadSpool(intake.store, intake.recipients),
-        refusal=lambda environ: _quota_refusal(intake, environ))
+        refusal=lambda environ: _quota_refusal(intake, environ),
+        body_sink=lambda environ: uploads.open_piece(partials, intake.secrets.form_key,
+                                                     environ))
     proxy_warning.init_app(app)
     app.extensions["intake.login_throttle"] = login_throttle(config)
     # Uploads that could not be cleaned, held for the receipt's question.
@@ -51,6 +59,8 @@ def create_app(config: Config | None = None) -> Flask:
     atexit.register(pending.stop)
     app.register_blueprint(submit.bp, url_prefix=PREFIX)
     app.register_blueprint(returning.bp, url_prefix=PREFIX)
+    app.register_blueprint(uploads.bp)
+    app.extensions["csrf"].exempt(uploads.bp)  # its creation checks the token itself
     _old_form_addresses(app)
     init_url_languages(app, front_error=FRONT_ERROR)
     app.jinja_env.globals["witness_nav"] = _witness_nav

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from functools import wraps
 
 from flask import (
@@ -27,6 +28,7 @@ from sqlalchemy import delete, select
 
 from intake.format.envelope import EnvelopeError, open_envelope
 from intake.server import codename
+from intake.server.front import HEAD_AT
 from intake.server.models import Reply, Submission, Witness
 from intake.server.witness import receipts
 from intake.server.witness.forms import CodenameForm, FollowUpForm
@@ -127,6 +129,26 @@ def _find_witness(intake, canonical: str, derived: codename.Derived):
     return witness, derived
 
 
+def _alive(state: dict) -> bool:
+    """Whether the session was alive when this request began: under the
+    server's front, when its head arrived, so a follow-up whose files take
+    longer than session_lifetime to arrive is not thrown away at its end."""
+    intake = _intake()
+    now = intake.clock()
+    head_at = request.environ.get(HEAD_AT)
+    began = now if head_at is None else now - max(0.0, time.monotonic() - head_at)
+    return began - state.get("seen", 0) <= intake.config.session_lifetime
+
+
+def keep_alive() -> None:
+    """A logged-in witness's files arriving in pieces (/uploads/) is activity:
+    it keeps their session alive for the form that follows."""
+    state = session.get("witness")
+    if state and _alive(state):
+        state["seen"] = _intake().clock()
+        session["witness"] = state
+
+
 def witness_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -134,11 +156,10 @@ def witness_required(view):
         if not state:
             return redirect(url_for("returning.login"), 303)
         intake = _intake()
-        now = intake.clock()
-        if now - state.get("seen", 0) > intake.config.session_lifetime:
+        if not _alive(state):
             session.clear()  # the session row, and the reply key in it, are deleted
             return render_template("session_ended.html"), 401
-        state["seen"] = now
+        state["seen"] = intake.clock()
         session["witness"] = state
         g.witness_id = state["id"]
         g.reply_key = PrivateKey(base64.b64decode(state["reply_key"]))

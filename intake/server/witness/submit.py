@@ -36,6 +36,7 @@ from intake.server.witness.forms import (
     CodenameForm,
     SubmitForm,
 )
+from intake.server.witness.uploads import joined_uploads
 
 bp = Blueprint("witness", __name__)
 CHOICE_KEY = "original_done"  # the answer to a held file's question, for the next page
@@ -107,15 +108,24 @@ def receive_form(form, witness_id: str | None = None):
     testimony = form.testimony.data or ""
     uploads = uploads_from_request()
     try:
+        joined = joined_uploads()  # files the page's script sent ahead, in pieces
+    except BaseException:
+        for up in uploads:
+            up.spool.close()
+        raise
+    uploads += joined.uploads
+    try:
         check_submission(testimony, uploads)
         receipt = receive(current_app.extensions["intake"], testimony, uploads,
                           keep_originals=bool(form.keep_original.data), witness_id=witness_id,
                           pending=current_app.extensions["intake.pending"],
                           limits=current_app.extensions.get("intake.sanitize_limits"),
                           codename_list=chosen_alphabet(form))
+        joined.received()
     finally:
         for up in uploads:
             up.spool.close()
+        joined.release()
     if receipt.held:  # the receipt asks about these; only this session may answer
         session[SESSION_KEY] = {**session.get(SESSION_KEY, {}),
                                 **{h.item_id: to_session(h) for h in receipt.held}}

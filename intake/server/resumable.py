@@ -1,0 +1,398 @@
+"""Resumable uploads: the server's half of tus 1.0 (docs/witnesses.md).
+
+With JavaScript on, a witness's files go up in pieces (PATCH requests), each
+piece sealed as it arrives. A broken circuit or a closed laptop loses
+nothing that arrived: the client asks for the offset (HEAD) and sends the
+rest. Only when the form itself is sent are the pieces joined, in memory, into
+the file's envelope for the team's keys (an UploadSpool), and the submission
+goes the way of any other: cleaned, sealed, queued, all or nothing.
+
+Each upload is a folder `data/uploads/<id>/`:
+
+- `state.json`: the day it was last added to, its length and offset, the
+  length of each piece, a binding to the witness's session, and the file's
+  name sealed with the upload's key;
+- `000000.piece`, `000001.piece`, ...: each PATCH body (or what arrived of
+  it before the connection broke) as its own secretstream (XChaCha20-Poly1305)
+  of 64 KiB chunks, the last one tagged FINAL; the first chunk's additional
+  data names the upload and the piece, so pieces cannot be swapped.
+
+The upload's key and its binding are derived from the session's secret (the
+form token's secret half, itself derived from the session cookie, which the
+server never keeps). The server holds the key only while a request of that
+session runs: a copy of the disk, even with the server's secrets, opens no
+piece. An id is 32 lowercase hex digits (128 random bits); a path is made
+only from an id that matched that pattern; an id bound to another session is
+answered exactly as one that does not exist.
+
+An upload not added to for `partial_upload_days` whole days (counted in days,
+as everything on this server) is removed by `intake retention tidy`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from nacl.exceptions import CryptoError
+from nacl.secret import SecretBox
+from werkzeug.http import parse_cookie
+
+from intake.format import secretstream as ss
+from intake.server.store import coarsen_mtime, fsync_dir, today
+from intake.server.web.sessions import COOKIE, csrf_for
+
+FOLDER = "uploads"
+CHUNK = 64 * 1024
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_PIECE_AD = b"intake-upload-piece/1:"
+
+
+class UploadRefused(Exception):
+    """A tus request that cannot be served; `status` is its HTTP answer."""
+
+    status = 400
+    reason = "bad"
+
+    def __init__(self, reason: str | None = None):
+        super().__init__(reason or self.reason)
+        self.reason = reason or self.reason
+
+
+class NotFound(UploadRefused):
+    status, reason = 404, "not_found"
+
+
+class Gone(UploadRefused):
+    status, reason = 410, "expired"
+
+
+class OffsetMismatch(UploadRefused):
+    status, reason = 409, "offset"
+
+
+class Locked(UploadRefused):
+    status, reason = 423, "locked"
+
+
+class TooLarge(UploadRefused):
+    status, reason = 413, "too_large"
+
+
+class NoRoom(UploadRefused):
+    status, reason = 507, "no_room"
+
+
+def session_secret(form_key: bytes, cookie_header: str) -> bytes | None:
+    """The session's secret, from its cookie: what binds and keys an upload."""
+    token = parse_cookie(cookie_header or "").get(COOKIE)
+    if not token or len(token) > 100:
+        return None
+    return csrf_for(form_key, token).encode()
+
+
+def _derive(secret: bytes, upload_id: str, person: bytes) -> bytes:
+    return hashlib.blake2b(secret, key=upload_id.encode(), digest_size=32,
+                           person=person).digest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class Partials:
+    """The uploads still arriving, under data/uploads."""
+
+    def __init__(self, root: Path, keep_days: int, max_length: int, reserve: int = 0,
+                 day: Callable[[], dt.date] = today):
+        self.root = root
+        self.day = day  # today (UTC); tests move it forward
+        self.keep_days = keep_days
+        self.max_length = max_length
+        self.reserve = reserve  # free space the disk keeps (Config.disk_reserve)
+
+    def init(self) -> None:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def expires(self, day: dt.date) -> dt.datetime:
+        """The midnight (UTC) from which an upload last added to on `day` is gone."""
+        end = day + dt.timedelta(days=self.keep_days + 1)
+        return dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC)
+
+    def create(self, secret: bytes, length: int, name: str) -> Partial:
+        if length < 0:
+            raise UploadRefused()
+        if length > self.max_length:
+            raise TooLarge()
+        self.init()
+        upload_id = secrets.token_hex(16)
+        folder = self.root / upload_id
+        folder.mkdir(mode=0o700)
+        key = _derive(secret, upload_id, b"intake-upl-key")
+        state = {"v": 1, "day": self.day().isoformat(), "length": length, "pieces": [],
+                 "binding": _derive(secret, upload_id, b"intake-upl-bind").hex(),
+                 "meta": base64.b64encode(bytes(SecretBox(key).encrypt(
+                     json.dumps({"name": name}).encode()))).decode()}
+        (folder / "lock").touch(mode=0o600)
+        _write_atomic(folder / "state.json", json.dumps(state).encode())
+        fsync_dir(self.root)
+        return Partial(upload_id, folder, key, state, self)
+
+    def open(self, secret: bytes | None, upload_id: str) -> Partial:
+        """The upload `upload_id` of this session; NotFound for any id that is
+        malformed, unknown or another session's, Gone once expired."""
+        if secret is None or not isinstance(upload_id, str) or not _ID.match(upload_id):
+            raise NotFound()
+        folder = self.root / upload_id
+        try:
+            state = json.loads((folder / "state.json").read_bytes())
+        except (OSError, ValueError) as exc:
+            raise NotFound() from exc
+        binding = _derive(secret, upload_id, b"intake-upl-bind").hex()
+        if not isinstance(state, dict) or not hmac.compare_digest(
+                str(state.get("binding", "")), binding):
+            raise NotFound()
+        if self.day() >= self.expires(dt.date.fromisoformat(state["day"])).date():
+            raise Gone()
+        return Partial(upload_id, folder, _derive(secret, upload_id, b"intake-upl-key"),
+                       state, self)
+
+    def held(self) -> int:
+        """Bytes that uploads not yet part of a submission hold. (What they
+        declare is not counted: declaring costs nothing, so a flood of
+        declarations would refuse every witness the day's quota.)"""
+        total = 0
+        for state in self._states():
+            pieces = state.get("pieces", []) if isinstance(state, dict) else []
+            total += sum(p for p in pieces if isinstance(p, int))
+        return total
+
+    def _states(self) -> Iterator[dict]:
+        if not self.root.is_dir():
+            return
+        for folder in self.root.iterdir():
+            try:
+                yield json.loads((folder / "state.json").read_bytes())
+            except (OSError, ValueError):
+                continue
+
+    def remove_expired(self) -> int:
+        """Removes every upload past its time (and any folder that is not an
+        upload: a creation cut short). Returns how many were removed."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for folder in list(self.root.iterdir()):
+            try:
+                state = json.loads((folder / "state.json").read_bytes())
+                day = dt.date.fromisoformat(state["day"])
+            except (OSError, ValueError, KeyError, TypeError):
+                day = None
+            if day is not None and self.day() < self.expires(day).date():
+                continue
+            if day is None and _ID.match(folder.name) and _young(folder, self.day()):
+                continue  # being created this very moment
+            if _busy(folder):
+                continue  # a piece arriving at midnight: the next pass
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        if removed:
+            coarsen_mtime(self.root)
+        return removed
+
+
+def _busy(folder: Path) -> bool:
+    try:
+        fd = os.open(folder / "lock", os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock, if it was taken
+    return False
+
+
+def _young(folder: Path, day: dt.date) -> bool:
+    try:
+        return dt.datetime.fromtimestamp(folder.stat().st_mtime, dt.UTC).date() >= day
+    except OSError:
+        return False
+
+
+class Partial:
+    """One upload of one session; its key is held only by this object."""
+
+    def __init__(self, upload_id: str, folder: Path, key: bytes, state: dict,
+                 partials: Partials):
+        self.id, self.folder, self._key, self.state = upload_id, folder, key, state
+        self.partials = partials
+        self._lock_fd = -1
+
+    @property
+    def length(self) -> int:
+        return int(self.state["length"])
+
+    @property
+    def offset(self) -> int:
+        return sum(self.state["pieces"])
+
+    @property
+    def expires(self) -> dt.datetime:
+        return self.partials.expires(dt.date.fromisoformat(self.state["day"]))
+
+    @property
+    def name(self) -> str:
+        try:
+            meta = json.loads(SecretBox(self._key).decrypt(base64.b64decode(self.state["meta"])))
+        except (CryptoError, ValueError) as exc:
+            raise NotFound() from exc
+        return str(meta.get("name", ""))
+
+    # -- one request at a time ---------------------------------------------------
+    def lock(self) -> None:
+        """Taken for a PATCH, a DELETE or the form that joins it; a second
+        request meanwhile is told Locked (423), not queued."""
+        fd = os.open(self.folder / "lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise Locked() from exc
+            raise
+        self._lock_fd = fd
+        # What another request wrote before the lock was taken.
+        try:
+            self.state = json.loads((self.folder / "state.json").read_bytes())
+        except (OSError, ValueError) as exc:
+            self.unlock()
+            raise Gone() from exc
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            fd, self._lock_fd = self._lock_fd, -1
+            os.close(fd)
+
+    # -- adding and reading ------------------------------------------------------
+    def append(self, offset: int, length: int) -> PieceWriter:
+        """A writer for `length` bytes at `offset` (which must be the upload's
+        offset); the caller holds the lock."""
+        if offset != self.offset:
+            raise OffsetMismatch()
+        if length > self.length - offset:
+            raise TooLarge()
+        if shutil.disk_usage(self.folder).free - length < self.partials.reserve:
+            raise NoRoom()
+        return PieceWriter(self, len(self.state["pieces"]))
+
+    def _piece_path(self, index: int) -> Path:
+        return self.folder / f"{index:06d}.piece"
+
+    def _ad(self, index: int) -> bytes:
+        return _PIECE_AD + self.id.encode() + b":" + str(index).encode()
+
+    def _record(self, size: int) -> None:
+        self.state["pieces"].append(size)
+        self.state["day"] = self.partials.day().isoformat()
+        _write_atomic(self.folder / "state.json", json.dumps(self.state).encode())
+
+    def content(self) -> Iterator[bytes]:
+        """The upload's bytes, piece by piece, each chunk authenticated."""
+        for index, size in enumerate(self.state["pieces"]):
+            got = 0
+            with open(self._piece_path(index), "rb") as f:
+                puller = ss.Puller(self._key, f.read(ss.HEADER_BYTES))
+                ad: bytes | None = self._ad(index)
+                while True:
+                    sealed = f.read(CHUNK + ss.ABYTES)
+                    try:
+                        plain, final = puller.pull(sealed, ad=ad)
+                    except ss.StreamError as exc:
+                        raise OSError("a piece of an upload is damaged") from exc
+                    ad = None
+                    got += len(plain)
+                    if plain:
+                        yield plain
+                    if final:
+                        break
+                if f.read(1) or got != size:
+                    raise OSError("a piece of an upload is damaged")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        coarsen_mtime(self.partials.root)
+
+
+class PieceWriter:
+    """One PATCH body sealed as it arrives. done() keeps what arrived, the
+    whole body or the part before the connection broke: that is what makes
+    a resumed upload send only the rest."""
+
+    def __init__(self, partial: Partial, index: int):
+        self.partial, self.index = partial, index
+        self.path = partial._piece_path(index)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._pusher = ss.Pusher(partial._key)
+        self._ad: bytes | None = partial._ad(index)
+        self._buf = bytearray()
+        self.size = 0
+        self._write(self._pusher.header)
+
+    def _write(self, data: bytes) -> None:
+        with memoryview(data) as view:
+            done = 0
+            while done < len(view):
+                done += os.write(self._fd, view[done:])
+
+    def write(self, data: bytes) -> None:
+        if self.partial.offset + self.size + len(data) > self.partial.length:
+            raise TooLarge()
+        self._buf += data
+        self.size += len(data)
+        out = bytearray()
+        while len(self._buf) >= CHUNK:
+            out += self._pusher.push(bytes(self._buf[:CHUNK]), ad=self._ad)
+            self._ad = None
+            del self._buf[:CHUNK]
+        if out:
+            self._write(out)
+
+    def done(self) -> int:
+        """Closes the piece with what arrived and records it; the new offset."""
+        try:
+            if self.size:
+                self._write(self._pusher.push(bytes(self._buf), final=True, ad=self._ad))
+                os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._buf.clear()
+        if self.size:
+            self.partial._record(self.size)
+        else:
+            self.path.unlink(missing_ok=True)
+        return self.partial.offset
+
+    def discard(self) -> None:
+        os.close(self._fd)
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,346 @@
+"""Resumable uploads (tus 1.0 under /uploads/): the protocol, its hostile
+inputs, the join into a submission, and the sweep of abandoned uploads."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+
+import pytest
+from support import codename_of, csrf_token, submit
+
+from intake.format import envelope
+from intake.server import resumable
+from intake.server.models import Item
+from intake.server.resumable import Partials
+from intake.server.store import today
+from intake.server.tidy import tidy
+from intake.server.witness.uploads import PARTIALS
+
+TUS = {"Tus-Resumable": "1.0.0"}
+PIECE = {"Content-Type": "application/offset+octet-stream"}
+
+
+def create(client, length: int, name: str = "film.mp4", token: str | None = None,
+           **headers):
+    token = csrf_token(client) if token is None else token
+    meta = "filename " + base64.b64encode(name.encode()).decode()
+    return client.post("/uploads/", headers={**TUS, "Upload-Length": str(length),
+                                             "Upload-Metadata": meta,
+                                             "X-CSRFToken": token, **headers})
+
+
+def patch(client, url: str, offset, data: bytes, **headers):
+    return client.patch(url, data=data, headers={**TUS, **PIECE,
+                                                 "Upload-Offset": str(offset), **headers})
+
+
+def head(client, url: str):
+    return client.head(url, headers=TUS)
+
+
+def upload(client, data: bytes, piece: int = 100_000, name: str = "film.mp4") -> str:
+    made = create(client, len(data), name)
+    assert made.status_code == 201, made.get_data(as_text=True)
+    url = made.headers["Location"]
+    for start in range(0, len(data), piece):
+        done = patch(client, url, start, data[start:start + piece])
+        assert done.status_code == 204
+        assert done.headers["Upload-Offset"] == str(min(len(data), start + piece))
+    return url
+
+
+def upload_id(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def send_form(client, ids: list[str], testimony: str = "what I saw",
+              path: str = "/en/submit"):
+    # A form that is taken answers with a redirect to its receipt, which is followed.
+    return client.post(path, data={"csrf_token": csrf_token(client), "testimony": testimony,
+                                   "keep_original": "y", "upload": ids},
+                       content_type="multipart/form-data", follow_redirects=True)
+
+
+def partials_root(app):
+    return app.extensions[PARTIALS].root
+
+
+def stored_files(app, team_key) -> list[tuple[bytes, dict]]:
+    intake = app.extensions["intake"]
+    out = []
+    with intake.db.sessions() as s:
+        items = s.query(Item).all()
+    for item in items:
+        with intake.store.open(item.id) as f:
+            out.append(envelope.open_envelope(f, team_key.private_key))
+    return out
+
+
+# -- the whole way ------------------------------------------------------------------
+
+def test_pieces_join_into_one_submission_that_decrypts_to_the_same_bytes(app, client,
+                                                                         team_key):
+    data = os.urandom(350_000)
+    url = upload(client, data, name="відео.mp4")
+    answer = head(client, url)
+    assert answer.status_code == 200
+    assert answer.headers["Upload-Offset"] == answer.headers["Upload-Length"] == "350000"
+    assert "Upload-Expires" in answer.headers and answer.headers["Tus-Resumable"] == "1.0.0"
+    # What waits on disk is ciphertext only: no run of the file's bytes, nor its name.
+    folder = partials_root(app) / upload_id(url)
+    for path in folder.iterdir():
+        raw = path.read_bytes()
+        assert data[1000:1032] not in raw and "відео".encode() not in raw
+    receipt = send_form(client, [upload_id(url)])
+    assert receipt.status_code == 200, receipt.get_data(as_text=True)
+    assert codename_of(receipt.get_data(as_text=True))
+    files = [(c, m) for c, m in stored_files(app, team_key) if m["kind"] != "testimony"]
+    assert [(c, m["original_name"]) for c, m in files] == [(data, "відео.mp4")]
+    assert not folder.exists()  # joined: the pieces are gone
+    # The form cannot be sent twice with the same upload.
+    again = send_form(client, [upload_id(url)])
+    assert again.status_code == 400
+    assert len([m for _c, m in stored_files(app, team_key) if m["kind"] != "testimony"]) == 1
+
+
+def test_options_names_version_extensions_and_the_limit(client, config):
+    answer = client.options("/uploads/")
+    assert answer.status_code == 204
+    assert answer.headers["Tus-Version"] == "1.0.0"
+    assert set(answer.headers["Tus-Extension"].split(",")) == {
+        "creation", "expiration", "termination"}
+    assert answer.headers["Tus-Max-Size"] == str(config.max_upload)
+
+
+def test_follow_up_takes_pieces_too(app, client, team_key):
+    receipt = submit(client, "first")
+    code = codename_of(receipt.get_data(as_text=True))
+    client.post("/en/login", data={"csrf_token": csrf_token(client, "/en/login"),
+                                   "codename": code})
+    data = os.urandom(120_000)
+    url = upload(client, data)
+    done = client.post("/en/account/add",
+                       data={"csrf_token": csrf_token(client, "/en/account"),
+                             "testimony": "more", "keep_original": "y",
+                             "upload": [upload_id(url)]},
+                       content_type="multipart/form-data", follow_redirects=True)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert data in [c for c, _m in stored_files(app, team_key)]
+
+
+# -- hostile input ------------------------------------------------------------------
+
+@pytest.mark.parametrize("offset", ["5", "99", "-1", "", "1e3", "０", "9" * 30])
+def test_a_wrong_offset_is_refused_and_changes_nothing(app, client, offset):
+    made = create(client, 100)
+    url = made.headers["Location"]
+    assert patch(client, url, 0, b"a" * 10).status_code == 204
+    answer = patch(client, url, offset, b"b" * 10)
+    assert answer.status_code in (400, 409)
+    if offset in ("5", "99"):
+        assert answer.status_code == 409
+    assert head(client, url).headers["Upload-Offset"] == "10"
+
+
+def test_more_than_the_declared_length_is_refused(app, client):
+    url = create(client, 10).headers["Location"]
+    assert patch(client, url, 0, b"a" * 11).status_code == 413
+    assert head(client, url).headers["Upload-Offset"] == "0"
+
+
+def test_an_upload_larger_than_the_limit_is_refused_at_creation(tmp_path, team_key):
+    from support import make_config
+
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=1000))
+    try:
+        client = app.test_client()
+        assert create(client, 1001).status_code == 413
+        assert create(client, 1000).status_code == 201
+        assert create(client, 10**19).status_code == 400
+    finally:
+        app.extensions["intake"].close()
+
+
+def test_the_daily_quota_applies_to_uploads_in_pieces(tmp_path, team_key):
+    from support import make_config
+
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir,
+                                 daily_upload_bytes=3 * 1024 * 1024))
+    try:
+        client = app.test_client()
+        assert create(client, 4 * 1024 * 1024).status_code == 503
+        upload(client, os.urandom(2 * 1024 * 1024), piece=1024 * 1024)
+        # What arrived and waits for its form counts: with it, 2 MiB more would
+        # pass the day's bytes. What is only declared does not.
+        assert create(client, 2 * 1024 * 1024).status_code == 503
+        assert create(client, 1024 * 1024 - 1).status_code == 201
+    finally:
+        app.extensions["intake"].close()
+
+
+@pytest.mark.parametrize("name", ["a/b.jpg", "x" * 300, "bad\x00.jpg"])
+def test_bad_names_are_refused_at_creation(client, name):
+    assert create(client, 10, name=name).status_code == 400
+
+
+@pytest.mark.parametrize("meta", ["", "filename ***", "filename /w==",
+                                  "other YQ=="])
+def test_missing_or_malformed_metadata_is_refused(client, meta):
+    answer = client.post("/uploads/", headers={**TUS, "Upload-Length": "10",
+                                               "Upload-Metadata": meta,
+                                               "X-CSRFToken": csrf_token(client)})
+    assert answer.status_code == 400
+
+
+def test_creation_needs_the_form_token_and_the_protocol_version(client):
+    assert create(client, 10, token="forged").status_code == 403
+    answer = client.post("/uploads/", headers={"Upload-Length": "10",
+                                               "X-CSRFToken": csrf_token(client)})
+    assert answer.status_code == 412 and answer.headers["Tus-Version"] == "1.0.0"
+    deferred = create(client, 10, **{"Upload-Defer-Length": "1"})
+    assert deferred.status_code == 400
+
+
+def test_another_sessions_upload_is_not_found(app, client):
+    url = create(client, 100).headers["Location"]
+    assert patch(client, url, 0, b"a" * 50).status_code == 204
+    stranger = app.test_client()
+    csrf_token(stranger)  # a session of its own
+    assert head(stranger, url).status_code == 404
+    assert patch(stranger, url, 50, b"b" * 50).status_code == 404
+    assert stranger.delete(url, headers=TUS).status_code == 404
+    refused = send_form(stranger, [upload_id(url)])
+    assert refused.status_code == 400
+    assert head(client, url).headers["Upload-Offset"] == "50"  # untouched
+
+
+@pytest.mark.parametrize("bad", ["../../store", "ABCDEF0123456789ABCDEF0123456789",
+                                 "0" * 31, "0" * 33, "%2e%2e", "0" * 32])
+def test_malformed_or_unknown_ids_are_not_found(app, client, bad):
+    csrf_token(client)
+    assert head(client, f"/uploads/{bad}").status_code == 404
+    assert patch(client, f"/uploads/{bad}", 0, b"x").status_code == 404
+    assert send_form(client, [bad]).status_code == 400
+
+
+def test_an_unfinished_upload_cannot_complete_a_submission(app, client):
+    url = create(client, 100).headers["Location"]
+    assert patch(client, url, 0, b"a" * 60).status_code == 204
+    answer = send_form(client, [upload_id(url)])
+    assert answer.status_code == 400
+    assert "still arriving" in answer.get_data(as_text=True)
+    with app.extensions["intake"].db.sessions() as s:
+        assert s.query(Item).count() == 0
+    assert head(client, url).headers["Upload-Offset"] == "60"  # kept for the rest
+
+
+def test_a_piece_arriving_meanwhile_is_told_locked(app, client):
+    url = create(client, 100).headers["Location"]
+    partial = app.extensions[PARTIALS].open(
+        resumable.session_secret(app.secret_key, _cookie(client)), upload_id(url))
+    partial.lock()  # another PATCH holds it
+    try:
+        assert patch(client, url, 0, b"a" * 10).status_code == 423
+        assert client.delete(url, headers=TUS).status_code == 423
+    finally:
+        partial.unlock()
+    assert patch(client, url, 0, b"a" * 10).status_code == 204
+
+
+def _cookie(client) -> str:
+    cookie = client.get_cookie("intake_session")
+    return f"intake_session={cookie.value}"
+
+
+def test_termination_removes_the_upload(app, client):
+    url = create(client, 100).headers["Location"]
+    assert patch(client, url, 0, b"a" * 10).status_code == 204
+    assert client.delete(url, headers=TUS).status_code == 204
+    assert head(client, url).status_code == 404
+    assert not (partials_root(app) / upload_id(url)).exists()
+
+
+def test_a_damaged_piece_fails_the_submission_and_keeps_nothing(app, client):
+    url = upload(client, os.urandom(70_000), piece=70_000)
+    piece = partials_root(app) / upload_id(url) / "000000.piece"
+    raw = bytearray(piece.read_bytes())
+    raw[100] ^= 1
+    piece.write_bytes(bytes(raw))
+    answer = send_form(client, [upload_id(url)])
+    assert answer.status_code == 500
+    with app.extensions["intake"].db.sessions() as s:
+        assert s.query(Item).count() == 0
+
+
+# -- expiry -------------------------------------------------------------------------
+
+def test_expired_uploads_are_refused_then_removed_by_tidy(app, client, config):
+    url = create(client, 100).headers["Location"]
+    assert patch(client, url, 0, b"a" * 10).status_code == 204
+    folder = partials_root(app) / upload_id(url)
+    partials: Partials = app.extensions[PARTIALS]
+    state = json.loads((folder / "state.json").read_text())
+    assert state["day"] == today().isoformat() and config.partial_upload_days == 1
+    # Still there the next day, at the first tidy pass of the day after that gone.
+    next_day = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    assert tidy(config, next_day.timestamp()).partial_uploads == 0
+    assert folder.exists()
+    partials.day = lambda: today() + dt.timedelta(days=2)
+    try:
+        assert head(client, url).status_code == 410
+        assert patch(client, url, 10, b"b").status_code == 410
+        refused = send_form(client, [upload_id(url)])
+        assert refused.status_code == 400
+    finally:
+        partials.day = today
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    assert tidy(config, later.timestamp()).partial_uploads == 1
+    assert not folder.exists()
+    assert head(client, url).status_code == 404
+
+
+def test_each_piece_moves_the_expiry_on(app, client):
+    url = create(client, 100).headers["Location"]
+    partials: Partials = app.extensions[PARTIALS]
+    partials.day = lambda: today() + dt.timedelta(days=1)
+    try:
+        assert patch(client, url, 0, b"a").status_code == 204
+    finally:
+        partials.day = today
+    state = json.loads((partials.root / upload_id(url) / "state.json").read_text())
+    assert state["day"] == (today() + dt.timedelta(days=1)).isoformat()
+
+
+def test_tidy_leaves_an_upload_whose_piece_is_arriving(app, client, config):
+    url = create(client, 100).headers["Location"]
+    partial = app.extensions[PARTIALS].open(
+        resumable.session_secret(app.secret_key, _cookie(client)), upload_id(url))
+    partial.lock()
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    try:
+        assert tidy(config, later.timestamp()).partial_uploads == 0
+    finally:
+        partial.unlock()
+    assert tidy(config, later.timestamp()).partial_uploads == 1
+
+
+def test_a_full_disk_while_a_piece_is_sealed_is_told_and_keeps_nothing(app, client,
+                                                                        monkeypatch):
+    url = create(client, 100).headers["Location"]
+
+    def full(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(resumable.os, "fsync", full)
+    answer = patch(client, url, 0, b"a" * 10)
+    monkeypatch.undo()
+    assert answer.status_code == 507
+    assert head(client, url).headers["Upload-Offset"] == "0"
+    assert patch(client, url, 0, b"a" * 10).status_code == 204
