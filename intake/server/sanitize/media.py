@@ -20,12 +20,12 @@ import json
 import os
 import signal
 import subprocess
-from typing import BinaryIO
 
 from intake.server.sanitize import mp4
 from intake.server.sanitize.base import Cleaned, Refused, field_name
+from intake.server.sanitize.stream import Input
+from intake.server.sanitize.verify import FEED_AFTER_INDEX
 
-CHUNK = 1024 * 1024
 PR_SET_PDEATHSIG = 1
 # The container each family is written back into, decided by content.
 MUXERS = {"wav": "wav", "aiff": "aiff", "mkv": "matroska", "webm": "webm", "avi": "avi"}
@@ -87,38 +87,71 @@ def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str, dict]
     return [field_name(n) for n in dict.fromkeys(names)], version, info
 
 
-def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"",
-          memory: int | None = None) -> Cleaned:
-    """`head`: the first bytes, already read from `source` to tell the type.
-    `memory`: the most the memory files may hold at once (Limits.media_memory)."""
-    if memory is not None and size > memory:
+def clean(family: str, inp: Input, size: int, cap: int, memory: int | None = None) -> Cleaned:
+    """`inp`: the upload, of which the first bytes may have been peeked at to
+    tell the type. `memory`: the most the memory files may hold at once
+    (Limits.media_memory), when ffmpeg must clean it."""
+    if family == "mp4":
+        try:
+            return _mp4(inp, size, cap)
+        except (mp4.Unsupported, MemoryError):
+            # ffmpeg below, in its own process and memory, on the upload read again
+            if memory is not None and 2 * size > memory:
+                raise Refused("a layout only ffmpeg cleans, in memory, and too large "
+                              "for that") from None
+            inp.again()
+    return _ffmpeg(family, inp, size, cap, memory)
+
+
+def _mp4(inp: Input, size: int, cap: int) -> Cleaned:
+    """The box rewrite, streamed: the index is read and rebuilt, then the
+    kept chunks go from stdin to stdout as they come, in the same pass when
+    the index comes first, else in a second one. The first FEED_AFTER_INDEX
+    bytes are held back, for the check, until the frame goes out."""
+    kind = _muxer("mp4", inp.peek(64))[1]
+    plan, one_pass = mp4.scan(inp, size)
+    if plan.length > cap:
+        raise Refused("cleaned file too large")
+    if not one_pass:
+        inp.again()
+    ranges = list(plan.ranges)
+    held = bytearray()
+    while ranges and len(held) < FEED_AFTER_INDEX:
+        offset, length = ranges.pop(0)
+        inp.skip(offset - inp.pos)
+        take = min(length, FEED_AFTER_INDEX - len(held))
+        held += inp.read(take)
+        if take < length:
+            ranges.insert(0, (offset + take, length - take))
+
+    def rest(out: int) -> None:
+        for offset, length in ranges:
+            inp.skip(offset - inp.pos)
+            inp.copy(length, out)
+
+    # What the copy must keep, from the original's index: ffprobe then reads
+    # the copy's index and first media data (starting it costs more than the
+    # rewrite).
+    before = {"streams": [{"codec_type": k} for k in plan.streams],
+              "format": {"duration": plan.duration}}
+    return Cleaned(plan.head + bytes(held), plan.removed, tool="", detected_type=kind,
+                   before=before, rest=rest, rest_length=sum(n for _, n in ranges))
+
+
+def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) -> Cleaned:
+    """ffmpeg stream copy, between memory files."""
+    if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy
         raise Refused("too large to clean in memory")
     src = os.memfd_create("upload", os.MFD_CLOEXEC)
     dst = -1
     try:
-        _write_all(src, head)
-        _fill(src, source)
-        if os.fstat(src).st_size != size:  # the parent stopped short
-            raise Refused("the upload arrived incomplete")
+        try:
+            inp.copy(size - inp.pos, src)
+        except OSError as exc:
+            if exc.errno == errno.EFBIG:
+                raise Refused("memory file refused the upload") from exc
+            raise
         muxer, kind = _muxer(family, os.pread(src, 64, 0))
-        if family == "mp4":
-            try:
-                plan = mp4.rewrite(src, size)
-            except (mp4.Unsupported, MemoryError):
-                pass  # ffmpeg below, in its own process and memory
-            else:
-                if plan.length > cap:
-                    raise Refused("cleaned file too large")
-                # What the copy must keep, from the original's index: ffprobe
-                # then reads the copy (starting it costs more than the rewrite).
-                before = {"streams": [{"codec_type": k} for k in plan.streams],
-                          "format": {"duration": plan.duration}}
-                cleaned = Cleaned(plan.head, plan.removed, tool="", detected_type=kind,
-                                  fd=src, ranges=plan.ranges, before=before)
-                src = -1  # the caller copies the kept ranges out, then closes it
-                return cleaned
-        if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy
-            raise Refused("too large to clean in memory")
         dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)  # only ffmpeg needs one
         probe = _probe(src)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
@@ -145,27 +178,3 @@ def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"",
             os.close(src)
         if dst >= 0:
             os.close(dst)
-
-
-def _fill(fd: int, source: BinaryIO) -> None:
-    """Copies the upload into the memory file; splice() moves pipe pages
-    without copying them through this process where the kernel can."""
-    try:
-        while os.splice(source.fileno(), fd, CHUNK):
-            pass
-        return
-    except OSError as exc:
-        if exc.errno == errno.EFBIG:
-            raise Refused("memory file refused the upload") from exc
-        # not a pipe (a file, in tests): copy by hand from where splice stopped
-    while piece := source.read(CHUNK):
-        _write_all(fd, piece)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written == 0:
-            raise Refused("memory file refused the upload")
-        view = view[written:]
