@@ -1,15 +1,17 @@
 """Video and the audio that mutagen does not handle (WAV, AIFF, M4A).
 
 MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4) where
-that module vouches for the file; everything else here goes through ffmpeg
-stream copy: no re-encoding, only the video and audio streams.
+that module vouches for the file, as the upload streams through: never held
+whole, whatever its size. Everything else here goes through ffmpeg stream
+copy: no re-encoding, only the video and audio streams.
 
 `-map 0` would also copy data tracks, and GoPro GPMF and Apple mebx tracks
 carry GPS; `-map 0:V` takes video but not attached pictures (cover art).
 `-map_metadata -1`, `-map_chapters -1` and bit-exact flags drop container and
-stream tags, creation times and the encoder tag. MP4 and MOV need to seek in
-their input (the index may be at the end) and their muxer seeks in its
-output, so both sides are memory files (memfd): never a path on disk.
+stream tags, creation times and the encoder tag. ffmpeg's MP4 demuxer seeks
+in its input (the index may be at the end) and its muxers seek in their
+output, so both sides are memory files (memfd), never a path on disk, and
+their size is capped (Limits.media_memory).
 """
 
 from __future__ import annotations
@@ -97,8 +99,8 @@ def clean(family: str, inp: Input, size: int, cap: int, memory: int | None = Non
         except (mp4.Unsupported, MemoryError):
             # ffmpeg below, in its own process and memory, on the upload read again
             if memory is not None and 2 * size > memory:
-                raise Refused("a layout only ffmpeg cleans, in memory, and too large "
-                              "for that") from None
+                raise Refused("too large to clean in memory (a layout only ffmpeg "
+                              "cleans)") from None
             inp.again()
     return _ffmpeg(family, inp, size, cap, memory)
 
