@@ -219,3 +219,81 @@ def test_a_chunk_pointing_past_the_media_data_of_an_index_first_file_is_refused(
     _, result = _clean(sandbox, hostile)
     assert not result.ok and result.spool is None
     assert result.reason.startswith("malformed mp4 file")
+
+
+# -- Matroska and WebM: ffmpeg between pipes ----------------------------------
+
+def _matroska(corpus, name: str, *codecs: str, loops: int = 12) -> Path:
+    """A real encode looped into tens of MB, with tags, a creation time, a
+    chapter and a subtitle track of GPS fixes."""
+    base = corpus.path(f"base-{name}")
+    if not base.exists():
+        run("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+            "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i",
+            "sine=frequency=440:sample_rate=48000", "-t", "2", *codecs, str(base))
+    srt = corpus.path("stream-gps.srt")
+    srt.write_text(f"1\n00:00:00,000 --> 00:00:05,000\nGPS {LAT} {LON}\n")
+    path = corpus.path(name)
+    run("ffmpeg", "-v", "error", "-y", "-stream_loop", str(loops), "-i", str(base),
+        "-i", str(srt),
+        "-map", "0:v", "-map", "0:a", "-map", "1", "-c", "copy",
+        *(("-c:s", "webvtt") if name.endswith(".webm") else ()),
+        "-metadata", "creation_time=2024-03-01T10:11:12Z", "-metadata", "artist=Olena Svidok",
+        "-metadata", f"location=+{LAT}+{LON}/", "-metadata", "comment=Kyiv street 5",
+        str(path))
+    return path
+
+
+@pytest.mark.parametrize("family", ["mkv", "webm"])
+def test_matroska_too_large_for_memory_files_streams_through_ffmpeg(corpus, sandbox, tmp_path,
+                                                                   family):
+    codecs = (("-c:v", "libx264", "-preset", "ultrafast", "-qp", "4", "-c:a", "libopus")
+              if family == "mkv" else
+              ("-c:v", "libvpx", "-deadline", "realtime", "-b:v", "20M", "-c:a", "libopus"))
+    original = _matroska(corpus, f"stream.{family}", *codecs,
+                         loops=12 if family == "mkv" else 24)
+    assert f"GPS {LAT}".encode() in original.read_bytes()
+    assert original.stat().st_size > 10 * MiB
+    spool, result = _clean(sandbox, original)
+    try:
+        assert result.ok, result.reason
+        assert result.tool.startswith("ffmpeg") and spool.reads == 1
+        out = tmp_path / f"clean.{family}"
+        out.write_bytes(b"".join(result.spool.chunks()))
+    finally:
+        result.close()
+    data = out.read_bytes()
+    assert leftovers(out) == [] and planted_in_bytes(data) == []
+    assert f"GPS {LAT}".encode() not in data
+    assert "container:creation_time" in result.removed
+    assert any(n.startswith("subtitle stream") for n in result.removed)
+    assert _per_stream(out) == _per_stream(original)  # every packet's bytes, in order
+
+
+def _per_stream(path: Path) -> dict[str, list[tuple[str, ...]]]:
+    """Each stream's packets (size and MD5), in order: a muxer may interleave
+    the streams differently."""
+    streams: dict[str, list[tuple[str, ...]]] = {}
+    for line in packets(path):
+        fields = [f.strip() for f in line.split(",")]
+        streams.setdefault(fields[0], []).append(tuple(fields[4:]))
+    return streams
+
+
+def test_a_matroska_stream_cut_short_is_not_kept(corpus, sandbox, tmp_path):
+    """The upload ends early: ffmpeg copies what came, and the copy must not
+    pass for the whole."""
+    original = _matroska(corpus, "stream-cut.mkv", "-c:v", "libx264", "-preset", "ultrafast",
+                         "-qp", "4", "-c:a", "libopus")
+    _, result = _clean(sandbox, original, spool_type=ShortFirstRead)
+    assert not result.ok and result.spool is None
+    assert result.reason in ("the cleaned copy was cut short", "the upload arrived incomplete")
+
+
+class ShortFirstRead(CountingSpool):
+    def chunks(self):
+        self.reads += 1
+        for n, piece in enumerate(MemorySpool.chunks(self)):
+            if n == 6:
+                return
+            yield piece

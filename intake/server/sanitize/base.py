@@ -40,6 +40,10 @@ class Cleaned:
     # the upload as it is written out, by rest(stdout), `rest_length` bytes.
     rest: Callable[[int], None] | None = None
     rest_length: int = 0
+    # rest() sends pieces of unknown number (ffmpeg between pipes), checks
+    # the copy at the end and fills in `removed` and `tool`; it raises
+    # Refused if the copy fails its check.
+    chunked: bool = False
 
     @property
     def length(self) -> int:

@@ -65,11 +65,15 @@ def _clean(inp: Input, limits: lim.Limits, header: dict):
     from intake.server.sanitize import media
 
     cleaned = media.clean(family, inp, size, output_cap(size), limits.media_memory)
-    verify.check_media(cleaned)
+    if not cleaned.chunked:  # else checked as it is sent (media._pump)
+        verify.check_media(cleaned)
     return cleaned
 
 
 def _frame(header: dict, cleaned: Cleaned | None = None) -> None:
+    if cleaned is not None and cleaned.chunked:
+        _chunked(header, cleaned)
+        return
     body = cleaned.data if cleaned is not None else b""
     size = cleaned.length if cleaned is not None else 0
     blob = json.dumps({**header, "size": size}).encode()
@@ -90,6 +94,26 @@ def _frame(header: dict, cleaned: Cleaned | None = None) -> None:
             # Whatever happened, the parent must not take the bytes sent so
             # far for a whole file: it sees them end short, and this status.
             os._exit(CUT_SHORT)
+
+
+def _chunked(header: dict, cleaned: Cleaned) -> None:
+    """A copy whose length is not known beforehand: the header (`"chunked":
+    true`), the pieces, then a second header with the verdict on the copy,
+    the fields removed and the tool."""
+    out = sys.stdout.buffer
+    blob = json.dumps({**header, "chunked": True, "size": -1}).encode()
+    out.write(MAGIC + struct.pack(">I", len(blob)) + blob)
+    out.flush()
+    try:
+        cleaned.rest(out.fileno())  # type: ignore[misc]
+        verdict = {"ok": True, "removed": cleaned.removed[:MAX_NAMES], "tool": cleaned.tool}
+    except Refused as exc:
+        verdict = {"ok": False, "reason": exc.reason, "hostile": exc.hostile}
+    except BaseException:  # noqa: BLE001 - only the exit status can say
+        os._exit(CUT_SHORT)
+    blob = json.dumps(verdict).encode()
+    out.write(MAGIC + struct.pack(">I", len(blob)) + blob)
+    out.flush()
 
 
 def _send(fd: int, offset: int, length: int, out: int) -> None:

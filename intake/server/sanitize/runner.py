@@ -352,6 +352,24 @@ class _Reader:
                 sink.write(piece)
                 n -= len(piece)
 
+    def pieces(self, cap: int, sink: Sink) -> None:
+        """A copy sent in pieces, each a 4-byte length and its bytes, until a
+        zero length; at most `cap` bytes in all."""
+        total = 0
+        while n := struct.unpack(">I", self.exactly(4))[0]:
+            total += n
+            if total > cap:
+                raise _Stop("cleaned file too large")
+            while n:
+                if not self._buf:
+                    self._more()
+                    if self.eof:
+                        raise _Stop("")
+                take = bytes(self._buf[:n])
+                del self._buf[:n]
+                sink.write(take)
+                n -= len(take)
+
     def close(self) -> None:
         self._sel.close()
 
@@ -401,6 +419,19 @@ def _exchange(proc: Child, feeder: _Feeder, family: str | None, detected: str,
         if not header.get("ok"):
             return Result(False, detected, family, reason=str(header.get("reason"))[:200],
                           hostile=bool(header.get("hostile")))
+        if header.get("chunked") is True:
+            out = make_sink()
+            reader.pieces(output_cap(upload_size), out)
+            header = {**_read_header(reader), "detected_type": detected}
+            if not header.get("ok"):
+                return Result(False, detected, family,
+                              reason=str(header.get("reason"))[:200],
+                              hostile=bool(header.get("hostile")))
+            result = Result(True, detected, family,
+                            removed=[str(n) for n in header.get("removed", [])],
+                            tool=str(header.get("tool", "")), spool=out)
+            out = None
+            return result
         size = int(header["size"])
         if size > output_cap(upload_size):
             raise _Stop("cleaned file too large")

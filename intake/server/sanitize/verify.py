@@ -258,6 +258,11 @@ def check_media(cleaned: Cleaned) -> None:
     whole = not cleaned.data and cleaned.ranges[:1] == [(0, cleaned.length)]
     after, original = probe(cleaned.fd, None if whole else cleaned,  # type: ignore[arg-type]
                             cleaned.before)
+    compare(after, original)
+
+
+def compare(after: dict, original: dict) -> None:
+    """ffprobe's view of the copy against its view of the upload."""
     if not _av(after) or _av(after) != _av(original):
         raise Failed("audio or video streams lost")
     was, now = (float(i.get("format", {}).get("duration") or 0) for i in (original, after))
