@@ -16,7 +16,8 @@ and the shared memory of the machine (`Shmem` in /proc/meminfo: memory
 files); this process's own peak is the worker's. The cleaned copy is then
 checked: no planted value, the same streams and duration.
 
-    python bench/video_bench.py [--sizes 1024,2040] [--work DIR] [--append FILE]
+    python bench/video_bench.py [--sizes 1024,2040] [--repeat 3] [--work DIR]
+                                [--append FILE]
 
 `--append` replaces the "Large videos" section of FILE (bench/RESULTS-
 sanitize.md), or adds it at the end.
@@ -29,6 +30,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,10 +81,18 @@ def _seconds(base: Path, size: int) -> float:
 
 
 def _probe(path: Path) -> tuple[list[str], float]:
+    """Stream types, and the duration: the container's, else (a Matroska
+    copy written to a pipe has none) the span of its packets."""
     info = json.loads(_run("ffprobe", "-v", "quiet", "-print_format", "json", "-show_format",
                            "-show_streams", str(path)).stdout)
-    return (sorted(s["codec_type"] for s in info["streams"]),
-            float(info["format"]["duration"]))
+    streams = sorted(s["codec_type"] for s in info["streams"])
+    if "duration" in info["format"]:
+        return streams, float(info["format"]["duration"])
+    listing = _run("ffprobe", "-v", "quiet", "-show_entries", "packet=pts_time,duration_time",
+                   "-of", "csv=p=0", str(path)).stdout.decode().split()
+    spans = [(float(a), float(a) + (float(b) if b not in ("", "N/A") else 0.0))
+             for a, _, b in (line.partition(",") for line in listing) if a not in ("", "N/A")]
+    return streams, max(e for _, e in spans) - min(s for s, _ in spans)
 
 
 class Sampler:
@@ -156,7 +166,7 @@ class Row:
     size: int
     ok: bool
     reason: str
-    seconds: float
+    seconds: list[float]
     reads: int
     child_kib: int
     tree_kib: int
@@ -165,7 +175,7 @@ class Row:
     checked: str
 
 
-def clean(path: Path, work: Path, sandbox) -> Row:
+def clean(path: Path, work: Path, sandbox, check: bool = True) -> Row:
     from nacl.public import PrivateKey
 
     from intake.format.envelope import EnvelopeReader, Recipient
@@ -205,10 +215,10 @@ def clean(path: Path, work: Path, sandbox) -> Row:
             seconds = time.perf_counter() - started
             sampler.stop()
             worker = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            row = Row(path.name, path.stat().st_size, result.ok, result.reason, seconds,
+            row = Row(path.name, path.stat().st_size, result.ok, result.reason, [seconds],
                       reads, sampler.child_peak, sampler.tree_peak, sampler.shmem_peak,
                       worker, "-")
-            if not result.ok:
+            if not result.ok or not check:
                 return row
             batch = store.batch()
             entry = result.spool.seal(batch, {})
@@ -246,7 +256,17 @@ def _check(original: Path, cleaned: Path) -> str:
     return "; ".join(found) or f"clean; {', '.join(after)}; {after_duration:.0f} s kept"
 
 
-def table(rows: list[Row]) -> str:
+def _merge(rows: list[Row]) -> Row:
+    """Runs of one video: every time, the highest memory, the first check."""
+    first = rows[0]
+    return Row(first.name, first.size, all(r.ok for r in rows),
+               next((r.reason for r in rows if not r.ok), ""),
+               [t for r in rows for t in r.seconds], first.reads,
+               max(r.child_kib for r in rows), max(r.tree_kib for r in rows),
+               max(r.shmem_kib for r in rows), max(r.worker_kib for r in rows), first.checked)
+
+
+def table(rows: list[Row], repeat: int, load: tuple[tuple[float, ...], ...]) -> str:
     lines = [SECTION, "",
              "Made by ffmpeg (H.264 + AAC, a GPS subtitle track, location, comment and",
              "creation time), cleaned from envelope to envelope through a warm",
@@ -255,18 +275,24 @@ def table(rows: list[Row]) -> str:
              "ffprobe); *all*: every process under it at once, the warm sandbox",
              "included; *memory files*: the machine's `Shmem` above where it started",
              "(what the cleaner would hold in memory files); *worker*: the peak of",
-             "the process that decrypts and encrypts.", "",
+             "the process that decrypts and encrypts. Seconds: the median of",
+             f"{repeat} runs (lowest-highest); memory: the highest. The machine"
+             f" ({os.cpu_count()} CPUs) was shared with other work: load average"
+             f" {load[0][0]:.1f} before, {load[1][0]:.1f} after.", "",
              "| video | size | layout | reads | result | seconds | MB/s | cleaner | all | "
              "memory files | worker | check |",
              "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
+        median = statistics.median(r.seconds)
+        spread = (f" ({min(r.seconds):.1f}-{max(r.seconds):.1f})"
+                  if len(r.seconds) > 1 else "")
         layout = r.name.split("-")[-1].split(".")[0]
         layout = {"mkv": "Matroska", "end": "MP4, index last",
                   "start": "MP4, index first"}[layout]
         lines.append(
             f"| {r.name} | {r.size / MiB:.0f} MiB | {layout} | {r.reads} | "
-            f"{'cleaned' if r.ok else 'not cleaned: ' + r.reason} | {r.seconds:.1f} | "
-            f"{r.size / 1e6 / r.seconds:.0f} | {r.child_kib / 1024:.0f} MiB | "
+            f"{'cleaned' if r.ok else 'not cleaned: ' + r.reason} | {median:.1f}{spread} | "
+            f"{r.size / 1e6 / median:.0f} | {r.child_kib / 1024:.0f} MiB | "
             f"{r.tree_kib / 1024:.0f} MiB | {r.shmem_kib / 1024:.0f} MiB | "
             f"{r.worker_kib / 1024:.0f} MiB | {r.checked} |")
     return "\n".join(lines) + "\n"
@@ -288,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path,
                         help="where the videos are made (default: a temp folder)")
     parser.add_argument("--append", type=Path, help="write the section into this file")
+    parser.add_argument("--repeat", type=int, default=3, help="cleanings per video")
     args = parser.parse_args(argv)
     if missing := [t for t in ("ffmpeg", "ffprobe") if not shutil.which(t)]:
         print(f"video bench: missing {', '.join(missing)}", file=sys.stderr)
@@ -295,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     from intake.server.sanitize.runner import warm_sandbox
 
     sizes = [int(s) for s in args.sizes.split(",")]
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
         sandbox = warm_sandbox()
@@ -303,12 +331,14 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes:
                 for layout in ("end", "start", "mkv") if size == max(sizes) else ("end",):
                     video = make_video(work, size, layout)
-                    rows.append(clean(video, work / f"run-{size}-{layout}", sandbox))
+                    runs = [clean(video, work / f"run-{size}-{layout}-{n}", sandbox, check=not n)
+                            for n in range(args.repeat)]
+                    rows.append(_merge(runs))
                     print(rows[-1], file=sys.stderr)
                     video.unlink()
         finally:
             sandbox.stop()
-    text = table(rows)
+    text = table(rows, args.repeat, (load, os.getloadavg()))
     print(text)
     if args.append:
         _append(args.append, text)

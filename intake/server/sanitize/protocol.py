@@ -1,7 +1,9 @@
 """The frame the child writes to stdout, shared by both sides of the pipe:
 MAGIC, a 4-byte big-endian length, a JSON header, then the cleaned bytes.
 Before it, the child may send frames of a header `{"again": true}` alone:
-it asks for the upload once more."""
+it asks for the upload once more. A header `"chunked": true` is followed by
+pieces (a 4-byte length and its bytes) until a zero length, then a second
+header with the verdict (`ok`, `reason` or `removed` and `tool`)."""
 
 from __future__ import annotations
 
