@@ -274,11 +274,12 @@ def table(rows: list[Row], repeat: int, load: tuple[tuple[float, ...], ...]) -> 
              "memory of one process under the worker (the cleaning child or its",
              "ffprobe); *all*: every process under it at once, the warm sandbox",
              "included; *memory files*: the machine's `Shmem` above where it started",
-             "(what the cleaner would hold in memory files); *worker*: the peak of",
-             "the process that decrypts and encrypts. Seconds: the median of",
-             f"{repeat} runs (lowest-highest); memory: the highest. The machine"
-             f" ({os.cpu_count()} CPUs) was shared with other work: load average"
-             f" {load[0][0]:.1f} before, {load[1][0]:.1f} after.", "",
+             "(a cleaner holding the video in memory files would add its size",
+             "there; other work on the machine moves it too); *worker*: the peak",
+             "of the process that decrypts and encrypts. Seconds: the median of",
+             f"{repeat} runs (lowest-highest); memory: the highest. The machine",
+             f"({os.cpu_count()} CPUs) was shared with other work: load average",
+             f"{load[0][0]:.1f} before, {load[1][0]:.1f} after.", "",
              "| video | size | layout | reads | result | seconds | MB/s | cleaner | all | "
              "memory files | worker | check |",
              "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]

@@ -100,13 +100,13 @@ class Input:
 
     def again(self) -> None:
         """Reads what is left of this pass, then asks for the upload again."""
+        if self.passes > AGAIN:
+            raise Refused("the upload was asked for too many times")
         self.skip(self.size - self.pos)
         blob = json.dumps({"again": True}).encode()
         write_all(self.out, MAGIC + struct.pack(">I", len(blob)) + blob)
         self.pos = 0
         self.passes += 1
-        if self.passes > AGAIN + 1:
-            raise Refused("the upload was asked for too many times")
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
