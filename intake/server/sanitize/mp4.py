@@ -40,6 +40,7 @@ from intake.server.sanitize import icc
 from intake.server.sanitize.base import Refused, field_name, unique
 
 MAX_INDEX = 64 * 1024 * 1024  # a moov this large is not a phone's
+MAX_FTYP = 64 * 1024  # a real one names a few brands
 MAX_TOP_LEVEL = 10_000  # a real file has a handful
 NARROW_OFFSETS = 0xFFFFFFFF  # past this, chunk offsets need 64 bits (co64)
 KEPT_HANDLERS = {b"vide", b"soun"}
@@ -546,6 +547,8 @@ def scan(src: Source, size: int) -> tuple[Rewrite, bool]:
         boxes.append(b)
         body = b.size - b.header
         if b.kind == b"ftyp" and not ftyp:
+            if b.size > MAX_FTYP:
+                raise Unsupported("file type box too large")
             ftyp = _whole(src, b)
         elif b.kind == b"moov":
             if found is not None:
