@@ -69,13 +69,14 @@ test: test-system-packages venv node_modules/.package-lock.json
 test-tor: test-system-packages venv
 	$(PY) -m pytest -q -m tor $(PYTEST_ARGS)
 
-# Upload and capacity (bench/RESULTS.md), sanitizers, decrypting against
-# age -d, and vault import, each in the same run as what it is compared with;
-# the desk over 10,000 generated submissions.
+# Upload and capacity (bench/RESULTS.md), sanitizers (and 1 and 2 GiB
+# videos), decrypting against age -d, and vault import, each in the same run
+# as what it is compared with; the desk over 10,000 generated submissions.
 bench: test-system-packages venv
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/capacity.py
 	$(PY) bench/sanitize_bench.py --out bench/RESULTS-sanitize.md
+	$(PY) bench/video_bench.py --append bench/RESULTS-sanitize.md
 	$(PY) bench/decrypt_bench.py --results bench/RESULTS-decrypt.md
 	$(PY) bench/vault_bench.py | tee bench/RESULTS-vault.md
 	$(PY) bench/desk_bench.py --out bench/RESULTS-desk.md

@@ -115,13 +115,29 @@ def test_the_disk_reserve_refuses_before_the_body_is_read(tmp_path, team_key):
 
 
 def test_a_spent_cleaning_budget_leaves_the_rest_uncleaned(make_app, team_key):
-    # The first picture's bytes spend the whole byte budget.
-    app = make_app(clean_bytes=1)
+    # The first picture's time leaves under a second of the CPU budget.
+    app = make_app(clean_cpu_seconds=1)
     pictures = [(tiny_png(64, 64), "one.png"), (tiny_png(32, 32), "two.png")]
     assert submit(app.test_client(), "", pictures).status_code == 200
     flags = sorted(str(m["flags"]) for m in metadata_of(app, team_key))
     assert any("cleaning budget is spent" in f for f in flags)
     assert any(f == "[]" for f in flags)  # the first one was cleaned
+
+
+def test_every_file_is_read_once_whatever_the_byte_budget(make_app, team_key):
+    """The byte budget bounds what files unpack to on top of their own size:
+    a video as large as the form takes does not leave the files after it
+    uncleaned."""
+    app = make_app(clean_bytes=1)
+    pictures = [(tiny_png(64, 64), "one.png"), (tiny_png(32, 32), "two.png")]
+    assert submit(app.test_client(), "", pictures).status_code == 200
+    flags = [str(m["flags"]) for m in metadata_of(app, team_key)]
+    assert flags and all(f == "[]" for f in flags), flags
+    budget = CleaningBudget.for_submission(300, 1000, [2 * 1024**3, 5000])
+    budget.charge(30.0, 2 * 1024**3)
+    assert not budget.spent and budget.limits_for(5000).zip_total == 6000
+    budget.charge(1.0, 5000)
+    assert budget.unpacked_bytes == 1000
 
 
 def test_the_budget_caps_each_cleaners_limits():

@@ -8,6 +8,11 @@ bytes (an office file's or an archive's parts) the submission has left, and
 once either is spent the remaining files are not cleaned (the receipt says
 so, as for any file that could not be cleaned).
 
+Every file is read once whatever its size: the bytes a submission's files
+may unpack to are its uploads' own size plus `clean_bytes`, so a video as
+large as the form accepts (2 GiB by default) is cleaned, and the allowance
+for unpacking is left to the office files and archives beside it.
+
 The wall time each child takes is what is charged: a child cannot use more
 CPU than its limit, and its limit is never more than what is left, so a
 submission's cleaning costs at most its budget (twice that in CPU for a
@@ -30,6 +35,12 @@ class CleaningBudget:
     cpu_seconds: float
     unpacked_bytes: int
     clock: Callable[[], float] = field(default=time.monotonic)
+
+    @classmethod
+    def for_submission(cls, cpu_seconds: float, unpacked_bytes: int,
+                       sizes: list[int]) -> CleaningBudget:
+        """The budget of a submission whose uploads have these sizes."""
+        return cls(cpu_seconds, unpacked_bytes + sum(sizes))
 
     @property
     def spent(self) -> bool:

@@ -188,7 +188,9 @@ def receive(intake: Intake, testimony: str, uploads: list[Upload], keep_original
     batch = intake.store.batch()
     if pending is not None:
         pending.sweep()
-    budget = CleaningBudget(intake.config.clean_cpu_seconds, intake.config.clean_bytes)
+    budget = CleaningBudget.for_submission(intake.config.clean_cpu_seconds,
+                                           intake.config.clean_bytes,
+                                           [up.spool.size for up in uploads])
     try:
         if testimony.strip():
             rows.append(_seal_testimony(batch, intake, testimony, common))

@@ -153,6 +153,18 @@ def test_a_file_that_cannot_be_cleaned_is_not_stored_and_the_receipt_names_it(
     _gps_free(folder, records)
 
 
+def test_a_file_too_large_to_clean_is_named_so_on_the_receipt(client, app, corpus):
+    """Not "maybe damaged": the witness learns it was its size, and may
+    send it as it is."""
+    from intake.server.sanitize import Limits
+
+    app.extensions["intake.sanitize_limits"] = Limits(media_memory=1024)
+    page = post(client, [corpus.avi()])
+    text = " ".join(page.get_data(as_text=True).split())
+    assert "this file is too large for us to clean." in text
+    assert "it may be damaged" not in text and "Send it as it is" in text
+
+
 def _held(client, corpus) -> tuple[str, bytes]:
     photo = corpus.truncated_jpeg()
     page = post(client, [photo]).get_data(as_text=True)

@@ -36,10 +36,18 @@ class Cleaned:
     # Media: ffprobe's view of the upload, for the check; a callable while
     # ffprobe still runs beside the check of the copy.
     before: dict | Callable[[], dict] | None = None
+    # A streamed result (the MP4 rewrite): what follows `data` is read from
+    # the upload as it is written out, by rest(stdout), `rest_length` bytes.
+    rest: Callable[[int], None] | None = None
+    rest_length: int = 0
+    # rest() sends pieces of unknown number (ffmpeg between pipes), checks
+    # the copy at the end and fills in `removed` and `tool`; it raises
+    # Refused if the copy fails its check.
+    chunked: bool = False
 
     @property
     def length(self) -> int:
-        return len(self.data) + sum(n for _, n in self.ranges)
+        return len(self.data) + sum(n for _, n in self.ranges) + self.rest_length
 
 
 # How a document's cleaner (office, pdf) cleans the files inside it, given by

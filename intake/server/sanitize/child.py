@@ -7,7 +7,9 @@ tells its type from its bytes (libmagic and the file's own structure, here
 rather than in the web worker), cleans it, checks the cleaned copy
 (intake.server.sanitize.verify) and writes one frame to stdout: MAGIC, a
 4-byte length, a JSON header, then the cleaned bytes. Nothing touches a disk:
-inputs that a tool must seek are put in a memory file (memfd).
+an MP4 is rewritten as it streams through (intake.server.sanitize.stream,
+read twice when its index is at the end); inputs that ffmpeg must seek are
+put in a memory file (memfd).
 """
 
 from __future__ import annotations
@@ -21,21 +23,11 @@ import sys
 from intake.server.sanitize import confine, detect, dispatch, verify
 from intake.server.sanitize import limits as lim
 from intake.server.sanitize.base import Cleaned, Refused
-from intake.server.sanitize.protocol import MAGIC, MEDIA, OUT_OF_MEMORY, output_cap
+from intake.server.sanitize.protocol import CUT_SHORT, MAGIC, MEDIA, OUT_OF_MEMORY, output_cap
+from intake.server.sanitize.stream import Input
 
 MAX_NAMES = 500
 HEAD = 64 * 1024
-
-
-def _read(n: int) -> bytes:
-    parts, want = [], n
-    while want > 0:
-        piece = sys.stdin.buffer.read(want)
-        if not piece:
-            break
-        parts.append(piece)
-        want -= len(piece)
-    return b"".join(parts)
 
 
 def enter_sandbox(limits: lim.Limits, size: int) -> confine.Confinement:
@@ -51,16 +43,15 @@ def enter_sandbox(limits: lim.Limits, size: int) -> confine.Confinement:
     return confinement
 
 
-def _clean(size: int, limits: lim.Limits, header: dict):
-    head = _read(min(size, HEAD))
+def _clean(inp: Input, limits: lim.Limits, header: dict):
+    size = inp.size
+    head = inp.peek(HEAD)
     found = detect.libmagic(head)
     header["detected_type"] = found
     family = detect.family(head, found)
     data = None
     if family == "zip" or (family is not None and family not in MEDIA):
-        data = head + _read(size - len(head) + 1)
-        if len(data) != size:  # the parent stopped short, or sent more than it said
-            raise Refused("the upload arrived incomplete")
+        data = inp.read(size)
     if family == "zip":
         family = detect.zip_kind(data)  # type: ignore[arg-type]
     header["family"] = family
@@ -73,13 +64,16 @@ def _clean(size: int, limits: lim.Limits, header: dict):
         return cleaned
     from intake.server.sanitize import media
 
-    cleaned = media.clean(family, sys.stdin.buffer, size, output_cap(size), head,
-                          limits.media_memory)
-    verify.check_media(cleaned)
+    cleaned = media.clean(family, inp, size, output_cap(size), limits.media_memory)
+    if not cleaned.chunked:  # else checked as it is sent (media._pump)
+        verify.check_media(cleaned)
     return cleaned
 
 
 def _frame(header: dict, cleaned: Cleaned | None = None) -> None:
+    if cleaned is not None and cleaned.chunked:
+        _chunked(header, cleaned)
+        return
     body = cleaned.data if cleaned is not None else b""
     size = cleaned.length if cleaned is not None else 0
     blob = json.dumps({**header, "size": size}).encode()
@@ -93,6 +87,33 @@ def _frame(header: dict, cleaned: Cleaned | None = None) -> None:
                 _send(cleaned.fd, offset, length, out.fileno())
         finally:
             os.close(cleaned.fd)
+    if cleaned is not None and cleaned.rest is not None:
+        try:
+            cleaned.rest(out.fileno())
+        except BaseException:  # noqa: BLE001 - the header is out: only the exit status can say
+            # Whatever happened, the parent must not take the bytes sent so
+            # far for a whole file: it sees them end short, and this status.
+            os._exit(CUT_SHORT)
+
+
+def _chunked(header: dict, cleaned: Cleaned) -> None:
+    """A copy whose length is not known beforehand: the header (`"chunked":
+    true`), the pieces, then a second header with the verdict on the copy,
+    the fields removed and the tool."""
+    out = sys.stdout.buffer
+    blob = json.dumps({**header, "chunked": True, "size": -1}).encode()
+    out.write(MAGIC + struct.pack(">I", len(blob)) + blob)
+    out.flush()
+    try:
+        cleaned.rest(out.fileno())  # type: ignore[misc]
+        verdict = {"ok": True, "removed": cleaned.removed[:MAX_NAMES], "tool": cleaned.tool}
+    except Refused as exc:
+        verdict = {"ok": False, "reason": exc.reason, "hostile": exc.hostile}
+    except BaseException:  # noqa: BLE001 - only the exit status can say
+        os._exit(CUT_SHORT)
+    blob = json.dumps(verdict).encode()
+    out.write(MAGIC + struct.pack(">I", len(blob)) + blob)
+    out.flush()
 
 
 def _send(fd: int, offset: int, length: int, out: int) -> None:
@@ -127,7 +148,7 @@ def main(argv: list[str]) -> int:
     try:
         sandbox = enter_sandbox(limits, size)
         header["sandbox"] = {"seccomp": sandbox.seccomp, "landlock": sandbox.landlock}
-        cleaned = _clean(size, limits, header)
+        cleaned = _clean(Input(0, size), limits, header)
     except Refused as exc:
         _frame({**header, "ok": False, "reason": exc.reason, "hostile": exc.hostile})
         return 0

@@ -25,9 +25,10 @@ class Limits:
     zip_entries: int = 5_000
     zip_total: int = 1024 * MiB  # uncompressed bytes an office file may expand to
     zip_ratio: int = 200  # per entry; real XML compresses 5-20x, bombs 1000x
-    # A video or sound file is cleaned in memory files (RAM, outside RLIMIT_AS):
-    # the upload (the MP4 rewrite), or the upload and ffmpeg's copy. Sized to
-    # the witness unit's MemoryMax=2G, with the workers and another cleaning.
+    # ffmpeg's stream copy works between memory files (RAM, outside
+    # RLIMIT_AS): the upload and its copy. Sized to the witness unit's
+    # MemoryMax=2G, with the workers and another cleaning. The MP4 rewrite
+    # streams, and needs none (intake.server.sanitize.stream).
     media_memory: int = 768 * MiB
 
     def for_size(self, size: int) -> Limits:

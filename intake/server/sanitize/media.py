@@ -1,29 +1,35 @@
 """Video and the audio that mutagen does not handle (WAV, AIFF, M4A).
 
 MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4) where
-that module vouches for the file; everything else here goes through ffmpeg
-stream copy: no re-encoding, only the video and audio streams.
+that module vouches for the file, as the upload streams through: never held
+whole, whatever its size. Everything else here goes through ffmpeg stream
+copy: no re-encoding, only the video and audio streams.
 
 `-map 0` would also copy data tracks, and GoPro GPMF and Apple mebx tracks
 carry GPS; `-map 0:V` takes video but not attached pictures (cover art).
 `-map_metadata -1`, `-map_chapters -1` and bit-exact flags drop container and
-stream tags, creation times and the encoder tag. MP4 and MOV need to seek in
-their input (the index may be at the end) and their muxer seeks in its
-output, so both sides are memory files (memfd): never a path on disk.
+stream tags, creation times and the encoder tag. ffmpeg's MP4 demuxer seeks
+in its input (the index may be at the end) and its muxers seek in their
+output, so both sides are memory files (memfd), never a path on disk, and
+their size is capped (Limits.media_memory).
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import json
 import os
 import signal
+import struct
 import subprocess
-from typing import BinaryIO
+import threading
 
-from intake.server.sanitize import mp4
+from intake.server.sanitize import mp4, verify
 from intake.server.sanitize.base import Cleaned, Refused, field_name
+from intake.server.sanitize.stream import Input, write_all
+from intake.server.sanitize.verify import FEED_AFTER_INDEX
 
 CHUNK = 1024 * 1024
 PR_SET_PDEATHSIG = 1
@@ -32,6 +38,13 @@ MUXERS = {"wav": "wav", "aiff": "aiff", "mkv": "matroska", "webm": "webm", "avi"
 MP4_BRANDS = {b"qt  ": ("mov", "video/quicktime"), b"M4A ": ("ipod", "audio/mp4"),
               b"M4B ": ("ipod", "audio/mp4"), b"3gp": ("3gp", "video/3gpp"),
               b"3g2": ("3g2", "video/3gpp2")}
+# Containers whose demuxer and muxer work on pipes: one too large for the
+# memory files streams through ffmpeg instead (_piped).
+PIPED = frozenset({"mkv", "webm"})
+PROBED = FEED_AFTER_INDEX  # of the upload and of the copy: where ffprobe finds streams and tags
+COPY_ARGS = ("-map", "0:V?", "-map", "0:a?", "-map_metadata", "-1", "-map_chapters", "-1",
+             "-c", "copy", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+             "-flags:a", "+bitexact")
 KINDS = {"wav": "audio/x-wav", "aiff": "audio/x-aiff", "mkv": "video/x-matroska",
          "webm": "video/webm", "avi": "video/x-msvideo"}
 
@@ -87,45 +100,197 @@ def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str, dict]
     return [field_name(n) for n in dict.fromkeys(names)], version, info
 
 
-def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"",
-          memory: int | None = None) -> Cleaned:
-    """`head`: the first bytes, already read from `source` to tell the type.
-    `memory`: the most the memory files may hold at once (Limits.media_memory)."""
-    if memory is not None and size > memory:
+def clean(family: str, inp: Input, size: int, cap: int, memory: int | None = None) -> Cleaned:
+    """`inp`: the upload, of which the first bytes may have been peeked at to
+    tell the type. `memory`: the most the memory files may hold at once
+    (Limits.media_memory), when ffmpeg must clean it."""
+    if family == "mp4":
+        try:
+            return _mp4(inp, size, cap)
+        except (mp4.Unsupported, MemoryError):
+            # ffmpeg below, in its own process and memory, on the upload read again
+            if memory is not None and 2 * size > memory:
+                raise Refused("too large to clean in memory (a layout only ffmpeg "
+                              "cleans)") from None
+            inp.again()
+    if family in PIPED and memory is not None and 2 * size > memory:
+        return _piped(family, inp, size, cap)
+    return _ffmpeg(family, inp, size, cap, memory)
+
+
+def _piped(family: str, inp: Input, size: int, cap: int) -> Cleaned:
+    """ffmpeg's stream copy between pipes, for a Matroska or WebM file too
+    large for the memory files: the upload goes to ffmpeg's stdin, its copy
+    from ffmpeg's stdout to the parent in pieces (the frame's length is not
+    known beforehand), and to a second ffprobe that reads every packet. A
+    muxer that cannot seek back writes no duration and no index (cues) into
+    the copy: it plays, and seeks more slowly. The check comes at the end
+    (see _pump)."""
+    muxer, kind = MUXERS[family], KINDS[family]
+    seen = _memory_file("seen", inp.peek(PROBED))  # the start: tags, streams, duration
+    try:
+        before = _probe(seen)
+    finally:
+        os.close(seen)
+    copy = subprocess.Popen(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
+                             "-i", "pipe:0", *COPY_ARGS, "-f", muxer, "pipe:1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL,
+                            preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads yet
+    listing = os.memfd_create("packets", os.MFD_CLOEXEC)
+    packets = subprocess.Popen(["ffprobe", "-v", "quiet", "-show_entries",
+                                "packet=pts_time,duration_time", "-of", "csv=p=0", "pipe:0"],
+                               stdin=subprocess.PIPE, stdout=listing,
+                               stderr=subprocess.DEVNULL,
+                               preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads yet
+    cleaned = Cleaned(b"", [], tool="", detected_type=kind, chunked=True)
+    cleaned.rest = functools.partial(_pump, cleaned, inp, size, cap, (before, copy, packets),
+                                     listing)
+    return cleaned
+
+
+def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
+          procs: tuple[subprocess.Popen, subprocess.Popen, subprocess.Popen],
+          listing: int, out: int) -> None:
+    """Feeds ffmpeg from stdin in a thread (ffmpeg reads and writes at once),
+    and sends its copy on in pieces, each a 4-byte length and its bytes,
+    until a zero length. Then checks the copy as for every video: ffprobe's
+    view of its start (streams, tags) and the duration its packets span,
+    against ffprobe's view of the upload's start. Raises Refused when the
+    copy fails its check."""
+    before, copy, packets = procs
+    failures: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            inp.copy(size - inp.pos, copy.stdin.fileno())  # type: ignore[union-attr]
+        except BrokenPipeError:
+            failures.append(Refused("ffmpeg stopped reading"))
+        except BaseException as exc:  # noqa: BLE001 - the upload cut short, or worse
+            failures.append(exc)
+        finally:
+            copy.stdin.close()  # type: ignore[union-attr]
+
+    head = _memory_file("head", b"")
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    total, teeing = 0, True
+    try:
+        while piece := os.read(copy.stdout.fileno(), CHUNK):  # type: ignore[union-attr]
+            total += len(piece)
+            if total > cap:
+                raise Refused("cleaned file too large")
+            write_all(out, struct.pack(">I", len(piece)) + piece)
+            if teeing:
+                try:
+                    write_all(packets.stdin.fileno(), piece)  # type: ignore[union-attr]
+                except BrokenPipeError:
+                    teeing = False  # ffprobe stopped: its exit status says so below
+            if total - len(piece) < PROBED:
+                write_all(head, piece[:PROBED - (total - len(piece))])
+        write_all(out, struct.pack(">I", 0))
+        packets.stdin.close()  # type: ignore[union-attr]
+        feeder.join()
+        if failures:
+            raise failures[0]
+        if copy.wait() != 0:
+            raise Refused(f"ffmpeg could not copy the streams (exit status {copy.returncode})")
+        if total == 0:
+            raise Refused("no audio or video stream")
+        if packets.wait(timeout=60) != 0 or not teeing:
+            raise verify.Failed("does not open")
+        removed, version, original = _removed_and_version(before)
+        after, _ = verify.probe(head)
+        after.setdefault("format", {})["duration"] = _span(listing)
+        verify.compare(after, original)
+        cleaned.removed = removed + ["creation times", "encoder tag"]
+        cleaned.tool = version
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        os.close(head)
+        os.close(listing)
+
+
+def _span(listing: int) -> float:
+    """The seconds the copy's packets span, from ffprobe's list of them."""
+    os.lseek(listing, 0, os.SEEK_SET)
+    start, end, rest = None, 0.0, b""
+    while piece := os.read(listing, CHUNK):
+        lines = (rest + piece).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            fields = line.split(b",")
+            try:
+                at = float(fields[0])
+                length = float(fields[1]) if len(fields) > 1 and fields[1] else 0.0
+            except ValueError:
+                continue  # no timestamp (N/A)
+            start = at if start is None else min(start, at)
+            end = max(end, at + length)
+    return end - start if start is not None else 0.0
+
+
+def _memory_file(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    write_all(fd, data)
+    return fd
+
+
+def _mp4(inp: Input, size: int, cap: int) -> Cleaned:
+    """The box rewrite, streamed: the index is read and rebuilt, then the
+    kept chunks go from stdin to stdout as they come, in the same pass when
+    the index comes first, else in a second one. The first FEED_AFTER_INDEX
+    bytes are held back, for the check, until the frame goes out."""
+    kind = _muxer("mp4", inp.peek(64))[1]
+    plan, one_pass = mp4.scan(inp, size)
+    if plan.length > cap:
+        raise Refused("cleaned file too large")
+    if not one_pass:
+        inp.again()
+    ranges = list(plan.ranges)
+    held = bytearray()
+    while ranges and len(held) < FEED_AFTER_INDEX:
+        offset, length = ranges.pop(0)
+        inp.skip(offset - inp.pos)
+        take = min(length, FEED_AFTER_INDEX - len(held))
+        held += inp.read(take)
+        if take < length:
+            ranges.insert(0, (offset + take, length - take))
+
+    def rest(out: int) -> None:
+        for offset, length in ranges:
+            inp.skip(offset - inp.pos)
+            inp.copy(length, out)
+
+    # What the copy must keep, from the original's index: ffprobe then reads
+    # the copy's index and first media data (starting it costs more than the
+    # rewrite).
+    before = {"streams": [{"codec_type": k} for k in plan.streams],
+              "format": {"duration": plan.duration}}
+    return Cleaned(plan.head + bytes(held), plan.removed, tool="", detected_type=kind,
+                   before=before, rest=rest, rest_length=sum(n for _, n in ranges))
+
+
+def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) -> Cleaned:
+    """ffmpeg stream copy, between memory files."""
+    if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy
         raise Refused("too large to clean in memory")
     src = os.memfd_create("upload", os.MFD_CLOEXEC)
     dst = -1
     try:
-        _write_all(src, head)
-        _fill(src, source)
-        if os.fstat(src).st_size != size:  # the parent stopped short
-            raise Refused("the upload arrived incomplete")
+        try:
+            inp.copy(size - inp.pos, src)
+        except OSError as exc:
+            if exc.errno == errno.EFBIG:
+                raise Refused("memory file refused the upload") from exc
+            raise
         muxer, kind = _muxer(family, os.pread(src, 64, 0))
-        if family == "mp4":
-            try:
-                plan = mp4.rewrite(src, size)
-            except (mp4.Unsupported, MemoryError):
-                pass  # ffmpeg below, in its own process and memory
-            else:
-                if plan.length > cap:
-                    raise Refused("cleaned file too large")
-                # What the copy must keep, from the original's index: ffprobe
-                # then reads the copy (starting it costs more than the rewrite).
-                before = {"streams": [{"codec_type": k} for k in plan.streams],
-                          "format": {"duration": plan.duration}}
-                cleaned = Cleaned(plan.head, plan.removed, tool="", detected_type=kind,
-                                  fd=src, ranges=plan.ranges, before=before)
-                src = -1  # the caller copies the kept ranges out, then closes it
-                return cleaned
-        if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy
-            raise Refused("too large to clean in memory")
         dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)  # only ffmpeg needs one
         probe = _probe(src)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
-                   "-i", f"/dev/fd/{src}", "-map", "0:V?", "-map", "0:a?",
-                   "-map_metadata", "-1", "-map_chapters", "-1", "-c", "copy",
-                   "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
-                   "-f", muxer, f"/dev/fd/{dst}"]
+                   "-i", f"/dev/fd/{src}", *COPY_ARGS, "-f", muxer, f"/dev/fd/{dst}"]
         run = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, pass_fds=(src, dst), check=False,
                              preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
@@ -145,27 +310,3 @@ def clean(family: str, source: BinaryIO, size: int, cap: int, head: bytes = b"",
             os.close(src)
         if dst >= 0:
             os.close(dst)
-
-
-def _fill(fd: int, source: BinaryIO) -> None:
-    """Copies the upload into the memory file; splice() moves pipe pages
-    without copying them through this process where the kernel can."""
-    try:
-        while os.splice(source.fileno(), fd, CHUNK):
-            pass
-        return
-    except OSError as exc:
-        if exc.errno == errno.EFBIG:
-            raise Refused("memory file refused the upload") from exc
-        # not a pipe (a file, in tests): copy by hand from where splice stopped
-    while piece := source.read(CHUNK):
-        _write_all(fd, piece)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written == 0:
-            raise Refused("memory file refused the upload")
-        view = view[written:]

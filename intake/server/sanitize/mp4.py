@@ -34,11 +34,13 @@ import sys
 from array import array
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Protocol
 
 from intake.server.sanitize import icc
 from intake.server.sanitize.base import Refused, field_name, unique
 
 MAX_INDEX = 64 * 1024 * 1024  # a moov this large is not a phone's
+MAX_FTYP = 64 * 1024  # a real one names a few brands
 MAX_TOP_LEVEL = 10_000  # a real file has a handful
 NARROW_OFFSETS = 0xFFFFFFFF  # past this, chunk offsets need 64 bits (co64)
 KEPT_HANDLERS = {b"vide", b"soun"}
@@ -442,21 +444,32 @@ class Rewrite:
         return len(self.head) + sum(n for _, n in self.ranges)
 
 
-def _top_level(fd: int, size: int) -> list[Box]:
-    boxes, pos = [], 0
-    while pos < size:
-        if len(boxes) == MAX_TOP_LEVEL:
-            raise Unsupported("too many boxes")
-        head = os.pread(fd, 16, pos)
-        if size - pos < 8 and not any(head):
-            break
-        # Reads the header only; a box past the end is a recording cut short,
-        # and ffmpeg keeps what can still be read.
-        b = _header(head, 0, size - pos)
-        b.start = pos
-        boxes.append(b)
-        pos = b.end
-    return boxes
+class Source(Protocol):
+    """The upload, read forward: the child's stdin (intake.server.sanitize
+    .stream) or, in tests, a memory file."""
+
+    pos: int
+
+    def read(self, n: int) -> bytes: ...
+
+    def skip(self, n: int) -> None: ...
+
+
+class FileSource:
+    """A seekable file read as if it were a stream."""
+
+    def __init__(self, fd: int):
+        self.fd, self.pos = fd, 0
+
+    def read(self, n: int) -> bytes:
+        data = os.pread(self.fd, n, self.pos)
+        if len(data) != n:
+            raise Unsupported("cut short")
+        self.pos += n
+        return data
+
+    def skip(self, n: int) -> None:
+        self.pos += n
 
 
 @dataclass
@@ -468,33 +481,21 @@ class Index:
     removed: list[str]
 
 
-def read_index(fd: int, size: int) -> Index:
-    """The file's index, cut down to what stays; nothing read from `mdat`
-    but its bounds."""
-    top = _top_level(fd, size)
-    kinds = [b.kind for b in top]
-    if FRAGMENTED & set(kinds):
-        raise Unsupported("fragmented")
-    if kinds.count(b"moov") != 1:
-        raise Unsupported("not one index")
-    removed: list[str] = []
-    ftyp = b""
-    mdats: list[tuple[int, int]] = []
-    for b in top:
-        if b.kind == b"ftyp" and not ftyp:
-            ftyp = os.pread(fd, b.size, b.start)
-        elif b.kind == b"mdat":
-            mdats.append((b.body, b.end))
-        elif b.kind == b"moov":
-            if b.size > MAX_INDEX:
-                raise Unsupported("index too large")
-            moov_box = b
-        elif b.kind not in (b"free", b"skip", b"wide"):
-            removed.append(f"file:{field_name(b.kind)}")
-    data = os.pread(fd, moov_box.size, moov_box.start)
-    if len(data) != moov_box.size:
-        raise Unsupported("index cut short")
-    moov = Box(b"moov", 0, moov_box.header, moov_box.size)
+def _read_header(src: Source, size: int) -> Box:
+    """The next top-level box's header, read from `src`; a box past the end
+    is a recording cut short, and ffmpeg keeps what can still be read."""
+    start = src.pos
+    head = src.read(min(8, size - start))
+    if len(head) == 8 and struct.unpack_from(">I", head)[0] == 1:
+        head += src.read(min(8, size - src.pos))
+    b = _header(head, 0, size - start)
+    b.start = start
+    return b
+
+
+def _parse_index(ftyp: bytes, data: bytes, removed: list[str]) -> tuple[bytes, list[Track]]:
+    """The movie header and the kept tracks, from the index's bytes."""
+    moov = _header(data, 0, len(data))
     quicktime = ftyp[8:12] == b"qt  " or not ftyp
     mvhd, tracks = None, []
     for b in children(data, moov.body, moov.end):
@@ -512,8 +513,79 @@ def read_index(fd: int, size: int) -> Index:
         raise Unsupported("no movie header")
     if not tracks:
         raise Refused("no audio or video stream")
-    removed += ["creation times", "handler names"]
-    return Index(ftyp, mvhd, tracks, mdats, unique(removed))
+    return mvhd, tracks
+
+
+def _within(tracks: list[Track], start: int, end: int) -> bool:
+    """Whether every non-empty chunk lies between start and end."""
+    for track in tracks:
+        for offset, length in zip(track.offsets, track.sizes, strict=True):
+            if length and not start <= offset <= offset + length <= end:
+                return False
+    return True
+
+
+def scan(src: Source, size: int) -> tuple[Rewrite, bool]:
+    """Reads the file forward once, keeping only the small boxes (ftyp,
+    moov); `mdat` is skipped, never held. Returns the plan, and whether the
+    kept chunks can be copied in this same pass: true when the index came
+    before the one `mdat` that holds every kept chunk, and `src` then stands
+    at that box's payload. Otherwise the caller reads the file again from
+    the start (the index was at the end, where cameras put it)."""
+    boxes: list[Box] = []
+    removed: list[str] = []
+    ftyp = b""
+    found: tuple[bytes, list[Track]] | None = None
+    while src.pos < size:
+        if len(boxes) == MAX_TOP_LEVEL:
+            raise Unsupported("too many boxes")
+        if size - src.pos < 8:
+            if any(src.read(size - src.pos)):
+                raise Unsupported("box header cut short")
+            break
+        b = _read_header(src, size)
+        boxes.append(b)
+        body = b.size - b.header
+        if b.kind == b"ftyp" and not ftyp:
+            if b.size > MAX_FTYP:
+                raise Unsupported("file type box too large")
+            ftyp = _whole(src, b)
+        elif b.kind == b"moov":
+            if found is not None:
+                raise Unsupported("not one index")
+            if b.size > MAX_INDEX:
+                raise Unsupported("index too large")
+            found = _parse_index(ftyp, _whole(src, b), removed)
+        elif b.kind == b"mdat" and found is not None and _within(found[1], b.body, b.end):
+            kinds = {x.kind for x in boxes}
+            if FRAGMENTED & kinds:
+                raise Unsupported("fragmented")
+            return _plan(Index(ftyp, *found, [(b.body, b.end)], unique(
+                removed + _top_names(boxes))), b.end - b.body), True
+        else:
+            src.skip(body)
+    if FRAGMENTED & {b.kind for b in boxes}:
+        raise Unsupported("fragmented")
+    if found is None:
+        raise Unsupported("not one index")
+    mdats = [(b.body, b.end) for b in boxes if b.kind == b"mdat"]
+    index = Index(ftyp, *found, mdats, unique(removed + _top_names(boxes)))
+    return _plan(index, sum(end - start for start, end in mdats)), False
+
+
+def _whole(src: Source, b: Box) -> bytes:
+    """The box again, header and all, its body read from `src`."""
+    header = (struct.pack(">I4s", b.size, b.kind) if b.header == 8 else
+              struct.pack(">I4sQ", 1, b.kind, b.size))
+    return header + src.read(b.size - b.header)
+
+
+def _top_names(boxes: list[Box]) -> list[str]:
+    names = [f"file:{field_name(b.kind)}" for b in boxes
+             if b.kind not in (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide")]
+    if [b.kind for b in boxes].count(b"ftyp") > 1:
+        names.append("file:ftyp")
+    return names + ["creation times", "handler names"]
 
 
 def _kept(index: Index) -> tuple[list[tuple[int, int, int, int]], list[list[int]]]:
@@ -556,13 +628,18 @@ def _mdat_header(payload: int) -> bytes:
 
 
 def rewrite(fd: int, size: int) -> Rewrite:
-    """Plans the cleaned file, laid out ftyp, moov, mdat: nothing is copied yet,
-    and nothing read from `mdat` but its bounds."""
-    index = read_index(fd, size)
+    """Plans the cleaned copy of the file in memory file `fd`."""
+    return scan(FileSource(fd), size)[0]
+
+
+def _plan(index: Index, media: int) -> Rewrite:
+    """The cleaned file, laid out ftyp, moov, mdat: nothing is copied yet.
+    `media`: the payload bytes of the mdat boxes the chunks were checked
+    against."""
     chunks, ranges = _kept(index)
     removed = list(index.removed)
     total = sum(n for _, n in ranges)
-    if total < sum(end - start for start, end in index.mdats):
+    if total < media:
         removed.append("media data no kept track uses")
     head = _mdat_header(total)
     # The index's size depends on the width of the offsets, not their values.

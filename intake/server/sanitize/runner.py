@@ -1,6 +1,7 @@
 """The parent side: run one upload through the sanitizing child, with a deadline.
 
-Plaintext goes to the child through a pipe and comes back through a pipe into
+Plaintext goes to the child through a pipe (twice, if the child asks: an MP4
+whose index is at the end) and comes back through a pipe into
 a fresh sink: the cleaned copy's own envelope, sealed as it arrives (an
 UploadSpool). Neither the upload nor its cleaned copy is ever on disk in the
 clear. The child, not this process, tells the file's type. Whatever goes
@@ -31,7 +32,7 @@ from typing import BinaryIO, Protocol
 import intake
 from intake import __version__
 from intake.server.sanitize.limits import Limits
-from intake.server.sanitize.protocol import MAGIC, OUT_OF_MEMORY, output_cap
+from intake.server.sanitize.protocol import AGAIN, CUT_SHORT, MAGIC, OUT_OF_MEMORY, output_cap
 from intake.server.sanitize.zygote import Zygote
 
 # The folder that holds the intake package, for the child's PYTHONPATH.
@@ -209,18 +210,67 @@ def _launch(size: int, limits: Limits, sandbox: Zygote | None) -> Child:
     return _Started(proc)
 
 
-def _feed(proc: Child, spool: Upload, failures: list[BaseException]) -> None:
-    try:
-        for piece in spool.chunks():
-            try:
-                proc.stdin.write(piece)  # type: ignore[union-attr]
-            except (BrokenPipeError, ValueError, OSError):
-                return  # the child stopped reading: its exit status says why
-    except BaseException as exc:  # reading the upload back failed: the server's fault
-        failures.append(exc.with_traceback(None))
-    finally:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()  # type: ignore[union-attr]
+class _Feeder:
+    """Sends the upload to the child, then again each time the child asks
+    (at most AGAIN times): its envelope is decrypted once more, so nothing is
+    kept in the clear between the passes. The child reads exactly the
+    upload's size per pass; stdin is closed once the exchange is over."""
+
+    def __init__(self, proc: Child, spool: Upload):
+        self._proc, self._spool = proc, spool
+        self._asked = threading.Semaphore(0)
+        self._over = False
+        self.failures: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def again(self) -> None:
+        self._asked.release()
+
+    def finish(self) -> None:
+        self._over = True
+        self._asked.release()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            for _ in range(AGAIN + 1):
+                if not self._pass():
+                    return
+                self._asked.acquire()
+                if self._over:
+                    return
+        finally:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()  # type: ignore[union-attr]
+
+    def _pass(self) -> bool:
+        """False when the child stopped reading (its exit status says why) or
+        the upload could not be read back (the server's fault: kept in
+        `failures`, and the request fails, as for a full disk)."""
+        sent = 0
+        try:
+            for piece in self._spool.chunks():
+                if not self._write(piece):
+                    return False
+                sent += len(piece)
+        except BaseException as exc:
+            self.failures.append(exc.with_traceback(None))
+            return False
+        # Not the size the child was told: stdin closes, and the child, short
+        # of bytes, stops rather than wait for them.
+        return self._write(None) and sent == self._spool.size
+
+    def _write(self, piece: bytes | None) -> bool:
+        stdin = self._proc.stdin
+        try:
+            if piece is None:
+                stdin.flush()  # type: ignore[union-attr]
+            else:
+                stdin.write(piece)  # type: ignore[union-attr]
+        except (BrokenPipeError, ValueError, OSError):
+            return False
+        return True
 
 
 def _widen(*pipes) -> None:
@@ -241,6 +291,8 @@ def _death_reason(code: int) -> str:
         return f"cleaner stopped by signal {-code}"
     if code == OUT_OF_MEMORY:
         return "memory limit reached"
+    if code == CUT_SHORT:
+        return "the cleaned copy was cut short"
     return f"cleaner failed (exit status {code})"
 
 
@@ -300,6 +352,24 @@ class _Reader:
                 sink.write(piece)
                 n -= len(piece)
 
+    def pieces(self, cap: int, sink: Sink) -> None:
+        """A copy sent in pieces, each a 4-byte length and its bytes, until a
+        zero length; at most `cap` bytes in all."""
+        total = 0
+        while n := struct.unpack(">I", self.exactly(4))[0]:
+            total += n
+            if total > cap:
+                raise _Stop("cleaned file too large")
+            while n:
+                if not self._buf:
+                    self._more()
+                    if self.eof:
+                        raise _Stop("")
+                take = bytes(self._buf[:n])
+                del self._buf[:n]
+                sink.write(take)
+                n -= len(take)
+
     def close(self) -> None:
         self._sel.close()
 
@@ -319,10 +389,9 @@ def sanitize(spool: Upload, make_sink: Callable[[], Sink], limits: Limits | None
     except OSError:
         return Result(False, detected, family, reason="the cleaner could not start")
     _widen(proc.stdin, proc.stdout)
-    failures: list[BaseException] = []
-    feeder = threading.Thread(target=_feed, args=(proc, spool, failures), daemon=True)
-    feeder.start()
+    feeder = _Feeder(proc, spool)
     result = _exchange(proc, feeder, family, detected, spool.size, limits, make_sink)
+    failures = feeder.failures
     if failures:
         # The upload could not be read back: not a verdict on the file. The
         # request fails, and with it the whole submission, as for a full disk.
@@ -331,18 +400,38 @@ def sanitize(spool: Upload, make_sink: Callable[[], Sink], limits: Limits | None
     return result
 
 
-def _exchange(proc: Child, feeder: threading.Thread, family: str | None, detected: str,
+def _exchange(proc: Child, feeder: _Feeder, family: str | None, detected: str,
               upload_size: int, limits: Limits, make_sink: Callable[[], Sink]) -> Result:
     """Reads the child's answer and the cleaned copy into a new sink."""
     reader = _Reader(proc, time.monotonic() + limits.wall_seconds)
     out: Sink | None = None
     try:
         header = _read_header(reader)
+        for _ in range(AGAIN):
+            if header.keys() != {"again"}:
+                break
+            feeder.again()
+            header = _read_header(reader)
+        if "again" in header:
+            raise _Stop("the cleaner answered nonsense")
         detected = str(header.get("detected_type") or detected)[:100]
         family = header.get("family") if isinstance(header.get("family"), str) else None
         if not header.get("ok"):
             return Result(False, detected, family, reason=str(header.get("reason"))[:200],
                           hostile=bool(header.get("hostile")))
+        if header.get("chunked") is True:
+            out = make_sink()
+            reader.pieces(output_cap(upload_size), out)
+            header = {**_read_header(reader), "detected_type": detected}
+            if not header.get("ok"):
+                return Result(False, detected, family,
+                              reason=str(header.get("reason"))[:200],
+                              hostile=bool(header.get("hostile")))
+            result = Result(True, detected, family,
+                            removed=[str(n) for n in header.get("removed", [])],
+                            tool=str(header.get("tool", "")), spool=out)
+            out = None
+            return result
         size = int(header["size"])
         if size > output_cap(upload_size):
             raise _Stop("cleaned file too large")
@@ -364,7 +453,7 @@ def _exchange(proc: Child, feeder: threading.Thread, family: str | None, detecte
             proc.wait(timeout=2)  # it has answered: give it a moment to exit
         if proc.poll() is None:
             proc.kill()
-        feeder.join()
+        feeder.finish()
         reader.close()
         proc.stdout.close()  # type: ignore[union-attr]
 

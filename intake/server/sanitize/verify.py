@@ -199,10 +199,11 @@ def _jxl(data: bytes) -> None:
 FEED_AFTER_INDEX = 8 * 1024 * 1024  # of media data: enough for ffprobe to read the streams
 
 
-def probe(fd: int, feed: Cleaned | None = None, before=None) -> tuple[dict, dict]:
+def probe(fd: int | None, feed: Cleaned | None = None, before=None) -> tuple[dict, dict]:
     """ffprobe's view of the memory file `fd`, or of `feed` (the MP4
-    rewrite's new index and the start of the kept ranges) sent through a
-    pipe: the rewrite puts the index first, which holds every stream and the
+    rewrite's new index and the start of its media data, held back for this
+    while the rest is still to be read from the upload) sent through a pipe:
+    the rewrite puts the index first, which holds every stream and the
     duration, and the copy is never put together in memory. `before`, if
     callable, is collected while this ffprobe runs."""
     out = os.memfd_create("probe", os.MFD_CLOEXEC)
@@ -211,7 +212,8 @@ def probe(fd: int, feed: Cleaned | None = None, before=None) -> tuple[dict, dict
         proc = subprocess.Popen(["ffprobe", "-v", "quiet", "-print_format", "json",
                                  "-show_format", "-show_streams", source],
                                 stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.DEVNULL, pass_fds=(fd,))
+                                stdout=out, stderr=subprocess.DEVNULL,
+                                pass_fds=(fd,) if fd is not None else ())
         if feed is not None:
             _send(feed, proc.stdin)  # type: ignore[arg-type]
         original = before() if callable(before) else (before or {})
@@ -256,6 +258,11 @@ def check_media(cleaned: Cleaned) -> None:
     whole = not cleaned.data and cleaned.ranges[:1] == [(0, cleaned.length)]
     after, original = probe(cleaned.fd, None if whole else cleaned,  # type: ignore[arg-type]
                             cleaned.before)
+    compare(after, original)
+
+
+def compare(after: dict, original: dict) -> None:
+    """ffprobe's view of the copy against its view of the upload."""
     if not _av(after) or _av(after) != _av(original):
         raise Failed("audio or video streams lost")
     was, now = (float(i.get("format", {}).get("duration") or 0) for i in (original, after))
