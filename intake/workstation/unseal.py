@@ -59,7 +59,7 @@ class Unsealed:
 
 _END = object()
 M_TRIM_THRESHOLD = -1  # glibc's mallopt() parameter (malloc.h)
-TRIM_THRESHOLD = 64 * 1024 * 1024
+TRIM_THRESHOLD = 16 * 1024 * 1024
 
 
 @functools.cache
