@@ -27,11 +27,13 @@ from intake.format import secretstream as ss
 MAGIC = b"INTAKE\x00E"
 VERSION = 1
 CHUNK = 64 * 1024
+FRAME = CHUNK + ss.ABYTES  # a sealed chunk
 FINGERPRINT_BYTES = 16
 SEALED_KEY_BYTES = 32 + 48  # file key + crypto_box_seal overhead
 STANZA_BYTES = FINGERPRINT_BYTES + SEALED_KEY_BYTES
 MAX_RECIPIENTS = 255
 MAX_METADATA = CHUNK - 4  # so the trailer always fits in the last two chunks
+MAX_HEADER = len(MAGIC) + 2 + MAX_RECIPIENTS * STANZA_BYTES + ss.HEADER_BYTES
 READ_BACK_CHUNKS = 16  # about 1 MiB per piece read back
 
 
@@ -201,6 +203,69 @@ def _file_key(stanzas: list[tuple[bytes, bytes]], private_key: PrivateKey) -> by
     raise EnvelopeError("not sealed to this key (wrong key, or a bundle for another team)")
 
 
+class PayloadOpener:
+    """Steps 7 to 10 of the decoding (docs/envelope.md) over frames the caller
+    reads itself: every frame FRAME bytes but the payload's last one. For a
+    reader that reads ahead in another thread (intake.workstation.unseal);
+    EnvelopeReader.content() uses it too, so the rules live here once.
+
+    open() returns the content that is sure to be content; the last full
+    plaintext is held back, as the metadata may begin in it. finish() after
+    the last frame returns the rest and sets .metadata."""
+
+    def __init__(self, puller: ss.Puller, ad: bytes):
+        self._puller = puller
+        self._ad: bytes | None = ad  # only the first chunk carries the header
+        self._pending: bytes | None = None
+        self._final: bytes | None = None
+        self.metadata: dict | None = None
+
+    @property
+    def final_seen(self) -> bool:
+        return self._final is not None
+
+    def open(self, frames: Iterable[bytes]) -> list[bytes]:
+        out: list[bytes] = []
+        pull = self._puller.pull
+        for frame in frames:
+            if self._final is not None:
+                raise EnvelopeError("damaged: data follows the final chunk")
+            try:
+                plain, final = pull(frame, ad=self._ad)
+            except ss.UnknownTag as exc:
+                raise EnvelopeError("damaged: a chunk has an unknown tag") from exc
+            except ss.StreamError as exc:
+                raise EnvelopeError("damaged or tampered: a chunk failed authentication") \
+                    from exc
+            self._ad = None
+            if final:
+                self._final = plain
+                continue
+            if len(plain) != CHUNK:
+                raise EnvelopeError("damaged: a chunk has the wrong size")
+            if self._pending is not None:
+                out.append(self._pending)
+            self._pending = plain
+        return out
+
+    def finish(self) -> bytes:
+        if self._final is None:
+            raise EnvelopeError("truncated: the final chunk is missing")
+        tail = (self._pending or b"") + self._final
+        self._pending = self._final = None
+        n = int.from_bytes(tail[-4:], "big") if len(tail) >= 4 else len(tail)
+        if n > MAX_METADATA or n + 4 > len(tail):
+            raise EnvelopeError("damaged: the metadata length is wrong")
+        try:
+            metadata = json.loads(tail[len(tail) - 4 - n:-4])
+        except ValueError as exc:
+            raise EnvelopeError("damaged: the metadata is not valid JSON") from exc
+        if not isinstance(metadata, dict):
+            raise EnvelopeError("damaged: the metadata is not a JSON object")
+        self.metadata = metadata
+        return tail[:len(tail) - 4 - n]
+
+
 class EnvelopeReader:
     """Opens an envelope; iterate content(), then read .metadata.
 
@@ -213,43 +278,27 @@ class EnvelopeReader:
         self._inp = inp
         self._ad, stanzas, stream_header = read_header(inp)
         self._puller = ss.Puller(_file_key(stanzas, private_key), stream_header)
+        self.header_size = len(self._ad)
         self.metadata: dict | None = None
 
+    def payload(self) -> PayloadOpener:
+        """The payload's opener, for a caller that reads the frames itself
+        (from header_size on); use it or content(), once."""
+        return PayloadOpener(self._puller, self._ad)
+
     def content(self) -> Iterator[bytes]:
-        ad: bytes | None = self._ad
-        pending = b""  # held back: it may hold the start of the metadata
-        while True:
-            chunk = self._inp.read(CHUNK + ss.ABYTES)
-            if not chunk:
-                raise EnvelopeError("truncated: the final chunk is missing")
-            try:
-                plain, final = self._puller.pull(chunk, ad=ad)
-            except ss.UnknownTag as exc:
-                raise EnvelopeError("damaged: a chunk has an unknown tag") from exc
-            except ss.StreamError as exc:
-                raise EnvelopeError("damaged or tampered: a chunk failed authentication") from exc
-            ad = None
-            if final:
+        opener = self.payload()
+        while not opener.final_seen:
+            frame = self._inp.read(FRAME)
+            if not frame:
                 break
-            if len(plain) != CHUNK:
-                raise EnvelopeError("damaged: a chunk has the wrong size")
-            if pending:
-                yield pending
-            pending = plain
-        if self._inp.read(1):
+            yield from opener.open((frame,))
+        if opener.final_seen and self._inp.read(1):
             raise EnvelopeError("damaged: data follows the final chunk")
-        tail = pending + plain
-        n = int.from_bytes(tail[-4:], "big") if len(tail) >= 4 else len(tail)
-        if n > MAX_METADATA or n + 4 > len(tail):
-            raise EnvelopeError("damaged: the metadata length is wrong")
-        try:
-            self.metadata = json.loads(tail[len(tail) - 4 - n:-4])
-        except ValueError as exc:
-            raise EnvelopeError("damaged: the metadata is not valid JSON") from exc
-        if not isinstance(self.metadata, dict):
-            raise EnvelopeError("damaged: the metadata is not a JSON object")
-        if len(tail) > n + 4:
-            yield tail[:len(tail) - 4 - n]
+        rest = opener.finish()
+        self.metadata = opener.metadata
+        if rest:
+            yield rest
 
 
 def open_envelope(inp: BinaryIO, private_key: PrivateKey) -> tuple[bytes, dict]:

@@ -2,43 +2,45 @@
 write in one pass, in bounded memory, at the speed of the format.
 
 Above SMALL, three threads share the work, each on its own core when there
-is one (the SHA-256s and libsodium release the GIL):
+is one (the SHA-256s, the reads and writes and libsodium release the GIL):
 
-    reader   preadv()s the member in blocks of about 1 MiB into a few reused
-             buffers and hashes them (the envelope's SHA-256, checked against
-             the manifest)
-    caller   decrypts and authenticates chunk by chunk (intake.format.envelope)
+    reader   pread()s the member frame by frame, each straight into the bytes
+             object libsodium then opens, and hashes it (the envelope's
+             SHA-256, checked against the manifest); BATCH frames (about
+             1 MiB) are handed over at a time
+    caller   decrypts and authenticates chunk by chunk
+             (intake.format.envelope.PayloadOpener): nothing else, so the
+             thread that cannot be split does as little as it can
     writer   hashes the plaintext (checked against the sealed sha256_kept;
-             `intake decrypt` skips this) and writes it past the page cache
-             (O_DIRECT, _Direct), 1 MiB per call
+             `intake decrypt` skips this) and writes it through the page
+             cache, which it lets go of a few MiB behind (_Behind)
 
-Between them at most QUEUE_DEPTH blocks wait, so memory stays flat whatever
-the size (about 10 MiB of buffers). The caller writes into a file it made
-for this item and keeps it only once unseal() returns: an envelope is whole
-only at its end.
+Between them at most QUEUE_DEPTH batches wait, so memory stays flat whatever
+the size (about 10 MiB of chunks). The caller writes into a file it made for
+this item and keeps it only once unseal() returns: an envelope is whole only
+at its end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
+import ctypes
+import functools
 import hashlib
 import io
-import mmap
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from nacl.public import PrivateKey
 
-from intake.format import secretstream as ss
-from intake.format.envelope import CHUNK, EnvelopeError, EnvelopeReader
+from intake.format.envelope import FRAME, MAX_HEADER, EnvelopeError, EnvelopeReader
 
-FRAME = CHUNK + ss.ABYTES
-READ_BLOCK = 16 * FRAME  # about 1 MiB
-WRITE_BATCH = 16  # chunks of plaintext per write
+BATCH = 16  # frames handed over at once: about 1 MiB
+KEEP_BEHIND = 8 * 1024 * 1024  # written plaintext left in the page cache while it is written back
+LET_GO = 4 * 1024 * 1024  # advised away at a time
 QUEUE_DEPTH = 4
 SMALL = 2 * 1024 * 1024  # envelopes up to this size are opened without threads
 
@@ -56,86 +58,84 @@ class Unsealed:
 
 
 _END = object()
+M_TRIM_THRESHOLD = -1  # glibc's mallopt() parameter (malloc.h)
+TRIM_THRESHOLD = 16 * 1024 * 1024
 
 
-class _Source:
-    """The envelope's bytes as a file EnvelopeReader can read(), filled by a
-    thread that reads ahead and hashes what it read. The blocks are a few
-    buffers read into and handed back, never allocated again."""
+@functools.cache
+def _keep_freed_memory() -> None:
+    """Asks glibc's malloc to keep up to TRIM_THRESHOLD of freed memory
+    instead of giving it back to the kernel at once. Every chunk is a new
+    64 KiB bytes object (libsodium's binding returns one; a pread makes one),
+    freed a moment later in another thread; by default the heap shrinks and
+    grows again around them and the kernel clears a fresh page for every
+    4 KiB of the item (72,000 page faults per GiB instead of about 11,000,
+    bench/README.md). Elsewhere (another C library) nothing is done."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        if os.confstr("CS_GNU_LIBC_VERSION"):
+            ctypes.CDLL(None).mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
-    def __init__(self, fd: int, offset: int, size: int):
-        self.sha = hashlib.sha256()
-        self._full: queue.Queue = queue.Queue()
-        self._free: queue.Queue = queue.Queue()
-        self._made = 0
+
+class _Frames:
+    """The envelope's payload as lists of frames (bytes, as libsodium wants
+    them), read ahead by a thread that also hashes the whole envelope. Each
+    frame is read by its own pread() straight into the bytes object that is
+    then opened: no copy in between."""
+
+    def __init__(self, fd: int, offset: int, size: int, header: bytes):
+        self.sha = hashlib.sha256(header)
+        self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
         self._stop = threading.Event()
-        self._block, self._pos, self._len = memoryview(b""), 0, 0
-        self._held: bytearray | None = None
         self._done = False
-        self._thread = threading.Thread(target=self._run, args=(fd, offset, size),
-                                        name="intake-read", daemon=True)
+        with contextlib.suppress(OSError):  # advice only: read ahead generously
+            os.posix_fadvise(fd, offset, size, os.POSIX_FADV_SEQUENTIAL)
+        self._thread = threading.Thread(
+            target=self._run, args=(fd, offset + len(header), offset + size),
+            name="intake-read", daemon=True)
         self._thread.start()
 
-    def _run(self, fd: int, offset: int, size: int) -> None:
-        end = offset + size
+    def _run(self, fd: int, pos: int, end: int) -> None:
+        update, pread = self.sha.update, os.pread
         try:
-            while offset < end:
-                buf = self._take_free()
-                if buf is None:
+            while pos < end:
+                frames = []
+                for _ in range(BATCH):
+                    want = min(FRAME, end - pos)
+                    frame = pread(fd, want, pos)
+                    if len(frame) != want:
+                        raise Truncated("truncated: the bundle ends inside it")
+                    update(frame)
+                    frames.append(frame)
+                    pos += want
+                    if pos == end:
+                        break
+                if not self._put(frames):
                     return
-                want = min(READ_BLOCK, end - offset)
-                got = os.preadv(fd, [memoryview(buf)[:want]], offset)
-                if not got:
-                    raise Truncated("truncated: the bundle ends inside it")
-                self.sha.update(memoryview(buf)[:got])
-                offset += got
-                self._full.put((buf, got))
-            self._full.put(_END)
-        except (OSError, EnvelopeError) as exc:
-            self._full.put(exc if isinstance(exc, EnvelopeError)
-                           else Truncated(f"truncated: the bundle cannot be read ({exc.strerror})"))
+            self._put(_END)
+        except EnvelopeError as exc:
+            self._put(exc)
+        except OSError as exc:
+            self._put(Truncated(f"truncated: the bundle cannot be read ({exc.strerror})"))
 
-    def _take_free(self) -> bytearray | None:
-        if self._made <= QUEUE_DEPTH and self._free.empty():
-            self._made += 1
-            return bytearray(READ_BLOCK)
+    def _put(self, item: object) -> bool:
         while not self._stop.is_set():
             try:
-                return self._free.get(timeout=0.1)
-            except queue.Empty:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
                 continue
-        return None
+        return False
 
-    def _next_block(self) -> bool:
-        if self._held is not None:
-            self._free.put(self._held)
-            self._held = None
-        if self._done:
-            return False
-        item = self._full.get()
-        if item is _END:
-            self._done = True
-            return False
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        self._held, self._len = item
-        self._block, self._pos = memoryview(self._held), 0
-        return True
-
-    def read(self, n: int) -> bytes:
-        if self._len - self._pos >= n:
-            self._pos += n
-            return bytes(self._block[self._pos - n:self._pos])
-        parts = [bytes(self._block[self._pos:self._len])] if self._len > self._pos else []
-        want = n - (self._len - self._pos)
-        self._pos = self._len
-        while want > 0 and self._next_block():
-            take = min(want, self._len)
-            parts.append(bytes(self._block[:take]))
-            self._pos = take
-            want -= take
-        return b"".join(parts)
+    def __iter__(self) -> Iterator[list[bytes]]:
+        while not self._done:
+            item = self._queue.get()
+            if item is _END:
+                self._done = True
+                return
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            yield item
 
     def close(self) -> None:
         self._stop.set()
@@ -146,66 +146,28 @@ class _Source:
         return self.sha.hexdigest()
 
 
-class _Direct:
-    """Writing past the page cache (O_DIRECT): the disk takes the plaintext from
-    one page-aligned buffer, so no kernel page is allocated and filled for it
-    (on a virtual machine that costs more than the decryption), and no copy of
-    it lingers in memory. O_DIRECT wants aligned addresses, lengths and
-    offsets: the unaligned tail is written the ordinary way at the end.
-    Filesystems without it (tmpfs) get ordinary writes."""
-
-    BLOCK = 4096
+class _Behind:
+    """Writes through the page cache, and lets go of what it wrote a little
+    behind: POSIX_FADV_DONTNEED starts the write-back of those pages and drops
+    them once on disk. So the kernel reuses a few MiB of pages instead of
+    finding a fresh one for every page of the item (on a virtual machine that
+    costs more than the decryption), no plaintext lingers in memory, the
+    vault's sync before a commit finds little left to write, and no write
+    waits for the disk. Where it does not apply (a memfd) the advice is
+    ignored."""
 
     def __init__(self, fd: int):
         self._fd = fd
-        self._buf: mmap.mmap | None = None
-        self._fill = 0
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        with contextlib.suppress(OSError):  # EINVAL: not on this filesystem
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
-            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-                self._buf = mmap.mmap(-1, READ_BLOCK - READ_BLOCK % self.BLOCK)  # aligned
+        self._start = self._end = os.lseek(fd, 0, os.SEEK_CUR)
+        self._advised = self._start
 
     def write(self, pieces: list[bytes]) -> None:
-        if self._buf is None:
-            _write_all(self._fd, pieces)
-            return
-        size = len(self._buf)
-        for piece in pieces:
-            view, at = memoryview(piece), 0
-            while at < len(view):
-                n = min(len(view) - at, size - self._fill)
-                self._buf[self._fill:self._fill + n] = view[at:at + n]
-                self._fill, at = self._fill + n, at + n
-                if self._fill == size:
-                    self._send(size)
-
-    def _send(self, n: int) -> None:
-        assert self._buf is not None
-        try:
-            _write_all(self._fd, [memoryview(self._buf)[:n]])
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            self._leave()  # took the flag but refuses the writes: write them plainly
-            _write_all(self._fd, [memoryview(self._buf)[:n]])
-        self._fill = 0
-
-    def _leave(self) -> None:
-        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-
-    def close(self) -> None:
-        if self._buf is None:
-            return
-        buf, fill = self._buf, self._fill
-        aligned = fill - fill % self.BLOCK
-        if aligned:
-            self._send(aligned)
-        self._leave()
-        _write_all(self._fd, [memoryview(buf)[aligned:fill]])
-        self._buf = None
-        buf.close()
+        self._end += _write_all(self._fd, pieces)
+        if self._end - self._advised >= LET_GO + KEEP_BEHIND:
+            self._advised = self._end - KEEP_BEHIND
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self._fd, self._start, self._advised - self._start,
+                                 os.POSIX_FADV_DONTNEED)
 
 
 class _Sink:
@@ -214,7 +176,7 @@ class _Sink:
     def __init__(self, fd: int, hash_content: bool):
         self.sha = hashlib.sha256() if hash_content else None
         self.size = 0
-        self._out = _Direct(fd)
+        self._out = _Behind(fd)
         self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="intake-write", daemon=True)
@@ -232,11 +194,6 @@ class _Sink:
                 self.size += sum(map(len, batch))
             except OSError as exc:
                 self._error = exc
-        if self._error is None:
-            try:
-                self._out.close()
-            except OSError as exc:
-                self._error = exc
 
     def put(self, batch: list[bytes]) -> None:
         if self._error is not None:
@@ -250,8 +207,9 @@ class _Sink:
             raise self._error
 
 
-def _write_all(fd: int, pieces: list[bytes]) -> None:
+def _write_all(fd: int, pieces: list[bytes]) -> int:
     views = [memoryview(p) for p in pieces if p]
+    total = sum(map(len, views))
     while views:
         n = os.writev(fd, views)
         while views and n >= len(views[0]):
@@ -259,6 +217,7 @@ def _write_all(fd: int, pieces: list[bytes]) -> None:
             views.pop(0)
         if views and n:
             views[0] = views[0][n:]
+    return total
 
 
 def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int, *,
@@ -270,23 +229,25 @@ def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int,
     envelope of at most `small` bytes is opened without threads."""
     if size <= small:
         return _unseal_small(bundle_fd, offset, size, key, out_fd, hash_content)
-    source = _Source(bundle_fd, offset, size)
+    _keep_freed_memory()
+    head = os.pread(bundle_fd, min(size, MAX_HEADER), offset)
+    reader = EnvelopeReader(io.BytesIO(head), key)
+    opener = reader.payload()
+    source = _Frames(bundle_fd, offset, size, head[:reader.header_size])
     sink: _Sink | None = None
     try:
-        reader = EnvelopeReader(source, key)  # type: ignore[arg-type]
         sink = _Sink(out_fd, hash_content)
-        batch: list[bytes] = []
-        for piece in reader.content():
-            batch.append(piece)
-            if len(batch) == WRITE_BATCH:
-                sink.put(batch)
-                batch = []
-        if batch:
-            sink.put(batch)
+        for frames in source:
+            pieces = opener.open(frames)
+            if pieces:
+                sink.put(pieces)
+        rest = opener.finish()
+        if rest:
+            sink.put([rest])
         done, sink = sink, None
         done.close()
-        assert reader.metadata is not None
-        return Unsealed(reader.metadata, source.digest(),
+        assert opener.metadata is not None
+        return Unsealed(opener.metadata, source.digest(),
                         done.sha.hexdigest() if done.sha is not None else "", done.size)
     finally:
         if sink is not None:

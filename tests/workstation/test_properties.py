@@ -309,3 +309,26 @@ def test_the_audit_hook_sees_a_write(tmp_path):
     """The `never write` checks can fail."""
     with pytest.raises(AssertionError), no_writes():
         (tmp_path / "x").write_text("x")
+
+
+def test_a_large_item_is_written_whole_while_the_page_cache_is_let_go_of(tmp_path):
+    """Past KEEP_BEHIND + LET_GO the writer advises the kernel to drop what it
+    wrote; the file on disk is still the whole content, hashed as written."""
+    from intake.workstation import unseal as unseal_module
+
+    size = unseal_module.KEEP_BEHIND + 3 * unseal_module.LET_GO + 12345
+    content = os.urandom(size)
+    sealed_file = tmp_path / "item.env"
+    with open(sealed_file, "wb") as f:
+        envelope.seal(f, [Recipient(KEY.public_key)], [content], {"item_id": "a" * 32})
+    out = tmp_path / "item.out"
+    src = os.open(sealed_file, os.O_RDONLY)
+    dst = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        opened = unseal(src, 0, os.fstat(src).st_size, KEY, dst)
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert opened.content_size == size
+    assert opened.content_sha256 == hashlib.sha256(content).hexdigest()
+    assert out.read_bytes() == content
