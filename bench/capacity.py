@@ -153,7 +153,7 @@ def start_server(root: Path, keys: Path, db: Database, name: str) -> tuple[Serve
 
 def submit_text(port: int) -> None:
     token, cookie = get_form(port)
-    reply = post_multipart(port, "/submit", [Part("csrf_token", token),
+    reply = post_multipart(port, "/en/submit", [Part("csrf_token", token),
                                              Part("testimony", testimony())], cookie)
     if reply.status != 200 or not codename_in(reply.body):
         raise RuntimeError(f"no receipt: HTTP {reply.status}")
@@ -223,7 +223,7 @@ def measure_files(root: Path, keys: Path, count: int, size: int) -> tuple[Rate, 
         cpu, wall = cpu_seconds(worker), 0.0
         for _ in range(count):
             token, cookie = get_form(server.port)
-            reply = post_multipart(server.port, "/submit", [
+            reply = post_multipart(server.port, "/en/submit", [
                 # No cleaner opens random bytes: without "keep my files as they
                 # are" the file would be held for the receipt's question, not queued.
                 Part("csrf_token", token), Part("keep_original", "y"),

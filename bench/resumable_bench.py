@@ -93,13 +93,13 @@ def measure(root: Path, keys: Path, path: Path, way: str) -> dict:
         fields = [Part("csrf_token", token), Part("keep_original", "y")]
         started = time.perf_counter()
         if way == "form":
-            reply = post_multipart(server.port, "/submit",
+            reply = post_multipart(server.port, "/en/submit",
                                    [*fields, Part("files", path=path, filename="film.mp4")],
                                    cookie)
         else:
             upload_id = pieces(server.port, cookie, token, path)
             out["pieces_s"] = time.perf_counter() - started
-            reply = post_multipart(server.port, "/submit",
+            reply = post_multipart(server.port, "/en/submit",
                                    [*fields, Part("upload", upload_id)], cookie)
             out["join_s"] = reply.seconds
         out["total_s"] = time.perf_counter() - started

@@ -125,7 +125,7 @@ def intake_submission(ws: Workspace, parts: list[Part],
         token, cookie = get_form(server.port)
         worker = server.worker_pid()
         before, cpu = status_kib(worker, "VmHWM"), cpu_seconds(worker)
-        reply = post_multipart(server.port, "/submit",
+        reply = post_multipart(server.port, "/en/submit",
                                [Part("csrf_token", token), *parts], cookie)
         peak, cpu = status_kib(worker, "VmHWM"), cpu_seconds(worker) - cpu
     finally:

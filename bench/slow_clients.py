@@ -73,6 +73,11 @@ class Answer:
         match = re.search(r"^set-cookie:\s*([^;\r\n]+)", self.head, re.I | re.M)
         return match.group(1) if match else ""
 
+    @property
+    def location(self) -> str:
+        match = re.search(r"^location:\s*(\S+)", self.head, re.I | re.M)
+        return match.group(1) if match else ""
+
 
 def read_answer(sock: socket.socket, deadline: float) -> Answer | None:
     data = b""
@@ -101,7 +106,7 @@ class App:
 
     def __init__(self, port: int, intake: bool):
         self.port, self.intake = port, intake
-        self.path = "/submit" if intake else "/upload"
+        self.path = "/en/submit" if intake else "/upload"
         self.file_field = "files" if intake else "f"
 
     def connect(self) -> socket.socket:
@@ -113,7 +118,7 @@ class App:
         fields, cookie = [], ""
         if self.intake:
             with self.connect() as sock:
-                sock.sendall(_head("GET", "/", {}))
+                sock.sendall(_head("GET", "/en/", {}))
                 answer = read_answer(sock, deadline)
             if answer is None or answer.status != 200:
                 return None
@@ -129,6 +134,11 @@ class App:
             with contextlib.suppress(OSError):  # a refusal may come before the body is in
                 sock.sendall(body)
             answer = read_answer(sock, deadline)
+        if answer is not None and answer.status == 303 and answer.location:
+            # Taken: the receipt is at its own address, fetched as a browser would.
+            with self.connect() as sock:
+                sock.sendall(_head("GET", answer.location, {"Cookie": cookie}))
+                answer = read_answer(sock, deadline)
         if answer is None:
             return None
         if answer.status == 200 and not (RECEIPT.search(answer.body) if self.intake

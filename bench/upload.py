@@ -74,15 +74,15 @@ class MultipartBody:
                     yield block
 
 
-def get_form(port: int) -> tuple[str, str]:
-    """GET / like a browser: returns (csrf token, session cookie 'name=value')."""
+def get_form(port: int, path: str = "/en/") -> tuple[str, str]:
+    """GET the form like a browser: returns (csrf token, session cookie 'name=value')."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     try:
-        conn.request("GET", "/")
+        conn.request("GET", path)
         resp = conn.getresponse()
         html = resp.read().decode()
         if resp.status != 200:
-            raise RuntimeError(f"GET / answered {resp.status}")
+            raise RuntimeError(f"GET {path} answered {resp.status}")
         cookies = [c.split(";", 1)[0] for c in resp.headers.get_all("Set-Cookie") or []]
     finally:
         conn.close()
@@ -94,7 +94,9 @@ def get_form(port: int) -> tuple[str, str]:
 
 
 def post_multipart(port: int, path: str, parts: list[Part], cookie: str = "") -> Reply:
-    """POSTs the parts, streamed; the clock runs from the first byte to the last reply byte."""
+    """POSTs the parts, streamed; the clock runs from the first byte to the last
+    reply byte. Intake answers a form it took with a redirect to the receipt:
+    that GET is followed, and its time counted, as a browser would."""
     body = MultipartBody(parts)
     headers = {"Content-Type": body.content_type, "Content-Length": str(len(body))}
     if cookie:
@@ -105,10 +107,16 @@ def post_multipart(port: int, path: str, parts: list[Part], cookie: str = "") ->
         conn.request("POST", path, body=iter(body), headers=headers)
         resp = conn.getresponse()
         text = resp.read().decode(errors="replace")
+        status = resp.status
+        if status == 303 and resp.getheader("Location"):
+            conn.request("GET", resp.getheader("Location"), headers=(
+                {"Cookie": cookie} if cookie else {}))
+            receipt = conn.getresponse()
+            text, status = receipt.read().decode(errors="replace"), receipt.status
         seconds = time.perf_counter() - started
     finally:
         conn.close()
-    return Reply(resp.status, text, seconds)
+    return Reply(status, text, seconds)
 
 
 def codename_in(html: str) -> list[str]:

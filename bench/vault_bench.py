@@ -53,12 +53,13 @@ class Result:
 
 
 def _submit(client, testimony: str, files: list[tuple[bytes, str]]) -> None:
-    token = CSRF.search(client.get("/").get_data(as_text=True)).group(1)
+    token = CSRF.search(client.get("/en/").get_data(as_text=True)).group(1)
     # Random bytes no cleaner handles: the server keeps them only when the
     # witness asks it to keep what cannot be cleaned.
     data = {"csrf_token": token, "testimony": testimony, "keep_original": "y",
             "files": [(io.BytesIO(body), name) for body, name in files]}
-    page = client.post("/submit", data=data, content_type="multipart/form-data")
+    page = client.post("/en/submit", data=data, content_type="multipart/form-data",
+                       follow_redirects=True)  # taken: to the receipt
     if page.status_code != 200:
         raise RuntimeError(f"the server refused a submission ({page.status_code})")
 
