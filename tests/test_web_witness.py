@@ -274,7 +274,7 @@ def test_default_limit_is_two_gib(app, client):
 def test_sizes_are_written_in_the_pages_language(app, lang, size, shown):
     from flask_babel import force_locale
 
-    from intake.server.web.errors import human_size
+    from intake.pages.sizes import human_size
 
     with app.test_request_context("/"), force_locale(lang):
         assert human_size(size) == shown

@@ -38,7 +38,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale, ngettext
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup
@@ -47,6 +47,7 @@ from werkzeug.exceptions import HTTPException
 from intake.format import teamkeys
 from intake.pages.flask_app import new_app, templates_dir
 from intake.pages.languages import LANGUAGES as PAGE_LANGUAGES
+from intake.pages.sizes import human_size
 from intake.workstation import (
     cases,
     custody,
@@ -399,28 +400,6 @@ def _flag_text(flag: str) -> str:
     return flag
 
 
-# Languages that write a decimal comma (as the server's pages do).
-DECIMAL_COMMA = {"uk", "ru", "be"}
-
-
-def _human_size(n: int) -> str:
-    """A size in the page's language: "730 bytes", "2,5 МіБ"."""
-    if n < 1024:
-        return ngettext("%(num)d byte", "%(num)d bytes", n)
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    number = f"{value:.1f}".removesuffix(".0")
-    if str(get_locale() or "en") in DECIMAL_COMMA:
-        number = number.replace(".", ",")
-    units = {"KiB": _("%(number)s KiB", number=number),
-             "MiB": _("%(number)s MiB", number=number),
-             "GiB": _("%(number)s GiB", number=number)}
-    return units[unit]
-
-
 def _shown(value):
     """Jinja's finalize: every value a template prints from data goes through
     the safe-to-print rule (translations and markup made by templates pass)."""
@@ -484,7 +463,7 @@ def create_vault_app(vault_root: Path, actor: str | None = None, *,
 
     _errors(app)
     app.add_template_filter(for_line, "one_line")
-    app.add_template_filter(_human_size, "human_size")
+    app.add_template_filter(human_size, "human_size")
     app.add_template_filter(_flag_text, "flag_text")
     app.register_blueprint(bp)
     app.register_blueprint(desk_exports.bp)

@@ -26,12 +26,13 @@ from sqlalchemy import func, select
 
 from intake.format.bundle import BundleError
 from intake.pages.flask_app import templates_dir
+from intake.pages.sizes import human_size
 from intake.server import queue
 from intake.server.models import AuditEntry, Item, StaffUser, Submission
 from intake.server.reply_import import import_replies
 from intake.server.staff import audit
 from intake.server.store import today
-from intake.server.web.errors import IntakeError, human_size
+from intake.server.web.errors import IntakeError
 
 # The staff pages' own stylesheet, beside their templates.
 bp = Blueprint("staff", __name__, static_folder=str(templates_dir() / "staff" / "static"),

@@ -11,12 +11,12 @@ import errno
 import logging
 
 from flask import current_app, render_template, request
-from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from intake.pages.sizes import human_size
 from intake.server.front import FRONT_ERROR
 from intake.server.quota import QuotaExceeded
 from intake.server.receive import CommitUncertain
@@ -207,26 +207,3 @@ def init_app(app) -> None:
         return _page(500, _("Nothing was kept"),
                      _("Something went wrong on our side while saving your "
                        "submission. Nothing was kept. Please try again later."))
-
-
-# Languages that write a decimal comma. Babel's number formatting would load
-# its locale data (about 5 MB in every worker) for this one character.
-DECIMAL_COMMA = {"uk", "ru", "be"}
-
-
-def human_size(n: int) -> str:
-    """A size as a witness reads it, in the page's language: "2 GiB", "2 ГіБ"."""
-    if n < 1024:
-        return ngettext("%(num)d byte", "%(num)d bytes", n)
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    number = f"{value:.1f}".removesuffix(".0")
-    if get_locale() is not None and get_locale().language in DECIMAL_COMMA:
-        number = number.replace(".", ",")
-    units = {"KiB": _("%(number)s KiB", number=number),
-             "MiB": _("%(number)s MiB", number=number),
-             "GiB": _("%(number)s GiB", number=number)}
-    return units[unit]

@@ -21,12 +21,13 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from intake.pages.sizes import human_size
 from intake.server import codename
 from intake.server.filenames import BadFilename, check_upload_name
 from intake.server.pending_originals import SESSION_KEY, from_session, to_session
 from intake.server.receive import Upload, confirm_held, receive
 from intake.server.upload_spool import UploadSpool
-from intake.server.web.errors import EmptySubmission, IntakeError, human_size
+from intake.server.web.errors import EmptySubmission, IntakeError
 from intake.server.web.i18n import grouped
 from intake.server.witness import receipts
 from intake.server.witness.forms import (

@@ -25,6 +25,7 @@ from flask_wtf.csrf import validate_csrf
 from werkzeug.http import http_date, parse_options_header
 from wtforms import ValidationError
 
+from intake.pages.sizes import human_size
 from intake.server import quota
 from intake.server.filenames import BadFilename, check_upload_name
 from intake.server.front import BODY, BodySink
@@ -42,7 +43,7 @@ from intake.server.resumable import (
     session_secret,
 )
 from intake.server.upload_spool import UploadSpool
-from intake.server.web.errors import IntakeError, human_size
+from intake.server.web.errors import IntakeError
 
 bp = Blueprint("uploads", __name__, url_prefix="/uploads")
 PARTIALS = "intake.partials"  # app.extensions key
