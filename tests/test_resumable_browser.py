@@ -19,13 +19,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from browsers import launched_chromium
 from live import LiveServer
 
 from intake.format import envelope
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PIECE = 1024 * 1024  # the script's piece size (templates/static/uploads.js)
 
 
@@ -128,17 +126,8 @@ class CuttingRelay:
 
 @pytest.fixture
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium package is missing")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
-                                              headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from babel.support import Translations
+from browsers import launched_chromium, missing
 from nacl import pwhash
 
 from intake.format import teamkeys
@@ -36,11 +37,7 @@ from intake.server.store import today
 
 from .conftest import LANGS, ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 WIDTHS = (360, 1280)
 BUDGET = 30 * 1024
 TOR_BROWSER_LANGUAGE = "en-US"  # what Tor Browser asks for, whatever the witness reads
@@ -52,10 +49,6 @@ TESTIMONY = {
 }
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing; `make test` installs it")
-    pytest.skip(f"{what} is missing; `make test` installs it")
 
 
 def _free_port() -> int:
@@ -129,19 +122,8 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(server):
     """Debian's Chromium, driven by Playwright; closed before the server stops."""
-    if not CHROMIUM.exists():
-        _missing("Debian's chromium package")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("Playwright for Python (the test extra in pyproject.toml)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")
@@ -384,7 +366,7 @@ def witness_pages_in_a_browser(visit: Visit, server: str, lang: str, files: list
 def test_axe_finds_no_violation_on_any_witness_page(browser, server, two_files,
                                                             artifacts, lang):
     if not AXE.exists():
-        _missing("node_modules/axe-core (npm ci)")
+        missing("node_modules/axe-core (npm ci)")
     context, visit = open_visit(browser, width=1280, javascript=True)
     found, seen = {}, []
     try:
@@ -447,7 +429,7 @@ def test_focus_is_visible_and_the_skip_link_appears(browser, server):
 def test_the_audit_finds_what_it_should(browser):
     """The harness is not vacuous: a field without a label and grey-on-grey text fail."""
     if not AXE.exists():
-        _missing("node_modules/axe-core (npm ci)")
+        missing("node_modules/axe-core (npm ci)")
     context, visit = open_visit(browser, width=800, javascript=True)
     try:
         visit.page.set_content('<!doctype html><html lang="en"><title>t</title><main>'

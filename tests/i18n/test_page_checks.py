@@ -4,9 +4,9 @@ it is there for on a page made to have it, and passes the same page fixed."""
 from __future__ import annotations
 
 import pytest
+from browsers import launched_chromium
 
 from .page_checks import duplicate_ids, english_left, fits_width, keyboard_problems
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, _missing
 
 STYLE = """<style>
 :focus-visible { outline: 3px solid #c25e00; }
@@ -16,20 +16,13 @@ STYLE = """<style>
 
 @pytest.fixture(scope="module")
 def page():
-    if not CHROMIUM.exists():
-        _missing("Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS, headless=True)
+    with launched_chromium() as chromium:
         context = chromium.new_context(java_script_enabled=False,
                                        viewport={"width": 320, "height": 640})
         try:
             yield context.new_page()
         finally:
             context.close()
-            chromium.close()
 
 
 def _show(page, body: str) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from browsers import launched_chromium, missing
 from nacl import pwhash
 
 from intake.format import teamkeys
@@ -39,10 +40,7 @@ from .page_checks import (
 )
 from .test_browser import (
     AXE,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     _free_port,
-    _missing,
     _wait_until_serving,
     audit,
 )
@@ -123,19 +121,8 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(site):
-    if not CHROMIUM.exists():
-        _missing("Debian's chromium package")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("Playwright for Python (the test extra in pyproject.toml)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +239,7 @@ def _context(browser, width: int, javascript: bool):
 @pytest.mark.parametrize("lang", LANGS)
 def test_axe_finds_nothing_on_any_staff_page(browser, site, account, lang):
     if not AXE.exists():
-        _missing("node_modules/axe-core (npm ci)")
+        missing("node_modules/axe-core (npm ci)")
     url, _accounts, bundle, _members = site
     context = _context(browser, 1280, javascript=True)
     found = {}
@@ -318,7 +305,7 @@ def test_a_member_who_is_not_an_administrator(browser, site, member, lang):
     """No audit log in the menu; asked for it anyway, a refusal page that
     passes the same checks."""
     if not AXE.exists():
-        _missing("node_modules/axe-core (npm ci)")
+        missing("node_modules/axe-core (npm ci)")
     url = site[0]
     problems = {}
     for javascript, width in ((True, 1280), (False, 320)):

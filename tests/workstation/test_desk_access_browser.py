@@ -11,23 +11,14 @@ import subprocess
 import sys
 
 import pytest
-from i18n.test_browser import CHROMIUM, CHROMIUM_ARGS
+from browsers import launched_chromium
 from test_triage_pages import picture
 
 
 @pytest.fixture
 def chromium():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium package is missing; `make test` installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                             headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from i18n.test_browser import AXE, CHROMIUM, CHROMIUM_ARGS, _missing, audit
+from browsers import launched_chromium, missing
+from i18n.test_browser import AXE, audit
 
 LANGS = ("uk", "ru", "be", "en")
 COUNT = re.compile(r"^(\d+) ")
@@ -62,17 +63,8 @@ def desk_url(served):
 
 @pytest.fixture(scope="module")
 def browser(desk_url):
-    if not CHROMIUM.exists():
-        _missing("Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +215,7 @@ def desk_pages(page, desk_url: str, caseload):
 @pytest.mark.parametrize("lang", LANGS)
 def test_axe_finds_nothing_on_any_desk_page(opened, desk_url, caseload, lang):
     if not AXE.exists():
-        _missing("node_modules/axe-core (npm ci)")
+        missing("node_modules/axe-core (npm ci)")
     context, page = opened(lang, javascript=True)
     found, seen = {}, []
     try:

@@ -25,6 +25,7 @@ import threading
 from contextlib import contextmanager
 
 import pytest
+from browsers import launched_chromium, missing
 from i18n.page_checks import (
     duplicate_ids,
     english_left,
@@ -32,7 +33,7 @@ from i18n.page_checks import (
     keyboard_problems,
     screenshots,
 )
-from i18n.test_browser import AXE, CHROMIUM, CHROMIUM_ARGS, _missing, audit
+from i18n.test_browser import AXE, audit
 from test_triage_pages import picture
 from vault_helpers import PASSPHRASE, Desk, make_server, make_team
 from werkzeug.serving import make_server as wsgi_server
@@ -100,17 +101,8 @@ def served(vault, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(served):
-    if not CHROMIUM.exists():
-        _missing("Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +186,7 @@ PAGES = 14
 @pytest.mark.parametrize("lang", LANGS)
 def test_axe_finds_nothing_on_any_desk_page_in_each_language(browser, served, vault, lang):
     if not AXE.exists():
-        _missing("node_modules/axe-core (npm ci)")
+        missing("node_modules/axe-core (npm ci)")
     _desk, submission_id, witness_id = vault
     context, page = _open(browser, served, 1280, javascript=True)
     found = {}
@@ -276,7 +268,7 @@ def test_refusals_in_each_language(browser, served, vault, lang):
     without the team key asked to change something: each refusal is a page
     in the browser's language that passes the same checks."""
     if not AXE.exists():
-        _missing("node_modules/axe-core (npm ci)")
+        missing("node_modules/axe-core (npm ci)")
     desk, submission_id, _witness = vault
     base = served.split("/?")[0]
     problems = {}
@@ -319,7 +311,7 @@ def test_a_running_export_and_a_failed_one_in_each_language(browser, vault, tmp_
     brief to catch in a real export, held here by exports that wait and that
     fail, in the desk's own app on a loopback port."""
     if not AXE.exists():
-        _missing("node_modules/axe-core (npm ci)")
+        missing("node_modules/axe-core (npm ci)")
     desk = vault[0]
     app = desk.app(exports_dir=tmp_path)
     jobs = app.extensions.setdefault("intake.jobs", Jobs())
