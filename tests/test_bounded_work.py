@@ -12,7 +12,7 @@ import time
 import pytest
 from live import LiveServer, is_receipt
 from sqlalchemy import func, select
-from support import csrf_token, make_config, submit
+from support import MemorySpool, csrf_token, make_config, submit
 from test_storage import tiny_png
 from test_web_witness import multipart, post_raw
 
@@ -20,6 +20,7 @@ from intake.format.envelope import EnvelopeReader
 from intake.server.budget import CleaningBudget
 from intake.server.doctor import check_quota
 from intake.server.models import Item, WebSession
+from intake.server.sanitize import runner
 
 
 @pytest.fixture
@@ -147,6 +148,27 @@ def test_the_budget_caps_each_cleaners_limits():
     assert limits.zip_total == 5000
     budget.charge(7.0, 4000)
     assert budget.spent  # under a second left
+
+
+def test_the_budgets_limits_reach_the_cleaner_unwidened(monkeypatch):
+    """A large upload earns its cleaner more time (Limits.for_size), but
+    within a submission's budget: the limits the budget gives are the ones
+    the child gets, not widened again for the size."""
+    budget = CleaningBudget(cpu_seconds=3.0, unpacked_bytes=10**9, clock=time.monotonic)
+    spool = MemorySpool(b"\0" * (200 * 1024 * 1024))
+    given = budget.limits_for(spool.size)
+    launched = []
+
+    def launch(size, limits, sandbox):
+        launched.append(limits)
+        raise OSError("recorded only")
+
+    monkeypatch.setattr(runner, "_launch", launch)
+    result = runner.sanitize(spool, MemorySpool, given)
+    assert not result.ok and launched == [given]
+    assert launched[0].cpu_seconds == 3 and launched[0].wall_seconds == 8.0
+    runner.sanitize(spool, MemorySpool)  # no budget: the defaults, grown for the size
+    assert launched[1].cpu_seconds == 60 + 10 and launched[1].wall_seconds == 90.0 + 10
 
 
 def test_cleaning_runs_at_low_priority(make_app):

@@ -52,7 +52,8 @@ def sanitized(sandbox, tmp_path):
         from intake.server.sanitize import Limits
 
         spool = MemorySpool(path.read_bytes())
-        result = sanitize(spool, MemorySpool, Limits(**limits) if limits else None,
+        result = sanitize(spool, MemorySpool,
+                          Limits(**limits).for_size(spool.size) if limits else None,
                           sandbox=sandbox)
         results.append((spool, result))
         out = None

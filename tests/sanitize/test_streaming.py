@@ -82,7 +82,8 @@ class CountingSpool(MemorySpool):
 
 def _clean(sandbox, path: Path, spool_type=CountingSpool, **limits):
     spool = spool_type(path.read_bytes())
-    result = sanitize(spool, MemorySpool, Limits(**{**NO_MEMORY_FILES, **limits}),
+    result = sanitize(spool, MemorySpool,
+                      Limits(**{**NO_MEMORY_FILES, **limits}).for_size(spool.size),
                       sandbox=sandbox)
     return spool, result
 

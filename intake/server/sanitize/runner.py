@@ -378,12 +378,16 @@ def sanitize(spool: Upload, make_sink: Callable[[], Sink], limits: Limits | None
              sandbox: Zygote | None = None) -> Result:
     """Cleans the upload in a child process, which tells its type from its
     bytes; forked by the warm `sandbox` if given, else started from scratch.
-    The cleaned copy lands in a new sink made by `make_sink`."""
+    The cleaned copy lands in a new sink made by `make_sink`. `limits` are
+    the child's, already sized to the upload (Limits.for_size, or a
+    submission's CleaningBudget.limits_for): taken as they are, so a budget's
+    cap is not widened again here; None gives the defaults for its size."""
     detected = "application/octet-stream"  # until the child says
     family = None
     if spool.size == 0:
         return Result(False, "application/x-empty", reason="empty file")
-    limits = (limits or Limits()).for_size(spool.size)
+    if limits is None:
+        limits = Limits().for_size(spool.size)
     try:
         proc = _launch(spool.size, limits, sandbox)
     except OSError:
