@@ -56,12 +56,16 @@ def socks5_connect_reply(socks_port: int, host: str, port: int) -> int:
 def socks_stream(socks_port: int, host: str, port: int) -> socket.socket:
     """A connection to host:port through tor's SOCKS port, ready for HTTP."""
     s = socket.create_connection(("127.0.0.1", socks_port), timeout=120)
-    s.sendall(b"\x05\x01\x00")
-    assert s.recv(2) == b"\x05\x00"
-    name = host.encode()
-    s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port))
-    reply = s.recv(10)
-    assert len(reply) >= 2 and reply[1] == 0, reply
+    try:
+        s.sendall(b"\x05\x01\x00")
+        assert s.recv(2) == b"\x05\x00"
+        name = host.encode()
+        s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port))
+        reply = s.recv(10)
+        assert len(reply) >= 2 and reply[1] == 0, reply
+    except BaseException:
+        s.close()  # tor refused (the service is not reachable yet): retried by the caller
+        raise
     return s
 
 
