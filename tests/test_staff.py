@@ -308,6 +308,36 @@ def test_staff_pages_carry_the_security_headers(staff_app):
     assert "<script" not in page.text
 
 
+def _staff_error(page, status: int, words: str) -> None:
+    """A staff error page: its status, the staff template and wording, none
+    of the witness pages' advice, the strict headers."""
+    assert page.status_code == status
+    assert words in page.text and "Back to the queue" in page.text
+    assert "Tor Browser" not in page.text and "Nothing was kept" not in page.text
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_staff_error_pages_speak_to_staff(staff_app, monkeypatch):
+    from intake.server.front import FRONT_ERROR
+    from intake.server.staff import views
+
+    client = staff_app.test_client()
+    _staff_error(client.get("/nowhere"), 404, "There is no page at this address.")
+    _staff_error(client.post("/login", data={"name": "ana"}), 400, "Open it again from the "
+                 "staff pages")
+    _staff_error(client.get("/login", environ_base={FRONT_ERROR: "413"}), 413,
+                 "A reply bundle can be at most 64 MiB")
+    ukrainian = client.get("/nowhere", headers={"Accept-Language": "uk"})
+    assert ukrainian.status_code == 404 and "Сторінку не знайдено" in ukrainian.text
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(views, "render_template", broken)
+    staff_app.config["PROPAGATE_EXCEPTIONS"] = False
+    _staff_error(client.get("/login"), 500, "What you asked may not have been done")
+
+
 def test_queue_names_item_kinds_in_the_pages_language(staff_app, app):
     submit(app.test_client(), "testimony one", [(b"file bytes", "a.txt")])
     totp = make_account(staff_app)

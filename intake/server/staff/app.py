@@ -7,6 +7,7 @@ from flask import Flask
 from intake.server.config import Config, load_config
 from intake.server.front import HOOKS, FrontHooks
 from intake.server.service import prepare
+from intake.server.staff import errors
 from intake.server.staff.accounts import Authenticator
 from intake.server.staff.views import bp
 from intake.server.web.base import base_app, front_limits
@@ -26,4 +27,5 @@ def create_staff_app(config: Config | None = None) -> Flask:
     # Its only upload, a reply bundle, is held in memory (up to 64 MiB).
     app.extensions[HOOKS] = FrontHooks(front_limits(config), max_body=64 * 1024 * 1024)
     app.register_blueprint(bp)
+    errors.init_app(app)  # staff words instead of the witness pages' own
     return app
