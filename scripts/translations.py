@@ -46,6 +46,7 @@ SOURCE_LOCALE = "en"
 KEYWORDS = {
     **DEFAULT_KEYWORDS,
     "_l": None,
+    "N_": None,  # marked only: intake.workstation.refusals
     "lazy_gettext": None,
     "lazy_ngettext": (1, 2),
     "lazy_pgettext": ((1, "c"), 2),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from intake.workstation import custody, triage
 from intake.workstation.folders import Folder, Made
+from intake.workstation.refusals import N_, Refusal
 from intake.workstation.safe_names import safe_output_name
 from intake.workstation.safe_text import is_hidden
 from intake.workstation.vault import Vault, valid_id
@@ -73,16 +74,16 @@ How to verify
 """
 
 
-class CaseError(ValueError):
+class CaseError(Refusal, ValueError):
     """A case operation that cannot be done; the message says why."""
 
 
 def _check_name(name: str) -> str:
     name = " ".join(name.split())
     if not name or len(name) > 100:
-        raise CaseError("a case name must have 1 to 100 characters")
+        raise CaseError(N_("a case name must have 1 to 100 characters"))
     if any(is_hidden(c) for c in name):
-        raise CaseError("a case name may not hold control or format characters")
+        raise CaseError(N_("a case name may not hold control or format characters"))
     return name
 
 
@@ -97,7 +98,7 @@ def add(vault: Vault, case: str, submission_ids: list[str], actor: str | None = 
             row = conn.execute("SELECT status FROM submissions WHERE submission_id = ?",
                                (sid,)).fetchone()
             if row is None:
-                raise CaseError(f"no submission {sid} in this vault")
+                raise CaseError(N_("no submission %(id)s in this vault"), id=sid)
             cur = conn.execute("INSERT OR IGNORE INTO case_submissions (case_name, submission_id)"
                                " VALUES (?, ?)", (case, sid))
             if cur.rowcount:
@@ -151,8 +152,9 @@ class _Package:
                 out.write(block)
             os.fchmod(out.fileno(), READ_ONLY)
         if sha.hexdigest() != expected:
-            raise CaseError(f"item {parts[-1][:8]} in the vault no longer matches its recorded "
-                            "SHA-256; the vault was altered, not exporting")
+            raise CaseError(N_("item %(id)s in the vault no longer matches its recorded "
+                               "SHA-256; the vault was altered, not exporting"),
+                            id=parts[-1][:8])
         self.sums["/".join(parts)] = expected
 
     def close(self) -> None:
@@ -193,16 +195,18 @@ def export(vault: Vault, case: str, out: Path, actor: str | None = None,
     try:
         sids = [valid_id(s) for s in members(conn, case)]
     except KeyError as exc:
-        raise CaseError("the vault holds a submission id that is not valid; not "
-                        "exporting (the vault was tampered with)") from exc
+        raise CaseError(N_("the vault holds a submission id that is not valid; not "
+                           "exporting (the vault was tampered with)")) from exc
     if not sids:
-        raise CaseError(f"the case {case!r} has no submissions (add some with case-add)")
+        raise CaseError(N_("the case %(case)s has no submissions (add some with case-add)"),
+                        case=repr(case))
     if out.is_dir() and not out.is_symlink() and any(out.iterdir()):
-        raise CaseError(f"{out} is not empty; choose a new folder")  # before touching it
+        raise CaseError(N_("%(folder)s is not empty; choose a new folder"),
+                        folder=str(out))  # before touching it
     package = _Package(out)
     try:
         if package.root.listing():
-            raise CaseError(f"{out} is not empty; choose a new folder")
+            raise CaseError(N_("%(folder)s is not empty; choose a new folder"), folder=str(out))
         _fill(vault, package, case, sids, out, actor, progress)
     except BaseException:
         package.made.undo()
@@ -229,8 +233,8 @@ def _fill(vault: Vault, package: _Package, case: str, sids: list[str], out: Path
             try:
                 parts = _item_parts(sid, it, used)
             except KeyError as exc:
-                raise CaseError("the vault holds an item id that is not valid; not "
-                                "exporting (the vault was tampered with)") from exc
+                raise CaseError(N_("the vault holds an item id that is not valid; not "
+                                   "exporting (the vault was tampered with)")) from exc
             package.copy(parts, vault.open_item(it["item_id"]), it["sha256_kept"])
             copied += 1
             if progress is not None:

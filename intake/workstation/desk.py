@@ -59,6 +59,7 @@ from intake.workstation import (
     triage,
 )
 from intake.workstation.language import LANGUAGES
+from intake.workstation.refusals import Refusal
 from intake.workstation.safe_names import safe_output_name
 from intake.workstation.safe_text import for_line, for_page
 from intake.workstation.unlock import load_private_key
@@ -229,20 +230,14 @@ def note(submission_id: str):
 
 @bp.post("/submission/<submission_id>/case")
 def add_to_case(submission_id: str):
-    try:
-        cases.add(_vault(), request.form.get("case", ""), [submission_id], _actor())
-    except cases.CaseError:
-        abort(400)
+    cases.add(_vault(), request.form.get("case", ""), [submission_id], _actor())
     return _back(submission_id)
 
 
 @bp.post("/submission/<submission_id>/reply")
 def reply(submission_id: str):
     vault = _vault()
-    try:
-        replies.write_reply(vault, submission_id, request.form.get("message", ""), _actor())
-    except replies.ReplyError:
-        abort(400)
+    replies.write_reply(vault, submission_id, request.form.get("message", ""), _actor())
     if request.form.get("back") == "thread":
         witness_id = vault.conn.execute("SELECT witness_id FROM submissions WHERE"
                                         " submission_id = ?", (submission_id,)).fetchone()[0]
@@ -334,6 +329,11 @@ def _errors(app: Flask) -> None:
                         "vault but changes nothing: changes and downloads go into the "
                         "custody log, which is signed with the team key. Start it with "
                         "intake vault serve --key."))
+
+    @app.errorhandler(Refusal)
+    def _refused(exc: Refusal):
+        # A case or a reply that cannot be made: the reason, in the page's language.
+        return _error(400, _("Not done"), _(exc.message, **exc.values))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -20,7 +20,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from intake.workstation import cases, custody, replies
 from intake.workstation.folders import Folder
-from intake.workstation.jobs import Job, JobFailed, Jobs
+from intake.workstation.jobs import Job, Jobs
 from intake.workstation.safe_names import safe_output_name
 from intake.workstation.vault import Vault
 
@@ -57,10 +57,7 @@ def _signer() -> custody.Signer:
 def _export_case(root: Path, signer: custody.Signer, case: str, out: Path, actor: str):
     def work(job: Job) -> None:
         with Vault(root, signer) as vault:
-            try:
-                job.count = cases.export(vault, case, out, actor, progress=job.progress)
-            except cases.CaseError as exc:
-                raise JobFailed(str(exc)) from exc
+            job.count = cases.export(vault, case, out, actor, progress=job.progress)
             head = vault.conn.execute(
                 "SELECT hash FROM custody WHERE action = 'export case' AND subject = ?"
                 " ORDER BY seq DESC LIMIT 1", (f"case:{case}",)).fetchone()[0]
@@ -74,11 +71,8 @@ def _export_replies(root: Path, signer: custody.Signer, out: Path, include_expor
                     actor: str):
     def work(job: Job) -> None:
         with Vault(root, signer) as vault:
-            try:
-                job.count = replies.export_replies(vault, out, include_exported, actor,
-                                                   progress=job.progress)
-            except replies.ReplyError as exc:
-                raise JobFailed(str(exc)) from exc
+            job.count = replies.export_replies(vault, out, include_exported, actor,
+                                               progress=job.progress)
         job.path = str(out)
         job.hashes = {out.name: _sha256(out)}
         job.done = job.total = job.count

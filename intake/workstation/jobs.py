@@ -13,10 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from intake.workstation import custody
-
-
-class JobFailed(Exception):
-    """What went wrong, in words fit for the job's page."""
+from intake.workstation.refusals import N_, Refusal
 
 
 @dataclass
@@ -32,7 +29,7 @@ class Job:
     count: int = 0                  # files in the package, or replies in the bundle
     hashes: dict[str, str] = field(default_factory=dict)   # what -> SHA-256
     listing: str = ""               # a case package's SHA256SUMS
-    error: str = ""
+    error: Refusal | None = None     # why it failed, shown in the page's language
     finished_at: str = ""
 
     def progress(self, done: int, total: int) -> None:
@@ -56,10 +53,12 @@ class Jobs:
     def _run(job: Job, work: Callable[[Job], None]) -> None:
         try:
             work(job)
-        except JobFailed as exc:
-            job.error, job.state = str(exc), "failed"
+        except Refusal as exc:
+            job.error, job.state = exc, "failed"
         except Exception as exc:  # noqa: BLE001  (shown on the job's page, not lost in a thread)
-            job.error, job.state = f"{type(exc).__name__}: {exc}", "failed"
+            job.error = Refusal(N_("an unexpected error (%(detail)s)"),
+                                detail=f"{type(exc).__name__}: {exc}")
+            job.state = "failed"
         else:
             job.state = "done"
         job.finished_at = custody.now()

@@ -36,6 +36,7 @@ from intake.format.envelope import EnvelopeError, Recipient, fingerprint, open_e
 from intake.format.reply_bundle import entry_for, iter_reply_bundle
 from intake.workstation import custody
 from intake.workstation.folders import Folder
+from intake.workstation.refusals import N_, Refusal
 from intake.workstation.vault import Vault, valid_id
 
 REPLY_FORMAT = "intake-reply/1"
@@ -43,7 +44,7 @@ COPY_FORMAT = "intake-reply-copy/1"
 MAX_MESSAGE_CHARS = 20_000
 
 
-class ReplyError(Exception):
+class ReplyError(Refusal):
     """A reply that cannot be written; the message says why."""
 
 
@@ -91,20 +92,21 @@ def write_reply(vault: Vault, submission_id: str, message: str,
                 actor: str | None = None) -> str:
     message = message.strip()
     if not message:
-        raise ReplyError("the reply is empty")
+        raise ReplyError(N_("the reply is empty"))
     if len(message) > MAX_MESSAGE_CHARS:
-        raise ReplyError(f"the reply is longer than {MAX_MESSAGE_CHARS} characters")
+        raise ReplyError(N_("the reply is longer than %(n)d characters"), n=MAX_MESSAGE_CHARS)
     row = vault.conn.execute(
         "SELECT s.witness_id, w.reply_public_key FROM submissions s LEFT JOIN witnesses w"
         " ON w.witness_id = s.witness_id WHERE s.submission_id = ?", (submission_id,)).fetchone()
     if row is None:
-        raise ReplyError(f"no submission {submission_id} in this vault")
+        raise ReplyError(N_("no submission %(id)s in this vault"), id=submission_id)
     if not row["reply_public_key"]:
-        raise ReplyError("this witness has no reply key in the vault (import a newer bundle)")
+        raise ReplyError(N_("this witness has no reply key in the vault (import a newer "
+                            "bundle)"))
     team = team_recipients(vault.conn)
     if not team:
-        raise ReplyError("the vault knows no team key to keep a copy of the reply with; "
-                         "import a bundle with the team key first")
+        raise ReplyError(N_("the vault knows no team key to keep a copy of the reply with; "
+                            "import a bundle with the team key first"))
     recipient = Recipient(PublicKey(base64.b64decode(row["reply_public_key"], validate=True)))
     reply_id = secrets.token_hex(16)
     meta = {"format": REPLY_FORMAT, "reply_id": reply_id, "witness_id": row["witness_id"],
@@ -143,18 +145,19 @@ def read_reply(vault: Vault, reply_id: str, key: PrivateKey) -> str:
         "SELECT r.*, c.sha256 AS copy_sha256 FROM replies r JOIN reply_copies c"
         " ON c.reply_id = r.reply_id WHERE r.reply_id = ?", (reply_id,)).fetchone()
     if row is None:
-        raise ReplyError("no team copy was kept of this reply")
+        raise ReplyError(N_("no team copy was kept of this reply"))
     data = _read(vault.replies, copy_name(reply_id))
     if hashlib.sha256(data).hexdigest() != row["copy_sha256"]:
-        raise ReplyError("the team copy changed on disk since it was written")
+        raise ReplyError(N_("the team copy changed on disk since it was written"))
     try:
         content, meta = open_envelope(io.BytesIO(data), key)
     except EnvelopeError as exc:
-        raise ReplyError(f"the team copy cannot be opened with this key ({exc})") from exc
+        raise ReplyError(N_("the team copy cannot be opened with this key (%(why)s)"),
+                         why=str(exc)) from exc
     expected = {"format": COPY_FORMAT, "reply_id": reply_id, "witness_id": row["witness_id"],
                 "submission_id": row["submission_id"], "envelope_sha256": row["sha256"]}
     if any(meta.get(k) != v for k, v in expected.items()):
-        raise ReplyError("the team copy does not belong to this reply")
+        raise ReplyError(N_("the team copy does not belong to this reply"))
     return content.decode()
 
 
@@ -203,8 +206,8 @@ def export_replies(vault: Vault, out: Path, include_exported: bool = False,
     for r in rows:
         body = _read(vault.replies, f"{valid_id(r['reply_id'])}.env")
         if hashlib.sha256(body).hexdigest() != r["sha256"]:
-            raise ReplyError(f"reply {r['reply_id']} changed on disk since it "
-                             "was written; not exporting it")
+            raise ReplyError(N_("reply %(id)s changed on disk since it was written; not "
+                                "exporting it"), id=r["reply_id"])
         replies.append((entry_for(r["reply_id"], r["witness_id"], body, r["submission_id"]),
                         body))
         if progress is not None:
@@ -223,7 +226,8 @@ def export_replies(vault: Vault, out: Path, include_exported: bool = False,
         try:
             folder.place(tmp, out.name)
         except FileExistsError:
-            raise ReplyError(f"{out} exists already; choose another name") from None
+            raise ReplyError(N_("%(file)s exists already; choose another name"),
+                             file=str(out)) from None
     except BaseException:
         folder.made.undo()
         raise

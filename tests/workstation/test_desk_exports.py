@@ -90,5 +90,9 @@ def test_a_failed_export_says_why_and_leaves_nothing(server, desk, tmp_path):
     page = finished(client, started.location)
     assert "The export failed and left nothing behind" in page
     assert "no longer matches its recorded SHA-256" in page
+    # The reason is a sentence of its own, in the page's language like the rest.
+    ukrainian = client.get(started.location, headers={"Accept-Language": "uk"})
+    assert "у сховищі більше не збігається зі своїм записаним SHA-256" in ukrainian.get_data(
+        as_text=True)
     assert list(exports.iterdir()) == []
     assert client.get("/exports/0123456789abcdef").status_code == 404

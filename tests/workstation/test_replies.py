@@ -78,6 +78,27 @@ def test_empty_reply_and_unknown_submission_are_refused(server, desk, tmp_path):
     assert "no submission" in desk.run("reply", "f" * 32, input="hi", ok=False).output
 
 
+def test_a_reply_the_desk_refuses_says_why_in_the_pages_language(server, desk, tmp_path):
+    import re
+
+    from intake.workstation.replies import MAX_MESSAGE_CHARS
+
+    a = server.submit("one")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk.app().test_client()
+    page = client.get(f"/submission/{a.submission_id}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))[1]
+    url = f"/submission/{a.submission_id}/reply"
+    empty = client.post(url, data={"csrf_token": token, "message": "  "})
+    assert empty.status_code == 400 and "the reply is empty" in empty.get_data(as_text=True)
+    long = client.post(url, data={"csrf_token": token, "message": "x" * (MAX_MESSAGE_CHARS + 1)},
+                       headers={"Accept-Language": "uk"})
+    assert long.status_code == 400
+    assert f"відповідь довша за {MAX_MESSAGE_CHARS} символів" in long.get_data(as_text=True)
+    with desk.open() as vault:
+        assert vault.conn.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 0
+
+
 def test_the_reply_form_on_the_submission_page(server, desk, tmp_path):
     import re
 
