@@ -309,9 +309,10 @@ def _wav_format(body: bytes) -> _Sound:
 def _extended(data: bytes) -> float:
     """An IEEE 754 80-bit extended number (AIFF's sample rate)."""
     exponent, mantissa = struct.unpack(">HQ", data)
-    if exponent & 0x8000 or not mantissa:
+    shift = exponent - 16383 - 63
+    if exponent & 0x8000 or not mantissa or shift > 0:  # negative, zero, or past 2^64
         return 0.0
-    return mantissa * 2.0 ** ((exponent & 0x7FFF) - 16383 - 63)
+    return mantissa * 2.0 ** shift
 
 
 def _aiff_format(body: bytes, form: bytes) -> _Sound:
