@@ -1,7 +1,8 @@
-"""Video and the audio that mutagen does not handle (WAV, AIFF, M4A).
+"""Video, and the audio that mutagen does not handle (WAV, AIFF, M4A).
 
-MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4) where
-that module vouches for the file, as the upload streams through: never held
+MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4),
+and WAV and AIFF chunk by chunk (intake.server.sanitize.iff), where those
+modules vouch for the file, as the upload streams through: never held
 whole, whatever its size. Everything else here goes through ffmpeg stream
 copy: no re-encoding, only the video and audio streams.
 
