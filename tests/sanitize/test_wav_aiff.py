@@ -356,6 +356,29 @@ def test_odd_chunks_with_and_without_their_pad_byte(wav):
         assert samples(out) == samples(wav) and b"Kyiv" not in out
 
 
+def test_a_list_that_says_it_is_shorter_than_it_is_loses_its_items_all_the_same(wav):
+    """Its items are then read as chunks of their own: dropped as well."""
+    items = chunk(b"IART", AUTHOR.encode() + b"\0") + chunk(b"ICMT", b"Kyiv street 5\0")
+    liar = with_chunks(wav, before=struct.pack("<4sI", b"LIST", 4) + b"INFO" + items)
+    plan = plan_of(liar)
+    assert isinstance(plan, iff.Plan) and {"chunk:IART", "chunk:ICMT"} <= set(plan.removed)
+    out = rewritten(liar)
+    assert planted_in_bytes(out) == [] and samples(out) == samples(wav)
+
+
+def test_bytes_hidden_in_a_format_chunk_are_not_kept(wav):
+    """The format chunk is written anew from its fields: what a writer put
+    past them does not follow."""
+    at, n = next((at, n) for kind, at, n in walk(wav) if kind == b"fmt ")
+    fmt = chunk(b"fmt ", wav[at:at + 16] + bytes(2) + AUTHOR.encode())
+    hidden = wav[:at - 8] + fmt + wav[at + n:]
+    hidden = hidden[:4] + struct.pack("<I", len(hidden) - 8) + hidden[8:]
+    plan = plan_of(hidden)
+    assert isinstance(plan, iff.Plan) and "chunk:fmt :extra bytes" in plan.removed
+    out = rewritten(hidden)
+    assert AUTHOR.encode() not in out and samples(out) == samples(wav)
+
+
 def test_chunks_after_the_samples_and_a_second_data_chunk_are_dropped(wav):
     after = chunk(b"data", AUTHOR.encode()) + chunk(b"LIST", b"INFO" + chunk(
         b"IART", AUTHOR.encode() + b"\0")) + chunk(b"fmt ", bytes(16))
