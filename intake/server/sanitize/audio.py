@@ -1,6 +1,7 @@
 """MP3, FLAC, Ogg Vorbis and Opus with mutagen: every tag and embedded picture
-is removed; the audio frames are not touched. (WAV, AIFF and M4A go through
-ffmpeg instead: see media.py.)"""
+is removed; the audio frames are not touched. (WAV and AIFF are rewritten
+chunk by chunk as they stream through, M4A box by box, and ffmpeg cleans
+what those rewrites do not vouch for: see media.py.)"""
 
 from __future__ import annotations
 

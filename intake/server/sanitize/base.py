@@ -40,6 +40,10 @@ class Cleaned:
     # the upload as it is written out, by rest(stdout), `rest_length` bytes.
     rest: Callable[[int], None] | None = None
     rest_length: int = 0
+    # The check's ffprobe reads `data` from a memory file as long as the
+    # whole copy, the rest left a hole (no memory): a WAV tells its duration
+    # only to a reader that knows where the file ends.
+    sized: bool = False
     # rest() sends pieces of unknown number (ffmpeg between pipes), checks
     # the copy at the end and fills in `removed` and `tool`; it raises
     # Refused if the copy fails its check.

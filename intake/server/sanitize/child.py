@@ -7,9 +7,9 @@ tells its type from its bytes (libmagic and the file's own structure, here
 rather than in the web worker), cleans it, checks the cleaned copy
 (intake.server.sanitize.verify) and writes one frame to stdout: MAGIC, a
 4-byte length, a JSON header, then the cleaned bytes. Nothing touches a disk:
-an MP4 is rewritten as it streams through (intake.server.sanitize.stream,
-read twice when its index is at the end); inputs that ffmpeg must seek are
-put in a memory file (memfd).
+an MP4, WAV or AIFF is rewritten as it streams through (intake.server
+.sanitize.stream, read twice when its index or format comes after its
+media); inputs that ffmpeg must seek are put in a memory file (memfd).
 """
 
 from __future__ import annotations

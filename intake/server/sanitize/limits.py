@@ -27,8 +27,8 @@ class Limits:
     zip_ratio: int = 200  # per entry; real XML compresses 5-20x, bombs 1000x
     # ffmpeg's stream copy works between memory files (RAM, outside
     # RLIMIT_AS): the upload and its copy. Sized to the witness unit's
-    # MemoryMax=2G, with the workers and another cleaning. The MP4 rewrite
-    # streams, and needs none (intake.server.sanitize.stream).
+    # MemoryMax=2G, with the workers and another cleaning. The MP4, WAV and
+    # AIFF rewrites stream, and need none (intake.server.sanitize.stream).
     media_memory: int = 768 * MiB
 
     def for_size(self, size: int) -> Limits:

@@ -1,7 +1,8 @@
-"""Video and the audio that mutagen does not handle (WAV, AIFF, M4A).
+"""Video, and the audio that mutagen does not handle (WAV, AIFF, M4A).
 
-MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4) where
-that module vouches for the file, as the upload streams through: never held
+MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4),
+and WAV and AIFF chunk by chunk (intake.server.sanitize.iff), where those
+modules vouch for the file, as the upload streams through: never held
 whole, whatever its size. Everything else here goes through ffmpeg stream
 copy: no re-encoding, only the video and audio streams.
 
@@ -26,7 +27,7 @@ import struct
 import subprocess
 import threading
 
-from intake.server.sanitize import mp4, verify
+from intake.server.sanitize import iff, mp4, verify
 from intake.server.sanitize.base import Cleaned, Refused, field_name
 from intake.server.sanitize.stream import Input, write_all
 from intake.server.sanitize.verify import FEED_AFTER_INDEX
@@ -38,6 +39,9 @@ MUXERS = {"wav": "wav", "aiff": "aiff", "mkv": "matroska", "webm": "webm", "avi"
 MP4_BRANDS = {b"qt  ": ("mov", "video/quicktime"), b"M4A ": ("ipod", "audio/mp4"),
               b"M4B ": ("ipod", "audio/mp4"), b"3gp": ("3gp", "video/3gpp"),
               b"3g2": ("3g2", "video/3gpp2")}
+# Families rewritten here as they stream through, where the rewrite vouches
+# for the file (mp4.py, iff.py); ffmpeg cleans the rest.
+REWRITTEN = frozenset({"mp4", "wav", "aiff"})
 # Containers whose demuxer and muxer work on pipes: one too large for the
 # memory files streams through ffmpeg instead (_piped).
 PIPED = frozenset({"mkv", "webm"})
@@ -104,10 +108,10 @@ def clean(family: str, inp: Input, size: int, cap: int, memory: int | None = Non
     """`inp`: the upload, of which the first bytes may have been peeked at to
     tell the type. `memory`: the most the memory files may hold at once
     (Limits.media_memory), when ffmpeg must clean it."""
-    if family == "mp4":
+    if family in REWRITTEN:
         try:
-            return _mp4(inp, size, cap)
-        except (mp4.Unsupported, MemoryError):
+            return _mp4(inp, size, cap) if family == "mp4" else _chunks(inp, size, cap)
+        except (mp4.Unsupported, iff.Unsupported, MemoryError):
             # ffmpeg below, in its own process and memory, on the upload read again
             if memory is not None and 2 * size > memory:
                 raise Refused("too large to clean in memory (a layout only ffmpeg "
@@ -271,6 +275,32 @@ def _mp4(inp: Input, size: int, cap: int) -> Cleaned:
               "format": {"duration": plan.duration}}
     return Cleaned(plan.head + bytes(held), plan.removed, tool="", detected_type=kind,
                    before=before, rest=rest, rest_length=sum(n for _, n in ranges))
+
+
+def _chunks(inp: Input, size: int, cap: int) -> Cleaned:
+    """The chunk rewrite of a WAV or AIFF file (intake.server.sanitize.iff),
+    streamed: the new header, then the samples from stdin to stdout as they
+    come, read again from the start when the format came after them. The
+    first FEED_AFTER_INDEX bytes of samples are held back, for the check,
+    until the frame goes out; the chunks after the samples are not read."""
+    plan, one_pass = iff.scan(inp, size)
+    if plan.length > cap:
+        raise Refused("cleaned file too large")
+    if not one_pass:
+        inp.again()
+        inp.skip(plan.start)
+    held = inp.read(min(plan.samples, FEED_AFTER_INDEX))
+    left = plan.samples - len(held)
+
+    def rest(out: int) -> None:
+        inp.copy(left, out)
+        write_all(out, plan.tail)
+
+    before = {"streams": [{"codec_type": "audio", "sample_rate": plan.rate,
+                           "channels": plan.channels}],
+              "format": {"duration": plan.duration}}
+    return Cleaned(plan.head + held, plan.removed, tool="", detected_type=plan.kind,
+                   before=before, rest=rest, rest_length=left + len(plan.tail), sized=True)
 
 
 def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) -> Cleaned:

@@ -2,9 +2,10 @@
 held whole.
 
 The parent sends the upload once; a cleaner that must see the end of a file
-before it can write the start (an MP4 whose index is at the end) reads it
-to the end, asks for it again (`again()`: a frame `{"again": true}` on
-stdout, intake.server.sanitize.runner), and reads it a second time. The
+before it can write the start (an MP4 whose index is at the end, a WAV
+whose format chunk follows its samples) reads it to the end, asks for it
+again (`again()`: a frame `{"again": true}` on stdout,
+intake.server.sanitize.runner), and reads it a second time. The
 parent decrypts it again from its envelope: nothing is kept in the clear in
 between, in memory or on disk.
 """

@@ -254,11 +254,41 @@ def _av(info: dict) -> list[str]:
 
 
 def check_media(cleaned: Cleaned) -> None:
-    """Against `cleaned.before`, ffprobe's view of the upload."""
-    whole = not cleaned.data and cleaned.ranges[:1] == [(0, cleaned.length)]
-    after, original = probe(cleaned.fd, None if whole else cleaned,  # type: ignore[arg-type]
-                            cleaned.before)
+    """Against `cleaned.before`, ffprobe's view of the upload (or the
+    rewrite's reading of it)."""
+    if cleaned.sized:
+        after, original = _probe_sized(cleaned)
+        _same_sound(after, original)
+    else:
+        whole = not cleaned.data and cleaned.ranges[:1] == [(0, cleaned.length)]
+        after, original = probe(cleaned.fd, None if whole else cleaned,  # type: ignore[arg-type]
+                                cleaned.before)
     compare(after, original)
+
+
+def _same_sound(after: dict, original: dict) -> None:
+    """One audio stream, of the rate and channels the rewrite read."""
+    streams = [s for s in after.get("streams", []) if s.get("codec_type") == "audio"]
+    was = original["streams"][0]
+    if len(streams) != 1 or abs(float(streams[0].get("sample_rate") or 0)
+                                - was["sample_rate"]) >= 1 \
+            or streams[0].get("channels") != was["channels"]:
+        raise Failed("audio format changed")
+
+
+def _probe_sized(cleaned: Cleaned) -> tuple[dict, dict]:
+    """ffprobe's view of a copy of which only the start is at hand: in a
+    memory file as long as the whole copy, the rest a hole that takes no
+    memory, so that the reader knows where the file ends."""
+    fd = os.memfd_create("start", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(cleaned.data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.ftruncate(fd, cleaned.length)
+        return probe(fd)[0], cleaned.before  # type: ignore[return-value]
+    finally:
+        os.close(fd)
 
 
 def compare(after: dict, original: dict) -> None:

@@ -46,7 +46,7 @@ PRELOAD = ("lxml.etree", "mutagen.mp3", "mutagen.flac", "mutagen.oggvorbis", "mu
            "PIL.ImageSequence", "PIL.TiffTags", "PIL.AvifImagePlugin", "PIL.PpmImagePlugin",
            "PIL.features", "uuid",
            *(f"intake.server.sanitize.{name}" for name in (
-               "audio", "child", "confine", "detect", "gif", "heif", "jpeg", "jxl", "media",
+               "audio", "child", "confine", "detect", "gif", "heif", "iff", "jpeg", "jxl", "media",
                "mp4", "office", "pdf", "dispatch", "png", "raster", "svg", "verify", "webp")))
 
 
