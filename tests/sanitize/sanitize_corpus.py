@@ -309,8 +309,19 @@ class Corpus:
         sheet["A1"].comment = Comment("counted twice", AUTHOR)
         book.properties.creator = book.properties.lastModifiedBy = AUTHOR
         book.properties.created = dt.datetime(2024, 3, 1, 10, 11, 12)
+        saved = io.BytesIO()
+        book.save(saved)
         path = self.path("count.xlsx")
-        book.save(path)
+        # "Read-only recommended", as Excel writes it: with the user's name.
+        with zipfile.ZipFile(saved) as src, zipfile.ZipFile(path, "w") as dst:
+            for info in src.infolist():
+                body = src.read(info)
+                if info.filename == "xl/workbook.xml":
+                    body = body.replace(b"<workbookPr", (
+                        f'<fileSharing readOnlyRecommended="1" userName="{AUTHOR}"/>'
+                        "<workbookPr").encode(), 1)
+                    assert AUTHOR.encode() in body
+                dst.writestr(info, body)
         return path
 
     def pptx(self) -> Path:

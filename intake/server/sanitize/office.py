@@ -3,8 +3,9 @@ the zip is read with bomb checks and written anew.
 
 Gone: document properties (core, app, custom; ODF meta.xml), thumbnails,
 printer settings, attached-template paths, absolute file paths, the authors,
-initials and dates of comments and tracked changes, people lists (with their
-e-mail ids), revision-session ids (rsids), zip timestamps and comments.
+initials and dates of comments and tracked changes, the user name in a
+workbook's file sharing settings, people lists (with their e-mail ids),
+revision-session ids (rsids), zip timestamps and comments.
 Pictures inside the document (a phone photo pasted into a report keeps its
 GPS) go through the same cleaners as pictures sent alone, chosen by their
 bytes; one that cannot be cleaned stops the whole file, which is then kept
@@ -41,8 +42,9 @@ REPLACED = {"docProps/core.xml": CORE, "docProps/app.xml": APP,
             "docProps/custom.xml": CUSTOM, "meta.xml": META}
 
 # Attributes whose value names a person or a moment: emptied (required ones)
-# or removed (optional ones), wherever they appear.
-EMPTIED = {"author", "initials", "displayName"}
+# or removed (optional ones), wherever they appear. userName: who made a
+# workbook "read-only recommended" (fileSharing) or a shared one's revisions.
+EMPTIED = {"author", "initials", "displayName", "userName"}
 DROPPED = {"date", "dateUtc", "userId", "providerId", "lastIdx"}
 # Elements removed wholly, and elements whose text is emptied.
 ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplate", "docVars"}
