@@ -179,6 +179,33 @@ def test_heic_from_a_phone_loses_exif_and_keeps_its_size(corpus, sanitized):
     assert pixels(out)[0] == pixels(original)[0]
 
 
+def test_heic_with_two_pictures_keeps_both_as_coded(corpus, sanitized):
+    """An iPhone keeps an edit beside the photo, each with its own EXIF: both
+    pictures stay, decoded pixels identical, and neither keeps its EXIF."""
+    import pillow_heif
+    from PIL import Image
+
+    from sanitize.sanitize_corpus import AUTHOR, MAKE, MODEL, picture
+
+    exif = Image.Exif()
+    exif.update({271: MAKE, 272: MODEL, 315: AUTHOR})
+    both = pillow_heif.from_pillow(picture((64, 64)))
+    both.add_from_pillow(picture((48, 32)))
+    for image in both:
+        image.info["exif"] = exif.tobytes()
+    original = corpus.path("edited.heic")
+    both.save(original, quality=90)
+    assert original.read_bytes().count(MAKE.encode()) == 2
+    result, out = sanitized(original)
+    assert_clean(result, out)
+    assert result.tool == "intake heif items"  # rewritten, not re-encoded
+    before, after = pillow_heif.open_heif(original), pillow_heif.open_heif(out)
+    assert len(after) == 2
+    for one, two in zip(before, after, strict=True):
+        assert two.size == one.size and not two.info.get("exif")
+        assert two.to_pillow().tobytes() == one.to_pillow().tobytes()
+
+
 def test_svg_loses_metadata_comments_and_editor_paths(corpus, sanitized):
     result, out = sanitized(corpus.svg())
     assert result.ok, result.reason

@@ -4,10 +4,12 @@ A HEIF file keeps its pictures and its metadata as *items* of one `meta`
 box: the coded image (or the tiles of a grid), and beside it Exif and XMP
 items, thumbnails, depth maps and gain maps, each found through `iinf`
 (what it is), `iloc` (where its bytes are), `iref` (what it belongs to) and
-`iprp` (its properties). Only the primary image, its tiles and its alpha
-plane are kept; every byte of `mdat` and `idat` that a kept item does not
-use is zeroed, so removed items leave nothing behind, and the coded image
-data is copied byte for byte (decoded pixels identical).
+`iprp` (its properties). Only the pictures the file shows (the primary
+one and any other that is neither hidden nor a thumbnail or auxiliary
+image), their tiles and their alpha planes are kept; every byte of `mdat`
+and `idat` that a kept item does not use is zeroed, so removed items leave
+nothing behind, and the coded image data is copied byte for byte (decoded
+pixels identical).
 
 Properties outside a known list (user descriptions `udes`, capture times)
 are blanked in place, so the others keep their numbers. Whatever this module
@@ -211,8 +213,13 @@ def _write_ipma(version: int, flags: int, associations) -> bytes:
     return _box(b"ipma", b"".join(body))
 
 
-def _kept_items(primary: int, types: dict[int, bytes], refs, aux_alpha: set[int]) -> set[int]:
-    kept = {primary}
+def _kept_items(primary: int, types: dict[int, bytes], refs, aux_alpha: set[int],
+                hidden: set[int]) -> set[int]:
+    # Every picture the file shows, not only the primary one (an iPhone keeps
+    # an edit beside the photo); thumbnails and auxiliary images are not.
+    belong = {source for kind, source, _targets in refs if kind in (b"thmb", b"auxl")}
+    kept = {primary} | {i for i, kind in types.items()
+                        if kind in IMAGE_TYPES and i not in hidden and i not in belong}
     while True:
         more = set()
         for kind, source, targets in refs:
@@ -277,7 +284,8 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
                 kind, _h, p, e = ipco[index - 1]
                 if kind == b"auxC" and data[p + 4:e].rstrip(b"\0").startswith(ALPHA_URNS):
                     aux_alpha.add(item)
-    kept = _kept_items(primary, types, refs, aux_alpha)
+    hidden = {i for i, head in infe_heads.items() if head[3] & 1}
+    kept = _kept_items(primary, types, refs, aux_alpha, hidden)
     if primary not in kept:
         raise Unsupported("the primary item is not an image")
     for item in sorted(set(types) - kept):
@@ -288,8 +296,9 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
     new_ipco = []
     for number, (kind, h, p, e) in enumerate(ipco, start=1):
         box = data[h:e]
+        # An empty profile (as iOS writes for an edit) says nothing: kept.
         if kind == b"colr" and data[p:p + 4] in (b"prof", b"rICC") and number in used \
-                and not icc.is_standard(data[p + 4:e]):
+                and data[p + 4:e] and not icc.is_standard(data[p + 4:e]):
             raise Unsupported("ICC profile that is not a standard one")
         if kind == b"ispe" and number in used:
             width, height = struct.unpack(">II", data[p + 4:p + 12])
