@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SERVER_PACKAGES := $(shell grep -v '^\#' deploy/packages-server.txt)
 TEST_PACKAGES := $(shell grep -v '^\#' tests/packages.txt)
 
-.PHONY: demo test test-tor bench lint lock system-packages test-system-packages venv clean translations
+.PHONY: demo test test-tor bench lint lock system-packages test-system-packages venv clean translations program-corpus
 
 # Installs Debian packages only when one is missing, so repeated runs stay fast.
 define apt_install
@@ -38,6 +38,15 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
+# Files that Microsoft Office, phones, cameras and pdfTeX wrote, from the test
+# data of packages on PyPI and npm (tests/sanitize/program_corpus.py pins each
+# archive by SHA-256): downloaded once into the virtualenv; a failed download
+# or a wrong hash stops here.
+$(VENV)/program-corpus/.fetched: tests/sanitize/program_corpus.py $(VENV)/.installed node_modules/.package-lock.json
+	$(PY) tests/sanitize/program_corpus.py $(VENV)/program-corpus
+
+program-corpus: $(VENV)/program-corpus/.fetched
+
 # After changing a user-facing string: extract, merge into each language, compile.
 translations: venv
 	$(PY) scripts/translations.py extract
@@ -60,7 +69,7 @@ lock: venv
 	$(LOCK) --extra workstation -o requirements/workstation.txt
 	$(LOCK) --extra server --extra workstation --extra test -o requirements/dev.txt
 
-test: test-system-packages venv node_modules/.package-lock.json
+test: test-system-packages venv node_modules/.package-lock.json program-corpus
 	$(VENV)/bin/ruff check intake tests bench scripts
 	$(VENV)/bin/lint-imports
 	$(PY) scripts/translations.py check
