@@ -81,7 +81,7 @@ test-tor: test-system-packages venv
 # Upload and capacity (bench/RESULTS.md), sanitizers (and 1 and 2 GiB
 # videos), decrypting against age -d, and vault import, each in the same run
 # as what it is compared with; the desk over 10,000 generated submissions.
-bench: test-system-packages venv
+bench: test-system-packages venv program-corpus
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/capacity.py
 	$(PY) bench/sanitize_bench.py --out bench/RESULTS-sanitize.md

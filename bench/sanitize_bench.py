@@ -5,8 +5,10 @@ serial numbers, names and dates planted: the corpus of tests/sanitize
 (Pillow, pikepdf, python-docx, mutagen, ffmpeg, ExifTool) and the files
 LibreOffice, pdfTeX, heif-enc, avifenc and cjxl write (real_corpus.py),
 with photos at phone sizes (a 48-megapixel JPEG, 12-megapixel HEIC, AVIF and
-JPEG XL). Each tool cleans each file in its own process, as a server would. Intake is timed
-twice:
+JPEG XL); and the files Microsoft Office, phones, cameras and pdfTeX wrote,
+from the program corpus (program_corpus.py, fetched by `make program-corpus`).
+Each tool cleans each file in its own process, as a server would. Intake is
+timed twice:
 
 - "intake": on the same terms as the others, a plain file in and a plain
   file out, through its sandboxed child (process start, limits and pipes
@@ -23,7 +25,7 @@ finds after cleaning and the planted values still in any part of the file
 (decompressed), or "refused"; then, per tool, how many files came out clean,
 leaked, or were refused.
 
-    python bench/sanitize_bench.py [--repeat 3] [--scale 8] [--out FILE]
+    python bench/sanitize_bench.py [--repeat 3] [--scale 8] [--out FILE] [--programs-only]
 
 `table(repeat)` returns the Markdown table; `main()` prints it (bench/run.py
 calls it too).
@@ -46,6 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from sanitize.program_corpus import SAMPLES, Sample, corpus_root, folder, identifying  # noqa: E402
 from sanitize.real_corpus import RealCorpus  # noqa: E402
 from sanitize.sanitize_corpus import (  # noqa: E402
     CAMERA_TAGS,
@@ -88,6 +91,17 @@ def real_files(root: Path) -> dict[str, Path]:
             "ods (LibreOffice)": office["losses.ods"], "xlsx (LibreOffice)": office["losses.xlsx"],
             "odp (LibreOffice)": office["slides.odp"], "pptx (LibreOffice)": office["slides.pptx"],
             "odg (LibreOffice)": office["map.odg"], "pdf (pdfTeX)": real.paper()}
+
+
+def program_files() -> dict[str, tuple[Path, Sample]]:
+    """The files Microsoft Office, phones, cameras and pdfTeX wrote
+    (tests/sanitize/program_corpus.py), as `make program-corpus` fetched them."""
+    where = folder(corpus_root())
+    files = {f"{s.family} ({s.name})": (where / s.name, s) for s in SAMPLES}
+    if not all(path.exists() for path, _ in files.values()):
+        raise SystemExit(f"sanitize bench: no program corpus in {where}; "
+                         "`make program-corpus` fetches it")
+    return files
 
 
 def large_video(corpus: Corpus) -> Path:
@@ -267,7 +281,8 @@ def _slug(tool: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", tool).strip("-")
 
 
-def measure(family: str, source: Path, tool: str, repeat: int, work: Path) -> Row:
+def measure(family: str, source: Path, tool: str, repeat: int, work: Path,
+            sample: Sample | None = None) -> Row:
     clean = TOOLS[tool]
     spool = work / "spool"
     spool.mkdir(exist_ok=True)
@@ -285,23 +300,29 @@ def measure(family: str, source: Path, tool: str, repeat: int, work: Path) -> Ro
         left = "refused"
     else:
         found = leftovers(first) + [f"planted {p!r}" for p in planted_anywhere(first)]
+        if sample is not None:  # what the program itself wrote into it
+            found += [f"carried {v!r}" for v in identifying(first, sample)]
         left = "nothing" if not found else f"{len(found)}: " + ", ".join(
             f.split("=")[0] for f in found[:4]) + (" ..." if len(found) > 4 else "")
     return Row(family, tool, repeat, source.stat().st_size * repeat, seconds, left, growth)
 
 
-def rows(repeat: int, scale: int) -> list[Row]:
+def rows(repeat: int, scale: int, programs_only: bool = False) -> list[Row]:
     out = []
     with tempfile.TemporaryDirectory(prefix="sanitize-bench-") as tmp:
         root = Path(tmp)
-        (root / "corpus").mkdir()
-        files = make_files(Corpus(root / "corpus", scale))
-        files.update(real_files(root / "real"))
-        for family, source in files.items():
+        files: dict[str, tuple[Path, Sample | None]] = {}
+        if not programs_only:
+            (root / "corpus").mkdir()
+            made = make_files(Corpus(root / "corpus", scale))
+            made.update(real_files(root / "real"))
+            files = {family: (path, None) for family, path in made.items()}
+        files.update(program_files())
+        for family, (source, sample) in files.items():
             for tool in TOOLS:
-                work = root / family.split()[0] / family.replace(" ", "_") / _slug(tool)
+                work = root / family.split()[0] / _slug(family) / _slug(tool)
                 work.mkdir(parents=True)
-                out.append(measure(family, source, tool, repeat, work))
+                out.append(measure(family, source, tool, repeat, work, sample))
     return out
 
 
@@ -321,8 +342,8 @@ def summary(measured: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table(repeat: int = 3, scale: int = 8) -> str:
-    measured = rows(repeat, scale)
+def table(repeat: int = 3, scale: int = 8, programs_only: bool = False) -> str:
+    measured = rows(repeat, scale, programs_only)
     lines = ["| family | file | tool | s/file | files/s | MB/s | size after | "
              "identifying fields left |",
              "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
@@ -340,9 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=8,
                         help="picture sides x 96x64 pixels, media x 1 second (default 8)")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument("--programs-only", action="store_true",
+                        help="only the files Office, phones and pdfTeX wrote (program corpus)")
     args = parser.parse_args(argv)
-    missing = [t for t in ("exiftool", "mat2", "ffmpeg", "ffprobe", "soffice", "pdflatex",
-                           "heif-enc", "avifenc", "cjxl", "zip") if not shutil.which(t)]
+    needed = ("exiftool", "mat2") if args.programs_only else (
+        "exiftool", "mat2", "ffmpeg", "ffprobe", "soffice", "pdflatex", "heif-enc", "avifenc",
+        "cjxl", "zip")
+    missing = [t for t in needed if not shutil.which(t)]
     if missing:
         print(f"sanitize bench: missing {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -350,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             "`intake`: a plain file in and a plain file out through the sandboxed child,\n"
             "on the same terms as the other tools. `intake, envelope to envelope`: the\n"
             "server's own path, from the upload's envelope until the cleaned copy is in\n"
-            "its own, decrypting and encrypting included.\n\n" + table(args.repeat, args.scale))
+            "its own, decrypting and encrypting included.\n\n"
+            + table(args.repeat, args.scale, args.programs_only))
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -22,6 +22,7 @@ after cleaning.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -205,9 +206,27 @@ SAMPLES = (
 )
 
 
+def corpus_root() -> Path:
+    """In the virtualenv, where `make test` fetches it, unless told elsewhere."""
+    return Path(os.environ.get("INTAKE_PROGRAM_CORPUS", Path(sys.prefix) / "program-corpus"))
+
+
 def folder(root: Path) -> Path:
     """Where the files are, under the corpus folder."""
     return root / "files"
+
+
+def identifying(path: Path, sample: Sample) -> list[str]:
+    """Which of the sample's identifying values `path` holds: its strings in
+    any part (decompressed; UTF-8 or UTF-16), its tags as ExifTool reads them."""
+    from sanitize.sanitize_corpus import every_part, exiftool_json
+
+    data = every_part(path.read_bytes())
+    found = [v for v in sample.carries
+             if any(v.encode(code) in data for code in ("utf-8", "utf-16-le", "utf-16-be"))]
+    tags = {key.split(":")[-1] for key, value in exiftool_json(path).items()
+            if value not in ("", None, [])}
+    return found + sorted(set(sample.tags) & tags)
 
 
 def _sha256(path: Path) -> str:

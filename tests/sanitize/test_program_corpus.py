@@ -9,23 +9,18 @@ kind that is not cleaned, is refused and the receipt tells the witness."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from browsers import missing
 
-from sanitize.program_corpus import SAMPLES, Sample, folder
-from sanitize.sanitize_corpus import every_part, exiftool_json, leftovers
+from sanitize.program_corpus import SAMPLES, corpus_root, folder, identifying
+from sanitize.sanitize_corpus import leftovers
 from sanitize.test_upload_path import decrypted, post
 
-# In the virtualenv, where `make test` fetches it, unless told elsewhere.
-ROOT = Path(os.environ.get("INTAKE_PROGRAM_CORPUS", Path(sys.prefix) / "program-corpus"))
 OFFICE = {"docx", "pptx", "xlsx"}
-PICTURES = {"heic", "jpeg"}
 # Elements that hold the words of Word, PowerPoint and Excel: w:t, a:t, t;
 # and a cell's value, v.
 WORDS = {"t", "v"}
@@ -33,26 +28,11 @@ WORDS = {"t", "v"}
 
 @pytest.fixture(scope="module")
 def files() -> dict[str, Path]:
-    where = folder(ROOT)
+    where = folder(corpus_root())
     paths = {s.name: where / s.name for s in SAMPLES}
     if not all(p.exists() for p in paths.values()):
         missing(f"the program corpus ({where})")
     return paths
-
-
-def _found(data: bytes, values) -> list[str]:
-    return [v for v in values
-            if any(v.encode(code) in data for code in ("utf-8", "utf-16-le", "utf-16-be"))]
-
-
-def _tags(path: Path) -> set[str]:
-    return {key.split(":")[-1] for key, value in exiftool_json(path).items()
-            if value not in ("", None, [])}
-
-
-def _identifying(path: Path, sample: Sample) -> list[str]:
-    return (_found(every_part(path.read_bytes()), sample.carries)
-            + sorted(set(sample.tags) & _tags(path)))
 
 
 def _words(data: bytes) -> list[str]:
@@ -101,7 +81,7 @@ def test_the_corpus_spans_the_programs_witnesses_use():
 def test_each_file_comes_out_clean_and_whole(sample, files, sanitized):
     original = files[sample.name]
     # The list still says what the file holds: every value is there to begin with.
-    assert sorted(_identifying(original, sample)) == sorted([*sample.carries, *sample.tags])
+    assert sorted(identifying(original, sample)) == sorted([*sample.carries, *sample.tags])
     result, out = sanitized(original)
     if not sample.cleaned:
         assert not result.ok and not result.hostile and out is None
@@ -109,7 +89,7 @@ def test_each_file_comes_out_clean_and_whole(sample, files, sanitized):
         return
     assert result.ok, result.reason
     assert result.removed
-    assert _identifying(out, sample) + leftovers(out) == []
+    assert identifying(out, sample) + leftovers(out) == []
     assert _content(out, sample.family) == _content(original, sample.family)
 
 
@@ -132,7 +112,7 @@ def test_through_the_form_nothing_identifying_is_stored(files, client, app, team
             continue
         assert record is not None and record["sanitized"] is True, sample.name
         saved = folder_ / record["saved_as"]
-        left = _identifying(saved, sample) + leftovers(saved)
+        left = identifying(saved, sample) + leftovers(saved)
         if left:
             problems.append(f"{sample.name}: {left}")
     assert problems == []
