@@ -38,7 +38,8 @@ from test_triage_pages import picture
 from vault_helpers import PASSPHRASE, Desk, make_server, make_team
 from werkzeug.serving import make_server as wsgi_server
 
-from intake.workstation.jobs import JobFailed, Jobs
+from intake.workstation.jobs import Jobs
+from intake.workstation.replies import ReplyError
 
 LANGS = ("uk", "ru", "be", "en")
 REPLY = "Дякуємо. Чи можете надіслати ще фото?"
@@ -323,7 +324,7 @@ def test_a_running_export_and_a_failed_one_in_each_language(browser, vault, tmp_
 
     def broken(job):
         job.progress(1, 10)
-        raise JobFailed("the disk is full")
+        raise ReplyError("%(file)s exists already; choose another name", file="replies.tar")
 
     running, failed = jobs.start("case", "school", slow), jobs.start("replies", "", broken)
     server = wsgi_server("127.0.0.1", 0, app, threaded=True)
@@ -344,7 +345,10 @@ def test_a_running_export_and_a_failed_one_in_each_language(browser, vault, tmp_
                         if name == "running":
                             assert page.locator("progress").get_attribute("value") == "3"
                         else:
-                            assert "the disk is full" in page.locator("#state").inner_text()
+                            # The reason in the page's language, the file's name as it is.
+                            reason = page.locator("#state").inner_text()
+                            assert "replies.tar" in reason
+                            assert (lang == "en") == ("exists already" in reason)
                         key = f"{name}, {lang}" + (" (axe)" if javascript else "")
                         problems[key] = audit(page) if javascript else _checked(page, lang)
                 finally:
