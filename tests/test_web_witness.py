@@ -654,6 +654,53 @@ def test_a_retry_while_the_first_is_received_waits_for_its_answer(app, client, m
     assert _counts(app) == (1, 1)
 
 
+def test_retries_sent_over_and_over_hold_few_threads(app, client, monkeypatch):
+    """Retries of one form whose first is still being received: two wait for
+    its answer, the others are answered at once with the "still being
+    received" page, so they cannot hold every app thread between them."""
+    import threading
+
+    from intake.server.witness import receipts
+    from intake.server.witness import submit as submit_module
+
+    real, started, release = submit_module.receive, threading.Event(), threading.Event()
+
+    def slow(*args, **kwargs):
+        started.set()
+        release.wait(60)  # still sealing while the retries come
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(submit_module, "receive", slow)
+    monkeypatch.setattr(receipts, "WAIT_SECONDS", 4)
+    fields = _form_fields(client)
+    cookie = client.get_cookie("intake_session").value
+    first = threading.Thread(target=lambda: client.post(
+        "/en/submit", data=dict(fields), content_type="multipart/form-data"))
+    first.start()
+    assert started.wait(10)
+    answers: list[tuple[int, float, str]] = []
+
+    def retry():
+        other = app.test_client()
+        other.set_cookie("intake_session", cookie)
+        began = time.monotonic()
+        r = other.post("/en/submit", data=dict(fields), content_type="multipart/form-data")
+        answers.append((r.status_code, time.monotonic() - began, r.get_data(as_text=True)))
+
+    retries = [threading.Thread(target=retry) for _ in range(6)]
+    for t in retries:
+        t.start()
+    for t in retries:
+        t.join(30)
+    release.set()
+    first.join(30)
+    assert [a[0] for a in answers] == [409] * 6
+    assert all("still being received" in a[2] for a in answers)
+    quick = [a for a in answers if a[1] < 2]
+    assert len(quick) == 6 - receipts.WAITING_AT_ONCE, [round(a[1], 2) for a in answers]
+    assert _counts(app) == (1, 1)
+
+
 def test_a_form_that_was_refused_can_be_sent_again(app, client):
     fields = {**_form_fields(client), "testimony": "", "keep_original": ""}
     refused = client.post("/en/submit", data=fields, content_type="multipart/form-data")

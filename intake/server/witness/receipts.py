@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 from dataclasses import asdict
 
@@ -35,6 +36,11 @@ SHOWN_SECONDS = 3600  # how long a receipt shows the codename at most
 KEPT = 5  # receipts a session remembers; older ones are forgotten
 CLAIM_SECONDS = 900  # a claim older than this was left by a worker that stopped
 WAIT_SECONDS = 30  # how long a retry waits for the first to be received
+# Retries that may wait at once in a worker: each holds an app thread while it
+# waits, so retries of one slow submission, sent over and over, could hold
+# every thread. Past these, a retry is answered at once ("still being received").
+WAITING_AT_ONCE = 2
+_waiting = threading.BoundedSemaphore(WAITING_AT_ONCE)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _ID = re.compile(r"[0-9a-f]{32}")
 
@@ -73,18 +79,26 @@ def _answer(once: dict, token: str) -> str | None:
 
 def answered(token: str | None) -> str | None:
     """The receipt id a form with this token already led to, or None. While
-    the first is still being received, waits for it (a few seconds at most),
-    else raises StillReceiving."""
+    the first is still being received, waits for it (WAIT_SECONDS at most,
+    and only while fewer than WAITING_AT_ONCE others wait), else raises
+    StillReceiving."""
     if token is None:
         return None
     answer = _answer(session.get(ONCE, {}), token)
-    deadline = time.monotonic() + WAIT_SECONDS
-    while answer == "claimed":
-        if time.monotonic() > deadline:
-            raise StillReceiving()
-        time.sleep(1)  # the first request is still sealing; its answer is stored
-        answer = _answer(_stored().get(ONCE, {}), token)
-    return answer
+    if answer != "claimed":
+        return answer
+    if not _waiting.acquire(blocking=False):
+        raise StillReceiving()
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while answer == "claimed":
+            if time.monotonic() > deadline:
+                raise StillReceiving()
+            time.sleep(1)  # the first request is still sealing; its answer is stored
+            answer = _answer(_stored().get(ONCE, {}), token)
+        return answer
+    finally:
+        _waiting.release()
 
 
 def _merge_stored() -> None:
