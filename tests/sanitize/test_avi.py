@@ -444,18 +444,39 @@ def test_a_jpeg_filed_under_the_audio_stream_loses_its_exif_too(corpus):
     assert planted_in_bytes(out) == [] and len(out) == len(data)
 
 
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", 2 + len(body)) + body
+
+
 def test_jpeg_segments_are_zeroed_in_place_and_the_picture_kept():
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"AVI1" + bytes(10)
-    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(MAKE)) + b"Exif\0\0" + MAKE.encode()
-    com = b"\xff\xfe" + struct.pack(">H", 2 + len(AUTHOR)) + AUTHOR.encode()
-    app14 = b"\xff\xee" + struct.pack(">H", 14) + b"Adobe" + bytes(7)
-    rest = b"\xff\xdb\x00\x04\x00\x01\xff\xda\x00\x02" + MAKE.encode() + b"\xff\xd9"
-    frame = bytearray(b"\xff\xd8\xff" + app0 + app1 + com + app14 + rest)
+    """Before the picture data, between the scans of a progressive JPEG and
+    after its end: all zeroed, but the second field of an interlaced frame,
+    and the picture data, as they were."""
+    app0 = _segment(0xE0, b"AVI1" + bytes(10))
+    app1 = _segment(0xE1, b"Exif\0\0" + MAKE.encode())
+    app14 = _segment(0xEE, b"Adobe" + bytes(7))
+    scan = _segment(0xDB, b"\x00\x01") + _segment(0xDA, b"\x01") + \
+        b"\x12\xff\x00\x34\xff\xd0" + MAKE.encode()  # a stuffed 0xFF, a restart marker
+    between = _segment(0xFE, AUTHOR.encode()) + _segment(0xED, b"Photoshop 3.0\0" + SERIAL.encode())
+    field = b"\xff\xd8" + app0 + scan + b"\xff\xd9"
+    first = b"\xff\xd8" + app0 + app1 + _segment(0xFE, AUTHOR.encode()) + app14 + scan + \
+        between + scan + b"\xff\xff\xd9"
+    frame = bytearray(first + field + SERIAL.encode())
     before = bytes(frame)
     assert avi._jpeg(frame) and len(frame) == len(before)
-    assert MAKE.encode() not in frame[:frame.index(b"\xff\xda")] and AUTHOR.encode() not in frame
-    assert app0 in frame and app14 in frame and frame.endswith(rest)  # the picture data as it was
+    assert planted_in_bytes(bytes(frame).replace(scan, b"")) == []
+    assert bytes(frame).count(scan) == 3 and app0 in frame and app14 in frame
+    assert bytes(frame).endswith(field + bytes(len(SERIAL)))
     assert not avi._jpeg(frame)  # nothing more to zero
+    assert planted_in_bytes(bytes(frame)) == [MAKE]  # the picture data's own bytes, kept
+
+
+def test_the_main_headers_reserved_bytes_are_zeroed(clip):
+    data = bytearray(clip)
+    avih = data.index(b"avih") + 8
+    data[avih + 40:avih + 56] = SERIAL.encode()[:8] * 2
+    walk, out = plan_of(bytes(data))
+    assert out[avih + 40:avih + 56] == bytes(16) and out[avih:avih + 40] == data[avih:avih + 40]
 
 
 def test_no_header_byte_makes_the_rewriter_crash_or_overreach(corpus, clip):

@@ -10,12 +10,13 @@ put EXIF and maker data) and `strn` (its name), and every chunk or list this
 module does not know; the contents of `JUNK` chunks are zeroed too, and so
 are pad bytes and the bytes past the RIFF file. What stays as it is: `avih`,
 each stream's `strh`, `strf` and `vprp` (what the frames are and how they
-are shown), the frames themselves, and `idx1`. A frame that is a JPEG
-(MJPEG: cameras put EXIF in every frame; in any stream, since one filed
-under the audio stream would carry its EXIF all the same) keeps its
-picture: its APP1-APP13 and APP15 segments and comments become comments of
-zeros of the same size (APP0, JFIF or AVI1's field order, and APP14,
-Adobe's colour transform, say how to decode it).
+are shown; avih's reserved bytes are zeroed), the frames themselves, and
+`idx1`. A frame that is a JPEG (MJPEG: cameras put EXIF in every frame; in
+any stream, since one filed under the audio stream would carry its EXIF all
+the same) keeps its picture: its APP1-APP13 and APP15 segments and comments
+become comments of zeros of the same size (APP0, JFIF or AVI1's field
+order, and APP14, Adobe's colour transform, say how to decode it), and
+whatever follows its end, but a second field, is zeroed.
 
 Only files whose every stream is audio or video are taken: a text or data
 stream would have to be dropped and the streams after it renumbered in
@@ -33,6 +34,7 @@ of the copy has gone out: the copy is then cut short, and not kept.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,8 +52,13 @@ MAX_STREAMS = 100  # two digits in every chunk id
 PADDING = {b"JUNK", b"junk", b"PAD ", b"FLLR", b"free"}
 KINDS = {b"vids": "video", b"auds": "audio"}
 KEPT_IN_STREAM = {b"strh", b"strf", b"vprp"}
+AVIH_FIELDS = 40  # then 16 reserved bytes, zero
+STRH_FIELDS = 64  # with rcFrame as four longs, as some writers have it
 # JPEG markers whose segment carries no picture: APP1-APP13, APP15, COM.
 JPEG_DROPPED = {*range(0xE1, 0xEE), 0xEF, 0xFE}
+# In coded data, 0xFF is followed by 0 (a stuffed byte), a restart marker
+# or more 0xFF: anything else is the next marker.
+NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 ZEROS = bytes(1024 * 1024)
 
 Piece = tuple[str, "bytes | int"]  # ("bytes", b), ("copy", n) or ("zero", n)
@@ -202,21 +209,26 @@ class Walk:
         return names or [here]
 
     def _header(self, body: bytes) -> bytes:
-        """The hdrl list's body, edited: avih and each stream's strh, strf
-        and vprp kept, the rest zeroed JUNK."""
-        out = bytearray(body)
+        """The hdrl list's body, built on zeros: avih's fields and each
+        stream's strh, strf and vprp copied in; every other chunk a JUNK
+        header over zeros; reserved fields, pad bytes and stray bytes stay
+        zero."""
+        out = bytearray(len(body))
+        out[:4] = body[:4]
         declared = None
         for kind, at, n in _chunks(body, 4):
             if kind == b"avih":
                 if n < 56 or declared is not None:
                     raise Unsupported("main header wrong")
                 declared = struct.unpack_from("<I", body, at + 24)[0]
+                out[at - 8:at + AVIH_FIELDS] = body[at - 8:at + AVIH_FIELDS]
             elif kind == b"LIST" and body[at:at + 4] == b"strl":
+                out[at - 8:at + 4] = body[at - 8:at + 4]
                 self._stream(body, at, n, out)
             elif kind == b"LIST" and body[at:at + 4] == b"odml":
                 raise Unsupported("OpenDML")
             else:
-                _blank(out, kind, at, n, self.removed)
+                _drop(out, kind, body[at:at + 4], at, n, self.removed)
         if declared is None or declared != len(self.streams) or not self.streams:
             raise Unsupported("the stream count disagrees")
         return bytes(out)
@@ -230,6 +242,8 @@ class Walk:
                 if kind in found:
                     raise Unsupported("two stream headers")
                 found.add(kind)
+                kept = min(length, STRH_FIELDS) if kind == b"strh" else length
+                out[inner - 8:inner + kept] = body[inner - 8:inner + kept]
             if kind == b"strh":
                 if length < 48 or body[inner:inner + 4] not in KINDS:
                     raise Unsupported("a stream neither audio nor video")
@@ -240,7 +254,7 @@ class Walk:
             elif kind == b"indx" or kind[:2] == b"ix":
                 raise Unsupported("OpenDML")
             elif kind not in KEPT_IN_STREAM:
-                _blank(out, kind, inner, length, self.removed)
+                _drop(out, kind, body[inner:inner + 4], inner, length, self.removed)
         if not {b"strh", b"strf"} <= found:
             raise Unsupported("a stream without its headers")
 
@@ -303,13 +317,13 @@ def _chunks(body: bytes, pos: int) -> Iterator[tuple[bytes, int, int]]:
         pos += 8 + n + (n & 1)
 
 
-def _blank(out: bytearray, kind: bytes, at: int, n: int, removed: list[str]) -> None:
+def _drop(out: bytearray, kind: bytes, form: bytes, at: int, n: int,
+          removed: list[str]) -> None:
+    """A JUNK header over the zeros of `out` where the chunk was."""
     if kind not in PADDING:
-        name = field_name(bytes(out[at:at + 4])) if kind == b"LIST" and n >= 4 else ""
-        removed.append(f"chunk:{field_name(kind)}" + (f":{name}" if name else ""))
-    out[at - 8:at - 4] = b"JUNK"
-    end = min(at + n + (n & 1), len(out))
-    out[at:end] = bytes(end - at)
+        name = f":{field_name(form)}" if kind == b"LIST" and len(form) == 4 else ""
+        removed.append(f"chunk:{field_name(kind)}{name}")
+    out[at - 8:at] = struct.pack("<4sI", b"JUNK", n)
 
 
 def _stream_number(kind: bytes) -> int | None:
@@ -319,22 +333,31 @@ def _stream_number(kind: bytes) -> int | None:
 
 
 def _jpeg(frame: bytearray) -> bool:
-    """Zeroes, in place, the metadata segments ahead of a JPEG frame's
-    picture data, each made a comment of the same size. Stops at what it
-    cannot read (the decoder reads no further either). True if any segment
-    held anything."""
+    """Zeroes, in place, a JPEG frame's metadata segments (each made a
+    comment of the same size), wherever they are (before the picture data or
+    between the scans of a progressive one), and every byte after its end
+    (EOI) but a second field's JPEG. Stops at what it cannot read (the
+    decoder reads no further either). True if anything it zeroed held
+    anything."""
     pos, changed = 2, False
-    while pos + 4 <= len(frame):
+    while pos + 2 <= len(frame):
         if frame[pos] != 0xFF:
             return changed
         marker = frame[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length; D8: a second field
             pos += 2
             continue
-        if marker in (0xD9, 0xDA):  # the end, or the picture data
+        if marker == 0xD9:
+            pos += 2
+            if frame[pos:pos + 3] == b"\xff\xd8\xff":
+                continue
+            changed = changed or any(frame[pos:])
+            frame[pos:] = bytes(len(frame) - pos)
+            return changed
+        if pos + 4 > len(frame):
             return changed
         (length,) = struct.unpack_from(">H", frame, pos + 2)
         if length < 2 or pos + 2 + length > len(frame):
@@ -344,6 +367,11 @@ def _jpeg(frame: bytearray) -> bool:
             frame[pos + 1] = 0xFE
             frame[pos + 4:pos + 2 + length] = bytes(length - 2)
         pos += 2 + length
+        if marker == 0xDA:  # coded data, to the next marker
+            found = NEXT_MARKER.search(frame, pos)
+            if found is None:
+                return changed
+            pos = found.start()
     return changed
 
 
