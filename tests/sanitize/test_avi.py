@@ -420,6 +420,17 @@ def test_chunks_in_the_frames_that_are_no_stream_become_zeros(clip):
     assert {"chunk:zz99", "chunk:05dc"} <= set(walk.removed)
 
 
+def test_many_unknown_chunks_are_each_named_once(clip):
+    at, end = movi(clip)
+    extra = b"".join(struct.pack("<4sI", b"zz%02d" % (n % 100), 0) for n in range(200_000))
+    data = bytearray(clip[:at + 12] + extra + clip[at + 12:])
+    struct.pack_into("<I", data, at + 4, end - at - 8 + len(extra))
+    struct.pack_into("<I", data, 4, len(data) - 8)
+    walk, out = plan_of(bytes(data))
+    assert len(out) == len(data) and out[at + 12:at + 12 + len(extra)].count(b"JUNK") == 200_000
+    assert len(walk.removed) < 200
+
+
 def test_an_index_entry_for_no_stream_is_refused(clip):
     at, end = movi(clip)
     data = bytearray(clip)

@@ -49,6 +49,7 @@ MAX_HEADER = 1024 * 1024  # the hdrl list, read whole: a real one is a few KiB
 MAX_BEFORE_MOVI = 4 * 1024 * 1024  # held for the check, with the start of the frames
 MAX_FRAME = 16 * 1024 * 1024  # a JPEG frame read whole to blank its segments
 MAX_STREAMS = 100  # two digits in every chunk id
+MAX_NAMES = 1000  # of what was removed: a hostile file can hold millions of chunks
 PADDING = {b"JUNK", b"junk", b"PAD ", b"FLLR", b"free"}
 KINDS = {b"vids": "video", b"auds": "audio"}
 KEPT_IN_STREAM = {b"strh", b"strf", b"vprp"}
@@ -189,8 +190,9 @@ class Walk:
 
     def _dropped(self, kind: bytes, n: int, form: bytes) -> Iterator[Piece]:
         """A chunk that goes: a JUNK chunk of zeros of the same size."""
-        if kind not in PADDING:
-            self.removed += self._names(kind, n, form)
+        if kind not in PADDING and len(self.removed) < MAX_NAMES:
+            self.removed += [name for name in self._names(kind, n, form)
+                             if name not in self.removed]
         yield "bytes", struct.pack("<4sI", b"JUNK", n)
         yield "zero", n
 
