@@ -1,10 +1,13 @@
 """Video, and the audio that mutagen does not handle (WAV, AIFF, M4A).
 
 MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4),
-and WAV and AIFF chunk by chunk (intake.server.sanitize.iff), where those
-modules vouch for the file, as the upload streams through: never held
-whole, whatever its size. Everything else here goes through ffmpeg stream
-copy: no re-encoding, only the video and audio streams.
+WAV and AIFF chunk by chunk (intake.server.sanitize.iff), and AVI edited in
+place (intake.server.sanitize.avi), where those modules vouch for the file,
+as the upload streams through: never held whole, whatever its size.
+Everything else here goes through ffmpeg stream copy: no re-encoding, only
+the video and audio streams. (ffmpeg's copy of an AVI keeps each MJPEG
+frame's EXIF, and a camera's `strd` EXIF as the codec configuration of a
+stream that has none: the in-place edit removes both.)
 
 `-map 0` would also copy data tracks, and GoPro GPMF and Apple mebx tracks
 carry GPS; `-map 0:V` takes video but not attached pictures (cover art).
@@ -27,7 +30,7 @@ import struct
 import subprocess
 import threading
 
-from intake.server.sanitize import iff, mp4, verify
+from intake.server.sanitize import avi, iff, mp4, verify
 from intake.server.sanitize.base import Cleaned, Refused, field_name
 from intake.server.sanitize.stream import Input, write_all
 from intake.server.sanitize.verify import FEED_AFTER_INDEX
@@ -40,8 +43,8 @@ MP4_BRANDS = {b"qt  ": ("mov", "video/quicktime"), b"M4A ": ("ipod", "audio/mp4"
               b"M4B ": ("ipod", "audio/mp4"), b"3gp": ("3gp", "video/3gpp"),
               b"3g2": ("3g2", "video/3gpp2")}
 # Families rewritten here as they stream through, where the rewrite vouches
-# for the file (mp4.py, iff.py); ffmpeg cleans the rest.
-REWRITTEN = frozenset({"mp4", "wav", "aiff"})
+# for the file (mp4.py, iff.py, avi.py); ffmpeg cleans the rest.
+REWRITTEN = frozenset({"mp4", "wav", "aiff", "avi"})
 # Containers whose demuxer and muxer work on pipes: one too large for the
 # memory files streams through ffmpeg instead (_piped).
 PIPED = frozenset({"mkv", "webm"})
@@ -110,8 +113,10 @@ def clean(family: str, inp: Input, size: int, cap: int, memory: int | None = Non
     (Limits.media_memory), when ffmpeg must clean it."""
     if family in REWRITTEN:
         try:
-            return _mp4(inp, size, cap) if family == "mp4" else _chunks(inp, size, cap)
-        except (mp4.Unsupported, iff.Unsupported, MemoryError):
+            if family == "mp4":
+                return _mp4(inp, size, cap)
+            return _avi(inp, size, cap) if family == "avi" else _chunks(inp, size, cap)
+        except (mp4.Unsupported, iff.Unsupported, MemoryError):  # avi's is iff's
             # ffmpeg below, in its own process and memory, on the upload read again
             if memory is not None and 2 * size > memory:
                 raise Refused("too large to clean in memory (a layout only ffmpeg "
@@ -301,6 +306,24 @@ def _chunks(inp: Input, size: int, cap: int) -> Cleaned:
               "format": {"duration": plan.duration}}
     return Cleaned(plan.head + held, plan.removed, tool="", detected_type=plan.kind,
                    before=before, rest=rest, rest_length=left + len(plan.tail), sized=True)
+
+
+def _avi(inp: Input, size: int, cap: int) -> Cleaned:
+    """The in-place edit of an AVI file (intake.server.sanitize.avi),
+    streamed: the header and the first FEED_AFTER_INDEX bytes of frames are
+    held back, for the check, until the frame goes out; the rest is edited
+    as it goes from stdin to stdout, and is as long as the upload."""
+    if size > cap:
+        raise Refused("cleaned file too large")
+    walk = avi.Walk(inp, size)
+    held = walk.take(FEED_AFTER_INDEX)
+    # What the copy must keep, from the original's headers: the check's
+    # ffprobe reads the copy's, with the first frames.
+    before = {"streams": [{"codec_type": k} for k in walk.streams],
+              "format": {"duration": walk.duration}}
+    return Cleaned(held, list(dict.fromkeys(walk.removed)), tool="",
+                   detected_type=KINDS["avi"], before=before, rest=walk.rest,
+                   rest_length=size - len(held), sized=True)
 
 
 def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) -> Cleaned:

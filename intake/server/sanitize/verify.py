@@ -258,7 +258,8 @@ def check_media(cleaned: Cleaned) -> None:
     rewrite's reading of it)."""
     if cleaned.sized:
         after, original = _probe_sized(cleaned)
-        _same_sound(after, original)
+        if "channels" in original["streams"][0]:  # a WAV or AIFF rewrite's
+            _same_sound(after, original)
     else:
         whole = not cleaned.data and cleaned.ranges[:1] == [(0, cleaned.length)]
         after, original = probe(cleaned.fd, None if whole else cleaned,  # type: ignore[arg-type]

@@ -1,0 +1,398 @@
+"""AVI 1.0 edited in place as it streams through: every byte keeps its
+offset, so the index (idx1, whose offsets count from the movi list) stays
+true, the copy is as long as the upload, and the samples go from input to
+output in pieces, never held whole.
+
+What goes becomes a `JUNK` chunk of the same size, its contents zeroed: the
+INFO list (title, artist, comment, ISFT's encoder...), `IDIT` (the date a
+camera took it), Nikon's `ncdt` list, each stream's `strd` (where cameras
+put EXIF and maker data) and `strn` (its name), and every chunk or list this
+module does not know; the contents of `JUNK` chunks are zeroed too, and so
+are pad bytes and the bytes past the RIFF file. What stays as it is: `avih`,
+each stream's `strh`, `strf` and `vprp` (what the frames are and how they
+are shown; avih's reserved bytes are zeroed), the frames themselves, and
+`idx1`. A frame that is a JPEG (MJPEG: cameras put EXIF in every frame; in
+any stream, since one filed under the audio stream would carry its EXIF all
+the same) keeps its picture: its APP1-APP13 and APP15 segments and comments
+become comments of zeros of the same size (APP0, JFIF or AVI1's field
+order, and APP14, Adobe's colour transform, say how to decode it), and
+whatever follows its end, but a second field, is zeroed.
+
+Only files whose every stream is audio or video are taken: a text or data
+stream would have to be dropped and the streams after it renumbered in
+every chunk id and index entry; such files are rare, and ffmpeg cleans them.
+OpenDML (an `odml` list or `indx` index in the header; ffmpeg leaves a
+JUNK placeholder in files under 1 GiB), `rec ` lists, RIFX, sizes that
+disagree, and a header this module cannot read raise `Unsupported` before
+anything is sent, and the caller hands the file to ffmpeg, as for MP4.
+What is only found in the frames or after them (a chunk that overruns its
+list, `ix##` chunks, an index entry for no stream, a second RIFF `AVIX`)
+raises the same, but past the first frames held for the check the start
+of the copy has gone out: the copy is then cut short, and not kept.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from intake.server.sanitize.base import field_name
+from intake.server.sanitize.iff import FileSource, Source, Unsupported
+from intake.server.sanitize.stream import write_all
+
+__all__ = ["FileSource", "Unsupported", "Walk", "rewrite"]
+
+MAX_HEADER = 1024 * 1024  # the hdrl list, read whole: a real one is a few KiB
+MAX_BEFORE_MOVI = 4 * 1024 * 1024  # held for the check, with the start of the frames
+MAX_FRAME = 16 * 1024 * 1024  # a JPEG frame read whole to blank its segments
+MAX_STREAMS = 100  # two digits in every chunk id
+MAX_NAMES = 1000  # of what was removed: a hostile file can hold millions of chunks
+PADDING = {b"JUNK", b"junk", b"PAD ", b"FLLR", b"free"}
+KINDS = {b"vids": "video", b"auds": "audio"}
+KEPT_IN_STREAM = {b"strh", b"strf", b"vprp"}
+AVIH_FIELDS = 40  # then 16 reserved bytes, zero
+STRH_FIELDS = 64  # with rcFrame as four longs, as some writers have it
+# JPEG markers whose segment carries no picture: APP1-APP13, APP15, COM.
+JPEG_DROPPED = {*range(0xE1, 0xEE), 0xEF, 0xFE}
+# In coded data, 0xFF is followed by 0 (a stuffed byte), a restart marker
+# or more 0xFF: anything else is the next marker.
+NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+ZEROS = bytes(1024 * 1024)
+
+Piece = tuple[str, "bytes | int"]  # ("bytes", b), ("copy", n) or ("zero", n)
+
+
+@dataclass
+class Walk:
+    """The edited copy of the AVI file read from `src`, produced in order:
+    `take()` the start (the header and the first frames, for the check),
+    then `rest()` to a descriptor."""
+
+    src: Source
+    size: int
+    removed: list[str] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)  # "video" or "audio", in order
+    duration: float = 0.0
+    movi_at: int | None = None  # where the frames start
+    written: int = 0
+
+    def __post_init__(self) -> None:
+        self._pieces = self._walk()
+        self._pending: Piece | None = None
+
+    def _next(self) -> Piece | None:
+        if self._pending is not None:
+            piece, self._pending = self._pending, None
+            return piece
+        return next(self._pieces, None)
+
+    def take(self, frames: int) -> bytes:
+        """The copy up to `frames` bytes past the start of the frames."""
+        out = bytearray()
+        while (piece := self._next()) is not None:
+            kind, value = piece
+            if kind == "bytes":
+                out += value  # type: ignore[operator]
+                self.written += len(value)  # type: ignore[arg-type]
+            else:
+                n = value  # type: ignore[assignment]
+                room = n if self.movi_at is None else self.movi_at + frames - self.written
+                now = min(n, room)  # type: ignore[type-var]
+                if kind == "copy":
+                    out += self.src.read(now)
+                else:
+                    self.src.skip(now)
+                    out += bytes(now)
+                self.written += now
+                if now < n:  # type: ignore[operator]
+                    self._pending = (kind, n - now)  # type: ignore[operator]
+            if self.movi_at is not None and self.written >= self.movi_at + frames:
+                break
+        return bytes(out)
+
+    def rest(self, out: int) -> None:
+        """The remainder, to `out`; raises if the file turns out to be one
+        this module does not vouch for, or ends early."""
+        while (piece := self._next()) is not None:
+            kind, value = piece
+            if kind == "bytes":
+                write_all(out, value)  # type: ignore[arg-type]
+                self.written += len(value)  # type: ignore[arg-type]
+            elif kind == "copy":
+                self.src.copy(value, out)  # type: ignore[attr-defined]
+                self.written += value  # type: ignore[operator]
+            else:
+                left = value
+                while left:  # type: ignore[operator]
+                    now = min(left, len(ZEROS))  # type: ignore[type-var]
+                    self.src.skip(now)
+                    write_all(out, ZEROS[:now])
+                    left -= now  # type: ignore[operator]
+                self.written += value  # type: ignore[operator]
+        if self.written != self.size:
+            raise Unsupported("the copy is not as long as the upload")
+
+    # -- the walk ---------------------------------------------------------------
+
+    def _walk(self) -> Iterator[Piece]:
+        src, size = self.src, self.size
+        if size < 12:
+            raise Unsupported("too short")
+        head = src.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+            raise Unsupported("not an AVI file")
+        end = 8 + struct.unpack_from("<I", head, 4)[0]
+        if end > size:
+            raise Unsupported("sizes disagree, or cut short")
+        yield "bytes", head
+        pos, first = 12, True
+        while end - pos >= 8:
+            kind, n = struct.unpack("<4sI", src.read(8))
+            stop = pos + 8 + n
+            if stop > end:
+                raise Unsupported("a chunk runs past the end of the file")
+            form = src.peek(4) if kind == b"LIST" and n >= 4 else b""
+            if self.movi_at is None and form != b"movi" and stop > MAX_BEFORE_MOVI:
+                raise Unsupported("too much before the frames")
+            if first:
+                if form != b"hdrl" or n > MAX_HEADER:
+                    raise Unsupported("no header list first")
+                yield "bytes", struct.pack("<4sI", kind, n) + self._header(src.read(n))
+                first = False
+            elif form == b"movi" and self.movi_at is None:
+                src.skip(4)
+                yield "bytes", struct.pack("<4sI", kind, n) + form
+                self.movi_at = pos + 12
+                yield from self._frames(pos + 12, stop)
+            elif kind == b"idx1" and self.movi_at is not None:
+                yield "bytes", struct.pack("<4sI", kind, n)
+                yield from self._index(n)
+            else:
+                if form == b"movi":
+                    raise Unsupported("two movi lists")
+                yield from self._dropped(kind, n, form)
+            pos = stop
+            if n & 1 and pos < end:
+                yield "zero", 1
+                pos += 1
+        if self.movi_at is None:
+            raise Unsupported("no frames")
+        if pos < end:
+            yield "zero", end - pos
+        if end < size:
+            if src.peek(4) == b"RIFF":
+                raise Unsupported("OpenDML (a second RIFF)")
+            self.removed.append("bytes after the file")
+            yield "zero", size - end
+
+    def _dropped(self, kind: bytes, n: int, form: bytes) -> Iterator[Piece]:
+        """A chunk that goes: a JUNK chunk of zeros of the same size."""
+        if kind not in PADDING and len(self.removed) < MAX_NAMES:
+            self.removed += [name for name in self._names(kind, n, form)
+                             if name not in self.removed]
+        yield "bytes", struct.pack("<4sI", b"JUNK", n)
+        yield "zero", n
+
+    def _names(self, kind: bytes, n: int, form: bytes) -> list[str]:
+        """The dropped chunk's name, and for a small LIST the ids inside it
+        (INFO's IART, ICMT, ISFT...), never their values."""
+        if kind != b"LIST":
+            return [f"chunk:{field_name(kind)}"]
+        here = f"chunk:LIST:{field_name(form)}"
+        body = self.src.peek(min(n, 64 * 1024))
+        names, pos = [], 4
+        while pos + 8 <= len(body) and len(names) < 100:
+            item, length = struct.unpack_from("<4sI", body, pos)
+            names.append(f"{here}:{field_name(item)}")
+            pos += 8 + length + (length & 1)
+        return names or [here]
+
+    def _header(self, body: bytes) -> bytes:
+        """The hdrl list's body, built on zeros: avih's fields and each
+        stream's strh, strf and vprp copied in; every other chunk a JUNK
+        header over zeros; reserved fields, pad bytes and stray bytes stay
+        zero."""
+        out = bytearray(len(body))
+        out[:4] = body[:4]
+        declared = None
+        for kind, at, n in _chunks(body, 4):
+            if kind == b"avih":
+                if n < 56 or declared is not None:
+                    raise Unsupported("main header wrong")
+                declared = struct.unpack_from("<I", body, at + 24)[0]
+                out[at - 8:at + AVIH_FIELDS] = body[at - 8:at + AVIH_FIELDS]
+            elif kind == b"LIST" and body[at:at + 4] == b"strl":
+                out[at - 8:at + 4] = body[at - 8:at + 4]
+                self._stream(body, at, n, out)
+            elif kind == b"LIST" and body[at:at + 4] == b"odml":
+                raise Unsupported("OpenDML")
+            else:
+                _drop(out, kind, body[at:at + 4], at, n, self.removed)
+        if declared is None or declared != len(self.streams) or not self.streams:
+            raise Unsupported("the stream count disagrees")
+        return bytes(out)
+
+    def _stream(self, body: bytes, at: int, n: int, out: bytearray) -> None:
+        if len(self.streams) >= MAX_STREAMS:
+            raise Unsupported("too many streams")
+        found: set[bytes] = set()
+        for kind, inner, length in _chunks(body[:at + n], at + 4):
+            if kind in KEPT_IN_STREAM:
+                if kind in found:
+                    raise Unsupported("two stream headers")
+                found.add(kind)
+                kept = min(length, STRH_FIELDS) if kind == b"strh" else length
+                out[inner - 8:inner + kept] = body[inner - 8:inner + kept]
+            if kind == b"strh":
+                if length < 48 or body[inner:inner + 4] not in KINDS:
+                    raise Unsupported("a stream neither audio nor video")
+                self.streams.append(KINDS[body[inner:inner + 4]])
+                scale, rate, start, frames = struct.unpack_from("<IIII", body, inner + 20)
+                if rate:
+                    self.duration = max(self.duration, (start + frames) * scale / rate)
+            elif kind == b"indx" or kind[:2] == b"ix":
+                raise Unsupported("OpenDML")
+            elif kind not in KEPT_IN_STREAM:
+                _drop(out, kind, body[inner:inner + 4], inner, length, self.removed)
+        if not {b"strh", b"strf"} <= found:
+            raise Unsupported("a stream without its headers")
+
+    def _frames(self, pos: int, end: int) -> Iterator[Piece]:
+        """The movi list's chunks: each stream's frames copied (a JPEG
+        frame's metadata segments zeroed), anything else zeroed JUNK."""
+        src = self.src
+        while end - pos >= 8:
+            kind, n = struct.unpack("<4sI", src.read(8))
+            stop = pos + 8 + n
+            if stop > end:
+                raise Unsupported("a chunk runs past the frames")
+            number = _stream_number(kind)
+            if number is not None and number < len(self.streams):
+                yield "bytes", struct.pack("<4sI", kind, n)
+                # Any stream's: a JPEG filed under the audio stream plays as
+                # noise, and would carry its EXIF all the same.
+                if n <= MAX_FRAME and src.peek(3) == b"\xff\xd8\xff":
+                    frame = bytearray(src.read(n))
+                    if _jpeg(frame) and "JPEG segments in video frames" not in self.removed:
+                        self.removed.append("JPEG segments in video frames")
+                    yield "bytes", bytes(frame)
+                else:
+                    yield "copy", n
+            elif kind == b"LIST" and n >= 4 and src.peek(4) == b"rec ":
+                raise Unsupported("rec lists")
+            elif kind[:2] == b"ix" or kind == b"indx":
+                raise Unsupported("OpenDML")
+            else:
+                yield from self._dropped(kind, n, src.peek(4) if kind == b"LIST" else b"")
+            pos = stop
+            if n & 1 and pos < end:
+                yield "zero", 1
+                pos += 1
+        if pos < end:
+            yield "zero", end - pos
+
+    def _index(self, n: int) -> Iterator[Piece]:
+        """idx1 as it is, once each entry is seen to name a stream's chunk."""
+        left = n - n % 16
+        while left:
+            block = self.src.read(min(left, 4096 * 16))
+            for at in range(0, len(block), 16):
+                number = _stream_number(block[at:at + 4])
+                if number is None or number >= len(self.streams):
+                    raise Unsupported("an index entry for no stream")
+            yield "bytes", block
+            left -= len(block)
+        if n % 16:
+            yield "zero", n % 16
+
+
+def _chunks(body: bytes, pos: int) -> Iterator[tuple[bytes, int, int]]:
+    """(id, payload offset, size) of each chunk in `body` from `pos`."""
+    while len(body) - pos >= 8:
+        kind, n = struct.unpack_from("<4sI", body, pos)
+        if pos + 8 + n > len(body):
+            raise Unsupported("a chunk runs past its list")
+        yield kind, pos + 8, n
+        pos += 8 + n + (n & 1)
+
+
+def _drop(out: bytearray, kind: bytes, form: bytes, at: int, n: int,
+          removed: list[str]) -> None:
+    """A JUNK header over the zeros of `out` where the chunk was."""
+    if kind not in PADDING:
+        name = f":{field_name(form)}" if kind == b"LIST" and len(form) == 4 else ""
+        removed.append(f"chunk:{field_name(kind)}{name}")
+    out[at - 8:at] = struct.pack("<4sI", b"JUNK", n)
+
+
+def _stream_number(kind: bytes) -> int | None:
+    if len(kind) == 4 and kind[:2].isdigit() and kind[2:].isalpha():
+        return int(kind[:2])
+    return None
+
+
+def _jpeg(frame: bytearray) -> bool:
+    """Zeroes, in place, a JPEG frame's metadata segments (each made a
+    comment of the same size), wherever they are (before the picture data or
+    between the scans of a progressive one), and every byte after its end
+    (EOI) but a second field's JPEG. Stops at what it cannot read (the
+    decoder reads no further either). True if anything it zeroed held
+    anything."""
+    pos, changed = 2, False
+    while pos + 2 <= len(frame):
+        if frame[pos] != 0xFF:
+            return changed
+        marker = frame[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length; D8: a second field
+            pos += 2
+            continue
+        if marker == 0xD9:
+            pos += 2
+            if frame[pos:pos + 3] == b"\xff\xd8\xff":
+                continue
+            changed = changed or any(frame[pos:])
+            frame[pos:] = bytes(len(frame) - pos)
+            return changed
+        if pos + 4 > len(frame):
+            return changed
+        (length,) = struct.unpack_from(">H", frame, pos + 2)
+        if length < 2 or pos + 2 + length > len(frame):
+            return changed
+        if marker in JPEG_DROPPED:
+            changed = changed or marker != 0xFE or any(frame[pos + 4:pos + 2 + length])
+            frame[pos + 1] = 0xFE
+            frame[pos + 4:pos + 2 + length] = bytes(length - 2)
+        pos += 2 + length
+        if marker == 0xDA:  # coded data, to the next marker
+            found = NEXT_MARKER.search(frame, pos)
+            if found is None:
+                return changed
+            pos = found.start()
+    return changed
+
+
+class _Source(FileSource):
+    def copy(self, n: int, out: int) -> None:
+        write_all(out, self.read(n))
+
+
+def rewrite(fd: int, size: int) -> tuple[Walk, bytes]:
+    """The edited copy of the file in `fd`, whole (for tests)."""
+    walk = Walk(_Source(fd, size), size)
+    head = walk.take(0)
+    out = os.memfd_create("avi", os.MFD_CLOEXEC)
+    try:
+        walk.rest(out)
+        os.lseek(out, 0, os.SEEK_SET)
+        rest = b""
+        while piece := os.read(out, 1024 * 1024):
+            rest += piece
+    finally:
+        os.close(out)
+    return walk, head + rest
