@@ -254,6 +254,21 @@ def test_a_piece_arriving_meanwhile_is_told_locked(app, client):
     assert patch(client, url, 0, b"a" * 10).status_code == 204
 
 
+def test_a_piece_arriving_while_a_head_reads_the_offset_is_taken(app, client):
+    """A HEAD takes the lock for a moment to read the offset; a PATCH that
+    arrives just then waits for it instead of being refused (a client that
+    sent its piece and went is not told 423 for someone else's HEAD)."""
+    import threading
+
+    url = create(client, 100).headers["Location"]
+    partial = app.extensions[PARTIALS].open(
+        resumable.session_secret(app.secret_key, _cookie(client)), upload_id(url))
+    partial.lock()  # a HEAD reading the offset, for a moment
+    threading.Timer(resumable.LOCK_WAIT / 5, partial.unlock).start()
+    answer = patch(client, url, 0, b"a" * 10)
+    assert answer.status_code == 204 and answer.headers["Upload-Offset"] == "10"
+
+
 def _cookie(client) -> str:
     cookie = client.get_cookie("intake_session")
     return f"intake_session={cookie.value}"

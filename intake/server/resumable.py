@@ -42,6 +42,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,6 +58,8 @@ FOLDER = "uploads"
 CHUNK = 64 * 1024
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _PIECE_AD = b"intake-upload-piece/1:"
+# A lock held this briefly (a HEAD reading the offset) is waited for, not refused.
+LOCK_WAIT = 0.25
 
 
 class UploadRefused(Exception):
@@ -271,16 +274,25 @@ class Partial:
 
     # -- one request at a time ---------------------------------------------------
     def lock(self) -> None:
-        """Taken for a PATCH, a DELETE or the form that joins it; a second
-        request meanwhile is told Locked (423), not queued."""
+        """Taken for a PATCH, a DELETE or the form that joins it, and for a
+        moment by a HEAD; a second request meanwhile is told Locked (423),
+        not queued. A lock held for a moment (a HEAD reading the offset) is
+        waited for, up to LOCK_WAIT: a PATCH that arrives just then is not
+        refused for it."""
         fd = os.open(self.folder / "lock", os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise Locked() from exc
-            raise
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise Locked() from exc
+                time.sleep(0.01)
         self._lock_fd = fd
         # What another request wrote before the lock was taken.
         try:
