@@ -469,6 +469,13 @@ class Corpus:
         return self.ffmpeg("clip.webm", *self.VIDEO, *self.SINE, *self.TAGS,
                            "-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus")
 
+    def fragmented_mp4(self) -> Path:
+        """An MP4 in fragments (as some cameras and streaming recorders write):
+        a layout the box-by-box rewrite leaves to ffmpeg."""
+        return self.ffmpeg("fragments.mp4", *self.VIDEO, *self.SINE, *self.TAGS,
+                           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+                           "-movflags", "frag_keyframe+empty_moov")
+
     def avi(self) -> Path:
         return self.ffmpeg("clip.avi", *self.VIDEO, *self.SINE, *self.TAGS,
                            "-c:v", "mpeg4", "-c:a", "pcm_s16le")

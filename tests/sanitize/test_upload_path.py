@@ -159,7 +159,7 @@ def test_a_file_too_large_to_clean_is_named_so_on_the_receipt(client, app, corpu
     from intake.server.sanitize import Limits
 
     app.extensions["intake.sanitize_limits"] = Limits(media_memory=1024)
-    page = post(client, [corpus.avi()])
+    page = post(client, [corpus.fragmented_mp4()])
     text = " ".join(page.get_data(as_text=True).split())
     assert "this file is too large for us to clean." in text
     assert "it may be damaged" not in text and "Send it as it is" in text
