@@ -33,7 +33,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from intake.server.sanitize import mp4
 from intake.server.sanitize.base import field_name
+from intake.server.sanitize.mp4 import Unsupported  # one for every rewrite: ffmpeg gets it instead
 
 MAX_CHUNKS = 10_000  # a real file has a handful
 MAX_FORMAT = 64 * 1024  # a fmt, fact, COMM, ds64 or CHAN chunk is tens of bytes
@@ -54,37 +56,19 @@ AIFC_BITS: dict[bytes, set[int] | None] = {
 AIFC_VERSION = 0xA2805140  # the one AIFC version there is
 
 
-class Unsupported(Exception):
-    """Not a file this rewriter vouches for: ffmpeg gets it instead."""
-
-
-class Source(Protocol):
-    """The upload, read forward (intake.server.sanitize.stream.Input)."""
-
-    pos: int
-
-    def read(self, n: int) -> bytes: ...
-
-    def skip(self, n: int) -> None: ...
+class Source(mp4.Source, Protocol):
+    """The upload, read forward (intake.server.sanitize.stream.Input), which
+    can also be looked ahead into."""
 
     def peek(self, n: int) -> bytes: ...
 
 
-class FileSource:
+class FileSource(mp4.FileSource):
     """A file descriptor read as if it were a stream: for tests."""
 
     def __init__(self, fd: int, size: int):
-        self.fd, self.size, self.pos = fd, size, 0
-
-    def read(self, n: int) -> bytes:
-        data = self.peek(n)
-        if len(data) != n:
-            raise Unsupported("cut short")
-        self.pos += n
-        return data
-
-    def skip(self, n: int) -> None:
-        self.pos += n
+        super().__init__(fd)
+        self.size = size
 
     def peek(self, n: int) -> bytes:
         return os.pread(self.fd, min(n, self.size - self.pos), self.pos)

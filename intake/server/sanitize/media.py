@@ -116,7 +116,7 @@ def clean(family: str, inp: Input, size: int, cap: int, memory: int | None = Non
             if family == "mp4":
                 return _mp4(inp, size, cap)
             return _avi(inp, size, cap) if family == "avi" else _chunks(inp, size, cap)
-        except (mp4.Unsupported, iff.Unsupported, MemoryError):  # avi's is iff's
+        except (mp4.Unsupported, MemoryError):  # iff's and avi's are mp4's
             # ffmpeg below, in its own process and memory, on the upload read again
             if memory is not None and 2 * size > memory:
                 raise Refused("too large to clean in memory (a layout only ffmpeg "
