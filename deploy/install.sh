@@ -84,10 +84,18 @@ run tar -C "$PREFIX/src.new" -xf "$PREFIX/src.tar"
 run rm -f "$PREFIX/src.tar"
 run rm -rf "$PREFIX/src"
 run mv "$PREFIX/src.new" "$PREFIX/src"
-if [ -x "$VENV/bin/python" ]; then
+# Debian's own Python, by its path: the services cannot see /root or /home
+# (ProtectHome=yes), so a virtualenv made from a python found there (pyenv,
+# a user's build) would not start.
+PYTHON=/usr/bin/python3
+if [ -x "$VENV/bin/pip" ] && [ "$(readlink -f "$VENV/bin/python")" = "$(readlink -f "$PYTHON")" ]; then
   note "virtualenv $VENV exists"
 else
-  run python3 -m venv "$VENV"
+  if [ -e "$VENV" ]; then
+    note "virtualenv $VENV is incomplete or not made from $PYTHON: making it again"
+    run rm -rf "$VENV"
+  fi
+  run "$PYTHON" -m venv "$VENV"
 fi
 # Exactly the server's lock, every file checked against its hash; then the
 # project itself, which resolves nothing more (its build needs only what the
@@ -137,7 +145,7 @@ else
   note "started. Copy NAME.pub from the air-gapped workstation there, then run"
   note "  systemctl enable --now intake-witness.service"
 fi
-if [ "$DRY_RUN" = 1 ] || "$VENV/bin/python" -c 'import intake.server.staff' 2>/dev/null; then
+if [ "$DRY_RUN" = 1 ] || "$VENV/bin/python" -I -c 'import intake.server.staff' 2>/dev/null; then
   run systemctl enable intake-staff.service
   run systemctl restart intake-staff.service
 else

@@ -389,9 +389,9 @@ def check_sandbox(config: Config, report: dict | None = None,
                   unit: Path = UNIT) -> list[Finding]:
     """A cleaner child, started as the server starts them, tries what a
     parser taken over by a hostile file would (docs/sanitizing.md)."""
-    if report is None:
-        from intake.server.sanitize.runner import probe_sandbox
+    from intake.server.sanitize.runner import CLEANER_NICENESS, probe_sandbox
 
+    if report is None:
         db = config.data_dir / "intake.db"
         report = probe_sandbox([p.resolve() for p in (config.keys_dir, config.data_dir,
                                                       db if db.exists() else config.store_dir)])
@@ -416,6 +416,12 @@ def check_sandbox(config: Config, report: dict | None = None,
                                 "allow unprivileged user namespaces "
                                 "(sysctl kernel.unprivileged_userns_clone=1) and, in the "
                                 "unit, RestrictNamespaces=user net"))
+    if report.get("niceness", CLEANER_NICENESS) < CLEANER_NICENESS:
+        findings.append(Finding(WARNING, "sandbox", "cleaners cannot lower their priority: "
+                                "they run at the server's own, so a flood of uploads slows "
+                                "the form (weaker than designed)",
+                                "allow setpriority and ioprio_set in the unit's "
+                                "SystemCallFilter (deploy/systemd/intake-witness.service)"))
     leaks = [k for k in ("inet_socket", "inet6_socket", "connect", "write") if report.get(k)]
     leaks += [f"read {p}" for p, ok in report.get("read", {}).items() if ok]
     if leaks:

@@ -72,6 +72,16 @@ def test_a_sandbox_weaker_than_designed_is_reported(good, tmp_path):
     assert "refuses every namespace" in check_sandbox(config, WEAKER, unit=unit)[-1].message
 
 
+def test_cleaners_left_at_the_servers_priority_are_reported(good, tmp_path):
+    config, _ = good
+    full = {**WEAKER, "landlock": 7, "namespaces": True}
+    assert [f.level for f in check_sandbox(config, {**full, "niceness": 10},
+                                           unit=tmp_path / "none.service")] == ["ok"]
+    (finding,) = check_sandbox(config, {**full, "niceness": 0}, unit=tmp_path / "none.service")
+    assert finding.level == "warning" and "cannot lower their priority" in finding.message
+    assert "setpriority and ioprio_set" in finding.fix
+
+
 def test_a_sandbox_that_leaks_is_a_problem(good, tmp_path):
     config, _ = good
     leaky = {**WEAKER, "seccomp": False, "inet_socket": True, "read": {"/keys": True}}

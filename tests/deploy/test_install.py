@@ -61,7 +61,7 @@ def test_dry_run_prints_each_step_and_changes_nothing(tmp_path):
         assert f"== {step}" in out, step
     for command in ["+ env DEBIAN_FRONTEND=noninteractive apt-get install -y",
                     "+ install -d -m 0700 -o intake -g intake /var/lib/intake",
-                    "+ python3 -m venv /opt/intake/venv",
+                    "+ /usr/bin/python3 -m venv /opt/intake/venv",
                     "+ /opt/intake/venv/bin/pip install -q --require-hashes -r "
                     "/opt/intake/src/requirements/server.txt",
                     "+ /opt/intake/venv/bin/pip install -q --no-deps --no-build-isolation "

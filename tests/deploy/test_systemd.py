@@ -86,6 +86,10 @@ def test_the_witness_unit_gives_the_sandbox_what_it_uses():
     allowed = " ".join(service["SystemCallFilter"]).split()
     assert {"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
             "seccomp"} <= set(allowed)
+    # nice and ionice lower the cleaners' priority: both calls are in the
+    # @resources the unit removes, so allowed again after it.
+    assert allowed.index("setpriority") > allowed.index("~@privileged")
+    assert allowed.index("ioprio_set") > allowed.index("~@privileged")
     assert service["RestrictNamespaces"] == ["user net"]
     assert service["NoNewPrivileges"] == ["yes"]  # Landlock without privileges needs it
     assert "unshare" in confine.DENIED  # children cannot make more once confined

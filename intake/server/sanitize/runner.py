@@ -107,14 +107,22 @@ def _no_network_prefix() -> tuple[str, ...]:
     return (tool, "-rn") if probe.returncode == 0 else ()
 
 
+CLEANER_NICENESS = 10
+
+
 @functools.cache
 def _low_priority_prefix() -> tuple[str, ...]:
     """Cleaning yields to serving the form: the lowest CPU and disk priority
     short of idle (nice 10, best-effort I/O class at level 7), inherited by
-    every child the zygote forks and every tool a child starts."""
+    every child the zygote forks and every tool a child starts.
+
+    Where the system forbids it (a unit whose system call filter leaves out
+    setpriority or ioprio_set), the cleaner still runs, at the server's own
+    priority: `nice` goes on after a warning and `ionice -t` likewise, and
+    `intake doctor` says so (the probe starts behind the same prefix)."""
     nice, ionice = shutil.which("nice"), shutil.which("ionice")
-    prefix: tuple[str, ...] = (nice, "-n", "10") if nice else ()
-    return prefix + ((ionice, "-c", "2", "-n", "7") if ionice else ())
+    prefix: tuple[str, ...] = (nice, "-n", str(CLEANER_NICENESS)) if nice else ()
+    return prefix + ((ionice, "-t", "-c", "2", "-n", "7") if ionice else ())
 
 
 def network_isolated() -> bool:
@@ -124,8 +132,8 @@ def network_isolated() -> bool:
 def probe_sandbox(paths: list[Path], timeout: float = 60) -> dict:
     """What a cleaner child started as the server starts them is given, and
     what it can still do (intake.server.sanitize.probe)."""
-    run = subprocess.run([*_no_network_prefix(), sys.executable, "-m",
-                          "intake.server.sanitize.probe", *map(str, paths)],
+    run = subprocess.run([*_no_network_prefix(), *_low_priority_prefix(), sys.executable,
+                          "-m", "intake.server.sanitize.probe", *map(str, paths)],
                          capture_output=True, cwd="/", env=_env(), timeout=timeout,
                          check=False)
     try:
