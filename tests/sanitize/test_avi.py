@@ -622,3 +622,52 @@ def test_strd_is_hidden_from_ffmpeg_wherever_it_is_before_the_frames(clip):
     hidden = {i for n in places for i in range(n, n + 8 + len(body))}
     assert all(out[i] == data[i] for i in range(len(data)) if i not in hidden)
 
+
+def test_the_check_finds_what_ffmpegs_copy_kept(corpus, tmp_path):
+    """The check of the copy, a reader of its own (ffprobe, and a search of
+    its bytes), refuses ffmpeg's copy as ffmpeg left it: a camera's strd as
+    the codec configuration, EXIF in the frames. A plain copy passes."""
+    from intake.server.sanitize import verify
+    from intake.server.sanitize.base import Cleaned
+
+    cases = {
+        "a camera's data as codec configuration": _patched(
+            corpus, _video(corpus, "mpeg4-base.avi", "-c:v", "mpeg4", "-c:a", "libmp3lame"),
+            "camera.avi"),
+        "EXIF, XMP or IPTC in a frame": _photo_frames(corpus),
+        None: _video(corpus, "mjpeg.avi", "-c:v", "mjpeg", "-c:a", "pcm_s16le"),
+    }
+    for n, (left, original) in enumerate(cases.items()):
+        copy = tmp_path / f"copy-{n}.avi"
+        run("ffmpeg", "-v", "error", "-i", str(original), *COPY_ARGS, "-f", "avi", str(copy))
+        before = json.loads(run("ffprobe", "-v", "quiet", "-print_format", "json",
+                                "-show_format", "-show_streams", str(original)).stdout)
+        fd = _memory_file(copy.read_bytes())
+        cleaned = Cleaned(b"", [], detected_type=verify.AVI, fd=fd,
+                          ranges=[(0, copy.stat().st_size)], before=before)
+        try:
+            if left is None:
+                verify.check_media(cleaned)
+                continue
+            with pytest.raises(verify.Failed) as refused:
+                verify.check_media(cleaned)
+            assert refused.value.reason == \
+                f"the cleaned copy failed its check (metadata left: {left})"
+        finally:
+            os.close(fd)
+
+
+def test_strd_ffmpeg_finds_where_it_was_not_looked_for_is_refused(corpus, sanitized, clip):
+    """A `movi` list's id in a JUNK chunk ahead of the streams ends the
+    search for strd ids before ffmpeg, which skips the JUNK chunk, reads
+    them: the check of the copy finds the camera's data, and the file is
+    refused (the witness may send it as it is), never kept as cleaned."""
+    data = _edit(clip, lambda top: (top[0][2].insert(1, (b"JUNK", b"LIST\4\0\0\0movi")),
+                                    _strl(top).append((b"indx", bytes(24)))))
+    assert plan_of(data) == "ffmpeg"
+    path = corpus.path("hidden-strd.avi")
+    path.write_bytes(data)
+    result, out = sanitized(path)
+    assert not result.ok and not result.hostile and out is None
+    assert result.reason == ("the cleaned copy failed its check (metadata left: "
+                             "a camera's data as codec configuration)")

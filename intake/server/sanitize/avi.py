@@ -443,8 +443,9 @@ def hide_stream_data(fd: int, size: int) -> int:
     chunk for the codec configuration of a stream that has none and writes
     it into its copy's `strf`, which stays: a camera's EXIF would go with it.
     The id is looked for as bytes, wherever it is, not only where a walk of
-    the chunks finds it: ffmpeg's walk of an odd layout is its own. Returns
-    how many it found."""
+    the chunks finds it: ffmpeg's walk of an odd layout is its own (and the
+    check of the copy looks for EXIF in its codec configuration all the
+    same). Returns how many it found."""
     found: set[int] = set()
     pos, end, tail = 12, size, b""  # tail: the end of the last piece, where a match may start
     while pos < size:

@@ -11,7 +11,8 @@ stream that has none: so every `strd` id ahead of the frames is made `JUNK`
 in the upload's memory file before ffmpeg reads it, and ffmpeg's copy is
 then edited where it is, in its own memory file, as the upload would have
 been (intake.server.sanitize.avi); a copy the edit does not vouch for is
-refused.
+refused. The check of the copy looks for both on its own
+(intake.server.sanitize.verify).
 
 `-map 0` would also copy data tracks, and GoPro GPMF and Apple mebx tracks
 carry GPS; `-map 0:V` takes video but not attached pictures (cover art).
@@ -57,7 +58,7 @@ COPY_ARGS = ("-map", "0:V?", "-map", "0:a?", "-map_metadata", "-1", "-map_chapte
              "-c", "copy", "-fflags", "+bitexact", "-flags:v", "+bitexact",
              "-flags:a", "+bitexact")
 KINDS = {"wav": "audio/x-wav", "aiff": "audio/x-aiff", "mkv": "video/x-matroska",
-         "webm": "video/webm", "avi": "video/x-msvideo"}
+         "webm": "video/webm", "avi": verify.AVI}
 
 
 def _muxer(family: str, head: bytes) -> tuple[str, str]:
