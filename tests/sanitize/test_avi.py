@@ -14,6 +14,7 @@ their published layouts, as no tool here writes them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import struct
@@ -22,8 +23,10 @@ from pathlib import Path
 import pytest
 
 from intake.server.sanitize import Limits, avi
+from intake.server.sanitize.media import COPY_ARGS
 from sanitize.sanitize_corpus import (
     AUTHOR,
+    LAT,
     MAKE,
     MODEL,
     SERIAL,
@@ -334,8 +337,7 @@ def test_a_stream_neither_audio_nor_video_goes_to_ffmpeg(corpus, sanitized, clip
     """Dropping it would mean renumbering the streams after it in every
     chunk id and index entry: ffmpeg drops it instead, when it fits in
     memory; otherwise the file is refused plainly."""
-    # Without strd: ffmpeg's copy would keep it (docs/sanitizing.md).
-    data = bytearray(corpus.path("hostile-base.avi").read_bytes())
+    data = bytearray(clip)  # with strd: ffmpeg would write it into its copy's strf
     struct.pack_into("4s", data, data.index(b"auds"), b"txts")
     assert plan_of(bytes(data)) == "ffmpeg"
     path = corpus.path("text-stream.avi")
@@ -512,3 +514,160 @@ def test_no_header_byte_makes_the_rewriter_crash_or_overreach(corpus, clip):
         assert planted_in_bytes(out) == []
         assert ids(out[:walk.movi_at - 12]) <= KEPT_IN_HEADER | {b"hdrl", b"strl"}
     assert edited > 300, edited  # most damage is to values the rewrite does not read
+
+
+# -- what only ffmpeg copies: its copy is edited too ---------------------------------
+
+def _cut_before_the_index(data: bytes) -> bytes:
+    """A recording that stopped before its index was written: the RIFF size
+    counts the index that is not there."""
+    return data[:movi(data)[1]]
+
+
+def _rec_list(data: bytes) -> bytes:
+    at, end = movi(data)
+    rec = bytearray(data[:at + 12] + chunk(b"LIST", b"rec " + chunk(b"01wb", bytes(4)))
+                    + data[at + 12:])
+    struct.pack_into("<I", rec, at + 4, end - at - 8 + 24)
+    struct.pack_into("<I", rec, 4, len(rec) - 8)
+    return bytes(rec)
+
+
+# Layouts the edit does not vouch for, and ffmpeg reads.
+DECLINED = {
+    "an OpenDML index": lambda d: _edit(d, lambda top: _strl(top).append((b"indx", bytes(24)))),
+    "an odml list": lambda d: _edit(d, lambda top: top[0][2].append(
+        (b"LIST", b"odml", [(b"dmlh", bytes(248))]))),
+    "a rec list": _rec_list,
+    "cut short before its index": _cut_before_the_index,
+}
+
+
+def _frames_exif(path: Path, folder: Path) -> list[dict]:
+    """What ExifTool finds in each video frame, taken out of the file as it
+    is (stream copy into JPEG files): GPS, camera and owner."""
+    folder.mkdir()
+    run("ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-c", "copy", "-f", "image2",
+        str(folder / "%03d.jpg"))
+    frames = json.loads(run("exiftool", "-j", "-n", "-GPSLatitude", "-GPSLongitude", "-Make",
+                            "-SerialNumber", "-Artist", "-XMP:Creator", str(folder)).stdout)
+    assert len(frames) >= 10
+    return [{k: v for k, v in f.items() if k != "SourceFile"} for f in frames
+            if set(f) - {"SourceFile"}]
+
+
+def codec_configuration(path: Path) -> bytes:
+    """Each stream's codec configuration (extradata) as ffprobe reads it,
+    one after the other."""
+    info = json.loads(run("ffprobe", "-v", "quiet", "-print_format", "json", "-show_streams",
+                          "-show_data", str(path)).stdout)
+    return b"".join(bytes.fromhex(line[10:50]) for stream in info["streams"]
+                    for line in stream.get("extradata", "").splitlines() if line)
+
+
+@pytest.mark.parametrize("layout", list(DECLINED))
+def test_what_only_ffmpeg_copies_loses_the_frames_exif_and_strd_all_the_same(
+        corpus, sanitized, tmp_path, layout):
+    """ffmpeg's stream copy alone keeps every MJPEG frame's EXIF, and takes
+    a camera's strd for the codec configuration of a stream that has none,
+    written back into the copy's strf: the copy is edited as the edit would
+    have edited the upload, and its frames decode to the same pictures."""
+    data = DECLINED[layout](_patched(corpus, _photo_frames(corpus),
+                                     "declined-base.avi").read_bytes())
+    assert plan_of(data) == "ffmpeg"
+    original = tmp_path / "declined.avi"
+    original.write_bytes(data)
+    copy = tmp_path / "ffmpeg-copy.avi"
+    run("ffmpeg", "-v", "error", "-i", str(original), *COPY_ARGS, "-f", "avi", str(copy))
+    assert _frames_exif(copy, tmp_path / "copy")[0]["GPSLatitude"] == pytest.approx(LAT)
+    assert SERIAL.encode() in codec_configuration(copy)  # the leak this guards against
+
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert result.tool.startswith("ffmpeg")
+    assert planted_in_bytes(out.read_bytes()) == [] and leftovers(out) == []
+    assert _frames_exif(out, tmp_path / "cleaned") == []
+    assert planted_in_bytes(codec_configuration(out)) == []
+    assert b"AVIF" not in codec_configuration(out)
+    assert decoded(out) == decoded(original)  # the same pictures and sound
+    assert {"chunk:strd", "JPEG segments in video frames"} <= set(result.removed)
+
+
+def _memory_file(data: bytes) -> int:
+    fd = os.memfd_create("test")
+    os.write(fd, data)
+    return fd
+
+
+def test_strd_is_hidden_from_ffmpeg_wherever_it_is_before_the_frames(clip):
+    """In every stream's list, or anywhere else before the movi list: the id
+    becomes JUNK and what it holds zeros; the frames are not touched, even
+    where their bytes happen to spell the id."""
+    data = _edit(clip, lambda top: (_strl(top, 1).append((b"strd", strd()[8:])),
+                                    top[0][2].insert(1, (b"strd", strd()[8:]))))
+    at, end = movi(data)
+    data = data[:at + 12] + b"strd" + data[at + 16:]  # the first frame's id
+    fd = _memory_file(data)
+    try:
+        assert avi.hide_stream_data(fd, len(data)) == 3
+        out = os.pread(fd, len(data) + 1, 0)
+    finally:
+        os.close(fd)
+    body = strd()[8:]
+    places = [n for n in range(at) if data[n:n + 4] == b"strd"]
+    assert len(places) == 3 and out[at:] == data[at:]
+    for n in places:
+        assert out[n:n + 8 + len(body)] == struct.pack("<4sI", b"JUNK", len(body)) + \
+            bytes(len(body))
+    hidden = {i for n in places for i in range(n, n + 8 + len(body))}
+    assert all(out[i] == data[i] for i in range(len(data)) if i not in hidden)
+
+
+def test_the_check_finds_what_ffmpegs_copy_kept(corpus, tmp_path):
+    """The check of the copy, a reader of its own (ffprobe, and a search of
+    its bytes), refuses ffmpeg's copy as ffmpeg left it: a camera's strd as
+    the codec configuration, EXIF in the frames. A plain copy passes."""
+    from intake.server.sanitize import verify
+    from intake.server.sanitize.base import Cleaned
+
+    cases = {
+        "a camera's data as codec configuration": _patched(
+            corpus, _video(corpus, "mpeg4-base.avi", "-c:v", "mpeg4", "-c:a", "libmp3lame"),
+            "camera.avi"),
+        "EXIF, XMP or IPTC in a frame": _photo_frames(corpus),
+        None: _video(corpus, "mjpeg.avi", "-c:v", "mjpeg", "-c:a", "pcm_s16le"),
+    }
+    for n, (left, original) in enumerate(cases.items()):
+        copy = tmp_path / f"copy-{n}.avi"
+        run("ffmpeg", "-v", "error", "-i", str(original), *COPY_ARGS, "-f", "avi", str(copy))
+        before = json.loads(run("ffprobe", "-v", "quiet", "-print_format", "json",
+                                "-show_format", "-show_streams", str(original)).stdout)
+        fd = _memory_file(copy.read_bytes())
+        cleaned = Cleaned(b"", [], detected_type=verify.AVI, fd=fd,
+                          ranges=[(0, copy.stat().st_size)], before=before)
+        try:
+            if left is None:
+                verify.check_media(cleaned)
+                continue
+            with pytest.raises(verify.Failed) as refused:
+                verify.check_media(cleaned)
+            assert refused.value.reason == \
+                f"the cleaned copy failed its check (metadata left: {left})"
+        finally:
+            os.close(fd)
+
+
+def test_strd_ffmpeg_finds_where_it_was_not_looked_for_is_refused(corpus, sanitized, clip):
+    """A `movi` list's id in a JUNK chunk ahead of the streams ends the
+    search for strd ids before ffmpeg, which skips the JUNK chunk, reads
+    them: the check of the copy finds the camera's data, and the file is
+    refused (the witness may send it as it is), never kept as cleaned."""
+    data = _edit(clip, lambda top: (top[0][2].insert(1, (b"JUNK", b"LIST\4\0\0\0movi")),
+                                    _strl(top).append((b"indx", bytes(24)))))
+    assert plan_of(data) == "ffmpeg"
+    path = corpus.path("hidden-strd.avi")
+    path.write_bytes(data)
+    result, out = sanitized(path)
+    assert not result.ok and not result.hostile and out is None
+    assert result.reason == ("the cleaned copy failed its check (metadata left: "
+                             "a camera's data as codec configuration)")

@@ -29,6 +29,15 @@ What is only found in the frames or after them (a chunk that overruns its
 list, `ix##` chunks, an index entry for no stream, a second RIFF `AVIX`)
 raises the same, but past the first frames held for the check the start
 of the copy has gone out: the copy is then cut short, and not kept.
+
+ffmpeg's copy of such a file would keep what this module removes from the
+frames, and a camera's `strd`, which ffmpeg takes for the codec
+configuration of a stream that has none and writes into its copy's
+`strf`. So, in ffmpeg's memory files (intake.server.sanitize.media):
+`hide_stream_data` makes every `strd` id ahead of the frames `JUNK`, its
+contents zeros, before ffmpeg reads the upload; `edit` then edits ffmpeg's
+copy (a layout this module reads) where it is, piece by piece, as it would
+have edited the upload.
 """
 
 from __future__ import annotations
@@ -112,6 +121,24 @@ class Walk:
             if self.movi_at is not None and self.written >= self.movi_at + frames:
                 break
         return bytes(out)
+
+    def in_place(self, fd: int) -> None:
+        """The whole edit written over the file it reads (`fd`, which `src`
+        reads too): each piece goes back where it was read from, once read,
+        so the file is never held twice."""
+        while (piece := self._next()) is not None:
+            kind, value = piece
+            if kind == "bytes":
+                _pwrite_all(fd, value, self.written)  # type: ignore[arg-type]
+                self.written += len(value)  # type: ignore[arg-type]
+                continue
+            n: int = value  # type: ignore[assignment]
+            self.src.skip(n)  # a "copy" stays as it is
+            if kind == "zero":
+                _zero(fd, self.written, self.written + n)
+            self.written += n
+        if self.written != self.size:
+            raise Unsupported("the copy is not as long as the file")
 
     def rest(self, out: int) -> None:
         """The remainder, to `out`; raises if the file turns out to be one
@@ -380,6 +407,69 @@ def _jpeg(frame: bytearray) -> bool:
 class _Source(FileSource):
     def copy(self, n: int, out: int) -> None:
         write_all(out, self.read(n))
+
+
+def _pwrite_all(fd: int, data: bytes, at: int) -> None:
+    view = memoryview(data)
+    while view:
+        at += (n := os.pwrite(fd, view, at))
+        view = view[n:]
+
+
+def _zero(fd: int, start: int, end: int) -> None:
+    for at in range(start, end, len(ZEROS)):
+        _pwrite_all(fd, ZEROS[:min(len(ZEROS), end - at)], at)
+
+
+def edit(fd: int, size: int) -> Walk:
+    """Edits the AVI file in the memory file `fd` where it is: ffmpeg's copy
+    of a file this module did not vouch for (intake.server.sanitize.media),
+    which keeps every MJPEG frame's EXIF. Raises Unsupported as the streamed
+    edit does; the file is then half edited, and not to be kept."""
+    walk = Walk(FileSource(fd, size), size)
+    walk.in_place(fd)
+    return walk
+
+
+STREAM_DATA = b"strd"
+MOVI = re.compile(rb"LIST.{4}movi", re.DOTALL)
+SCAN = 1024 * 1024
+
+
+def hide_stream_data(fd: int, size: int) -> int:
+    """Before ffmpeg reads an AVI file this module does not vouch for, in the
+    memory file `fd`: every `strd` id ahead of the first `movi` list becomes
+    `JUNK`, and what it holds zeros (up to that list). ffmpeg takes a `strd`
+    chunk for the codec configuration of a stream that has none and writes
+    it into its copy's `strf`, which stays: a camera's EXIF would go with it.
+    The id is looked for as bytes, wherever it is, not only where a walk of
+    the chunks finds it: ffmpeg's walk of an odd layout is its own (and the
+    check of the copy looks for EXIF in its codec configuration all the
+    same). Returns how many it found."""
+    found: set[int] = set()
+    pos, end, tail = 12, size, b""  # tail: the end of the last piece, where a match may start
+    while pos < size:
+        read = os.pread(fd, min(SCAN, size - pos), pos)
+        if not read:
+            break
+        piece, base = tail + read, pos - len(tail)
+        movi = MOVI.search(piece)
+        if movi is not None:
+            end = base + movi.start()
+        at = piece.find(STREAM_DATA, 0, end - base)
+        while at >= 0:
+            found.add(base + at)
+            at = piece.find(STREAM_DATA, at + 1, end - base)
+        if movi is not None:
+            break
+        pos, tail = pos + len(read), piece[-11:]
+    found = {at for at in found if at + 4 <= end}  # one in the last piece's end may not be
+    for at in sorted(found):
+        head = os.pread(fd, 8, at)
+        _pwrite_all(fd, b"JUNK", at)
+        n = struct.unpack_from("<I", head, 4)[0] if len(head) == 8 else 0
+        _zero(fd, at + 8, min(at + 8 + n, end))
+    return len(found)
 
 
 def rewrite(fd: int, size: int) -> tuple[Walk, bytes]:

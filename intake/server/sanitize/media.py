@@ -5,9 +5,14 @@ WAV and AIFF chunk by chunk (intake.server.sanitize.iff), and AVI edited in
 place (intake.server.sanitize.avi), where those modules vouch for the file,
 as the upload streams through: never held whole, whatever its size.
 Everything else here goes through ffmpeg stream copy: no re-encoding, only
-the video and audio streams. (ffmpeg's copy of an AVI keeps each MJPEG
+the video and audio streams. ffmpeg's copy of an AVI would keep each MJPEG
 frame's EXIF, and a camera's `strd` EXIF as the codec configuration of a
-stream that has none: the in-place edit removes both.)
+stream that has none: so every `strd` id ahead of the frames is made `JUNK`
+in the upload's memory file before ffmpeg reads it, and ffmpeg's copy is
+then edited where it is, in its own memory file, as the upload would have
+been (intake.server.sanitize.avi); a copy the edit does not vouch for is
+refused. The check of the copy looks for both on its own
+(intake.server.sanitize.verify).
 
 `-map 0` would also copy data tracks, and GoPro GPMF and Apple mebx tracks
 carry GPS; `-map 0:V` takes video but not attached pictures (cover art).
@@ -53,7 +58,7 @@ COPY_ARGS = ("-map", "0:V?", "-map", "0:a?", "-map_metadata", "-1", "-map_chapte
              "-c", "copy", "-fflags", "+bitexact", "-flags:v", "+bitexact",
              "-flags:a", "+bitexact")
 KINDS = {"wav": "audio/x-wav", "aiff": "audio/x-aiff", "mkv": "video/x-matroska",
-         "webm": "video/webm", "avi": "video/x-msvideo"}
+         "webm": "video/webm", "avi": verify.AVI}
 
 
 def _muxer(family: str, head: bytes) -> tuple[str, str]:
@@ -326,6 +331,19 @@ def _avi(inp: Input, size: int, cap: int) -> Cleaned:
                    rest_length=size - len(held), sized=True)
 
 
+def _edit_avi(dst: int, length: int) -> list[str]:
+    """ffmpeg's AVI copy, edited where it is in its memory file as the
+    upload would have been (intake.server.sanitize.avi): the stream copy
+    keeps every MJPEG frame's EXIF. ffmpeg writes a layout the edit reads
+    (a JUNK placeholder for OpenDML's index, under 1 GiB); a copy it does
+    not vouch for is refused, never kept as ffmpeg left it."""
+    try:
+        walk = avi.edit(dst, length)
+    except avi.Unsupported as exc:
+        raise Refused("ffmpeg's copy could not be edited") from exc
+    return walk.removed
+
+
 def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) -> Cleaned:
     """ffmpeg stream copy, between memory files."""
     if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy
@@ -340,6 +358,7 @@ def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) ->
                 raise Refused("memory file refused the upload") from exc
             raise
         muxer, kind = _muxer(family, os.pread(src, 64, 0))
+        hidden = avi.hide_stream_data(src, os.fstat(src).st_size) if family == "avi" else 0
         dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)  # only ffmpeg needs one
         probe = _probe(src)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
@@ -353,6 +372,10 @@ def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) ->
         length = os.lseek(dst, 0, os.SEEK_END)
         if length == 0 or length > cap:
             raise Refused("cleaned file too large" if length else "no audio or video stream")
+        if hidden:
+            removed.append("chunk:strd")
+        if family == "avi":
+            removed += _edit_avi(dst, length)
         os.lseek(dst, 0, os.SEEK_SET)
         cleaned = Cleaned(b"", removed + ["creation times", "encoder tag"], tool=version,
                           detected_type=kind, fd=dst, ranges=[(0, length)], before=before)

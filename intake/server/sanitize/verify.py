@@ -11,8 +11,10 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import zipfile
+from collections.abc import Iterator
 
 from intake.server.sanitize import xmlsafe
 from intake.server.sanitize.base import Cleaned, Refused
@@ -197,6 +199,17 @@ def _jxl(data: bytes) -> None:
 # -- media: ffprobe, which is not the code that wrote the file ----------------
 
 FEED_AFTER_INDEX = 8 * 1024 * 1024  # of media data: enough for ffprobe to read the streams
+AVI = "video/x-msvideo"
+# A camera's data where a codec configuration should be: ffmpeg takes an AVI
+# stream's `strd` chunk (EXIF after "AVIF", Casio's "CASI", Samsung's
+# "Zora") for the configuration of a stream that has none.
+CAMERA_DATA = (b"AVIF", b"CASI", b"Zora", b"II*\0", b"MM\0*")
+EXIF = b"Exif\0\0"
+# What a JPEG's metadata segments start with (EXIF with GPS, XMP, IPTC):
+# none is left in an AVI copy, whose MJPEG frames carry them.
+JPEG_METADATA = (EXIF, b"http://ns.adobe.com/xap/1.0/", b"Photoshop 3.0\0")
+HEX_LINE = re.compile(r"^[0-9a-f]{8}: ([0-9a-f ]{40})", re.MULTILINE)
+PIECE = 1024 * 1024
 
 
 def probe(fd: int | None, feed: Cleaned | None = None, before=None) -> tuple[dict, dict]:
@@ -210,7 +223,7 @@ def probe(fd: int | None, feed: Cleaned | None = None, before=None) -> tuple[dic
     source = f"/dev/fd/{fd}" if feed is None else "pipe:0"
     try:
         proc = subprocess.Popen(["ffprobe", "-v", "quiet", "-print_format", "json",
-                                 "-show_format", "-show_streams", source],
+                                 "-show_format", "-show_streams", "-show_data", source],
                                 stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.DEVNULL,
                                 pass_fds=(fd,) if fd is not None else ())
@@ -255,7 +268,11 @@ def _av(info: dict) -> list[str]:
 
 def check_media(cleaned: Cleaned) -> None:
     """Against `cleaned.before`, ffprobe's view of the upload (or the
-    rewrite's reading of it)."""
+    rewrite's reading of it). An AVI copy is also searched for JPEG
+    metadata segments: the whole of ffmpeg's copy, the start held back of
+    the edited one."""
+    if cleaned.detected_type == AVI:
+        _no_jpeg_metadata(cleaned)
     if cleaned.sized:
         after, original = _probe_sized(cleaned)
         if "channels" in original["streams"][0]:  # a WAV or AIFF rewrite's
@@ -292,8 +309,47 @@ def _probe_sized(cleaned: Cleaned) -> tuple[dict, dict]:
         os.close(fd)
 
 
+def _pieces(cleaned: Cleaned) -> Iterator[bytes]:
+    """The copy as far as it is at hand, in pieces: what is held, then the
+    memory file's ranges."""
+    yield cleaned.data
+    for offset, length in cleaned.ranges:
+        end = offset + length
+        while offset < end:
+            piece = os.pread(cleaned.fd, min(PIECE, end - offset), offset)  # type: ignore[arg-type]
+            if not piece:
+                raise Failed("cut short")
+            yield piece
+            offset += len(piece)
+
+
+def _no_jpeg_metadata(cleaned: Cleaned) -> None:
+    overlap = max(map(len, JPEG_METADATA)) - 1
+    tail = b""
+    for piece in _pieces(cleaned):
+        if not piece:
+            continue
+        seen = tail + piece[:overlap] if tail else b""
+        if any(mark in piece or mark in seen for mark in JPEG_METADATA):
+            raise Failed("metadata left: EXIF, XMP or IPTC in a frame")
+        tail = piece[-overlap:]
+
+
+def _codec_configuration(stream: dict) -> bytes:
+    """A stream's codec configuration (extradata), from ffprobe's hex dump."""
+    text = stream.get("extradata") or ""
+    data = bytes.fromhex("".join(HEX_LINE.findall(text)))
+    if len(data) != int(stream.get("extradata_size", len(data))):
+        raise Failed("codec configuration unread")
+    return data
+
+
 def compare(after: dict, original: dict) -> None:
     """ffprobe's view of the copy against its view of the upload."""
+    for stream in after.get("streams", []):
+        configuration = _codec_configuration(stream)
+        if configuration.startswith(CAMERA_DATA) or EXIF in configuration:
+            raise Failed("metadata left: a camera's data as codec configuration")
     if not _av(after) or _av(after) != _av(original):
         raise Failed("audio or video streams lost")
     was, now = (float(i.get("format", {}).get("duration") or 0) for i in (original, after))
