@@ -226,8 +226,10 @@ SAMPLES = (
            "EPSON Scan (a scanner's PDF)", "pdf", ("EPSON Scan",), ("Producer",)),
     Sample("onlyoffice8.pdf", "onlyoffice-plone",
            "onlyoffice_plone-4.1.0/src/onlyoffice/plone/browser/app_data/en/new.pdf",
-           "ONLYOFFICE Docs 8.1.1 (its blank PDF form)", "pdf",
-           ("ONLYOFFICE/8.1.1.27",), ("Producer", "Creator", "CreatorTool", "CreateDate")),
+           "ONLYOFFICE Docs 8.1.1, its blank PDF form: the form's editable source (a DOCXF, "
+           "whose app.xml names ONLYOFFICE too) rides along in a /MetaOForm object no page uses",
+           "pdf", ("ONLYOFFICE/8.1.1.27", "/MetaOForm"),
+           ("Producer", "Creator", "CreatorTool", "CreateDate")),
     # Phones
     Sample("iphone-xs.heic", "pillow-heif", HEIF + "heif_other/empty_icc.heic",
            "Apple iPhone XS, iOS 14.6 (two pictures, each with its EXIF and XMP)", "heic",
