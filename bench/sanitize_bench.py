@@ -94,7 +94,8 @@ def real_files(root: Path) -> dict[str, Path]:
 
 
 def program_files() -> dict[str, tuple[Path, Sample]]:
-    """The files Microsoft Office, phones, cameras and pdfTeX wrote
+    """The files Microsoft Office, Google Docs and Sheets, LibreOffice, WPS
+    Office, ONLYOFFICE, phones, cameras and pdfTeX wrote
     (tests/sanitize/program_corpus.py), as `make program-corpus` fetched them."""
     where = folder(corpus_root())
     files = {f"{s.family} ({s.name})": (where / s.name, s) for s in SAMPLES}
@@ -362,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="picture sides x 96x64 pixels, media x 1 second (default 8)")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     parser.add_argument("--programs-only", action="store_true",
-                        help="only the files Office, phones and pdfTeX wrote (program corpus)")
+                        help="only the files office programs, phones and pdfTeX wrote "
+                             "(program corpus)")
     args = parser.parse_args(argv)
     needed = ("exiftool", "mat2") if args.programs_only else (
         "exiftool", "mat2", "ffmpeg", "ffprobe", "soffice", "pdflatex", "heif-enc", "avifenc",

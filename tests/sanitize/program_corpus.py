@@ -1,11 +1,15 @@
 # ruff: noqa: E501
 """Files made by the programs witnesses use, from the test data that packages
 on PyPI and npm ship: Microsoft Word, Excel and PowerPoint (Windows and Mac),
-Word's and Acrobat's PDF export, a Google Docs PDF, pdfTeX, a scanner, iPhone,
-Samsung, Xiaomi and Nokia phones, and cameras. Nothing here is made by this
-project: each file is what its program wrote, and the program is the one its
-own bytes name (docProps/app.xml's Application, a PDF's /Producer, EXIF's
-Make and Model).
+Google Docs' and Google Sheets' exports, LibreOffice (Windows, Linux and
+macOS; ODT, ODS and DOCX), WPS Office, ONLYOFFICE, Word's, Acrobat's and
+Google Docs' PDFs, pdfTeX, a scanner, iPhone, Samsung (a 200-megapixel
+Galaxy S24 Ultra photo among them), Huawei, Xiaomi and Nokia phones, and
+cameras. Nothing here is made by this project: each file is what its program
+wrote, and the program is the one its own bytes name (docProps/app.xml's
+Application, meta.xml's generator, a PDF's /Producer, EXIF's Make and
+Model); Google's exports name none, and are told by the marks their program
+property lists.
 
 `make test` runs this file before pytest: each archive is downloaded once
 from the package index's simple page or with npm, its SHA-256 checked, and only the listed members are copied
@@ -77,12 +81,29 @@ ARCHIVES = {
                          "a24f344926937e91628690dc0893e38682e2ac2bc3b530ee2ccc7f1ebb2a6e41"),
     "exif-parser": Archive("npm", "exif-parser", "0.1.12", "exif-parser-0.1.12.tgz",
                            "b3eaa69cf318f4c9a483b7a19f17ceffd96dd2dcb03366f1c19d37b4d1156981"),
+    "exif": Archive("pypi", "exif", "1.0.3", "exif-1.0.3.tar.gz",
+                    "4314c05f179145154f762416c0ef2a481cab331257fd910708a02c6e604e0c02"),
+    "docx2python": Archive("pypi", "docx2python", "3.6.2", "docx2python-3.6.2.tar.gz",
+                           "321474584384d6472a74211d2524b6580c4abcd72db8c3e27d2a6ef38b4f484c"),
+    "xlrd": Archive("pypi", "xlrd", "1.2.0", "xlrd-1.2.0.tar.gz",
+                    "546eb36cee8db40c3eaa46c351e67ffee6eeb5fa2650b71bc4c758a29a1b29b2"),
+    "pyexcel-xlsx": Archive("pypi", "pyexcel-xlsx", "0.6.1", "pyexcel_xlsx-0.6.1.tar.gz",
+                            "80b7985d394b73abf5c52212027bbbc0c7f6090192bcbc76403f8672d74c7960"),
+    "pyexcel-ods": Archive("pypi", "pyexcel-ods", "0.6.0", "pyexcel-ods-0.6.0.tar.gz",
+                           "f61b56515fd4ccd4687f0a112422f74ce8535247ad2da49db90038d7e3ed397c"),
+    "ezodf": Archive("pypi", "ezodf", "0.3.2", "ezodf-0.3.2.tar.gz",
+                     "000da534f689c6d55297a08f9e2ed7eada9810d194d31d164388162fb391122d"),
+    "odfdo": Archive("pypi", "odfdo", "3.27.3", "odfdo-3.27.3.tar.gz",
+                     "20d87b7842193917f9804011c83b28a5925a5ff3211d4ac4c5cdade20d5eb54a"),
+    "onlyoffice-plone": Archive("pypi", "onlyoffice-plone", "4.1.0", "onlyoffice_plone-4.1.0.tar.gz",
+                                "2ce8113c983f78a07db895f8927e8bbf38256d494196c5cd148cda2ff5a414b5"),
 }
 
 DOCX = "python_docx-1.2.0/"
 PPTX = "python_pptx-1.0.2/features/steps/test_files/"
 HEIF = "pillow_heif-1.9.0/tests/images/"
 PDF = "pypdf-7.1.1/resources/"
+D2P = "docx2python-3.6.2/tests/resources/"
 OFFICE_TAGS = ("Creator", "LastModifiedBy", "Company", "Application")
 
 SAMPLES = (
@@ -112,6 +133,26 @@ SAMPLES = (
     Sample("word2010.doc", "olefile", "olefile-0.47/tests/images/test-ole-file.doc",
            "Microsoft Office Word 14.0 (Word 2010), Word 97-2003 format", "doc",
            ("Laurence Ipsum",), ("Author", "LastModifiedBy"), cleaned=False),
+    # Google Docs, LibreOffice, WPS Office
+    Sample("google-docs.docx", "docx2python", D2P + "test-docx2python-conversion-google_docs.docx",
+           "Google Docs' DOCX export (2020): no docProps at all; Google's marks are every rsid "
+           "00000000, paragraph ids counted from 00000001 and a font table of Arial alone",
+           "docx", ()),
+    Sample("libreoffice7-windows.docx", "docx2python", D2P + "libreoffice_conversion.docx",
+           "LibreOffice 7.1.4.2 for Windows, saving as DOCX a document WPS Writer 11 made "
+           "(KSOProductBuildVer 2052-11.1.0.10667 and WPS's document id ICV kept)", "docx",
+           ("Administrator", "LibreOffice/7.1.4.2$Windows_X86_64",
+            "1BB17B8DB1A4468C936C389332FB391A", "2052-11.1.0.10667"),
+           ("Creator", "LastModifiedBy", "LastPrinted", "Application", "ICV",
+            "KSOProductBuildVer")),
+    Sample("libreoffice33-windows.odt", "ezodf", "ezodf-0.3.2/tests/data/empty.odt",
+           "LibreOffice 3.3 for Windows (meta.xml generator LibreOffice/3.3$Win32)", "odt",
+           ("Manfred Moitzi", "LibreOffice/3.3$Win32", "Thumbnails/thumbnail.png"),
+           ("Initial-creator", "Creator", "Generator", "Creation-date")),
+    Sample("libreoffice26-mac.odt", "odfdo", "odfdo-3.27.3/src/odfdo/templates/lpod_styles.odt",
+           "LibreOffice 26.2 for macOS on Apple silicon, re-saving a document from 2009", "odt",
+           ("LibreOffice/26.2.0.3$MacOSX_AARCH64", "2009-08-25T15:21:27"),
+           ("Generator", "Creation-date", "Editing-duration")),
     # Microsoft PowerPoint
     Sample("powerpoint2011-notes.pptx", "python-pptx", PPTX + "prs-notes.pptx",
            "Microsoft Macintosh PowerPoint 14.0 (PowerPoint 2011 for Mac)", "pptx",
@@ -144,6 +185,24 @@ SAMPLES = (
     Sample("workbook-shared.xlsx", "xlsx2csv", "xlsx2csv-0.8.6/test/empty_row.xlsx",
            "a writer stamping Excel 2007's build (fileVersion rupBuild 4505), app.xml left empty",
            "xlsx", ("jboss",)),
+    # Google Sheets, WPS Spreadsheets, LibreOffice Calc
+    Sample("google-sheets-comment.xlsx", "xlrd", "xlrd-1.2.0/tests/test_comments_gdocs.xlsx",
+           "Google Sheets' XLSX export (2013), with a cell comment: no docProps; Google's marks "
+           "are the Mac Excel namespaces (mx, mv) on an empty workbookPr and calcPr, "
+           "sheets listed state=\"visible\" first, columns 17.14 wide", "xlsx", ()),
+    Sample("wps-spreadsheets.xlsx", "pyexcel-xlsx", "pyexcel_xlsx-0.6.1/tests/fixtures/hidden_sheets.xlsx",
+           "WPS Spreadsheets 10.1 (Kingsoft, Chinese), app.xml Application \"WPS 表格\"", "xlsx",
+           ("chenfu", "WPS 表格", "2052-10.1.0.5740"),
+           ("Creator", "Application", "KSOProductBuildVer")),
+    Sample("libreoffice5-linux.ods", "pyexcel-ods", "pyexcel-ods-0.6.0/tests/fixtures/ods_formats.ods",
+           "LibreOffice 5.0.3.2 for Linux, a spreadsheet first made by OpenOffice", "ods",
+           ("Chenfu Wang", "LibreOffice/5.0.3.2$Linux_X86_64", "Thumbnails/thumbnail.png"),
+           ("Initial-creator", "Generator", "Creation-date", "Editing-duration")),
+    Sample("libreoffice5-mac-comment.ods", "pyexcel-ods",
+           "pyexcel-ods-0.6.0/tests/fixtures/comment-in-cell.ods",
+           "LibreOffice 5.4.3.2 for macOS, with a dated cell comment", "ods",
+           ("LibreOffice/5.4.3.2$MacOSX_X86_64", "2018-05-23T00:00:00", "Thumbnails/thumbnail.png"),
+           ("Generator", "Creation-date", "Editing-duration")),
     # PDF
     Sample("word365.pdf", "pypdf", PDF + "git.pdf",
            "Microsoft Word for Microsoft 365 (French), its PDF export", "pdf",
@@ -165,6 +224,12 @@ SAMPLES = (
            ("Author", "Company", "CreatorTool", "DocumentID")),
     Sample("epson-scan.pdf", "pypdf", PDF + "indirect-rotation.pdf",
            "EPSON Scan (a scanner's PDF)", "pdf", ("EPSON Scan",), ("Producer",)),
+    Sample("onlyoffice8.pdf", "onlyoffice-plone",
+           "onlyoffice_plone-4.1.0/src/onlyoffice/plone/browser/app_data/en/new.pdf",
+           "ONLYOFFICE Docs 8.1.1, its blank PDF form: the form's editable source (a DOCXF, "
+           "whose app.xml names ONLYOFFICE too) rides along in a /MetaOForm object no page uses",
+           "pdf", ("ONLYOFFICE/8.1.1.27", "/MetaOForm"),
+           ("Producer", "Creator", "CreatorTool", "CreateDate")),
     # Phones
     Sample("iphone-xs.heic", "pillow-heif", HEIF + "heif_other/empty_icc.heic",
            "Apple iPhone XS, iOS 14.6 (two pictures, each with its EXIF and XMP)", "heic",
@@ -181,6 +246,22 @@ SAMPLES = (
     Sample("xiaomi.heic", "pillow-heif", HEIF + "heif_special/xiaomi.heic",
            "Xiaomi M2012K11AG (Redmi K40 / POCO F3)", "heic",
            ("M2012K11AG",), ("GPSLatitude", "GPSLongitude", "Make", "Model", "DateTimeOriginal")),
+    Sample("galaxy-s24-ultra-200mp.heic", "pillow-heif", HEIF + "heif_special/200MP.heic",
+           "Samsung Galaxy S24 Ultra, a 200-megapixel photo (16320x12240) with an HDR gain map",
+           "heic", ("Galaxy S24 Ultra", "HK0XLQE00VM"),
+           ("Make", "Model", "ImageUniqueID", "DateTimeOriginal")),
+    Sample("huawei-p20-pro.jpg", "exif", "exif-1.0.3/exif/tests/github_issue_12.jpg",
+           "Huawei P20 Pro (CLT-L09), EMUI 9 build 9.0.0.168(C782E3R1P9), GPS fix from the "
+           "cell network", "jpeg",
+           ("HUAWEI", "CLT-L09", "9.0.0.168(C782E3R1P9)", "CELLID"),
+           ("Make", "Model", "Software", "DateTimeOriginal", "GPSDateStamp",
+            "GPSProcessingMethod", "ThumbnailImage")),
+    Sample("galaxy-s3-mini.jpg", "exif", "exif-1.0.3/exif/tests/gitlab_issue_28.jpg",
+           "Samsung Galaxy S III mini (GT-I8190), firmware I8190XXAMA3, with Samsung's maker "
+           "note", "jpeg",
+           ("GT-I8190", "I8190XXAMA3"),
+           ("Make", "Model", "Software", "DateTimeOriginal", "MakerNoteVersion",
+            "ThumbnailImage")),
     Sample("iphone-6-plus.jpg", "jpeg-exif", "package/test/IMG_0001.JPG",
            "Apple iPhone 6 Plus, iOS 9.3", "jpeg",
            ("iPhone 6 Plus", "back camera 4.15mm"),

@@ -74,6 +74,19 @@ def test_pixel_limit_is_checked_before_decoding(corpus, sanitized):
     assert not result.ok and result.reason == "image too large"
 
 
+@pytest.mark.parametrize("make", ["jpeg", "png", "webp", "gif", "heic"])
+def test_pictures_copied_as_coded_have_their_own_pixel_limit(corpus, sanitized, make):
+    """The JPEG, PNG, WebP, GIF and HEIF rewrites decode nothing, so the
+    limit on decoding does not refuse them: a phone's 200-megapixel photo
+    (past the 150 million a decoded picture may have) is cleaned, not
+    dropped as a bomb. Their own, higher limit still refuses a bomb."""
+    original = getattr(corpus, make)()
+    result, _ = sanitized(original, max_pixels=100)
+    assert result.ok, result.reason
+    result, _ = sanitized(original, max_pixels_copied=100)
+    assert not result.ok and result.hostile and result.reason == "image too large"
+
+
 def test_child_limits_forbid_writing_files(tmp_path):
     """The same limits the child sets on itself: a file write fails, the
     process is not killed, and memory beyond the limit is refused."""

@@ -67,28 +67,28 @@ def _is_office(body: bytes) -> bool:
 
 def clean(family: str, data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
     """Cleans a whole file of a family that is not streamed (media is: see child)."""
-    pixels = limits.max_pixels
+    pixels, copied = limits.max_pixels, limits.max_pixels_copied  # decoded; copied as coded
     if family == "jpeg":
         from intake.server.sanitize import jpeg
 
-        return jpeg.clean(data, pixels)
+        return jpeg.clean(data, copied)
     if family == "png":
         from intake.server.sanitize import png
 
-        return png.clean(data, pixels)
+        return png.clean(data, copied)
     if family == "webp":
         from intake.server.sanitize import webp
 
-        return webp.clean(data, pixels)
+        return webp.clean(data, copied)
     if family == "gif":
         from intake.server.sanitize import gif
 
-        return gif.clean(data, pixels)
+        return gif.clean(data, copied)
     if family in ("heif", "avif"):
         from intake.server.sanitize import heif, raster
 
         try:
-            return heif.clean(data, pixels)
+            return heif.clean(data, copied)
         except heif.Unsupported:  # a layout the item rewrite does not vouch for
             return raster.clean(family, data, pixels)
     if family in ("tiff", "bmp", "pnm"):

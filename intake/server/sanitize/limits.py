@@ -21,7 +21,11 @@ class Limits:
     cpu_seconds: int = 60  # base; grows with the upload's size, see for_size()
     wall_seconds: float = 90.0  # enforced by the parent, which kills the child
     open_files: int = 64
-    max_pixels: int = 150_000_000  # larger images are refused: decompression bombs
+    max_pixels: int = 150_000_000  # larger images are not decoded: decompression bombs
+    # Pictures whose coded data is copied, never decoded (the JPEG, PNG, WebP,
+    # GIF and HEIF rewrites): phones take 200-megapixel photos (Samsung's
+    # Ultras, Xiaomi, Redmi, Honor, Motorola), and panoramas are larger still.
+    max_pixels_copied: int = 400_000_000
     zip_entries: int = 5_000
     zip_total: int = 1024 * MiB  # uncompressed bytes an office file may expand to
     zip_ratio: int = 200  # per entry; real XML compresses 5-20x, bombs 1000x

@@ -100,7 +100,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
         raise Refused("malformed PDF") from exc
     removed: list[str] = []
     attached: set[tuple[int, int]] = set()
-    max_pixels = limits.max_pixels
+    max_pixels = limits.max_pixels_copied  # a JPEG inside is copied as coded, not decoded
     with pdf:
         if pdf.is_encrypted:
             raise Refused("encrypted PDF")

@@ -38,7 +38,9 @@ class Failed(Refused):
 def check(family: str, original: bytes, cleaned: Cleaned, limits: Limits) -> None:
     try:
         if family in PICTURES:
-            _picture(family, original, cleaned.data, limits.max_pixels)
+            # Opened, and decoded only when small (DECODE_PIXELS): the copied
+            # pictures' limit, which the decoded ones are under too.
+            _picture(family, original, cleaned.data, limits.max_pixels_copied)
         elif family == "svg":
             _svg(cleaned.data)
         elif family == "pdf":
