@@ -236,7 +236,7 @@ def _looped(corpus, name: str, loops: int) -> Path:
 def test_a_fragmented_video_larger_than_the_memory_files_is_cleaned_in_bounded_memory(corpus):
     """Over 384 MiB (half of Limits.media_memory, past which ffmpeg's memory
     files refuse it): the cleaner's peak memory, with the ffprobe that
-    checks its copy, is the same as for a file ten times smaller."""
+    checks its copy, is the same as for a file fifty times smaller."""
     short = _looped(corpus, "frag-short.mp4", 3)
     base = corpus.path("frag-base.mp4").stat().st_size
     loops = -(-(Limits().media_memory // 2 + 16 * MiB) // base)

@@ -1,6 +1,7 @@
 """Video, and the audio that mutagen does not handle (WAV, AIFF, M4A).
 
-MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4),
+MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4,
+and .mp4frag for fragmented ones, read twice),
 WAV and AIFF chunk by chunk (intake.server.sanitize.iff), and AVI edited in
 place (intake.server.sanitize.avi), where those modules vouch for the file,
 as the upload streams through: never held whole, whatever its size.

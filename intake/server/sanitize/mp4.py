@@ -3,9 +3,11 @@ from what plays, the media data is copied untouched, and nothing else is.
 
 ffmpeg's stream copy does the same job through a demuxer and a muxer; doing
 it here needs no second copy of the file and no second process, and it keeps
-every sample byte for byte. A file this module does not vouch for (anything
-fragmented, cut short, inconsistent or unusual: compact sample sizes, sound
-whose sample sizes may count frames, media in another file...) raises
+every sample byte for byte. A fragmented file (movie extends in its index)
+raises `Fragmented`, and intake.server.sanitize.mp4frag rewrites it. A file
+this module does not vouch for (cut short, inconsistent or unusual: compact
+sample sizes, sound whose sample sizes may count frames, media in another
+file...) raises
 `Unsupported`, and the caller hands it to ffmpeg instead. An index that
 points outside `mdat` raises `Malformed`: the file is kept as received,
 flagged, since ffmpeg would copy whatever such an index points at (the tags,
