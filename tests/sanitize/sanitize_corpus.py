@@ -470,11 +470,12 @@ class Corpus:
                            "-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus")
 
     def fragmented_mp4(self) -> Path:
-        """An MP4 in fragments (as some cameras and streaming recorders write):
-        a layout the box-by-box rewrite leaves to ffmpeg."""
+        """An MP4 in fragments whose first fragment is in the index's sample
+        tables (ffmpeg's `frag_keyframe` without `empty_moov`): a layout the
+        box-by-box rewrite leaves to ffmpeg."""
         return self.ffmpeg("fragments.mp4", *self.VIDEO, *self.SINE, *self.TAGS,
                            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
-                           "-movflags", "frag_keyframe+empty_moov")
+                           "-movflags", "frag_keyframe")
 
     def avi(self) -> Path:
         return self.ffmpeg("clip.avi", *self.VIDEO, *self.SINE, *self.TAGS,

@@ -1,6 +1,7 @@
 """Video, and the audio that mutagen does not handle (WAV, AIFF, M4A).
 
-MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4),
+MP4, MOV, M4A and 3GP are rewritten box by box (intake.server.sanitize.mp4,
+and .mp4frag for fragmented ones, read twice),
 WAV and AIFF chunk by chunk (intake.server.sanitize.iff), and AVI edited in
 place (intake.server.sanitize.avi), where those modules vouch for the file,
 as the upload streams through: never held whole, whatever its size.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import itertools
 import json
 import os
 import signal
@@ -35,7 +37,7 @@ import struct
 import subprocess
 import threading
 
-from intake.server.sanitize import avi, iff, mp4, verify
+from intake.server.sanitize import avi, iff, mp4, mp4frag, verify
 from intake.server.sanitize.base import Cleaned, Refused, field_name
 from intake.server.sanitize.stream import Input, write_all
 from intake.server.sanitize.verify import FEED_AFTER_INDEX
@@ -258,7 +260,10 @@ def _mp4(inp: Input, size: int, cap: int) -> Cleaned:
     the index comes first, else in a second one. The first FEED_AFTER_INDEX
     bytes are held back, for the check, until the frame goes out."""
     kind = _muxer("mp4", inp.peek(64))[1]
-    plan, one_pass = mp4.scan(inp, size)
+    try:
+        plan, one_pass = mp4.scan(inp, size)
+    except mp4.Fragmented as found:
+        return _fragments(inp, size, cap, kind, found)
     if plan.length > cap:
         raise Refused("cleaned file too large")
     if not one_pass:
@@ -285,6 +290,54 @@ def _mp4(inp: Input, size: int, cap: int) -> Cleaned:
               "format": {"duration": plan.duration}}
     return Cleaned(plan.head + bytes(held), plan.removed, tool="", detected_type=kind,
                    before=before, rest=rest, rest_length=sum(n for _, n in ranges))
+
+
+def _fragments(inp: Input, size: int, cap: int, kind: str, found: mp4.Fragmented) -> Cleaned:
+    """The rewrite of a fragmented MP4 (intake.server.sanitize.mp4frag),
+    streamed: a first pass checks every fragment and adds up the cleaned
+    length, the second writes the fragments from stdin to stdout as they
+    come. The first FEED_AFTER_INDEX bytes after the index are held back,
+    for the check, until the frame goes out."""
+    movie = mp4frag.scan(inp, size, found)
+    if len(movie.head) + movie.length > cap:
+        raise Refused("cleaned file too large")
+    inp.again()
+    pieces = mp4frag.pieces(inp, size, movie)
+    held = bytearray()
+    pending: tuple[int, int] | None = None
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            held += piece
+        else:
+            offset, length = piece
+            inp.skip(offset - inp.pos)
+            take = min(length, max(0, FEED_AFTER_INDEX - len(held)))
+            held += inp.read(take)
+            if take < length:
+                pending = (offset + take, length - take)
+        if len(held) >= FEED_AFTER_INDEX:
+            break
+    left = movie.length - len(held)
+
+    def rest(out: int) -> None:
+        sent = 0
+        for piece in itertools.chain([pending] if pending else [], pieces):
+            if isinstance(piece, bytes):
+                write_all(out, piece)
+                sent += len(piece)
+            else:
+                inp.skip(piece[0] - inp.pos)
+                inp.copy(piece[1], out)
+                sent += piece[1]
+        if sent != left:
+            raise Refused("the upload changed between its readings")
+
+    # ffprobe reads the copy's index and first fragments; the duration of a
+    # fragmented file is in its index only when the recorder wrote it there.
+    before = {"streams": [{"codec_type": k} for k in movie.streams],
+              "format": {"duration": movie.duration}}
+    return Cleaned(movie.head + bytes(held), movie.removed, tool="", detected_type=kind,
+                   before=before, rest=rest, rest_length=left)
 
 
 def _chunks(inp: Input, size: int, cap: int) -> Cleaned:

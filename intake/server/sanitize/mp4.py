@@ -3,9 +3,11 @@ from what plays, the media data is copied untouched, and nothing else is.
 
 ffmpeg's stream copy does the same job through a demuxer and a muxer; doing
 it here needs no second copy of the file and no second process, and it keeps
-every sample byte for byte. A file this module does not vouch for (anything
-fragmented, cut short, inconsistent or unusual: compact sample sizes, sound
-whose sample sizes may count frames, media in another file...) raises
+every sample byte for byte. A fragmented file (movie extends in its index)
+raises `Fragmented`, and intake.server.sanitize.mp4frag rewrites it. A file
+this module does not vouch for (cut short, inconsistent or unusual: compact
+sample sizes, sound whose sample sizes may count frames, media in another
+file...) raises
 `Unsupported`, and the caller hands it to ffmpeg instead. An index that
 points outside `mdat` raises `Malformed`: the file is kept as received,
 flagged, since ffmpeg would copy whatever such an index points at (the tags,
@@ -63,6 +65,18 @@ FRAGMENTED = {b"moof", b"mfra", b"sidx", b"styp", b"ssix"}
 
 class Unsupported(Exception):
     """Not a file this rewriter vouches for: ffmpeg gets it instead."""
+
+
+class Fragmented(Unsupported):
+    """An index with movie extends (mvex): the samples follow in fragments,
+    which intake.server.sanitize.mp4frag rewrites as they stream. Carries
+    what was read up to the end of the index; `src` stands just after it."""
+
+    def __init__(self, mvhd: bytes, tracks: list[Track], mvex: bytes):
+        super().__init__("fragmented")
+        self.mvhd, self.tracks, self.mvex = mvhd, tracks, mvex
+        self.ftyp = b""
+        self.removed: list[str] = []
 
 
 class Malformed(Refused):
@@ -497,7 +511,7 @@ def _parse_index(ftyp: bytes, data: bytes, removed: list[str]) -> tuple[bytes, l
     """The movie header and the kept tracks, from the index's bytes."""
     moov = _header(data, 0, len(data))
     quicktime = ftyp[8:12] == b"qt  " or not ftyp
-    mvhd, tracks = None, []
+    mvhd, tracks, mvex = None, [], None
     for b in children(data, moov.body, moov.end):
         if b.kind == b"mvhd" and mvhd is None:
             mvhd = _zero_times(data, b)
@@ -505,14 +519,16 @@ def _parse_index(ftyp: bytes, data: bytes, removed: list[str]) -> tuple[bytes, l
             track = _track(data, b, quicktime, removed)
             if track is not None:
                 tracks.append(track)
-        elif b.kind == b"mvex":
-            raise Unsupported("fragmented")
+        elif b.kind == b"mvex" and mvex is None:
+            mvex = data[b.start:b.end]
         else:
             removed.extend(_names(data, b, "moov"))
     if mvhd is None:
         raise Unsupported("no movie header")
     if not tracks:
         raise Refused("no audio or video stream")
+    if mvex is not None:
+        raise Fragmented(mvhd, tracks, mvex)
     return mvhd, tracks
 
 
@@ -555,7 +571,12 @@ def scan(src: Source, size: int) -> tuple[Rewrite, bool]:
                 raise Unsupported("not one index")
             if b.size > MAX_INDEX:
                 raise Unsupported("index too large")
-            found = _parse_index(ftyp, _whole(src, b), removed)
+            try:
+                found = _parse_index(ftyp, _whole(src, b), removed)
+            except Fragmented as fragmented:
+                fragmented.ftyp = ftyp
+                fragmented.removed = unique(removed + _top_names(boxes))
+                raise
         elif b.kind == b"mdat" and found is not None and _within(found[1], b.body, b.end):
             kinds = {x.kind for x in boxes}
             if FRAGMENTED & kinds:
