@@ -467,14 +467,22 @@ def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | N
               help="Tor's defaults file for the check, e.g. Debian's "
                    "/usr/share/tor/tor-service-defaults-torrc.")
 @click.option("--min-free", help="Free space the store needs [default: twice max_upload].")
-def doctor(torrc: Path | None, tor_defaults: Path | None, min_free: str | None) -> None:
+@click.option("--sandbox-only", is_flag=True,
+              help="Check only the cleaners' sandbox. The witness unit runs this before "
+                   "it starts, inside its own restrictions, so the journal shows what "
+                   "the unit leaves the cleaners.")
+def doctor(torrc: Path | None, tor_defaults: Path | None, min_free: str | None,
+           sandbox_only: bool) -> None:
     """Check keys, store, permissions, clock, swap, the sandbox and Tor; say what to fix."""
     try:
         config = load_config()
         needed = parse_size(min_free) if min_free else None
     except (ConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    findings = run_checks(config, torrc, tor_defaults, needed)
+    if sandbox_only:
+        findings = check_sandbox(config)
+    else:
+        findings = run_checks(config, torrc, tor_defaults, needed)
     for f in findings:
         click.echo(f"{f.level.upper():8} {f.check:12} {f.message}")
         if f.fix:

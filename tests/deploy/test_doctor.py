@@ -110,6 +110,18 @@ def test_cli_exit_code_follows_problems(good):
     assert "fix:" in result.output
 
 
+def test_sandbox_only_checks_the_sandbox_alone(good):
+    """What the witness unit runs before it starts: a private key in the keys
+    folder is another check's problem, not this one's."""
+    config, _ = good
+    (config.keys_dir / "team.key").write_text("{}")
+    result = CliRunner().invoke(main, ["doctor", "--sandbox-only"], env=cli_env(config))
+    checks = {line.split()[1] for line in result.output.splitlines()
+              if line.split() and line.split()[0] in {"OK", "WARNING", "PROBLEM"}}
+    assert checks == {"sandbox"}, result.output
+    assert result.exit_code == 0 and "0 problem(s)" in result.output
+
+
 def test_private_key_in_the_keys_folder(config, team_key):
     shutil.copy(team_key.key_file, config.keys_dir / "backup.json")
     [finding] = problems(check_keys(config))

@@ -60,6 +60,10 @@ class Container:
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--directory", str(root), "--boot",
              "--link-journal=no", "--register=no", "--keep-unit", "--console=passive",
+             # nspawn's own system call filter (systemd 252) predates Landlock:
+             # without these, no process the container's systemd starts has it.
+             "--system-call-filter=landlock_create_ruleset landlock_add_rule "
+             "landlock_restrict_self",
              f"--bind-ro={REPO}:{SRC}"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
@@ -254,6 +258,13 @@ def test_the_witness_unit_cleans_a_photo_in_its_sandbox(booted, tmp_path):
     assert answer.status_code == 200
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", answer.text))
     assert "photo.jpg : cleaned of hidden information" in text, text[text.find("Your files"):]
+
+    # The unit checked its cleaners' sandbox before it started, inside its own
+    # restrictions (ExecStartPre), and the journal says it is as designed.
+    journal = container.run("journalctl", "--namespace=intake", "--no-pager", "-o", "cat",
+                            "-u", "intake-witness.service").stdout
+    assert re.search(r"^OK +sandbox +cleaners run with seccomp", journal, re.M), journal[-3000:]
+    assert "0 problem(s), 0 warning(s)" in journal
 
     # The cleaners' zygote, as the shipped unit left it: the service's user,
     # no new privileges, a seccomp filter, its own user and (empty) network
