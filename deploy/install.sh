@@ -158,6 +158,14 @@ step "Check the setup"
 # As the service user: what it can read and write is what matters.
 run runuser -u "$SERVICE_USER" -- env INTAKE_CONFIG="$ETC/intake.toml" "$VENV/bin/intake" doctor \
     || note "intake doctor found something to fix (above)"
+# That ran outside the witness unit; the unit checks its cleaners' sandbox
+# inside its own restrictions before it starts (ExecStartPre), to its journal.
+if [ "$DRY_RUN" = 0 ] && systemctl is-active --quiet intake-witness.service; then
+  note "The witness unit's own check of its cleaners' sandbox (its journal):"
+  invocation="$(systemctl show -p InvocationID --value intake-witness.service)"
+  journalctl --namespace=intake --no-pager -o cat "_SYSTEMD_INVOCATION_ID=$invocation" \
+    | grep -E '^(OK|WARNING|PROBLEM) +sandbox|^ +fix:|problem\(s\)' | sed 's/^/   /' || true
+fi
 
 step "Onion addresses"
 if [ "$DRY_RUN" = 1 ]; then

@@ -218,6 +218,10 @@ def test_install_sh_installs_and_starts_everything_under_systemd(booted):
     # machine's business) and the sandbox as designed.
     assert "0 problem(s)" in install.stdout, install.stdout[-3000:]
     assert re.search(r"^OK +sandbox +cleaners run with seccomp", install.stdout, re.M)
+    # ...and shows the unit's own check, made inside its restrictions.
+    own = install.stdout.split("The witness unit's own check of its cleaners' sandbox")[1]
+    assert re.search(r"^ +OK +sandbox +cleaners run with seccomp, Landlock", own, re.M), own
+    assert "0 problem(s), 0 warning(s)" in own.split("== Onion addresses")[0], own
     for unit in ("intake-witness.service", "intake-staff.service",
                  "intake-retention.timer", "intake-tidy.timer", "tor.service"):
         assert container.run("systemctl", "is-active", unit).stdout.strip() == "active", unit
