@@ -24,9 +24,9 @@ test-system-packages: system-packages
 
 # Every package from the dev lock (both places and the test tools), checked
 # against its hash; then the project itself, without resolving anything more.
-$(VENV)/.installed: pyproject.toml requirements/dev.txt
+$(VENV)/.installed: pyproject.toml requirements.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install -q --require-hashes -r requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -67,7 +67,7 @@ LOCK := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
 lock: venv
 	$(LOCK) --extra server -o requirements/server.txt
 	$(LOCK) --extra workstation -o requirements/workstation.txt
-	$(LOCK) --extra server --extra workstation --extra test -o requirements/dev.txt
+	$(LOCK) --extra server --extra workstation --extra test -o requirements.txt
 
 test: test-system-packages venv node_modules/.package-lock.json program-corpus
 	$(VENV)/bin/ruff check intake tests bench scripts

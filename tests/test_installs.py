@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 LOCKS = {"server": ["server"], "workstation": ["workstation"],
          "dev": ["server", "workstation", "test"]}
+# Each place's lock; development's (both places and the test tools) at the root.
+LOCK_FILES = {"server": "requirements/server.txt",
+              "workstation": "requirements/workstation.txt", "dev": "requirements.txt"}
 PIN = re.compile(r"^([A-Za-z0-9._-]+)(\[[^\]]*\])?==([^\s;\\]+)", re.M)
 SERVER_ONLY = ("gunicorn", "sqlalchemy", "psycopg", "magic", "pikepdf", "pillow_heif",
                "mutagen", "lxml", "pyotp")
@@ -62,7 +65,7 @@ def wanted(extras: list[str]) -> list[Requirement]:
 
 @pytest.mark.parametrize("place", sorted(LOCKS))
 def test_each_lock_pins_what_pyproject_asks_for_with_hashes(place):
-    lock = ROOT / "requirements" / f"{place}.txt"
+    lock = ROOT / LOCK_FILES[place]
     pinned = pins(lock)
     for req in wanted(LOCKS[place]):
         assert _name(req.name) in pinned, f"{lock.name} lacks {req.name}: run `make lock`"
@@ -98,20 +101,20 @@ def test_the_locks_are_what_make_lock_makes(tmp_path):
     makefile = (ROOT / "Makefile").read_text()
     for place, extras in LOCKS.items():
         lock = tmp_path / f"{place}.txt"
-        shutil.copy(ROOT / "requirements" / f"{place}.txt", lock)
+        shutil.copy(ROOT / LOCK_FILES[place], lock)
         command = [str(uv), "pip", "compile", "--quiet", "--universal", "--python-version",
                    "3.11", "--generate-hashes", "--custom-compile-command", "make lock",
                    "pyproject.toml", "requirements/build.in",
                    *(a for e in extras for a in ("--extra", e)), "-o", str(lock)]
-        assert f"-o requirements/{place}.txt" in makefile
+        assert f"-o {LOCK_FILES[place]}" in makefile
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
                               env={**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache")})
         if done.returncode != 0 and "Failed to fetch" in done.stderr \
                 and os.environ.get("CI") != "true":
             pytest.skip("the package index cannot be reached")
         assert done.returncode == 0, done.stderr
-        assert lock.read_text() == (ROOT / "requirements" / f"{place}.txt").read_text(), \
-            f"requirements/{place}.txt is not what `make lock` makes from pyproject.toml"
+        assert lock.read_text() == (ROOT / LOCK_FILES[place]).read_text(), \
+            f"{LOCK_FILES[place]} is not what `make lock` makes from pyproject.toml"
 
 
 def test_the_package_list_is_whole():
@@ -151,7 +154,7 @@ def _venv(base: Path, place: str, wheel: Path) -> Path:
     venv = base / f"{place}-venv"
     _run([sys.executable, "-m", "venv", str(venv)])
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    _run([*pip, "--require-hashes", "-r", str(ROOT / "requirements" / f"{place}.txt")])
+    _run([*pip, "--require-hashes", "-r", str(ROOT / LOCK_FILES[place])])
     _run([*pip, "--no-deps", str(wheel)])
     return venv
 
