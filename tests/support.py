@@ -96,3 +96,17 @@ def store_contents(store: Path) -> list[str]:
     if pending.is_dir():
         names += [f"{PENDING}/{p.name}" for p in pending.iterdir()]
     return sorted(names)
+
+
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids

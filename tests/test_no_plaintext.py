@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import CSRF, csrf_token, make_config
+from support import CSRF, children_of, csrf_token, make_config
 
 from intake.format import envelope
 from intake.server.store import SUFFIX
@@ -88,20 +88,6 @@ def wait_listening(port: int, proc: subprocess.Popen, seconds: float = 30) -> No
 def proc_wait(proc: subprocess.Popen, seconds: float) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(seconds)
-
-
-def children_of(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry.name))
-    return kids
 
 
 def open_files_of(pid: int, under: list[Path]) -> list[Path]:

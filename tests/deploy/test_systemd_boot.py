@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import requests
 from deploy_support import REPO, free_port
-from nacl import pwhash
 from PIL import Image
+from support import CSRF, FAST_KDF, PASSPHRASE, children_of
 
 from intake.format import teamkeys
 
@@ -40,22 +40,11 @@ KEEP = re.compile(r"^(systemd-|dbus|getty|console-|tor[.@]|e2scrub|fstrim|logrot
                   r"|apt-daily|dpkg-db)")
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
 class Container:
     """A booted container; `run` is a command inside it, as root, in its init's
     folder (/), with a clean environment."""
 
     def __init__(self, root: Path, log: Path):
-        self.root = root
         self._log = open(log, "ab")  # noqa: SIM115 (closed in stop)
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--directory", str(root), "--boot",
@@ -91,7 +80,7 @@ class Container:
         while time.monotonic() < deadline:
             if self.nspawn.poll() is not None:
                 raise RuntimeError(f"systemd-nspawn exited with {self.nspawn.returncode}")
-            for pid in _children(self.nspawn.pid):
+            for pid in children_of(self.nspawn.pid):
                 # Entered only once its namespaces are its own.
                 if (Path(f"/proc/{pid}/comm").read_text().strip() == "systemd"
                         and os.readlink(f"/proc/{pid}/ns/mnt")
@@ -177,8 +166,7 @@ def _prepare(base: Path, root: Path) -> tuple[int, int]:
              f"[Service]\nEnvironment=INTAKE_BIND=127.0.0.1:{witness}\n")
     _drop_in(root, "intake-staff.service",
              f"[Service]\nEnvironment=INTAKE_BIND=127.0.0.1:{staff}\n")
-    cheap = teamkeys.KdfCost(pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN)
-    public, _ = teamkeys.generate("team", base, b"a passphrase for this test only", cheap)
+    public, _ = teamkeys.generate("team", base, PASSPHRASE, FAST_KDF)
     keys = root / "etc/intake/keys"
     keys.mkdir(parents=True, exist_ok=True)
     shutil.copy(public, keys / public.name)
@@ -254,7 +242,7 @@ def test_the_witness_unit_cleans_a_photo_in_its_sandbox(booted, tmp_path):
     base = f"http://127.0.0.1:{booted.witness}"
     with requests.Session() as browser:
         form = browser.get(f"{base}/en/", timeout=30)
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text).group(1)
+        token = CSRF.search(form.text).group(1)
         with open(photo, "rb") as f:
             answer = browser.post(f"{base}/en/submit", timeout=120, data={
                 "csrf_token": token, "testimony": "A testimony."},

@@ -132,8 +132,7 @@ def network_isolated() -> bool:
 def probe_sandbox(paths: list[Path], timeout: float = 60) -> dict:
     """What a cleaner child started as the server starts them is given, and
     what it can still do (intake.server.sanitize.probe)."""
-    run = subprocess.run([*_no_network_prefix(), *_low_priority_prefix(), sys.executable,
-                          "-m", "intake.server.sanitize.probe", *map(str, paths)],
+    run = subprocess.run(_python("intake.server.sanitize.probe", *map(str, paths)),
                          capture_output=True, cwd="/", env=_env(), timeout=timeout,
                          check=False)
     try:
@@ -143,16 +142,19 @@ def probe_sandbox(paths: list[Path], timeout: float = 60) -> dict:
     return {**report, "namespaces": network_isolated()}
 
 
+def _python(module: str, *args: str) -> list[str]:
+    """A module run as every cleaner runs: no network, low priority."""
+    return [*_no_network_prefix(), *_low_priority_prefix(), sys.executable, "-m", module,
+            *args]
+
+
 def _command(size: int, limits: Limits) -> list[str]:
-    return [*_no_network_prefix(), *_low_priority_prefix(), sys.executable, "-m",
-            "intake.server.sanitize.child", str(size), *limits.to_argv()]
+    return _python("intake.server.sanitize.child", str(size), *limits.to_argv())
 
 
 def _zygote_command(control_fd: int) -> list[str]:
-    prefix = _no_network_prefix()
-    return [*prefix, *_low_priority_prefix(), sys.executable, "-m",
-            "intake.server.sanitize.zygote", str(control_fd),
-            *(["own-namespace"] if prefix else [])]
+    return _python("intake.server.sanitize.zygote", str(control_fd),
+                   *(["own-namespace"] if _no_network_prefix() else []))
 
 
 def _env() -> dict[str, str]:
