@@ -5,8 +5,11 @@ once, at import; the desk shows what it made. Pillow may use exactly one
 decoder, the one for the type detected from the file's bytes on arrival
 (`Image.open(..., formats=[...])`): never EPS or PostScript (Ghostscript),
 never a format the desk does not show. A picture with more than MAX_PIXELS
-pixels is refused before it is decoded; JPEGs are decoded at a reduced
-scale when that is enough for the preview.
+pixels to decode is refused before it is decoded. A JPEG is decoded at 1/2,
+1/4 or 1/8 of its size when that is enough for the preview (libjpeg's DCT
+scaling), so the cap counts the pixels it decodes to: a phone's 48 or 200
+megapixels decode to at most 12.5, and its own size is capped at
+MAX_JPEG_PIXELS, which bounds the time its decoding takes.
 
 A preview is a fresh PNG re-encoded from the decoded pixels, so nothing of
 the file (metadata, trailing data, a polyglot's other half) reaches the
@@ -34,6 +37,7 @@ FORMATS = {
     "image/x-ms-bmp": "BMP",
 }
 MAX_PIXELS = 40_000_000
+MAX_JPEG_PIXELS = 256_000_000  # a 200-megapixel phone camera's, and some room
 PREVIEW_EDGE = 1600
 NEAR_BITS = 10  # at most this many of 64 bits apart counts as a near-duplicate
 
@@ -55,15 +59,15 @@ def _decode(data: bytes, fmt: str, max_pixels: int):
 
     if fmt not in FORMATS.values():
         raise NotAnImage("not a format the desk shows")
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    Image.MAX_IMAGE_PIXELS = max(max_pixels, MAX_JPEG_PIXELS) if fmt == "JPEG" else max_pixels
     with warnings.catch_warnings():
         # A picture too large to decode safely is refused, not decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data), formats=[fmt])
-            if img.width * img.height > max_pixels:
-                raise TooManyPixels("too many pixels")
             img.draft("RGB", (PREVIEW_EDGE, PREVIEW_EDGE))  # JPEG: decode smaller
+            if img.width * img.height > max_pixels:  # as it will be decoded
+                raise TooManyPixels("too many pixels")
             img.load()
         except NotAnImage:
             raise

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import threading
@@ -106,6 +107,28 @@ def test_a_decompression_bomb_is_refused_by_its_pixel_count(sandbox):
     bomb = png((12000, 8000), mode="1")  # 96 megapixels in a few KiB
     assert len(bomb) < 100_000
     outcome = run(sandbox, "image", "PNG", bomb)
+    assert (outcome.ok, outcome.reason, outcome.limit) == (False, "pixels", True)
+
+
+def test_a_phones_48_and_200_megapixel_jpegs_get_a_preview(sandbox):
+    """Decoded at a quarter of their size, under the cap that refuses a PNG
+    of 96: the cap counts the pixels decoded, not the pixels declared."""
+    for size in ((8000, 6000), (16320, 12240)):
+        out = io.BytesIO()
+        Image.new("L", size, 90).save(out, format="JPEG", quality=50)
+        outcome = run(sandbox, "image", "JPEG", out.getvalue())
+        assert outcome.ok, (size, outcome.reason)
+        assert max(outcome.width, outcome.height) == 1600
+        assert abs(outcome.width / outcome.height - size[0] / size[1]) < 0.01
+
+
+def test_a_jpeg_past_its_own_cap_is_refused_before_decoding(sandbox):
+    """A JPEG that says it is 400 megapixels (its frame header rewritten):
+    refused for its pixels, not decoded and found broken."""
+    data = bytearray(jpeg())
+    at = data.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
+    data[at + 5:at + 9] = struct.pack(">HH", 20000, 20000)
+    outcome = run(sandbox, "image", "JPEG", bytes(data))
     assert (outcome.ok, outcome.reason, outcome.limit) == (False, "pixels", True)
 
 
