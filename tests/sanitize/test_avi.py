@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.server.sanitize import Limits, avi
+from intake.server.sanitize import Limits, avi, jpeg_frames
 from intake.server.sanitize.media import COPY_ARGS
 from sanitize.sanitize_corpus import (
     AUTHOR,
@@ -476,11 +476,11 @@ def test_jpeg_segments_are_zeroed_in_place_and_the_picture_kept():
         between + scan + b"\xff\xff\xd9"
     frame = bytearray(first + field + SERIAL.encode())
     before = bytes(frame)
-    assert avi._jpeg(frame) and len(frame) == len(before)
+    assert jpeg_frames.scrub(frame) and len(frame) == len(before)
     assert planted_in_bytes(bytes(frame).replace(scan, b"")) == []
     assert bytes(frame).count(scan) == 3 and app0 in frame and app14 in frame
     assert bytes(frame).endswith(field + bytes(len(SERIAL)))
-    assert not avi._jpeg(frame)  # nothing more to zero
+    assert not jpeg_frames.scrub(frame)  # nothing more to zero
     assert planted_in_bytes(bytes(frame)) == [MAKE]  # the picture data's own bytes, kept
 
 

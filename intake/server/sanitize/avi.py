@@ -48,6 +48,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from intake.server.sanitize import jpeg_frames
 from intake.server.sanitize.base import field_name
 from intake.server.sanitize.iff import FileSource, Source, Unsupported
 from intake.server.sanitize.stream import write_all
@@ -56,7 +57,6 @@ __all__ = ["FileSource", "Unsupported", "Walk", "rewrite"]
 
 MAX_HEADER = 1024 * 1024  # the hdrl list, read whole: a real one is a few KiB
 MAX_BEFORE_MOVI = 4 * 1024 * 1024  # held for the check, with the start of the frames
-MAX_FRAME = 16 * 1024 * 1024  # a JPEG frame read whole to blank its segments
 MAX_STREAMS = 100  # two digits in every chunk id
 MAX_NAMES = 1000  # of what was removed: a hostile file can hold millions of chunks
 PADDING = {b"JUNK", b"junk", b"PAD ", b"FLLR", b"free"}
@@ -64,11 +64,6 @@ KINDS = {b"vids": "video", b"auds": "audio"}
 KEPT_IN_STREAM = {b"strh", b"strf", b"vprp"}
 AVIH_FIELDS = 40  # then 16 reserved bytes, zero
 STRH_FIELDS = 64  # with rcFrame as four longs, as some writers have it
-# JPEG markers whose segment carries no picture: APP1-APP13, APP15, COM.
-JPEG_DROPPED = {*range(0xE1, 0xEE), 0xEF, 0xFE}
-# In coded data, 0xFF is followed by 0 (a stuffed byte), a restart marker
-# or more 0xFF: anything else is the next marker.
-NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 ZEROS = bytes(1024 * 1024)
 
 Piece = tuple[str, "bytes | int"]  # ("bytes", b), ("copy", n) or ("zero", n)
@@ -301,10 +296,10 @@ class Walk:
                 yield "bytes", struct.pack("<4sI", kind, n)
                 # Any stream's: a JPEG filed under the audio stream plays as
                 # noise, and would carry its EXIF all the same.
-                if n <= MAX_FRAME and src.peek(3) == b"\xff\xd8\xff":
+                if n <= jpeg_frames.MAX_FRAME and jpeg_frames.is_jpeg(src.peek(3)):
                     frame = bytearray(src.read(n))
-                    if _jpeg(frame) and "JPEG segments in video frames" not in self.removed:
-                        self.removed.append("JPEG segments in video frames")
+                    if jpeg_frames.scrub(frame) and jpeg_frames.NOTE not in self.removed:
+                        self.removed.append(jpeg_frames.NOTE)
                     yield "bytes", bytes(frame)
                 else:
                     yield "copy", n
@@ -359,49 +354,6 @@ def _stream_number(kind: bytes) -> int | None:
     if len(kind) == 4 and kind[:2].isdigit() and kind[2:].isalpha():
         return int(kind[:2])
     return None
-
-
-def _jpeg(frame: bytearray) -> bool:
-    """Zeroes, in place, a JPEG frame's metadata segments (each made a
-    comment of the same size), wherever they are (before the picture data or
-    between the scans of a progressive one), and every byte after its end
-    (EOI) but a second field's JPEG. Stops at what it cannot read (the
-    decoder reads no further either). True if anything it zeroed held
-    anything."""
-    pos, changed = 2, False
-    while pos + 2 <= len(frame):
-        if frame[pos] != 0xFF:
-            return changed
-        marker = frame[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length; D8: a second field
-            pos += 2
-            continue
-        if marker == 0xD9:
-            pos += 2
-            if frame[pos:pos + 3] == b"\xff\xd8\xff":
-                continue
-            changed = changed or any(frame[pos:])
-            frame[pos:] = bytes(len(frame) - pos)
-            return changed
-        if pos + 4 > len(frame):
-            return changed
-        (length,) = struct.unpack_from(">H", frame, pos + 2)
-        if length < 2 or pos + 2 + length > len(frame):
-            return changed
-        if marker in JPEG_DROPPED:
-            changed = changed or marker != 0xFE or any(frame[pos + 4:pos + 2 + length])
-            frame[pos + 1] = 0xFE
-            frame[pos + 4:pos + 2 + length] = bytes(length - 2)
-        pos += 2 + length
-        if marker == 0xDA:  # coded data, to the next marker
-            found = NEXT_MARKER.search(frame, pos)
-            if found is None:
-                return changed
-            pos = found.start()
-    return changed
 
 
 class _Source(FileSource):

@@ -26,6 +26,7 @@ their size is capped (Limits.media_memory).
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import errno
 import functools
@@ -37,7 +38,7 @@ import struct
 import subprocess
 import threading
 
-from intake.server.sanitize import avi, iff, mp4, mp4frag, verify
+from intake.server.sanitize import avi, iff, jpeg_frames, mp4, mp4frag, verify
 from intake.server.sanitize.base import Cleaned, Refused, field_name
 from intake.server.sanitize.stream import Input, write_all
 from intake.server.sanitize.verify import FEED_AFTER_INDEX
@@ -172,8 +173,9 @@ def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
     and sends its copy on in pieces, each a 4-byte length and its bytes,
     until a zero length. Then checks the copy as for every video: ffprobe's
     view of its start (streams, tags) and the duration its packets span,
-    against ffprobe's view of the upload's start. Raises Refused when the
-    copy fails its check."""
+    against ffprobe's view of the upload's start; and, as it goes, that no
+    frame carries JPEG metadata. Raises Refused when the copy fails its
+    check."""
     before, copy, packets = procs
     failures: list[BaseException] = []
 
@@ -188,6 +190,7 @@ def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
             copy.stdin.close()  # type: ignore[union-attr]
 
     head = _memory_file("head", b"")
+    frames = verify.FrameMetadata()
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     total, teeing = 0, True
@@ -196,6 +199,7 @@ def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
             total += len(piece)
             if total > cap:
                 raise Refused("cleaned file too large")
+            frames.feed(piece)  # a stream copy keeps Motion JPEG frames' EXIF
             write_all(out, struct.pack(">I", len(piece)) + piece)
             if teeing:
                 try:
@@ -257,8 +261,10 @@ def _memory_file(name: str, data: bytes) -> int:
 def _mp4(inp: Input, size: int, cap: int) -> Cleaned:
     """The box rewrite, streamed: the index is read and rebuilt, then the
     kept chunks go from stdin to stdout as they come, in the same pass when
-    the index comes first, else in a second one. The first FEED_AFTER_INDEX
-    bytes are held back, for the check, until the frame goes out."""
+    the index comes first, else in a second one; a Motion JPEG frame is read
+    whole and its metadata segments zeroed on the way. The first
+    FEED_AFTER_INDEX bytes are held back, for the check, until the frame
+    goes out."""
     kind = _muxer("mp4", inp.peek(64))[1]
     try:
         plan, one_pass = mp4.scan(inp, size)
@@ -266,30 +272,49 @@ def _mp4(inp: Input, size: int, cap: int) -> Cleaned:
         return _fragments(inp, size, cap, kind, found)
     if plan.length > cap:
         raise Refused("cleaned file too large")
+    if any(n > jpeg_frames.MAX_FRAME for _, n in plan.frames):
+        raise Refused("a video frame too large to clean")
     if not one_pass:
         inp.again()
-    ranges = list(plan.ranges)
+    pieces = collections.deque(jpeg_frames.pieces(plan.ranges, plan.frames))
+    removed = list(plan.removed)
     held = bytearray()
-    while ranges and len(held) < FEED_AFTER_INDEX:
-        offset, length = ranges.pop(0)
+    while pieces and len(held) < FEED_AFTER_INDEX:
+        offset, length, frame = pieces.popleft()
         inp.skip(offset - inp.pos)
+        if frame:
+            held += _scrubbed(inp, length, removed)
+            continue
         take = min(length, FEED_AFTER_INDEX - len(held))
         held += inp.read(take)
         if take < length:
-            ranges.insert(0, (offset + take, length - take))
+            pieces.appendleft((offset + take, length - take, False))
 
     def rest(out: int) -> None:
-        for offset, length in ranges:
+        for offset, length, frame in pieces:
             inp.skip(offset - inp.pos)
-            inp.copy(length, out)
+            if frame:
+                write_all(out, _scrubbed(inp, length, None))
+            else:
+                inp.copy(length, out)
 
     # What the copy must keep, from the original's index: ffprobe then reads
     # the copy's index and first media data (starting it costs more than the
     # rewrite).
     before = {"streams": [{"codec_type": k} for k in plan.streams],
               "format": {"duration": plan.duration}}
-    return Cleaned(plan.head + bytes(held), plan.removed, tool="", detected_type=kind,
-                   before=before, rest=rest, rest_length=sum(n for _, n in ranges))
+    return Cleaned(plan.head + bytes(held), removed, tool="", detected_type=kind,
+                   before=before, rest=rest, rest_length=sum(n for _, n, _ in pieces))
+
+
+def _scrubbed(inp: Input, length: int, removed: list[str] | None) -> bytes:
+    """A sample of a Motion JPEG track, its metadata segments zeroed when it
+    is a JPEG (format B's are not); named in `removed` when given."""
+    frame = bytearray(inp.read(length))
+    if jpeg_frames.is_jpeg(frame) and jpeg_frames.scrub(frame) and removed is not None \
+            and jpeg_frames.NOTE not in removed:
+        removed.append(jpeg_frames.NOTE)
+    return bytes(frame)
 
 
 def _fragments(inp: Input, size: int, cap: int, kind: str, found: mp4.Fragmented) -> Cleaned:

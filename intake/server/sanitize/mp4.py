@@ -59,6 +59,10 @@ ENTRY_KEEP = {b"avcC", b"hvcC", b"lhvC", b"vexu", b"vvcC", b"av1C", b"vpcC", b"d
               b"pasp", b"fiel", b"clap", b"btrt", b"gama", b"mdcv", b"clli", b"damr",
               b"d263", b"glbl", b"SA3D", b"st3d", b"sv3d"}
 WAVE_KEEP = {b"frma", b"esds", b"mp4a", b"enda", b"alac", b"chan", b"\0\0\0\0"}
+# Motion JPEG: QuickTime's sample descriptions, and MP4's MPEG-4 visual one
+# whose decoder configuration names JPEG (object type 0x6C).
+JPEG_ENTRIES = {b"jpeg", b"mjpa", b"mjpb", b"AVDJ", b"AVRn", b"dmb1", b"MJPG", b"ADJV"}
+JPEG_OBJECT_TYPES = {0x6C}
 BIG_ENDIAN_HOST = sys.byteorder == "big"
 FRAGMENTED = {b"moof", b"mfra", b"sidx", b"styp", b"ssix"}
 
@@ -167,6 +171,8 @@ class Track:
     offsets: array  # chunk offsets in the file
     sizes: list[int]  # chunk lengths in bytes
     parts: dict[bytes, bytes]  # the boxes it is rebuilt from, by name
+    frames: list[tuple[int, int]] = field(default_factory=list)  # JPEG samples: offset, size
+    motion_jpeg: bool = False
 
 
 def _table(data: bytes, b: Box, code: str, per_entry: int) -> array:
@@ -196,7 +202,10 @@ def _sample_size_header(data: bytes, stsz: Box) -> tuple[int, int]:
     return struct.unpack_from(">II", data, stsz.body + 4)
 
 
-def _chunk_sizes(data: bytes, stsc: Box, stsz: Box, chunks: int) -> list[int]:
+def _sample_layout(data: bytes, stsc: Box, stsz: Box, chunks: int
+                   ) -> tuple[list[int], array | None, int]:
+    """Samples per chunk, and each sample's size (None when all share the
+    size that comes third)."""
     table = _table(data, stsc, "I", 3)
     uniform, count = _sample_size_header(data, stsz)
     if uniform:
@@ -217,11 +226,67 @@ def _chunk_sizes(data: bytes, stsc: Box, stsz: Box, chunks: int) -> list[int]:
         per_chunk.extend([samples] * (last - first))
     if len(per_chunk) != chunks or sum(per_chunk) != count:
         raise Unsupported("sample tables disagree")
+    return per_chunk, sizes, uniform
+
+
+def _chunk_sizes(per_chunk: list[int], sizes: array | None, uniform: int) -> list[int]:
     if sizes is None:
         return [uniform * n for n in per_chunk]
     prefix = array("Q", accumulate(sizes, initial=0))
     ends = accumulate(per_chunk)
     return [prefix[e] - prefix[e - n] for e, n in zip(ends, per_chunk, strict=True)]
+
+
+def _samples(offsets: array, per_chunk: list[int], sizes: array | None,
+             uniform: int) -> list[tuple[int, int]]:
+    """Every non-empty sample, as (offset in the file, size)."""
+    found, n = [], 0
+    for offset, count in zip(offsets, per_chunk, strict=True):
+        at = offset
+        for size in (sizes[n:n + count] if sizes is not None else [uniform] * count):
+            if size:
+                found.append((at, size))
+            at += size
+        n += count
+    return found
+
+
+def _jpeg_coded(data: bytes, stsd: Box) -> bool:
+    """Whether a video track's samples may be JPEG pictures (Motion JPEG)."""
+    for entry in children(data, stsd.body + 8, stsd.end):
+        if entry.kind in JPEG_ENTRIES:
+            return True
+        if entry.kind == b"mp4v" and entry.size - entry.header > 78:
+            for child in children(data, entry.body + 78, entry.end):
+                if child.kind == b"esds" and _object_type(data[child.body:child.end]) \
+                        in JPEG_OBJECT_TYPES:
+                    return True
+    return False
+
+
+def _object_type(esds: bytes) -> int | None:
+    """The object type in an MPEG-4 elementary stream descriptor (ISO/IEC
+    14496-1): after the full box header, an ES descriptor (tag 3), then its
+    decoder configuration (tag 4), whose first byte it is."""
+    pos = 4
+    for tag in (3, 4):
+        if pos >= len(esds) or esds[pos] != tag:
+            return None
+        pos += 1
+        for _ in range(4):  # the length: up to four bytes of seven bits
+            if pos >= len(esds):
+                return None
+            pos += 1
+            if not esds[pos - 1] & 0x80:
+                break
+        if tag == 3:
+            if pos + 3 > len(esds):
+                return None
+            flags = esds[pos + 2]
+            pos += 3 + (2 if flags & 0x80 else 0) + (2 if flags & 0x20 else 0)
+            if flags & 0x40:  # a URL, preceded by its length
+                pos += 1 + (esds[pos] if pos < len(esds) else 0)
+    return esds[pos] if pos < len(esds) else None
 
 
 def _sample_entries(data: bytes, stsd: Box, handler: bytes, self_contained: set[int],
@@ -339,8 +404,11 @@ def _track(data: bytes, trak: Box, quicktime: bool, removed: list[str]) -> Track
         # QuickTime sound may count frames, not bytes: ffmpeg then sizes
         # chunks from the description, which some recorders get wrong.
         raise Unsupported("sound sample sizes this rewrite cannot trust")
-    sizes = _chunk_sizes(data, stbl[b"stsc"], stbl[b"stsz"], len(offsets))
-    return Track(offsets, sizes, {
+    per_chunk, sample_sizes, uniform = _sample_layout(data, stbl[b"stsc"], stbl[b"stsz"],
+                                                      len(offsets))
+    motion_jpeg = handler == b"vide" and _jpeg_coded(data, stbl[b"stsd"])
+    frames = _samples(offsets, per_chunk, sample_sizes, uniform) if motion_jpeg else []
+    return Track(offsets, _chunk_sizes(per_chunk, sample_sizes, uniform), {
         b"tkhd": _zero_times(data, found[b"tkhd"]), b"mdhd": _zero_times(data, media[b"mdhd"]),
         b"hdlr": hdlr, b"stsd": stsd,
         b"minf-hdlr": DATA_HANDLER if b"hdlr" in minf else b"",
@@ -350,7 +418,7 @@ def _track(data: bytes, trak: Box, quicktime: bool, removed: list[str]) -> Track
         b"tables": b"".join(data[stbl[k].start:stbl[k].end] for k in
                             (b"stts", b"ctts", b"cslg", b"stss", b"stps", b"sdtp", b"stsc",
                              b"stsz", b"sgpd", b"sbgp", b"subs") if k in stbl),
-    })
+    }, frames, motion_jpeg)
 
 
 PCM = {b"raw ", b"twos", b"sowt", b"in24", b"in32", b"fl32", b"fl64", b"lpcm", b"NONE",
@@ -452,6 +520,9 @@ class Rewrite:
     removed: list[str]
     streams: list[str] = field(default_factory=list)  # "video" or "audio", per kept track
     duration: float = 0.0  # seconds, from the movie header
+    # Samples of Motion JPEG tracks, (offset, length) in the input, in order:
+    # each is passed through intake.server.sanitize.jpeg_frames.scrub().
+    frames: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def length(self) -> int:
@@ -680,8 +751,9 @@ def _plan(index: Index, media: int) -> Rewrite:
             at += 1
         new_offsets[t][n] = position + offset - ranges[at][0]
     streams = ["video" if t.parts[b"hdlr"][16:20] == b"vide" else "audio" for t in index.tracks]
+    frames = sorted(frame for track in index.tracks for frame in track.frames)
     return Rewrite(index.ftyp + _moov(index, new_offsets, wide) + head,
-                   [(a, n) for a, n in ranges], removed, streams, _duration(index.mvhd))
+                   [(a, n) for a, n in ranges], removed, streams, _duration(index.mvhd), frames)
 
 
 def _duration(mvhd: bytes) -> float:

@@ -22,7 +22,9 @@ lengths, once to write them. Neither pass holds more than one moof.
 
 What this module does not vouch for raises `Unsupported`, and ffmpeg is
 tried where its memory files can hold the file: encryption (senc, saiz,
-saio, pssh, seig groups, protected sample entries), a base data offset
+saio, pssh, seig groups, protected sample entries), Motion JPEG (whose
+frames may carry a photo's metadata: ffmpeg's copy of such a file is
+searched whole, and refused if any is left), a base data offset
 other than the fragment's own start, a run outside the media data that
 follows its moof but inside another, overlapping runs, samples in the index
 itself, flags it does not read. A run pointing outside every mdat raises
@@ -87,6 +89,8 @@ def start(found: mp4.Fragmented) -> Movie:
         stsd = track.parts[b"stsd"]
         if any(entry.kind in PROTECTED_ENTRIES for entry in children(stsd, 16, len(stsd))):
             raise Unsupported("encrypted")
+        if track.motion_jpeg:  # its frames may carry EXIF: ffmpeg's whole copy is checked
+            raise Unsupported("Motion JPEG")
         ids.append(_track_id(track.parts[b"tkhd"]))
     if len(set(ids)) != len(ids):
         raise Unsupported("track IDs repeat")

@@ -208,7 +208,7 @@ AVI = "video/x-msvideo"
 CAMERA_DATA = (b"AVIF", b"CASI", b"Zora", b"II*\0", b"MM\0*")
 EXIF = b"Exif\0\0"
 # What a JPEG's metadata segments start with (EXIF with GPS, XMP, IPTC):
-# none is left in an AVI copy, whose MJPEG frames carry them.
+# none is left in a video's copy, whose Motion JPEG frames may carry them.
 JPEG_METADATA = (EXIF, b"http://ns.adobe.com/xap/1.0/", b"Photoshop 3.0\0")
 HEX_LINE = re.compile(r"^[0-9a-f]{8}: ([0-9a-f ]{40})", re.MULTILINE)
 PIECE = 1024 * 1024
@@ -270,11 +270,11 @@ def _av(info: dict) -> list[str]:
 
 def check_media(cleaned: Cleaned) -> None:
     """Against `cleaned.before`, ffprobe's view of the upload (or the
-    rewrite's reading of it). An AVI copy is also searched for JPEG
-    metadata segments: the whole of ffmpeg's copy, the start held back of
-    the edited one."""
-    if cleaned.detected_type == AVI:
-        _no_jpeg_metadata(cleaned)
+    rewrite's reading of it). Every copy is also searched for JPEG metadata
+    segments, which Motion JPEG frames carry and a stream copy keeps: the
+    whole of ffmpeg's copy, the start held back of a streamed rewrite (whose
+    frames were edited on the way, intake.server.sanitize.jpeg_frames)."""
+    _no_jpeg_metadata(cleaned)
     if cleaned.sized:
         after, original = _probe_sized(cleaned)
         if "channels" in original["streams"][0]:  # a WAV or AIFF rewrite's
@@ -326,15 +326,27 @@ def _pieces(cleaned: Cleaned) -> Iterator[bytes]:
 
 
 def _no_jpeg_metadata(cleaned: Cleaned) -> None:
-    overlap = max(map(len, JPEG_METADATA)) - 1
-    tail = b""
+    seen = FrameMetadata()
     for piece in _pieces(cleaned):
+        seen.feed(piece)
+
+
+class FrameMetadata:
+    """Searches a copy, fed in pieces, for what JPEG metadata segments start
+    with, across the pieces' edges."""
+
+    OVERLAP = max(map(len, JPEG_METADATA)) - 1
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, piece: bytes) -> None:
         if not piece:
-            continue
-        seen = tail + piece[:overlap] if tail else b""
+            return
+        seen = self._tail + piece[:self.OVERLAP] if self._tail else b""
         if any(mark in piece or mark in seen for mark in JPEG_METADATA):
             raise Failed("metadata left: EXIF, XMP or IPTC in a frame")
-        tail = piece[-overlap:]
+        self._tail = piece[-self.OVERLAP:]
 
 
 def _codec_configuration(stream: dict) -> bytes:
