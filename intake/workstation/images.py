@@ -35,6 +35,7 @@ FORMATS = {
     "image/tiff": "TIFF",
     "image/bmp": "BMP",
     "image/x-ms-bmp": "BMP",
+    "image/avif": "AVIF",  # Pillow's own decoder (libavif); HEIC has none at the desk
 }
 MAX_PIXELS = 40_000_000
 MAX_JPEG_PIXELS = 256_000_000  # a 200-megapixel phone camera's, and some room

@@ -192,6 +192,16 @@ def test_pillow_decodes_only_the_detected_type_and_never_eps(sandbox):
     assert run(sandbox, "image", "JPEG", jpeg()).ok
 
 
+def test_an_avif_photo_gets_a_preview_and_an_avif_claimed_to_be_a_png_does_not(sandbox):
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (10, 120, 200)).save(out, format="AVIF")
+    assert images.pillow_format("image/avif") == "AVIF"
+    outcome = run(sandbox, "image", "AVIF", out.getvalue())
+    assert outcome.ok and (outcome.width, outcome.height) == (640, 480)
+    assert outcome.png.startswith(b"\x89PNG")
+    assert run(sandbox, "image", "PNG", out.getvalue()).reason == "broken"
+
+
 def test_a_polyglot_gives_a_fresh_png_and_nothing_of_its_other_half(sandbox):
     payload = b"<html><script>alert(1)</script></html>PK\x03\x04 zip"
     outcome = run(sandbox, "image", "PNG", png((320, 240)) + payload)
