@@ -323,10 +323,11 @@ def test_push_all_seals_chunks_as_push_does():
     key = ss.new_key()
     pusher = ss.Pusher(key)
     data = pattern(3 * CHUNK)
-    sealed_chunks = pusher.push_all(memoryview(data), CHUNK, ad=b"header")
+    pieces = pusher.push_all(memoryview(data), CHUNK, ad=b"header")
     last = pusher.push(b"end", final=True)
     step = CHUNK + ss.ABYTES
-    assert len(sealed_chunks) == 3 * step
+    assert [len(p) for p in pieces] == [step] * 3 and all(type(p) is bytes for p in pieces)
+    sealed_chunks = b"".join(pieces)
     puller = ss.Puller(key, pusher.header)
     opened = [puller.pull(bytes(sealed_chunks[i:i + step]), ad=b"header" if i == 0 else None)
               for i in range(0, len(sealed_chunks), step)]
@@ -342,7 +343,7 @@ def test_pull_all_opens_what_push_all_sealed_and_refuses_changes():
     key = ss.new_key()
     pusher = ss.Pusher(key)
     data = pattern(4 * CHUNK)
-    sealed_chunks = pusher.push_all(data, CHUNK, ad=b"header")
+    sealed_chunks = b"".join(pusher.push_all(data, CHUNK, ad=b"header"))
     assert ss.Puller(key, pusher.header).pull_all(sealed_chunks, CHUNK, ad=b"header") == data
     broken = bytearray(sealed_chunks)
     broken[CHUNK + ss.ABYTES + 5] ^= 1  # in the second chunk

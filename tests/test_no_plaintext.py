@@ -329,13 +329,14 @@ def test_upload_request_spools_ciphertext_only(app, client, temp_writes, tmp_pat
     # Uploads are sealed as they arrive: record what goes into envelope files too.
     from intake.server.upload_spool import EnvelopeFile
 
-    real_write = EnvelopeFile.write
+    real_writelines = EnvelopeFile.writelines
 
-    def recording(self, data):
-        temp_writes.extend(data)
-        return real_write(self, data)
+    def recording(self, pieces):  # every write goes through it
+        for piece in pieces:
+            temp_writes.extend(piece)
+        return real_writelines(self, pieces)
 
-    monkeypatch.setattr(EnvelopeFile, "write", recording)
+    monkeypatch.setattr(EnvelopeFile, "writelines", recording)
     canary = ("CANARY-" + secrets.token_hex(16)).encode()
     r = _canary_upload(client, canary)
     assert r.status_code == 303  # sent; the receipt is at its own address

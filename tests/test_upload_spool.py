@@ -108,11 +108,11 @@ def test_sealed_whole_whatever_the_pieces(store, team_key, size, piece):
 def test_upload_spool_reports_a_failed_write(store, team_key, monkeypatch):
     from intake.server.upload_spool import EnvelopeFile
 
-    def full(self, data):
+    def full(self, pieces):
         raise OSError(28, "No space left on device")
 
     spool = UploadSpool(store, [Recipient(team_key.private_key.public_key)])
-    monkeypatch.setattr(EnvelopeFile, "write", full)
+    monkeypatch.setattr(EnvelopeFile, "writelines", full)  # every write goes through it
     with pytest.raises(OSError, match="No space"):
         spool.write(os.urandom(256 * 1024))
     spool.close()

@@ -492,17 +492,18 @@ def test_disk_full_while_an_upload_arrives_keeps_nothing(app, client, monkeypatc
     """A write that fails while a part arrives ends the request with nothing kept."""
     from intake.server.upload_spool import EnvelopeFile
 
-    real, failed, written = EnvelopeFile.write, [], []
+    real, failed, written = EnvelopeFile.writelines, [], []
 
-    def write(self, data):
-        written.append(len(data))
-        if len(data) >= 65536 and sum(written) > size // 2:  # past the envelope's header
-            failed.append(len(data))
+    def writelines(self, pieces):  # every write goes through it
+        length = sum(map(len, pieces))
+        written.append(length)
+        if length >= 65536 and sum(written) > size // 2:  # past the envelope's header
+            failed.append(length)
             raise OSError(28, "No space left on device")
-        return real(self, data)
+        return real(self, pieces)
 
     token = csrf_token(client)
-    monkeypatch.setattr(EnvelopeFile, "write", write)
+    monkeypatch.setattr(EnvelopeFile, "writelines", writelines)
     body = multipart([("csrf_token", None, token.encode()), ("testimony", None, b"words"),
                       ("files", "big.bin", os.urandom(size))])
     r = post_raw(client, body)  # built in memory: the test client spools nothing

@@ -88,10 +88,10 @@ class EnvelopeWriter:
 
     def write(self, data: bytes) -> None:
         """Seals every whole chunk now, from `data` itself where it can; one
-        write to `out` per call, not per chunk."""
+        writelines() to `out` per call, not one write per chunk."""
         self.size += len(data)
         view = memoryview(data)
-        sealed: list[bytes | bytearray] = []
+        sealed: list[bytes] = []
         if self._buf:  # complete the chunk begun by an earlier write
             take = CHUNK - len(self._buf)
             self._buf += view[:take]
@@ -102,12 +102,12 @@ class EnvelopeWriter:
             self._buf.clear()
         whole = len(view) - len(view) % CHUNK
         if whole:
-            sealed.append(self._pusher.push_all(view[:whole], CHUNK, ad=self._ad))
+            sealed += self._pusher.push_all(view[:whole], CHUNK, ad=self._ad)
             self._ad = None
             self._chunks_out += whole // CHUNK
         self._buf += view[whole:]
         if sealed:
-            self._out.write(sealed[0] if len(sealed) == 1 else b"".join(sealed))
+            self._out.writelines(sealed)
 
     def close(self, metadata: dict) -> None:
         meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode()
@@ -119,7 +119,7 @@ class EnvelopeWriter:
             sealed.append(self._seal_chunk(bytes(self._buf[:CHUNK])))
             del self._buf[:CHUNK]
         sealed.append(self._seal_chunk(bytes(self._buf), final=True))
-        self._out.write(b"".join(sealed))
+        self._out.writelines(sealed)
         self._buf.clear()
         self._file_key = b""
 

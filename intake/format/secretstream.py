@@ -39,20 +39,19 @@ class Pusher:
         tag = TAG_FINAL if final else TAG_MESSAGE
         return b.crypto_secretstream_xchacha20poly1305_push(self._state, chunk, ad, tag)
 
-    def push_all(self, data, size: int, *, ad: bytes | None = None) -> bytearray:
+    def push_all(self, data, size: int, *, ad: bytes | None = None) -> list[bytes]:
         """Seals `data` (a multiple of `size` bytes) as consecutive non-final
         chunks of `size` bytes; `ad` goes with the first. The same bytes as
-        calling push() on each chunk in turn, gathered in one buffer."""
+        calling push() on each chunk in turn, one sealed chunk each: the
+        caller writes them as they are (writev), never gathered in a copy."""
         count, rest = divmod(len(data), size)
         if rest:
             raise ValueError("push_all takes whole chunks only")
-        view, step = memoryview(data).cast("B"), size + ABYTES
-        out = bytearray(count * step)
-        push = b.crypto_secretstream_xchacha20poly1305_push
-        for i in range(count):
-            out[i * step:(i + 1) * step] = push(
-                self._state, bytes(view[i * size:(i + 1) * size]),
-                ad if i == 0 else None, TAG_MESSAGE)
+        view = memoryview(data).cast("B")
+        push, state = b.crypto_secretstream_xchacha20poly1305_push, self._state
+        out = [push(state, bytes(view[:size]), ad, TAG_MESSAGE)] if count else []
+        out += [push(state, bytes(view[i * size:(i + 1) * size]), None, TAG_MESSAGE)
+                for i in range(1, count)]
         return out
 
 

@@ -65,6 +65,10 @@ class HashingWriter:
         self.size += len(data)
         return len(data)
 
+    def writelines(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
+
 
 @dataclass
 class Staged:
