@@ -1,14 +1,16 @@
 """AVI edited in place as it streams through (intake/server/sanitize/avi.py):
 every chunk that could name someone becomes zeros of the same size, the
-frames and the index keep their offsets, the copy is as long as the upload,
-the packets are the originals (an MJPEG frame's metadata segments aside), a
-file no memory file could hold is cleaned in bounded memory, and hostile
-headers are edited or handed to ffmpeg, never a crash.
+frames and the indexes keep their offsets, the copy is as long as the
+upload, the packets are the originals (an MJPEG frame's metadata segments
+aside), a file no memory file could hold is cleaned in bounded memory,
+OpenDML (past 1 GiB) too, and hostile headers and indexes are edited or
+handed to ffmpeg, never a crash.
 
 The files are made by ffmpeg (MJPEG and PCM, MPEG-4 Part 2 and MP3, tags
-with -metadata, MJPEG frames copied from photos ExifTool tagged); `strd`,
-`strn`, `IDIT`, Nikon's `ncdt` and what OpenDML adds are built here from
-their published layouts, as no tool here writes them.
+with -metadata, MJPEG frames copied from photos ExifTool tagged, OpenDML
+past 1 GiB); `strd`, `strn`, `IDIT`, Nikon's `ncdt`, and small OpenDML
+files for the hostile variants, are built here from their published
+layouts, as no tool here writes them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import random
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,11 +29,14 @@ from intake.server.sanitize import Limits, avi, jpeg_frames
 from intake.server.sanitize.media import COPY_ARGS
 from sanitize.sanitize_corpus import (
     AUTHOR,
+    CAMERA_TAGS,
     LAT,
+    LON,
     MAKE,
     MODEL,
     SERIAL,
     WHEN,
+    exiftool_write,
     leftovers,
     planted_in_bytes,
     run,
@@ -148,6 +154,93 @@ def camera_chunks(data: bytes) -> bytes:
     hdrl[2].append((b"IDIT", b"FRI MAR 01 10:11:12 2024\n\0"))
     top.insert(1, ncdt())
     return encode(riff[0])
+
+
+# -- OpenDML, built from a small file's frames --------------------------------------
+
+SUPER_ENTRIES = 4  # room in each indx: two in use, two empty
+
+
+@dataclass
+class OpenDML:
+    """A small OpenDML file and where its OpenDML parts are: each stream's
+    super index (indx, payload offset), the standard indexes (ix##, payload
+    offset, by RIFF and stream), dmlh's payload and the AVIX list."""
+
+    data: bytearray
+    indx: list[int]
+    ix: list[list[int]]
+    dmlh: int
+    avix: int
+
+
+def _standard(number: int, kind: bytes, chunks: list, base: int, room: int) -> bytes:
+    """ix##: the entries of `chunks` ((id, offset in the movi list, size))
+    of stream `number`, their offsets counted from `base` (the movi list's
+    fourcc, in the file); `room` spare bytes after them."""
+    mine = [(at, n) for k, at, n in chunks if k == kind]
+    entries = b"".join(struct.pack("<II", at + 8, n) for at, n in mine)  # every frame a key frame
+    return chunk(b"ix%02d" % number, struct.pack("<HBBI4sQI", 2, 0, 1, len(mine), kind, base, 0)
+                 + entries + bytes(room))
+
+
+def opendml(data: bytes, room: int = 0, extra: tuple = ()) -> OpenDML:
+    """The file's frames twice: in its own movi list, then again in a RIFF
+    AVIX with its own movi list (where OpenDML puts what follows the first
+    gigabyte); an ix## per stream closes each movi list, each stream's indx
+    points at its two, and an odml list's dmlh counts the frames. `room`:
+    spare bytes in each ix##; `extra`: chunks in the AVIX list after its
+    movi list. The layout is the one ffmpeg writes past 1 GiB."""
+    riff = parse(data)
+    top = riff[0][2]
+    hdrl = top[0][2]
+    strls = [item for item in hdrl if len(item) == 3 and item[1] == b"strl"]
+    kinds = []
+    for number, strl in enumerate(strls):
+        strh = next(i for i in strl[2] if i[0] == b"strh")
+        kinds.append(b"%02d" % number + (b"dc" if strh[1][:4] == b"vids" else b"wb"))
+        length = struct.unpack_from("<I", strh[1], 32)[0]
+        strl[2][strl[2].index(strh)] = (b"strh", strh[1][:32] + struct.pack("<I", 2 * length)
+                                        + strh[1][36:])
+        strl[2].append((b"indx", bytes(24 + 16 * SUPER_ENTRIES)))
+    hdrl.append((b"LIST", b"odml", [(b"dmlh", bytes(248))]))
+    at = next(n for n, i in enumerate(top) if i[0] == b"LIST" and i[1][:4] == b"movi")
+    body = top[at][1]
+    chunks, pos = [], 4
+    while pos + 8 <= len(body):
+        kind, n = struct.unpack_from("<4sI", body, pos)
+        chunks.append((kind, pos, n))
+        pos += 8 + n + (n & 1)
+    sizes = [len(_standard(s, k, chunks, 0, room)) for s, k in enumerate(kinds)]
+    top[at] = (b"LIST", body + bytes(sum(sizes)))  # the ix## chunks, filled in below
+    first = bytearray(encode(riff[0]))
+    movi_at = movi(first)[0] + 8
+    second = bytearray(riff_list(b"RIFF", b"AVIX", [(b"LIST", body + bytes(sum(sizes))),
+                                                    *extra]))
+    out = first + second
+    avix = len(first)
+    ix: list[list[int]] = [[], []]
+    for n, base in enumerate((movi_at, avix + 20)):
+        pos = base + len(body)
+        for number, kind in enumerate(kinds):
+            ix_chunk = _standard(number, kind, chunks, base, room)
+            out[pos:pos + len(ix_chunk)] = ix_chunk
+            ix[n].append(pos + 8)
+            pos += len(ix_chunk)
+    indx = []
+    at = 0
+    for number, kind in enumerate(kinds):
+        at = out.index(b"indx", at) + 8
+        frames = sum(1 for k, _, _ in chunks if k == kind)
+        entries = b"".join(struct.pack("<QII", ix[n][number] - 8, sizes[number], frames)
+                           for n in range(2))
+        out[at:at + 24 + len(entries)] = struct.pack("<HBBI4s", 4, 0, 0, 2, kind) + bytes(12) \
+            + entries
+        indx.append(at)
+    dmlh = out.rindex(b"odmldmlh", 0, movi_at) + 12
+    video = sum(1 for k, _, _ in chunks if k == kinds[0])
+    struct.pack_into("<I", out, dmlh, 2 * video)
+    return OpenDML(out, indx, ix, dmlh, avix)
 
 
 # -- the corpus ----------------------------------------------------------------------
@@ -312,9 +405,8 @@ def test_the_plain_clip_is_edited(clip):
     assert planted_in_bytes(out) == [] and abs(walk.duration - 2) < 0.2
 
 
-def test_opendml_rec_lists_and_rifx_go_to_ffmpeg(clip):
+def test_rec_lists_rifx_and_opendml_it_cannot_read_go_to_ffmpeg(clip):
     at, end = movi(clip)
-    avix = clip + riff_list(b"RIFF", b"AVIX", [(b"LIST", b"movi", [])])
     with_ix = bytearray(clip[:at + 12] + chunk(b"ix00", bytes(24)) + clip[at + 12:])
     struct.pack_into("<I", with_ix, at + 4, end - at - 8 + 32)
     struct.pack_into("<I", with_ix, 4, len(with_ix) - 8)
@@ -324,13 +416,25 @@ def test_opendml_rec_lists_and_rifx_go_to_ffmpeg(clip):
     struct.pack_into("<I", rec, 4, len(rec) - 8)
     cases = {
         "indx": _edit(clip, lambda top: _strl(top).append((b"indx", bytes(24)))),
-        "odml": _edit(clip, lambda top: top[0][2].append(
-            (b"LIST", b"odml", [(b"dmlh", bytes(248))]))),
-        "AVIX": avix, "ix00": bytes(with_ix), "rec": bytes(rec),
+        "ix00": bytes(with_ix), "rec": bytes(rec),
         "RIFX": b"RIFX" + clip[4:],
+        "RIFF WAVE": clip + riff_list(b"RIFF", b"WAVE", []),
     }
     for name, data in cases.items():
         assert plan_of(data) == "ffmpeg", name
+
+
+def test_an_odml_list_and_an_avix_list_are_edited(clip):
+    """OpenDML's header list and a further RIFF AVIX, each as the edit reads
+    them; what they hold beside what OpenDML reads becomes zeros."""
+    odml = _edit(clip, lambda top: top[0][2].append(
+        (b"LIST", b"odml", [(b"dmlh", struct.pack("<I", 20) + AUTHOR.encode() + bytes(232)),
+                            (b"GPS ", f"{LAT},{LON}".encode())])))
+    avix = clip + riff_list(b"RIFF", b"AVIX", [(b"LIST", b"movi", []), *AVIX_EXTRA])
+    for data in (odml, avix):
+        walk, out = plan_of(data)
+        assert len(out) == len(data) and planted_in_bytes(out) == []
+    assert b"odml" + chunk(b"dmlh", struct.pack("<I", 20) + bytes(244)) in plan_of(odml)[1]
 
 
 def test_a_stream_neither_audio_nor_video_goes_to_ffmpeg(corpus, sanitized, clip):
@@ -516,6 +620,292 @@ def test_no_header_byte_makes_the_rewriter_crash_or_overreach(corpus, clip):
     assert edited > 300, edited  # most damage is to values the rewrite does not read
 
 
+# -- OpenDML: what a file past 1 GiB adds, edited where it is ---------------------
+
+GiB = 1024 * MiB
+
+
+def _hide(built: OpenDML) -> OpenDML:
+    """What a hostile file could hide where OpenDML readers do not look:
+    each indx's reserved fields and unused entries, dmlh past its frame
+    count, each ix##'s reserved field and the room after its entries (when
+    the file was built with some)."""
+    data = built.data
+    for at in built.indx:
+        data[at + 12:at + 12 + len(SERIAL)] = SERIAL.encode()
+        data[at + 24 + 32:at + 24 + 32 + len(AUTHOR)] = AUTHOR.encode()  # past 2 entries
+    data[built.dmlh + 4:built.dmlh + 4 + len(MAKE + MODEL)] = (MAKE + MODEL).encode()
+    for at in (at for riff in built.ix for at in riff):
+        n = struct.unpack_from("<I", data, at - 4)[0]
+        count = struct.unpack_from("<I", data, at + 4)[0]
+        data[at + 20:at + 24] = b"\xff" * 4
+        start = at + 24 + 8 * count
+        data[start:min(at + n, start + len(MODEL))] = MODEL.encode()[:at + n - start]
+    return built
+
+
+def _index_parts(data: bytes, built: OpenDML) -> list[bytes]:
+    """What OpenDML readers use: each indx's header and entries in use,
+    each ix##'s header (but its reserved field) and entries, dmlh's count."""
+    parts = [data[built.dmlh - 8:built.dmlh + 4]]
+    for at in built.indx:
+        count = struct.unpack_from("<I", data, at + 4)[0]
+        parts += [data[at - 8:at + 12], data[at + 24:at + 24 + 16 * count]]
+    for at in (at for riff in built.ix for at in riff):
+        count = struct.unpack_from("<I", data, at + 4)[0]
+        parts += [data[at - 8:at + 20], data[at + 24:at + 24 + 8 * count]]
+    return parts
+
+
+def _hidden_parts(data: bytes, built: OpenDML) -> bytes:
+    """Where _hide() hides: all zeros once edited."""
+    parts = [data[built.dmlh + 4:built.dmlh + 248]]
+    for at in built.indx:
+        parts.append(data[at + 12:at + 24] + data[at + 24 + 32:at + 24 + 16 * SUPER_ENTRIES])
+    for at in (at for riff in built.ix for at in riff):
+        n, count = (struct.unpack_from("<I", data, at + d)[0] for d in (-4, 4))
+        parts.append(data[at + 20:at + 24] + data[at + 24 + 8 * count:at + n])
+    return b"".join(parts)
+
+
+AVIX_EXTRA = ((b"LIST", b"INFO", [(b"IART", AUTHOR.encode()), (b"ICMT", SERIAL.encode())]),
+              (b"GPS ", f"{LAT},{LON}".encode()))
+
+
+def test_opendml_is_edited_where_it_is_its_indexes_kept(corpus, sanitized, tmp_path):
+    """The layout ffmpeg and cameras write past 1 GiB, on a camera's MJPEG
+    frames (EXIF, strd, IDIT, ncdt): the frames of the RIFF AVIX list are
+    scrubbed as those of the first, what is in it beside them becomes JUNK,
+    what OpenDML's indexes hold is kept byte for byte (their offsets stay
+    true), and what they could hide is zeroed."""
+    base = _patched(corpus, _photo_frames(corpus), "odml-camera.avi").read_bytes()
+    built = _hide(opendml(base, room=16, extra=AVIX_EXTRA))
+    data = bytes(built.data + b"Kyiv street 5")
+    original = tmp_path / "odml.avi"
+    original.write_bytes(data)
+    assert len(decoded(original)) > 1.9 * len(decoded(corpus.path("photos.avi")))  # AVIX read
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert result.tool == "", "the in-place edit, not ffmpeg, should have cleaned this file"
+    cleaned = out.read_bytes()
+    assert len(cleaned) == len(data)
+    assert planted_in_bytes(cleaned) == [] and leftovers(out) == []
+    same_everywhere_but_dropped(data, cleaned)
+    assert _index_parts(cleaned, built) == _index_parts(data, built)
+    assert not any(_hidden_parts(cleaned, built)) and any(_hidden_parts(data, built))
+    assert ids(cleaned) <= KEPT_IN_HEADER | {b"hdrl", b"strl", b"movi", b"idx1", b"indx",
+                                             b"odml", b"dmlh"}
+    avix = parse(cleaned, built.avix, len(data) - 13)[0]
+    assert avix[:2] == (b"RIFF", b"AVIX") and [i[0] for i in avix[2]] == [b"LIST", b"JUNK",
+                                                                          b"JUNK"]
+    assert decoded(out) == decoded(original)  # the same pictures and sound, in both lists
+    assert _frames_exif(out, tmp_path / "frames") == []
+    assert {"chunk:LIST:INFO:IART", "chunk:GPS ", "bytes after the file",
+            "JPEG segments in video frames"} <= set(result.removed)
+
+
+def _point(stream: int, entry: int, where):
+    """A change to the built file: stream's indx entry points at `where`."""
+    def change(built: OpenDML) -> None:
+        struct.pack_into("<Q", built.data, built.indx[stream] + 24 + 16 * entry,
+                         where(built))
+    return change
+
+
+def _set(fmt: str, where, value):
+    def change(built: OpenDML) -> None:
+        struct.pack_into(fmt, built.data, where(built), value)
+    return change
+
+
+def _rename_ix(built: OpenDML) -> None:
+    at = built.ix[1][1]
+    built.data[at - 8:at - 4] = b"ix05"
+    built.data[at + 8:at + 12] = b"05wb"
+
+
+# What the edit does not vouch for: each goes to ffmpeg, before anything is
+# sent (these files are smaller than the start held back for the check).
+UNREAD_OPENDML = {
+    "an indx entry past the file": _point(0, 1, lambda b: len(b.data) + 4096),
+    "an indx entry inside a frame": _point(0, 0, lambda b: b.ix[0][0] - 8 - 2048),
+    "an indx entry at the AVIX list": _point(1, 1, lambda b: b.avix),
+    "an indx entry at another stream's ix##": _point(0, 1, lambda b: b.ix[1][1] - 8),
+    "more indx entries than room": _set("<I", lambda b: b.indx[0] + 4, SUPER_ENTRIES + 1),
+    "a field index": _set("B", lambda b: b.indx[1] + 2, 1),
+    "an indx for another stream": _set("4s", lambda b: b.indx[0] + 8, b"01wb"),
+    "an ix## naming no stream": _rename_ix,
+    "more ix## entries than room": _set("<I", lambda b: b.ix[1][0] + 4, 1000),
+    "an ix## entry past the file": _set("<I", lambda b: b.ix[0][1] + 24 + 8, 1 << 31),
+    "an ix## of indexes": _set("B", lambda b: b.ix[0][0] + 3, 0),
+    "a second RIFF not AVIX": _set("4s", lambda b: b.avix + 8, b"AVIY"),
+    "an AVIX list past the end": _set("<I", lambda b: b.avix + 4, 1 << 30),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREAD_OPENDML))
+def test_opendml_it_does_not_vouch_for_goes_to_ffmpeg(corpus, sanitized, tmp_path, case):
+    """Indexes that point where no standard index of that stream is, that
+    hold more than their room or name no stream, field indexes, a second
+    RIFF that is not AVIX: ffmpeg's copy instead, edited as ever; what was
+    hidden is never kept."""
+    base = _patched(corpus, _photo_frames(corpus), "odml-camera.avi").read_bytes()
+    built = _hide(opendml(base, room=16, extra=AVIX_EXTRA))
+    UNREAD_OPENDML[case](built)
+    data = bytes(built.data)
+    assert plan_of(data) == "ffmpeg"
+    original = tmp_path / "unread.avi"
+    original.write_bytes(data)
+    result, out = sanitized(original)
+    assert result.ok and result.tool.startswith("ffmpeg"), result.reason
+    assert planted_in_bytes(out.read_bytes()) == [] and leftovers(out) == []
+    assert _frames_exif(out, tmp_path / "frames") == []
+
+
+def test_no_opendml_byte_makes_the_edit_crash_or_keep_what_it_hides(clip):
+    """Random damage to OpenDML's parts (the header lists, the standard
+    indexes, the AVIX list's header): a copy as long as the file with
+    nothing hidden kept, or a hand-over to ffmpeg."""
+    built = _hide(opendml(clip, room=16, extra=AVIX_EXTRA))
+    places = [*range(movi(built.data)[0] + 12), *range(built.avix, built.avix + 24)]
+    for at in (at for riff in built.ix for at in riff):
+        places += range(at - 8, at + 40)
+    rng = random.Random(16)
+    edited = 0
+    for _ in range(600):
+        data = bytearray(built.data)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.choice(places)] = rng.randrange(256)
+        plan = plan_of(bytes(data))
+        if plan == "ffmpeg":
+            continue
+        walk, out = plan
+        edited += 1
+        assert len(out) == len(data) and planted_in_bytes(out) == []
+    assert edited > 200, edited
+
+
+@pytest.fixture(scope="module")
+def opendml_video(corpus) -> Path:
+    """Past 1 GiB, where ffmpeg's muxer (as a camera's) goes on in a RIFF
+    AVIX list, with a super index per stream pointing at a standard index
+    in each movi list: MJPEG frames ExifTool tagged (GPS, serial, owner)
+    and PCM, looped by ffmpeg, with tags; then what a hostile file could
+    hide in OpenDML's reserved fields and unused entries, written where it
+    is (nothing moves)."""
+    plain = corpus.ffmpeg("odml-plain.avi", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+                          "-t", "10", "-c:v", "mjpeg", "-q:v", "1")
+    frames = corpus.path("odml-frames")
+    frames.mkdir()
+    run("ffmpeg", "-v", "error", "-i", str(plain), "-c", "copy", "-f", "image2",
+        str(frames / "%03d.jpg"))
+    exiftool_write(frames, *CAMERA_TAGS)
+    base = corpus.ffmpeg("odml-base.avi", "-framerate", "25", "-i", str(frames / "%03d.jpg"),
+                         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                         "-t", "10", "-c:v", "copy", "-c:a", "pcm_s16le")
+    loops = -(-(GiB + 64 * MiB) // base.stat().st_size)
+    path = corpus.ffmpeg("odml.avi", "-stream_loop", str(loops - 1), "-i", str(base),
+                         "-c", "copy", *TAGS)
+    index = _large_index(path)
+    assert index["riffs"] == [b"AVI ", b"AVIX"]
+    with open(path, "r+b") as f:
+        for stream in index["streams"]:
+            f.seek(stream["at"] + 12)
+            f.write(SERIAL.encode())
+            f.seek(stream["at"] + 24 + len(stream["entries"]))
+            f.write(AUTHOR.encode())
+        f.seek(index["dmlh"] + 4)
+        f.write((MAKE + MODEL).encode())
+    return path
+
+
+def _large_index(path: Path) -> dict:
+    """OpenDML's parts of a large file, read where they are: the RIFF lists'
+    forms, dmlh, and each stream's indx (where, its header, reserved bytes,
+    entries in use and the rest) with the ix## chunks its entries point at."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        riffs, pos = [], 0
+        while pos + 12 <= size:
+            f.seek(pos)
+            _, n, form = struct.unpack("<4sI4s", f.read(12))
+            riffs.append(form)
+            pos += 8 + n + (n & 1)
+        f.seek(0)
+        head = f.read(64 * 1024)
+        head = head[:head.index(b"movi")]
+        dmlh = head.index(b"odmldmlh") + 12
+        streams, at = [], head.find(b"indx")
+        while at >= 0:
+            n, _, _, _, count = struct.unpack_from("<IHBBI", head, at + 4)
+            body = head[at + 8:at + 8 + n]
+            ix = []
+            for entry in range(24, 24 + 16 * count, 16):
+                f.seek(struct.unpack_from("<Q", body, entry)[0])
+                kind, m = struct.unpack("<4sI", f.read(8))
+                ix.append((kind, f.read(m)))
+            streams.append({"at": at + 8, "header": body[:12], "reserved": body[12:24],
+                            "entries": body[24:24 + 16 * count],
+                            "unused": body[24 + 16 * count:], "ix": ix})
+            at = head.find(b"indx", at + 8 + n)
+        return {"riffs": riffs, "dmlh": dmlh, "dmlh_body": head[dmlh:dmlh + 248],
+                "streams": streams}
+
+
+def _planted_in_file(path: Path) -> list[str]:
+    """planted_in_bytes over a file too large to hold, piece by piece."""
+    found, tail = set(), b""
+    with open(path, "rb") as f:
+        while piece := f.read(64 * MiB):
+            found.update(planted_in_bytes(tail + piece))
+            tail = piece[-64:]
+    return sorted(found)
+
+
+def _frames_at(path: Path, start: float) -> list[str]:
+    """A second of decoded frames and sound from `start`, reached by seeking
+    (through OpenDML's indexes)."""
+    out = run("ffmpeg", "-v", "error", "-ss", str(start), "-i", str(path), "-t", "1",
+              "-f", "framemd5", "-").stdout.decode()
+    return [line for line in out.splitlines() if not line.startswith("#")]
+
+
+def test_an_opendml_video_past_1_gib_is_edited_in_bounded_memory(corpus, opendml_video,
+                                                                  tmp_path):
+    """Where ffmpeg's memory files refused every OpenDML file over 384 MiB:
+    edited in place with the same peak memory as a 40 MiB file; the frames
+    of both RIFF lists scrubbed, the indexes kept byte for byte and true,
+    what they could hide zeroed."""
+    short = corpus.ffmpeg("odml-short.avi", "-stream_loop", "3", "-i",
+                          str(corpus.path("odml-base.avi")), "-c", "copy", *TAGS)
+    _, code_short, peak_short = _child(short, Limits())
+    out = tmp_path / "odml-clean.avi"
+    _, code, peak = _child(opendml_video, Limits(), into=out)
+    size = opendml_video.stat().st_size
+    assert code == code_short == 0
+    assert peak - peak_short < 8 * 1024, (peak_short, peak)  # KiB
+    assert peak * 1024 < size / 8
+    assert out.stat().st_size == size > GiB
+    with open(opendml_video, "rb") as f:
+        assert planted_in_bytes(f.read(16 * MiB))  # so the check below means something
+    assert _planted_in_file(out) == []
+    before, after = _large_index(opendml_video), _large_index(out)
+    assert after["riffs"] == before["riffs"] == [b"AVI ", b"AVIX"]
+    assert after["dmlh_body"] == before["dmlh_body"][:4] + bytes(244)
+    assert len(after["streams"]) == len(before["streams"]) == 2
+    for was, now in zip(before["streams"], after["streams"], strict=True):
+        assert now["header"] == was["header"] and now["entries"] == was["entries"]
+        assert any(was["reserved"] + was["unused"])
+        assert not any(now["reserved"] + now["unused"])
+        assert len(now["ix"]) == 2  # one in each movi list, where the entries say
+        assert now["ix"] == was["ix"] and all(kind[:2] == b"ix" for kind, _ in now["ix"])
+    duration = float(run("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                         "csv=p=0", str(out)).stdout)
+    assert duration > 1000
+    for start in (1.0, duration / 2, duration - 3):  # the last in the AVIX list
+        assert _frames_at(out, start) == _frames_at(opendml_video, start)
+
+
 # -- what only ffmpeg copies: its copy is edited too ---------------------------------
 
 def _cut_before_the_index(data: bytes) -> bytes:
@@ -535,9 +925,10 @@ def _rec_list(data: bytes) -> bytes:
 
 # Layouts the edit does not vouch for, and ffmpeg reads.
 DECLINED = {
-    "an OpenDML index": lambda d: _edit(d, lambda top: _strl(top).append((b"indx", bytes(24)))),
-    "an odml list": lambda d: _edit(d, lambda top: top[0][2].append(
-        (b"LIST", b"odml", [(b"dmlh", bytes(248))]))),
+    "an OpenDML index it does not read": lambda d: _edit(
+        d, lambda top: _strl(top).append((b"indx", bytes(24)))),
+    "an OpenDML field index": lambda d: _edit(d, lambda top: _strl(top).append(
+        (b"indx", struct.pack("<HBBI4s", 4, 1, 0, 0, b"00dc") + bytes(12)))),
     "a rec list": _rec_list,
     "cut short before its index": _cut_before_the_index,
 }

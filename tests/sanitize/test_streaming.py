@@ -131,10 +131,12 @@ sys.stderr.write(f"{usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
 """
 
 
-def _child(path: Path, limits: Limits) -> tuple[bytes, int, int]:
+def _child(path: Path, limits: Limits, into: Path | None = None) -> tuple[bytes, int, int]:
     """A cleaner started from scratch as the server starts one, fed as the
     server feeds it (twice, when it asks); its output, exit status and peak
-    resident memory (KiB, this process and the tools it ran)."""
+    resident memory (KiB, this process and the tools it ran). With `into`,
+    the output goes to that file in pieces instead (b"" is returned): a copy
+    larger than this process should hold."""
     size = path.stat().st_size
     proc = subprocess.Popen([sys.executable, "-c", MEASURED, "-m",
                              "intake.server.sanitize.child", str(size), *limits.to_argv()],
@@ -167,7 +169,14 @@ def _child(path: Path, limits: Limits) -> tuple[bytes, int, int]:
         if header.get("again"):
             asked.release()
             continue
-        out = proc.stdout.read(header["size"])
+        if into is None:
+            out = proc.stdout.read(header["size"])
+            break
+        with open(into, "wb") as f:
+            left = header["size"]
+            while left and (piece := proc.stdout.read(min(left, MiB))):
+                f.write(piece)
+                left -= len(piece)
         break
     proc.stdout.read()
     proc.stdout.close()

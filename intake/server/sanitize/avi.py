@@ -1,7 +1,8 @@
-"""AVI 1.0 edited in place as it streams through: every byte keeps its
-offset, so the index (idx1, whose offsets count from the movi list) stays
-true, the copy is as long as the upload, and the samples go from input to
-output in pieces, never held whole.
+"""AVI edited in place as it streams through: every byte keeps its
+offset, so the indexes (idx1, whose offsets count from the movi list, and
+OpenDML's, whose offsets are the file's own) stay true, the copy is as long
+as the upload, and the samples go from input to output in pieces, never
+held whole.
 
 What goes becomes a `JUNK` chunk of the same size, its contents zeroed: the
 INFO list (title, artist, comment, ISFT's encoder...), `IDIT` (the date a
@@ -18,17 +19,32 @@ become comments of zeros of the same size (APP0, JFIF or AVI1's field
 order, and APP14, Adobe's colour transform, say how to decode it), and
 whatever follows its end, but a second field, is zeroed.
 
+OpenDML (AVI 2.0, which cameras and ffmpeg write past 1 GiB) is edited the
+same way. Its parts are read from their published layout, and what its
+readers do not read is zeroed, as a hostile file could hide data there:
+`dmlh` in the header's `odml` list keeps its total frame count; each
+stream's super index (`indx`) keeps its header and the entries in use, each
+of which must point inside the file at a standard index of that stream (seen
+as the walk gets there); each standard index (`ix##`, in a movi list) keeps
+its header and the entries in use, which must fit the chunk, name a stream
+that exists and point inside the file; their reserved fields and the room
+after the entries are zeroed. Each RIFF `AVIX` list after the first is
+walked as the first: its movi list's frames scrubbed, anything else in it
+made JUNK.
+
 Only files whose every stream is audio or video are taken: a text or data
 stream would have to be dropped and the streams after it renumbered in
 every chunk id and index entry; such files are rare, and ffmpeg cleans them.
-OpenDML (an `odml` list or `indx` index in the header; ffmpeg leaves a
-JUNK placeholder in files under 1 GiB), `rec ` lists, RIFX, sizes that
-disagree, and a header this module cannot read raise `Unsupported` before
-anything is sent, and the caller hands the file to ffmpeg, as for MP4.
-What is only found in the frames or after them (a chunk that overruns its
-list, `ix##` chunks, an index entry for no stream, a second RIFF `AVIX`)
-raises the same, but past the first frames held for the check the start
-of the copy has gone out: the copy is then cut short, and not kept.
+`rec ` lists, OpenDML indexes this module does not read (field indexes, a
+standard index in the header, an index with more entries than room or
+pointing outside the file), RIFX, sizes that disagree, and a header this
+module cannot read raise `Unsupported` before anything is sent, and the
+caller hands the file to ffmpeg, as for MP4. What is only found in the
+frames or after them (a chunk that overruns its list, a standard index it
+does not read, a super index entry that points at no standard index of its
+stream, an index entry for no stream, a second RIFF that is not `AVIX`)
+raises the same, but past the first frames held for the check the start of
+the copy has gone out: the copy is then cut short, and not kept.
 
 ffmpeg's copy of such a file would keep what this module removes from the
 frames, and a camera's `strd`, which ffmpeg takes for the codec
@@ -64,6 +80,8 @@ KINDS = {b"vids": "video", b"auds": "audio"}
 KEPT_IN_STREAM = {b"strh", b"strf", b"vprp"}
 AVIH_FIELDS = 40  # then 16 reserved bytes, zero
 STRH_FIELDS = 64  # with rcFrame as four longs, as some writers have it
+SUPER_HEADER = 24  # indx: wLongsPerEntry... dwChunkId, then 12 reserved bytes
+STANDARD_HEADER = 24  # ix##: ... qwBaseOffset, then 4 reserved bytes
 ZEROS = bytes(1024 * 1024)
 
 Piece = tuple[str, "bytes | int"]  # ("bytes", b), ("copy", n) or ("zero", n)
@@ -84,6 +102,11 @@ class Walk:
     written: int = 0
 
     def __post_init__(self) -> None:
+        # OpenDML: where the super indexes say each standard index is, and
+        # for which stream; the offsets, in order, as the walk meets them.
+        self._wanted: dict[int, int] = {}
+        self._targets: list[int] = []
+        self._target = 0
         self._pieces = self._walk()
         self._pending: Piece | None = None
 
@@ -170,7 +193,36 @@ class Walk:
         if end > size:
             raise Unsupported("sizes disagree, or cut short")
         yield "bytes", head
-        pos, first = 12, True
+        yield from self._riff(12, end, first=True)
+        pos, pad = end, end & 1
+        # OpenDML: the frames past the first gigabyte, in RIFF AVIX lists
+        # after the first, each with its own movi list.
+        while pos < size:
+            if pad:
+                yield "zero", 1
+                pos += 1
+                pad = 0
+                continue
+            head = src.peek(12)
+            if head[:4] != b"RIFF":
+                self.removed.append("bytes after the file")
+                yield "zero", size - pos
+                break
+            if len(head) < 12 or head[8:12] != b"AVIX":
+                raise Unsupported("a second RIFF that is not OpenDML's AVIX")
+            n = struct.unpack_from("<I", head, 4)[0]
+            if pos + 8 + n > size:
+                raise Unsupported("sizes disagree, or cut short")
+            yield "bytes", src.read(12)
+            yield from self._riff(pos + 12, pos + 8 + n, first=False)
+            pos, pad = pos + 8 + n, n & 1
+        if self._target < len(self._targets):
+            raise Unsupported("a super index entry points at no standard index")
+
+    def _riff(self, pos: int, end: int, first: bool) -> Iterator[Piece]:
+        """The chunks of a RIFF list from `pos`: the first (AVI ) holds the
+        header, the frames and idx1; an AVIX holds more frames."""
+        src, movi = self.src, False
         while end - pos >= 8:
             kind, n = struct.unpack("<4sI", src.read(8))
             stop = pos + 8 + n
@@ -179,17 +231,24 @@ class Walk:
             form = src.peek(4) if kind == b"LIST" and n >= 4 else b""
             if self.movi_at is None and form != b"movi" and stop > MAX_BEFORE_MOVI:
                 raise Unsupported("too much before the frames")
-            if first:
+            wanted = self._wanted_at(pos)
+            if first and pos == 12:
                 if form != b"hdrl" or n > MAX_HEADER:
                     raise Unsupported("no header list first")
                 yield "bytes", struct.pack("<4sI", kind, n) + self._header(src.read(n))
-                first = False
-            elif form == b"movi" and self.movi_at is None:
+                self._targets = sorted(self._wanted)
+            elif kind[:2] == b"ix":
+                yield from self._standard_index(kind, n, wanted)
+            elif wanted is not None:
+                raise Unsupported("a super index entry points at no standard index")
+            elif form == b"movi" and not movi:
                 src.skip(4)
                 yield "bytes", struct.pack("<4sI", kind, n) + form
-                self.movi_at = pos + 12
+                if first:
+                    self.movi_at = pos + 12
+                movi = True
                 yield from self._frames(pos + 12, stop)
-            elif kind == b"idx1" and self.movi_at is not None:
+            elif kind == b"idx1" and first and movi:
                 yield "bytes", struct.pack("<4sI", kind, n)
                 yield from self._index(n)
             else:
@@ -200,15 +259,50 @@ class Walk:
             if n & 1 and pos < end:
                 yield "zero", 1
                 pos += 1
-        if self.movi_at is None:
+        if first and self.movi_at is None:
             raise Unsupported("no frames")
         if pos < end:
             yield "zero", end - pos
-        if end < size:
-            if src.peek(4) == b"RIFF":
-                raise Unsupported("OpenDML (a second RIFF)")
-            self.removed.append("bytes after the file")
-            yield "zero", size - end
+
+    def _wanted_at(self, pos: int) -> int | None:
+        """The stream whose standard index (ix##) a super index (indx) says
+        is at `pos`, if any; raises if one it points at was walked past, not
+        at the start of a chunk of the list walked (inside a frame, or a
+        list dropped)."""
+        targets, at = self._targets, self._target
+        if at < len(targets) and targets[at] < pos:
+            raise Unsupported("a super index entry points at no standard index")
+        if at < len(targets) and targets[at] == pos:
+            self._target += 1
+            return self._wanted[pos]
+        return None
+
+    def _standard_index(self, kind: bytes, n: int, wanted: int | None) -> Iterator[Piece]:
+        """An OpenDML standard index (ix##), offsets from a base in the file
+        that stay true since nothing moves: its header and the entries in
+        use kept, each pointing inside the file (the key-frame flag aside),
+        its reserved field and whatever follows the entries zeroed."""
+        number = int(kind[2:]) if kind[2:].isdigit() else None
+        if n < STANDARD_HEADER or number is None or number >= len(self.streams):
+            raise Unsupported("a standard index for no stream")
+        head = self.src.read(STANDARD_HEADER)
+        longs, sub, index_type, count, chunk_id, base = struct.unpack_from("<HBBI4sQ", head)
+        if longs != 2 or sub != 0 or index_type != 1 or _stream_number(chunk_id) != number \
+                or (wanted is not None and wanted != number):
+            raise Unsupported("a standard index this module does not read")
+        if STANDARD_HEADER + 8 * count > n or base >= self.size:
+            raise Unsupported("a standard index that does not fit")
+        yield "bytes", struct.pack("<4sI", kind, n) + head[:20] + bytes(4)
+        left = 8 * count
+        while left:
+            block = self.src.read(min(left, 8 * 8192))
+            for offset, length in struct.iter_unpack("<II", block):
+                if base + offset + (length & 0x7FFFFFFF) > self.size:
+                    raise Unsupported("a standard index entry points past the file")
+            yield "bytes", block
+            left -= len(block)
+        if n > STANDARD_HEADER + 8 * count:
+            yield "zero", n - STANDARD_HEADER - 8 * count
 
     def _dropped(self, kind: bytes, n: int, form: bytes) -> Iterator[Piece]:
         """A chunk that goes: a JUNK chunk of zeros of the same size."""
@@ -239,7 +333,7 @@ class Walk:
         zero."""
         out = bytearray(len(body))
         out[:4] = body[:4]
-        declared = None
+        declared, odml = None, False
         for kind, at, n in _chunks(body, 4):
             if kind == b"avih":
                 if n < 56 or declared is not None:
@@ -250,7 +344,11 @@ class Walk:
                 out[at - 8:at + 4] = body[at - 8:at + 4]
                 self._stream(body, at, n, out)
             elif kind == b"LIST" and body[at:at + 4] == b"odml":
-                raise Unsupported("OpenDML")
+                if odml:
+                    raise Unsupported("two odml lists")
+                odml = True
+                out[at - 8:at + 4] = body[at - 8:at + 4]
+                self._odml(body, at, n, out)
             else:
                 _drop(out, kind, body[at:at + 4], at, n, self.removed)
         if declared is None or declared != len(self.streams) or not self.streams:
@@ -260,6 +358,7 @@ class Walk:
     def _stream(self, body: bytes, at: int, n: int, out: bytearray) -> None:
         if len(self.streams) >= MAX_STREAMS:
             raise Unsupported("too many streams")
+        number = len(self.streams)  # this stream's, in its chunk ids
         found: set[bytes] = set()
         for kind, inner, length in _chunks(body[:at + n], at + 4):
             if kind in KEPT_IN_STREAM:
@@ -275,12 +374,52 @@ class Walk:
                 scale, rate, start, frames = struct.unpack_from("<IIII", body, inner + 20)
                 if rate:
                     self.duration = max(self.duration, (start + frames) * scale / rate)
-            elif kind == b"indx" or kind[:2] == b"ix":
-                raise Unsupported("OpenDML")
+            elif kind == b"indx":
+                if kind in found:
+                    raise Unsupported("two super indexes")
+                found.add(kind)
+                self._super_index(body, inner, length, out, number)
+            elif kind[:2] == b"ix":
+                raise Unsupported("a standard index in the header")
             elif kind not in KEPT_IN_STREAM:
                 _drop(out, kind, body[inner:inner + 4], inner, length, self.removed)
         if not {b"strh", b"strf"} <= found:
             raise Unsupported("a stream without its headers")
+
+    def _odml(self, body: bytes, at: int, n: int, out: bytearray) -> None:
+        """OpenDML's extended header: dmlh's total frame count kept, the
+        rest of it (reserved) zeros, any other chunk a JUNK header."""
+        found = False
+        for kind, inner, length in _chunks(body[:at + n], at + 4):
+            if kind == b"dmlh":
+                if found or length < 4:
+                    raise Unsupported("OpenDML's header wrong")
+                found = True
+                out[inner - 8:inner + 4] = body[inner - 8:inner + 4]
+            else:
+                _drop(out, kind, body[inner:inner + 4], inner, length, self.removed)
+
+    def _super_index(self, body: bytes, at: int, n: int, out: bytearray, number: int) -> None:
+        """A stream's OpenDML super index (indx): its header and the entries
+        in use kept, each pointing inside the file (that it points at a
+        standard index of this stream is seen as the walk gets there), its
+        reserved fields and the unused entries zeros. Field indexes and a
+        standard index in the header are not read."""
+        if n < SUPER_HEADER:
+            raise Unsupported("a super index cut short")
+        longs, sub, index_type, count, chunk_id = struct.unpack_from("<HBBI4s", body, at)
+        if longs != 4 or sub != 0 or index_type != 0 or _stream_number(chunk_id) != number:
+            raise Unsupported("a super index this module does not read")
+        if SUPER_HEADER + 16 * count > n:
+            raise Unsupported("a super index with more entries than room")
+        out[at - 8:at + 12] = body[at - 8:at + 12]
+        for entry in range(at + SUPER_HEADER, at + SUPER_HEADER + 16 * count, 16):
+            offset, length, _ = struct.unpack_from("<QII", body, entry)
+            if offset + max(length, 8 + STANDARD_HEADER) > self.size:
+                raise Unsupported("a super index entry points past the file")
+            if self._wanted.setdefault(offset, number) != number:
+                raise Unsupported("two streams' super indexes point at one index")
+            out[entry:entry + 16] = body[entry:entry + 16]
 
     def _frames(self, pos: int, end: int) -> Iterator[Piece]:
         """The movi list's chunks: each stream's frames copied (a JPEG
@@ -292,7 +431,12 @@ class Walk:
             if stop > end:
                 raise Unsupported("a chunk runs past the frames")
             number = _stream_number(kind)
-            if number is not None and number < len(self.streams):
+            wanted = self._wanted_at(pos)
+            if kind[:2] == b"ix":
+                yield from self._standard_index(kind, n, wanted)
+            elif wanted is not None:
+                raise Unsupported("a super index entry points at no standard index")
+            elif number is not None and number < len(self.streams):
                 yield "bytes", struct.pack("<4sI", kind, n)
                 # Any stream's: a JPEG filed under the audio stream plays as
                 # noise, and would carry its EXIF all the same.
@@ -305,8 +449,8 @@ class Walk:
                     yield "copy", n
             elif kind == b"LIST" and n >= 4 and src.peek(4) == b"rec ":
                 raise Unsupported("rec lists")
-            elif kind[:2] == b"ix" or kind == b"indx":
-                raise Unsupported("OpenDML")
+            elif kind == b"indx":
+                raise Unsupported("a super index among the frames")
             else:
                 yield from self._dropped(kind, n, src.peek(4) if kind == b"LIST" else b"")
             pos = stop
