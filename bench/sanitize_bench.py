@@ -60,7 +60,7 @@ from sanitize.sanitize_corpus import (  # noqa: E402
 )
 
 FAMILIES = ["jpeg", "png", "webp", "tiff", "gif", "heic", "svg", "pdf", "docx", "odt", "mp3",
-            "flac", "wav", "m4a", "mp4", "mov", "mkv", "mp4 (large)"]
+            "flac", "wav", "m4a", "mp4", "mov", "mov (camera, Motion JPEG)", "mkv", "mp4 (large)"]
 REAL = ["jpeg 48 MP", "heic 12 MP (heif-enc)", "avif 12 MP (avifenc)", "jxl 12 MP (cjxl)",
         "odt (LibreOffice)", "odt (LibreOffice desktop)", "docx (LibreOffice)",
         "docx (zip -r)", "docx (linked picture)", "ods (LibreOffice)", "xlsx (LibreOffice)",
@@ -274,7 +274,8 @@ def make_files(corpus: Corpus) -> dict[str, Path]:
               "pdf": corpus.pdf,
               "docx": corpus.docx, "odt": corpus.odt, "mp3": corpus.mp3, "flac": corpus.flac,
               "wav": corpus.wav, "m4a": corpus.m4a, "mp4": corpus.mp4, "mov": corpus.mov,
-              "mkv": corpus.mkv, "mp4 (large)": lambda: large_video(corpus)}
+              "mkv": corpus.mkv, "mov (camera, Motion JPEG)": corpus.motion_jpeg,
+              "mp4 (large)": lambda: large_video(corpus)}
     return {family: makers[family]() for family in FAMILIES}
 
 

@@ -126,7 +126,7 @@ class Corpus:
     uses larger files than the tests)."""
 
     def __init__(self, root: Path, scale: int = 1):
-        self.root = root
+        self.root, self.scale = root, scale
         self.size = (96 * scale, 64 * scale)
         self.SINE = ("-f", "lavfi", "-i", f"sine=frequency=440:duration={scale}")
         self.VIDEO = ("-f", "lavfi", "-i",
@@ -460,6 +460,17 @@ class Corpus:
 
     def mov(self) -> Path:
         return self.mp4("clip.mov", "mov")
+
+    def motion_jpeg(self, name: str = "camera.mov", *args: str, seconds: int = 0) -> Path:
+        """Video as cameras that record Motion JPEG store it: every frame a
+        photo with its EXIF (GPS, serial number), XMP, IPTC and comment,
+        copied as it is, with sound; ffmpeg puts the index at the end unless
+        told otherwise."""
+        photo = self.jpeg("frame.jpg", orientation=1)
+        seconds = seconds or self.scale
+        return self.ffmpeg(name, "-framerate", "10", "-loop", "1", "-t", str(seconds), "-i",
+                           str(photo), "-f", "lavfi", "-i", f"sine=duration={seconds}",
+                           "-c:v", "copy", "-c:a", "aac", *args)
 
     def mkv(self) -> Path:
         return self.ffmpeg("clip.mkv", *self.VIDEO, *self.SINE, *self.TAGS,

@@ -27,12 +27,7 @@ MiB = 1024 * 1024
 
 
 def _frames_of_photos(corpus, name: str, *args: str, seconds: int = 1) -> Path:
-    """Video whose every frame is a photo ExifTool tagged, copied as it is,
-    and sound: ffmpeg puts the index at the end unless told otherwise."""
-    photo = corpus.jpeg("frame.jpg", orientation=1)
-    return corpus.ffmpeg(name, "-framerate", "10", "-loop", "1", "-t", str(seconds), "-i",
-                         str(photo), "-f", "lavfi", "-i", f"sine=duration={seconds}",
-                         "-c:v", "copy", "-c:a", "aac", *args)
+    return corpus.motion_jpeg(name, *args, seconds=seconds)
 
 
 def decoded_video(path: Path) -> list[str]:
