@@ -355,7 +355,9 @@ def slow_report(results: list[SlowResult], seconds: float) -> str:
 For {seconds:.0f} s, one worker held by 100 connections that sent half a
 request head and stalled, 30 that sent a head and 20 KB of a body and
 stalled (each reopened as soon as it was dropped, so the numbers held), and
-32 uploads going steadily at 50 KB/s. Meanwhile a new witness opened the
+32 uploads going steadily at 50 KB/s (each client's first upload 1/32 to
+32/32 of the 6 MB, so that they end at different moments rather than all
+at once). Meanwhile a new witness opened the
 form and sent a testimony with a 100 KB file every 5 s (ticking "keep
 originals", so the file is stored as received); at the end, still
 under the load, a 50 MB upload at full speed three times, against the same

@@ -4,7 +4,8 @@ Slow clients: for `seconds` (two minutes by default) the server is held by
 100 connections that send half a request head and stall, 30 that send a head
 and part of a body and stall (each reopened as soon as the server drops it,
 so the count holds), and 32 uploads going steadily at 50 KB/s, an ordinary
-Tor speed. Meanwhile a new witness opens the form and sends a testimony with
+Tor speed (the first of each a different size, so they end at different
+moments). Meanwhile a new witness opens the form and sends a testimony with
 a 100 KB file every few seconds: the time to the receipt is what counts. At
 the end, still under that load, a 50 MB upload at full speed, three times,
 against the same upload alone three times before the load (medians: one
@@ -20,6 +21,7 @@ upload quota, while a witness sends testimony every half second.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -161,14 +163,15 @@ class Load:
     dropped: int = 0
     threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _started: set[int] = field(default_factory=set)
 
     def start(self) -> None:
         for _ in range(self.stalled_heads):
             self._spawn(self._stalled_head)
         for _ in range(self.stalled_bodies):
             self._spawn(self._stalled_body)
-        for _ in range(self.tor_uploads):
-            self._spawn(self._tor_upload)
+        for n in range(self.tor_uploads):
+            self._spawn(functools.partial(self._tor_upload, n))
 
     def stop(self) -> None:
         self.stop_flag.set()
@@ -214,8 +217,13 @@ class Load:
             sock.sendall(post_head(self.app.path, len(body), "") + body[:20_000])
             self._held(sock)
 
-    def _tor_upload(self) -> None:
-        body = body_of([("testimony", "slow")], [("slow.bin", os.urandom(6_000_000))],
+    def _tor_upload(self, n: int) -> None:
+        # Steady, not in step: each client's first upload is a fraction of
+        # the size (1/32 to 32/32), so they end at different moments, as
+        # witnesses' do, instead of all 32 at once two minutes in.
+        size = 6_000_000 * (n + 1) // self.tor_uploads if n not in self._started else 6_000_000
+        self._started.add(n)
+        body = body_of([("testimony", "slow")], [("slow.bin", os.urandom(size))],
                        self.app.file_field)
         step, pause = self.tor_rate // 10, 0.1
         with self.app.connect() as sock:
@@ -287,7 +295,9 @@ def slow_clients(design: str, app: App, seconds: float, every: float = 5.0,
             else:
                 receipts.append(took)
             time.sleep(max(0.0, every - (took or 0)))
-        loaded = [_timed(app, big, ANSWER_TIMEOUT * 4) for _ in range(repeat)]
+        loaded: list[float | None] = []
+        while len(loaded) < repeat and None not in loaded:  # one that never ends is enough
+            loaded.append(_timed(app, big, ANSWER_TIMEOUT * 4))
     finally:
         load.stop()
     return SlowResult(design, receipts, failures, alone, loaded, load.dropped)
