@@ -49,10 +49,8 @@ class Pusher:
             raise ValueError("push_all takes whole chunks only")
         view = memoryview(data).cast("B")
         push, state = b.crypto_secretstream_xchacha20poly1305_push, self._state
-        out = [push(state, bytes(view[:size]), ad, TAG_MESSAGE)] if count else []
-        out += [push(state, bytes(view[i * size:(i + 1) * size]), None, TAG_MESSAGE)
-                for i in range(1, count)]
-        return out
+        return [push(state, bytes(view[i * size:(i + 1) * size]), ad if i == 0 else None,
+                     TAG_MESSAGE) for i in range(count)]
 
 
 class Puller:

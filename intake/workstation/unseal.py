@@ -40,6 +40,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from nacl.public import PrivateKey
 
@@ -71,6 +72,14 @@ class Unsealed:
 
 
 _END = object()
+
+
+class _Hash(Protocol):
+    """What a hashlib object offers (hashlib's own type is not public)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
 M_TRIM_THRESHOLD = -1  # glibc's mallopt() parameter (malloc.h)
 TRIM_THRESHOLD = 16 * 1024 * 1024
 
@@ -100,8 +109,6 @@ class _Frames:
         self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
         self._stop = threading.Event()
         self._done = False
-        with contextlib.suppress(OSError):  # advice only: read ahead generously
-            os.posix_fadvise(fd, offset, size, os.POSIX_FADV_SEQUENTIAL)
         self._thread = threading.Thread(
             target=self._run, args=(fd, offset + len(header), offset + size),
             name="intake-read", daemon=True)
@@ -116,10 +123,8 @@ class _Frames:
                 if not self._put(frames):
                     return
             self._put(_END)
-        except EnvelopeError as exc:
+        except EnvelopeError as exc:  # _batches' Truncated, an OSError's included
             self._put(exc)
-        except OSError as exc:
-            self._put(Truncated(f"truncated: the bundle cannot be read ({exc.strerror})"))
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
@@ -153,6 +158,8 @@ class _Frames:
 def _batches(fd: int, pos: int, end: int) -> Iterator[list[bytes]]:
     """The frames from `pos` to `end`, BATCH at a time, each read by its own
     pread() straight into the bytes object that is then opened."""
+    with contextlib.suppress(OSError):  # advice only: read ahead generously
+        os.posix_fadvise(fd, pos, end - pos, os.POSIX_FADV_SEQUENTIAL)
     pread = os.pread
     try:
         while pos < end:
@@ -198,7 +205,7 @@ class _Behind:
 class _Sink:
     """Hashes and writes the plaintext in a thread of its own."""
 
-    def __init__(self, fd: int, hash_content: bool, envelope: hashlib._Hash | None = None):
+    def __init__(self, fd: int, hash_content: bool, envelope: _Hash | None = None):
         self.sha = hashlib.sha256() if hash_content else None
         self.envelope = envelope
         self.size = 0
@@ -295,7 +302,7 @@ def _three_threads(opener: PayloadOpener, source: _Frames, out_fd: int) -> Unsea
 
 
 def _two_threads(opener: PayloadOpener, batches: Iterator[list[bytes]],
-                 envelope: hashlib._Hash, out_fd: int) -> Unsealed:
+                 envelope: _Hash, out_fd: int) -> Unsealed:
     """The envelope's SHA-256 only: this thread reads and decrypts, the other
     hashes what was read and writes what was decrypted. Two even halves of
     the work, where a third thread would leave one core waiting on the

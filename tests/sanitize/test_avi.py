@@ -286,17 +286,24 @@ def decoded(path: Path) -> list[str]:
     return [line for line in out.splitlines() if not line.startswith("#")]
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_nothing_planted_is_left_and_every_offset_stays(corpus, sanitized, variant):
-    original = VARIANTS[variant](corpus)
-    data = original.read_bytes()
-    assert planted_in_bytes(data)  # so the checks below mean something
+def _edited(sanitized, original: Path, data: bytes):
+    """Runs the file through the sandbox; checks the in-place edit cleaned it:
+    as long as the upload, nothing planted left. (result, path, bytes)."""
     result, out = sanitized(original)
     assert result.ok, result.reason
     assert result.tool == "", "the in-place edit, not ffmpeg, should have cleaned this file"
     cleaned = out.read_bytes()
     assert len(cleaned) == len(data)
     assert planted_in_bytes(cleaned) == [] and leftovers(out) == []
+    return result, out, cleaned
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_nothing_planted_is_left_and_every_offset_stays(corpus, sanitized, variant):
+    original = VARIANTS[variant](corpus)
+    data = original.read_bytes()
+    assert planted_in_bytes(data)  # so the checks below mean something
+    result, out, cleaned = _edited(sanitized, original, data)
     assert ids(cleaned) <= KEPT_IN_HEADER | {b"hdrl", b"strl", b"movi", b"idx1"}
     assert movi(cleaned) == movi(data)
     at, end = movi(data)
@@ -684,12 +691,7 @@ def test_opendml_is_edited_where_it_is_its_indexes_kept(corpus, sanitized, tmp_p
     original = tmp_path / "odml.avi"
     original.write_bytes(data)
     assert len(decoded(original)) > 1.9 * len(decoded(corpus.path("photos.avi")))  # AVIX read
-    result, out = sanitized(original)
-    assert result.ok, result.reason
-    assert result.tool == "", "the in-place edit, not ffmpeg, should have cleaned this file"
-    cleaned = out.read_bytes()
-    assert len(cleaned) == len(data)
-    assert planted_in_bytes(cleaned) == [] and leftovers(out) == []
+    result, out, cleaned = _edited(sanitized, original, data)
     same_everywhere_but_dropped(data, cleaned)
     assert _index_parts(cleaned, built) == _index_parts(data, built)
     assert not any(_hidden_parts(cleaned, built)) and any(_hidden_parts(data, built))
