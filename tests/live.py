@@ -12,15 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import CSRF, store_contents
+from support import CSRF, free_port, store_contents
 
 BOUNDARY = "live-boundary-7f3a"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,32 @@ FAST_KDF = KdfCost(pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN)
 def make_config(tmp_path: Path, keys_dir: Path, **overrides) -> Config:
     return load_config({}, data_dir=tmp_path / "data", keys_dir=keys_dir,
                        kdf_opslimit=1, kdf_memlimit=8192, **overrides)
+
+
+_PORTS_GIVEN: set[int] = set()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, for a server a test starts.
+
+    Taken below the kernel's ephemeral range: a port the kernel hands out for
+    port 0 can become the source port of any outgoing connection (a tor
+    already running connects to its peers) before the server given it binds,
+    and a tor that cannot bind exits before it has opened its log."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = range(10000, low) if low > 12000 else range(1024, low)
+    for _ in range(200):
+        port = random.choice(ports)  # noqa: S311 - not a secret, spreads the tries
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port below {low} on 127.0.0.1")
 
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')

@@ -12,15 +12,10 @@ import time
 from pathlib import Path
 
 import requests
-from support import CSRF
+from support import CSRF, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:

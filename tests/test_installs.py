@@ -25,7 +25,7 @@ import pytest
 import requests
 from babel.support import Translations
 from packaging.requirements import Requirement
-from support import CSRF
+from support import CSRF, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -222,13 +222,6 @@ def _wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
     raise AssertionError(f"{url} did not answer: {log.read_text()}")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _serve(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
@@ -255,7 +248,7 @@ def test_a_submission_goes_from_a_server_install_to_a_workstation_install(venvs,
     env.update(INTAKE_DATA_DIR=str(tmp_path / "data"), INTAKE_KEYS_DIR=str(keys),
                INTAKE_KDF_OPSLIMIT="1", INTAKE_KDF_MEMLIMIT="8192")
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     serving = _serve([server, "serve", "--port", str(port), "--workers", "1"], env,
                      tmp_path / "serve.log")
@@ -311,7 +304,7 @@ def test_a_submission_goes_from_a_server_install_to_a_workstation_install(venvs,
                 *signed], env=ws_env).stdout
     assert "sha256sum -c SHA256SUMS" in out
 
-    port = _free_port()
+    port = free_port()
     desk = _serve([workstation, "vault", "serve", "--port", str(port), "--vault", str(vault)],
                   ws_env, tmp_path / "desk.log")
     try:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import CSRF, children_of, csrf_token, make_config
+from support import CSRF, children_of, csrf_token, free_port, make_config
 
 from intake.format import envelope
 from intake.server.store import SUFFIX
@@ -66,11 +66,6 @@ def assert_nowhere(needles: list[bytes], paths: list[Path]) -> None:
 
 
 # -- a real server -------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:

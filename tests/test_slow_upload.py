@@ -13,8 +13,8 @@ import sys
 import textwrap
 import time
 
-from support import CSRF
-from test_demo import free_port, wait_for
+from support import CSRF, free_port
+from test_demo import wait_for
 
 SERVER = textwrap.dedent("""
     from intake.server.config import load_config

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -28,13 +29,6 @@ def render_torrc(tor_data: Path, witness_port: int = 8080, staff_port: int = 808
     text = text.replace("127.0.0.1:8081", f"127.0.0.1:{staff_port}")
     return re.sub(r"^Log notice syslog$", "", text, flags=re.M)
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _end_with_parent() -> None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from support import free_port
 
 TOR = "tor"
 TOR_GENCERT = "tor-gencert"
@@ -91,11 +92,6 @@ FAST = Voting(initial=5, initial_delay=2, interval=10, delay=2)
 ONIONBALANCE_TESTNET = Voting(initial=5, initial_delay=2, interval=20, delay=4)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @dataclass
 class Node:
@@ -110,9 +106,21 @@ class Node:
     def log(self) -> Path:
         return self.dir / "notice.log"
 
+    @property
+    def output(self) -> Path:
+        """What tor printed: where it says why it stopped before opening its log
+        (a port it could not bind, a torrc it refused)."""
+        return self.dir / "output.log"
+
     def log_text(self) -> str:
         try:
             return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def output_text(self) -> str:
+        try:
+            return self.output.read_text(errors="replace")
         except OSError:
             return ""
 
@@ -209,10 +217,11 @@ class PrivateTorNetwork:
     def start_node(self, node: Node) -> None:
         empty = self.root / "empty-torrc"
         empty.touch()
-        node.process = subprocess.Popen(
-            [TOR, "--defaults-torrc", str(empty), "-f", str(node.dir / "torrc")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+        with node.output.open("ab") as output:
+            node.process = subprocess.Popen(
+                [TOR, "--defaults-torrc", str(empty), "-f", str(node.dir / "torrc")],
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                start_new_session=True)
 
     def kill_node(self, node: Node) -> None:
         """Ends a tor at once, as a host that is lost would (no goodbye to the network)."""
@@ -239,7 +248,8 @@ class PrivateTorNetwork:
         for node in self.nodes:
             if node.process is not None and node.process.poll() is not None:
                 raise RuntimeError(f"tor node {node.nick} exited "
-                                   f"({node.process.returncode}):\n{node.log_text()[-3000:]}")
+                                   f"({node.process.returncode}):\n{node.log_text()[-3000:]}"
+                                   f"\nprinted:\n{node.output_text()[-3000:]}")
 
     def wait_for_log(self, node: Node, pattern: str, timeout: float) -> float:
         """Seconds until `pattern` appears in the node's log; bounded by `timeout`."""

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from deploy_support import DEPLOY, ServerProcess, free_port, render_torrc, server_env
+from deploy_support import DEPLOY, ServerProcess, render_torrc, server_env
 from private_tor import ONIONBALANCE_TESTNET, Node, PrivateTorNetwork
-from support import PASSPHRASE
+from support import PASSPHRASE, free_port
 
 from intake.server.doctor import PROBLEM, check_torrc_text
 

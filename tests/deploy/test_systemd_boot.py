@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from deploy_support import REPO, free_port
+from deploy_support import REPO
 from PIL import Image
-from support import CSRF, FAST_KDF, PASSPHRASE, children_of
+from support import CSRF, FAST_KDF, PASSPHRASE, children_of, free_port
 
 from intake.format import teamkeys
 

@@ -28,8 +28,9 @@ import time
 
 import pytest
 import requests
-from deploy_support import DEPLOY, LAUNCHERS, free_port, render_torrc
+from deploy_support import DEPLOY, LAUNCHERS, render_torrc
 from private_tor import PrivateTorNetwork
+from support import free_port
 
 from intake.format.envelope import open_envelope
 

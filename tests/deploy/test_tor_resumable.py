@@ -20,8 +20,9 @@ import struct
 import time
 
 import pytest
-from deploy_support import LAUNCHERS, free_port, render_torrc
+from deploy_support import LAUNCHERS, render_torrc
 from private_tor import PrivateTorNetwork
+from support import free_port
 from test_tor_network import NETWORK_DEADLINE, until
 
 from intake.format.envelope import open_envelope

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import pytest
 from babel.support import Translations
 from browsers import launched_chromium, missing
 from nacl import pwhash
+from support import free_port
 
 from intake.format import teamkeys
 from intake.server.store import today
@@ -50,11 +50,6 @@ TESTIMONY = {
 
 
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -86,7 +81,7 @@ def serving(base: Path, **settings: str):
     keys = base / "keys"
     keys.mkdir()
     pub.rename(keys / "team.pub")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "INTAKE_DATA_DIR": str(base / "data"), "INTAKE_KEYS_DIR": str(keys),
            "INTAKE_KDF_OPSLIMIT": "1", "INTAKE_KDF_MEMLIMIT": "8192",
            **{f"INTAKE_{k.upper()}": v for k, v in settings.items()}}

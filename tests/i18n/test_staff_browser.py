@@ -26,6 +26,7 @@ import pyotp
 import pytest
 from browsers import launched_chromium, missing
 from nacl import pwhash
+from support import free_port
 
 from intake.format import teamkeys
 from intake.format.reply_bundle import entry_for, iter_reply_bundle
@@ -40,7 +41,6 @@ from .page_checks import (
 )
 from .test_browser import (
     AXE,
-    _free_port,
     _wait_until_serving,
     audit,
 )
@@ -94,7 +94,7 @@ def site(tmp_path_factory):
     finally:
         intake.close()
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "INTAKE_DATA_DIR": str(config.data_dir),
            "INTAKE_KEYS_DIR": str(keys), "INTAKE_KDF_OPSLIMIT": "1",
            "INTAKE_KDF_MEMLIMIT": "8192"}
