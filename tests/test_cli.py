@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from support import FAST_KDF, PASSPHRASE, make_config, submit
+from support import FAST_KDF, PASSPHRASE, free_port, make_config, submit
 
 from intake.cli import main
 from intake.console import Settings
@@ -150,9 +150,7 @@ def _a_file_not_a_folder(keys: Path, team_key) -> None:
 def test_serve_refuses_keys_it_cannot_trust(tmp_path, team_key, prepare, says):
     keys = tmp_path / "server-keys"
     prepare(keys, team_key)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     # A server that did start would never return: the timeout would fail the test.
     r = run(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             env=server_env(tmp_path, keys), timeout=30)
