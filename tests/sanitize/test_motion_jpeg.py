@@ -3,8 +3,9 @@ jpeg_frames.py): a camera writes a photo's metadata (EXIF with GPS and the
 serial number, XMP, IPTC, a comment) into every frame, and a stream copy
 keeps every byte of the frames. The MP4 and QuickTime rewrite zeroes each
 frame's metadata segments on the way, the pictures decoding the same; where
-no rewrite edits the frames (Matroska, fragmented MP4, ffmpeg's copies), the
-copy is searched whole and refused, never passed as cleaned.
+no rewrite edits the frames (Matroska, fragmented MP4), ffmpeg's copy drops
+them (its filter_units). Every copy is searched for them all the same, and
+refused if any is left.
 
 The files are made by ffmpeg, copying as they are photos that ExifTool
 tagged, as cameras store their frames.
@@ -12,13 +13,16 @@ tagged, as cameras store their frames.
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import struct
 from pathlib import Path
 
 import pytest
 
-from intake.server.sanitize import jpeg_frames, mp4
+from intake.server.sanitize import jpeg_frames, mp4, verify
+from intake.server.sanitize.media import COPY_ARGS, FRAME_FILTER
 from sanitize.sanitize_corpus import planted_in_bytes, run
 from sanitize.test_avi import _segment
 from sanitize.test_mp4 import packets
@@ -83,16 +87,55 @@ def test_other_codecs_are_copied_byte_for_byte(corpus, sanitized):
     assert packets(out) == packets(original)
 
 
-@pytest.mark.parametrize("name, args, limits", [
-    ("photos.mkv", (), {}),
-    ("photos-piped.mkv", (), {"media_memory": MiB}),  # ffmpeg between pipes
-    ("photos-frag.mp4", ("-movflags", "frag_keyframe+empty_moov"), {}),
-])
-def test_where_no_rewrite_edits_the_frames_the_copy_is_refused(corpus, sanitized, name, args,
-                                                              limits):
-    result, out = sanitized(_frames_of_photos(corpus, name, *args), **limits)
-    assert not result.ok and out is None
-    assert "metadata left" in result.reason
+FFMPEG_COPIES = {
+    "matroska": ("photos.mkv", (), {}),
+    # ten seconds of frames: more than half the memory allowed
+    "matroska too large for memory (ffmpeg between pipes)": ("photos-piped.mkv", (),
+                                                             {"media_memory": MiB}),
+    "fragmented mp4 (no rewrite of its frames)": (
+        "photos-frag.mp4", ("-movflags", "frag_keyframe+empty_moov"), {}),
+}
+
+
+@pytest.mark.parametrize("variant", list(FFMPEG_COPIES))
+def test_where_no_rewrite_edits_the_frames_ffmpeg_drops_their_segments(corpus, sanitized,
+                                                                        variant):
+    name, args, limits = FFMPEG_COPIES[variant]
+    original = _frames_of_photos(corpus, name, *args, seconds=10 if limits else 1)
+    assert planted_in_bytes(original.read_bytes())
+    if limits:  # too large for two memory files: streamed through ffmpeg
+        assert 2 * original.stat().st_size > limits["media_memory"]
+    result, out = sanitized(original, **limits)
+    assert result.ok, result.reason
+    assert result.tool.startswith("ffmpeg") and jpeg_frames.NOTE in result.removed
+    assert planted_in_bytes(out.read_bytes()) == []
+    assert decoded_video(out) == decoded_video(original)
+    audio = [p.split(",")[-1] for p in packets(out) if p.startswith("1,")]
+    assert audio and audio == [p.split(",")[-1] for p in packets(original) if p.startswith("1,")]
+
+
+def test_the_streamed_check_finds_frame_metadata_across_any_cut(corpus, tmp_path):
+    """The piped copy is searched as it streams, in pieces cut anywhere: a
+    plain stream copy (ffmpeg without the frame filter) is caught whatever
+    the cuts, and the filtered copy passes."""
+    original = _frames_of_photos(corpus, "photos-cuts.mkv")
+    copies = {}
+    for label, extra in (("plain", ()), ("filtered", ("-bsf:v", FRAME_FILTER))):
+        copies[label] = tmp_path / f"{label}.mkv"
+        run("ffmpeg", "-v", "error", "-i", str(original), *COPY_ARGS, *extra,
+            str(copies[label]))
+    plain, filtered = (copies[k].read_bytes() for k in ("plain", "filtered"))
+    rng = random.Random(7)
+    for size in (1, 2, 3, 5, 4096, 65536):
+        cuts = [0, *sorted(rng.sample(range(1, len(plain)), len(plain) // size // 8 or 1)),
+                len(plain)] if size > 5 else list(range(0, len(plain) + size, size))
+        seen = verify.FrameMetadata()
+        with pytest.raises(verify.Failed, match="metadata left"):
+            for a, b in itertools.pairwise(cuts):
+                seen.feed(plain[a:b])
+        seen = verify.FrameMetadata()
+        for a in range(0, len(filtered), 4093):
+            seen.feed(filtered[a:a + 4093])
 
 
 def test_a_frame_too_large_to_read_whole_is_refused(corpus, sanitized):

@@ -12,8 +12,10 @@ stream that has none: so every `strd` id ahead of the frames is made `JUNK`
 in the upload's memory file before ffmpeg reads it, and ffmpeg's copy is
 then edited where it is, in its own memory file, as the upload would have
 been (intake.server.sanitize.avi); a copy the edit does not vouch for is
-refused. The check of the copy looks for both on its own
-(intake.server.sanitize.verify).
+refused. A Motion JPEG stream's frames carry a photo's EXIF, XMP, IPTC and
+comment just the same in any container: ffmpeg's `filter_units` drops each
+frame's APP1-APP15 and COM segments as it copies (FRAME_FILTER). The check of
+the copy looks for both on its own (intake.server.sanitize.verify).
 
 `-map 0` would also copy data tracks, and GoPro GPMF and Apple mebx tracks
 carry GPS; `-map 0:V` takes video but not attached pictures (cover art).
@@ -60,6 +62,9 @@ PROBED = FEED_AFTER_INDEX  # of the upload and of the copy: where ffprobe finds 
 COPY_ARGS = ("-map", "0:V?", "-map", "0:a?", "-map_metadata", "-1", "-map_chapters", "-1",
              "-c", "copy", "-fflags", "+bitexact", "-flags:v", "+bitexact",
              "-flags:a", "+bitexact")
+# JPEG's markers APP1-APP15 (0xE1-0xEF) and COM (0xFE): what a camera writes
+# into every frame. APP0 (JFIF, AVI1) says how to decode the frame and stays.
+FRAME_FILTER = "filter_units=remove_types=225-239|254"
 KINDS = {"wav": "audio/x-wav", "aiff": "audio/x-aiff", "mkv": "video/x-matroska",
          "webm": "video/webm", "avi": verify.AVI}
 
@@ -81,19 +86,27 @@ def _dies_with_parent() -> None:
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _probe(fd: int) -> subprocess.Popen:
-    """ffprobe reads the same memory file while ffmpeg copies it (two cores)."""
-    return subprocess.Popen(["ffprobe", "-v", "quiet", "-print_format", "json",
-                             "-show_program_version", "-show_format", "-show_streams",
-                             "-show_chapters", f"/dev/fd/{fd}"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, pass_fds=(fd,),
-                            preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
+def _frame_filters(info: dict) -> list[str]:
+    """ffmpeg's arguments that clean the frames of each Motion JPEG stream
+    ffprobe saw. COPY_ARGS maps `0:V` first, so output video stream i is the
+    i-th video stream that is not a picture attached to the file."""
+    videos = [s for s in info.get("streams", []) if s.get("codec_type") == "video"
+              and not any(s.get("disposition", {}).get(k)
+                          for k in ("attached_pic", "timed_thumbnails"))]
+    return [arg for i, s in enumerate(videos) if s.get("codec_name") == "mjpeg"
+            for arg in (f"-bsf:v:{i}", FRAME_FILTER)]
 
 
-def _removed_and_version(probe: subprocess.Popen) -> tuple[list[str], str, dict]:
-    """Names of the tags and of the streams dropped; ffmpeg's version; what
-    ffprobe saw, for the check of the cleaned copy."""
+def _probe(fd: int) -> tuple[list[str], str, dict]:
+    """What ffprobe sees in the memory file `fd`: the names of the tags and of
+    the streams a copy drops; ffmpeg's version; ffprobe's whole view, for the
+    check of the cleaned copy and for which streams are Motion JPEG."""
+    probe = subprocess.Popen(["ffprobe", "-v", "quiet", "-print_format", "json",
+                              "-show_program_version", "-show_format", "-show_streams",
+                              "-show_chapters", f"/dev/fd/{fd}"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, pass_fds=(fd,),
+                             preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
     try:
         out, _ = probe.communicate(timeout=60)
         info = json.loads(out or b"{}")
@@ -149,8 +162,9 @@ def _piped(family: str, inp: Input, size: int, cap: int) -> Cleaned:
         before = _probe(seen)
     finally:
         os.close(seen)
+    filters = _frame_filters(before[2])
     copy = subprocess.Popen(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
-                             "-i", "pipe:0", *COPY_ARGS, "-f", muxer, "pipe:1"],
+                             "-i", "pipe:0", *COPY_ARGS, *filters, "-f", muxer, "pipe:1"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL,
                             preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads yet
@@ -161,22 +175,24 @@ def _piped(family: str, inp: Input, size: int, cap: int) -> Cleaned:
                                stderr=subprocess.DEVNULL,
                                preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads yet
     cleaned = Cleaned(b"", [], tool="", detected_type=kind, chunked=True)
-    cleaned.rest = functools.partial(_pump, cleaned, inp, size, cap, (before, copy, packets),
+    if filters:
+        before[0].append(jpeg_frames.NOTE)
+    cleaned.rest = functools.partial(_pump, cleaned, inp, size, cap, before, (copy, packets),
                                      listing)
     return cleaned
 
 
 def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
-          procs: tuple[subprocess.Popen, subprocess.Popen, subprocess.Popen],
-          listing: int, out: int) -> None:
+          before: tuple[list[str], str, dict],
+          procs: tuple[subprocess.Popen, subprocess.Popen], listing: int, out: int) -> None:
     """Feeds ffmpeg from stdin in a thread (ffmpeg reads and writes at once),
     and sends its copy on in pieces, each a 4-byte length and its bytes,
     until a zero length. Then checks the copy as for every video: ffprobe's
     view of its start (streams, tags) and the duration its packets span,
-    against ffprobe's view of the upload's start; and, as it goes, that no
-    frame carries JPEG metadata. Raises Refused when the copy fails its
-    check."""
-    before, copy, packets = procs
+    against ffprobe's view of the upload's start (`before`: what
+    _probe made of it); and, as it goes, that no frame carries
+    JPEG metadata. Raises Refused when the copy fails its check."""
+    copy, packets = procs
     failures: list[BaseException] = []
 
     def feed() -> None:
@@ -219,7 +235,7 @@ def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
             raise Refused("no audio or video stream")
         if packets.wait(timeout=60) != 0 or not teeing:
             raise verify.Failed("does not open")
-        removed, version, original = _removed_and_version(before)
+        removed, version, original = before
         after, _ = verify.probe(head)
         after.setdefault("format", {})["duration"] = _span(listing)
         verify.compare(after, original)
@@ -438,13 +454,16 @@ def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) ->
         muxer, kind = _muxer(family, os.pread(src, 64, 0))
         hidden = avi.hide_stream_data(src, os.fstat(src).st_size) if family == "avi" else 0
         dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)  # only ffmpeg needs one
-        probe = _probe(src)
+        # Read first: which streams are Motion JPEG decides ffmpeg's arguments.
+        removed, version, before = _probe(src)
+        filters = _frame_filters(before)
+        if filters:
+            removed.append(jpeg_frames.NOTE)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
-                   "-i", f"/dev/fd/{src}", *COPY_ARGS, "-f", muxer, f"/dev/fd/{dst}"]
+                   "-i", f"/dev/fd/{src}", *COPY_ARGS, *filters, "-f", muxer, f"/dev/fd/{dst}"]
         run = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, pass_fds=(src, dst), check=False,
                              preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
-        removed, version, before = _removed_and_version(probe)
         if run.returncode != 0:
             raise Refused(f"ffmpeg could not copy the streams (exit status {run.returncode})")
         length = os.lseek(dst, 0, os.SEEK_END)

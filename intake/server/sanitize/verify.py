@@ -343,10 +343,12 @@ class FrameMetadata:
     def feed(self, piece: bytes) -> None:
         if not piece:
             return
-        seen = self._tail + piece[:self.OVERLAP] if self._tail else b""
+        seen = self._tail + piece[:self.OVERLAP]
         if any(mark in piece or mark in seen for mark in JPEG_METADATA):
             raise Failed("metadata left: EXIF, XMP or IPTC in a frame")
-        self._tail = piece[-self.OVERLAP:]
+        # From the pieces before too: a mark may span more than two short pieces.
+        self._tail = seen[-self.OVERLAP:] if len(piece) < self.OVERLAP else \
+            piece[-self.OVERLAP:]
 
 
 def _codec_configuration(stream: dict) -> bytes:
