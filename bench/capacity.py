@@ -50,7 +50,8 @@ from intake.format import teamkeys
 from intake.server.config import parse_size
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent / "tests" / "deploy"))  # the private Tor network
+# The private Tor network, and the tests' helpers it takes its ports from.
+sys.path[:0] = [str(BENCH.parent / "tests" / "deploy"), str(BENCH.parent / "tests")]
 
 RESULTS = BENCH / "RESULTS.md"
 BEGIN, END = "<!-- capacity.py: begin -->", "<!-- capacity.py: end -->"
