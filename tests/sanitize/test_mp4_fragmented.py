@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from intake.server.sanitize import Limits, mp4, mp4frag
+from intake.server.sanitize import Limits, media, mp4, mp4frag, verify
+from intake.server.sanitize.protocol import output_cap
+from intake.server.sanitize.stream import Input
+from intake.server.sanitize.verify import FEED_AFTER_INDEX
 from sanitize.sanitize_corpus import LAT, LON, leftovers, planted_in_bytes, run
 from sanitize.test_mp4 import packets
 from sanitize.test_streaming import _child
@@ -256,3 +259,79 @@ def test_a_fragmented_video_larger_than_the_memory_files_is_cleaned_in_bounded_m
     cleaned_path.write_bytes(out)
     del out, data
     assert packets(cleaned_path) == packets(long)
+
+
+# -- the duration of the whole copy ------------------------------------------------
+
+def _packet_span(path: Path) -> float:
+    """Seconds from the first packet to the end of the last, as ffprobe reads them."""
+    rows = run("ffprobe", "-v", "quiet", "-show_entries", "packet=pts_time,duration_time",
+               "-of", "csv=p=0", str(path)).stdout.decode().split()
+    times = [(float(a), float(b) if b not in ("", "N/A") else 0.0)
+             for a, b in (r.split(",")[:2] for r in rows) if a not in ("", "N/A")]
+    return max(a + b for a, b in times) - min(a for a, _ in times)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_fragments_own_timing_gives_the_duration(corpus, variant):
+    """An empty index states no duration: the rewrite reads it from the
+    fragments (decode times, sample durations), as ffprobe does."""
+    original = VARIANTS[variant](corpus)
+    data = original.read_bytes()
+    fd = os.memfd_create("test")
+    try:
+        os.write(fd, data)
+        src = mp4.FileSource(fd)
+        with pytest.raises(mp4.Fragmented) as found:
+            mp4.scan(src, len(data))
+        movie = mp4frag.scan(src, len(data), found.value)
+    finally:
+        os.close(fd)
+    # ffprobe's also counts the timed-text track the rewrite drops: its one
+    # caption lies inside the video's time.
+    assert abs(movie.span - _packet_span(original)) < 0.1, (movie.span, movie.times)
+
+
+def _cleaned_in_process(path: Path, out: int):
+    """The cleaner's media path, in this process, fed as the server feeds it
+    (the upload twice, one copy after the other), its copy to `out`."""
+    data = path.read_bytes()
+    upload = os.memfd_create("upload")
+    frames = os.open(os.devnull, os.O_WRONLY)  # where it asks for the upload again
+    try:
+        os.write(upload, data + data)
+        os.lseek(upload, 0, os.SEEK_SET)
+        cleaned = media.clean("mp4", Input(upload, len(data), frames), len(data),
+                              output_cap(len(data)))
+        os.write(out, cleaned.data)
+        cleaned.rest(out)
+        return cleaned
+    finally:
+        os.close(upload)
+        os.close(frames)
+
+
+def test_the_whole_copys_duration_is_checked_not_only_its_start(corpus, monkeypatch):
+    """A copy past what the check holds back (FEED_AFTER_INDEX) is read whole
+    by a second ffprobe as it goes out: its packets must span what the
+    fragments said, or the copy is refused."""
+    original = _looped(corpus, "frag-timed.mp4", 12)  # 52 s, most of it past the start held
+    assert original.stat().st_size > 3 * FEED_AFTER_INDEX
+    spans = []
+    measured = media._span
+    monkeypatch.setattr(media, "_span", lambda listing: spans.append(measured(listing))
+                        or spans[-1])
+    out = os.memfd_create("copy")
+    try:
+        _cleaned_in_process(original, out)
+    finally:
+        os.close(out)
+    assert len(spans) == 1 and abs(spans[0] - _packet_span(original)) < 0.1
+    # The rewrite's reading of the fragments is what the copy is held to.
+    monkeypatch.setattr(mp4frag.Movie, "span", property(lambda movie: spans[0] + 3))
+    out = os.memfd_create("copy")
+    try:
+        with pytest.raises(verify.Failed, match="duration changed"):
+            _cleaned_in_process(original, out)
+    finally:
+        os.close(out)

@@ -23,7 +23,14 @@ import sys
 from intake.server.sanitize import confine, detect, dispatch, verify
 from intake.server.sanitize import limits as lim
 from intake.server.sanitize.base import Cleaned, Refused
-from intake.server.sanitize.protocol import CUT_SHORT, MAGIC, MEDIA, OUT_OF_MEMORY, output_cap
+from intake.server.sanitize.protocol import (
+    CUT_SHORT,
+    FAILED_CHECK,
+    MAGIC,
+    MEDIA,
+    OUT_OF_MEMORY,
+    output_cap,
+)
 from intake.server.sanitize.stream import Input
 
 MAX_NAMES = 500
@@ -90,6 +97,8 @@ def _frame(header: dict, cleaned: Cleaned | None = None) -> None:
     if cleaned is not None and cleaned.rest is not None:
         try:
             cleaned.rest(out.fileno())
+        except verify.Failed:
+            os._exit(FAILED_CHECK)
         except BaseException:  # noqa: BLE001 - the header is out: only the exit status can say
             # Whatever happened, the parent must not take the bytes sent so
             # far for a whole file: it sees them end short, and this status.

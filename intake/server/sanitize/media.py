@@ -169,11 +169,7 @@ def _piped(family: str, inp: Input, size: int, cap: int) -> Cleaned:
                             stderr=subprocess.DEVNULL,
                             preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads yet
     listing = os.memfd_create("packets", os.MFD_CLOEXEC)
-    packets = subprocess.Popen(["ffprobe", "-v", "quiet", "-show_entries",
-                                "packet=pts_time,duration_time", "-of", "csv=p=0", "pipe:0"],
-                               stdin=subprocess.PIPE, stdout=listing,
-                               stderr=subprocess.DEVNULL,
-                               preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads yet
+    packets = _packet_lister(listing)
     cleaned = Cleaned(b"", [], tool="", detected_type=kind, chunked=True)
     if filters:
         before[0].append(jpeg_frames.NOTE)
@@ -247,6 +243,15 @@ def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
                 proc.kill()
         os.close(head)
         os.close(listing)
+
+
+def _packet_lister(listing: int) -> subprocess.Popen:
+    """An ffprobe that reads a copy from its stdin and lists every packet's
+    time and duration into the memory file `listing` (see _span)."""
+    return subprocess.Popen(["ffprobe", "-v", "quiet", "-show_entries",
+                             "packet=pts_time,duration_time", "-of", "csv=p=0", "pipe:0"],
+                            stdin=subprocess.PIPE, stdout=listing, stderr=subprocess.DEVNULL,
+                            preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
 
 
 def _span(listing: int) -> float:
@@ -359,26 +364,64 @@ def _fragments(inp: Input, size: int, cap: int, kind: str, found: mp4.Fragmented
         if len(held) >= FEED_AFTER_INDEX:
             break
     left = movie.length - len(held)
+    data = movie.head + bytes(held)
 
     def rest(out: int) -> None:
-        sent = 0
-        for piece in itertools.chain([pending] if pending else [], pieces):
-            if isinstance(piece, bytes):
-                write_all(out, piece)
-                sent += len(piece)
-            else:
-                inp.skip(piece[0] - inp.pos)
-                inp.copy(piece[1], out)
-                sent += piece[1]
-        if sent != left:
-            raise Refused("the upload changed between its readings")
+        # The check below reads the copy's start; an empty index states no
+        # duration, so a second ffprobe reads every packet of the whole copy
+        # as it goes out, and its span must be the original fragments'.
+        listing = os.memfd_create("packets", os.MFD_CLOEXEC)
+        packets = _packet_lister(listing)
+        try:
+            tee = _Tee(out, packets.stdin.fileno())  # type: ignore[union-attr]
+            tee.copy_only(data)  # already sent, ahead of this
+            for piece in itertools.chain([pending] if pending else [], pieces):
+                if isinstance(piece, bytes):
+                    tee.write(piece)
+                else:
+                    inp.skip(piece[0] - inp.pos)
+                    for _ in range(0, piece[1], CHUNK):
+                        tee.write(inp.read(min(CHUNK, piece[0] + piece[1] - inp.pos)))
+            if tee.sent != left:
+                raise Refused("the upload changed between its readings")
+            packets.stdin.close()  # type: ignore[union-attr]
+            if packets.wait(timeout=60) != 0 or not tee.teeing:
+                raise verify.Failed("does not open")
+            span, was = _span(listing), movie.span
+            if abs(span - was) > max(0.5, was * 0.02):
+                raise verify.Failed("duration changed")
+        finally:
+            if packets.poll() is None:
+                packets.kill()
+            os.close(listing)
 
     # ffprobe reads the copy's index and first fragments; the duration of a
     # fragmented file is in its index only when the recorder wrote it there.
     before = {"streams": [{"codec_type": k} for k in movie.streams],
               "format": {"duration": movie.duration}}
-    return Cleaned(movie.head + bytes(held), movie.removed, tool="", detected_type=kind,
+    return Cleaned(data, movie.removed, tool="", detected_type=kind,
                    before=before, rest=rest, rest_length=left)
+
+
+class _Tee:
+    """Writes to `out`, and the same bytes to a checker's pipe for as long as
+    it reads them (it may stop early: its exit status then says why)."""
+
+    def __init__(self, out: int, checker: int):
+        self.out, self.checker = out, checker
+        self.sent, self.teeing = 0, True
+
+    def copy_only(self, data: bytes) -> None:
+        if self.teeing:
+            try:
+                write_all(self.checker, data)
+            except BrokenPipeError:
+                self.teeing = False
+
+    def write(self, data: bytes) -> None:
+        write_all(self.out, data)
+        self.sent += len(data)
+        self.copy_only(data)
 
 
 def _chunks(inp: Input, size: int, cap: int) -> Cleaned:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from intake.server.sanitize import mp4
 from intake.server.sanitize.base import field_name, unique
@@ -65,9 +65,24 @@ class Movie:
     sizes: dict[int, int]  # kept track ID: trex's default sample size
     removed: list[str]
     streams: list[str]
-    duration: float
+    duration: float  # as the index states it (0: it does not)
+    durations: dict[int, int] = field(default_factory=dict)  # kept track ID: trex's default
+    scales: dict[int, int] = field(default_factory=dict)  # kept track ID: units a second
+    # Kept track ID: [first decode time, end of its last sample], in its units,
+    # from the fragments' own timing (tfdt, and the runs' sample durations).
+    times: dict[int, list[int]] = field(default_factory=dict)
     first: int = 0  # where the fragments start, in the upload
     length: int = 0  # of every fragment rewritten, in bytes
+
+    @property
+    def span(self) -> float:
+        """Seconds from the first kept sample to the end of the last, by the
+        fragments' own timing: what the check of the whole copy measures
+        again, since the index may state no duration."""
+        if not self.times:
+            return 0.0
+        return (max(end / self.scales[t] for t, (_, end) in self.times.items())
+                - min(first / self.scales[t] for t, (first, _) in self.times.items()))
 
 
 def _track_id(tkhd: bytes) -> int:
@@ -75,6 +90,16 @@ def _track_id(tkhd: bytes) -> int:
     if len(tkhd) < offset + 4:
         raise Unsupported("track header too short")
     return struct.unpack_from(">I", tkhd, offset)[0]
+
+
+def _timescale(mdhd: bytes) -> int:
+    offset = 28 if len(mdhd) > 8 and mdhd[8] == 1 else 20
+    if len(mdhd) < offset + 4:
+        raise Unsupported("media header too short")
+    (scale,) = struct.unpack_from(">I", mdhd, offset)
+    if not scale:
+        raise Unsupported("a track without a time scale")
+    return scale
 
 
 def start(found: mp4.Fragmented) -> Movie:
@@ -96,12 +121,12 @@ def start(found: mp4.Fragmented) -> Movie:
         raise Unsupported("track IDs repeat")
     mvex = found.mvex
     header = mp4._header(mvex, 0, len(mvex))
-    kept, trex, mehd = [], {}, b""
+    kept, trex, durations, mehd = [], {}, {}, b""
     for b in children(mvex, header.body, header.end):
         if b.kind == b"trex" and b.size - b.header >= 24:
-            track_id, size = struct.unpack_from(">I8xI", mvex, b.body + 4)
+            track_id, duration, size = struct.unpack_from(">I4xII", mvex, b.body + 4)
             if track_id in ids and track_id not in trex:
-                trex[track_id] = size
+                trex[track_id], durations[track_id] = size, duration
                 kept.append(mvex[b.start:b.end])
         elif b.kind == b"mehd" and not mehd:
             mehd = mvex[b.start:b.end]
@@ -114,7 +139,9 @@ def start(found: mp4.Fragmented) -> Movie:
                box(b"mvex", mehd, *kept))
     streams = ["video" if t.parts[b"hdlr"][16:20] == b"vide" else "audio"
                for t in found.tracks]
-    return Movie(found.ftyp + moov, trex, removed, streams, mp4._duration(found.mvhd))
+    return Movie(found.ftyp + moov, trex, removed, streams, mp4._duration(found.mvhd),
+                 durations, {i: _timescale(t.parts[b"mdhd"])
+                             for i, t in zip(ids, found.tracks, strict=True)})
 
 
 @dataclass
@@ -134,9 +161,11 @@ def _fields(data: bytes, b: Box, known: int) -> tuple[int, int]:
     return flags, b.body + 4
 
 
-def _tfhd(data: bytes, b: Box, moof_start: int) -> tuple[int, int | None, int | None, bytes]:
+def _tfhd(data: bytes, b: Box, moof_start: int
+          ) -> tuple[int, int | None, int | None, int | None, bytes]:
     """The track ID, the base data offset if given, the default sample
-    size if given, and the header again, counting from the moof."""
+    size and duration if given, and the header again, counting from the
+    moof."""
     flags, pos = _fields(data, b, TFHD_FLAGS)
     (track_id,) = struct.unpack_from(">I", data, pos)
     pos += 4
@@ -157,12 +186,15 @@ def _tfhd(data: bytes, b: Box, moof_start: int) -> tuple[int, int | None, int | 
                     for flag, width in TFHD_FIELDS[1:] if flag in values)
     new = box(b"tfhd", struct.pack(">II", new_flags, track_id), rest)
     return track_id, base if base is not None else (moof_start if flags & BASE_IS_MOOF
-                                                    else None), values.get(0x10), new
+                                                    else None), values.get(0x10), \
+        values.get(0x08), new
 
 
-def _trun(data: bytes, b: Box, default_size: int | None) -> tuple[int | None, int, bytes]:
-    """The run's data offset if given, its length in bytes, and the run
-    again with a data offset (zero, filled in later) always present."""
+def _trun(data: bytes, b: Box, default_size: int | None, default_duration: int
+          ) -> tuple[int | None, int, int, bytes]:
+    """The run's data offset if given, its length in bytes, how long its
+    samples last (in the track's units), and the run again with a data
+    offset (zero, filled in later) always present."""
     flags, pos = _fields(data, b, TRUN_FLAGS)
     version = data[b.body]
     (count,) = struct.unpack_from(">I", data, pos)
@@ -181,19 +213,20 @@ def _trun(data: bytes, b: Box, default_size: int | None) -> tuple[int | None, in
     if b.end - pos != 4 * len(fields) * count:
         raise Unsupported("track run of unexpected length")
     samples = data[pos:b.end]
+    values = array("I", samples)
+    mp4._swapped(values)
     if flags & 0x200:
-        values = array("I", samples)
-        mp4._swapped(values)
-        at = fields.index(0x200)
-        length = sum(values[at::len(fields)])
+        length = sum(values[fields.index(0x200)::len(fields)])
     else:
         if default_size is None:
             raise Unsupported("sample size unknown")
         length = default_size * count
+    ticks = (sum(values[fields.index(0x100)::len(fields)]) if flags & 0x100
+             else default_duration * count)
     new = box(b"trun", struct.pack(">BBHI", version, (flags >> 16) & 0xFF,
                                    (flags | 0x01) & 0xFFFF, count),
               bytes(4), first, samples)
-    return offset, length, new
+    return offset, length, ticks, new
 
 
 @dataclass
@@ -238,16 +271,20 @@ def _traf(movie: Movie, data: bytes, traf: Box, moof_start: int, previous_end: i
     inside = children(data, traf.body, traf.end)
     if not inside or inside[0].kind != b"tfhd":
         raise Unsupported("track fragment without a header first")
-    track_id, base, default_size, tfhd = _tfhd(data, inside[0], moof_start)
+    track_id, base, default_size, default_duration, tfhd = _tfhd(data, inside[0], moof_start)
     if base is None:
         base = moof_start if previous_end is None else previous_end
     kept = track_id in movie.sizes
     if default_size is None:
         default_size = movie.sizes.get(track_id)
+    if default_duration is None:
+        default_duration = movie.durations.get(track_id, 0)
     parts, runs, next_start = [tfhd], [], base
+    decoded, ticks = None, 0  # the fragment's decode time (tfdt), its samples' duration
     for b in inside[1:]:
         if b.kind == b"trun":
-            offset, length, trun = _trun(data, b, default_size)
+            offset, length, run_ticks, trun = _trun(data, b, default_size, default_duration)
+            ticks += run_ticks
             start = base + offset if offset is not None else next_start
             if start < 0:
                 raise Malformed("a run before the start of the file")
@@ -262,6 +299,8 @@ def _traf(movie: Movie, data: bytes, traf: Box, moof_start: int, previous_end: i
                 raise Unsupported("encrypted")
             parts.append(data[b.start:b.end])
         elif b.kind in TRAF_KEEP:
+            if b.kind == b"tfdt" and decoded is None:
+                decoded = _decode_time(data, b)
             parts.append(data[b.start:b.end])
         elif b.kind == b"tfhd":
             raise Unsupported("two track fragment headers")
@@ -270,7 +309,21 @@ def _traf(movie: Movie, data: bytes, traf: Box, moof_start: int, previous_end: i
     if not kept:
         names.append("traf of a dropped track")
         return b"", [], next_start
+    times = movie.times.get(track_id)
+    begin = decoded if decoded is not None else (times[1] if times else 0)
+    if times is None:
+        movie.times[track_id] = [begin, begin + ticks]
+    else:
+        times[0], times[1] = min(times[0], begin), max(times[1], begin + ticks)
     return box(b"traf", *parts), runs, next_start
+
+
+def _decode_time(data: bytes, b: Box) -> int:
+    """A track fragment's base media decode time (tfdt, version 0 or 1)."""
+    wide = data[b.body] == 1
+    if b.end - b.body < (12 if wide else 8):
+        raise Unsupported("decode time too short")
+    return struct.unpack_from(">Q" if wide else ">I", data, b.body + 4)[0]
 
 
 Piece = bytes | tuple[int, int]  # bytes to write, or (offset, length) of the upload to copy

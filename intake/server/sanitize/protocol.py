@@ -14,6 +14,9 @@ OUT_OF_MEMORY = 3
 # header had gone out (the upload ended early, or a check of the media data
 # failed on the way): the parent keeps nothing of it.
 CUT_SHORT = 4
+# The same, when what cut it off was the check of the whole copy as it went
+# out (a fragmented MP4's duration): the parent says so.
+FAILED_CHECK = 5
 # How many times the child may ask for the upload again, once it has read it
 # to the end: an MP4 whose index comes after its media data is read twice.
 AGAIN = 1

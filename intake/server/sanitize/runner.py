@@ -32,7 +32,14 @@ from typing import BinaryIO, Protocol
 import intake
 from intake import __version__
 from intake.server.sanitize.limits import Limits
-from intake.server.sanitize.protocol import AGAIN, CUT_SHORT, MAGIC, OUT_OF_MEMORY, output_cap
+from intake.server.sanitize.protocol import (
+    AGAIN,
+    CUT_SHORT,
+    FAILED_CHECK,
+    MAGIC,
+    OUT_OF_MEMORY,
+    output_cap,
+)
 from intake.server.sanitize.zygote import Zygote
 
 # The folder that holds the intake package, for the child's PYTHONPATH.
@@ -303,6 +310,8 @@ def _death_reason(code: int) -> str:
         return "memory limit reached"
     if code == CUT_SHORT:
         return "the cleaned copy was cut short"
+    if code == FAILED_CHECK:
+        return "the cleaned copy failed its check"
     return f"cleaner failed (exit status {code})"
 
 
