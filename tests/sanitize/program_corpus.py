@@ -60,6 +60,9 @@ class Sample:
     carries: tuple[str, ...]  # identifying strings in its bytes
     tags: tuple[str, ...] = ()  # identifying ExifTool tags (group-less names)
     cleaned: bool = True  # False: refused, and the witness told
+    # A file a program put inside the member, a PDF: the /Type of the PDF
+    # stream that holds it, taken out as it is.
+    inside: str = ""
 
 
 ARCHIVES = {
@@ -230,6 +233,11 @@ SAMPLES = (
            "whose app.xml names ONLYOFFICE too) rides along in a /MetaOForm object no page uses",
            "pdf", ("ONLYOFFICE/8.1.1.27", "/MetaOForm"),
            ("Producer", "Creator", "CreatorTool", "CreateDate")),
+    Sample("onlyoffice8-form.docx", "onlyoffice-plone",
+           "onlyoffice_plone-4.1.0/src/onlyoffice/plone/browser/app_data/en/new.pdf",
+           "ONLYOFFICE Docs 8.1.1: the DOCX it wrote as that PDF's editable source, as it "
+           "keeps it in the PDF's /MetaOForm stream (its app.xml names ONLYOFFICE)",
+           "docx", ("ONLYOFFICE/8.1.1.27",), ("Application",), inside="/MetaOForm"),
     # Phones
     Sample("iphone-xs.heic", "pillow-heif", HEIF + "heif_other/empty_icc.heic",
            "Apple iPhone XS, iOS 14.6 (two pictures, each with its EXIF and XMP)", "heic",
@@ -394,8 +402,26 @@ def fetch(root: Path) -> None:
                     raise SystemExit(f"program corpus: {archive.filename} has SHA-256 {digest}, "
                                      f"expected {archive.sha256}")
                 shutil.move(got, path)
-        members = {s.member: s.name for s in SAMPLES if s.archive == key}
+        members = {s.member: s.name for s in SAMPLES if s.archive == key and not s.inside}
         _extract(path, members, out)
+        for sample in SAMPLES:
+            if sample.archive == key and sample.inside:
+                (out / sample.name).write_bytes(
+                    _embedded((out / members[sample.member]).read_bytes(), sample.inside))
+
+
+def _embedded(pdf: bytes, kind: str) -> bytes:
+    """The one stream of this /Type in a PDF, as it is stored decoded."""
+    import io
+
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        found = [o.read_bytes() for o in doc.objects
+                 if isinstance(o, pikepdf.Stream) and o.get("/Type") == pikepdf.Name(kind)]
+    if len(found) != 1:
+        raise SystemExit(f"program corpus: {len(found)} streams of type {kind}, not one")
+    return found[0]
 
 
 if __name__ == "__main__":
