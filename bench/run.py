@@ -431,9 +431,10 @@ age's) user plus system time over the same span; they move less than wall time
 when other work shares the machine. MB is 10^6 bytes. Each server is started
 fresh for each measurement, with one gunicorn worker on intake.server's
 settings: Intake on its event-driven front (intake.server.front), the plain
-app on gunicorn's threaded worker (gthread), as a plain Flask app is
-deployed. Its peak RSS is the worker's VmHWM after the upload, which covers
-everything it held since it started. age's is its maximum RSS (wait4).
+app on gunicorn's threaded worker (gthread) and without Intake's own
+start-up hook (post_fork), as a plain Flask app is deployed. Its peak RSS
+is the worker's VmHWM after the upload, which covers everything it held
+since it started. age's is its maximum RSS (wait4).
 
 What each server does with the file: the plain Flask app saves with
 `request.files['f'].save()`: Werkzeug's parser reads the body from gunicorn

@@ -31,8 +31,6 @@ at its end.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import hashlib
 import io
 import os
@@ -44,6 +42,7 @@ from typing import Protocol
 
 from nacl.public import PrivateKey
 
+from intake.allocator import keep_freed_memory
 from intake.format.envelope import (
     FRAME,
     MAX_HEADER,
@@ -80,24 +79,6 @@ class _Hash(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
     def hexdigest(self) -> str: ...
-M_TRIM_THRESHOLD = -1  # glibc's mallopt() parameter (malloc.h)
-TRIM_THRESHOLD = 16 * 1024 * 1024
-
-
-@functools.cache
-def _keep_freed_memory() -> None:
-    """Asks glibc's malloc to keep up to TRIM_THRESHOLD of freed memory
-    instead of giving it back to the kernel at once. Every chunk is a new
-    64 KiB bytes object (libsodium's binding returns one; a pread makes one),
-    freed a moment later in another thread; by default the heap shrinks and
-    grows again around them and the kernel clears a fresh page for every
-    4 KiB of the item (72,000 page faults per GiB instead of about 11,000,
-    bench/README.md). Elsewhere (another C library) nothing is done."""
-    with contextlib.suppress(OSError, AttributeError, ValueError):
-        if os.confstr("CS_GNU_LIBC_VERSION"):
-            ctypes.CDLL(None).mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-
-
 class _Frames:
     """The envelope's payload as lists of frames (bytes, as libsodium wants
     them), read ahead by a thread that also hashes the whole envelope. Each
@@ -266,7 +247,7 @@ def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int,
     envelope of at most `small` bytes is opened without threads."""
     if size <= small:
         return _unseal_small(bundle_fd, offset, size, key, out_fd, hash_content)
-    _keep_freed_memory()
+    keep_freed_memory()
     head = os.pread(bundle_fd, min(size, MAX_HEADER), offset)
     reader = EnvelopeReader(io.BytesIO(head), key)
     opener = reader.payload()
