@@ -306,12 +306,43 @@ def _per_stream(path: Path) -> dict[str, list[tuple[str, ...]]]:
     return streams
 
 
-def test_a_matroska_stream_cut_short_is_not_kept(corpus, sandbox, tmp_path):
+MKV_CODECS = ("-c:v", "libx264", "-preset", "ultrafast", "-qp", "4", "-c:a", "libopus")
+CUES = b"\x1c\x53\xbb\x6b"  # Matroska's index
+
+
+def test_matroska_that_fits_once_in_memory_is_copied_from_a_pipe_into_one(corpus, sandbox,
+                                                                           tmp_path):
+    """Under the memory files' room but not twice under it: ffmpeg reads the
+    upload from a pipe (Matroska is read forward) and only its copy is
+    held, in a memory file, where the muxer writes the index (cues) and the
+    duration that a copy between pipes goes without."""
+    original = _matroska(corpus, "stream.mkv", *MKV_CODECS)
+    size = original.stat().st_size
+    spool, result = _clean(sandbox, original, media_memory=size + size // 2)
+    try:
+        assert result.ok, result.reason
+        assert result.tool.startswith("ffmpeg") and spool.reads == 1
+        out = tmp_path / "clean.mkv"
+        out.write_bytes(b"".join(result.spool.chunks()))
+    finally:
+        result.close()
+    data = out.read_bytes()
+    assert leftovers(out) == [] and planted_in_bytes(data) == []
+    assert _per_stream(out) == _per_stream(original)
+    assert CUES in data
+    duration = run("ffprobe", "-v", "quiet", "-show_entries", "format=duration", "-of", "csv=p=0",
+                   str(out)).stdout.decode().strip()
+    assert abs(float(duration) - 26.0) < 0.5  # thirteen times two seconds
+
+
+@pytest.mark.parametrize("memory", [None, "once"], ids=["between pipes", "into one memory file"])
+def test_a_matroska_stream_cut_short_is_not_kept(corpus, sandbox, tmp_path, memory):
     """The upload ends early: ffmpeg copies what came, and the copy must not
     pass for the whole."""
-    original = _matroska(corpus, "stream-cut.mkv", "-c:v", "libx264", "-preset", "ultrafast",
-                         "-qp", "4", "-c:a", "libopus")
-    _, result = _clean(sandbox, original, spool_type=ShortFirstRead)
+    original = _matroska(corpus, "stream-cut.mkv", *MKV_CODECS)
+    size = original.stat().st_size
+    limits = {"media_memory": size + size // 2} if memory else {}
+    _, result = _clean(sandbox, original, spool_type=ShortFirstRead, **limits)
     assert not result.ok and result.spool is None
     assert result.reason in ("the cleaned copy was cut short", "the upload arrived incomplete")
 

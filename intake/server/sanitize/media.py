@@ -23,7 +23,8 @@ carry GPS; `-map 0:V` takes video but not attached pictures (cover art).
 stream tags, creation times and the encoder tag. ffmpeg's MP4 demuxer seeks
 in its input (the index may be at the end) and its muxers seek in their
 output, so both sides are memory files (memfd), never a path on disk, and
-their size is capped (Limits.media_memory).
+their size is capped (Limits.media_memory); Matroska and WebM, read
+forward, come from a pipe, so that only the copy is held.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def clean(family: str, inp: Input, size: int, cap: int, memory: int | None = Non
                 raise Refused("too large to clean in memory (a layout only ffmpeg "
                               "cleans)") from None
             inp.again()
-    if family in PIPED and memory is not None and 2 * size > memory:
+    if family in PIPED and memory is not None and size > memory:
         return _piped(family, inp, size, cap)
     return _ffmpeg(family, inp, size, cap, memory)
 
@@ -243,6 +244,42 @@ def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
                 proc.kill()
         os.close(head)
         os.close(listing)
+
+
+def _run_copy(command: list[str], inp: Input, size: int, fds: tuple[int, ...],
+              streamed: bool) -> int:
+    """ffmpeg's exit status; `streamed`: the rest of the upload goes to its
+    stdin from a thread, as it reads."""
+    if not streamed:
+        return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, pass_fds=fds, check=False,
+                              preexec_fn=_dies_with_parent).returncode  # noqa: PLW1509
+    copy = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, pass_fds=fds,
+                            preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads yet
+    failures: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            inp.copy(size - inp.pos, copy.stdin.fileno())  # type: ignore[union-attr]
+        except BrokenPipeError:
+            failures.append(Refused("ffmpeg stopped reading"))
+        except BaseException as exc:  # noqa: BLE001 - the upload cut short, or worse
+            failures.append(exc)
+        finally:
+            copy.stdin.close()  # type: ignore[union-attr]
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        code = copy.wait()
+        feeder.join()
+    finally:
+        if copy.poll() is None:
+            copy.kill()
+    if failures:
+        raise failures[0]
+    return code
 
 
 def _packet_lister(listing: int) -> subprocess.Popen:
@@ -482,33 +519,45 @@ def _edit_avi(dst: int, length: int) -> list[str]:
 
 
 def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) -> Cleaned:
-    """ffmpeg stream copy, between memory files."""
-    if memory is not None and 2 * size > memory:  # the upload and ffmpeg's copy
+    """ffmpeg stream copy into a memory file: from a second memory file that
+    holds the upload, for demuxers that seek in their input (MP4's, whose
+    index may be at the end, and the rest); from a pipe for Matroska and
+    WebM, read forward, so that only the copy is held in memory."""
+    streamed = family in PIPED
+    if memory is not None and (1 if streamed else 2) * size > memory:
         raise Refused("too large to clean in memory")
-    src = os.memfd_create("upload", os.MFD_CLOEXEC)
-    dst = -1
+    src = dst = -1
+    hidden = 0
     try:
-        try:
-            inp.copy(size - inp.pos, src)
-        except OSError as exc:
-            if exc.errno == errno.EFBIG:
-                raise Refused("memory file refused the upload") from exc
-            raise
-        muxer, kind = _muxer(family, os.pread(src, 64, 0))
-        hidden = avi.hide_stream_data(src, os.fstat(src).st_size) if family == "avi" else 0
+        if streamed:
+            muxer, kind = MUXERS[family], KINDS[family]
+            seen = _memory_file("seen", inp.peek(PROBED))  # the start: tags, streams, duration
+            try:
+                removed, version, before = _probe(seen)
+            finally:
+                os.close(seen)
+        else:
+            src = os.memfd_create("upload", os.MFD_CLOEXEC)
+            try:
+                inp.copy(size - inp.pos, src)
+            except OSError as exc:
+                if exc.errno == errno.EFBIG:
+                    raise Refused("memory file refused the upload") from exc
+                raise
+            muxer, kind = _muxer(family, os.pread(src, 64, 0))
+            hidden = avi.hide_stream_data(src, os.fstat(src).st_size) if family == "avi" else 0
+            # Read first: which streams are Motion JPEG decides ffmpeg's arguments.
+            removed, version, before = _probe(src)
         dst = os.memfd_create("cleaned", os.MFD_CLOEXEC)  # only ffmpeg needs one
-        # Read first: which streams are Motion JPEG decides ffmpeg's arguments.
-        removed, version, before = _probe(src)
         filters = _frame_filters(before)
         if filters:
             removed.append(jpeg_frames.NOTE)
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
-                   "-i", f"/dev/fd/{src}", *COPY_ARGS, *filters, "-f", muxer, f"/dev/fd/{dst}"]
-        run = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, pass_fds=(src, dst), check=False,
-                             preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads here
-        if run.returncode != 0:
-            raise Refused(f"ffmpeg could not copy the streams (exit status {run.returncode})")
+                   "-i", "pipe:0" if streamed else f"/dev/fd/{src}", *COPY_ARGS, *filters,
+                   "-f", muxer, f"/dev/fd/{dst}"]
+        code = _run_copy(command, inp, size, (dst,) if streamed else (src, dst), streamed)
+        if code != 0:
+            raise Refused(f"ffmpeg could not copy the streams (exit status {code})")
         length = os.lseek(dst, 0, os.SEEK_END)
         if length == 0 or length > cap:
             raise Refused("cleaned file too large" if length else "no audio or video stream")
