@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import os
 import re
 import shutil
@@ -412,9 +413,7 @@ def fetch(root: Path) -> None:
 
 def _embedded(pdf: bytes, kind: str) -> bytes:
     """The one stream of this /Type in a PDF, as it is stored decoded."""
-    import io
-
-    import pikepdf
+    import pikepdf  # the server's, in the virtualenv this runs in
 
     with pikepdf.open(io.BytesIO(pdf)) as doc:
         found = [o.read_bytes() for o in doc.objects

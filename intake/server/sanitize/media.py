@@ -87,6 +87,16 @@ def _dies_with_parent() -> None:
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def _probe_start(inp: Input) -> tuple[list[str], str, dict]:
+    """_probe on the upload's first PROBED bytes, left to be read again: a
+    Matroska file's tags, streams and duration are in its start."""
+    seen = _memory_file("seen", inp.peek(PROBED))
+    try:
+        return _probe(seen)
+    finally:
+        os.close(seen)
+
+
 def _frame_filters(info: dict) -> list[str]:
     """ffmpeg's arguments that clean the frames of each Motion JPEG stream
     ffprobe saw. COPY_ARGS maps `0:V` first, so output video stream i is the
@@ -158,11 +168,7 @@ def _piped(family: str, inp: Input, size: int, cap: int) -> Cleaned:
     the copy: it plays, and seeks more slowly. The check comes at the end
     (see _pump)."""
     muxer, kind = MUXERS[family], KINDS[family]
-    seen = _memory_file("seen", inp.peek(PROBED))  # the start: tags, streams, duration
-    try:
-        before = _probe(seen)
-    finally:
-        os.close(seen)
+    before = _probe_start(inp)
     filters = _frame_filters(before[2])
     copy = subprocess.Popen(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
                              "-i", "pipe:0", *COPY_ARGS, *filters, "-f", muxer, "pipe:1"],
@@ -190,22 +196,9 @@ def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
     _probe made of it); and, as it goes, that no frame carries
     JPEG metadata. Raises Refused when the copy fails its check."""
     copy, packets = procs
-    failures: list[BaseException] = []
-
-    def feed() -> None:
-        try:
-            inp.copy(size - inp.pos, copy.stdin.fileno())  # type: ignore[union-attr]
-        except BrokenPipeError:
-            failures.append(Refused("ffmpeg stopped reading"))
-        except BaseException as exc:  # noqa: BLE001 - the upload cut short, or worse
-            failures.append(exc)
-        finally:
-            copy.stdin.close()  # type: ignore[union-attr]
-
     head = _memory_file("head", b"")
     frames = verify.FrameMetadata()
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
+    feeder = _Feeder(inp, size, copy)
     total, teeing = 0, True
     try:
         while piece := os.read(copy.stdout.fileno(), CHUNK):  # type: ignore[union-attr]
@@ -223,9 +216,7 @@ def _pump(cleaned: Cleaned, inp: Input, size: int, cap: int,
                 write_all(head, piece[:PROBED - (total - len(piece))])
         write_all(out, struct.pack(">I", 0))
         packets.stdin.close()  # type: ignore[union-attr]
-        feeder.join()
-        if failures:
-            raise failures[0]
+        feeder.done()
         if copy.wait() != 0:
             raise Refused(f"ffmpeg could not copy the streams (exit status {copy.returncode})")
         if total == 0:
@@ -257,29 +248,41 @@ def _run_copy(command: list[str], inp: Input, size: int, fds: tuple[int, ...],
     copy = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, pass_fds=fds,
                             preexec_fn=_dies_with_parent)  # noqa: PLW1509 - no threads yet
-    failures: list[BaseException] = []
-
-    def feed() -> None:
-        try:
-            inp.copy(size - inp.pos, copy.stdin.fileno())  # type: ignore[union-attr]
-        except BrokenPipeError:
-            failures.append(Refused("ffmpeg stopped reading"))
-        except BaseException as exc:  # noqa: BLE001 - the upload cut short, or worse
-            failures.append(exc)
-        finally:
-            copy.stdin.close()  # type: ignore[union-attr]
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
     try:
+        feeder = _Feeder(inp, size, copy)
         code = copy.wait()
-        feeder.join()
+        feeder.done()
     finally:
         if copy.poll() is None:
             copy.kill()
-    if failures:
-        raise failures[0]
     return code
+
+
+class _Feeder:
+    """The rest of the upload to ffmpeg's stdin, from a thread: ffmpeg reads
+    and writes at once. done() waits for it and raises what went wrong
+    there (the upload cut short, ffmpeg no longer reading)."""
+
+    def __init__(self, inp: Input, size: int, ffmpeg: subprocess.Popen):
+        self._failures: list[BaseException] = []
+        self._thread = threading.Thread(target=self._feed, args=(inp, size, ffmpeg.stdin),
+                                        daemon=True)
+        self._thread.start()
+
+    def _feed(self, inp: Input, size: int, stdin) -> None:
+        try:
+            inp.copy(size - inp.pos, stdin.fileno())
+        except BrokenPipeError:
+            self._failures.append(Refused("ffmpeg stopped reading"))
+        except BaseException as exc:  # noqa: BLE001 - the upload cut short, or worse
+            self._failures.append(exc)
+        finally:
+            stdin.close()
+
+    def done(self) -> None:
+        self._thread.join()
+        if self._failures:
+            raise self._failures[0]
 
 
 def _packet_lister(listing: int) -> subprocess.Popen:
@@ -531,11 +534,7 @@ def _ffmpeg(family: str, inp: Input, size: int, cap: int, memory: int | None) ->
     try:
         if streamed:
             muxer, kind = MUXERS[family], KINDS[family]
-            seen = _memory_file("seen", inp.peek(PROBED))  # the start: tags, streams, duration
-            try:
-                removed, version, before = _probe(seen)
-            finally:
-                os.close(seen)
+            removed, version, before = _probe_start(inp)
         else:
             src = os.memfd_create("upload", os.MFD_CLOEXEC)
             try:
