@@ -44,6 +44,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
 from intake.server.form_stream import FormTooLarge, StreamedForm, TooManyParts
+from intake.server.pipeline import Pipeline
 
 READ = 256 * 1024  # most bytes of a request's head taken at once
 # A connection's receive buffer: the kernel copies into it (recv_into) and the
@@ -56,6 +57,7 @@ LARGE_BUFFER = 1024 * 1024
 # pages for every copy (bench/README.md, "Where the time goes").
 SLICE = 128 * 1024
 BATCH = 1024 * 1024  # most file bytes handed to the sealing thread at once
+IN_FLIGHT = 4  # batches an upload may have handed over and not yet sealed and hashed
 SEALING_THREADS = 2
 HOOKS = "intake.front"  # app.extensions key: the app's FrontHooks
 FRONT_ERROR = "intake.front_error"  # environ key: the refusal the app should show
@@ -542,35 +544,22 @@ class Connection:
 
     async def _read_form(self, boundary: bytes) -> StreamedForm:
         """Parses the body as it arrives; its files' bytes are sealed in a
-        sealing thread and hashed in a hashing thread while more arrives.
+        sealing thread and hashed in a hashing thread while more arrives
+        (intake.server.pipeline).
 
         The parser takes the body in the small pieces it is read in (they
         stay in the CPU's cache); the threads take what was parsed in
-        batches: whatever gathered while they were busy, up to `BATCH`
-        bytes, so a fast upload costs a hand-off per batch, not per read,
-        and a slow one is sealed as soon as each piece is in."""
+        batches: all the buffer held, up to `BATCH` bytes, so a fast upload
+        costs a hand-off per batch, not per read, and a slow one is sealed as
+        soon as each piece is in."""
         hooks = self.w.hooks
         if not boundary:
             raise _Cut(400)
         form = StreamedForm(boundary, hooks.new_spool, hooks.max_form_memory, hooks.max_parts)
-        sealing: asyncio.Future | None = None
-        hashing: asyncio.Future | None = None
+        pipeline = self.w.pipeline(form.seal, form.hash)
         received = 0
         batch: list = []
         batched = 0
-
-        def idle() -> bool:
-            return (sealing is None or sealing.done()) and (hashing is None or hashing.done())
-
-        async def step(writes: list) -> None:
-            # Batch n is sealed while batch n-1 is hashed and batch n+1 arrives.
-            nonlocal sealing, hashing
-            sealed = await sealing if sealing is not None else None
-            if hashing is not None:
-                await hashing
-            hashing = self.w.in_hasher(form.hash, sealed) if sealed else None
-            sealing = self.w.in_sealer(form.seal, writes) if writes else None
-
         try:
             async for data in self._body():
                 received += len(data)
@@ -580,19 +569,21 @@ class Connection:
                 if writes:
                     batch += writes
                     batched += sum(len(piece) for _, piece in writes)
-                if batch and (batched >= BATCH or idle()):
-                    await step(batch)
+                if batch and (batched >= BATCH or not self.reader.available()):
+                    await pipeline.room()
+                    pipeline.put(batch)
                     batch, batched = [], 0
-            await step(batch)
-            await step([])
-            await step([])
+            if batch:
+                await pipeline.room()
+                pipeline.put(batch)
+            await pipeline.finish()
             form.feed(None)
         except (TooManyParts, FormTooLarge, RequestEntityTooLarge, ValueError) as exc:
-            await self._settle(sealing, hashing)
+            await pipeline.settle()
             await self.w.in_sealer(form.close)
             raise _Cut(_refusal_of(exc)) from exc
         except BaseException:
-            await self._settle(sealing, hashing)
+            await pipeline.settle()
             await self.w.in_sealer(form.close)
             raise
         return form
@@ -712,8 +703,8 @@ class FrontWorker(Worker):
     def in_sealer(self, fn: Callable, *args) -> asyncio.Future:
         return self.loop.run_in_executor(self._sealers, fn, *args)
 
-    def in_hasher(self, fn: Callable, *args) -> asyncio.Future:
-        return self.loop.run_in_executor(self._hashers, fn, *args)
+    def pipeline(self, seal: Callable, hash_: Callable) -> Pipeline:
+        return Pipeline(self.loop, IN_FLIGHT, (self._sealers, seal), (self._hashers, hash_))
 
     def _accepted(self, stream: Stream) -> None:
         self.loop.create_task(self._connected(stream))
