@@ -93,6 +93,9 @@ class FrontHooks:
     # Asked, in an app thread, before a body that is not a form is read: a
     # BodySink to feed it to as it arrives (a resumable upload's piece), or None.
     body_sink: Callable[[dict], BodySink | None] | None = None
+    # Called once in each worker before it serves: starts what the first
+    # request would otherwise wait for (the cleaners' sandbox).
+    warm_up: Callable[[], None] | None = None
 
 
 class BodySink:
@@ -690,6 +693,11 @@ class FrontWorker(Worker):
         self._sealers = ThreadPoolExecutor(SEALING_THREADS, "intake-seal")
         self._hashers = ThreadPoolExecutor(SEALING_THREADS, "intake-hash")
         try:
+            if self.hooks.warm_up is not None:
+                try:
+                    self.hooks.warm_up()
+                except Exception:  # the first request tries again, and says so
+                    self.log.exception("warming up failed")
             self.loop.run_until_complete(self._serve())
         finally:
             self._app_threads.shutdown(wait=False, cancel_futures=True)

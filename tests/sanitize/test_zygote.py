@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import MemorySpool
 
 from intake.server.sanitize import Limits, runner
 from intake.server.sanitize.zygote import ForkedChild
@@ -88,6 +89,29 @@ def test_a_dead_zygote_is_replaced(corpus, sanitized, sandbox):
     _wait_for(lambda: sandbox._process.poll() is not None)
     result, _ = sanitized(corpus.png())
     assert result.ok and sandbox._process.pid != first
+
+
+def test_starting_ahead_starts_one_zygote_which_the_next_upload_uses(corpus):
+    from intake.server.sanitize import sanitize
+    from intake.server.sanitize.runner import warm_sandbox
+
+    handle = warm_sandbox()
+    try:
+        handle.start()
+        first = handle._process
+        assert first is not None and first.poll() is None
+        handle.start()  # already running: the same one
+        assert handle._process is first
+        spool = MemorySpool(corpus.png().read_bytes())
+        result = sanitize(spool, MemorySpool, sandbox=handle)
+        result.close()
+        assert result.ok and handle._process is first
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        handle.start()  # a dead one is replaced
+        assert handle._process is not first and handle._process.poll() is None
+    finally:
+        handle.stop()
 
 
 def test_without_a_zygote_each_child_starts_from_scratch(corpus, sanitized, monkeypatch,

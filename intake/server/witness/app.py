@@ -33,7 +33,8 @@ def _quota_refusal(intake, environ: dict) -> str | None:
 def create_app(config: Config | None = None) -> Flask:
     config = config or load_config()
     intake = prepare(config)
-    intake.sandbox = warm_sandbox()  # this process's own; its zygote starts with the first file
+    # Each worker's own: its zygote starts as the worker begins to serve (warm_up).
+    intake.sandbox = warm_sandbox()
     app = base_app("intake", intake, cookie_name=COOKIE, max_upload=config.max_upload)
     app.request_class = EncryptedUploadRequest
     app.config.update(MAX_FORM_MEMORY_SIZE=config.max_testimony_chars * 4 + 4096,
@@ -50,7 +51,8 @@ def create_app(config: Config | None = None) -> Flask:
         new_spool=lambda: UploadSpool(intake.store, intake.recipients),
         refusal=lambda environ: _quota_refusal(intake, environ),
         body_sink=lambda environ: uploads.open_piece(partials, intake.secrets.form_key,
-                                                     environ))
+                                                     environ),
+        warm_up=intake.sandbox.start)
     proxy_warning.init_app(app)
     app.extensions["intake.login_throttle"] = login_throttle(config)
     # Uploads that could not be cleaned, held for the receipt's question.
