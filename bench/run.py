@@ -432,8 +432,9 @@ when other work shares the machine. MB is 10^6 bytes. Each server is started
 fresh for each measurement, and measured a second after its worker is up
 (Intake's worker starts its cleaners' sandbox as it begins to serve, about
 0.3 s of loading that a running server has behind it), with one gunicorn
-worker on intake.server's settings: Intake on its event-driven front (intake.server.front), the plain
-app on gunicorn's threaded worker (gthread) and without Intake's own
+worker on intake.server's settings: Intake on its event-driven front
+(intake.server.front), the plain app on gunicorn's threaded worker
+(gthread) and without Intake's own
 start-up hook (post_fork), as a plain Flask app is deployed. Its peak RSS
 is the worker's VmHWM after the upload, which covers everything it held
 since it started. age's is its maximum RSS (wait4).
