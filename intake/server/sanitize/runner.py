@@ -211,7 +211,8 @@ class _Started:
 
 def warm_sandbox() -> Zygote:
     """A handle on a warm sandbox, for one process (a web worker) to keep and
-    pass to sanitize(); its zygote starts with the first upload it cleans."""
+    pass to sanitize(); its zygote starts when start() is called (a web worker
+    does as it begins to serve) or with the first upload it cleans."""
     return Zygote(_zygote_command, _env())
 
 
