@@ -30,9 +30,9 @@ from collections.abc import Iterable, Iterator
 from intake.format.envelope import EnvelopeWriter, Recipient
 from intake.server.spool import HEAD_BYTES, ChunkedReading
 from intake.server.store import Batch, Staged, Store, coarsen_mtime
+from intake.write_all import write_all
 
 WRITEBACK = 8 * 1024 * 1024
-IOV_MAX = 1024  # pieces one writev() takes (Linux's UIO_MAXIOV)
 
 
 class EnvelopeFile:
@@ -53,15 +53,7 @@ class EnvelopeFile:
     def writelines(self, pieces: list[bytes]) -> None:
         """Writes the pieces with as few system calls as it can (writev), no
         copy of them made."""
-        views = [memoryview(p) for p in pieces if p]
-        while views:
-            n = os.writev(self.fd, views[:IOV_MAX])
-            self.size += n
-            while views and n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            if views and n:
-                views[0] = views[0][n:]
+        self.size += write_all(self.fd, pieces)
         self.unhashed += pieces
         if self.size - self._started >= WRITEBACK:
             # Starts writing back the range (and drops it from the cache once on disk).

@@ -50,6 +50,7 @@ from intake.format.envelope import (
     EnvelopeReader,
     PayloadOpener,
 )
+from intake.write_all import write_all
 
 BATCH = 16  # frames handed over at once: about 1 MiB
 KEEP_BEHIND = 8 * 1024 * 1024  # written plaintext left in the page cache while it is written back
@@ -175,7 +176,7 @@ class _Behind:
         self._advised = self._start
 
     def write(self, pieces: list[bytes]) -> None:
-        self._end += _write_all(self._fd, pieces)
+        self._end += write_all(self._fd, pieces)
         if self._end - self._advised >= LET_GO + KEEP_BEHIND:
             self._advised = self._end - KEEP_BEHIND
             with contextlib.suppress(OSError):
@@ -223,19 +224,6 @@ class _Sink:
         self._thread.join()
         if self._error is not None:
             raise self._error
-
-
-def _write_all(fd: int, pieces: list[bytes]) -> int:
-    views = [memoryview(p) for p in pieces if p]
-    total = sum(map(len, views))
-    while views:
-        n = os.writev(fd, views)
-        while views and n >= len(views[0]):
-            n -= len(views[0])
-            views.pop(0)
-        if views and n:
-            views[0] = views[0][n:]
-    return total
 
 
 def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int, *,
@@ -313,7 +301,7 @@ def _unseal_small(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_f
         raise Truncated("truncated: the bundle ends inside it")
     reader = EnvelopeReader(io.BytesIO(raw), key)
     pieces = list(reader.content())
-    _write_all(out_fd, pieces)
+    write_all(out_fd, pieces)
     assert reader.metadata is not None
     content_sha = ""
     if hash_content:
