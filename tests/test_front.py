@@ -21,6 +21,7 @@ from live import (
     read_answer,
     request_head,
 )
+from support import children_of
 
 from intake.format.envelope import EnvelopeReader
 from intake.pages.headers import HEADERS
@@ -229,19 +230,6 @@ def test_a_stopping_server_does_not_wait_on_idle_connections(server):
         assert closed_by_server(kept, 1)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
@@ -253,10 +241,10 @@ def _cmdline(pid: int) -> str:
 def test_each_worker_starts_its_sandbox_before_the_first_upload(server):
     """The cleaners' zygote is started as the worker begins to serve, so the
     first witness does not wait while it loads (about 0.3 s)."""
-    (worker,) = _children(server.proc.pid)
+    (worker,) = children_of(server.proc.pid)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if any("intake.server.sanitize.zygote" in _cmdline(c) for c in _children(worker)):
+        if any("intake.server.sanitize.zygote" in _cmdline(c) for c in children_of(worker)):
             break
         time.sleep(0.05)
     else:

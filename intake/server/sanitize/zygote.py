@@ -328,12 +328,16 @@ class Zygote:
         the first upload does not wait for it to load the cleaners (about
         0.3 s, in the background while the worker serves)."""
         with self._lock:
-            if self._owner != os.getpid():
-                self._control = self._process = None
-            elif self._process is not None and self._process.poll() is not None:
-                self._let_go_locked()
-            if self._control is None:
-                self._start()
+            self._running_locked()
+
+    def _running_locked(self) -> None:
+        """This process's own zygote, running: a dead one let go, a new one started."""
+        if self._owner != os.getpid():  # inherited across a fork: not ours
+            self._control = self._process = None
+        elif self._process is not None and self._process.poll() is not None:
+            self._let_go_locked()
+        if self._control is None:
+            self._start()
 
     def _let_go_locked(self) -> None:
         """Stops sending jobs to the current zygote; it finishes those it has."""
@@ -347,12 +351,7 @@ class Zygote:
         with self._lock:
             self._retired = [p for p in self._retired if p.poll() is None]
             for attempt in (1, 2):
-                if self._owner != os.getpid():  # inherited across a fork: not ours
-                    self._control = self._process = None
-                elif self._process is not None and self._process.poll() is not None:
-                    self._let_go_locked()
-                if self._control is None:
-                    self._start()
+                self._running_locked()
                 try:
                     socket.send_fds(self._control, [message], fds)  # type: ignore[arg-type]
                     return self._process  # type: ignore[return-value]
