@@ -19,6 +19,7 @@ import ctypes
 import errno
 import os
 import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,14 +54,32 @@ class _Made:
 
 @dataclass
 class Made:
-    """What one run created, in order, so that it (and only it) can be undone."""
+    """What one run created, in order, so that it (and only it) can be undone.
+    Shared by the threads that open envelopes side by side
+    (intake.workstation.ahead): every change holds the lock."""
 
     entries: list[_Made] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, made: _Made) -> None:
+        with self.lock:
+            self.entries.append(made)
+
+    def take(self, folder: Folder, name: str) -> _Made | None:
+        """Forgets, and returns, the last entry for `name` in `folder`."""
+        with self.lock:
+            for i in range(len(self.entries) - 1, -1, -1):
+                made = self.entries[i]
+                if made.folder is folder and made.name == name:
+                    del self.entries[i]
+                    return made
+        return None
 
     def undo(self) -> None:
-        for made in reversed(self.entries):
-            made.folder.remove_own(made.name)
-        self.entries.clear()
+        with self.lock:
+            entries, self.entries = self.entries, []
+        for made in reversed(entries):
+            made.folder.remove_made(made)
 
 
 def _fix_mode(fd: int, mode: int) -> None:
@@ -133,7 +152,7 @@ class Folder:
         _fix_mode(fd, DIR_MODE)
         if created:
             st = os.fstat(fd)
-            self.made.entries.append(_Made(self, name, st.st_dev, st.st_ino, True))
+            self.made.add(_Made(self, name, st.st_dev, st.st_ino, True))
         return Folder(fd, self.path / name, self.made)
 
     def create(self, name: str) -> int:
@@ -147,7 +166,7 @@ class Folder:
         except BaseException:
             os.close(fd)
             raise
-        self.made.entries.append(_Made(self, name, st.st_dev, st.st_ino, False))
+        self.made.add(_Made(self, name, st.st_dev, st.st_ino, False))
         return fd
 
     def write_new(self, name: str, data: bytes) -> None:
@@ -179,7 +198,7 @@ class Folder:
         check_name(tmp), check_name(final)
         os.link(tmp, final, src_dir_fd=self.fd, dst_dir_fd=into.fd, follow_symlinks=False)
         st = os.stat(final, dir_fd=into.fd, follow_symlinks=False)
-        into.made.entries.append(_Made(into, final, st.st_dev, st.st_ino, False))
+        into.made.add(_Made(into, final, st.st_dev, st.st_ino, False))
         self.remove_own(tmp)
 
     def replace(self, tmp: str, final: str, into: Folder) -> None:
@@ -188,16 +207,16 @@ class Folder:
         there (a link included) is replaced, never followed."""
         check_name(tmp), check_name(final)
         os.replace(tmp, final, src_dir_fd=self.fd, dst_dir_fd=into.fd)
-        self.made.entries = [m for m in self.made.entries
-                             if not (m.folder is self and m.name == tmp)]
+        self.made.take(self, tmp)
 
     def remove_own(self, name: str) -> bool:
         """Removes `name` if it is still what this run made there; True if it did."""
-        mine = [m for m in self.made.entries if m.folder is self and m.name == name]
-        if not mine:
-            return False
-        made = mine[-1]
-        self.made.entries.remove(made)
+        made = self.made.take(self, name)
+        return made is not None and self.remove_made(made)
+
+    def remove_made(self, made: _Made) -> bool:
+        """Removes what `made` records, if it is still there as this run made it."""
+        name = made.name
         try:
             st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
         except FileNotFoundError:
