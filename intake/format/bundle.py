@@ -346,23 +346,38 @@ def read_manifest(raw: bytes) -> Manifest:
 
 # -- reading: the members -----------------------------------------------------------------
 
+SECOND_COPY = "a second copy of an item already taken: skipped"
+
+
 @dataclass
 class Candidate:
     """A member the caller may open: `entry` is the manifest's entry for it.
     Or, with `problem` set, one it may not, with the reason. The caller calls
     accept() once it has kept the item; until then a later member of the same
-    name still gets its turn."""
+    name still gets its turn. Whether an earlier member of its name was
+    kept is asked when `problem` is read, not when the member is found: a
+    caller may look ahead (intake.workstation.ahead) as long as it reads a
+    member's `problem` only once it has decided on every earlier member of
+    that name."""
 
     name: str
     entry: Entry | None = None
-    problem: str = ""
+    refusal: str = ""
     offset: int = 0  # where the member's bytes start in the bundle file
     size: int = 0
-    _accepted: set[str] | None = None
+    _accepted: dict[str, Candidate] | None = None
+
+    @property
+    def problem(self) -> str:
+        if self.refusal:
+            return self.refusal
+        if self._accepted is not None and self._accepted.get(self.name, self) is not self:
+            return SECOND_COPY
+        return ""
 
     def accept(self) -> None:
         assert self._accepted is not None and self.entry is not None
-        self._accepted.add(self.name)
+        self._accepted.setdefault(self.name, self)
 
 
 @dataclass(frozen=True)
@@ -453,8 +468,8 @@ class BundleReader:
     def envelopes(self) -> Iterator[Candidate]:
         """A Candidate for each member; then one for each listed entry no
         member was offered for ("missing from the bundle")."""
-        pending = dict(self.manifest.entries)
-        accepted: set[str] = set()
+        entries = self.manifest.entries
+        accepted: dict[str, Candidate] = {}
         tried: set[str] = set()
         refused = self.manifest.refused_names
         for info in self._members(self._after_manifest):
@@ -462,20 +477,16 @@ class BundleReader:
             if name in refused:
                 continue  # reported with the manifest's refusals
             if info.type not in REGULAR:
-                yield Candidate(name, problem="not a regular file: skipped")
-            elif name in accepted:
-                yield Candidate(name, problem="a second copy of an item already taken: "
-                                "skipped")
-            elif name in pending:
+                yield Candidate(name, refusal="not a regular file: skipped")
+            elif name in entries:
+                # A second copy of a name: `problem` says so if the first was kept.
                 tried.add(name)
-                yield Candidate(name, pending[name], "", info.offset, info.size, accepted)
-                if name in accepted:
-                    del pending[name]
+                yield Candidate(name, entries[name], "", info.offset, info.size, accepted)
             else:
-                yield Candidate(name, problem="not in the manifest: skipped")
-        for name in pending:
+                yield Candidate(name, refusal="not in the manifest: skipped")
+        for name in entries:
             if name not in tried:
-                yield Candidate(name, problem="missing from the bundle")
+                yield Candidate(name, refusal="missing from the bundle")
 
     def close(self) -> None:
         if self.fd >= 0:

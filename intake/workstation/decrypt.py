@@ -17,8 +17,10 @@ leaves nothing behind; the rest goes on. docs/bundle.md has the rules.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +28,10 @@ from nacl.public import PrivateKey
 
 from intake.format.bundle import BundleReader, Candidate
 from intake.format.envelope import EnvelopeError
-from intake.workstation import sealed
+from intake.workstation import ahead, sealed
 from intake.workstation.folders import Folder, FolderError
 from intake.workstation.safe_names import safe_output_name
-from intake.workstation.unseal import unseal
+from intake.workstation.unseal import Unsealed, unseal
 
 ORIGINALS_README = """\
 Untouched originals, exactly as the witness sent them, kept because the
@@ -120,8 +122,19 @@ def _place(sub: _Submission, tmp: str, item: sealed.SealedItem) -> str:
     raise _Damaged("refused: every name for it is taken in its folder")
 
 
-def _decrypt_one(reader: BundleReader, cand: Candidate, key: PrivateKey,
-                 sub: _Submission) -> tuple[dict, str]:
+@dataclass(frozen=True)
+class _Opened:
+    """An envelope decrypted into its submission's folder under a temporary
+    name, not checked against the manifest yet."""
+
+    sub: _Submission
+    tmp: str
+    unsealed: Unsealed
+
+
+def _open(reader: BundleReader, cand: Candidate, key: PrivateKey, sub: _Submission,
+          alone: bool) -> _Opened:
+    """A job (intake.workstation.ahead): may run beside others."""
     entry = cand.entry
     assert entry is not None
     tmp = f".partial-{entry.item_id}"
@@ -131,17 +144,30 @@ def _decrypt_one(reader: BundleReader, cand: Candidate, key: PrivateKey,
             # The content's own SHA-256 is not recomputed here (vault import does it):
             # the envelope authenticates every byte, and metadata.json gives the
             # sealed sha256_kept for `sha256sum` to check.
-            opened = unseal(reader.fd, cand.offset, cand.size, key, fd, hash_content=False)
+            return _Opened(sub, tmp, unseal(reader.fd, cand.offset, cand.size, key, fd,
+                                            hash_content=False, alone=alone))
         finally:
             os.close(fd)
-        if opened.envelope_sha256 != entry.sha256:
-            raise _Damaged("damaged: its SHA-256 does not match the manifest")
-        item = sealed.check(opened.metadata, entry)
-        saved_as = _place(sub, tmp, item)
     except BaseException:
         sub.folder.remove_own(tmp)
         raise
-    return {**opened.metadata, "saved_as": saved_as}, saved_as
+
+
+def _keep(cand: Candidate, opened: _Opened) -> tuple[dict, str]:
+    """Checks an opened envelope against the manifest and gives it its name;
+    removes it if it is refused."""
+    entry = cand.entry
+    assert entry is not None
+    try:
+        got = opened.unsealed
+        if got.envelope_sha256 != entry.sha256:
+            raise _Damaged("damaged: its SHA-256 does not match the manifest")
+        item = sealed.check(got.metadata, entry)
+        saved_as = _place(opened.sub, opened.tmp, item)
+    except BaseException:
+        opened.sub.folder.remove_own(opened.tmp)
+        raise
+    return {**got.metadata, "saved_as": saved_as}, saved_as
 
 
 def decrypt_bundle(bundle_path: Path, key: PrivateKey, out: Path) -> Report:
@@ -150,46 +176,75 @@ def decrypt_bundle(bundle_path: Path, key: PrivateKey, out: Path) -> Report:
     cannot be read; FolderError if `out` cannot be used."""
     report = Report()
     with BundleReader(bundle_path) as reader:
-        root = Folder.open(out)
-        subs: dict[str, _Submission] = {}
-        blocked: dict[str, str] = {}
+        run = _Run(reader, key, Folder.open(out))
         try:
             for refusal in reader.manifest.refused:
                 report.results.append(ItemResult(refusal.label, False, refusal.reason))
-            for cand in reader.envelopes():
-                report.results.append(_one(reader, cand, key, root, subs, blocked))
+            with contextlib.closing(ahead.in_order(reader.envelopes(), run.start,
+                                                   run.discard)) as members:
+                for cand, opening in members:
+                    report.results.append(run.decide(cand, opening))
         finally:
-            for name, sub in subs.items():
-                sub.close()
-                if not sub.records:
-                    root.remove_own(name)  # made for items that all failed: empty
-            root.close()
+            run.close()
     return report
 
 
-def _one(reader: BundleReader, cand: Candidate, key: PrivateKey, root: Folder,
-         subs: dict[str, _Submission], blocked: dict[str, str]) -> ItemResult:
-    if cand.problem:
-        return ItemResult(cand.name, False, cand.problem)
+class _Run:
+    """One decrypt's members: which to open (start, ahead of the decisions, in
+    the bundle's order; it makes each submission's folder), and each one's
+    fate (decide, in the same order)."""
+
+    def __init__(self, reader: BundleReader, key: PrivateKey, root: Folder):
+        self.reader, self.key, self.root = reader, key, root
+        self.subs: dict[str, _Submission] = {}
+        self.blocked: dict[str, str] = {}
+
+    def start(self, cand: Candidate) -> Callable[[bool], _Opened] | None:
+        if cand.problem or cand.entry is None:
+            return None
+        name = _folder_name(cand)
+        if name in self.blocked:
+            return None
+        if name not in self.subs:
+            try:
+                self.subs[name] = _Submission(self.root.sub(name, exclusive=True))
+            except (FileExistsError, FolderError):
+                self.blocked[name] = (f"skipped: {name} is already in {self.root.path} "
+                                      "(decrypted before?); decrypt into a new folder")
+                return None
+        sub = self.subs[name]
+        return lambda alone: _open(self.reader, cand, self.key, sub, alone)
+
+    @staticmethod
+    def discard(opened: _Opened) -> None:
+        opened.sub.folder.remove_own(opened.tmp)
+
+    def decide(self, cand: Candidate, opening: ahead.Opening[_Opened] | None) -> ItemResult:
+        if cand.problem:
+            return ItemResult(cand.name, False, cand.problem)
+        name = _folder_name(cand)
+        if name in self.blocked:
+            return ItemResult(cand.name, False, self.blocked[name], skipped=True)
+        assert opening is not None
+        try:
+            meta, saved_as = _keep(cand, opening.result())
+        except (EnvelopeError, sealed.Refused, _Damaged) as exc:
+            return ItemResult(cand.name, False, str(exc))
+        except OSError as exc:
+            return ItemResult(cand.name, False, f"not written: {exc.strerror or exc}")
+        cand.accept()
+        self.subs[name].records.append(meta)
+        return ItemResult(cand.name, True, metadata=meta, path=self.root.path / name / saved_as)
+
+    def close(self) -> None:
+        for name, sub in self.subs.items():
+            sub.close()
+            if not sub.records:
+                self.root.remove_own(name)  # made for items that all failed: empty
+        self.root.close()
+
+
+def _folder_name(cand: Candidate) -> str:
     entry = cand.entry
     assert entry is not None
-    name = f"{entry.received_day}_{entry.submission_id}"  # validated: digits, hex, - and _
-    if name in blocked:
-        return ItemResult(cand.name, False, blocked[name], skipped=True)
-    if name not in subs:
-        try:
-            subs[name] = _Submission(root.sub(name, exclusive=True))
-        except (FileExistsError, FolderError):
-            blocked[name] = (f"skipped: {name} is already in {root.path} (decrypted "
-                             "before?); decrypt into a new folder")
-            return ItemResult(cand.name, False, blocked[name], skipped=True)
-    sub = subs[name]
-    try:
-        meta, saved_as = _decrypt_one(reader, cand, key, sub)
-    except (EnvelopeError, sealed.Refused, _Damaged) as exc:
-        return ItemResult(cand.name, False, str(exc))
-    except OSError as exc:
-        return ItemResult(cand.name, False, f"not written: {exc.strerror or exc}")
-    cand.accept()
-    sub.records.append(meta)
-    return ItemResult(cand.name, True, metadata=meta, path=root.path / name / saved_as)
+    return f"{entry.received_day}_{entry.submission_id}"  # validated: digits, hex, - and _

@@ -29,6 +29,7 @@ they are not run in the child.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -43,6 +44,7 @@ from intake.format.bundle import BundleReader, Candidate, Entry
 from intake.format.envelope import EnvelopeError, fingerprint, read_header
 from intake.format.teamkeys import format_fingerprint
 from intake.workstation import (
+    ahead,
     custody,
     document_text,
     images,
@@ -53,6 +55,7 @@ from intake.workstation import (
 )
 from intake.workstation.safe_text import for_terminal
 from intake.workstation.sandbox import Outcome, Sandbox
+from intake.workstation.unseal import Unsealed, unseal
 from intake.workstation.vault import Vault
 
 MAX_TEXT_INDEXED = 4 * 1024 * 1024
@@ -199,10 +202,17 @@ def record_item(conn, listed: dict[str, list[str]], item: sealed.SealedItem,
         "envelope_sha256": envelope_sha, "sha256_kept": item.sha256_kept, "kind": item.kind})
 
 
-def _unseal_into_tmp(vault: Vault, reader: BundleReader, cand: Candidate,
-                     key: PrivateKey) -> tuple[sealed.SealedItem, str, int]:
-    from intake.workstation.unseal import unseal
+@dataclass(frozen=True)
+class _Opened:
+    """An envelope decrypted into VAULT/tmp, not checked against the manifest yet."""
 
+    tmp: str
+    unsealed: Unsealed
+
+
+def _open_into_tmp(vault: Vault, reader: BundleReader, cand: Candidate, key: PrivateKey,
+                   alone: bool) -> _Opened:
+    """A job (intake.workstation.ahead): may run beside others."""
     entry = cand.entry
     assert entry is not None
     # A name of this run's own: whatever an interrupted run left is not touched.
@@ -211,19 +221,29 @@ def _unseal_into_tmp(vault: Vault, reader: BundleReader, cand: Candidate,
     try:
         try:
             # Made durable with the rest of its batch, before its rows commit.
-            opened = unseal(reader.fd, cand.offset, cand.size, key, fd)
+            return _Opened(tmp, unseal(reader.fd, cand.offset, cand.size, key, fd, alone=alone))
         finally:
             os.close(fd)
-        if opened.envelope_sha256 != entry.sha256:
-            raise _Refused("damaged: its SHA-256 does not match the manifest")
-        item = sealed.check(opened.metadata, entry)
-        if opened.content_sha256 != item.sha256_kept:
-            raise _Refused("damaged: its content does not match its recorded SHA-256")
-        vault.tmp.replace(tmp, entry.item_id, into=vault.items)
     except BaseException:
         vault.tmp.remove_own(tmp)
         raise
-    return item, opened.envelope_sha256, opened.content_size
+
+
+def _keep(vault: Vault, entry: Entry, opened: _Opened) -> tuple[sealed.SealedItem, str, int]:
+    """Checks an opened envelope against the manifest and moves it into
+    VAULT/items; removes it if it is refused."""
+    try:
+        got = opened.unsealed
+        if got.envelope_sha256 != entry.sha256:
+            raise _Refused("damaged: its SHA-256 does not match the manifest")
+        item = sealed.check(got.metadata, entry)
+        if got.content_sha256 != item.sha256_kept:
+            raise _Refused("damaged: its content does not match its recorded SHA-256")
+        vault.tmp.replace(opened.tmp, entry.item_id, into=vault.items)
+    except BaseException:
+        vault.tmp.remove_own(opened.tmp)
+        raise
+    return item, got.envelope_sha256, got.content_size
 
 
 def _witnesses(conn, keys: dict[str, str], summary: Summary) -> None:
@@ -243,80 +263,109 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
                   ) -> Summary:
     """Imports every sound item; the custody key must be unlocked (vault.unlock)."""
     summary = Summary()
-    new_items: list[sealed.SealedItem] = []
     with BundleReader(bundle_path) as reader:
         manifest = reader.manifest
-        # The custody log names a bundle by its manifest's SHA-256: the manifest
-        # lists every envelope's SHA-256.
-        bundle_id = reader.manifest_sha256
-        listed: dict[str, list[str]] = {}  # submission -> the items the manifest lists
-        for e in manifest.entries.values():
-            listed.setdefault(e.submission_id, []).append(e.item_id)
         summary.damaged += [(r.label, r.reason) for r in manifest.refused]
         summary.notes += [f"{r.label}: {r.reason}" for r in manifest.refused_witnesses]
         with vault.transaction() as conn:
             _witnesses(conn, manifest.witnesses, summary)
             # Every reply is also sealed to the team's keys, to be re-read later.
             replies.remember_team_key(conn, key.public_key, key_name)
-        conn = vault.conn
-        known = {r[0]: r[1] for r in conn.execute(
-            "SELECT item_id, envelope_sha256 FROM items UNION ALL "
-            "SELECT item_id, NULL FROM deleted_items")}
-        key_checked = False
-        batch = _Batch(vault)
+        run = _Run(vault, reader, key, bundle_path.name, key_name, summary, progress)
         try:
-            for cand in reader.envelopes():
-                if cand.problem:
-                    summary.damaged.append((cand.name, cand.problem))
-                    continue
-                entry = cand.entry
-                assert entry is not None
-                if entry.item_id in known:
-                    if known[entry.item_id] not in (None, entry.sha256):
-                        summary.damaged.append((cand.name, "refused: the vault holds this "
-                                                "item from another envelope"))
-                    else:
-                        summary.duplicates.append(cand.name)
-                        cand.accept()
-                    progress(entry.size)
-                    continue
-                if not key_checked:
-                    _check_key(reader, cand, key, bundle_path.name, key_name)
-                    key_checked = True
-                batch.begin()
-                try:
-                    _vault_agrees(conn, entry)
-                    item, envelope_sha, size = _unseal_into_tmp(vault, reader, cand, key)
-                except (EnvelopeError, sealed.Refused, _Refused) as exc:
-                    summary.damaged.append((cand.name, str(exc)))
-                    progress(entry.size)
-                    continue
-                except OSError as exc:
-                    summary.damaged.append((cand.name, f"not written: {exc.strerror or exc}"))
-                    continue
-                batch.placed_item(item.item_id)
-                record_item(conn, listed, item, envelope_sha, size, _text_of(vault, item),
-                            bundle_id)
-                batch.recorded(size)
-                cand.accept()
-                known[entry.item_id] = envelope_sha
-                summary.new.append(cand.name)
-                summary.bytes_new += entry.size
-                new_items.append(item)
-                progress(entry.size)
-            batch.commit()
+            with contextlib.closing(ahead.in_order(reader.envelopes(), run.start,
+                                                   run.discard)) as members:
+                for cand, opening in members:
+                    run.decide(cand, opening)
+            run.batch.commit()
         except BaseException:
-            batch.abandon()
+            run.batch.abandon()
             raise
         with vault.transaction() as c:
-            custody.append(c, "import bundle", f"bundle:{bundle_id}", {
+            custody.append(c, "import bundle", f"bundle:{run.bundle_id}", {
                 "file": bundle_path.name, "day": manifest.day, "new": len(summary.new),
                 "duplicates": len(summary.duplicates),
                 # Names from the bundle, as the terminal showed them: never obeyed
                 # by whatever later prints the log.
                 "damaged": [for_terminal(n) for n, _ in summary.damaged]})
-    _parse_new(vault, new_items, sandbox or Sandbox(), summary)
+    _parse_new(vault, run.new_items, sandbox or Sandbox(), summary)
     return summary
+
+
+class _Run:
+    """One import's members: which to open (start, ahead of the decisions, in
+    the bundle's order), and each one's fate (decide, in the same order)."""
+
+    def __init__(self, vault: Vault, reader: BundleReader, key: PrivateKey, bundle_name: str,
+                 key_name: str, summary: Summary, progress: Progress):
+        self.vault, self.reader, self.key = vault, reader, key
+        self.bundle_name, self.key_name = bundle_name, key_name
+        self.summary, self.progress = summary, progress
+        # The custody log names a bundle by its manifest's SHA-256: the manifest
+        # lists every envelope's SHA-256.
+        self.bundle_id = reader.manifest_sha256
+        self.listed: dict[str, list[str]] = {}  # submission -> the items the manifest lists
+        for e in reader.manifest.entries.values():
+            self.listed.setdefault(e.submission_id, []).append(e.item_id)
+        self.known: dict[str, str | None] = {r[0]: r[1] for r in vault.conn.execute(
+            "SELECT item_id, envelope_sha256 FROM items UNION ALL "
+            "SELECT item_id, NULL FROM deleted_items")}
+        self.key_checked = False
+        self.batch = _Batch(vault)
+        self.new_items: list[sealed.SealedItem] = []
+
+    def start(self, cand: Candidate) -> Callable[[bool], _Opened] | None:
+        if cand.problem or cand.entry is None or cand.entry.item_id in self.known:
+            return None
+        if not self.key_checked:
+            _check_key(self.reader, cand, self.key, self.bundle_name, self.key_name)
+            self.key_checked = True
+        return lambda alone: _open_into_tmp(self.vault, self.reader, cand, self.key, alone)
+
+    def discard(self, opened: _Opened) -> None:
+        self.vault.tmp.remove_own(opened.tmp)
+
+    def decide(self, cand: Candidate, opening: ahead.Opening[_Opened] | None) -> None:
+        """Refused, a duplicate, or checked and recorded. Its envelope was
+        opened ahead (`opening`) if it needed to be."""
+        summary = self.summary
+        if cand.problem:
+            summary.damaged.append((cand.name, cand.problem))
+            return
+        entry = cand.entry
+        assert entry is not None
+        if entry.item_id in self.known:
+            if self.known[entry.item_id] not in (None, entry.sha256):
+                summary.damaged.append((cand.name, "refused: the vault holds this "
+                                        "item from another envelope"))
+            else:
+                summary.duplicates.append(cand.name)
+                cand.accept()
+            self.progress(entry.size)
+            return
+        assert opening is not None
+        conn = self.vault.conn
+        self.batch.begin()
+        try:
+            _vault_agrees(conn, entry)
+            item, envelope_sha, size = _keep(self.vault, entry, opening.result())
+        except (EnvelopeError, sealed.Refused, _Refused) as exc:
+            summary.damaged.append((cand.name, str(exc)))
+            self.progress(entry.size)
+            return
+        except OSError as exc:
+            summary.damaged.append((cand.name, f"not written: {exc.strerror or exc}"))
+            return
+        self.batch.placed_item(item.item_id)
+        record_item(conn, self.listed, item, envelope_sha, size, _text_of(self.vault, item),
+                    self.bundle_id)
+        self.batch.recorded(size)
+        cand.accept()
+        self.known[entry.item_id] = envelope_sha
+        summary.new.append(cand.name)
+        summary.bytes_new += entry.size
+        self.new_items.append(item)
+        self.progress(entry.size)
 
 
 # -- derived data, made once in the sandbox ---------------------------------------------

@@ -22,7 +22,13 @@ reader's and the writer's work would otherwise share one core (1.2 CPU
 seconds per GiB) while the caller's (1.0) had the other, waiting: two even
 halves took a 1 GiB envelope from about 1.3 s to about 1.15 s here.
 
-Between them at most QUEUE_DEPTH batches wait, so memory stays flat whatever
+Those threads are for an envelope opened alone. When a bundle holds several
+large ones, intake.workstation.ahead opens them side by side instead, each
+in one thread (`alone=False`): one core per envelope, each frame hashed,
+opened, hashed and written while it is in that core's cache, costs less CPU
+than handing every frame from thread to thread (bench/README.md).
+
+Between the threads at most QUEUE_DEPTH batches wait, so memory stays flat whatever
 the size (about 10 MiB of chunks). The caller writes into a file it made for
 this item and keeps it only once unseal() returns: an envelope is whole only
 at its end.
@@ -227,12 +233,14 @@ class _Sink:
 
 
 def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int, *,
-           hash_content: bool = True, small: int = SMALL) -> Unsealed:
+           hash_content: bool = True, small: int = SMALL, alone: bool = True) -> Unsealed:
     """Decrypts the envelope at [offset, offset + size) of `bundle_fd` into
     `out_fd`. Raises EnvelopeError (the message is safe to show) when the
     envelope is not whole; OSError when the output cannot be written.
     `hash_content=False` leaves content_sha256 empty and saves its cost; an
-    envelope of at most `small` bytes is opened without threads."""
+    envelope of at most `small` bytes is opened without threads, and so is
+    any with `alone=False`: other envelopes are being opened beside it
+    (intake.workstation.ahead), on the other cores."""
     if size <= small:
         return _unseal_small(bundle_fd, offset, size, key, out_fd, hash_content)
     keep_freed_memory()
@@ -240,10 +248,41 @@ def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int,
     reader = EnvelopeReader(io.BytesIO(head), key)
     opener = reader.payload()
     header = head[:reader.header_size]
-    if hash_content:
+    if hash_content and alone:
         return _three_threads(opener, _Frames(bundle_fd, offset, size, header), out_fd)
-    return _two_threads(opener, _batches(bundle_fd, offset + len(header), offset + size),
-                        hashlib.sha256(header), out_fd)
+    batches = _batches(bundle_fd, offset + len(header), offset + size)
+    if not alone:
+        return _one_thread(opener, batches, hashlib.sha256(header), out_fd, hash_content)
+    return _two_threads(opener, batches, hashlib.sha256(header), out_fd)
+
+
+def _one_thread(opener: PayloadOpener, batches: Iterator[list[bytes]], envelope: _Hash,
+                out_fd: int, hash_content: bool) -> Unsealed:
+    """Everything in this thread, frame by frame: each is hashed, opened and
+    its plaintext hashed and written while it is still in this core's
+    cache. Beside another envelope opened the same way on the other core,
+    that costs less CPU than the threads above, which hand every frame from
+    core to core (bench/README.md)."""
+    content = hashlib.sha256() if hash_content else None
+    out = _Behind(out_fd)
+    size = 0
+    for frames in batches:
+        for frame in frames:
+            envelope.update(frame)
+        pieces = opener.open(frames)
+        if content is not None:
+            for piece in pieces:
+                content.update(piece)
+        out.write(pieces)
+        size += sum(map(len, pieces))
+    rest = opener.finish()
+    if content is not None:
+        content.update(rest)
+    out.write([rest])
+    size += len(rest)
+    assert opener.metadata is not None
+    return Unsealed(opener.metadata, envelope.hexdigest(),
+                    content.hexdigest() if content is not None else "", size)
 
 
 def _three_threads(opener: PayloadOpener, source: _Frames, out_fd: int) -> Unsealed:
