@@ -70,7 +70,10 @@ def _descendants(pid: int) -> list[int]:
 
 def timed(cmd: list[str]) -> Run:
     """Wall and CPU seconds (its children's included), the process's own peak
-    and the highest peak of the processes it started (VmHWM, polled)."""
+    and the highest peak of the processes it started (VmHWM, polled). Starts
+    after a sync(), so that no command pays for the write-back of the one
+    before it."""
+    os.sync()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     own = tree = 0
