@@ -365,7 +365,7 @@ class Candidate:
     refusal: str = ""
     offset: int = 0  # where the member's bytes start in the bundle file
     size: int = 0
-    _accepted: dict[str, Candidate] | None = None
+    _accepted: dict[str, Candidate] | None = field(default=None, repr=False, compare=False)
 
     @property
     def problem(self) -> str:

@@ -258,13 +258,14 @@ def test_the_envelope_reader_opens_whole_envelopes_and_refuses_the_rest(case):
 
 @PROPERTY
 @given(envelopes(), st.binary(max_size=64), st.sampled_from([0, 2 * 1024 * 1024]),
-       st.booleans())
+       st.booleans(), st.booleans())
 def test_the_streaming_reader_refuses_without_writing_but_to_its_output(case, before, small,
-                                                                        hash_content):
+                                                                        hash_content, alone):
     """unseal() reads the member from inside a larger file and writes only to the
     file it is given (a memfd here: no path at all), with its threads (small=0)
     or without them, with both hashes (three threads) or the envelope's only
-    (two, as `intake decrypt` runs it)."""
+    (two, as `intake decrypt` runs it), or in one thread, as beside another
+    envelope (alone=False)."""
     content, raw, how = case
     src, dst = os.memfd_create("bundle"), os.memfd_create("out")
     try:
@@ -272,7 +273,7 @@ def test_the_streaming_reader_refuses_without_writing_but_to_its_output(case, be
         with no_writes():
             try:
                 opened = unseal(src, len(before), len(raw), KEY, dst, small=small,
-                                hash_content=hash_content)
+                                hash_content=hash_content, alone=alone)
             except EnvelopeError:
                 assert how != "whole"
                 return
