@@ -1,26 +1,24 @@
 """Opening one envelope of a bundle into a file: read, hash, decrypt, hash and
 write in one pass, in bounded memory, at the speed of the format.
 
-Above SMALL, threads share the work, each on its own core when there is one
-(the SHA-256s, the reads and writes and libsodium release the GIL). With
-both hashes (`vault import`), three:
+Above SMALL, two threads share the work, each on its own core when there is
+one (the SHA-256s, the reads and writes and libsodium release the GIL):
 
-    reader   pread()s the member frame by frame, each straight into the bytes
-             object libsodium then opens, and hashes it (the envelope's
-             SHA-256, checked against the manifest); BATCH frames (about
+    caller   pread()s the member frame by frame, each straight into the bytes
+             object libsodium then opens, and decrypts and authenticates it
+             (intake.format.envelope.PayloadOpener); BATCH frames (about
              1 MiB) are handed over at a time
-    caller   decrypts and authenticates chunk by chunk
-             (intake.format.envelope.PayloadOpener): nothing else, so the
-             thread that cannot be split does as little as it can
-    writer   hashes the plaintext (checked against the sealed sha256_kept)
-             and writes it through the page cache, which it lets go of a few
-             MiB behind (_Behind)
+    writer   writes the plaintext through the page cache, which it lets go
+             of a few MiB behind (_Behind)
 
-With the envelope's hash only (`intake decrypt`), two: the caller reads and
-decrypts, the writer hashes what was read and writes what was decrypted. The
-reader's and the writer's work would otherwise share one core (1.2 CPU
-seconds per GiB) while the caller's (1.0) had the other, waiting: two even
-halves took a 1 GiB envelope from about 1.3 s to about 1.15 s here.
+and one of them hashes: with both hashes (`vault import`) the caller hashes
+each frame it read (the envelope's SHA-256, checked against the manifest)
+while it is in cache, and the writer the plaintext (checked against the
+sealed sha256_kept); with the envelope's hash only (`intake decrypt`) the
+writer hashes what was read. Either way the halves are about even. (Until
+2026-12-07 import used three threads, reading and hashing in one, and
+decrypt three before that: each hand-over of a frame between cores costs
+more than it saves on two.)
 
 Those threads are for an envelope opened alone. When a bundle holds several
 large ones, intake.workstation.ahead opens them side by side instead, each
@@ -86,63 +84,6 @@ class _Hash(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
     def hexdigest(self) -> str: ...
-class _Frames:
-    """The envelope's payload as lists of frames (bytes, as libsodium wants
-    them), read ahead by a thread that also hashes the whole envelope. Each
-    frame is read by its own pread() straight into the bytes object that is
-    then opened: no copy in between."""
-
-    def __init__(self, fd: int, offset: int, size: int, header: bytes):
-        self.sha = hashlib.sha256(header)
-        self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(
-            target=self._run, args=(fd, offset + len(header), offset + size),
-            name="intake-read", daemon=True)
-        self._thread.start()
-
-    def _run(self, fd: int, pos: int, end: int) -> None:
-        update = self.sha.update
-        try:
-            for frames in _batches(fd, pos, end):
-                for frame in frames:
-                    update(frame)
-                if not self._put(frames):
-                    return
-            self._put(_END)
-        except EnvelopeError as exc:  # _batches' Truncated, an OSError's included
-            self._put(exc)
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[list[bytes]]:
-        while not self._done:
-            item = self._queue.get()
-            if item is _END:
-                self._done = True
-                return
-            if isinstance(item, BaseException):
-                self._done = True
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def digest(self) -> str:
-        self._thread.join()
-        return self.sha.hexdigest()
-
-
 def _batches(fd: int, pos: int, end: int) -> Iterator[list[bytes]]:
     """The frames from `pos` to `end`, BATCH at a time, each read by its own
     pread() straight into the bytes object that is then opened."""
@@ -248,12 +189,10 @@ def unseal(bundle_fd: int, offset: int, size: int, key: PrivateKey, out_fd: int,
     reader = EnvelopeReader(io.BytesIO(head), key)
     opener = reader.payload()
     header = head[:reader.header_size]
-    if hash_content and alone:
-        return _three_threads(opener, _Frames(bundle_fd, offset, size, header), out_fd)
     batches = _batches(bundle_fd, offset + len(header), offset + size)
     if not alone:
         return _one_thread(opener, batches, hashlib.sha256(header), out_fd, hash_content)
-    return _two_threads(opener, batches, hashlib.sha256(header), out_fd)
+    return _two_threads(opener, batches, hashlib.sha256(header), out_fd, hash_content)
 
 
 def _one_thread(opener: PayloadOpener, batches: Iterator[list[bytes]], envelope: _Hash,
@@ -285,46 +224,27 @@ def _one_thread(opener: PayloadOpener, batches: Iterator[list[bytes]], envelope:
                     content.hexdigest() if content is not None else "", size)
 
 
-def _three_threads(opener: PayloadOpener, source: _Frames, out_fd: int) -> Unsealed:
-    """Both SHA-256s: the envelope's in the reading thread, the content's in
-    the writing one, the decryption between them."""
-    sink: _Sink | None = None
-    try:
-        sink = _Sink(out_fd, True)
-        for frames in source:
-            pieces = opener.open(frames)
-            if pieces:
-                sink.put(pieces)
-        rest = opener.finish()
-        if rest:
-            sink.put([rest])
-        done, sink = sink, None
-        done.close()
-        assert opener.metadata is not None and done.sha is not None
-        return Unsealed(opener.metadata, source.digest(), done.sha.hexdigest(), done.size)
-    finally:
-        if sink is not None:
-            with contextlib.suppress(OSError):  # the envelope's own failure is reported
-                sink.close()
-        source.close()
-
-
 def _two_threads(opener: PayloadOpener, batches: Iterator[list[bytes]],
-                 envelope: _Hash, out_fd: int) -> Unsealed:
-    """The envelope's SHA-256 only: this thread reads and decrypts, the other
-    hashes what was read and writes what was decrypted. Two even halves of
-    the work, where a third thread would leave one core waiting on the
-    other's two."""
-    sink: _Sink | None = _Sink(out_fd, False, envelope)
+                 envelope: _Hash, out_fd: int, hash_content: bool) -> Unsealed:
+    """This thread reads and decrypts, the other writes; the envelope's hash
+    is taken here when the other takes the content's, else there."""
+    sink: _Sink | None = _Sink(out_fd, hash_content, None if hash_content else envelope)
+    update = envelope.update
     try:
         for frames in batches:
-            sink.put(opener.open(frames), frames)  # type: ignore[union-attr]
+            if hash_content:
+                for frame in frames:
+                    update(frame)
+                sink.put(opener.open(frames))  # type: ignore[union-attr]
+            else:
+                sink.put(opener.open(frames), frames)  # type: ignore[union-attr]
         rest = opener.finish()
         sink.put([rest] if rest else [])  # type: ignore[union-attr]
         done, sink = sink, None
         done.close()
         assert opener.metadata is not None
-        return Unsealed(opener.metadata, envelope.hexdigest(), "", done.size)
+        return Unsealed(opener.metadata, envelope.hexdigest(),
+                        done.sha.hexdigest() if done.sha is not None else "", done.size)
     finally:
         if sink is not None:
             with contextlib.suppress(OSError):  # the envelope's own failure is reported
