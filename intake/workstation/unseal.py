@@ -11,11 +11,11 @@ one (the SHA-256s, the reads and writes and libsodium release the GIL):
     writer   writes the plaintext through the page cache, which it lets go
              of a few MiB behind (_Behind)
 
-and one of them hashes: with both hashes (`vault import`) the caller hashes
-each frame it read (the envelope's SHA-256, checked against the manifest)
-while it is in cache, and the writer the plaintext (checked against the
-sealed sha256_kept); with the envelope's hash only (`intake decrypt`) the
-writer hashes what was read. Either way the halves are about even. (Until
+and the hashes are shared out so that the halves are about even: with both
+(`vault import`) the caller hashes each frame it read (the envelope's
+SHA-256, checked against the manifest) while it is in cache, and the writer
+the plaintext (checked against the sealed sha256_kept); with the envelope's
+only (`intake decrypt`) the writer hashes what was read. (Until
 2026-12-07 import used three threads, reading and hashing in one, and
 decrypt three before that: each hand-over of a frame between cores costs
 more than it saves on two.)
@@ -26,8 +26,8 @@ in one thread (`alone=False`): one core per envelope, each frame hashed,
 opened, hashed and written while it is in that core's cache, costs less CPU
 than handing every frame from thread to thread (bench/README.md).
 
-Between the threads at most QUEUE_DEPTH batches wait, so memory stays flat whatever
-the size (about 10 MiB of chunks). The caller writes into a file it made for
+Between the threads at most QUEUE_DEPTH batches wait, so memory stays flat
+whatever the size (about 10 MiB of chunks). The caller writes into a file it made for
 this item and keeps it only once unseal() returns: an envelope is whole only
 at its end.
 """
