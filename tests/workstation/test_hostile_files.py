@@ -385,3 +385,16 @@ def test_hostile_files_are_imported_listed_and_marked(server, team, desk, tmp_pa
         found = [r.submission_id for r in triage.list_submissions(
             v.conn, triage.Filters(query="Evacuation")).rows]
     assert found == [other]
+
+
+def test_a_child_inherits_nothing_but_the_bytecode_cache_its_parent_reads(monkeypatch):
+    monkeypatch.setenv("INTAKE_PASSPHRASE", "not for children")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    assert set(child_env()) == {"PATH", "LC_ALL", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
+                                "PYTHONHASHSEED"}
+    monkeypatch.setattr(sys, "pycache_prefix", "/var/cache/intake-bytecode")
+    env = child_env()
+    assert env["PYTHONPYCACHEPREFIX"] == "/var/cache/intake-bytecode"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert not {"INTAKE_PASSPHRASE", "https_proxy"} & set(env)
