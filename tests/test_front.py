@@ -200,6 +200,18 @@ def test_the_fronts_refusals_are_pages_with_the_security_headers(server, head, s
         assert 'lang="uk"' in answer.text
 
 
+def test_an_address_too_long_is_not_shown_again(server):
+    """The refusal's language links lead to the start, in each language,
+    instead of repeating the address that was refused."""
+    with server.connect() as sock:
+        sock.sendall(request_head("GET", "/ru/" + "a" * 9000 + "?x=" + "b" * 100, {}))
+        answer = read_answer(sock)
+    assert_page_with_headers(answer, 414)
+    assert 'lang="ru"' in answer.text
+    assert "aaaa" not in answer.text and "bbbb" not in answer.text
+    assert all(f'href="/{code}/"' in answer.text for code in ("uk", "ru", "be", "en"))
+
+
 def test_too_many_files_and_too_long_a_text_are_told_apart(server):
     server_files = [(f"f{i}.txt", b"x") for i in range(70)]
     answer = server.submit("", server_files)

@@ -43,6 +43,7 @@ from gunicorn.workers.base import Worker
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
+from intake.pages.languages import LANGUAGES
 from intake.server.form_stream import FormTooLarge, StreamedForm, TooManyParts
 from intake.server.pipeline import Pipeline
 
@@ -163,11 +164,17 @@ def environ_for(request: h11.Request, sockname) -> dict:
 
 def _error_environ(environ: dict | None, sockname, status: int | str) -> dict:
     """A request for the refusal page: the client's own headers when they were
-    read (its language, its session), else a bare GET."""
+    read (its language, its session), else a bare GET. An address too long to
+    read is not shown again, not even in the page's language links: the page
+    is that of the start, in the address's language."""
     base = dict(environ) if environ else environ_for(
         h11.Request(method="GET", target="/", headers=[("Host", "localhost")]), sockname)
     base.update({"REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO(), "CONTENT_LENGTH": "0",
                  FRONT_ERROR: str(status)})
+    if status == 414:
+        first = base["PATH_INFO"].lstrip("/").split("/", 1)[0]
+        base["PATH_INFO"] = f"/{first}/" if first in LANGUAGES else "/"
+        base["QUERY_STRING"] = ""
     base.pop("CONTENT_TYPE", None)
     base.pop(FORM, None)
     return base
