@@ -43,9 +43,9 @@ from gunicorn.workers.base import Worker
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
-from intake.pages.languages import LANGUAGES
 from intake.server.form_stream import FormTooLarge, StreamedForm, TooManyParts
 from intake.server.pipeline import Pipeline
+from intake.server.web.i18n import url_language
 
 READ = 256 * 1024  # most bytes of a request's head taken at once
 # A connection's receive buffer: the kernel copies into it (recv_into) and the
@@ -172,8 +172,8 @@ def _error_environ(environ: dict | None, sockname, status: int | str) -> dict:
     base.update({"REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO(), "CONTENT_LENGTH": "0",
                  FRONT_ERROR: str(status)})
     if status == 414:
-        first = base["PATH_INFO"].lstrip("/").split("/", 1)[0]
-        base["PATH_INFO"] = f"/{first}/" if first in LANGUAGES else "/"
+        code = url_language(base["PATH_INFO"])
+        base["PATH_INFO"] = f"/{code}/" if code else "/"
         base["QUERY_STRING"] = ""
     base.pop("CONTENT_TYPE", None)
     base.pop(FORM, None)

@@ -75,15 +75,14 @@ class Unsealed:
     content_size: int
 
 
-_END = object()
-
-
 class _Hash(Protocol):
     """What a hashlib object offers (hashlib's own type is not public)."""
 
     def update(self, data: bytes, /) -> None: ...
 
     def hexdigest(self) -> str: ...
+
+
 def _batches(fd: int, pos: int, end: int) -> Iterator[list[bytes]]:
     """The frames from `pos` to `end`, BATCH at a time, each read by its own
     pread() straight into the bytes object that is then opened."""
