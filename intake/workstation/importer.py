@@ -19,12 +19,13 @@ Then, for each new file, the parsing sandbox (intake.workstation.sandbox)
 makes its preview, perceptual hash or words once; they are stored in the
 vault, so viewing a file parses nothing.
 
-Language detection (lingua) and the lemma index (search, stemming) run here,
-in the process that holds the key, on text only, never on a file format: a
-testimony or text file decoded as UTF-8, or the words the sandbox's child
-extracted. The text is capped (search.MAX_INDEXED_CHARS) and so is every word
-an analyser is given (stemming.MAX_WORD_CHARS); docs/workstation.md says why
-they are not run in the child.
+Each text (a testimony or text file decoded as UTF-8, or the words the
+sandbox's child extracted) is given its language (lingua) and search terms
+(search, stemming) by one child process for the whole import
+(intake.workstation.text_analysis), not here, where the key is: their models
+would take this process from about 45 MB to over 200 MB and stall its
+decrypting threads for a second. The text is capped (search.MAX_INDEXED_CHARS)
+and so is every word an analyser is given (stemming.MAX_WORD_CHARS).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,13 +50,13 @@ from intake.workstation import (
     custody,
     document_text,
     images,
-    language,
     replies,
     sealed,
     search,
 )
 from intake.workstation.safe_text import for_terminal
 from intake.workstation.sandbox import Outcome, Sandbox
+from intake.workstation.text_analysis import Analysis, TextAnalyser
 from intake.workstation.unseal import Unsealed, unseal
 from intake.workstation.vault import Vault
 
@@ -132,10 +134,14 @@ def _text_of(vault: Vault, item: sealed.SealedItem) -> str | None:
 @dataclass
 class _Batch:
     """Items written to VAULT/items whose rows are not committed yet: committed
-    together (fewer fsyncs), removed again if the run stops before."""
+    together (fewer fsyncs), removed again if the run stops before. Their
+    texts are being analysed meanwhile (`texts`); each one's language and
+    search row join the batch's transaction before it commits."""
 
     vault: Vault
+    summary: Summary
     placed: list[str] = field(default_factory=list)
+    texts: list[tuple[sealed.SealedItem, Future[Analysis]]] = field(default_factory=list)
     size: int = 0
     open: bool = False
 
@@ -154,26 +160,28 @@ class _Batch:
 
     def commit(self) -> None:
         if self.open:
+            for item, analysing in self.texts:
+                record_text(self.vault.conn, item, _noted(analysing.result(), item.item_id,
+                                                          self.summary))
             if self.placed:
                 self.vault.items.sync()  # the files, and their names, before the rows
             self.vault.conn.execute("COMMIT")
-        self.placed, self.size, self.open = [], 0, False
+        self.placed, self.texts, self.size, self.open = [], [], 0, False
 
     def abandon(self) -> None:
         if self.open:
             self.vault.conn.execute("ROLLBACK")
             for item_id in self.placed:
                 self.vault.items.unlink(item_id)
-        self.placed, self.size, self.open = [], 0, False
+        self.placed, self.texts, self.size, self.open = [], [], 0, False
 
 
 def record_item(conn, listed: dict[str, list[str]], item: sealed.SealedItem,
-                envelope_sha: str, size: int, text: str | None, bundle_id: str) -> None:
+                envelope_sha: str, size: int, text: Analysis | None, bundle_id: str) -> None:
     """The rows of one checked item whose bytes are in VAULT/items: its
     submission (with the items `listed` for it, the first time), the item,
-    the testimony's language, the search index, the custody entry. Call in a
-    transaction, with the custody key unlocked."""
-    lang = language.detect(text) if text is not None else ""
+    the testimony's language, the search index of its `text`, the custody
+    entry. Call in a transaction, with the custody key unlocked."""
     if conn.execute("SELECT 1 FROM submissions WHERE submission_id = ?",
                     (item.submission_id,)).fetchone() is None:
         conn.execute("INSERT INTO submissions (submission_id, witness_id, received_day, choices)"
@@ -184,9 +192,6 @@ def record_item(conn, listed: dict[str, list[str]], item: sealed.SealedItem,
         conn.executemany("INSERT OR IGNORE INTO submission_items (item_id, submission_id)"
                          " VALUES (?, ?)", [(i, item.submission_id)
                                             for i in listed[item.submission_id]])
-    if item.kind == "testimony" and lang:
-        conn.execute("UPDATE submissions SET language = ? WHERE submission_id = ?",
-                     (lang, item.submission_id))
     conn.execute(
         "INSERT INTO items (item_id, submission_id, kind, original_name, detected_type, size,"
         " sha256_received, sha256_kept, sanitized, flags, envelope_sha256, phash, metadata)"
@@ -196,10 +201,19 @@ def record_item(conn, listed: dict[str, list[str]], item: sealed.SealedItem,
          json.dumps(item.flags), envelope_sha, None,
          json.dumps(item.metadata, ensure_ascii=False, sort_keys=True)))
     if text is not None:
-        search.index(conn, item.item_id, item.submission_id, text, lang)
+        record_text(conn, item, text)
     custody.append(conn, "import", f"item:{item.item_id}", {
         "submission_id": item.submission_id, "bundle": bundle_id,
         "envelope_sha256": envelope_sha, "sha256_kept": item.sha256_kept, "kind": item.kind})
+
+
+def record_text(conn, item: sealed.SealedItem, text: Analysis) -> None:
+    """The item's search row, and its submission's language if it is the
+    testimony. In the item's transaction."""
+    if item.kind == "testimony":
+        conn.execute("UPDATE submissions SET language = ? WHERE submission_id = ?",
+                     (text.lang, item.submission_id))
+    search.insert(conn, item.item_id, item.submission_id, text.body, text.terms, text.more)
 
 
 @dataclass(frozen=True)
@@ -263,7 +277,8 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
                   ) -> Summary:
     """Imports every sound item; the custody key must be unlocked (vault.unlock)."""
     summary = Summary()
-    with BundleReader(bundle_path) as reader:
+    sandbox = sandbox or Sandbox()
+    with BundleReader(bundle_path) as reader, TextAnalyser(sandbox) as texts:
         manifest = reader.manifest
         summary.damaged += [(r.label, r.reason) for r in manifest.refused]
         summary.notes += [f"{r.label}: {r.reason}" for r in manifest.refused_witnesses]
@@ -271,7 +286,7 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
             _witnesses(conn, manifest.witnesses, summary)
             # Every reply is also sealed to the team's keys, to be re-read later.
             replies.remember_team_key(conn, key.public_key, key_name)
-        run = _Run(vault, reader, key, bundle_path.name, key_name, summary, progress)
+        run = _Run(vault, reader, key, bundle_path.name, key_name, summary, progress, texts)
         try:
             with contextlib.closing(ahead.in_order(reader.envelopes(), run.start,
                                                    run.discard)) as members:
@@ -288,8 +303,15 @@ def import_bundle(vault: Vault, bundle_path: Path, key: PrivateKey, key_name: st
                 # Names from the bundle, as the terminal showed them: never obeyed
                 # by whatever later prints the log.
                 "damaged": [for_terminal(n) for n, _ in summary.damaged]})
-    _parse_new(vault, run.new_items, sandbox or Sandbox(), summary)
+        _parse_new(vault, run.new_items, sandbox, texts, summary)
     return summary
+
+
+def _noted(got: Analysis, item_id: str, summary: Summary) -> Analysis:
+    if got.problem:
+        summary.notes.append(f"item {item_id}: its text is searchable as written only, its "
+                             f"language undetermined ({got.problem})")
+    return got
 
 
 class _Run:
@@ -297,8 +319,8 @@ class _Run:
     the bundle's order), and each one's fate (decide, in the same order)."""
 
     def __init__(self, vault: Vault, reader: BundleReader, key: PrivateKey, bundle_name: str,
-                 key_name: str, summary: Summary, progress: Progress):
-        self.vault, self.reader, self.key = vault, reader, key
+                 key_name: str, summary: Summary, progress: Progress, texts: TextAnalyser):
+        self.vault, self.reader, self.key, self.texts = vault, reader, key, texts
         self.bundle_name, self.key_name = bundle_name, key_name
         self.summary, self.progress = summary, progress
         # The custody log names a bundle by its manifest's SHA-256: the manifest
@@ -311,7 +333,7 @@ class _Run:
             "SELECT item_id, envelope_sha256 FROM items UNION ALL "
             "SELECT item_id, NULL FROM deleted_items")}
         self.key_checked = False
-        self.batch = _Batch(vault)
+        self.batch = _Batch(vault, summary)
         self.new_items: list[sealed.SealedItem] = []
 
     def start(self, cand: Candidate) -> Callable[[bool], _Opened] | None:
@@ -357,8 +379,10 @@ class _Run:
             summary.damaged.append((cand.name, f"not written: {exc.strerror or exc}"))
             return
         self.batch.placed_item(item.item_id)
-        record_item(conn, self.listed, item, envelope_sha, size, _text_of(self.vault, item),
-                    self.bundle_id)
+        record_item(conn, self.listed, item, envelope_sha, size, None, self.bundle_id)
+        text = _text_of(self.vault, item)
+        if text is not None:  # analysed while the next items are decided
+            self.batch.texts.append((item, self.texts.submit(text)))
         self.batch.recorded(size)
         cand.accept()
         self.known[entry.item_id] = envelope_sha
@@ -386,7 +410,11 @@ def job_for(item: sealed.SealedItem) -> tuple[str, str] | None:
     return None
 
 
-def _store(vault: Vault, item: sealed.SealedItem, outcome: Outcome) -> None:
+def _store(vault: Vault, item: sealed.SealedItem, outcome: Outcome, texts: TextAnalyser,
+           summary: Summary) -> None:
+    got = None
+    if outcome.ok and outcome.png is None and outcome.text:  # analysed before the write lock
+        got = _noted(texts.analyse(outcome.text), item.item_id, summary)
     with vault.transaction() as conn:
         if outcome.ok and outcome.png is not None:
             conn.execute("INSERT OR REPLACE INTO previews (item_id, state, reason, png, width,"
@@ -395,9 +423,8 @@ def _store(vault: Vault, item: sealed.SealedItem, outcome: Outcome) -> None:
             conn.execute("UPDATE items SET phash = ? WHERE item_id = ?",
                          (outcome.dhash, item.item_id))
             return
-        if outcome.ok and outcome.text:
-            text = outcome.text[:search.MAX_INDEXED_CHARS]
-            search.index(conn, item.item_id, item.submission_id, text, language.detect(text))
+        if got is not None:
+            search.insert(conn, item.item_id, item.submission_id, got.body, got.terms, got.more)
             return
         if not outcome.ok:
             conn.execute("INSERT OR REPLACE INTO previews (item_id, state, reason) VALUES"
@@ -406,7 +433,7 @@ def _store(vault: Vault, item: sealed.SealedItem, outcome: Outcome) -> None:
 
 
 def _parse_new(vault: Vault, items: list[sealed.SealedItem], sandbox: Sandbox,
-               summary: Summary) -> None:
+               texts: TextAnalyser, summary: Summary) -> None:
     jobs = [(item, job) for item in items if (job := job_for(item)) is not None]
     svgs = [item for item in items if item.kind == "file" and item.mime == SVG]
     if svgs:
@@ -422,6 +449,6 @@ def _parse_new(vault: Vault, items: list[sealed.SealedItem], sandbox: Sandbox,
             outcome = sandbox.run(job, arg, fd, os.fstat(fd).st_size)
         finally:
             os.close(fd)
-        _store(vault, item, outcome)
+        _store(vault, item, outcome, texts, summary)
         if outcome.limit:
             summary.limits.append((item.item_id, outcome.reason))

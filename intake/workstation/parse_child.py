@@ -69,7 +69,9 @@ def _isolate() -> None:
         raise IsolationFailed("capabilities")
 
 
-def _confine(limits: dict, isolated: bool) -> None:
+def confine(limits: dict, isolated: bool) -> None:
+    """Isolates this process (when `isolated`: it runs under `unshare -rnm`)
+    and sets its limits: cpu_seconds, memory and max_input of `limits`."""
     if isolated:
         _isolate()
     libc = ctypes.CDLL(None, use_errno=True)
@@ -130,7 +132,7 @@ def _run(job: str, arg: str, data: bytes, limits: dict) -> None:
 def main(argv: list[str]) -> int:
     job, arg, isolated, limits = argv[0], argv[1], argv[2] == "isolated", json.loads(argv[3])
     try:
-        _confine(limits, isolated)
+        confine(limits, isolated)
     except (IsolationFailed, OSError, ValueError):
         _answer({"ok": False, "reason": "isolation"})
         return EXIT_ISOLATION

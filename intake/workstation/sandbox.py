@@ -100,6 +100,14 @@ class Sandbox:
                 "intake.workstation.parse_child", job, arg, "isolated",
                 json.dumps(asdict(self.limits))]
 
+    def text_command(self, limits: dict) -> list[str]:
+        """The text analyser's child (intake.workstation.text_child), under
+        `limits`: in namespaces of its own where they are available; where they
+        are not, a plain child, which still never holds key material."""
+        mode = "isolated" if self.available else "plain"
+        return [*self._prefix, sys.executable, "-s", "-B", "-m",
+                "intake.workstation.text_child", mode, json.dumps(limits)]
+
     def run(self, job: str, arg: str, source_fd: int, size: int) -> Outcome:
         """Parses the `size` bytes of `source_fd` (from offset 0) with `job`."""
         if not self.available:

@@ -37,22 +37,30 @@ CREATE = """CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
 )"""
 
 
-def _body(text: str) -> str:
+def body_of(text: str) -> str:
+    """The `body` column a text is indexed with."""
     return for_page(unicodedata.normalize("NFC", text[:MAX_INDEXED_CHARS]))
 
 
-def _row(text: str, lang: str) -> tuple[str, str, str]:
-    body = _body(text)
+def row(text: str, lang: str) -> tuple[str, str, str]:
+    """The text's (body, terms, more) columns, analysed as `lang`."""
+    body = body_of(text)
     _spans, words = stemming.analyse(body, lang)
     more = sorted({t for w in words for t in w.extra})
     return body, " ".join(w.canonical for w in words), " ".join(more)
 
 
-def index(conn: sqlite3.Connection, item_id: str, submission_id: str, text: str,
-          lang: str) -> None:
-    body, terms, more = _row(text, lang)
+def insert(conn: sqlite3.Connection, item_id: str, submission_id: str, body: str, terms: str,
+           more: str) -> None:
     conn.execute("INSERT INTO search (item_id, submission_id, body, terms, more)"
                  " VALUES (?, ?, ?, ?, ?)", (item_id, submission_id, body, terms, more))
+
+
+def index(conn: sqlite3.Connection, item_id: str, submission_id: str, text: str,
+          lang: str) -> None:
+    """Analyses the text here and indexes it (`vault import` has it analysed in
+    a child: intake.workstation.text_analysis)."""
+    insert(conn, item_id, submission_id, *row(text, lang))
 
 
 def upgrade(conn: sqlite3.Connection) -> None:

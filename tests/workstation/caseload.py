@@ -7,8 +7,9 @@ submissions would take many minutes (a codename's Argon2id, an fsync per
 item), so the rows are written directly, in one transaction, by the
 importer's own code: each item's sealed metadata is checked as an import
 checks it (sealed.check), and importer.record_item writes its rows: the
-submission and the items it lists, language.detect (lingua) for each
-testimony, search.index (the lemmas and stems) for each text, and the import's
+submission and the items it lists, each text's language (lingua) and search
+row (the lemmas and stems), worked out here (text_analysis.analyse_here, which
+the import's text child runs), and the import's
 custody entry, signed with the vault's custody key (opened with the team
 key, as `--key` opens it). Files are random bytes, so the safe reader would
 find them broken: each file it would have read gets that preview row. The
@@ -40,6 +41,7 @@ from intake.format import teamkeys
 from intake.format.bundle import Entry
 from intake.format.teamkeys import b64
 from intake.workstation import cases, custody, importer, replies, sealed, triage
+from intake.workstation.text_analysis import analyse_here
 from intake.workstation.vault import Vault
 
 PASSPHRASE = "caseload passphrase, not secret"
@@ -152,7 +154,8 @@ def _record(conn, vault: Vault, listed: dict[str, list[str]], sid: str, witness_
             "original_kept": False, "choices": {"keep_original": False}}
     item = sealed.check(meta, Entry(it.item_id, sid, witness_id, it.kind, len(it.data) + 64,
                                     envelope_sha, day))
-    importer.record_item(conn, listed, item, envelope_sha, len(it.data), it.text, bundle_id)
+    text = None if it.text is None else analyse_here(it.text)
+    importer.record_item(conn, listed, item, envelope_sha, len(it.data), text, bundle_id)
     if importer.job_for(item) is not None:  # what the safe reader makes of random bytes
         conn.execute("INSERT INTO previews (item_id, state, reason) VALUES (?, 'none',"
                      " 'broken')", (it.item_id,))

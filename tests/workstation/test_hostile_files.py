@@ -299,9 +299,9 @@ def _memory_holds(pid: int, needle: bytes) -> bool:
 
 PROBE = r"""
 import json, os, socket, sys
-from intake.workstation.parse_child import _confine, _isolate
+from intake.workstation.parse_child import _isolate, confine
 limits = json.loads(sys.argv[2])
-_confine(limits, True)
+confine(limits, True)
 seen = {}
 try:
     open(os.path.join(sys.argv[1], "planted"), "w")
