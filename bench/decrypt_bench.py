@@ -29,7 +29,6 @@ round pays for compiling them and the checkout is left as it was.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import shutil
@@ -37,8 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,73 +44,14 @@ for path in (str(ROOT), str(HERE)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from measure import Run, timed  # noqa: E402
 from run import human, load_average, machine  # noqa: E402
-from servers import children, status_kib  # noqa: E402
 from vault_bench import PASSPHRASE  # noqa: E402
 
 from intake.format import teamkeys  # noqa: E402
 from intake.server.config import parse_size  # noqa: E402
 
 FILE_SIZE = 64 * 1024 * 1024
-POLL = 0.02
-
-
-@dataclass(frozen=True)
-class Run:
-    seconds: float
-    cpu: float
-    own_kib: int
-    tree_kib: int
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def read_through(path: Path) -> None:
-    """Reads a file once, so that it is in the page cache."""
-    with open(path, "rb", buffering=0) as f:
-        while f.read(1024 * 1024):
-            pass
-
-
-def timed(cmd: list[str], env: dict[str, str] | None = None,
-          reads: Path | None = None) -> Run:
-    """Wall and CPU seconds (its children's included), the process's own peak
-    and the highest peak of the processes it started (VmHWM, polled). Starts
-    after a sync(), so that no command pays for the write-back of the one
-    before it, and with the file it `reads` read through just before: the
-    machine may have let part of it go from its page cache since it was last
-    read (a virtual machine's host can reclaim cold pages), and a tool that
-    reads part of its input from the disk is measured on the disk."""
-    os.sync()
-    if reads is not None:
-        read_through(reads)
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    own = tree = 0
-    while True:
-        with contextlib.suppress(OSError, LookupError):  # a zombie has no VmHWM
-            own = max(own, status_kib(proc.pid, "VmHWM"))
-            for child in _descendants(proc.pid):
-                with contextlib.suppress(OSError, LookupError):
-                    tree = max(tree, status_kib(child, "VmHWM"))
-        done, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(POLL)
-    seconds = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd[2:4]} failed: {err[-500:]}")
-    return Run(seconds, usage.ru_utime + usage.ru_stime, own, tree)
 
 
 def median(runs: list[Run]) -> Run:
