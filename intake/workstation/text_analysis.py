@@ -116,8 +116,9 @@ class TextAnalyser:
         for _ in range(TRIES):
             try:
                 lang, terms, more = self._ask(request)
-            except _Failed as exc:
-                problem = str(exc)
+            except (_Failed, OSError) as exc:
+                problem = str(exc) if isinstance(exc, _Failed) else \
+                    f"the text analyser could not be reached ({exc.strerror or exc})"
                 self._end(kill=True)  # a new child for the next try
                 continue
             return Analysis(lang, body, terms, more)
