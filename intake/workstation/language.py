@@ -14,23 +14,26 @@ from __future__ import annotations
 
 from functools import cache
 
-from lingua import Language, LanguageDetectorBuilder
-
 LANGUAGES = ("uk", "ru", "be", "en")
 UNDETERMINED = "und"
-
-_LINGUA = {Language.UKRAINIAN: "uk", Language.RUSSIAN: "ru", Language.BELARUSIAN: "be",
-           Language.ENGLISH: "en"}
 
 
 @cache
 def _detector():
-    return LanguageDetectorBuilder.from_languages(*_LINGUA).build()
+    """lingua's detector and its languages' codes. Imported here, when the
+    first text is detected: a process that only names the languages (the
+    importer, which holds the key) never loads lingua."""
+    from lingua import Language, LanguageDetectorBuilder
+
+    codes = {Language.UKRAINIAN: "uk", Language.RUSSIAN: "ru", Language.BELARUSIAN: "be",
+             Language.ENGLISH: "en"}
+    return LanguageDetectorBuilder.from_languages(*codes).build(), codes
 
 
 def detect(text: str) -> str:
     """The language code, or "und" when the text has no letters to go by."""
     if not any(c.isalpha() for c in text):
         return UNDETERMINED
-    found = _detector().detect_language_of(text[:2000])  # the opening says enough
-    return _LINGUA.get(found, UNDETERMINED) if found is not None else UNDETERMINED
+    detector, codes = _detector()
+    found = detector.detect_language_of(text[:2000])  # the opening says enough
+    return codes.get(found, UNDETERMINED) if found is not None else UNDETERMINED

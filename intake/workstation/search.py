@@ -23,8 +23,11 @@ import sqlite3
 import unicodedata
 from dataclasses import dataclass
 
-from intake.workstation import stemming
 from intake.workstation.safe_text import for_page
+
+# stemming (pymorphy3, Snowball, Hunspell) is imported where it is used: the
+# importing process, which holds the key, only makes rows (body_of, insert)
+# from what the text analyser's child answered, and never loads it.
 
 MAX_INDEXED_CHARS = 2_000_000
 COLUMNS = ("item_id", "submission_id", "body", "terms", "more")
@@ -44,6 +47,8 @@ def body_of(text: str) -> str:
 
 def row(text: str, lang: str) -> tuple[str, str, str]:
     """The text's (body, terms, more) columns, analysed as `lang`."""
+    from intake.workstation import stemming
+
     body = body_of(text)
     _spans, words = stemming.analyse(body, lang)
     more = sorted({t for w in words for t in w.extra})
@@ -91,6 +96,8 @@ def _quoted(term: str) -> str:
 
 def fts_query(text: str) -> str | None:
     """Builds an FTS5 query from what a person typed; no FTS5 syntax gets through."""
+    from intake.workstation import stemming
+
     clauses = []
     for raw in text.split():
         prefix = raw.endswith("*")
@@ -138,6 +145,8 @@ def _marked_terms(highlighted_terms: str) -> set[int]:
 
 def snippet(body_marked: str, terms_marked: str) -> Snippet:
     """A window of the text around its first match, from highlight()'s output."""
+    from intake.workstation import stemming
+
     body, spans = _marked_spans(body_marked)
     words = [m.span() for m in stemming.WORD.finditer(body)]
     hits = _marked_terms(terms_marked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,16 @@ def test_an_import_loads_no_language_model_where_the_key_is(server, desk, tmp_pa
     assert terms == {s.submission_id: analyse_here(text).terms
                      for s, text in ((sent["uk"], UK), (sent["ru"], RU), (sent["be"], BE))}
     assert [r[0] for r in found] == [sent["uk"].submission_id]
+
+
+def test_the_importing_process_loads_no_analyser_at_all():
+    """Not even their code: only the text analyser's child imports them."""
+    code = ("import sys, intake.workstation.cli, intake.workstation.importer, "
+            "intake.workstation.decrypt; print(' '.join(sorted(set(sys.modules) & "
+            "{'lingua', 'pymorphy3', 'snowballstemmer', 'hunspell'})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == ""
 
 
 def test_the_child_answers_as_the_analysis_here_would():
