@@ -258,6 +258,8 @@ class PayloadOpener:
             raise EnvelopeError("damaged: the metadata length is wrong")
         try:
             metadata = json.loads(tail[len(tail) - 4 - n:-4])
+        except RecursionError as exc:  # anyone may seal to the team key: it is hostile
+            raise EnvelopeError("damaged: the metadata is nested too deeply") from exc
         except ValueError as exc:
             raise EnvelopeError("damaged: the metadata is not valid JSON") from exc
         if not isinstance(metadata, dict):

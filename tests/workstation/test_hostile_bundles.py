@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import sys
 import tarfile
 
 import pytest
@@ -85,6 +86,16 @@ def _hostile(genuine, team, tmp_path) -> tuple[Forge, dict[str, str]]:
         forge.members[-1] = Member(listed["name"], data)
         listed["sha256"], listed["size"] = hashlib.sha256(data).hexdigest(), len(data)
         expected[listed["name"]] = f"tampered: its sealed {field} differs"
+    # Sealed metadata nested past the reader's recursion limit (sealed here
+    # with the writer's limit raised for it).
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)
+    try:
+        listed = forge.add(b"deep\n", choices={"keep_original": False,
+                                               "x": json.loads("[" * 3000 + "]" * 3000)})
+    finally:
+        sys.setrecursionlimit(limit)
+    expected[listed["name"]] = "damaged: the metadata is nested too deeply"
     # An envelope copied over another item's name (its sealed id says otherwise).
     moved = forge.add(b"elsewhere\n")
     forge.members[-1].data = next(m.data for m in forge.members
