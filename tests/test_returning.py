@@ -357,3 +357,21 @@ def test_argon2id_stops_once_no_older_record_remains(app, client, monkeypatch):
     assert "failed=1" in login(client, "no such codename").headers["Location"]
     assert "failed=1" in login(client, old_code).headers["Location"]
     assert slow == [1]
+
+
+def test_a_reply_bundle_whose_manifest_nests_too_deeply_is_refused_whole(app):
+    """The reply bundle crosses from the workstation on a stick: its manifest is
+    read as hostile, and JSON nested past the parser's depth is damage, not a crash."""
+    import tarfile
+
+    from intake.format.bundle import BundleError
+
+    raw = b'{"format": "intake-replies/1", "replies": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+    out.seek(0)
+    with pytest.raises(BundleError, match="manifest is damaged"):
+        import_replies(_intake(app), out)

@@ -70,7 +70,7 @@ def read_manifest(tar: tarfile.TarFile) -> dict[str, ReplyEntry]:
             raise bundle.BundleError("not a reply bundle (unknown format)")
         entries = [ReplyEntry(r["reply_id"], r["witness_id"], int(r["size"]), r["sha256"])
                    for r in doc["replies"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise bundle.BundleError("the reply bundle's manifest is damaged") from exc
     return {e.name: e for e in entries
             if _ID.match(e.reply_id) and _ID.match(e.witness_id)}

@@ -315,7 +315,7 @@ def verify_log(vault: Vault, team_key, key_path: Path | None, exports: tuple[Pat
     for export in exports:
         try:
             carried = json.loads((export / "custody-head.json").read_text())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             click.echo(f"REWRITTEN? {shown(export)}: its custody-head.json cannot be read ({exc})")
             failed = True
             continue

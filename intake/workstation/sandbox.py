@@ -199,7 +199,7 @@ def _outcome(out: bytes, code: int) -> Outcome:
     try:
         header = json.loads(out[start:start + n])
         (m,) = struct.unpack(">I", out[start + n:start + n + 4])
-    except (ValueError, struct.error):
+    except (ValueError, RecursionError, struct.error):  # JSON nested too deeply: a lie
         return Outcome(False, "broken")
     body = out[start + n + 4:]
     if not isinstance(header, dict) or len(body) != m:

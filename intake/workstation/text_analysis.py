@@ -43,7 +43,7 @@ LIMITS = {"cpu_seconds": 3600, "memory": 1024 * 1024 * 1024, "max_input": MAX_IN
 DEADLINE = 120.0  # seconds for one text, the models' loading included
 TRIES = 2
 # Terms are single FTS5 tokens (stemming.normalize: letters and digits) between spaces.
-TERMS = re.compile(r"(?:[^\W_]| )*")
+TERM_CHARS = re.compile(r"[^\W_]*")
 PIPE = 64 * 1024
 
 
@@ -201,12 +201,12 @@ def _checked(answer: bytes) -> tuple[str, str, str]:
     """The child's answer, if it has the shape of one; nothing else is trusted."""
     try:
         got = json.loads(answer)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # deep nesting is a RecursionError
         raise _Failed("the text analyser's answer was malformed") from exc
     if not isinstance(got, dict):
         raise _Failed("the text analyser's answer was malformed")
     lang, terms, more = got.get("lang"), got.get("terms"), got.get("more")
     if lang not in (*LANGUAGES, UNDETERMINED) or not all(
-            isinstance(t, str) and TERMS.fullmatch(t) for t in (terms, more)):
+            isinstance(t, str) and TERM_CHARS.fullmatch(t.replace(" ", "")) for t in (terms, more)):
         raise _Failed("the text analyser's answer was malformed")
     return lang, terms, more

@@ -225,3 +225,26 @@ def test_an_upload_that_cannot_be_read_back_fails_the_request(corpus):
 
     with pytest.raises(OSError, match="Input/output"):
         sanitize(Unreadable(), MemorySpool)
+
+
+def test_a_cleaner_answer_nested_too_deeply_is_nonsense_not_a_crash():
+    """A cleaner taken over by its file may answer anything: a header of JSON
+    nested past the parser's depth is refused like any other nonsense."""
+    import os
+    import struct
+    import types
+
+    from intake.server.sanitize import runner
+    from intake.server.sanitize.protocol import MAGIC
+
+    head = b"[" * 5000 + b"]" * 5000
+    r, w = os.pipe()
+    os.write(w, MAGIC + struct.pack(">I", len(head)) + head)
+    os.close(w)
+    with os.fdopen(r, "rb") as out:
+        reader = runner._Reader(types.SimpleNamespace(stdout=out), time.monotonic() + 10)
+        try:
+            with pytest.raises(runner._Stop, match="nonsense"):
+                runner._read_header(reader)
+        finally:
+            reader.close()

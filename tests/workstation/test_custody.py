@@ -212,3 +212,11 @@ def test_a_vault_from_before_signing_is_upgraded_and_signed_on(desk):
     assert verdict.ok and verdict.unsigned == 2 and verdict.entries == 3
     assert actions == ["note", "note", "custody key"]
     assert "(2 from before signing)" in desk.run("verify-log").output
+
+
+def test_an_export_head_nested_too_deeply_is_reported_not_a_crash(worked, desk, tmp_path):
+    head = tmp_path / "case" / "custody-head.json"
+    head.write_text("[" * 5000 + "]" * 5000)
+    result = desk.run("verify-log", "--against", str(tmp_path / "case"), ok=False)
+    assert result.exit_code == 1
+    assert "custody-head.json cannot be read" in result.output

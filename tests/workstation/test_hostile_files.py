@@ -398,3 +398,19 @@ def test_a_child_inherits_nothing_but_the_bytecode_cache_its_parent_reads(monkey
     assert env["PYTHONPYCACHEPREFIX"] == "/var/cache/intake-bytecode"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert not {"INTAKE_PASSPHRASE", "https_proxy"} & set(env)
+
+
+class _Lying(Sandbox):
+    """A parsing child that answers a frame whose header is JSON nested past
+    the parser's depth: what a child taken over by a file could send."""
+
+    def command(self, job: str, arg: str) -> list[str]:
+        script = ("import struct, sys; sys.stdin.buffer.read(); h = b'[' * 5000 + b']' * 5000; "
+                  "sys.stdout.buffer.write(b'INTAKEP1' + struct.pack('>I', len(h)) + h + "
+                  "struct.pack('>I', 0))")
+        return [sys.executable, "-c", script]
+
+
+def test_a_child_answering_json_nested_too_deeply_gets_broken_not_a_crash(sandbox):
+    outcome = run(_Lying(), "image", "PNG", b"\x89PNG\r\n\x1a\n")
+    assert (outcome.ok, outcome.reason) == (False, "broken")

@@ -93,6 +93,7 @@ FAKES = {
     "markup in its terms": ('answer(json.dumps({"lang": "uk", "terms": "<b>x</b>", '
                             '"more": ""}).encode())'),
     "a list": "answer(b'[1, 2]')",
+    "nested deep": "answer(b'[' * 20000 + b']' * 20000)",
     "too long": "sys.stdout.buffer.write(struct.pack('>I', 1 << 30)); sys.stdout.flush()",
     "twice": ('raw = json.dumps({"lang": "uk", "terms": "", "more": ""}).encode()\n'
               'sys.stdout.buffer.write(2 * (struct.pack(">I", len(raw)) + raw))\n'

@@ -489,7 +489,7 @@ def _read_header(reader: _Reader) -> dict:
         raise _Stop("the cleaner answered nonsense")
     try:
         header = json.loads(reader.exactly(length))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested too deeply: nonsense too
         raise _Stop("the cleaner answered nonsense") from exc
     if not isinstance(header, dict):
         raise _Stop("the cleaner answered nonsense")
