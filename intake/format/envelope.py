@@ -264,6 +264,11 @@ class PayloadOpener:
             raise EnvelopeError("damaged: the metadata is not valid JSON") from exc
         if not isinstance(metadata, dict):
             raise EnvelopeError("damaged: the metadata is not a JSON object")
+        try:  # JSON may escape what UTF-8 cannot carry: half a surrogate pair
+            json.dumps(metadata, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise EnvelopeError("damaged: the metadata holds text that is not Unicode "
+                                "(half a surrogate pair)") from exc
         self.metadata = metadata
         return tail[:len(tail) - 4 - n]
 

@@ -20,6 +20,14 @@ from pathlib import Path
 from intake.format import envelope, teamkeys
 
 
+class _EscapingJson:
+    loads = staticmethod(json.loads)
+
+    @staticmethod
+    def dumps(obj: object, **options) -> str:
+        return json.dumps(obj, **{**options, "ensure_ascii": True})
+
+
 def new_id() -> str:
     return secrets.token_hex(16)
 
@@ -57,8 +65,16 @@ class Forge:
         return next(i for i in self.items if i["kind"] == kind)
 
     def seal(self, content: bytes, **meta) -> bytes:
+        """Sealed as the server seals, except that the metadata's JSON escapes
+        every non-ASCII character (valid JSON any sealer may write), so that it
+        can carry what UTF-8 cannot: a lone surrogate in a name."""
         out = io.BytesIO()
-        envelope.seal(out, [self.recipient], [content], meta)
+        writer = envelope.json
+        envelope.json = _EscapingJson  # the envelope module's own name for json
+        try:
+            envelope.seal(out, [self.recipient], [content], meta)
+        finally:
+            envelope.json = writer
         return out.getvalue()
 
     def metadata(self, item_id: str, submission_id: str, witness_id: str, day: str,

@@ -131,6 +131,9 @@ def _hostile(genuine, team, tmp_path) -> tuple[Forge, dict[str, str]]:
     for name in ("../../.bashrc", str(home / ".vim/plugin/evil.vim"), "..", ".",
                  f"{ESC}[2J{ESC}]0;x{ESC}\\photo{RLO}gpj.exe", "a\0b\nc.txt", "-rf"):
         forge.add(b"named\n", original_name=name)
+    # Half a surrogate pair: valid JSON (an escape), but no text UTF-8 can hold.
+    listed = forge.add(b"half\n", original_name="half\ud800pair.txt")
+    expected[listed["name"]] = "damaged: the metadata holds text that is not Unicode"
     forge.add(b"flagged\n", original_name="flagged.txt",
               flags=[f"{ESC}[31mnot sanitized{ESC}[0m", f"{RLO}txt.exe"])
     return forge, expected
