@@ -111,6 +111,8 @@ class TextAnalyser:
     def _analyse(self, text: str) -> Analysis:
         text = text[:search.MAX_INDEXED_CHARS]
         body = search.body_of(text)
+        if not any(c.isalnum() for c in body):  # no word, no letter: no child needed
+            return Analysis(UNDETERMINED, body, "", "")
         request = text.encode(errors="replace")
         problem = ""
         for _ in range(TRIES):

@@ -61,7 +61,8 @@ def test_the_importing_process_loads_no_analyser_at_all():
 
 def test_the_child_answers_as_the_analysis_here_would():
     with TextAnalyser(Sandbox()) as texts:
-        for text in (UK, RU, BE, "Files, part 1", "12 34", "Діти \u202eвідкрито\u202c"):
+        for text in (UK, RU, BE, "Files, part 1", "12 34", "Діти \u202eвідкрито\u202c", "",
+                     " \n!? ", "\x1b"):
             assert texts.analyse(text) == analyse_here(text)
 
 
@@ -148,3 +149,15 @@ def test_an_import_with_a_failing_child_keeps_every_item_and_says_so(server, des
         found = vault.conn.execute("SELECT submission_id FROM search WHERE search MATCH ?",
                                    (search.fts_query("інтернату"),)).fetchall()
     assert [r[0] for r in found] == [sent.submission_id]
+
+
+def test_texts_without_a_word_start_no_child(server, desk, tmp_path):
+    server.submit("", files=[(b"\x00\x01 not text", "a.bin")])
+    server.submit(" \n?! ")
+    starts = tmp_path / "starts"
+    with desk.open() as vault:
+        summary = import_bundle(vault, server.export(tmp_path / "b.tar"), desk.private_key,
+                                "team.key", sandbox=_Fake(FAKES["ends"], starts))
+        langs = {r[0] for r in vault.conn.execute("SELECT language FROM submissions")}
+    assert len(summary.new) == 2 and not summary.notes  # a file, and a testimony of no words
+    assert langs == {"", "und"} and not starts.exists()  # the file alone has no language
