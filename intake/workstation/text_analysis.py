@@ -6,12 +6,12 @@ Ukrainian, Russian or Belarusian: about 170 MB and a second, lingua holding
 the interpreter's lock all the while. So `vault import` does not run them in
 its own process, which holds the team key and decrypts the bundle: one child
 (intake.workstation.text_child), a fresh interpreter started at the import's
-first text and kept for the rest of it, is given each text on a pipe and
-answers with its language and terms. It runs in the safe reader's namespaces
-where they are available (intake.workstation.sandbox: no network, nothing
-writable, no capabilities) and under limits in any case; its answer is
-checked for its shape before it is used. The `body` column (the text as the
-desk shows it) is made here, from the text itself.
+first text with a word in it and kept for the rest of it, is given each text
+on a pipe and answers with its language and terms. It runs in the safe
+reader's namespaces where they are available (intake.workstation.sandbox: no
+network, nothing writable, no capabilities) and under limits in any case;
+its answer is checked for its shape before it is used. The `body` column
+(the text as the desk shows it) is made here, from the text itself.
 
 A text the child could not analyse (it ended, went past its deadline, or
 answered something malformed, on a first try and on a second with a new

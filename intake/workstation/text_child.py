@@ -3,8 +3,8 @@ import, in a fresh interpreter that never held a key.
 
     python -m intake.workstation.text_child isolated|plain LIMITS
 
-Started by intake.workstation.text_analysis at an import's first text and
-kept until the import ends. When `isolated` it runs under `unshare -rnm` and
+Started by intake.workstation.text_analysis at an import's first text with
+a word in it, and kept until the import ends. When `isolated` it runs under `unshare -rnm` and
 confines itself as the safe reader's child does (intake.workstation.
 parse_child: every mount read-only, no capabilities, no_new_privs); in any
 case it sets its limits (CPU seconds, address space, open files) before it
