@@ -32,6 +32,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from intake.format import untrusted_json
+
 BUNDLE_FORMAT = "intake-bundle/1"
 MANIFEST = "manifest.json"
 BLOCK = tarfile.BLOCKSIZE
@@ -147,11 +149,12 @@ def _number(text: str) -> int | _Invalid:
 
 def _parse(raw: bytes) -> object:
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_object, parse_int=_number,
-                          parse_constant=lambda name: _Invalid(f"{name} is not a number"))
+        return untrusted_json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_object, parse_int=_number,
+            parse_constant=lambda name: _Invalid(f"{name} is not a number"))
     except UnicodeDecodeError as exc:
         raise BundleError("the bundle's manifest is damaged (not UTF-8)") from exc
-    except RecursionError as exc:
+    except untrusted_json.TooDeep as exc:
         raise BundleError("the bundle's manifest is damaged (nested too deeply)") from exc
     except ValueError as exc:
         raise BundleError("the bundle's manifest is damaged (not JSON)") from exc

@@ -23,6 +23,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from intake.format import secretstream as ss
+from intake.format import untrusted_json
 
 MAGIC = b"INTAKE\x00E"
 VERSION = 1
@@ -257,8 +258,8 @@ class PayloadOpener:
         if n > MAX_METADATA or n + 4 > len(tail):
             raise EnvelopeError("damaged: the metadata length is wrong")
         try:
-            metadata = json.loads(tail[len(tail) - 4 - n:-4])
-        except RecursionError as exc:  # anyone may seal to the team key: it is hostile
+            metadata = untrusted_json.loads(tail[len(tail) - 4 - n:-4])
+        except untrusted_json.TooDeep as exc:  # anyone may seal to the team key
             raise EnvelopeError("damaged: the metadata is nested too deeply") from exc
         except ValueError as exc:
             raise EnvelopeError("damaged: the metadata is not valid JSON") from exc

@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from intake.format import bundle
+from intake.format import bundle, untrusted_json
 
 FORMAT = "intake-replies/1"
 MAX_REPLY_BYTES = 1024 * 1024
@@ -65,12 +65,12 @@ def read_manifest(tar: tarfile.TarFile) -> dict[str, ReplyEntry]:
     if first is None or first.name != bundle.MANIFEST:
         raise bundle.BundleError("not a reply bundle (no manifest at the start)")
     try:
-        doc = json.loads(tar.extractfile(first).read())
+        doc = untrusted_json.loads(tar.extractfile(first).read())
         if doc.get("format") != FORMAT:
             raise bundle.BundleError("not a reply bundle (unknown format)")
         entries = [ReplyEntry(r["reply_id"], r["witness_id"], int(r["size"]), r["sha256"])
                    for r in doc["replies"]]
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise bundle.BundleError("the reply bundle's manifest is damaged") from exc
     return {e.name: e for e in entries
             if _ID.match(e.reply_id) and _ID.match(e.witness_id)}

@@ -22,7 +22,6 @@ says so.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import selectors
@@ -33,6 +32,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from intake.format import untrusted_json
 from intake.workstation import search
 from intake.workstation.children import child_env
 from intake.workstation.language import LANGUAGES, UNDETERMINED
@@ -202,8 +202,8 @@ def _exchange(proc: subprocess.Popen, request: bytes, deadline: float, cap: int)
 def _checked(answer: bytes) -> tuple[str, str, str]:
     """The child's answer, if it has the shape of one; nothing else is trusted."""
     try:
-        got = json.loads(answer)
-    except (ValueError, RecursionError) as exc:  # deep nesting is a RecursionError
+        got = untrusted_json.loads(answer)
+    except ValueError as exc:
         raise _Failed("the text analyser's answer was malformed") from exc
     if not isinstance(got, dict):
         raise _Failed("the text analyser's answer was malformed")

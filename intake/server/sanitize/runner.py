@@ -31,6 +31,7 @@ from typing import BinaryIO, Protocol
 
 import intake
 from intake import __version__
+from intake.format import untrusted_json
 from intake.server.sanitize.limits import Limits
 from intake.server.sanitize.protocol import (
     AGAIN,
@@ -488,8 +489,8 @@ def _read_header(reader: _Reader) -> dict:
     if magic != MAGIC or length > HEADER_MAX:
         raise _Stop("the cleaner answered nonsense")
     try:
-        header = json.loads(reader.exactly(length))
-    except (ValueError, RecursionError) as exc:  # nested too deeply: nonsense too
+        header = untrusted_json.loads(reader.exactly(length))
+    except ValueError as exc:
         raise _Stop("the cleaner answered nonsense") from exc
     if not isinstance(header, dict):
         raise _Stop("the cleaner answered nonsense")
