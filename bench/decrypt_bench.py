@@ -18,10 +18,11 @@ unlocked by a short-lived child process (intake.workstation.unlock): "own
 peak" is the decrypting process's VmHWM, "its children's peak" the highest of
 the processes it started (both polled every 20 ms).
 
-Intake runs from its compiled bytecode, as an installed copy does (pip
-compiles a package as it installs it): the sources are compiled once, before
-the first round, into a cache under the run's temporary folder, so that no
-round pays for compiling them and the checkout is left as it was.
+Intake runs as an installed copy does, from compiled bytecode (pip compiles
+a package as it installs it): a copy of the package under the run's
+temporary folder, compiled there once before the first round, so that no
+round pays for compiling it, nor its children, and the checkout is left as
+it was.
 
     python bench/decrypt_bench.py [--size 1G] [--repeat 3] [--results FILE]
 """
@@ -86,12 +87,21 @@ def paired(runs: dict[str, list[Run]], name: str, base: str = "age") -> float:
                              for a, r in zip(runs[base], runs[name], strict=True))
 
 
-def compiled(root: Path) -> dict[str, str]:
-    """An environment in which Intake runs from bytecode compiled once, into
-    root/pycache (the checkout is not written to)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "intake")],
+def installed(root: Path) -> dict[str, str]:
+    """An environment in which Intake runs as an installed copy does: from a
+    copy of the package under root/installed, compiled there once (pip
+    compiles a package as it installs it), its dependencies from their own
+    compiled files. The checkout is not written to. (A PYTHONPYCACHEPREFIX
+    would not do: Python then looks for every module's bytecode there, the
+    standard library's included, and the workstation's children, which
+    write none, would compile each module only they import at every run.)"""
+    copy = root / "installed"
+    shutil.copytree(ROOT / "intake", copy / "intake",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    env["PYTHONPATH"] = str(copy)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(copy / "intake")],
                    env=env, check=True)
     return env
 
@@ -104,7 +114,7 @@ def measure(size: int, repeat: int) -> tuple[dict[str, Run],
         passfile = key.parent / "passphrase"
         passfile.write_text(PASSPHRASE + "\n")
         intake = [sys.executable, "-m", "intake"]
-        env = compiled(root)
+        env = installed(root)
         keys = ["--key", str(key), "--passphrase-file", str(passfile)]
         out = root / "out"
         commands = {
@@ -124,7 +134,7 @@ def measure(size: int, repeat: int) -> tuple[dict[str, Run],
             for name in names[n % 3:] + names[:n % 3]:
                 for one in (name, "age again") if name == "age" else (name,):
                     runs[one].append(timed(commands[one], None if name == "age" else env,
-                                           inputs[one]))
+                                           inputs[one], cwd=root))
                     if out.is_dir():
                         shutil.rmtree(out)
                     else:
@@ -135,7 +145,7 @@ def measure(size: int, repeat: int) -> tuple[dict[str, Run],
                   "from intake.workstation.unlock import load_private_key as load; "
                   "load(Path(sys.argv[1]), sys.argv[2].encode())",
                   str(moderate / "moderate.key"), PASSPHRASE]
-        runs["unlock"] = [timed(unlock, env) for _ in range(repeat)]
+        runs["unlock"] = [timed(unlock, env, cwd=root) for _ in range(repeat)]
         return ({name: median(r) for name, r in runs.items()},
                 {name: (paired(runs, name), paired(runs, name, "age again"))
                  for name in ("decrypt", "import")})

@@ -41,7 +41,7 @@ def read_through(path: Path) -> None:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None,
-          reads: Path | None = None) -> Run:
+          reads: Path | None = None, cwd: Path = ROOT) -> Run:
     """Wall and CPU seconds (its children's included), the process's own peak
     and the highest peak of the processes it started (VmHWM, polled). Starts
     after a sync(), so that no command pays for the write-back of the one
@@ -53,7 +53,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None,
     if reads is not None:
         read_through(reads)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     own = tree = 0
     while True:
