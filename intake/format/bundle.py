@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -432,6 +433,10 @@ class BundleReader:
         except OSError as exc:
             raise BundleError(f"not a readable bundle ({exc.strerror})") from exc
         try:
+            info = os.fstat(self.fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise BundleError("not a readable bundle (not a regular file)")
+            self._file_size = info.st_size
             first = next(self._members(), None)
             if first is None:
                 raise BundleError("not a readable bundle (not a tar file)")
@@ -457,7 +462,10 @@ class BundleReader:
 
     def _members(self, offset: int = 0) -> Iterator[_Member]:
         """Each member's header, until the end marker, the end of the file, or
-        a block that is not a header (everything not yet seen is then missing)."""
+        a block that is not a header (everything not yet seen is then missing).
+        A member said to be larger than what is left of the file is the last:
+        the bundle ends inside it (its size may be any number a header can
+        hold, 2**88 included)."""
         while True:
             block = os.pread(self.fd, BLOCK, offset)
             if len(block) < BLOCK:
@@ -466,7 +474,13 @@ class BundleReader:
             if member is None:
                 return
             yield member
+            if self.cut(member):
+                return
             offset = member.offset + _padded(member.size)
+
+    def cut(self, member: _Member) -> bool:
+        """Whether the bundle ends inside `member`."""
+        return member.offset + member.size > self._file_size
 
     def envelopes(self) -> Iterator[Candidate]:
         """A Candidate for each member; then one for each listed entry no
@@ -481,6 +495,9 @@ class BundleReader:
                 continue  # reported with the manifest's refusals
             if info.type not in REGULAR:
                 yield Candidate(name, refusal="not a regular file: skipped")
+            elif name in entries and self.cut(info):
+                tried.add(name)
+                yield Candidate(name, refusal="truncated: the bundle ends inside it")
             elif name in entries:
                 # A second copy of a name: `problem` says so if the first was kept.
                 tried.add(name)

@@ -404,3 +404,45 @@ def test_a_manifest_broken_as_a_whole_refuses_the_bundle_and_writes_nothing(
     with desk.open() as v:
         assert v.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0
     assert not os.listdir(desk.root / "items")
+
+
+def _with_trailing_member(bundle, out, name: str, size_field: bytes):
+    """`bundle` with one more member, `name`, whose header gives `size_field`
+    (a GNU base-256 size no file can have), and no bytes after it."""
+    with tarfile.open(bundle) as tar:
+        last = tar.getmembers()[-1]
+        end = last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    info = tarfile.TarInfo(name)
+    header = bytearray(info.tobuf(format=tarfile.USTAR_FORMAT))
+    header[124:136] = size_field
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    out.write_bytes(bundle.read_bytes()[:end] + bytes(header) + bytes(1024))
+    return out
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["unlisted", "a listed name"])
+def test_a_member_larger_than_any_file_costs_only_itself(genuine, team, desk, tmp_path,
+                                                         listed):
+    """A tar header may give a size of up to 2**88 bytes; one that runs past
+    the end of the bundle is the bundle's last member, refused by itself."""
+    bundle, a, b = genuine
+    name = "junk"
+    if listed:
+        with tarfile.open(bundle) as tar:
+            name = next(m.name for m in tar.getmembers() if m.name.startswith("envelopes/"))
+    huge = _with_trailing_member(bundle, tmp_path / "huge.tar", name,
+                                 b"\x80" + (2 ** 80).to_bytes(11, "big"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["decrypt", str(huge), "--key", str(team.key_file),
+                                       "--passphrase-file", str(team.passphrase_file),
+                                       "--out", str(out)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    reason = "the bundle ends inside it" if listed else "not in the manifest"
+    assert re.search(rf"{re.escape(name)}.*{reason}", result.output), result.output
+    assert "4 decrypted" in result.output, result.output
+    imported = desk.import_(huge, ok=False)
+    assert imported.exception is None or isinstance(imported.exception, SystemExit)
+    assert reason in imported.output, imported.output
+    with desk.open() as v:
+        assert v.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 4
