@@ -63,22 +63,48 @@ class Vault:
             self._private_file(name, create=False)
 
     def _private_file(self, name: str, create: bool) -> None:
-        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        """Checks that `name` is a regular file of mode 0600 (making it, empty,
+        if `create`), without opening it for reading or writing: closing any
+        descriptor of a database file would drop the locks SQLite holds on it
+        in this process (POSIX locks belong to the process, not to the
+        descriptor), and the desk opens the vault per request, in threads,
+        while other connections are open. An O_PATH descriptor takes none
+        of that part; only a file whose mode is wrong, never one of a
+        connection of ours, is opened to be set right."""
+        path_flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(name, flags, FILE_MODE, dir_fd=self.folder.fd)
+            fd = os.open(name, path_flags, dir_fd=self.folder.fd)
         except FileNotFoundError:
-            return
+            if not create:
+                return
+            fd = self._made(name)
         except OSError as exc:
             raise FolderError(f"{self.root / name} cannot be used safely "
                               f"({exc.strerror})") from exc
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise FolderError(f"{self.root / name} is not a regular file")
-            if stat.S_IMODE(st.st_mode) != FILE_MODE:
-                os.fchmod(fd, FILE_MODE)
         finally:
             os.close(fd)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            raise FolderError(f"{self.root / name} is not a regular file")
+        if stat.S_IMODE(st.st_mode) != FILE_MODE:
+            fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.folder.fd)
+            try:
+                os.fchmod(fd, FILE_MODE)
+            finally:
+                os.close(fd)
+
+    def _made(self, name: str) -> int:
+        """A new, empty file `name` of mode 0600, as an O_PATH descriptor."""
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         FILE_MODE, dir_fd=self.folder.fd)
+            os.fchmod(fd, FILE_MODE)  # whatever the umask
+            os.close(fd)
+            return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.folder.fd)
+        except OSError as exc:
+            raise FolderError(f"{self.root / name} cannot be used safely "
+                              f"({exc.strerror})") from exc
 
     def _private_database(self) -> None:
         """The database files exist with mode 0600 before SQLite opens them by
