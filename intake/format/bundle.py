@@ -33,6 +33,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from nacl.exceptions import CryptoError
+from nacl.public import PublicKey, SealedBox
+
 from intake.format import untrusted_json
 
 BUNDLE_FORMAT = "intake-bundle/1"
@@ -238,7 +241,20 @@ def _witness(doc: object) -> tuple[str, str]:
         raw = b""
     if len(raw) != 32 or base64.b64encode(raw).decode() != key:
         raise _Refused("its reply_public_key is not 32 bytes in base64")
+    if not usable_public_key(raw):
+        raise _Refused("its reply_public_key cannot be sealed to (a point of small order)")
     return witness_id, key
+
+
+def usable_public_key(raw: bytes) -> bool:
+    """Whether anything can be sealed to the X25519 key `raw`: a point of
+    small order (all zeros, one, and the few others) gives a shared secret
+    of zeros, which libsodium refuses. One trial seal asks it."""
+    try:
+        SealedBox(PublicKey(raw)).encrypt(b"")
+    except CryptoError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

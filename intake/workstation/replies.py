@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey
 
 from intake.format.envelope import EnvelopeError, Recipient, fingerprint, open_envelope, seal
@@ -111,7 +112,11 @@ def write_reply(vault: Vault, submission_id: str, message: str,
     reply_id = secrets.token_hex(16)
     meta = {"format": REPLY_FORMAT, "reply_id": reply_id, "witness_id": row["witness_id"],
             "submission_id": submission_id, "written_day": dt.date.today().isoformat()}
-    data = _sealed([recipient], message, meta)
+    try:
+        data = _sealed([recipient], message, meta)
+    except CryptoError as exc:  # imported before bundles were refused such keys
+        raise ReplyError(N_("this witness's reply key cannot be used (it is damaged or "
+                            "forged)")) from exc
     sha = hashlib.sha256(data).hexdigest()
     copy = _sealed(team, message, {**meta, "format": COPY_FORMAT, "envelope_sha256": sha})
     copy_sha = hashlib.sha256(copy).hexdigest()

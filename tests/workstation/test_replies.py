@@ -118,3 +118,43 @@ def test_the_reply_form_on_the_submission_page(server, desk, tmp_path):
     assert content == b"From the form"
     assert "waiting for export" in client.get(f"/submission/{a.submission_id}").get_data(
         as_text=True)
+
+
+def test_a_reply_key_nothing_can_be_sealed_to_is_refused_not_a_crash(server, desk, team,
+                                                                       tmp_path):
+    """A key of small order (all zeros, here) makes libsodium refuse to seal:
+    a bundle listing one has that witness's listing refused, and a vault
+    that holds one (imported before) refuses a reply to it, with the reason."""
+    import base64
+    import re
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from forge import Forge
+
+    a = server.submit("one")
+    forge = Forge.from_bundle(server.export(tmp_path / "b.tar"), team.keys_dir)
+    zero = base64.b64encode(bytes(32)).decode()
+    for witness in forge.manifest["witnesses"]:
+        witness["reply_public_key"] = zero
+    imported = desk.import_(forge.write(tmp_path / "forged.tar"), ok=False)
+    assert "cannot be sealed to" in imported.output, imported.output
+    with desk.open() as vault:
+        assert vault.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 1
+        with vault.transaction() as conn:  # as a vault filled before the check
+            conn.execute("INSERT OR REPLACE INTO witnesses (witness_id, reply_public_key) "
+                         "VALUES (?, ?)", (a.witness_id, zero))
+    refused = desk.run("reply", a.submission_id, input="hi", ok=False)
+    assert refused.exit_code == 2 and "reply key cannot be used" in refused.output
+    client = desk.app().test_client()
+    page = client.get(f"/submission/{a.submission_id}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))[1]
+    answer = client.post(f"/submission/{a.submission_id}/reply",
+                         data={"csrf_token": token, "message": "hi"},
+                         headers={"Accept-Language": "uk"})
+    assert answer.status_code == 400
+    assert "ключ для відповіді цьому свідкові не можна використати" in \
+        answer.get_data(as_text=True)
+    with desk.open() as vault:
+        assert vault.conn.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 0
