@@ -89,12 +89,15 @@ def decrypt(bundle_path: Path, key_path: Path, out: Path, passphrase_file: Path 
     from intake.format.bundle import BundleError
     from intake.workstation.decrypt import decrypt_bundle
     from intake.workstation.folders import FolderError
+    from intake.workstation.unseal import WrongKey
 
     key = unlock_team_key(key_path, passphrase_file)
     try:
-        report = decrypt_bundle(bundle_path, key, out)
+        report = decrypt_bundle(bundle_path, key, out, key_path.name)
     except BundleError as exc:
         fail(f"{shown(bundle_path.name)}: {shown(exc)}")
+    except WrongKey as exc:
+        fail(shown(exc))
     except FolderError as exc:
         fail(shown(exc))
     for r in report.results:

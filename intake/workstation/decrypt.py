@@ -31,7 +31,7 @@ from intake.format.envelope import EnvelopeError
 from intake.workstation import ahead, sealed
 from intake.workstation.folders import Folder, FolderError
 from intake.workstation.safe_names import safe_output_name
-from intake.workstation.unseal import Unsealed, unseal
+from intake.workstation.unseal import Unsealed, check_key, unseal
 
 ORIGINALS_README = """\
 Untouched originals, exactly as the witness sent them, kept because the
@@ -170,12 +170,17 @@ def _keep(cand: Candidate, opened: _Opened) -> tuple[dict, str]:
     return {**got.metadata, "saved_as": saved_as}, saved_as
 
 
-def decrypt_bundle(bundle_path: Path, key: PrivateKey, out: Path) -> Report:
+def decrypt_bundle(bundle_path: Path, key: PrivateKey, out: Path,
+                   key_name: str = "the key") -> Report:
     """Decrypts every sound item of the bundle into `out` (made if missing).
     Raises BundleError, before anything is written, if the bundle as a whole
-    cannot be read; FolderError if `out` cannot be used."""
+    cannot be read, and WrongKey if it is not sealed to `key`; FolderError if
+    `out` cannot be used."""
     report = Report()
     with BundleReader(bundle_path) as reader:
+        first = next((c for c in reader.envelopes() if not c.refusal and c.entry), None)
+        if first is not None:
+            check_key(reader, first, key, bundle_path.name, key_name)
         run = _Run(reader, key, Folder.open(out))
         try:
             for refusal in reader.manifest.refused:

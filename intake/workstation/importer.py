@@ -31,7 +31,6 @@ and so is every word an analyser is given (stemming.MAX_WORD_CHARS).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import secrets
@@ -43,8 +42,7 @@ from pathlib import Path
 from nacl.public import PrivateKey
 
 from intake.format.bundle import BundleReader, Candidate, Entry
-from intake.format.envelope import EnvelopeError, fingerprint, read_header
-from intake.format.teamkeys import format_fingerprint
+from intake.format.envelope import EnvelopeError
 from intake.workstation import (
     ahead,
     custody,
@@ -57,7 +55,7 @@ from intake.workstation import (
 from intake.workstation.safe_text import for_terminal
 from intake.workstation.sandbox import Outcome, Sandbox
 from intake.workstation.text_analysis import Analysis, TextAnalyser
-from intake.workstation.unseal import Unsealed, unseal
+from intake.workstation.unseal import Unsealed, WrongKey, check_key, unseal
 from intake.workstation.vault import Vault
 
 MAX_TEXT_INDEXED = 4 * 1024 * 1024
@@ -84,25 +82,6 @@ class Summary:
 
 class _Refused(Exception):
     pass
-
-
-def _check_key(reader: BundleReader, cand: Candidate, key: PrivateKey, bundle_name: str,
-               key_name: str) -> None:
-    """The first envelope says which keys the bundle is sealed to: refuse the
-    whole bundle at once when this key is not one of them."""
-    head = os.pread(reader.fd, min(cand.size, 34 + 96 * 255), cand.offset)
-    try:
-        _raw, stanzas, _ = read_header(io.BytesIO(head))
-    except EnvelopeError:
-        return  # a damaged first envelope: reported as such, the others still tried
-    mine = fingerprint(key.public_key)
-    if any(fp == mine for fp, _sealed in stanzas):
-        return
-    theirs = ", ".join(":".join(fp.hex()[i:i + 4] for i in range(0, 32, 4))
-                       for fp, _ in stanzas)
-    raise ImportRefused(
-        f"{bundle_name} is not sealed to {key_name} ({format_fingerprint(key.public_key)}) "
-        f"but to {theirs}: wrong key, or a bundle for another team")
 
 
 def _vault_agrees(conn, entry: Entry) -> None:
@@ -340,7 +319,10 @@ class _Run:
         if cand.problem or cand.entry is None or cand.entry.item_id in self.known:
             return None
         if not self.key_checked:
-            _check_key(self.reader, cand, self.key, self.bundle_name, self.key_name)
+            try:
+                check_key(self.reader, cand, self.key, self.bundle_name, self.key_name)
+            except WrongKey as exc:
+                raise ImportRefused(str(exc)) from exc
             self.key_checked = True
         return lambda alone: _open_into_tmp(self.vault, self.reader, cand, self.key, alone)
 

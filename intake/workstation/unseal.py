@@ -47,13 +47,17 @@ from typing import Protocol
 from nacl.public import PrivateKey
 
 from intake.allocator import keep_freed_memory
+from intake.format.bundle import BundleReader, Candidate
 from intake.format.envelope import (
     FRAME,
     MAX_HEADER,
     EnvelopeError,
     EnvelopeReader,
     PayloadOpener,
+    fingerprint,
+    read_header,
 )
+from intake.format.teamkeys import format_fingerprint
 from intake.write_all import write_all
 
 BATCH = 16  # frames handed over at once: about 1 MiB
@@ -65,6 +69,30 @@ SMALL = 2 * 1024 * 1024  # envelopes up to this size are opened without threads
 
 class Truncated(EnvelopeError):
     pass
+
+
+class WrongKey(Exception):
+    """The bundle is not sealed to this key. The message is safe to show."""
+
+
+def check_key(reader: BundleReader, cand: Candidate, key: PrivateKey, bundle_name: str,
+              key_name: str) -> None:
+    """The first envelope says which keys the bundle is sealed to: refuse the
+    whole bundle at once (WrongKey) when this key is not one of them, rather
+    than call every item damaged."""
+    head = os.pread(reader.fd, min(cand.size, MAX_HEADER), cand.offset)
+    try:
+        _raw, stanzas, _ = read_header(io.BytesIO(head))
+    except EnvelopeError:
+        return  # a damaged first envelope: reported as such, the others still tried
+    mine = fingerprint(key.public_key)
+    if any(fp == mine for fp, _sealed in stanzas):
+        return
+    theirs = ", ".join(":".join(fp.hex()[i:i + 4] for i in range(0, 32, 4))
+                       for fp, _ in stanzas)
+    raise WrongKey(
+        f"{bundle_name} is not sealed to {key_name} ({format_fingerprint(key.public_key)}) "
+        f"but to {theirs}: wrong key, or a bundle for another team")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import tarfile
 
+from click.testing import CliRunner
 from vault_helpers import make_server, make_team, member_offsets
+
+from intake.cli import main
 
 
 def _bundle_with(server, tmp_path, n: int = 3):
@@ -100,6 +103,13 @@ def test_bundle_for_another_team_is_refused_in_one_line(server, desk, tmp_path):
     assert "wrong key, or a bundle for another team" in lines[0]
     with desk.open() as vault:
         assert vault.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0
+    out = tmp_path / "decrypted"
+    result = CliRunner().invoke(main, ["decrypt", str(bundle), "--key", str(desk.team.key_file),
+                                       "--passphrase-file", str(desk.team.passphrase_file),
+                                       "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [lines[0]]
+    assert not out.exists()
 
 
 def test_wrong_key_file_is_refused_in_one_line(server, desk, tmp_path):
