@@ -272,7 +272,12 @@ def serve(vault: Vault, key_path: Path | None, host: str, port: int,
 
     from intake.workstation import desk_access
     from intake.workstation.desk import create_vault_app
+    from intake.workstation.folders import Folder, FolderError
 
+    try:  # a folder that cannot take exports is refused now, not at the first export
+        Folder.open(exports_dir or vault.root / "exports").close()
+    except FolderError as exc:
+        fail(shown(exc))
     # The request log would print submission ids and the token to the terminal.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:

@@ -68,7 +68,9 @@ class Access:
 def init_app(app: Flask, access: Access) -> None:
     @app.before_request
     def _guard():
-        if request.host not in access.hosts:
+        # No Host header at all (HTTP/1.0) would leave request.host to the
+        # address bound, which is always listed: such a request is refused.
+        if not request.environ.get("HTTP_HOST") or request.host not in access.hosts:
             raise WrongHost()
         if _same(request.cookies.get(COOKIE, ""), access.session):
             return None

@@ -77,3 +77,19 @@ def test_each_run_has_fresh_secrets():
     assert len({a.token, a.session, b.token, b.session}) == 4
     assert len(a.token) >= 40 and a.url("127.0.0.1", 8090).endswith(f"/?token={a.token}")
     assert Access.fresh("::1", 8090).url("::1", 8090).startswith("http://[::1]:8090/")
+
+
+def test_a_request_without_a_host_header_is_refused(guarded):
+    """HTTP/1.0 needs no Host header; without one, the name a request was
+    meant for is unknown, and it is refused like a wrong one (a page
+    elsewhere could otherwise reach the desk through a proxy that drops it)."""
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    app, access, sent = guarded
+    environ = EnvironBuilder(path="/", base_url="http://127.0.0.1:8090",
+                             query_string={"token": access.token}).get_environ()
+    del environ["HTTP_HOST"]
+    environ["SERVER_PROTOCOL"] = "HTTP/1.0"
+    _body, status, headers = run_wsgi_app(app, environ, buffered=True)
+    assert status.startswith("421")
+    assert "Set-Cookie" not in headers

@@ -96,3 +96,22 @@ def test_a_failed_export_says_why_and_leaves_nothing(server, desk, tmp_path):
         as_text=True)
     assert list(exports.iterdir()) == []
     assert client.get("/exports/0123456789abcdef").status_code == 404
+
+
+def test_an_exports_folder_that_is_a_link_is_refused_when_the_desk_starts(desk, tmp_path):
+    """Refused at once, with the reason, rather than each export failing."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "exports-link"
+    link.symlink_to(elsewhere)
+    import subprocess
+    import sys
+
+    desk.run("verify-log")  # the vault exists
+    # In a process of its own: a desk that started would serve until stopped.
+    result = subprocess.run([sys.executable, "-m", "intake", "vault", "serve", "--vault",
+                             str(desk.root), "--port", "0", "--exports", str(link)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "exports-link" in result.stderr and "Triage desk" not in result.stdout
+    assert list(elsewhere.iterdir()) == []
