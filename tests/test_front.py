@@ -216,8 +216,10 @@ def test_too_many_files_and_too_long_a_text_are_told_apart(server):
     server_files = [(f"f{i}.txt", b"x") for i in range(70)]
     answer = server.submit("", server_files)
     assert_page_with_headers(answer, 413, "Too many files")
+    assert "Nothing was kept." in answer.text
     answer = server.submit("w" * 900_000)
     assert_page_with_headers(answer, 413, "longer than")
+    assert "Nothing was kept." in answer.text
     assert server.store_files() == []
 
 

@@ -69,13 +69,13 @@ def _limits():
 
 
 def _too_long() -> str:
-    return _("The text is longer than %(n)s characters. Send the rest in a file, or in "
-             "another submission.", n=grouped(_limits()[0]))
+    return _("The text is longer than %(n)s characters. Nothing was kept. Send it again "
+             "with the rest in a file, or in another submission.", n=grouped(_limits()[0]))
 
 
 def _too_many() -> str:
-    return _("Too many files at once (at most %(n)d). Send the rest in another "
-             "submission.", n=_limits()[1])
+    return _("Too many files at once (at most %(n)d). Nothing was kept. Send them again, "
+             "the rest in another submission.", n=_limits()[1])
 
 
 def _too_large(limit: int) -> str:
