@@ -23,7 +23,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DIR_MODE = 0o700
+from intake.private_folders import DIR_MODE, open_folder
+
 FILE_MODE = 0o600
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -98,7 +99,8 @@ class Folder:
     def open(cls, path: Path, *, create: bool = True, made: Made | None = None) -> Folder:
         """The folder at `path` (the user's own choice, so its parents are
         followed as given, and made if missing; the folder itself must not be
-        a link). Made 0700 when missing; an existing one is set to 0700."""
+        a link). Made 0700 when missing, and so is each parent made for it; an
+        existing one is set to 0700, existing parents are left as they are."""
         made = made if made is not None else Made()
         path = Path(os.path.abspath(path))
         if not create:
@@ -108,10 +110,8 @@ class Folder:
                 raise _refusal(path, exc) from exc
             _fix_mode(fd, DIR_MODE)
             return cls(fd, path, made)
-        try:
-            os.makedirs(path.parent, mode=DIR_MODE, exist_ok=True)
-            parent = cls(os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
-                         path.parent, made)
+        try:  # missing parents are made 0700 too, not 0777 less the umask
+            parent = cls(open_folder(path.parent)[0], path.parent, made)
         except OSError as exc:
             raise _refusal(path.parent, exc) from exc
         try:

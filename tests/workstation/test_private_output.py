@@ -110,3 +110,40 @@ def test_a_relative_vault_folder_works_everywhere(server, team, tmp_path):
     got = client.post(f"/item/{item_id}/download", data={"csrf_token": token})
     assert got.status_code == 200 and got.get_data() == b"blob\x00"
     got.close()
+
+
+def test_missing_parents_of_output_folders_are_private_whatever_the_umask(server, team,
+                                                                          tmp_path):
+    """os.makedirs gave the parents it made 0777 less the umask: under umask
+    000, `--out np1/a/out` left np1 and np1/a open to every local user."""
+    sent = server.submit("deep folders", files=[(b"file\n", "f.txt")])
+    bundle = server.export(tmp_path / "b.tar")
+    work = tmp_path / "work"
+    work.mkdir()
+    os.chmod(work, 0o755)  # a parent that was there already is left as it is
+    keys = ["--key", str(team.key_file), "--passphrase-file", str(team.passphrase_file)]
+    run("decrypt", str(bundle), *keys, "--out", "np1/a/out", cwd=work)
+    run("vault", "import", str(bundle), "--vault", "np2/a/vault", *keys, cwd=work)
+    run("vault", "case-add", "c", sent.submission_id, "--vault", "np2/a/vault", *keys,
+        cwd=work)
+    run("vault", "export-case", "c", "--out", "newdir/sub/pkg", "--vault", "np2/a/vault",
+        *keys, cwd=work)
+    for made in ("np1", "np1/a", "np1/a/out", "np2", "np2/a", "np2/a/vault", "newdir",
+                 "newdir/sub", "newdir/sub/pkg"):
+        assert stat.S_IMODE((work / made).lstat().st_mode) == 0o700, made
+    assert stat.S_IMODE(work.stat().st_mode) == 0o755
+
+
+def test_folder_open_makes_parents_private_and_leaves_existing_ones(tmp_path):
+    from intake.workstation.folders import Folder
+
+    old = tmp_path / "old"
+    old.mkdir()
+    os.chmod(old, 0o751)
+    previous = os.umask(0)
+    try:
+        with Folder.open(old / "x" / "y" / "leaf"):
+            pass
+    finally:
+        os.umask(previous)
+    assert modes(old) == {".": 0o751, "x": 0o700, "x/y": 0o700, "x/y/leaf": 0o700}
