@@ -99,6 +99,49 @@ def test_keygen_refuses_to_overwrite(tmp_path, passphrase_file):
     assert after == before
 
 
+def test_keygen_is_private_whatever_the_umask(tmp_path, passphrase_file):
+    """Under umask 000 the --out folder was 0777 and NAME.pub 0666: another
+    local user could swap the public key before it was carried to the server."""
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    os.chmod(existing, 0o750)
+    previous = os.umask(0)
+    try:
+        for out in (tmp_path / "new" / "keys", existing):
+            r = cli(["keygen", "--name", "team", "--out", str(out), "--passphrase-file",
+                     str(passphrase_file)])
+            assert r.exit_code == 0, r.output
+    finally:
+        os.umask(previous)
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.lstat().st_mode)
+
+    assert mode(tmp_path / "new") == mode(tmp_path / "new" / "keys") == 0o700
+    assert mode(existing) == 0o750  # an existing folder is left as it is
+    for out in (tmp_path / "new" / "keys", existing):
+        assert mode(out / "team.key") == 0o600
+        assert mode(out / "team.pub") == 0o644
+
+
+@pytest.mark.parametrize("planted", ["team.pub", "team.key"])
+def test_keygen_never_writes_through_a_link(tmp_path, passphrase_file, planted):
+    """A broken link in --out used to be followed: Path.exists() missed it and
+    the public key was written wherever it pointed."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "kg"
+    out.mkdir()
+    (out / planted).symlink_to(elsewhere / "planted")
+    r = cli(["keygen", "--name", "team", "--out", str(out), "--passphrase-file",
+             str(passphrase_file)])
+    assert r.exit_code != 0
+    assert r.output.count("\n") == 1 and "exists already" in r.output, r.output
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == [planted]
+    assert (out / planted).is_symlink()
+
+
 def test_keygen_refuses_a_short_passphrase(tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("hunter2\n")

@@ -354,3 +354,40 @@ def test_pull_all_opens_what_push_all_sealed_and_refuses_changes():
     final = ss.Pusher(key)
     with pytest.raises(ss.UnknownTag):
         ss.Puller(key, final.header).pull_all(final.push(data[:CHUNK], final=True), CHUNK)
+
+
+def test_generate_never_writes_through_a_link_planted_meanwhile(tmp_path, monkeypatch):
+    """NAME.pub is created exclusively, without following a link, even when the
+    link appears after the names were checked; the private half written just
+    before is removed again, and nothing is written outside the folder."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    document = teamkeys.public_key_document
+
+    def plant_then_write(name, public_key):
+        (out / "team.pub").symlink_to(elsewhere / "planted.pub")
+        return document(name, public_key)
+
+    monkeypatch.setattr(teamkeys, "public_key_document", plant_then_write)
+    with pytest.raises(KeyFileError, match=r"team.pub exists already; .*team.key removed again"):
+        teamkeys.generate("team", out, PASSPHRASE, FAST_KDF)
+    assert list(elsewhere.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == ["team.pub"] and (out / "team.pub").is_symlink()
+
+
+def test_generate_refuses_a_key_file_link_planted_meanwhile(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    document = teamkeys.private_key_document
+
+    def plant_then_write(*args):
+        (out / "team.key").symlink_to(elsewhere / "planted.key")
+        return document(*args)
+
+    monkeypatch.setattr(teamkeys, "private_key_document", plant_then_write)
+    with pytest.raises(KeyFileError, match="team.key exists already; not overwriting a key"):
+        teamkeys.generate("team", out, PASSPHRASE, FAST_KDF)
+    assert list(elsewhere.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == ["team.key"]

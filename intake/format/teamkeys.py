@@ -14,6 +14,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey
 
 from intake.format.envelope import Recipient, fingerprint
+from intake.private_folders import open_folder
 
 PUBLIC_FORMAT = "intake-public-key"
 PRIVATE_FORMAT = "intake-private-key"
@@ -70,23 +71,98 @@ def private_key_document(name: str, key: PrivateKey, passphrase: bytes, cost: Kd
     }, indent=2) + "\n"
 
 
+# NAME.key holds the sealed private key: owner only. NAME.pub is public by design
+# and is carried to the server, where the service user (not the one who made it)
+# must read it: 0644, readable by anyone, writable by its owner alone. Both
+# modes are set through the open file, whatever the umask.
+KEY_FILE_MODE = 0o600
+PUB_FILE_MODE = 0o644
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _taken(folder_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=folder_fd, follow_symlinks=False)  # a link, even broken
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _write_new(folder_fd: int, name: str, text: str, mode: int) -> os.stat_result:
+    """Makes `name` in the open folder: never over anything, never through a
+    link (O_EXCL | O_NOFOLLOW), `mode` whatever the umask. A file this call
+    made but could not write whole is removed again. Returns what it made."""
+    fd = os.open(name, _NEW_FILE, mode, dir_fd=folder_fd)
+    made = os.fstat(fd)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        _remove_made(folder_fd, name, made)
+        raise
+    return made
+
+
+def _remove_made(folder_fd: int, name: str, made: os.stat_result) -> bool:
+    """Removes `name` if it is still the file this run made; True if it did."""
+    try:
+        st = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) != (made.st_dev, made.st_ino):
+            return False
+        os.unlink(name, dir_fd=folder_fd)
+    except OSError:
+        return False
+    return True
+
+
 def generate(name: str, out_dir: Path, passphrase: bytes,
              cost: KdfCost) -> tuple[Path, Path]:
-    """Writes NAME.pub and NAME.key; refuses to overwrite either."""
+    """Writes NAME.key (0600) and NAME.pub (0644) into `out_dir`, made 0700 with
+    any missing parent if missing (an existing one is left as it is). Refuses
+    a name already taken in it, a link included, and never writes through a
+    link: nothing is written outside `out_dir`. Both files or neither."""
     if not name or any(c in name for c in "/\\\0") or name.startswith("."):
         raise KeyFileError("a key name must be a plain word, without slashes")
     if len(passphrase) < 12:
         raise KeyFileError("the passphrase must have at least 12 characters")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pub_path, key_path = out_dir / f"{name}.pub", out_dir / f"{name}.key"
-    for path in (pub_path, key_path):
-        if path.exists():
-            raise KeyFileError(f"{path} exists already; not overwriting a key")
-    key = PrivateKey.generate()
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(private_key_document(name, key, passphrase, cost))
-    pub_path.write_text(public_key_document(name, key.public_key))
+    pub_name, key_name = f"{name}.pub", f"{name}.key"
+    pub_path, key_path = out_dir / pub_name, out_dir / key_name
+    try:
+        folder, _ = open_folder(out_dir)
+    except OSError as exc:
+        raise KeyFileError(f"cannot use the folder {out_dir} ({exc.strerror or exc})") from exc
+    try:
+        for path in (pub_path, key_path):
+            if _taken(folder, path.name):
+                raise KeyFileError(f"{path} exists already; not overwriting a key")
+        key = PrivateKey.generate()
+        try:
+            key_made = _write_new(folder, key_name,
+                                  private_key_document(name, key, passphrase, cost),
+                                  KEY_FILE_MODE)
+        except FileExistsError as exc:
+            raise KeyFileError(f"{key_path} exists already; not overwriting a key") from exc
+        except OSError as exc:
+            raise KeyFileError(f"cannot write {key_path} ({exc.strerror or exc})") from exc
+        try:
+            _write_new(folder, pub_name, public_key_document(name, key.public_key),
+                       PUB_FILE_MODE)
+        except OSError as exc:
+            why = "exists already" if isinstance(exc, FileExistsError) else \
+                f"cannot be written ({exc.strerror or exc})"
+            if _remove_made(folder, key_name, key_made):
+                raise KeyFileError(f"{pub_path} {why}; {key_path} removed again, "
+                                   "no key pair made") from exc
+            raise KeyFileError(f"{pub_path} {why}; {key_path} was written but could not "
+                               "be removed: delete it, it has no public half") from exc
+        except BaseException:
+            _remove_made(folder, key_name, key_made)
+            raise
+    finally:
+        os.close(folder)
     return pub_path, key_path
 
 
