@@ -280,6 +280,23 @@ def test_decrypt_with_a_wrong_passphrase(tmp_path, team_key, waiting):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_decrypt_with_a_damaged_key_file(tmp_path, team_key, waiting, passphrase_file):
+    """The right passphrase and a key file whose cost was edited: said as a
+    damaged key file, naming the field, not as a wrong passphrase."""
+    bundle = tmp_path / "bundle.tar"
+    assert cli(["queue", "export", "--out", str(bundle)], env=waiting).exit_code == 0
+    doc = json.loads(team_key.key_file.read_text())
+    doc["kdf"]["memlimit"] = 2 ** 45
+    team_key.key_file.write_text(json.dumps(doc))
+    r = run(["decrypt", str(bundle), "--key", str(team_key.key_file), "--out",
+             str(tmp_path / "out"), "--passphrase-file", str(passphrase_file)])
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("intake: team.key: the key file is damaged: kdf.memlimit ("), \
+        r.stderr
+    assert "passphrase" not in r.stderr
+
+
 def test_decrypt_reports_damage_and_exits_1(tmp_path, team_key, waiting, passphrase_file):
     bundle = tmp_path / "bundle.tar"
     assert cli(["queue", "export", "--out", str(bundle)], env=waiting).exit_code == 0

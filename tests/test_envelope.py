@@ -273,6 +273,106 @@ def test_malformed_key_files(tmp_path):
         teamkeys.load_private_key(other, PASSPHRASE)
 
 
+def _edit(doc: dict, where: str, value) -> None:
+    *path, last = where.split(".")
+    for part in path:
+        doc = doc[part]
+    if value is _GONE:
+        del doc[last]
+    else:
+        doc[last] = value
+
+
+_GONE = object()
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("kdf.memlimit", 2 ** 45),
+    ("kdf.memlimit", -1),
+    ("kdf.memlimit", pwhash.argon2id.MEMLIMIT_MIN - 1),
+    ("kdf.memlimit", str(pwhash.argon2id.MEMLIMIT_MIN)),
+    ("kdf.memlimit", float(pwhash.argon2id.MEMLIMIT_MIN)),
+    ("kdf.memlimit", _GONE),
+    ("kdf.opslimit", 0),
+    ("kdf.opslimit", 2 ** 40),
+    ("kdf.opslimit", True),
+    ("kdf.opslimit", None),
+    ("kdf.algorithm", "scrypt"),
+    ("kdf.algorithm", "ARGON2ID13"),
+    ("kdf.salt", teamkeys.b64(b"s" * 8)),
+    ("kdf.salt", teamkeys.b64(b"s" * 32)),
+    ("kdf.salt", "not base64!"),
+    ("kdf.salt", "c2FsdHNhbHRzYWx0c2FsdA"),  # 16 bytes, its padding left off
+    ("kdf.salt", 12),
+    ("kdf", None),
+    ("kdf", _GONE),
+    ("sealed_private_key", teamkeys.b64(b"k" * 40)),
+    ("sealed_private_key", _GONE),
+    ("public_key", teamkeys.b64(b"p" * 31)),
+    ("version", 2),
+    ("version", True),
+])
+def test_a_damaged_key_file_is_not_a_wrong_passphrase(tmp_path, field, value):
+    """With the right passphrase, a key file edited out of what keygen writes
+    used to say "wrong passphrase" (or, for "scrypt" or a string memlimit, to
+    be used as it was): each field is checked first and named."""
+    _, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
+    doc = json.loads(key_file.read_text())
+    _edit(doc, field, value)
+    key_file.write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError) as info:
+        teamkeys.load_private_key(key_file, PASSPHRASE)
+    assert str(info.value).startswith(f"team.key: the key file is damaged: {field} (")
+    assert "passphrase" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_base64_in_a_key_file_is_strict(tmp_path):
+    """Only the one encoding b64() writes: not the same bytes spelled with
+    non-zero padding bits."""
+    _, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
+    doc = json.loads(key_file.read_text())
+    salt = doc["kdf"]["salt"]  # 16 bytes: 22 characters, "==", 4 bits of padding
+    doc["kdf"]["salt"] = salt[:21] + chr(ord(salt[21]) + 1) + "=="
+    assert teamkeys.unb64(doc["kdf"]["salt"]) == teamkeys.unb64(salt)
+    key_file.write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError, match="damaged: kdf.salt"):
+        teamkeys.load_private_key(key_file, PASSPHRASE)
+
+
+def test_a_well_formed_key_file_that_does_not_open_is_a_wrong_passphrase(tmp_path):
+    _, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
+    doc = json.loads(key_file.read_text())
+    sealed = bytearray(teamkeys.unb64(doc["sealed_private_key"]))
+    sealed[-1] ^= 1
+    doc["sealed_private_key"] = teamkeys.b64(bytes(sealed))
+    key_file.write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError, match="^team.key: wrong passphrase$"):
+        teamkeys.load_private_key(key_file, PASSPHRASE)
+
+
+def test_a_key_derivation_that_fails_is_not_a_wrong_passphrase(tmp_path, monkeypatch):
+    """A cost within libsodium's bounds may still be more memory than this
+    machine gives: that is said as such."""
+    from nacl.exceptions import RuntimeError as NaclRuntimeError
+
+    _, key_file = teamkeys.generate("team", tmp_path, PASSPHRASE, FAST_KDF)
+
+    def fails(*args):
+        raise NaclRuntimeError("Unexpected failure in key derivation")
+
+    monkeypatch.setattr(teamkeys, "_derive", fails)
+    with pytest.raises(KeyFileError, match="could not be opened: Argon2id failed") as info:
+        teamkeys.load_private_key(key_file, PASSPHRASE)
+    assert "passphrase" not in str(info.value)
+
+
+def test_a_key_file_nested_too_deeply_is_not_a_key_file(tmp_path):
+    deep = tmp_path / "deep.key"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(KeyFileError, match="deep.key: not an Intake key file"):
+        teamkeys.load_private_key(deep, PASSPHRASE)
+
+
 def test_key_folder_loads_every_public_key(tmp_path):
     made = tmp_path / "made"
     folder = tmp_path / "keys"

@@ -13,11 +13,13 @@ from nacl import pwhash, secret
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey
 
+from intake.format import untrusted_json
 from intake.format.envelope import Recipient, fingerprint
 from intake.private_folders import open_folder
 
 PUBLIC_FORMAT = "intake-public-key"
 PRIVATE_FORMAT = "intake-private-key"
+KDF_ALGORITHM = "argon2id13"  # libsodium's crypto_pwhash_ALG_ARGON2ID13
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def private_key_document(name: str, key: PrivateKey, passphrase: bytes, cost: Kd
     return json.dumps({
         "format": PRIVATE_FORMAT, "version": 1, "name": name,
         "public_key": b64(bytes(key.public_key)),
-        "kdf": {"algorithm": "argon2id13", "opslimit": cost.opslimit,
+        "kdf": {"algorithm": KDF_ALGORITHM, "opslimit": cost.opslimit,
                 "memlimit": cost.memlimit, "salt": b64(salt)},
         "sealed_private_key": b64(bytes(sealed)),
     }, indent=2) + "\n"
@@ -168,7 +170,7 @@ def generate(name: str, out_dir: Path, passphrase: bytes,
 
 def _load_json(path: Path) -> dict:
     try:
-        doc = json.loads(path.read_text())
+        doc = untrusted_json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"{path.name}: cannot be read ({exc})") from exc
     except ValueError as exc:
@@ -191,19 +193,74 @@ def load_public_key(path: Path) -> Recipient:
     return Recipient(PublicKey(raw))
 
 
+# What a key file's fields may hold (intake keygen writes nothing else):
+# libsodium's own bounds for the cost, exact sizes for the binary values.
+_OPSLIMIT = (pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.OPSLIMIT_MAX)
+_MEMLIMIT = (pwhash.argon2id.MEMLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MAX)
+_SEALED_BYTES = secret.SecretBox.NONCE_SIZE + secret.SecretBox.MACBYTES + 32  # 72
+
+
+class _Damaged(Exception):
+    def __init__(self, field: str, why: str):
+        super().__init__(f"{field} ({why})")
+
+
+def _integer(value: object, field: str, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if type(value) is not int or not low <= value <= high:  # neither a bool nor a float
+        raise _Damaged(field, f"not an integer from {low} to {high}")
+    return value
+
+
+def _binary(value: object, field: str, size: int) -> bytes:
+    """Standard base64 with padding, exactly as b64() writes it, of `size` bytes."""
+    try:
+        raw = unb64(value) if isinstance(value, str) else None
+    except ValueError:
+        raw = None
+    if raw is None or b64(raw) != value or len(raw) != size:
+        raise _Damaged(field, f"not the base64 of {size} bytes")
+    return raw
+
+
+def _private_fields(doc: dict) -> tuple[KdfCost, bytes, bytes, bytes]:
+    """The cost, salt, sealed key and public key of a private key document,
+    each checked against what keygen writes; _Damaged names the first that is not."""
+    if doc.get("version") != 1 or type(doc.get("version")) is not int:
+        raise _Damaged("version", "not 1")
+    kdf = doc.get("kdf")
+    if not isinstance(kdf, dict):
+        raise _Damaged("kdf", "missing or not an object")
+    if kdf.get("algorithm") != KDF_ALGORITHM:
+        raise _Damaged("kdf.algorithm", f"not {KDF_ALGORITHM}")
+    cost = KdfCost(_integer(kdf.get("opslimit"), "kdf.opslimit", _OPSLIMIT),
+                   _integer(kdf.get("memlimit"), "kdf.memlimit", _MEMLIMIT))
+    salt = _binary(kdf.get("salt"), "kdf.salt", pwhash.argon2id.SALTBYTES)
+    sealed = _binary(doc.get("sealed_private_key"), "sealed_private_key", _SEALED_BYTES)
+    public = _binary(doc.get("public_key"), "public_key", 32)
+    return cost, salt, sealed, public
+
+
 def load_private_key(path: Path, passphrase: bytes) -> PrivateKey:
+    """The private key in `path`. KeyFileError, one line: not a private key
+    file; "the key file is damaged: FIELD (...)" when a field is not what
+    keygen writes; "wrong passphrase" only when a well-formed file does not
+    open; or the key derivation failing at the file's cost."""
     doc = _load_json(path)
     if doc.get("format") != PRIVATE_FORMAT:
         raise KeyFileError(f"{path.name}: not an Intake private key")
     try:
-        kdf = doc["kdf"]
-        cost = KdfCost(int(kdf["opslimit"]), int(kdf["memlimit"]))
-        salt, sealed = unb64(kdf["salt"]), unb64(doc["sealed_private_key"])
-        public = unb64(doc["public_key"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeyFileError(f"{path.name}: the private key file is malformed") from exc
+        cost, salt, sealed, public = _private_fields(doc)
+    except _Damaged as exc:
+        raise KeyFileError(f"{path.name}: the key file is damaged: {exc}") from exc
     try:
-        raw = secret.SecretBox(_derive(passphrase, salt, cost)).decrypt(sealed)
+        wrapping = _derive(passphrase, salt, cost)
+    except (CryptoError, MemoryError) as exc:  # in bounds, but more than this machine gives
+        raise KeyFileError(f"{path.name}: the key could not be opened: Argon2id failed at "
+                           f"the key file's cost (memlimit {cost.memlimit} bytes, opslimit "
+                           f"{cost.opslimit})") from exc
+    try:
+        raw = secret.SecretBox(wrapping).decrypt(sealed)
     except CryptoError as exc:
         raise KeyFileError(f"{path.name}: wrong passphrase") from exc
     key = PrivateKey(raw)
