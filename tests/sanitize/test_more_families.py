@@ -17,7 +17,7 @@ ACTIVE_SVG = b"""<?xml version="1.0"?>
   <foreignObject><p xmlns="http://www.w3.org/1999/xhtml">html inside</p></foreignObject>
   <style>@import url(http://tracker.example/a.css); rect { fill: url(http://x.example/#g) }</style>
   <image xlink:href="http://tracker.example/pixel.png" width="1" height="1"/>
-  <image href="data:image/png;base64,iVBORw0KGgo=" width="1" height="1"/>
+  <image href="data:image/png;base64,PNG_PIXEL" width="1" height="1"/>
   <a href="https://tracker.example/"><rect id="r" width="5" height="5" onclick="x()"
      sodipodi:nodetypes="cc" fill="url(#g)"/></a>
   <set attributeName="href" to="http://tracker.example/"/>
@@ -28,8 +28,14 @@ ACTIVE_SVG = b"""<?xml version="1.0"?>
 
 def test_svg_loses_active_content_and_external_references(sanitized, tmp_path):
     """Undeclared prefixes (inkscape:, sodipodi:, rdf:) are tolerated, then removed."""
+    import base64
+
+    from PIL import Image
+
+    pixel = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(pixel, "PNG")
     path = tmp_path / "map.svg"
-    path.write_bytes(ACTIVE_SVG)
+    path.write_bytes(ACTIVE_SVG.replace(b"PNG_PIXEL", base64.b64encode(pixel.getvalue())))
     result, out = sanitized(path)
     assert result.ok, result.reason
     data = out.read_bytes()

@@ -59,6 +59,11 @@ class Cleaned:
 # kind no cleaner knows may stay) -> the part's cleaned bytes.
 CleanPart = Callable[[str, bytes, list[str], bool], bytes]
 
+# How a drawing (SVG) cleans a picture embedded in it as a data: URI, given by
+# the dispatcher: (picture bytes, removed fields to add to) -> its cleaned
+# bytes and their media type. Raises Refused for one it cannot clean.
+CleanPicture = Callable[[bytes, list[str]], tuple[bytes, str]]
+
 
 _NAME = re.compile(r"[^A-Za-z0-9 _.:()/-]")
 

@@ -5,7 +5,8 @@ embedded in a document), which is then cleaned as if it had been sent alone.
 
 A part that cannot be cleaned stops the whole file: it is then kept as
 received and flagged, never passed on half-cleaned. Nesting goes two levels
-deep at most; deeper is refused, like any other bomb.
+deep at most; deeper is refused, like any other bomb. A picture embedded in
+an SVG drawing counts as a level, as a file inside a document does.
 """
 
 from __future__ import annotations
@@ -14,11 +15,23 @@ import io
 import posixpath
 import zipfile
 
-from intake.server.sanitize.base import Cleaned, CleanPart, Refused, bomb, field_name
+from intake.server.sanitize.base import (
+    Cleaned,
+    CleanPart,
+    CleanPicture,
+    Refused,
+    bomb,
+    field_name,
+)
 from intake.server.sanitize.limits import Limits
 
 MAX_DEPTH = 2
 HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+# The pictures an SVG may embed as data: URIs, told by their bytes, and the
+# media type each is embedded again under once cleaned.
+PICTURE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
+                 "webp": "image/webp", "tiff": "image/tiff", "heif": "image/heic",
+                 "avif": "image/avif", "svg": "image/svg+xml"}
 
 
 def _is_svg(body: bytes) -> bool:
@@ -105,7 +118,7 @@ def clean(family: str, data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
     if family == "svg":
         from intake.server.sanitize import svg
 
-        return svg.clean(data)
+        return svg.clean(data, _picture_cleaner(limits, depth + 1))
     if family in ("pdf", "ooxml", "odf", "epub", "zip"):
         if depth >= MAX_DEPTH:
             raise bomb("documents nested too deep")
@@ -155,6 +168,28 @@ def _part_cleaner(limits: Limits, depth: int) -> CleanPart:
         return clean_inside(name, body, limits, removed, depth, unknown_ok=unknown_ok)
 
     return clean_part
+
+
+def _picture_cleaner(limits: Limits, depth: int) -> CleanPicture:
+    def clean_picture(body: bytes, removed: list[str]) -> tuple[bytes, str]:
+        if depth > MAX_DEPTH:
+            raise bomb("documents nested too deep")
+        family = family_of_part(body)
+        if family not in PICTURE_TYPES:
+            raise Refused("a picture inside the drawing is of a kind that cannot be cleaned")
+        try:
+            cleaned = clean(family, body, limits, depth)
+        except Refused as exc:
+            raise Refused(f"a picture inside the drawing could not be cleaned ({exc.reason})",
+                          hostile=exc.hostile) from exc
+        except Exception as exc:  # noqa: BLE001 - a malformed picture, whatever the parser says
+            raise Refused("a picture inside the drawing is malformed "
+                          f"({type(exc).__name__})") from exc
+        removed += [f"inside embedded picture: {n}" for n in cleaned.removed]
+        # Told again from the cleaned bytes: TIFF and HEIF may come back re-encoded.
+        return cleaned.data, PICTURE_TYPES[family_of_part(cleaned.data) or family]
+
+    return clean_picture
 
 
 def clean_inside(name: str, body: bytes, limits: Limits, removed: list[str], depth: int,

@@ -10,16 +10,26 @@ image, a CSS `url()` or `@import` that points elsewhere (a picture that
 calls home when opened). A prefix used but never declared (common in files
 cut out of bigger documents) is declared for the parse, then removed with
 its namespace.
+
+A picture embedded as a `data:image/...` URI (Inkscape's default when a
+photo is imported) is decoded, cleaned by the cleaner of its kind, told by
+its bytes, as if it had been sent alone, and embedded again in base64 under
+the type its cleaned bytes have. One that is not a picture the sanitizer
+cleans, that does not decode, or that cannot be cleaned stops the whole
+file: it is refused, never passed on with its metadata.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from urllib.parse import unquote_to_bytes
 
 from lxml import etree
 
 from intake.server.sanitize import xmlsafe
-from intake.server.sanitize.base import Cleaned, Refused, field_name, unique
+from intake.server.sanitize.base import Cleaned, CleanPicture, Refused, field_name, unique
 
 SVG_NS = "http://www.w3.org/2000/svg"
 KEPT_ATTRIBUTE_NS = ("", "http://www.w3.org/1999/xlink", "http://www.w3.org/XML/1998/namespace")
@@ -27,13 +37,68 @@ DROPPED = {"metadata", "script", "foreignObject"}
 UNDECLARED = "urn:x-intake:undeclared:"
 _PREFIX_USED = re.compile(rb"[<\s/]([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*")
 _PREFIX_DECLARED = re.compile(rb"xmlns:([A-Za-z_][\w.-]*)\s*=")
-_CSS_URL = re.compile(r"url\(\s*(['\"]?)(?!#|data:image/)[^)]*\)", re.IGNORECASE)
+# Every url(...): quoted either way, or bare up to the closing parenthesis (an
+# unterminated quote is taken bare, and never kept).
+_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"\s*\)|'([^']*)'\s*\)|([^)]*)\)?)""", re.IGNORECASE)
 _CSS_IMPORT = re.compile(r"@import[^;]*;?", re.IGNORECASE)
+_DATA_URI = re.compile(r"data:([^,]*),", re.IGNORECASE)
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]*")
+_ASCII_WHITESPACE = re.compile(rb"[\t\n\f\r ]")
 
 
 def local_reference(value: str) -> bool:
     value = value.strip()
     return value.startswith("#") or value.lower().startswith("data:image/")
+
+
+def data_picture(value: str) -> bytes | None:
+    """The bytes of a `data:image/...` URI, decoded as a browser decodes them
+    (percent-decoding, then forgiving base64 when `;base64` is given); None
+    when the value is not such a URI. A payload a browser would not decode
+    is Refused: it is not passed on unexamined."""
+    value = value.strip()
+    found = _DATA_URI.match(value)
+    if found is None:
+        return None
+    kind, *parameters = found.group(1).split(";")
+    if not kind.strip().lower().startswith("image/"):
+        return None
+    try:
+        body = unquote_to_bytes(value[found.end():])
+    except (TypeError, ValueError) as exc:
+        raise Refused("a picture inside the drawing does not decode") from exc
+    if not any(p.strip().lower() == "base64" for p in parameters):
+        return body
+    body = _ASCII_WHITESPACE.sub(b"", body)
+    if len(body) % 4 == 0:
+        body = body[:-2] if body.endswith(b"==") else body.removesuffix(b"=")
+    if len(body) % 4 == 1 or _BASE64.fullmatch(body) is None:
+        raise Refused("a picture inside the drawing does not decode")
+    try:
+        return base64.b64decode(body + b"=" * (-len(body) % 4), validate=True)
+    except binascii.Error as exc:
+        raise Refused("a picture inside the drawing does not decode") from exc
+
+
+class _Pictures:
+    """Cleans each embedded picture once (a drawing may repeat one) and gives
+    back the URI it is embedded again with."""
+
+    def __init__(self, clean_picture: CleanPicture, removed: list[str]):
+        self.clean_picture, self.removed = clean_picture, removed
+        self.done: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str | None:
+        """The cleaned URI for a data:image value; None if it is not one."""
+        if value in self.done:
+            return self.done[value]
+        body = data_picture(value)
+        if body is None:
+            return None
+        data, kind = self.clean_picture(body, self.removed)
+        uri = f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+        self.done[value] = uri
+        return uri
 
 
 def _declare_prefixes(data: bytes) -> bytes:
@@ -50,8 +115,26 @@ def _declare_prefixes(data: bytes) -> bytes:
     return data[:at.end()] + extra + data[at.end():]
 
 
-def _css(text: str) -> str:
-    return _CSS_IMPORT.sub("", _CSS_URL.sub("none", text))
+def _scrub_css(text: str, pictures: _Pictures, removed: list[str]) -> str:
+    """A style's url() that points outside the file becomes none; one that
+    embeds a picture gets the cleaned picture; @import goes."""
+    dropped = []
+
+    def url(found: re.Match) -> str:
+        target = next(g for g in found.groups() if g is not None)
+        if target.strip().startswith("#"):
+            return found.group(0)
+        uri = pictures(target)
+        if uri is None:
+            dropped.append(target)
+            return "none"
+        return f'url("{uri}")'
+
+    cleaned = _CSS_URL.sub(url, text)
+    without_imports = _CSS_IMPORT.sub("", cleaned)
+    if dropped or without_imports != cleaned:
+        removed.append("external reference")
+    return without_imports
 
 
 def _dropped(element) -> str | None:
@@ -70,7 +153,7 @@ def _dropped(element) -> str | None:
     return None
 
 
-def _scrub_attributes(element, removed: list[str]) -> None:
+def _scrub_attributes(element, removed: list[str], pictures: _Pictures) -> None:
     for attribute in list(element.attrib):
         attr_ns = etree.QName(attribute).namespace or ""
         key = xmlsafe.local(attribute)
@@ -81,33 +164,37 @@ def _scrub_attributes(element, removed: list[str]) -> None:
             removed.append("event handler")
         elif key == "href" and not local_reference(value):
             removed.append("external reference")
+        elif key == "href" and not value.strip().startswith("#"):
+            uri = pictures(value)
+            if uri is None:  # no comma: not a URI a browser would read
+                removed.append("external reference")
+            else:
+                element.attrib[attribute] = uri
+                continue
         else:
             if "url(" in value.lower() or "@import" in value.lower():
-                cleaned = _css(value)
-                if cleaned != value:
-                    element.attrib[attribute] = cleaned
-                    removed.append("external reference")
+                element.attrib[attribute] = _scrub_css(value, pictures, removed)
             continue
         del element.attrib[attribute]
     if xmlsafe.local(element.tag) == "style" and element.text:
-        cleaned = _css(element.text)
-        if cleaned != element.text:
-            element.text = cleaned
-            removed.append("external reference")
+        element.text = _scrub_css(element.text, pictures, removed)
 
 
-def _walk(parent, removed: list[str]) -> None:
+def _walk(parent, removed: list[str], pictures: _Pictures) -> None:
     for element in list(parent):
         why = _dropped(element)
         if why is not None:
             removed.append(why)
             parent.remove(element)  # its tail text goes too: whitespace, in SVG
             continue
-        _scrub_attributes(element, removed)
-        _walk(element, removed)
+        _scrub_attributes(element, removed, pictures)
+        _walk(element, removed, pictures)
 
 
-def clean(data: bytes) -> Cleaned:
+def clean(data: bytes, clean_picture: CleanPicture) -> Cleaned:
+    """`clean_picture` cleans a picture embedded in the drawing (its bytes,
+    the removed fields to add to) and gives its cleaned bytes and their
+    media type; it raises Refused for one it cannot clean."""
     try:
         tree = xmlsafe.parse(data)
     except (Refused, etree.XMLSyntaxError):
@@ -121,8 +208,9 @@ def clean(data: bytes) -> Cleaned:
         raise Refused("unsupported type (XML that is not SVG)")
     removed: list[str] = [f"top-level {type(node).__name__.strip('_').lower()}"
                           for node in (*root.itersiblings(preceding=True), *root.itersiblings())]
-    _scrub_attributes(root, removed)
-    _walk(root, removed)
+    pictures = _Pictures(clean_picture, removed)
+    _scrub_attributes(root, removed, pictures)
+    _walk(root, removed, pictures)
     # Namespace declarations no element uses any more go too.
     etree.cleanup_namespaces(root)
     # The root element alone: comments and instructions outside it are left behind.

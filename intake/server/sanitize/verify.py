@@ -42,7 +42,7 @@ def check(family: str, original: bytes, cleaned: Cleaned, limits: Limits) -> Non
             # pictures' limit, which the decoded ones are under too.
             _picture(family, original, cleaned.data, limits.max_pixels_copied)
         elif family == "svg":
-            _svg(cleaned.data)
+            _svg(cleaned.data, limits.max_pixels_copied)
         elif family == "pdf":
             _pdf(original, cleaned.data)
         elif family in ("ooxml", "odf", "epub"):
@@ -84,6 +84,10 @@ def _picture(family: str, original: bytes, data: bytes, max_pixels: int) -> None
     if after.width * after.height <= DECODE_PIXELS.get(family, DECODE_PIXELS_DEFAULT):
         for frame in ImageSequence.Iterator(after):
             frame.load()
+    _no_picture_metadata(family, after)
+
+
+def _no_picture_metadata(family: str, after) -> None:
     leftover = [k for k in PICTURE_METADATA if after.info.get(k)]
     exif = after.getexif()
     allowed = {ORIENTATION}
@@ -99,7 +103,7 @@ def _picture(family: str, original: bytes, data: bytes, max_pixels: int) -> None
         raise Failed("metadata left: " + ", ".join(sorted(set(leftover))))
 
 
-def _svg(data: bytes) -> None:
+def _svg(data: bytes, max_pixels: int, depth: int = 0) -> None:
     from lxml import etree
 
     from intake.server.sanitize.svg import DROPPED, SVG_NS, local_reference
@@ -115,6 +119,36 @@ def _svg(data: bytes) -> None:
             name = xmlsafe.local(key)
             if name.lower().startswith("on") or (name == "href" and not local_reference(value)):
                 raise Failed("active content or external reference left")
+            if name == "href" and not value.strip().startswith("#"):
+                _embedded_picture(value, max_pixels, depth)
+        styles = [v for v in element.attrib.values() if "url(" in v.lower()]
+        if xmlsafe.local(element.tag) == "style" and element.text:
+            styles.append(element.text)
+        for style in styles:
+            for url in re.finditer(r"url\(\s*([\"']?)([^\"')]*)", style, re.IGNORECASE):
+                target = url.group(2).strip()
+                if not target.startswith("#") and target.lower() != "none":
+                    _embedded_picture(target, max_pixels, depth)
+
+
+def _embedded_picture(uri: str, max_pixels: int, depth: int) -> None:
+    """A picture the drawing embeds opens, and carries no metadata (read by
+    Pillow, or by this check again for a drawing inside the drawing)."""
+    from PIL import Image
+
+    from intake.server.sanitize.dispatch import MAX_DEPTH, PICTURE_TYPES, family_of_part
+    from intake.server.sanitize.svg import data_picture
+
+    body = data_picture(uri)
+    family = family_of_part(body) if body is not None else None
+    if family not in PICTURE_TYPES or depth >= MAX_DEPTH:
+        raise Failed("a reference or picture it cannot vouch for left")
+    if family == "svg":
+        _svg(body, max_pixels, depth + 1)  # type: ignore[arg-type]
+        return
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    picture = _open_picture(family, body)  # type: ignore[arg-type]
+    _no_picture_metadata(family, picture)
 
 
 def _pdf(original: bytes, data: bytes) -> None:
