@@ -115,14 +115,57 @@ def test_the_disk_reserve_refuses_before_the_body_is_read(tmp_path, team_key):
         server.stop()
 
 
-def test_a_spent_cleaning_budget_leaves_the_rest_uncleaned(make_app, team_key):
+OUT_OF_TIME = {
+    "en": ("we ran out of time to check the files of this submission, so we did not check "
+           "this one. We have not stored it. Send it again in a new submission, on its own if "
+           "you can."),
+    "uk": ("у нас закінчився час на перевірку файлів цього повідомлення, тому цей файл ми не "
+           "перевірили. Ми його не зберегли. Надішліть його ще раз у новому повідомленні, за "
+           "можливості окремо від інших файлів."),
+}
+
+
+@pytest.mark.parametrize(("lang", "keep_original"), [("en", True), ("uk", False)])
+def test_files_a_spent_budget_leaves_unexamined_are_not_stored_and_the_receipt_says_so(
+        make_app, team_key, tmp_path, lang, keep_original):
+    """Nothing is known of a file the budget left unexamined: it may be a bomb,
+    so it is neither kept (even when the witness asked to keep originals) nor
+    offered to be sent as it is; the witness is asked to send it again."""
+    from sanitize.sanitize_corpus import Corpus
+
+    bomb = Corpus(tmp_path).zip_bomb_docx().read_bytes()
     # The first picture's time leaves under a second of the CPU budget.
     app = make_app(clean_cpu_seconds=1)
-    pictures = [(tiny_png(64, 64), "one.png"), (tiny_png(32, 32), "two.png")]
-    assert submit(app.test_client(), "", pictures).status_code == 200
-    flags = sorted(str(m["flags"]) for m in metadata_of(app, team_key))
-    assert any("cleaning budget is spent" in f for f in flags)
-    assert any(f == "[]" for f in flags)  # the first one was cleaned
+    files = [(tiny_png(64, 64), "one.png"), (bomb, "bomb.docx"), (tiny_png(32, 32), "two.png")]
+    page = submit(app.test_client(), "", files, keep_original=keep_original, lang=lang)
+    assert page.status_code == 200
+    text = " ".join(page.text.split())
+    for name in ("bomb.docx", "two.png"):
+        assert f"<strong>{name}</strong>: {OUT_OF_TIME[lang]}" in text
+    assert 'name="item"' not in text and 'value="send"' not in text  # not offered as it is
+    records = metadata_of(app, team_key)
+    assert [(m["original_name"], m["outcome"]) for m in records if m["kind"] == "file"] == \
+        [("one.png", "cleaned")]
+    assert not list((app.extensions["intake"].store.root / "pending").glob("*"))
+
+
+def test_a_file_the_budget_cut_short_is_out_of_time_not_too_long(monkeypatch):
+    """A cleaner stopped by its time limit: when the budget had lowered that
+    limit, the file was not examined to the end, and counts as unexamined."""
+    from intake.server import receive
+    from intake.server.sanitize import Limits, Result
+
+    def timed_out(spool, make_sink, limits, sandbox):
+        return Result(False, "image/png", "png", reason="CPU time limit reached",
+                      timed_out=True)
+
+    monkeypatch.setattr(receive, "sanitize", timed_out)
+    intake = type("Intake", (), {"sandbox": None, "store": None, "recipients": []})()
+    up = receive.Upload("a.png", MemorySpool(tiny_png()))
+    for seconds, why in ((5, receive.OUT_OF_TIME), (300, receive.TOO_LONG)):
+        budget = CleaningBudget(cpu_seconds=seconds, unpacked_bytes=10**9)
+        result, code = receive._clean(intake, up, budget, Limits())  # type: ignore[arg-type]
+        assert not result.ok and code == why
 
 
 def test_every_file_is_read_once_whatever_the_byte_budget(make_app, team_key):

@@ -5,8 +5,9 @@ limits); without a budget, 50 files of 60 CPU seconds each could keep a
 worker's sandbox busy for most of an hour. The budget bounds the whole
 submission: a file's child gets at most the CPU seconds and the unpacked
 bytes (an office file's or an archive's parts) the submission has left, and
-once either is spent the remaining files are not cleaned (the receipt says
-so, as for any file that could not be cleaned).
+once either is spent the remaining files are not cleaned, nor stored: nothing
+is known of them, and one may be a bomb (intake/server/receive.py; the
+receipt asks the witness to send them again).
 
 Every file is read once whatever its size: the bytes a submission's files
 may unpack to are its uploads' own size plus `clean_bytes`, so a video as

@@ -41,6 +41,17 @@ KEPT_BY_CHOICE = "kept as received: the witness asked on the form to keep origin
 CONFIRMED = "kept as received: the witness confirmed it on the receipt, after a warning"
 HELD, NOT_KEPT = "held", "not kept"
 
+# Why a file could not be cleaned, as the receipt tells it: a stable code
+# (templates/_file_outcomes.html matches on it, never on the reason's words).
+HOSTILE = "hostile"  # a bomb, past a limit, nested too deep: never stored
+UNSUPPORTED = "unsupported"  # a kind no cleaner here handles
+TOO_LARGE = "too large"  # past what can be cleaned in memory
+TOO_LONG = "too long"  # stopped by its own time or CPU limit
+OUT_OF_TIME = "out of time"  # the submission's cleaning budget ran out first
+DAMAGED = "damaged"  # anything else: malformed, a part inside, the check failed
+# The reason given for a file the budget left unexamined, or cut short.
+BUDGET_SPENT = "the submission's cleaning budget is spent"
+
 
 @dataclass
 class FileOutcome:
@@ -50,6 +61,7 @@ class FileOutcome:
     reason: str = ""  # why it could not be cleaned: a fixed English phrase
     hostile: bool = False  # a bomb or past a limit: never offered as it is
     item_id: str = ""  # HELD: the id the receipt's choice names
+    why: str = ""  # why it could not be cleaned: HOSTILE, UNSUPPORTED, ... (above)
 
     @property
     def sanitized(self) -> bool:
@@ -84,19 +96,45 @@ def _seal_testimony(batch: Batch, intake: Intake, testimony: str, common: dict) 
 
 
 def _clean(intake: Intake, up: Upload, budget: CleaningBudget,
-           limits: Limits | None) -> Result:
-    """The upload cleaned in the sandbox, within the submission's budget."""
+           limits: Limits | None) -> tuple[Result, str]:
+    """The upload cleaned in the sandbox, within the submission's budget; and,
+    when it is not cleaned, why (a code: HOSTILE, UNSUPPORTED...).
+
+    A file the budget leaves unexamined, or whose cleaning the budget cut
+    short, is OUT_OF_TIME: nothing is known of it (it may be a bomb), so it
+    is never stored, whatever the witness chose."""
     if budget.spent:
         # The worker runs no parser, so the type stays unknown: the child tells it.
-        return Result(False, "application/octet-stream",
-                      reason="the submission's cleaning budget is spent")
+        return Result(False, "application/octet-stream", reason=BUDGET_SPENT), OUT_OF_TIME
+    own = (limits or Limits()).for_size(up.spool.size)
+    given = budget.limits_for(up.spool.size, limits)
+    cut = given.cpu_seconds < own.cpu_seconds or given.wall_seconds < own.wall_seconds
     started = budget.clock()
     try:
-        return sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients),
-                        limits=budget.limits_for(up.spool.size, limits),
-                        sandbox=intake.sandbox)
+        result = sanitize(up.spool, lambda: UploadSpool(intake.store, intake.recipients),
+                          limits=given, sandbox=intake.sandbox)
     finally:
         budget.charge(budget.clock() - started, up.spool.size)
+    if result.ok:
+        return result, ""
+    if result.timed_out and cut:
+        result.reason = f"{BUDGET_SPENT} ({result.reason})"
+        return result, OUT_OF_TIME
+    return result, _why(result)
+
+
+def _why(result: Result) -> str:
+    """The code for a cleaner's refusal. Its reasons are fixed phrases of the
+    cleaners (intake/server/sanitize), told apart here, in one place."""
+    if result.hostile:
+        return HOSTILE
+    if result.timed_out:
+        return TOO_LONG
+    if result.reason.startswith(("unsupported type", "HTML")):
+        return UNSUPPORTED
+    if "too large to clean" in result.reason:
+        return TOO_LARGE
+    return DAMAGED
 
 
 def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
@@ -109,7 +147,7 @@ def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
     (`held`), or dropped. The envelope the upload was written into as it
     arrived becomes the untouched original when the witness asked for one."""
     # The cleaned copy is sealed into its own envelope as the sandbox hands it back.
-    result = _clean(intake, up, budget, limits)
+    result, why = _clean(intake, up, budget, limits)
     try:  # the cleaned copy's envelope is closed on every path, sealed or not
         base = {**common, "original_name": up.name, "detected_type": result.detected_type,
                 "size": up.spool.size, "sha256_received": up.spool.sha256}
@@ -121,11 +159,13 @@ def _seal_upload(batch: Batch, intake: Intake, up: Upload, common: dict,
     outcome = FileOutcome(up.name, result.detected_type, CLEANED)
     if not result.ok or result.spool is None:
         result.close()
-        outcome.reason, outcome.hostile = result.reason, result.hostile
+        outcome.reason, outcome.hostile, outcome.why = result.reason, result.hostile, why
         failed = {**as_received, "kind": "file", "flags": result.flags,
                   "original_kept": True}
-        if result.hostile:
-            outcome.outcome = NOT_KEPT  # a bomb is not forwarded, whatever was chosen
+        if result.hostile or why == OUT_OF_TIME:
+            # A bomb is not forwarded, whatever was chosen; nor is a file the
+            # budget left unexamined, which may be one.
+            outcome.outcome = NOT_KEPT
         elif keep_original:
             outcome.outcome = KEPT_BY_CHOICE
             entry = up.spool.seal(batch, {**failed, "outcome": KEPT_BY_CHOICE})

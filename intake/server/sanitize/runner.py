@@ -46,6 +46,7 @@ from intake.server.sanitize.zygote import Zygote
 # The folder that holds the intake package, for the child's PYTHONPATH.
 PACKAGE_ROOT = Path(intake.__file__).resolve().parents[1]
 READ = 1024 * 1024
+TIME_LIMIT = "time limit reached"
 PIPE_SIZE = 1024 * 1024
 HEADER_MAX = 256 * 1024
 
@@ -79,6 +80,8 @@ class Result:
     family: str | None = None
     reason: str = ""
     hostile: bool = False  # a bomb: not offered to be sent as it is
+    # Stopped by its time or CPU limit (not by anything it was found to be).
+    timed_out: bool = False
     removed: list[str] = field(default_factory=list)
     tool: str = ""
     spool: Sink | None = None
@@ -299,6 +302,12 @@ def _widen(*pipes) -> None:
             fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
+def _timed_out(code: int | None) -> bool:
+    """A child killed by its CPU limit: SIGXCPU at the soft limit, SIGKILL at
+    the hard one (the same here, so either may come first)."""
+    return code in (-signal.SIGXCPU, -signal.SIGKILL)
+
+
 def _death_reason(code: int) -> str:
     if code == -signal.SIGXCPU:
         return "CPU time limit reached"
@@ -337,7 +346,7 @@ class _Reader:
     def _read(self) -> bytes:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0 or not self._sel.select(remaining):
-            raise _Stop("time limit reached")
+            raise _Stop(TIME_LIMIT)
         piece = os.read(self._fd, READ)
         if not piece:
             self.eof = True
@@ -470,7 +479,9 @@ def _exchange(proc: Child, feeder: _Feeder, family: str | None, detected: str,
     except _Stop as stop:
         proc.kill()
         return Result(False, detected, family,
-                      reason=stop.reason or _death_reason(proc.returncode))
+                      reason=stop.reason or _death_reason(proc.returncode),
+                      timed_out=stop.reason == TIME_LIMIT or
+                      (not stop.reason and _timed_out(proc.returncode)))
     finally:
         if out is not None:
             out.close()
