@@ -6,7 +6,9 @@ Gone: the Info dictionary, XMP streams on the catalog and on every object,
 PieceInfo (application private data), pdfTeX's /PTEX.* records of included
 figures, /LastModified, page thumbnails, the document ids (a new random
 first id, the second derived from the content), annotation authors and dates,
-the EXIF/XMP inside embedded JPEG images, and the metadata of attached files
+the EXIF/XMP inside embedded JPEG images (image XObjects, and inline images
+in every content stream: pages, form XObjects, patterns, annotations'
+appearances, Type 3 glyphs), and the metadata of attached files
 (each cleaned as if sent alone: pictures, PDFs, office files; plain text is
 kept; an attachment of any other kind, or one that cannot be cleaned, keeps
 the whole file as received, flagged).
@@ -25,35 +27,208 @@ from intake.server.sanitize.limits import Limits
 MARKUP_PRIVATE = ("/T", "/M", "/CreationDate", "/NM")
 
 
-def _clean_image(pdf, obj, removed: list[str], max_pixels: int) -> None:
-    """A JPEG image (DCTDecode, alone or last in a filter chain) keeps no EXIF
-    or XMP; one that cannot be cleaned stops the whole file."""
+def _jpeg_chain(image) -> tuple[list, list] | None:
+    """The filters of an image's dictionary and their parameters, when it is a
+    JPEG (DCTDecode, alone or last in the chain); else None."""
     import pikepdf
 
-    filters = obj.get("/Filter")
+    filters = image.get("/Filter")
     chain = list(filters) if isinstance(filters, pikepdf.Array) else [filters]
     if not chain or chain[-1] != pikepdf.Name.DCTDecode:
-        return
-    parms = obj.get("/DecodeParms")
+        return None
+    parms = image.get("/DecodeParms")
     chain_parms = list(parms) if isinstance(parms, pikepdf.Array) else [parms] * len(chain)
-    parms = chain_parms[-1] if chain_parms else None
+    return chain, chain_parms
+
+
+def _clean_jpeg(pdf, raw: bytes, chain: list, chain_parms: list, max_pixels: int) -> Cleaned:
+    """The JPEG inside an image's data, everything before DCTDecode undone
+    (Flate, ASCII85...), cleaned; Refused when it cannot be."""
+    import pikepdf
+
     try:
-        raw = obj.read_raw_bytes()
         if len(chain) > 1:
-            # Everything before DCTDecode undone (Flate, ASCII85...), the JPEG left as it is.
             outer = pikepdf.Stream(pdf, raw)
             outer.Filter = pikepdf.Array(chain[:-1])
             if any(p is not None for p in chain_parms[:-1]):
                 outer.DecodeParms = pikepdf.Array(
                     [p if p is not None else pikepdf.Dictionary() for p in chain_parms[:-1]])
             raw = outer.read_bytes()
-        cleaned = jpeg.clean(raw, max_pixels)
+        return jpeg.clean(raw, max_pixels)
     except (Refused, pikepdf.PdfError) as exc:
         raise Refused("an image inside could not be cleaned") from exc
+
+
+def _clean_image(pdf, obj, removed: list[str], max_pixels: int) -> None:
+    """A JPEG image (DCTDecode, alone or last in a filter chain) keeps no EXIF
+    or XMP; one that cannot be cleaned stops the whole file."""
+    import pikepdf
+
+    found = _jpeg_chain(obj)
+    if found is None:
+        return
+    chain, chain_parms = found
+    parms = chain_parms[-1] if chain_parms else None
+    try:
+        raw = obj.read_raw_bytes()
+    except pikepdf.PdfError as exc:
+        raise Refused("an image inside could not be cleaned") from exc
+    cleaned = _clean_jpeg(pdf, raw, chain, chain_parms, max_pixels)
     if cleaned.removed or len(chain) > 1:
         obj.write(cleaned.data, filter=pikepdf.Name.DCTDecode,
                   decode_parms=parms if isinstance(parms, pikepdf.Dictionary) else None)
         removed += [f"embedded image {name}" for name in cleaned.removed]
+
+
+# What an inline image's data may not hold once cleaned: what a reader could
+# take for its end (EI between white space, before the next operator).
+_FALSE_END = re.compile(rb"[\0\t\n\f\r ]EI(?:[\0\t\n\f\r /<\[(%]|$)")
+_INLINE_DROPPED = ("/Filter", "/DecodeParms", "/Length", "/L")
+
+
+def _inline_image(pdf, image, removed: list[str], max_pixels: int) -> bytes | None:
+    """The content-stream bytes of an inline image (BI ... ID ... EI) with its
+    JPEG cleaned, or None when it needs nothing (it is not a JPEG, or its
+    JPEG carries nothing to remove)."""
+    import pikepdf
+
+    info = image.obj  # its dictionary, abbreviations expanded
+    found = _jpeg_chain(info)
+    if found is None:
+        return None  # samples only (raw, Flate, LZW, RunLength, CCITT): no metadata
+    chain, chain_parms = found
+    # qpdf's span ends at EI, with the white space before it.
+    raw = image.read_raw_bytes().rstrip(b"\0\t\n\f\r ")
+    declared = info.get("/Length", info.get("/L"))
+    if declared is not None and int(declared) != len(raw):
+        # A reader that trusts the length would read what qpdf did not.
+        raise Refused("an image inside could not be cleaned")
+    cleaned = _clean_jpeg(pdf, raw, chain, chain_parms, max_pixels)
+    if not cleaned.removed and len(chain) == 1:
+        return None
+    if _FALSE_END.search(cleaned.data):
+        raise Refused("an image inside could not be cleaned")
+    removed += [f"embedded image {name}" for name in cleaned.removed]
+    parms = chain_parms[-1] if chain_parms else None
+    entries = pikepdf.Dictionary({k: info[k] for k in info if k not in _INLINE_DROPPED})
+    entries.Filter = pikepdf.Name.DCTDecode
+    if isinstance(parms, pikepdf.Dictionary):
+        entries.DecodeParms = parms
+    written = entries.unparse().strip()  # << /Key value ... >>
+    if not (written.startswith(b"<<") and written.endswith(b">>")):
+        raise Refused("an image inside could not be cleaned")
+    return b"BI\n" + written[2:-2].strip() + b"\nID\n" + cleaned.data + b"\nEI"
+
+
+def _clean_content(pdf, owner, removed: list[str], max_pixels: int) -> bytes | None:
+    """The content stream of `owner` (a page, whose contents may be several
+    streams, or a form, pattern, appearance or glyph stream) with the JPEG
+    of every inline image in it cleaned; None when nothing changed."""
+    import pikepdf
+
+    parts = owner if isinstance(owner, pikepdf.Stream) else owner.get("/Contents")
+    parts = list(parts) if isinstance(parts, pikepdf.Array) else [parts]
+    try:
+        data = b"\n".join(p.read_bytes() for p in parts if isinstance(p, pikepdf.Stream))
+    except pikepdf.PdfError as exc:  # a reader might still find images in it
+        raise Refused("a page's content could not be read") from exc
+    if b"BI" not in data:
+        return None
+    try:
+        instructions = pikepdf.parse_content_stream(owner)
+    except pikepdf.PdfError as exc:
+        raise Refused("a page's content could not be read") from exc
+    pieces: list[bytes] = []
+    batch: list = []
+    changed = False
+    for instruction in instructions:
+        if isinstance(instruction, pikepdf.ContentStreamInlineImage):
+            try:
+                image = _inline_image(pdf, instruction.iimage, removed, max_pixels)
+            except pikepdf.PdfError as exc:
+                raise Refused("an image inside could not be cleaned") from exc
+            if image is not None:
+                if batch:
+                    pieces.append(pikepdf.unparse_content_stream(batch))
+                    batch = []
+                pieces.append(image)
+                changed = True
+                continue
+        batch.append(instruction)
+    if not changed:
+        return None
+    if batch:
+        pieces.append(pikepdf.unparse_content_stream(batch))
+    return b"\n".join(pieces)
+
+
+def _content_streams(pdf) -> list:
+    """Every stream that holds content other than a page's own: form
+    XObjects, tiling patterns, annotations' appearances (/AP: /N, /R, /D,
+    each a stream or a dictionary of them) and Type 3 glyphs (/CharProcs),
+    found also inside dictionaries written in place (an annotation or a font
+    not an object of its own)."""
+    import pikepdf
+
+    found: dict[tuple[int, int], object] = {}
+
+    def add(stream) -> None:
+        if isinstance(stream, pikepdf.Stream):
+            found.setdefault(stream.objgen, stream)
+
+    def visit(obj, depth: int = 0) -> None:
+        if depth > 32:
+            raise Refused("malformed PDF (nested too deep)")
+        if isinstance(obj, pikepdf.Stream) and (obj.get("/Subtype") == pikepdf.Name.Form
+                                                or obj.get("/PatternType") == 1):
+            add(obj)
+        if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+            appearance = obj.get("/AP")
+            if isinstance(appearance, pikepdf.Dictionary):
+                for kind in appearance.values():
+                    add(kind)
+                    if isinstance(kind, pikepdf.Dictionary) and \
+                            not isinstance(kind, pikepdf.Stream):
+                        for state in kind.values():
+                            add(state)
+            glyphs = obj.get("/CharProcs")
+            if isinstance(glyphs, pikepdf.Dictionary):
+                for glyph in glyphs.values():
+                    add(glyph)
+            children = obj.values()
+        elif isinstance(obj, pikepdf.Array):
+            children = list(obj)
+        else:
+            return
+        for child in children:  # objects of their own are visited from pdf.objects
+            if isinstance(child, pikepdf.Dictionary | pikepdf.Array) and not child.is_indirect:
+                visit(child, depth + 1)
+
+    for obj in pdf.objects:
+        visit(obj)
+    return list(found.values())
+
+
+def _clean_contents(pdf, removed: list[str], max_pixels: int) -> None:
+    """Inline images (BI ... EI) in every content stream: a JPEG among them
+    keeps no EXIF or XMP, as an image XObject does not; one that cannot be
+    cleaned stops the whole file."""
+    import pikepdf
+
+    pages = set()
+    for page in pdf.pages:
+        contents = page.obj.get("/Contents")
+        parts = list(contents) if isinstance(contents, pikepdf.Array) else [contents]
+        pages.update(p.objgen for p in parts if isinstance(p, pikepdf.Stream))
+        cleaned = _clean_content(pdf, page.obj, removed, max_pixels)
+        if cleaned is not None:
+            page.obj.Contents = pdf.make_stream(cleaned)
+    for stream in _content_streams(pdf):
+        if stream.objgen in pages:
+            continue
+        cleaned = _clean_content(pdf, stream, removed, max_pixels)
+        if cleaned is not None:
+            stream.write(cleaned)  # compressed again when the file is saved
 
 
 def _clean_attachment(stream, removed: list[str], clean_part: CleanPart) -> None:
@@ -139,6 +314,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
                 if stream.objgen not in attached:
                     attached.add(stream.objgen)
                     _clean_attachment(stream, removed, clean_part)
+        _clean_contents(pdf, removed, max_pixels)
         for page in pdf.pages:
             for annot in page.obj.get("/Annots", []):
                 if not isinstance(annot, pikepdf.Dictionary) or \

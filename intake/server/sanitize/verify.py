@@ -165,8 +165,52 @@ def _pdf(original: bytes, data: bytes) -> None:
                 if keys & {"/Metadata", "/PieceInfo", "/LastModified"} or \
                         any(k.startswith("/PTEX.") for k in keys):
                     raise Failed("metadata left")
+        _pdf_inline_images(pdf)
     if b"%%EOF" in data[:-8]:
         raise Failed("earlier revision left")
+
+
+def _pdf_inline_images(pdf) -> None:
+    """Every inline image (BI ... EI) that is a JPEG, in the pages and in any
+    other stream that reads as content, carries no metadata, read by Pillow."""
+    import pikepdf
+
+    owners = list(pdf.pages)
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Stream) or "/Length1" in obj or \
+                obj.get("/Subtype") in (pikepdf.Name.Image, pikepdf.Name.Type1C,
+                                        pikepdf.Name.CIDFontType0C, pikepdf.Name.OpenType) or \
+                obj.get("/Type") in (pikepdf.Name.EmbeddedFile, pikepdf.Name.Metadata):
+            continue  # pictures, attachments and font programs are not content
+        try:
+            if b"BI" in obj.read_bytes():
+                owners.append(obj)
+        except pikepdf.PdfError:
+            continue  # not content a reader could draw
+    for owner in owners:
+        try:
+            instructions = pikepdf.parse_content_stream(owner)
+        except pikepdf.PdfError:
+            continue
+        for instruction in instructions:
+            if isinstance(instruction, pikepdf.ContentStreamInlineImage):
+                _pdf_inline_jpeg(pdf, instruction.iimage)
+
+
+def _pdf_inline_jpeg(pdf, image) -> None:
+    import pikepdf
+    from PIL import Image
+
+    filters = image.obj.get("/Filter")
+    chain = list(filters) if isinstance(filters, pikepdf.Array) else [filters]
+    if not chain or chain[-1] != pikepdf.Name.DCTDecode:
+        return
+    raw = image.read_raw_bytes()
+    if len(chain) > 1:
+        outer = pikepdf.Stream(pdf, raw)
+        outer.Filter = pikepdf.Array(chain[:-1])
+        raw = outer.read_bytes()
+    _no_picture_metadata("jpeg", Image.open(io.BytesIO(raw)))
 
 
 OFFICE_PROPERTIES = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml", "meta.xml")
