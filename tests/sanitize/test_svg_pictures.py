@@ -143,3 +143,16 @@ def test_an_svg_with_a_photo_inside_a_docx_is_cleaned_too(corpus, sanitized, tmp
     assert_picture_clean(picture, tmp_path, photo)
     assert any(n.startswith("inside image1.svg: inside embedded picture: ") for n in
                result.removed)
+
+
+def test_a_fragment_after_an_embedded_drawing_is_set_aside_as_a_browser_does(sanitized,
+                                                                             tmp_path):
+    inner = (SVG_HEAD + "<metadata>Olena Svidok</metadata><linearGradient id='g'/></svg>")
+    uri = f"data:image/svg+xml;base64,{b64(inner.encode())}"
+    path = write(tmp_path, "fragment.svg", SVG_HEAD + f"<rect fill=\"url('{uri}#g')\"/>"
+                 f"<image href='{uri}#Olena%20Svidok'/></svg>")
+    result, out = sanitized(path)
+    assert result.ok, result.reason
+    data = out.read_bytes()
+    assert b"Olena" not in data and b"#g&quot;)" in data
+    assert all(b"Olena" not in drawing for drawing in embedded(data))

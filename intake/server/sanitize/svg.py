@@ -44,6 +44,7 @@ _CSS_IMPORT = re.compile(r"@import[^;]*;?", re.IGNORECASE)
 _DATA_URI = re.compile(r"data:([^,]*),", re.IGNORECASE)
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]*")
 _ASCII_WHITESPACE = re.compile(rb"[\t\n\f\r ]")
+_FRAGMENT = re.compile(r"[A-Za-z_][\w.:-]{0,63}")
 
 
 def local_reference(value: str) -> bool:
@@ -53,10 +54,10 @@ def local_reference(value: str) -> bool:
 
 def data_picture(value: str) -> bytes | None:
     """The bytes of a `data:image/...` URI, decoded as a browser decodes them
-    (percent-decoding, then forgiving base64 when `;base64` is given); None
-    when the value is not such a URI. A payload a browser would not decode
-    is Refused: it is not passed on unexamined."""
-    value = value.strip()
+    (the fragment set aside, percent-decoding, then forgiving base64 when
+    `;base64` is given); None when the value is not such a URI. A payload a
+    browser would not decode is Refused: it is not passed on unexamined."""
+    value = value.strip().split("#", 1)[0]
     found = _DATA_URI.match(value)
     if found is None:
         return None
@@ -97,6 +98,11 @@ class _Pictures:
             return None
         data, kind = self.clean_picture(body, self.removed)
         uri = f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+        _, hash_sign, fragment = value.strip().partition("#")
+        if hash_sign and _FRAGMENT.fullmatch(fragment):  # an element of the picture
+            uri += "#" + fragment
+        elif hash_sign:
+            self.removed.append("embedded picture fragment")
         self.done[value] = uri
         return uri
 
