@@ -799,3 +799,12 @@ def test_the_choice_for_an_uncleaned_file_answers_with_a_redirect(client):
     page = client.get("/uk/original").get_data(as_text=True)
     assert 'lang="uk"' in page and "Цей вибір уже недоступний" in page
     assert client.get("/uk/original").get_data(as_text=True) == page  # a reload: the same
+
+
+def test_a_file_name_with_a_direction_override_is_isolated_on_the_receipt(client):
+    """A name's right-to-left override (U+202E) turns only the name around, not
+    the words after it: each name is shown in its own <bdi>."""
+    name = "evil\u202egpj.exe"
+    page = submit(client, "with a file", files=[(b"made-up bytes", name)])
+    assert page.status_code == 200
+    assert f"<bdi>{name}</bdi>" in page.get_data(as_text=True)
