@@ -94,15 +94,56 @@ def test_session_cookie_is_only_an_opaque_id(app, client):
     cookie = client.get_cookie("intake_session")
     assert cookie is not None
     value = cookie.value
-    assert "." not in value and len(value) == 43
-    raw = base64.urlsafe_b64decode(value + "=")
-    assert len(raw) == 32
-    assert b"witness" not in raw  # 32 random bytes: nothing readable, no JSON
+    assert "." not in value and len(value) == 64
+    raw = base64.urlsafe_b64decode(value)
+    assert len(raw) == 48
+    assert b"witness" not in raw  # 32 random bytes and their tag: nothing readable, no JSON
     assert cookie.expires is None  # a browser-session cookie, not a stored one
     with _intake(app).db.sessions() as s:
         rows = s.query(WebSession).all()
     assert rows and all(value not in r.id for r in rows)
     assert all(b"witness" not in r.sealed and b"reply_key" not in r.sealed for r in rows)
+
+
+@pytest.mark.parametrize("chosen", [
+    "attacker-knows-this-token-123",
+    # The shape of a real token (48 bytes), with a tag the server did not make.
+    base64.urlsafe_b64encode(b"k" * 48).decode(),
+])
+def test_a_cookie_the_server_did_not_make_is_never_adopted(app, client, chosen):
+    """Session fixation: a cookie planted in the witness's browser must not
+    lead to what the server keeps for them (here, the receipt's codename)."""
+    client.set_cookie("intake_session", chosen)
+    token = csrf_token(client, "/en/")
+    made = client.get_cookie("intake_session").value
+    assert made != chosen and len(made) == 64  # replaced at once, by one of the server's
+    sent = client.post("/en/submit", data={"csrf_token": token, "testimony": "victim"},
+                       content_type="multipart/form-data")
+    assert sent.status_code == 303
+    assert client.get_cookie("intake_session").value not in (chosen, "")
+    assert 'class="codename"' in client.get(sent.headers["Location"]).text
+    attacker = app.test_client()
+    attacker.set_cookie("intake_session", chosen)
+    page = attacker.get(sent.headers["Location"])
+    assert page.status_code == 404 and 'class="codename"' not in page.text
+    # Nothing was ever stored under the planted value.
+    from intake.server.web.sessions import _ids
+
+    with _intake(app).db.sessions() as s:
+        assert s.get(WebSession, _ids(chosen)[0]) is None
+
+
+def test_a_form_opened_with_a_planted_cookie_is_not_taken_under_it(app, client):
+    """The same browser still carrying the planted cookie (it refused ours):
+    the form is refused, and nothing is stored under the planted value."""
+    client.set_cookie("intake_session", "attacker-knows-this-token-123")
+    token = csrf_token(client, "/en/")
+    client.set_cookie("intake_session", "attacker-knows-this-token-123")
+    sent = client.post("/en/submit", data={"csrf_token": token, "testimony": "victim"},
+                       content_type="multipart/form-data")
+    assert sent.status_code == 400
+    with _intake(app).db.sessions() as s:
+        assert s.query(WebSession).count() == 0 and s.query(Submission).count() == 0
 
 
 def test_reply_is_readable_only_with_its_own_codename(app):

@@ -52,7 +52,7 @@ from werkzeug.http import parse_cookie
 
 from intake.format import secretstream as ss
 from intake.server.store import coarsen_mtime, fsync_dir, today
-from intake.server.web.sessions import COOKIE, csrf_for
+from intake.server.web.sessions import COOKIE, csrf_for, issued
 
 FOLDER = "uploads"
 CHUNK = 64 * 1024
@@ -100,7 +100,7 @@ class NoRoom(UploadRefused):
 def session_secret(form_key: bytes, cookie_header: str) -> bytes | None:
     """The session's secret, from its cookie: what binds and keys an upload."""
     token = parse_cookie(cookie_header or "").get(COOKIE)
-    if not token or len(token) > 100:
+    if not issued(form_key, token):  # a cookie the server did not make binds nothing
         return None
     return csrf_for(form_key, token).encode()
 

@@ -3,10 +3,17 @@
 The token is never stored. The row is found by a hash of it, and its contents
 are sealed with a key derived from it, so the database alone reveals nothing
 about a session, not even when it was used: only the day it expires.
+
+Only a token the server made is taken: 32 random bytes followed by a tag
+keyed with the server's secret. A cookie the server did not make (one a
+client chose, to learn later what is kept under it) is replaced by a new
+token, and nothing is ever stored under it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -28,6 +35,32 @@ COOKIE = "intake_session"
 
 
 CSRF_KEY = "csrf_token"  # where Flask-WTF keeps its raw token
+RANDOM_BYTES = 32
+TAG_BYTES = 16
+
+
+def _tag(secret: bytes, raw: bytes) -> bytes:
+    return hmac.new(secret, b"intake-session-token:" + raw, hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def new_token(secret: bytes) -> str:
+    """A session token only this server can have made: random bytes and their tag."""
+    raw = secrets.token_bytes(RANDOM_BYTES)
+    return base64.urlsafe_b64encode(raw + _tag(secret, raw)).rstrip(b"=").decode()
+
+
+def issued(secret: bytes, token: str | None) -> bool:
+    """Whether this server made the token (in its one spelling), in constant time."""
+    if not token or len(token) > 100:
+        return False
+    try:
+        data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    if len(data) != RANDOM_BYTES + TAG_BYTES or \
+            base64.urlsafe_b64encode(data).rstrip(b"=").decode() != token:
+        return False
+    return hmac.compare_digest(data[RANDOM_BYTES:], _tag(secret, data[:RANDOM_BYTES]))
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -84,8 +117,9 @@ class DatabaseSessionInterface(SessionInterface):
 
     def open_session(self, app, request):
         token = request.cookies.get(self.cookie_name)
-        if not token or len(token) > 100:
-            return self._fresh(app, secrets.token_urlsafe(32))
+        if not issued(app.secret_key, token):
+            # Never adopted: a new token of our own, and nothing of the old one.
+            return self._fresh(app, new_token(app.secret_key))
         row_id, key = _ids(token)
         try:
             with self._db(app).sessions() as s:
@@ -121,7 +155,7 @@ class DatabaseSessionInterface(SessionInterface):
                 s.commit()
             session.retired, session.stored = None, session.stored and bool(kept)
         if kept and (session.modified or session.token is None):
-            token = session.token or secrets.token_urlsafe(32)
+            token = session.token or new_token(app.secret_key)
             self._keep(app, token, kept)
             session.token, session.stored = token, True
             self._set_cookie(app, response, token)
