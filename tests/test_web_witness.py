@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import json
 import os
@@ -701,6 +702,64 @@ def test_retries_sent_over_and_over_hold_few_threads(app, client, monkeypatch):
     quick = [a for a in answers if a[1] < 2]
     assert len(quick) == 6 - receipts.WAITING_AT_ONCE, [round(a[1], 2) for a in answers]
     assert _counts(app) == (1, 1)
+
+
+def _at_once(app, cookie: str, posts: list[dict], threads: int) -> list:
+    """Sends the forms from `threads` threads at once, all with one cookie (the
+    tabs of one browser); returns (status, receipt page) for each."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(threads)
+
+    def send(fields):
+        other = app.test_client()
+        other.set_cookie("intake_session", cookie)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            start.wait(5)
+        r = other.post("/en/submit", data=dict(fields), content_type="multipart/form-data")
+        if r.status_code != 303:
+            return r.status_code, r.get_data(as_text=True)
+        return 303, other.get(r.headers["Location"]).get_data(as_text=True)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(send, posts))
+
+
+@pytest.fixture
+def any_db_app(tmp_path, team_key, database_url):
+    """The witness app on SQLite and on PostgreSQL."""
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, database_url=database_url))
+    yield app
+    app.extensions["intake"].close()
+
+
+def test_two_tabs_of_a_new_session_sending_at_once_are_both_kept_and_answered(any_db_app):
+    """A new cookie, no row yet: the tabs' requests both find no row and both
+    store one. Neither is refused, and each receipt shows its own codename."""
+    app = any_db_app
+    for _ in range(6):
+        browser = app.test_client()
+        forms = [_form_fields(browser), _form_fields(browser)]
+        before = _counts(app)
+        answers = _at_once(app, browser.get_cookie("intake_session").value, forms, 2)
+        assert [a[0] for a in answers] == [303, 303], [a[1][:300] for a in answers]
+        codenames = {codename_of(page) for _, page in answers}
+        assert len(codenames) == 2
+        assert _counts(app) == (before[0] + 2, before[1] + 2)
+
+
+def test_forms_without_a_token_sent_at_once_are_all_kept_and_answered(any_db_app):
+    """Forms without `once` (a page from an older version): every one is
+    stored, and none is answered that nothing could be stored."""
+    app = any_db_app
+    browser = app.test_client()
+    fields = {k: v for k, v in _form_fields(browser).items() if k != "once"}
+    answers = _at_once(app, browser.get_cookie("intake_session").value, [fields] * 24, 8)
+    assert [a[0] for a in answers] == [303] * 24, {a[0] for a in answers}
+    assert _counts(app) == (24, 24)
 
 
 def test_a_form_that_was_refused_can_be_sent_again(app, client):

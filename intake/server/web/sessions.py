@@ -19,13 +19,14 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 
 from flask import request
 from flask.sessions import SessionInterface, SessionMixin
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
-from sqlalchemy import delete
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.datastructures import CallbackDict
 
 from intake.server.models import WebSession
@@ -127,11 +128,8 @@ class DatabaseSessionInterface(SessionInterface):
         except SQLAlchemyError:
             # Pages (the error page first) must still render; nothing is kept.
             return self._fresh(app, token, unavailable=True)
-        if row is None or row.expires_day < today():
-            return self._fresh(app, token)
-        try:
-            data = json.loads(SecretBox(key).decrypt(row.sealed))
-        except (CryptoError, ValueError):
+        data = self._opened(row, key)
+        if data is None:
             return self._fresh(app, token)
         data[CSRF_KEY] = csrf_for(app.secret_key, token)
         return ServerSession(data, token, stored=True)
@@ -157,24 +155,85 @@ class DatabaseSessionInterface(SessionInterface):
         if kept and (session.modified or session.token is None):
             token = session.token or new_token(app.secret_key)
             self._keep(app, token, kept)
-            session.token, session.stored = token, True
-            self._set_cookie(app, response, token)
+            # Stored: the end of the request writes it again only if it changes
+            # again, not over what another request of it stored meanwhile.
+            session.token, session.stored, session.modified = token, True, False
         elif not kept and session.modified:
             response.delete_cookie(self.cookie_name, path="/",
                                    secure=app.config["SESSION_COOKIE_SECURE"],
                                    httponly=True, samesite="Strict")
-        elif session.read and session.token and not session.stored \
+            return
+        if session.token and (session.stored or session.read) \
                 and request.cookies.get(self.cookie_name) != session.token:
-            self._set_cookie(app, response, session.token)  # a cookie, and no row
+            self._set_cookie(app, response, session.token)  # new, or a cookie and no row
+
+    def store_merged(self, app, session, merge: Callable[[dict], None]) -> None:
+        """Stores the session at once (not at the end of the request), after
+        merge(stored) has folded into it what other requests of the same
+        session stored meanwhile. The row is read and written in one
+        transaction that holds it (the database, with SQLite), so two
+        requests of one session at once (two tabs sending their forms)
+        never lose each other's changes. The cookie is set on the request's
+        own answer, as always."""
+        if not isinstance(session, ServerSession) or session.unavailable:
+            return
+        token = session.token or new_token(app.secret_key)
+        row_id, key = _ids(token)
+        hold = update(WebSession).where(WebSession.id == row_id) \
+            .values(expires_day=WebSession.expires_day)
+        for attempt in (1, 2):
+            try:
+                with self._db(app).sessions() as s:
+                    s.execute(hold)  # a write first: the row is ours until the commit
+                    row = s.get(WebSession, row_id)
+                    merge(self._opened(row, key) or {})
+                    kept = {k: v for k, v in session.items() if k != CSRF_KEY}
+                    values = self._sealed(key, kept)
+                    if row is None:
+                        s.add(WebSession(id=row_id, **values))
+                    else:
+                        row.sealed, row.expires_day = values["sealed"], values["expires_day"]
+                    s.commit()
+                break
+            except IntegrityError:
+                # Both found no row and both inserted: now there is one to hold.
+                if attempt == 2:
+                    raise
+        session.token, session.stored, session.modified = token, True, False
+
+    def _opened(self, row: WebSession | None, key: bytes) -> dict | None:
+        if row is None or row.expires_day < today():
+            return None
+        try:
+            data = json.loads(SecretBox(key).decrypt(row.sealed))
+        except (CryptoError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _sealed(self, key: bytes, data: dict) -> dict:
+        return {"sealed": bytes(SecretBox(key).encrypt(json.dumps(data).encode())),
+                "expires_day": today() + dt.timedelta(days=self.lifetime_days)}
 
     def _keep(self, app, token: str, data: dict) -> None:
+        """Writes the row, made or replaced. Two requests of one new session
+        (two tabs, a form sent twice) may both find no row and both insert:
+        the one that loses the race stores its state as an update instead of
+        failing, so neither is answered that nothing could be stored."""
         row_id, key = _ids(token)
-        sealed = SecretBox(key).encrypt(json.dumps(data).encode())
-        expires = today() + dt.timedelta(days=self.lifetime_days)
-        with self._db(app).sessions() as s:
-            s.merge(WebSession(id=row_id, sealed=bytes(sealed), expires_day=expires))
-            s.execute(delete(WebSession).where(WebSession.expires_day < today()))
-            s.commit()
+        values = self._sealed(key, data)
+        db = self._db(app)
+        replace = update(WebSession).where(WebSession.id == row_id).values(**values)
+        try:
+            with db.sessions() as s:
+                if s.execute(replace).rowcount == 0:
+                    s.add(WebSession(id=row_id, **values))
+                s.execute(delete(WebSession).where(WebSession.expires_day < today()))
+                s.commit()
+        except IntegrityError:
+            # Inserted meanwhile by the other request: the row is there now.
+            with db.sessions() as s:
+                s.execute(replace)
+                s.commit()
 
     def _set_cookie(self, app, response, token: str) -> None:
         # A session cookie (no Max-Age): gone when the browser closes.

@@ -18,13 +18,15 @@ instead of sending it again.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import threading
 import time
 from dataclasses import asdict
 
-from flask import Response, current_app, request, session
+from flask import current_app, request, session
+from sqlalchemy.exc import SQLAlchemyError
 
 from intake.server.receive import FileOutcome, Receipt
 from intake.server.web.errors import StillReceiving
@@ -61,10 +63,21 @@ def _stored() -> dict:
     return current_app.session_interface.open_session(current_app, request) or {}
 
 
-def _save_now() -> None:
-    """Stores the session at once, not at the end of the request. The cookie
-    is set on the real answer, as always."""
-    current_app.session_interface.save_session(current_app, session, Response())
+def _store(change) -> None:
+    """Folds in the receipts and tokens other requests of this session stored
+    meanwhile (another tab), applies change(), and stores the session at once,
+    all while the stored row is held: two forms sent at once from one browser
+    keep both receipts. The cookie is set on the real answer, as always."""
+
+    def merge(stored: dict) -> None:
+        for key in (RECEIPTS, ONCE):
+            theirs = stored.get(key)
+            if isinstance(theirs, dict):
+                # Theirs is newer for every entry this request did not add.
+                session[key] = {**session.get(key, {}), **theirs}
+        change()
+
+    current_app.session_interface.store_merged(current_app, session, merge)
 
 
 def _answer(once: dict, token: str) -> str | None:
@@ -101,52 +114,50 @@ def answered(token: str | None) -> str | None:
         _waiting.release()
 
 
-def _merge_stored() -> None:
-    """Receipts other requests of this session stored meanwhile (another tab)
-    are kept: the session is written whole, the last writer's copy wins."""
-    stored = _stored()
-    for key in (RECEIPTS, ONCE):
-        theirs = stored.get(key)
-        if isinstance(theirs, dict):
-            # Theirs is newer for every entry this request did not add.
-            session[key] = {**session.get(key, {}), **theirs}
-
-
 def claim(token: str | None) -> None:
     """Marks the form's token as being received, in the stored session."""
     if token is None:
         return
-    _merge_stored()
-    once = dict(session.get(ONCE, {}))
-    once[token] = {"claimed": time.time() + CLAIM_SECONDS}
-    session[ONCE] = dict(list(once.items())[-KEPT * 2:])
-    _save_now()
+
+    def change():
+        once = dict(session.get(ONCE, {}))
+        once[token] = {"claimed": time.time() + CLAIM_SECONDS}
+        session[ONCE] = dict(list(once.items())[-KEPT * 2:])
+
+    _store(change)
 
 
 def release(token: str | None) -> None:
     """The form was not received: the same token may be sent again."""
     if token is None:
         return
-    _merge_stored()
-    once = dict(session.get(ONCE, {}))
-    once.pop(token, None)
-    session[ONCE] = once
+
+    def change():
+        once = dict(session.get(ONCE, {}))
+        once.pop(token, None)
+        session[ONCE] = once
+
+    # When the database itself refused the form, the claim lapses in its time.
+    with contextlib.suppress(SQLAlchemyError):
+        _store(change)
 
 
 def keep(token: str | None, receipt: Receipt, kind: str, alphabet: str = "") -> str:
     """Keeps what the receipt page shows; returns its id."""
     rid = secrets.token_hex(16)
-    _merge_stored()
-    kept = dict(session.get(RECEIPTS, {}))
-    kept[rid] = {"kind": kind, "codename": receipt.codename, "alphabet": alphabet,
-                 "files": [asdict(f) for f in receipt.files],
-                 "until": time.time() + SHOWN_SECONDS, "check": ""}
-    session[RECEIPTS] = dict(list(kept.items())[-KEPT:])
-    if token is not None:
-        once = dict(session.get(ONCE, {}))
-        once[token] = rid
-        session[ONCE] = dict(list(once.items())[-KEPT * 2:])
-    _save_now()
+
+    def change():
+        kept = dict(session.get(RECEIPTS, {}))
+        kept[rid] = {"kind": kind, "codename": receipt.codename, "alphabet": alphabet,
+                     "files": [asdict(f) for f in receipt.files],
+                     "until": time.time() + SHOWN_SECONDS, "check": ""}
+        session[RECEIPTS] = dict(list(kept.items())[-KEPT:])
+        if token is not None:
+            once = dict(session.get(ONCE, {}))
+            once[token] = rid
+            session[ONCE] = dict(list(once.items())[-KEPT * 2:])
+
+    _store(change)
     return rid
 
 
