@@ -223,6 +223,84 @@ def test_activity_keeps_the_session_alive(app, client):
         assert client.get("/en/account").status_code == 200
 
 
+def _account_form(client, lang="en") -> dict:
+    page = client.get(f"/{lang}/account").get_data(as_text=True)
+    return {"csrf_token": re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                                    page).group(1),
+            "once": re.search(r'name="once" value="([^"]+)"', page).group(1)}
+
+
+@pytest.mark.parametrize(("lang", "said"), [
+    ("en", "What you sent was not kept"), ("uk", "Надіслане не збережено"),
+    ("ru", "Отправленное не сохранено"), ("be", "Дасланае не захавана"),
+])
+def test_a_follow_up_written_past_the_session_gives_its_text_back(app, client, lang, said):
+    """Written for longer than the session lasts: nothing is kept, the page
+    says so, and the text (never the files) comes back to be copied."""
+    code = new_witness(client)
+    login(client, code)
+    fields = _account_form(client, lang)
+    intake = _intake(app)
+    with intake.db.sessions() as s:
+        before = s.query(Submission).count(), s.query(Item).count()
+    stored = sorted(p.name for p in (intake.config.data_dir / "store").iterdir())
+    start = intake.clock()
+    intake.clock = lambda: start + intake.config.session_lifetime + 1
+    typed = "What I saw <b>that night</b>\nand after & before"
+    page = client.post(f"/{lang}/account/add", data={
+        **fields, "testimony": typed, "keep_original": "y",
+        "files": [(io.BytesIO(b"photo bytes"), "evidence-photo.jpg")]},
+        content_type="multipart/form-data")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 401
+    assert said in text
+    box = re.search(r"<textarea[^>]*>(.*?)</textarea>", text, re.S)
+    assert box is not None and "readonly" in box.group(0)
+    assert box.group(1) == ("What I saw &lt;b&gt;that night&lt;/b&gt;\nand after &amp; "
+                            "before")
+    assert "evidence-photo" not in text
+    with intake.db.sessions() as s:
+        assert (s.query(Submission).count(), s.query(Item).count()) == before
+    assert sorted(p.name for p in (intake.config.data_dir / "store").iterdir()) == stored
+    assert client.get(f"/{lang}/account").status_code == 303  # and the session is gone
+
+
+def test_a_session_that_ended_on_a_page_gives_nothing_back(app, client):
+    code = new_witness(client)
+    login(client, code)
+    intake = _intake(app)
+    start = intake.clock()
+    intake.clock = lambda: start + intake.config.session_lifetime + 1
+    page = client.get("/en/account").get_data(as_text=True)
+    assert "<textarea" not in page and "was not kept" not in page
+    assert "after 30 minutes without activity" in page
+
+
+@pytest.mark.parametrize(("lang", "said"), [
+    ("en", "logged out after 30 minutes without activity"),
+    ("uk", "через 30 хвилин без дій"), ("ru", "через 30 минут без действий"),
+    ("be", "праз 30 хвілін без дзеянняў"),
+])
+def test_the_account_page_states_how_long_a_session_lasts(app, client, lang, said):
+    login(client, new_witness(client))
+    page = client.get(f"/{lang}/account").get_data(as_text=True)
+    limit = page.split('id="session-limit"')[1].split("</p>")[0]
+    assert said in limit
+
+
+def test_a_session_is_counted_from_its_last_request(app, client):
+    """Sliding: each request moves its end; only a pause longer than
+    session_lifetime ends it."""
+    login(client, new_witness(client))
+    intake = _intake(app)
+    start, lifetime = intake.clock(), intake.config.session_lifetime
+    for step in range(1, 6):
+        intake.clock = lambda step=step: start + step * (lifetime - 1)
+        assert client.get("/en/account").status_code == 200
+    intake.clock = lambda: start + 5 * (lifetime - 1) + lifetime + 1
+    assert client.get("/en/account").status_code == 401
+
+
 def test_logout_deletes_the_server_side_state(app, client):
     code = new_witness(client)
     login(client, code)

@@ -149,6 +149,24 @@ def keep_alive() -> None:
         session["witness"] = state
 
 
+def _session_minutes() -> int:
+    return _minutes(_intake().config.session_lifetime)
+
+
+def _session_ended():
+    """The page for a request whose session had ended. A follow-up written
+    for longer than the session lasts is not kept; its text (never its
+    files) is given back, so the witness can copy it and send it again
+    once logged in. It is kept nowhere."""
+    sent = request.method == "POST" and (request.endpoint or "").endswith(
+        "returning.follow_up")
+    typed = ""
+    if sent:
+        typed = (request.form.get("testimony") or "")[:_intake().config.max_testimony_chars]
+    return render_template("session_ended.html", sent=sent, typed=typed,
+                           minutes=_session_minutes()), 401
+
+
 def witness_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -158,7 +176,7 @@ def witness_required(view):
         intake = _intake()
         if not _alive(state):
             session.clear()  # the session row, and the reply key in it, are deleted
-            return render_template("session_ended.html"), 401
+            return _session_ended()
         state["seen"] = intake.clock()
         session["witness"] = state
         g.witness_id = state["id"]
@@ -192,7 +210,8 @@ def account():
                          .order_by(Submission.received_day)).all()
     return render_template("account.html", submissions=days,
                            replies=_replies(g.witness_id, g.reply_key), form=FollowUpForm(),
-                           once=receipts.new_once(), **limits())
+                           once=receipts.new_once(), session_minutes=_session_minutes(),
+                           **limits())
 
 
 @bp.post("/account/add")
