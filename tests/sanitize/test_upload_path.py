@@ -9,6 +9,7 @@ import io
 import json
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -193,9 +194,70 @@ def test_the_witness_can_send_a_file_that_could_not_be_cleaned_as_it_is(
     assert record["outcome"].startswith("kept as received: the witness confirmed")
     assert record["sanitized"] is False and record["flags"][0].startswith("not sanitized:")
     assert (folder / record["saved_as"]).read_bytes() == original
-    # The same choice cannot be made twice.
+    # The same choice again (a double click): it says what the first did, and
+    # nothing is sent twice.
     again = _choose(client, item, "send").get_data(as_text=True)
-    assert "no longer open" in again
+    assert "was already sent" in again and "no longer open" not in again
+    assert "Nothing of it is kept" not in again
+    assert _files_stored(app) == 1
+
+
+def _files_stored(app) -> int:
+    from intake.server.models import Item
+
+    with app.extensions["intake"].db.sessions() as s:
+        return s.query(Item).filter_by(kind="file").count()
+
+
+@pytest.mark.parametrize(("lang", "said"), [
+    ("uk", "уже надіслано"), ("ru", "уже отправлен"), ("be", "ужо адпраўлены"),
+])
+def test_send_as_is_twice_says_it_was_already_sent(client, corpus, lang, said):
+    item, _ = _held(client, corpus)
+    token = CSRF.search(client.get(f"/{lang}/").get_data(as_text=True)).group(1)
+    answers = [client.post(f"/{lang}/original", data={"csrf_token": token, "item": item,
+                                                       "choice": "send"},
+                           follow_redirects=True).get_data(as_text=True)
+               for _ in range(2)]
+    assert said not in answers[0] and said in answers[1]
+    # The drop button pressed after it cannot undo it, and does not pretend to.
+    dropped = client.post(f"/{lang}/original", data={"csrf_token": token, "item": item,
+                                                     "choice": "drop"},
+                          follow_redirects=True).get_data(as_text=True)
+    assert said in dropped
+
+
+def test_send_as_is_twice_at_once_is_sent_once_and_both_say_so(client, app, corpus,
+                                                                monkeypatch):
+    """A double click whose two requests arrive together: both held the file
+    in their session; one sends it, the other says it was already sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from intake.server.witness import submit as submit_module
+
+    item, _ = _held(client, corpus)
+    token = CSRF.search(client.get("/en/").get_data(as_text=True)).group(1)
+    cookie = client.get_cookie("intake_session").value
+    real, pressed = submit_module.confirm_held, threading.Barrier(2)
+
+    def slow(*args, **kwargs):  # the first is still storing it when the second comes
+        pressed.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(submit_module, "confirm_held", slow)
+
+    def press(_):
+        browser = app.test_client()
+        browser.set_cookie("intake_session", cookie)
+        answer = browser.post("/en/original", data={"csrf_token": token, "item": item,
+                                                    "choice": "send"})
+        return browser.get(answer.headers["Location"]).get_data(as_text=True)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(press, range(2)))
+    assert sorted("already sent" in a for a in answers) == [False, True]
+    assert all("no longer open" not in a for a in answers)
+    assert _files_stored(app) == 1
 
 
 def test_the_witness_can_drop_it_and_another_browser_cannot_choose(

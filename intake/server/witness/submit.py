@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from intake.pages.sizes import human_size
 from intake.server import codename
 from intake.server.filenames import BadFilename, check_upload_name
+from intake.server.models import Item
 from intake.server.pending_originals import SESSION_KEY, from_session, to_session
 from intake.server.receive import Upload, confirm_held, receive
 from intake.server.upload_spool import UploadSpool
@@ -41,6 +42,9 @@ from intake.server.witness.uploads import joined_uploads
 
 bp = Blueprint("witness", __name__)
 CHOICE_KEY = "original_done"  # the answer to a held file's question, for the next page
+ANSWERED_KEY = "originals_answered"  # item id -> what the witness's answer did
+ANSWERS_KEPT = 20
+SENT_WAIT_SECONDS = 5  # how long a second "send" waits for the first to be stored
 MAX_CODENAME_CHARS = 300
 
 
@@ -180,25 +184,57 @@ def check_codename(rid: str):
     return redirect(url_for("witness.receipt", rid=rid), 303)
 
 
+def _was_sent(item_id: str, wait: bool) -> bool:
+    """Whether the held file joined its submission: another request of this
+    session (the same button pressed twice) sent it. When that request may
+    still be storing it (the choice had not expired), waits a moment for it."""
+    deadline = time.monotonic() + (SENT_WAIT_SECONDS if wait else 0)
+    while True:
+        with current_app.extensions["intake"].db.sessions() as s:
+            if s.get(Item, item_id) is not None:
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
 @bp.post("/original")
 def original_choice():
     """The witness's answer for a file that could not be cleaned: send it as
-    it is, or drop it (intake.server.pending_originals)."""
+    it is, or drop it (intake.server.pending_originals). The same answer
+    sent twice (a double click) is told what the first did."""
+    item_id = request.form.get("item", "")
     held_files = dict(session.get(SESSION_KEY, {}))
-    held = from_session(held_files.pop(request.form.get("item", ""), None) or {})
+    held = from_session(held_files.pop(item_id, None) or {})
     waiting = [h for h in map(from_session, held_files.values())
                if h is not None and h.until > time.time()]
     session[SESSION_KEY] = {h.item_id: to_session(h) for h in waiting}
-    if held is None:
-        done = "expired"
-    elif request.form.get("choice") == "send":
-        sent = confirm_held(current_app.extensions["intake"],
-                            current_app.extensions["intake.pending"], held)
-        done = "sent" if sent else "expired"
+    answered = dict(session.get(ANSWERED_KEY, {}))
+    earlier = answered.get(item_id) if held is None else None
+    pending = current_app.extensions["intake.pending"]
+    if isinstance(earlier, dict):
+        done, name = earlier.get("done", ""), earlier.get("name", "")
+        done = "already_sent" if done in ("sent", "already_sent") else done
+    elif held is None:
+        done, name = "expired", ""
     else:
-        current_app.extensions["intake.pending"].drop(held.item_id)
-        done = "dropped"
-    session[CHOICE_KEY] = {"done": done, "name": held.name if held else ""}
+        name = held.name
+        # Taken meanwhile by the same choice sent at once: not ours to take.
+        still_open = held.until > time.time()
+        if request.form.get("choice") == "send":
+            if confirm_held(current_app.extensions["intake"], pending, held):
+                done = "sent"
+            else:
+                done = "already_sent" if _was_sent(held.item_id, still_open) else "expired"
+        elif _was_sent(held.item_id, False):
+            done = "already_sent"
+        else:
+            pending.drop(held.item_id)
+            done = "dropped"
+    if done in ("sent", "already_sent", "dropped"):
+        answered[item_id] = {"done": done, "name": name}
+        session[ANSWERED_KEY] = dict(list(answered.items())[-ANSWERS_KEPT:])
+    session[CHOICE_KEY] = {"done": done, "name": name}
     return redirect(url_for("witness.original_done"), 303)
 
 
