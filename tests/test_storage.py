@@ -7,7 +7,10 @@ rather than skips when the server is down.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
+import os
 import re
 import struct
 import tarfile
@@ -252,3 +255,89 @@ def test_not_a_bundle(tmp_path, team_key):
     junk.write_bytes(b"this is not a tar file at all" * 100)
     with pytest.raises(BundleError):
         decrypt_bundle(junk, team_key.private_key, tmp_path / "out")
+
+
+# -- the envelope pool: envelopes are born from it, never at their own time --------------
+
+def test_an_envelope_not_kept_goes_back_to_the_pool(tmp_path):
+    from intake.server.store import Store
+
+    store = Store(tmp_path / "store")
+    store.init()
+    store.fill_pool(10)
+    item_id, tmp, fd = store.new_temporary()
+    os.write(fd, b"ciphertext that will not be kept")
+    os.close(fd)
+    assert store.pool_count() == 9
+    store.recycle(tmp)
+    assert not tmp.exists() and store.pool_count() == 10
+    assert all(p.stat().st_size == 0 for p in store.pool.iterdir())
+
+
+def test_a_form_spends_from_the_pool_only_what_it_keeps(app, client):
+    """The empty file field every browser without JavaScript sends, and the
+    parts of a refused form, go back to the pool: emptying it takes kept
+    submissions, which the day's quota counts."""
+    store = app.extensions["intake"].store
+    store.fill_pool(50)
+    page = submit(client, "text only", [(b"", "")])
+    assert page.status_code == 200
+    assert store.pool_count() == 49  # the testimony's envelope only
+    refused = client.post("/en/submit", data={
+        "csrf_token": "forged", "testimony": "x",
+        "files": [(io.BytesIO(b"x" * 5000), f"f{i}.bin") for i in range(5)]},
+        content_type="multipart/form-data")
+    assert refused.status_code == 400
+    assert store.pool_count() == 49
+
+
+def test_a_pool_found_empty_is_said_in_the_log(tmp_path, caplog):
+    from intake.server import store as store_module
+    from intake.server.store import Store
+
+    store = Store(tmp_path / "store")
+    store.init()
+    store_module._EMPTY_SAID[0] = 0.0
+    with caplog.at_level(logging.WARNING, logger="intake"):
+        _, tmp, fd = store.new_temporary()
+        os.close(fd)
+    assert tmp.exists()
+    assert any("pool" in r.getMessage() and "empty" in r.getMessage()
+               for r in caplog.records)
+    assert not re.search(r"\d\d:\d\d:\d\d", caplog.text)
+
+
+def test_the_keeper_looks_at_fixed_times_and_fills_only_a_low_pool(tmp_path, caplog):
+    from intake.server.store import POOL_LOW, POOL_SIZE, PoolKeeper, Store
+
+    store = Store(tmp_path / "store")
+    store.init()
+    now = [1_000_000_123.25]
+    keeper = PoolKeeper(store, every=300, clock=lambda: now[0])
+    assert keeper.until_next() == pytest.approx(1_000_000_200 - now[0])
+    now[0] = 1_000_000_200.0
+    assert keeper.until_next() == 300  # on a tick: the next one, whatever happened since
+    store.fill_pool(POOL_LOW)
+    assert keeper.look() == 0 and store.pool_count() == POOL_LOW  # not low: untouched
+    os.unlink(next(store.pool.iterdir()))
+    with caplog.at_level(logging.WARNING, logger="intake"):
+        assert keeper.look() == POOL_SIZE - POOL_LOW + 1
+    assert store.pool_count() == POOL_SIZE
+    assert any("ran low" in r.getMessage() for r in caplog.records)
+
+
+def test_a_submission_the_pool_may_not_hold_is_refused_before_its_body(app, client):
+    from intake.server.front import FRONT_ERROR
+    from intake.server.witness.app import _quota_refusal, pool_reserve
+
+    intake = app.extensions["intake"]
+    environ = {"CONTENT_TYPE": "multipart/form-data; boundary=x", "CONTENT_LENGTH": "100"}
+    assert _quota_refusal(intake, environ) is None  # no pool at all: doctor's to say
+    intake.store.fill_pool(pool_reserve(intake.config) - 1)
+    assert _quota_refusal(intake, environ) == "pool"
+    intake.store.fill_pool(pool_reserve(intake.config))
+    assert _quota_refusal(intake, environ) is None
+    for lang, said in (("en", "try again in a few minutes"), ("uk", "за кілька хвилин")):
+        page = client.get(f"/{lang}/", environ_overrides={FRONT_ERROR: "pool"})
+        assert page.status_code == 503 and said in page.get_data(as_text=True)
+        assert "Nothing was kept" in page.get_data(as_text=True) or lang != "en"

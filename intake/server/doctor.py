@@ -94,6 +94,28 @@ def check_store(config: Config, min_free: int, fs=os) -> list[Finding]:
     return findings
 
 
+def check_pool(config: Config) -> list[Finding]:
+    """The pool of empty files every envelope is born from (intake.server.tidy):
+    without it, or nearly spent, new envelopes carry their time of birth."""
+    from intake.server.store import POOL_LOW, POOL_SIZE, Store
+
+    if not config.store_dir.is_dir():
+        return []  # said by the store check
+    store = Store(config.store_dir)
+    left = store.pool_count()
+    if left is None:
+        return [Finding(PROBLEM, "pool", f"the envelope pool {store.pool} is missing: "
+                        "envelopes are born with the time they arrived",
+                        "run intake retention tidy (and check that intake-tidy.timer runs "
+                        "it every hour)")]
+    if left < POOL_LOW:
+        return [Finding(WARNING, "pool", f"the envelope pool holds {left} of {POOL_SIZE} "
+                        "files", "intake retention tidy refills it, and each worker tops it "
+                        "up every few minutes; if it keeps running low, the service is "
+                        "receiving more than usual (see the day's count above)")]
+    return [_ok("pool", f"the envelope pool holds {left} of {POOL_SIZE} files")]
+
+
 def check_store_consistency(config: Config, on_day: dt.date | None = None) -> list[Finding]:
     """Files without rows, rows without files, and unfinished uploads left behind."""
     from intake.server.db import Database
@@ -450,6 +472,7 @@ def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | N
     findings = check_keys(config)
     findings += check_permissions(config)
     findings += check_store(config, min_free)
+    findings += check_pool(config)
     findings += check_store_consistency(config)
     findings += check_quota(config)
     findings += check_clock(config)

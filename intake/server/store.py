@@ -7,10 +7,14 @@ the time of day.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
+import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +30,11 @@ LEFTOVER_AFTER = 3600
 SUFFIX = ".env"
 POOL_DIR = ".pool"  # empty files made by the hourly pass (intake.server.tidy)
 POOL_SIZE = 1024
+# Below this many, the pool is "low": each worker tops it up at its next
+# fixed time of the clock (PoolKeeper), and doctor warns.
+POOL_LOW = POOL_SIZE * 3 // 4
+REFILL_SECONDS = 300  # the keeper looks at the pool on every multiple of this
+log = logging.getLogger("intake")
 
 
 def new_id() -> str:
@@ -149,12 +158,32 @@ class Store:
     def new_temporary(self) -> tuple[str, Path, int]:
         """A new envelope's id, its temporary path and a descriptor open for
         writing: a file from the pool when there is one (its birth time is a
-        pass's, not this moment's), else a new one."""
+        pass's, not this moment's), else a new one, and the log says so."""
         item_id = new_id()
         tmp = self.root / f"{TMP_PREFIX}{item_id}"
         if self.take_from_pool(tmp):
             return item_id, tmp, os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        _said_empty(self.pool)
         return item_id, tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def recycle(self, path: Path) -> None:
+        """An envelope file that is not kept goes back to the pool, emptied:
+        it was born in the pool, and the next envelope takes it. So only what
+        is kept spends the pool, not every form's empty file field or a
+        refused request's parts. Removed when it cannot go back."""
+        try:
+            os.truncate(path, 0)
+            os.rename(path, self.pool / new_id())
+        except OSError:
+            path.unlink(missing_ok=True)
+
+    def pool_count(self) -> int | None:
+        """How many files the pool holds; None when it is missing."""
+        try:
+            with os.scandir(self.pool) as entries:
+                return sum(1 for _ in entries)
+        except FileNotFoundError:
+            return None
 
     @property
     def pool(self) -> Path:
@@ -176,13 +205,20 @@ class Store:
         return False
 
     def fill_pool(self, size: int = POOL_SIZE) -> int:
-        """Makes empty files in the pool until it holds `size`; returns how many."""
+        """Makes empty files in the pool until it holds `size`; returns how
+        many. One process at a time (the hourly pass, each worker's keeper)."""
         self.pool.mkdir(mode=0o700, exist_ok=True)
-        have = sum(1 for _ in os.scandir(self.pool))
-        for _ in range(size - have):
-            os.close(os.open(self.pool / new_id(), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                             0o600))
-        fsync_dir(self.pool)
+        fd = os.open(self.pool, os.O_RDONLY)
+        try:
+            with contextlib.suppress(OSError):  # a filesystem without flock: no lock
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            have = sum(1 for _ in os.scandir(self.pool))
+            for _ in range(size - have):
+                os.close(os.open(self.pool / new_id(), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                 0o600))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         return max(0, size - have)
 
     def path_for(self, item_id: str) -> Path:
@@ -198,3 +234,58 @@ class Store:
 
     def delete(self, item_id: str) -> None:
         self.path_for(item_id).unlink(missing_ok=True)
+
+
+_EMPTY_SAID = [0.0]
+
+
+def _said_empty(pool: Path) -> None:
+    """Logs, at most once a minute per process, that an envelope was born now."""
+    now = time.monotonic()
+    if now - _EMPTY_SAID[0] >= 60 or not _EMPTY_SAID[0]:
+        _EMPTY_SAID[0] = now
+        log.warning("the envelope pool (%s) is empty: new envelopes carry their time of "
+                    "birth until it is refilled", pool)
+
+
+class PoolKeeper:
+    """Tops the pool up off the request path, at fixed times of the clock
+    (each multiple of `every` seconds), never when a submission takes a file:
+    a file it makes is born at one of those times. It looks at the pool then,
+    and fills it only when it is low (below POOL_LOW), saying so in the log;
+    the hourly pass fills it in any case."""
+
+    def __init__(self, store: Store, every: int = REFILL_SECONDS,
+                 clock=time.time):
+        self.store, self.every, self.clock = store, every, clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def until_next(self) -> float:
+        now = self.clock()
+        return (now // self.every + 1) * self.every - now
+
+    def look(self) -> int:
+        """One look at the pool: tops it up if low; returns how many were made."""
+        left = self.store.pool_count()
+        if left is not None and left >= POOL_LOW:
+            return 0
+        log.warning("the envelope pool ran low (%s of %d left): refilling it",
+                    "none" if left is None else left, POOL_SIZE)
+        return self.store.fill_pool()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.until_next()):
+            try:
+                self.look()
+            except OSError as exc:
+                log.error("the envelope pool could not be refilled: %s", type(exc).__name__)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="intake-pool",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -68,6 +68,7 @@ class EnvelopeFile:
 
 class UploadSpool(ChunkedReading):
     def __init__(self, store: Store, recipients: Iterable[Recipient]):
+        self._store = store
         self.item_id, self.tmp_path, self._fd = store.new_temporary()
         self._final_path = store.path_for(self.item_id)
         try:
@@ -146,7 +147,7 @@ class UploadSpool(ChunkedReading):
             self._close_file()
         finally:
             if not self.sealed and self.tmp_path.exists():
-                self.tmp_path.unlink()
+                self._store.recycle(self.tmp_path)  # back to the pool, emptied
                 # The removal stamped the store folder with this second (the
                 # empty file field every browser without JavaScript sends).
                 coarsen_mtime(self.tmp_path.parent)

@@ -15,9 +15,11 @@ from intake.server.config import load_config
 from intake.server.doctor import (
     OK,
     PROBLEM,
+    WARNING,
     check_clock,
     check_keys,
     check_permissions,
+    check_pool,
     check_sandbox,
     check_store,
     check_swap,
@@ -32,10 +34,11 @@ NO_SWAP = "Filename\tType\tSize\tUsed\tPriority\n"
 @pytest.fixture
 def good(tmp_path, config):
     """A server as its systemd unit leaves it (UMask=0077): keys, data folder,
-    store, database."""
+    store, database, and the envelope pool install.sh's first tidy pass makes."""
     old = os.umask(0o077)
     try:
         intake = prepare(config)
+        intake.store.fill_pool()
     finally:
         os.umask(old)
     intake.close()
@@ -53,7 +56,7 @@ def test_a_good_setup_passes(good):
     findings = run_checks(config, min_free=1, proc_swaps=swaps)
     assert problems(findings) == []
     assert {f.check for f in findings if f.level == OK} >= {
-        "keys", "permissions", "store", "space", "clock", "swap", "sandbox"}
+        "keys", "permissions", "store", "pool", "space", "clock", "swap", "sandbox"}
     (sandbox,) = [f for f in findings if f.check == "sandbox"]
     assert "cannot open network sockets, read the keys or the database" in sandbox.message
 
@@ -165,6 +168,24 @@ def test_missing_data_folder(tmp_path, team_key):
     config = load_config({}, data_dir=tmp_path / "nowhere", keys_dir=team_key.keys_dir)
     assert problems(check_permissions(config))
     assert problems(check_store(config, 1))
+
+
+def test_the_envelope_pool_missing_or_low_is_never_ok(good):
+    """Without the pool, envelopes are born with the time they arrived."""
+    from intake.server.store import POOL_LOW, Store
+
+    config, _ = good
+    store = Store(config.store_dir)
+    (ok,) = check_pool(config)
+    assert ok.level == OK and "1024 of 1024" in ok.message
+    for name in sorted(os.listdir(store.pool))[: 1024 - POOL_LOW + 1]:
+        os.unlink(store.pool / name)
+    (low,) = check_pool(config)
+    assert low.level == WARNING and f"{POOL_LOW - 1} of 1024" in low.message
+    shutil.rmtree(store.pool)
+    (missing,) = check_pool(config)
+    assert missing.level == PROBLEM and "missing" in missing.message
+    assert "intake retention tidy" in missing.fix
 
 
 def test_store_not_writable(good):

@@ -105,6 +105,10 @@ def _refused_page(reason: str):
                        "form from the start and send it from there. Nothing was kept."))
     if reason == "quota":
         return _busy_page()
+    if reason == "pool":
+        return _page(503, _("The service is busy"),
+                     _("This service is receiving a lot at the moment. Nothing was kept. "
+                       "Please try again in a few minutes."))
     return _page(400, _("The request could not be understood"),
                  _("What was sent could not be read. Open the form again and "
                    "send it from there. Nothing was kept."))

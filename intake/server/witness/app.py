@@ -13,6 +13,7 @@ from intake.server.pending_originals import PendingOriginals
 from intake.server.resumable import Partials
 from intake.server.sanitize.runner import warm_sandbox
 from intake.server.service import prepare
+from intake.server.store import PoolKeeper
 from intake.server.upload_spool import UploadSpool
 from intake.server.web.base import base_app, front_limits, login_throttle
 from intake.server.web.i18n import PREFIX, init_url_languages
@@ -21,10 +22,22 @@ from intake.server.witness import proxy_warning, returning, submit, uploads
 from intake.server.witness.upload_request import EncryptedUploadRequest
 
 
+def pool_reserve(config: Config) -> int:
+    """The envelopes one submission may need at most: each file and its
+    cleaned copy, and the testimony."""
+    return 2 * config.max_files + 2
+
+
 def _quota_refusal(intake, environ: dict) -> str | None:
-    """A submission the day's quota cannot take is refused before its body is read."""
+    """A submission the day's quota cannot take is refused before its body is
+    read; so is one the envelope pool may not hold, rather than let its
+    envelopes be born with the time they arrived (a pool that is missing
+    altogether is doctor's to report: the worker's keeper makes it)."""
     if not environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
         return None
+    left = intake.store.pool_count()
+    if left is not None and left < pool_reserve(intake.config):
+        return "pool"
     length = environ.get("CONTENT_LENGTH", "")
     return "quota" if quota.refusal(intake, int(length) if length.isdigit() else None) \
         else None
@@ -44,6 +57,9 @@ def create_app(config: Config | None = None) -> Flask:
         config.data_dir / resumable.FOLDER, config.partial_upload_days, config.max_upload,
         config.disk_reserve)
     partials.init()
+    # Tops the envelope pool up at fixed times of the clock, once serving.
+    keeper = app.extensions["intake.pool_keeper"] = PoolKeeper(intake.store)
+    atexit.register(keeper.stop)
     app.extensions[HOOKS] = FrontHooks(
         front_limits(config), max_body=config.max_upload,
         max_form_memory=app.config["MAX_FORM_MEMORY_SIZE"],
@@ -52,7 +68,7 @@ def create_app(config: Config | None = None) -> Flask:
         refusal=lambda environ: _quota_refusal(intake, environ),
         body_sink=lambda environ: uploads.open_piece(partials, intake.secrets.form_key,
                                                      environ),
-        warm_up=intake.sandbox.start)
+        warm_up=lambda: _warm_up(intake, keeper))
     proxy_warning.init_app(app)
     app.extensions["intake.login_throttle"] = login_throttle(config)
     # Uploads that could not be cleaned, held for the receipt's question.
@@ -67,6 +83,12 @@ def create_app(config: Config | None = None) -> Flask:
     init_url_languages(app, front_error=FRONT_ERROR)
     app.jinja_env.globals["witness_nav"] = _witness_nav
     return app
+
+
+def _warm_up(intake, keeper: PoolKeeper) -> None:
+    """As a worker begins to serve: its cleaners' sandbox, and the pool's keeper."""
+    keeper.start()
+    intake.sandbox.start()
 
 
 def _witness_nav() -> dict:
