@@ -171,7 +171,7 @@ def with_custody_key(required: bool = True,
                     if sign:
                         vault.unlock(team_key)
                 except custody.CustodyKeyError as exc:
-                    fail(f"{shown(key_path.name)}: {exc}")
+                    fail(f"{shown(key_path.name)}: {shown(exc)}")
             if not keep_team_key:
                 del team_key  # no reference kept while the command runs
                 return command(vault=vault, key_path=key_path, **kwargs)
@@ -314,9 +314,9 @@ def verify_log(vault: Vault, team_key, key_path: Path | None, exports: tuple[Pat
     verdict = custody.verify(vault.conn, team_key)
     if not verdict.ok:
         if verdict.broken_seq is None:
-            click.echo(f"BROKEN: {verdict.reason}")
+            click.echo(f"BROKEN: {shown(verdict.reason)}")
         else:
-            click.echo(f"BROKEN at entry {verdict.broken_seq}: {verdict.reason} "
+            click.echo(f"BROKEN at entry {verdict.broken_seq}: {shown(verdict.reason)} "
                        f"({verdict.entries} entries before it are intact)")
         sys.exit(1)
     failed = False

@@ -29,6 +29,7 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -37,11 +38,13 @@ from nacl.public import Box, PrivateKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 from nacl.utils import random as random_bytes
 
-from intake.format.envelope import fingerprint
+from intake.format.envelope import FINGERPRINT_BYTES, fingerprint
 
 GENESIS = "0" * 64
 SIGN_CONTEXT = b"intake-custody/1\n"
 HEAD_FORMAT = "intake-custody-head/1"
+SEALED_SEED_BYTES = 48 + 32  # crypto_box_seal of the 32-byte seed
+BINDING_BYTES = 24 + 16 + 32  # crypto_box: nonce, MAC, the custody public key
 
 
 class CustodyLocked(Exception):
@@ -92,29 +95,77 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _stored_key(conn: sqlite3.Connection) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM custody_key").fetchone()
+def _unb64(value: object) -> bytes:
+    """Base64 from a vault row, which may hold anything: ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError("not text")
+    return base64.b64decode(value, validate=True)
 
 
-def _check_binding(row: sqlite3.Row, team_key: PrivateKey) -> VerifyKey:
-    verify = VerifyKey(bytes.fromhex(row["verify_key"]))
+def _b64_size(value: object) -> int | None:
     try:
-        bound = Box(team_key, team_key.public_key).decrypt(base64.b64decode(row["binding"]))
+        return len(_unb64(value))
+    except ValueError:
+        return None
+
+
+def is_hex(value: object, digits: int) -> bool:
+    """A text of exactly `digits` lowercase hex digits, as this module writes them."""
+    return isinstance(value, str) and re.fullmatch(f"[0-9a-f]{{{digits}}}", value) is not None
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """The vault's custody_key row, its public values checked for form."""
+
+    key_id: str
+    verify_key: VerifyKey
+    team_fingerprint: str
+    row: sqlite3.Row
+
+
+def _stored_key(conn: sqlite3.Connection) -> StoredKey | None:
+    """The vault's custody key, or None when it has none yet. Every value in
+    vault.db may be anything SQLite holds: CustodyKeyError when the row is not
+    one this module writes, or there is more than one."""
+    rows = conn.execute("SELECT * FROM custody_key LIMIT 2").fetchall()
+    if not rows:
+        return None
+    if len(rows) > 1:
+        raise CustodyKeyError("the vault holds more than one custody key: the vault was "
+                              "tampered with")
+    row = rows[0]
+    if not (is_hex(row["verify_key"], 64) and is_hex(row["team_fingerprint"],
+                                                     2 * FINGERPRINT_BYTES)
+            and _b64_size(row["sealed_seed"]) == SEALED_SEED_BYTES
+            and _b64_size(row["binding"]) == BINDING_BYTES):
+        raise CustodyKeyError("the vault's custody key is malformed: the vault was tampered "
+                              "with")
+    verify = VerifyKey(bytes.fromhex(row["verify_key"]))
+    if row["key_id"] != key_id(verify):
+        raise CustodyKeyError("the vault's custody key is stored under another key id: the "
+                              "vault was tampered with")
+    return StoredKey(row["key_id"], verify, row["team_fingerprint"], row)
+
+
+def _check_binding(stored: StoredKey, team_key: PrivateKey) -> VerifyKey:
+    try:
+        bound = Box(team_key, team_key.public_key).decrypt(_unb64(stored.row["binding"]))
     except (CryptoError, ValueError) as exc:
         raise CustodyKeyError("the vault's custody key was not made with this team key: "
                               "the vault was tampered with") from exc
-    if bound != bytes(verify):
+    if bound != bytes(stored.verify_key):
         raise CustodyKeyError("the vault's custody key was not made with this team key: "
                               "the vault was tampered with")
-    return verify
+    return stored.verify_key
 
 
 def unlock(conn: sqlite3.Connection, team_key: PrivateKey, actor: str | None = None) -> Signer:
     """The vault's custody key, opened with the team key; made (and its making
     logged) the first time. Call outside a transaction."""
-    row = _stored_key(conn)
+    stored = _stored_key(conn)
     team_fp = fingerprint(team_key.public_key).hex()
-    if row is None:
+    if stored is None:
         seed = random_bytes(32)
         signer = Signer(SigningKey(seed))
         verify = bytes(signer.signing_key.verify_key)
@@ -137,12 +188,12 @@ def unlock(conn: sqlite3.Connection, team_key: PrivateKey, actor: str | None = N
             raise
         conn.execute("COMMIT")
         return signer
-    if row["team_fingerprint"] != team_fp:
+    if stored.team_fingerprint != team_fp:
         raise CustodyKeyError(f"this vault's custody log is signed with the key of team key "
-                              f"{row['team_fingerprint']}, not this one")
-    verify = _check_binding(row, team_key)
+                              f"{stored.team_fingerprint}, not this one")
+    verify = _check_binding(stored, team_key)
     try:
-        seed = SealedBox(team_key).decrypt(base64.b64decode(row["sealed_seed"]))
+        seed = SealedBox(team_key).decrypt(_unb64(stored.row["sealed_seed"]))
         signer = Signer(SigningKey(seed))
     except (CryptoError, ValueError) as exc:
         raise CustodyKeyError("the vault's custody key does not open with this team key") \
@@ -195,13 +246,6 @@ class Verdict:
     unsigned: int = 0  # entries from before the vault had a custody key
 
 
-def _verify_key(conn: sqlite3.Connection) -> tuple[str, VerifyKey] | None:
-    row = _stored_key(conn)
-    if row is None:
-        return None
-    return row["key_id"], VerifyKey(bytes.fromhex(row["verify_key"]))
-
-
 def check_signature(verify_key: VerifyKey, digest: str, signature: str) -> bool:
     try:
         verify_key.verify(SIGN_CONTEXT + digest.encode(), bytes.fromhex(signature))
@@ -213,11 +257,14 @@ def check_signature(verify_key: VerifyKey, digest: str, signature: str) -> bool:
 def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verdict:
     """Walks the chain and every signature; with `team_key`, also checks that
     the custody key is the team's. Names the first entry that breaks."""
-    stored = _verify_key(conn)
-    kid = stored[0] if stored else ""
+    try:
+        stored = _stored_key(conn)
+    except CustodyKeyError as exc:
+        return Verdict(False, 0, GENESIS, None, str(exc))
+    kid = stored.key_id if stored else ""
     if team_key is not None and stored is not None:
         try:
-            _check_binding(_stored_key(conn), team_key)
+            _check_binding(stored, team_key)
         except CustodyKeyError as exc:
             return Verdict(False, 0, GENESIS, None, str(exc), kid)
     prev, expected_seq, count, unsigned = GENESIS, 1, 0, 0
@@ -226,7 +273,8 @@ def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verd
         seq = row["seq"]
         problem = _entry_problem(row, expected_seq, prev, stored, signed)
         if problem:
-            return Verdict(False, count, prev, seq, problem, kid, unsigned)
+            return Verdict(False, count, prev, seq if type(seq) is int else None, problem, kid,
+                           unsigned)
         if row["signature"] is None:
             unsigned += 1
         elif not signed:
@@ -241,22 +289,31 @@ def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verd
     return Verdict(True, count, prev, None, "", kid, unsigned)
 
 
-def _entry_problem(row: sqlite3.Row, expected_seq: int, prev: str,
-                   stored: tuple[str, VerifyKey] | None, signed: bool) -> str:
+HASHED = ("at", "actor", "action", "subject", "detail", "prev_hash")
+
+
+def _entry_problem(row: sqlite3.Row, expected_seq: int, prev: str, stored: StoredKey | None,
+                   signed: bool) -> str:
+    """What is wrong with one entry, read as anything SQLite may hold."""
     seq = row["seq"]
+    if type(seq) is not int:
+        return f"the entry after entry {expected_seq - 1} is not numbered with an integer"
     if seq != expected_seq:
         return f"entry {seq} follows entry {expected_seq - 1}: entries are missing"
     if row["prev_hash"] != prev:
         return f"entry {seq} does not point to the entry before it"
+    if not all(isinstance(row[column], str) for column in (*HASHED, "hash")):
+        return f"entry {seq} holds a value that is not text: it was changed after it was written"
     digest = entry_hash(seq, row["at"], row["actor"], row["action"], row["subject"],
                         row["detail"], row["prev_hash"])
     if digest != row["hash"]:
         return f"entry {seq} was changed after it was written"
     if row["signature"] is None:
         return f"entry {seq} is not signed" if signed else ""
-    if stored is None or row["key_id"] != stored[0]:
+    if stored is None or row["key_id"] != stored.key_id:
         return f"entry {seq} is signed with a key this vault does not hold"
-    if not check_signature(stored[1], digest, row["signature"]):
+    if not isinstance(row["signature"], str) or not check_signature(stored.verify_key, digest,
+                                                                     row["signature"]):
         return f"entry {seq}'s signature does not verify: it was rewritten"
     return ""
 
@@ -266,11 +323,11 @@ def head(conn: sqlite3.Connection) -> dict:
     hash, signed again as one statement with the custody public key beside it."""
     last = conn.execute("SELECT seq, hash, signature FROM custody ORDER BY seq DESC LIMIT 1"
                         ).fetchone()
-    stored = _verify_key(conn)
+    stored = _stored_key(conn)
     if last is None or stored is None:
         raise CustodyLocked("the custody log has no signed head yet")
     return {"format": HEAD_FORMAT, "seq": last["seq"], "hash": last["hash"],
-            "key_id": stored[0], "verify_key": bytes(stored[1]).hex(),
+            "key_id": stored.key_id, "verify_key": bytes(stored.verify_key).hex(),
             "signature": last["signature"]}
 
 
@@ -287,8 +344,11 @@ def check_head(conn: sqlite3.Connection, carried: dict) -> str | None:
         return "the export's custody head is not intake-custody-head/1"
     if not check_signature(verify_key, digest, signature):
         return "the export's custody head is not signed by its custody key"
-    stored = _verify_key(conn)
-    if stored is None or bytes(stored[1]) != bytes(verify_key):
+    try:
+        stored = _stored_key(conn)
+    except CustodyKeyError as exc:
+        return str(exc)
+    if stored is None or bytes(stored.verify_key) != bytes(verify_key):
         return "the vault's custody key is not the one that signed the export: the log was " \
                "re-signed"
     row = conn.execute("SELECT hash FROM custody WHERE seq = ?", (seq,)).fetchone()

@@ -220,3 +220,37 @@ def test_an_export_head_nested_too_deeply_is_reported_not_a_crash(worked, desk, 
     result = desk.run("verify-log", "--against", str(tmp_path / "case"), ok=False)
     assert result.exit_code == 1
     assert "custody-head.json cannot be read" in result.output
+
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE custody_key SET verify_key = 'zz'",
+    "UPDATE custody_key SET verify_key = X'00'",
+    "UPDATE custody_key SET verify_key = substr(verify_key, 3)",
+    "UPDATE custody_key SET key_id = 7",
+    "UPDATE custody_key SET binding = 7",
+    "UPDATE custody_key SET binding = 'not base64!'",
+    "UPDATE custody_key SET team_fingerprint = X'1b5d303b'",
+    "UPDATE custody SET at = X'00' WHERE seq = 5",
+    "UPDATE custody SET detail = 12 WHERE seq = 5",
+    "UPDATE custody SET prev_hash = X'00' WHERE seq = 5",
+    "UPDATE custody SET hash = X'00' WHERE seq = 5",
+    "UPDATE custody SET signature = 5 WHERE seq = 5",
+    "UPDATE custody SET key_id = X'00' WHERE seq = 5",
+    "UPDATE custody SET detail = '[' WHERE seq = 1",
+    "INSERT INTO custody_key SELECT 'k2', verify_key, team_fingerprint, sealed_seed,"
+    " binding, created_at FROM custody_key",
+])
+def test_malformed_vault_rows_are_broken_not_a_crash(worked, desk, sql):
+    """Every value verify-log reads from vault.db may be anything SQLite can
+    hold: the verdict is BROKEN with a reason, never a traceback."""
+    _edit(desk, sql)
+    for args in ([], desk.key_args()):
+        result = desk.run("verify-log", *args, ok=False)
+        assert result.exit_code in (1, 2), result.output
+        assert result.output.startswith(("BROKEN", "intake: team.key:")), result.output
+        assert "\x1b" not in result.output
+    if sql.startswith("UPDATE custody_key"):  # a writing command refuses, in one line
+        refused = desk.run("case-add", "Case 2", worked[1].submission_id, ok=False)
+        assert refused.exit_code == 2 and refused.output.startswith("intake: team.key: ")
+        assert len(refused.output.splitlines()) == 1 and "\x1b" not in refused.output
