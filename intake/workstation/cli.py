@@ -311,7 +311,10 @@ def verify_log(vault: Vault, team_key, key_path: Path | None, exports: tuple[Pat
 
     from intake.workstation import custody
 
-    verdict = custody.verify(vault.conn, team_key)
+    try:
+        verdict = custody.verify(vault.conn, team_key)
+    except custody.WrongTeamKey as exc:  # refused as every command refuses it
+        fail(f"{shown(key_path.name)}: {shown(exc)}")
     if not verdict.ok:
         if verdict.broken_seq is None:
             click.echo(f"BROKEN: {shown(verdict.reason)}")

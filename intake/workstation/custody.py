@@ -55,6 +55,11 @@ class CustodyKeyError(Exception):
     """The vault's custody key does not open with, or was not made by, this team key."""
 
 
+class WrongTeamKey(CustodyKeyError):
+    """The team key given is another team's: the vault's custody key was made
+    with a different one. A refusal, not a sign of tampering."""
+
+
 def entry_hash(seq: int, at: str, actor: str, action: str, subject: str, detail: str,
                prev_hash: str) -> str:
     doc = json.dumps([seq, at, actor, action, subject, detail, prev_hash],
@@ -148,6 +153,16 @@ def _stored_key(conn: sqlite3.Connection) -> StoredKey | None:
     return StoredKey(row["key_id"], verify, row["team_fingerprint"], row)
 
 
+def check_team(stored: StoredKey, team_key: PrivateKey) -> None:
+    """WrongTeamKey unless `team_key` is the one the custody key was made
+    with, by the fingerprint recorded beside it: every command decides so."""
+    if stored.team_fingerprint != fingerprint(team_key.public_key).hex():
+        shown = ":".join(stored.team_fingerprint[i:i + 4]
+                         for i in range(0, len(stored.team_fingerprint), 4))
+        raise WrongTeamKey(f"not this vault's team key: its custody log is signed with the "
+                           f"key of team key {shown}")
+
+
 def _check_binding(stored: StoredKey, team_key: PrivateKey) -> VerifyKey:
     try:
         bound = Box(team_key, team_key.public_key).decrypt(_unb64(stored.row["binding"]))
@@ -188,9 +203,7 @@ def unlock(conn: sqlite3.Connection, team_key: PrivateKey, actor: str | None = N
             raise
         conn.execute("COMMIT")
         return signer
-    if stored.team_fingerprint != team_fp:
-        raise CustodyKeyError(f"this vault's custody log is signed with the key of team key "
-                              f"{stored.team_fingerprint}, not this one")
+    check_team(stored, team_key)
     verify = _check_binding(stored, team_key)
     try:
         seed = SealedBox(team_key).decrypt(_unb64(stored.row["sealed_seed"]))
@@ -256,13 +269,16 @@ def check_signature(verify_key: VerifyKey, digest: str, signature: str) -> bool:
 
 def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verdict:
     """Walks the chain and every signature; with `team_key`, also checks that
-    the custody key is the team's. Names the first entry that breaks."""
+    the custody key is the team's. Names the first entry that breaks.
+    Raises WrongTeamKey, as unlock does, when `team_key` is another team's:
+    that says nothing about the log."""
     try:
         stored = _stored_key(conn)
     except CustodyKeyError as exc:
         return Verdict(False, 0, GENESIS, None, str(exc))
     kid = stored.key_id if stored else ""
     if team_key is not None and stored is not None:
+        check_team(stored, team_key)
         try:
             _check_binding(stored, team_key)
         except CustodyKeyError as exc:

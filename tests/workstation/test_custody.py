@@ -222,6 +222,22 @@ def test_an_export_head_nested_too_deeply_is_reported_not_a_crash(worked, desk, 
     assert "custody-head.json cannot be read" in result.output
 
 
+def test_another_teams_key_is_refused_not_taken_for_tampering(worked, desk, tmp_path):
+    """The vault decides as every command does, by the team key the custody
+    key was made with: another team's key is refused in one line, exit 2."""
+    from vault_helpers import make_team
+
+    other = make_team(tmp_path, "other")
+    args = ["--key", str(other.key_file), "--passphrase-file", str(other.passphrase_file)]
+    result = desk.run("verify-log", *args, ok=False)
+    assert result.exit_code == 2
+    assert "BROKEN" not in result.output and "tampered" not in result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("intake: other.key: not this vault's team key"), lines
+    refused = desk.run("case-add", "Case 2", worked[1].submission_id, *args, ok=False)
+    assert refused.exit_code == 2 and refused.output == result.output
+
 
 @pytest.mark.parametrize("sql", [
     "UPDATE custody_key SET verify_key = 'zz'",
