@@ -38,6 +38,7 @@ from nacl.public import Box, PrivateKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 from nacl.utils import random as random_bytes
 
+from intake.format import untrusted_json
 from intake.format.envelope import FINGERPRINT_BYTES, fingerprint
 
 GENESIS = "0" * 64
@@ -271,18 +272,20 @@ def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verd
     """Walks the chain and every signature; with `team_key`, also checks that
     the custody key is the team's. Names the first entry that breaks.
     Raises WrongTeamKey, as unlock does, when `team_key` is another team's:
-    that says nothing about the log."""
+    that says nothing about the log.
+
+    What the vault itself proves about the log's start: a stored custody key
+    was recorded, when it was made, by a signed `custody key` entry naming
+    it, and nothing was signed before it; so a vault that holds a custody key
+    holds that entry as its first signed one, and a vault that holds
+    submissions holds entries (every import is one). A log cut at its end is
+    whole by itself: only the head an earlier export carries (check_head)
+    shows that."""
     try:
         stored = _stored_key(conn)
     except CustodyKeyError as exc:
         return Verdict(False, 0, GENESIS, None, str(exc))
     kid = stored.key_id if stored else ""
-    if team_key is not None and stored is not None:
-        check_team(stored, team_key)
-        try:
-            _check_binding(stored, team_key)
-        except CustodyKeyError as exc:
-            return Verdict(False, 0, GENESIS, None, str(exc), kid)
     prev, expected_seq, count, unsigned = GENESIS, 1, 0, 0
     signed = False
     for row in conn.execute("SELECT * FROM custody ORDER BY seq"):
@@ -295,14 +298,45 @@ def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verd
             unsigned += 1
         elif not signed:
             signed = True
-            if unsigned and row["action"] != "custody key":
+            if not _records_key(row, stored):
                 return Verdict(False, count, prev, seq, f"entry {seq} is the first signed one "
-                               "but not the custody key's", kid, unsigned)
+                               "but does not record the vault's custody key", kid, unsigned)
         prev, expected_seq, count = row["hash"], seq + 1, count + 1
+    if stored is not None and not signed:
+        reason = ("the log is empty, but the vault holds a custody key: the signed entry "
+                  "that recorded it, and every entry after it, were removed" if not count else
+                  "the vault holds a custody key but no entry is signed: the entry that "
+                  "recorded it, and every one after it, were removed or stripped of their "
+                  "signatures")
+        return Verdict(False, count, prev, None, reason, kid, unsigned)
     if count and not signed:
         return Verdict(False, count, prev, None, "no entry is signed: this vault has no "
                        "custody key yet (run a vault command with --key)", kid, unsigned)
+    if not count and conn.execute("SELECT EXISTS (SELECT 1 FROM submissions)").fetchone()[0]:
+        return Verdict(False, 0, prev, None, "the log is empty, but the vault holds "
+                       "submissions: their imports were logged, and the entries were removed")
+    if team_key is not None and stored is not None:
+        # After the walk: the fingerprint check_team reads is the one the
+        # custody key's own signed entry records.
+        check_team(stored, team_key)
+        try:
+            _check_binding(stored, team_key)
+        except CustodyKeyError as exc:
+            return Verdict(False, count, prev, None, str(exc), kid, unsigned)
     return Verdict(True, count, prev, None, "", kid, unsigned)
+
+
+def _records_key(row: sqlite3.Row, stored: StoredKey) -> bool:
+    """Whether `row` is the entry unlock writes when it makes the custody key."""
+    if row["action"] != "custody key" or row["subject"] != "vault":
+        return False
+    try:
+        detail = untrusted_json.loads(row["detail"])
+    except ValueError:
+        return False
+    return isinstance(detail, dict) and detail.get("key_id") == stored.key_id \
+        and detail.get("verify_key") == bytes(stored.verify_key).hex() \
+        and detail.get("team_key") == stored.team_fingerprint
 
 
 HASHED = ("at", "actor", "action", "subject", "detail", "prev_hash")

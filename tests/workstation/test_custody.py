@@ -7,12 +7,14 @@ key is caught by an earlier export."""
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 
 import pytest
 from nacl.public import Box, PrivateKey, SealedBox
 from nacl.signing import SigningKey
 
+from intake.format.envelope import fingerprint
 from intake.workstation import custody
 
 
@@ -55,15 +57,18 @@ def _edit(desk, sql: str, *params) -> None:
     conn.close()
 
 
-def _rewrite(desk, seq: int, actor: str, signer: custody.Signer | None = None) -> None:
-    """Changes entry `seq` and re-hashes every entry after it, so the chain is
-    whole again; with `signer`, also signs every rewritten entry with it."""
+def _rewrite(desk, seq: int, actor: str, signer: custody.Signer | None = None,
+             detail: str | None = None) -> None:
+    """Changes entry `seq` (its actor; with `detail`, that too) and re-hashes
+    every entry after it, so the chain is whole again; with `signer`, also
+    signs every rewritten entry with it."""
     conn = sqlite3.connect(desk.root / "vault.db")
     conn.row_factory = sqlite3.Row
     with conn:
         rows = [dict(r) for r in conn.execute("SELECT * FROM custody WHERE seq >= ? ORDER BY"
                                               " seq", (seq,))]
         rows[0]["actor"] = actor
+        rows[0]["detail"] = rows[0]["detail"] if detail is None else detail
         before = conn.execute("SELECT hash FROM custody WHERE seq = ?", (seq - 1,)).fetchone()
         prev = before[0] if before else custody.GENESIS
         for row in rows:
@@ -72,10 +77,10 @@ def _rewrite(desk, seq: int, actor: str, signer: custody.Signer | None = None) -
                                              row["subject"], row["detail"], prev)
             if signer is not None:
                 row["key_id"], row["signature"] = signer.key_id, signer.sign(row["hash"])
-            conn.execute("UPDATE custody SET actor = ?, prev_hash = ?, hash = ?, key_id = ?,"
-                         " signature = ? WHERE seq = ?",
-                         (row["actor"], prev, row["hash"], row["key_id"], row["signature"],
-                          row["seq"]))
+            conn.execute("UPDATE custody SET actor = ?, detail = ?, prev_hash = ?, hash = ?,"
+                         " key_id = ?, signature = ? WHERE seq = ?",
+                         (row["actor"], row["detail"], prev, row["hash"], row["key_id"],
+                          row["signature"], row["seq"]))
             prev = row["hash"]
     conn.close()
 
@@ -129,7 +134,12 @@ def test_a_log_re_signed_with_a_forged_custody_key_is_caught(worked, desk, tmp_p
           custody.key_id(forged.verify_key), verify.hex(),
           base64.b64encode(SealedBox(team_public).encrypt(bytes(forged))).decode(),
           base64.b64encode(bytes(Box(forger_key, team_public).encrypt(verify))).decode())
-    _rewrite(desk, 1, "forger", custody.Signer(forged))
+    # The custody key's own entry, the log's first signed one, names the key:
+    # the forger names theirs.
+    team_fp = fingerprint(team_public).hex()
+    _rewrite(desk, 1, "forger", custody.Signer(forged), json.dumps(
+        {"key_id": custody.key_id(forged.verify_key), "team_key": team_fp,
+         "verify_key": verify.hex()}, sort_keys=True, separators=(",", ":")))
     # The log by itself looks whole...
     assert desk.run("verify-log").output.startswith("custody log intact")
     # ...but the custody key is not the team's...
@@ -220,6 +230,68 @@ def test_an_export_head_nested_too_deeply_is_reported_not_a_crash(worked, desk, 
     result = desk.run("verify-log", "--against", str(tmp_path / "case"), ok=False)
     assert result.exit_code == 1
     assert "custody-head.json cannot be read" in result.output
+
+
+def test_an_emptied_log_is_caught(worked, desk):
+    """A stored custody key was recorded by a signed entry, the log's first
+    signed one: a log without it was cut, not begun."""
+    _edit(desk, "DELETE FROM custody")
+    for args in ([], desk.key_args()):
+        result = desk.run("verify-log", *args, ok=False)
+        assert result.exit_code == 1
+        assert result.output.startswith("BROKEN: the log is empty, but the vault holds a "
+                                        "custody key"), result.output
+    # With the custody key gone too, the vault's submissions still need a log.
+    _edit(desk, "DELETE FROM custody_key")
+    result = desk.run("verify-log", ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith("BROKEN: the log is empty, but the vault holds "
+                                    "submissions"), result.output
+
+
+def test_a_log_whose_signed_entries_were_cut_off_is_caught(worked, desk):
+    """Unsigned entries left alone while the vault holds a custody key: the
+    signed ones, from the custody key's own on, were stripped or removed."""
+    _edit(desk, "UPDATE custody SET signature = NULL, key_id = NULL")
+    result = desk.run("verify-log", ok=False)
+    assert result.exit_code == 1
+    assert "the vault holds a custody key but no entry is signed" in result.output
+
+
+def test_the_first_signed_entry_must_record_the_custody_key(worked, desk):
+    """Even re-signed with the genuine custody key, a log whose first entry is
+    gone and whose others were renumbered does not begin as every log does."""
+    with desk.open() as vault:
+        signer = vault.signer
+    conn = sqlite3.connect(desk.root / "vault.db")
+    conn.row_factory = sqlite3.Row
+    with conn:
+        conn.execute("DELETE FROM custody WHERE seq = 1")
+        prev = custody.GENESIS
+        for row in [dict(r) for r in conn.execute("SELECT * FROM custody ORDER BY seq")]:
+            seq = row["seq"] - 1
+            digest = custody.entry_hash(seq, row["at"], row["actor"], row["action"],
+                                        row["subject"], row["detail"], prev)
+            conn.execute("UPDATE custody SET seq = ?, prev_hash = ?, hash = ?, signature = ?"
+                         " WHERE seq = ?", (seq, prev, digest, signer.sign(digest), row["seq"]))
+            prev = digest
+    conn.close()
+    result = desk.run("verify-log", ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith("BROKEN at entry 1: entry 1 is the first signed one but "
+                                    "does not record the vault's custody key"), result.output
+
+
+def test_a_changed_team_fingerprint_is_broken_not_a_refusal(worked, desk):
+    """The fingerprint stored beside the custody key is the one its signed
+    entry records: changed, the team's own key is not turned away as
+    another team's, the log is BROKEN."""
+    _edit(desk, "UPDATE custody_key SET team_fingerprint = ?", "ab" * 16)
+    for args in ([], desk.key_args()):
+        result = desk.run("verify-log", *args, ok=False)
+        assert result.exit_code == 1
+        assert result.output.startswith("BROKEN at entry 1: entry 1 is the first signed one "
+                                        "but does not record the vault's custody key")
 
 
 def test_another_teams_key_is_refused_not_taken_for_tampering(worked, desk, tmp_path):
