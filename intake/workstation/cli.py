@@ -325,17 +325,19 @@ def verify_log(vault: Vault, team_key, key_path: Path | None, exports: tuple[Pat
     failed = False
     for export in exports:
         try:
-            carried = untrusted_json.loads((export / "custody-head.json").read_text())
-        except (OSError, ValueError) as exc:
-            click.echo(f"REWRITTEN? {shown(export)}: its custody-head.json cannot be read ({exc})")
+            carried = custody.read_head(
+                untrusted_json.loads((export / "custody-head.json").read_text()))
+        except (OSError, ValueError) as exc:  # MalformedHead, UnicodeDecodeError too
+            click.echo(f"REWRITTEN? {shown(export)}: its custody-head.json cannot be read "
+                       f"({shown(exc)})")
             failed = True
             continue
-        problem = custody.check_head(vault.conn, carried if isinstance(carried, dict) else {})
+        problem = custody.check_head(vault.conn, carried)
         if problem:
-            click.echo(f"REWRITTEN since {shown(export)} was exported: {problem}")
+            click.echo(f"REWRITTEN since {shown(export)} was exported: {shown(problem)}")
             failed = True
         else:
-            click.echo(f"agrees with {shown(export)} (entry {carried['seq']})")
+            click.echo(f"agrees with {shown(export)} (entry {shown(carried.seq)})")
     unsigned = f" ({verdict.unsigned} from before signing)" if verdict.unsigned else ""
     checked = "; the custody key is the team's" if team_key is not None else ""
     click.echo(f"custody log intact: {verdict.entries} entries{unsigned}, signed by custody key "

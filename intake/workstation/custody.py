@@ -381,30 +381,58 @@ def head(conn: sqlite3.Connection) -> dict:
             "signature": last["signature"]}
 
 
-def check_head(conn: sqlite3.Connection, carried: dict) -> str | None:
-    """None when the log still holds the head an earlier export carried;
-    otherwise what changed."""
-    try:
-        seq, digest = int(carried["seq"]), str(carried["hash"])
-        verify_key = VerifyKey(bytes.fromhex(carried["verify_key"]))
-        signature = str(carried["signature"])
-    except (KeyError, TypeError, ValueError, CryptoError):
-        return "the export's custody head is malformed"
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer
+
+
+class MalformedHead(ValueError):
+    """An export's custody-head.json is not a head this module writes."""
+
+
+@dataclass(frozen=True)
+class CarriedHead:
+    """The head an export carries, every value checked for form."""
+
+    seq: int
+    hash: str
+    verify_key: VerifyKey
+    signature: str
+
+
+def read_head(carried: object) -> CarriedHead:
+    """The head in an export's custody-head.json (parsed JSON, from outside):
+    MalformedHead unless it is one head() writes. Its values are not quoted
+    back: a reason names the field only."""
+    if not isinstance(carried, dict):
+        raise MalformedHead("it is not a JSON object")
     if carried.get("format") != HEAD_FORMAT:
-        return "the export's custody head is not intake-custody-head/1"
-    if not check_signature(verify_key, digest, signature):
+        raise MalformedHead(f"it is not {HEAD_FORMAT}")
+    seq = carried.get("seq")
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:  # bool, float, 1e400, 10**29: no
+        raise MalformedHead("its seq is not an entry number")
+    for field, digits in (("hash", 64), ("verify_key", 64), ("signature", 128)):
+        if not is_hex(carried.get(field), digits):
+            raise MalformedHead(f"its {field} is not {digits} hex digits")
+    return CarriedHead(seq, carried["hash"], VerifyKey(bytes.fromhex(carried["verify_key"])),
+                       carried["signature"])
+
+
+def check_head(conn: sqlite3.Connection, carried: CarriedHead) -> str | None:
+    """None when the log still holds the head an earlier export carried
+    (read_head); otherwise what changed."""
+    if not check_signature(carried.verify_key, carried.hash, carried.signature):
         return "the export's custody head is not signed by its custody key"
     try:
         stored = _stored_key(conn)
     except CustodyKeyError as exc:
         return str(exc)
-    if stored is None or bytes(stored.verify_key) != bytes(verify_key):
+    if stored is None or bytes(stored.verify_key) != bytes(carried.verify_key):
         return "the vault's custody key is not the one that signed the export: the log was " \
                "re-signed"
+    seq = carried.seq
     row = conn.execute("SELECT hash FROM custody WHERE seq = ?", (seq,)).fetchone()
     if row is None:
         return f"entry {seq}, the export's head, is gone from the log"
-    if row["hash"] != digest:
+    if row["hash"] != carried.hash:
         return f"entry {seq} is not the one the export carries: the log was rewritten"
     return None
 

@@ -311,6 +311,42 @@ def test_another_teams_key_is_refused_not_taken_for_tampering(worked, desk, tmp_
     assert refused.exit_code == 2 and refused.output == result.output
 
 
+@pytest.mark.parametrize("seq", ["Infinity", "-Infinity", "NaN", "1e400",
+                                 "100000000000000000000000000000", "{n}.9", "{n}.0", "{n}e0",
+                                 "true", "\"{n}\"", "null", "0", "-3", "[{n}]"])
+def test_an_export_head_whose_seq_is_not_an_entry_number_cannot_be_read(worked, desk,
+                                                                        tmp_path, seq):
+    """seq must be a JSON integer an entry can have: not a float that rounds
+    to the head's number (33.9 once \"agreed\" as entry 33.9), not one past
+    SQLite's integers (once an OverflowError)."""
+    path = tmp_path / "case" / "custody-head.json"
+    head = json.loads(path.read_text())
+    seq = seq.format(n=head["seq"])
+    path.chmod(0o600)
+    path.write_text(json.dumps(head).replace(f'"seq": {head["seq"]}', f'"seq": {seq}'))
+    assert f'"seq": {seq}' in path.read_text()
+    result = desk.run("verify-log", "--against", str(tmp_path / "case"), ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"REWRITTEN? {tmp_path / 'case'}: its custody-head.json "
+                                    "cannot be read (its seq is not an entry number)")
+    assert "agrees" not in result.output
+
+
+@pytest.mark.parametrize("field, value", [
+    ("hash", 12), ("hash", "ab"), ("verify_key", "zz"), ("signature", None),
+    ("format", "x\x1b]0;PWNED\x07\x1b[2J"), ("seq", "\x1b[2J")])
+def test_a_malformed_export_head_cannot_be_read_and_is_not_echoed(worked, desk, tmp_path,
+                                                                  field, value):
+    path = tmp_path / "case" / "custody-head.json"
+    head = json.loads(path.read_text())
+    path.chmod(0o600)
+    path.write_text(json.dumps({**head, field: value}))
+    result = desk.run("verify-log", "--against", str(tmp_path / "case"), ok=False)
+    assert result.exit_code == 1
+    assert "custody-head.json cannot be read (it" in result.output, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+
+
 @pytest.mark.parametrize("sql", [
     "UPDATE custody_key SET verify_key = 'zz'",
     "UPDATE custody_key SET verify_key = X'00'",
