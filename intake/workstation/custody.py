@@ -295,6 +295,10 @@ def verify(conn: sqlite3.Connection, team_key: PrivateKey | None = None) -> Verd
             return Verdict(False, count, prev, seq if type(seq) is int else None, problem, kid,
                            unsigned)
         if row["signature"] is None:
+            if row["action"] == "custody key":  # unlock signs it, always
+                return Verdict(False, count, prev, seq, f"entry {seq} records the making of a "
+                               "custody key but is not signed: signatures were stripped", kid,
+                               unsigned)
             unsigned += 1
         elif not signed:
             signed = True
