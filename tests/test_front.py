@@ -223,6 +223,38 @@ def test_too_many_files_and_too_long_a_text_are_told_apart(server):
     assert server.store_files() == []
 
 
+def test_a_large_body_that_is_not_a_form_with_files_is_refused_before_it_is_read(server):
+    """A login's body is a few hundred bytes: one declaring 400 MiB is answered
+    at once, before a byte of it is sent, instead of being held in memory."""
+    with server.connect() as sock:
+        sock.sendall(request_head("POST", "/uk/login", {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Length": str(400 * 1024 * 1024)}))
+        started = time.monotonic()
+        answer = read_answer(sock, timeout=WINDOW * 2)  # not a byte of the body sent
+        assert time.monotonic() - started < WINDOW
+    assert_page_with_headers(answer, 413, "Забагато за один раз")
+    assert 'lang="uk"' in answer.text
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded",
+                                          "application/octet-stream", ""])
+def test_a_chunked_body_that_is_not_a_form_with_files_is_cut_past_the_limit(
+        server, content_type):
+    """Without a length, the body is cut once it passes the form-memory limit
+    (here about 785 KiB): what is held stays under it, whatever follows."""
+    headers = {"Transfer-Encoding": "chunked"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    chunk = b"%x\r\n" % 65536 + b"a" * 65536 + b"\r\n"
+    with server.connect() as sock:
+        sock.sendall(request_head("POST", "/en/login", headers))
+        for _ in range(13):  # 832 KiB: a little past the limit
+            sock.sendall(chunk)
+        answer = read_answer(sock, timeout=WINDOW * 2)
+    assert_page_with_headers(answer, 413, "Too much at once")
+
+
 def test_two_requests_on_one_connection(server):
     with server.connect() as sock:
         sock.sendall(request_head("GET", "/en/", {}))

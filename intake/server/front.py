@@ -81,7 +81,11 @@ class Limits:
 @dataclass
 class FrontHooks:
     """What an app tells the front: its limits, and where a multipart body's
-    files go. Without `new_spool`, a body is held in memory up to `max_body`."""
+    files go. Without `new_spool`, a multipart body is held in memory up to
+    `max_body`. A body that is neither a multipart form nor fed to a
+    `body_sink` (a urlencoded form: a login, a choice) is held in memory up to
+    `max_form_memory` only: one declaring more is refused before it is read
+    (the "too_long" page), a chunked one is cut as it passes it."""
 
     limits: Limits
     max_body: int
@@ -508,7 +512,14 @@ class Connection:
                 # A refused body was never read: the connection cannot carry another.
                 await self._app_answer(environ, close=sink.refused is not None)
                 return
-            environ["wsgi.input"] = io.BytesIO(await self._read_small_body(hooks.max_body))
+            # Any other body is read into memory: a form's fields (a login, a
+            # choice), never files, so it is held to the form-memory limit
+            # (a multipart body only where no spool takes its files).
+            cap, reason = (hooks.max_body, 413) if mimetype == "multipart/form-data" \
+                else (hooks.max_form_memory, "too_long")
+            if declared is not None and declared > cap:
+                raise _Cut(reason)
+            environ["wsgi.input"] = io.BytesIO(await self._read_small_body(cap, reason))
         else:
             await self._drain_empty_body()
         await self._app_answer(environ)
@@ -521,12 +532,12 @@ class Connection:
         async for _ in self._body():
             raise _Cut(400)
 
-    async def _read_small_body(self, cap: int) -> bytes:
+    async def _read_small_body(self, cap: int, reason: int | str = 413) -> bytes:
         body = bytearray()
         async for data in self._body():
             body += data
             if len(body) > cap:
-                raise _Cut(413)
+                raise _Cut(reason)
         return bytes(body)
 
     async def _read_into(self, sink: BodySink) -> None:

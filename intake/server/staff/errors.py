@@ -45,6 +45,10 @@ def init_app(app) -> None:
     def _refused(exc: Refused):
         if exc.reason == "413":
             return _too_large()
+        if exc.reason in ("too_long", "too_many"):  # a form too large to hold
+            return page(413, _("Too much at once"),
+                        _("What was sent could not be read. Open the page again from the "
+                          "staff pages and try once more."))
         if exc.reason == "408":
             return page(408, _("The connection was too slow"),
                         _("What was sent stopped arriving. Nothing was received. Check "
