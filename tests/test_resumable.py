@@ -185,6 +185,44 @@ def test_the_daily_quota_applies_to_uploads_in_pieces(tmp_path, team_key):
         app.extensions["intake"].close()
 
 
+def test_the_forms_files_and_the_uploads_together_are_held_to_the_limit(tmp_path, team_key):
+    """A file in the form and a file sent ahead, each under the limit, are
+    together over it: the submission is refused, in the witness's language,
+    and the upload waits, untouched, for a smaller form."""
+    import io
+
+    from support import make_config
+
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=300_000))
+    try:
+        client = app.test_client()
+        url = upload(client, os.urandom(200_000))
+        answer = client.post("/uk/submit", data={
+            "csrf_token": csrf_token(client, "/uk/"), "testimony": "both",
+            "keep_original": "y", "upload": [upload_id(url)],
+            "files": [(io.BytesIO(os.urandom(150_000)), "form.bin")]},
+            content_type="multipart/form-data", follow_redirects=True)
+        assert answer.status_code == 400
+        text = answer.get_data(as_text=True)
+        assert "Ви надіслали більше, ніж приймає цей сервіс" in text
+        with app.extensions["intake"].db.sessions() as s:
+            assert s.query(Item).count() == 0
+        assert [p for p in (tmp_path / "data" / "store").iterdir() if p.is_file()] == []
+        assert head(client, url).headers["Upload-Offset"] == "200000"  # kept
+        # The same upload with a smaller file in the form goes through.
+        answer = client.post("/en/submit", data={
+            "csrf_token": csrf_token(client), "testimony": "both", "keep_original": "y",
+            "upload": [upload_id(url)], "files": [(io.BytesIO(b"x" * 100_000), "form.bin")]},
+            content_type="multipart/form-data", follow_redirects=True)
+        assert answer.status_code == 200 and codename_of(answer.get_data(as_text=True))
+        with app.extensions["intake"].db.sessions() as s:
+            assert s.query(Item).count() == 3  # the testimony and the two files
+    finally:
+        app.extensions["intake"].close()
+
+
 @pytest.mark.parametrize("name", ["a/b.jpg", "x" * 300, "bad\x00.jpg"])
 def test_bad_names_are_refused_at_creation(client, name):
     assert create(client, 10, name=name).status_code == 400

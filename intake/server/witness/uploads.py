@@ -308,7 +308,24 @@ class Joined:
             partial.unlock()
 
 
+def _form_files_size() -> int:
+    """Bytes of the files the form itself carried (sealed as they arrived)."""
+    return sum(storage.stream.size for storage in request.files.getlist("files")
+               if isinstance(storage.stream, UploadSpool))
+
+
+def _too_large() -> IntakeError:
+    limit = current_app.extensions["intake"].config.max_upload
+    return IntakeError(_("What you sent is larger than this service accepts "
+                         "(%(size)s in total). Send fewer or smaller files, in "
+                         "several submissions. Nothing was kept.", size=human_size(limit)))
+
+
 def joined_uploads() -> Joined:
+    """The finished uploads the form names. The files of one submission, those
+    the form carried and those sent ahead together, are held to `max_upload`:
+    past it the submission is refused and the uploads wait, untouched, for a
+    smaller form."""
     ids = request.form.getlist(FIELD)
     joined = Joined()
     if not ids:
@@ -317,7 +334,7 @@ def joined_uploads() -> Joined:
     if len(ids) > intake.config.max_files or len(set(ids)) != len(ids):
         raise IntakeError(_("Too many files at once (at most %(n)d). Send the rest in "
                             "another submission.", n=intake.config.max_files))
-    secret, total = _secret(), 0
+    secret, total = _secret(), _form_files_size()
     try:
         for upload_id in ids:
             try:
@@ -334,10 +351,8 @@ def joined_uploads() -> Joined:
                                     "until it has arrived, then send the form."))
             total += partial.length
             if total > intake.config.max_upload:
-                raise IntakeError(_("What you sent is larger than this service accepts "
-                                    "(%(size)s in total). Send fewer or smaller files, in "
-                                    "several submissions. Nothing was kept.",
-                                    size=human_size(intake.config.max_upload)))
+                raise _too_large()
+        for partial in joined.partials:  # only once the total is known to fit
             name = check_upload_name(partial.name)
             spool = UploadSpool(intake.store, intake.recipients)
             joined.uploads.append(Upload(name, spool))
