@@ -255,6 +255,24 @@ def test_a_chunked_body_that_is_not_a_form_with_files_is_cut_past_the_limit(
     assert_page_with_headers(answer, 413, "Too much at once")
 
 
+def test_no_answer_carries_a_time(server):
+    """Neither static files nor pages nor refusals say what time it is on the
+    server, or when a file was changed."""
+    clock = ("date", "expires", "last-modified", "etag", "age")
+    answers = [server.get(path) for path in (
+        "/static/uploads.js", "/static/style.css", "/en/", "/uk/login", "/", "/en/nowhere",
+        "/static/nowhere.css")]
+    with server.connect() as sock:
+        sock.sendall(request_head("HEAD", "/static/uploads.js", {}))
+        answers.append(read_answer(sock, head_only=True))
+    with server.connect() as sock:  # a refusal of the front's own
+        sock.sendall(request_head("GET", "/", {"X-Huge": "a" * 40_000}))
+        answers.append(read_answer(sock))
+    assert [a.status for a in answers] == [200, 200, 200, 200, 302, 404, 404, 200, 431]
+    for answer in answers:
+        assert not [name for name in clock if name in answer.headers], answer.headers
+
+
 def test_two_requests_on_one_connection(server):
     with server.connect() as sock:
         sock.sendall(request_head("GET", "/en/", {}))

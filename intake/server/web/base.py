@@ -30,22 +30,30 @@ def front_limits(config: Config) -> Limits:
                   window=config.rate_window)
 
 
+# Headers that carry a time: the file's (Last-Modified, and the ETag made
+# from it) or the server's clock (Date, Expires, Age).
+CLOCK_HEADERS = ("Date", "Expires", "Last-Modified", "ETag", "Age")
+
+
 def no_file_times(app: Flask) -> None:
-    """Static files go out without an ETag or a Last-Modified: both are made
-    from the file's mtime, which is none of a client's business."""
+    """No answer carries a time: static files go out without an ETag or a
+    Last-Modified (made from the file's mtime, none of a client's business),
+    and no answer has an Expires (Werkzeug makes one from the live clock for
+    any max_age) or a Date. Caching is refused by Cache-Control alone
+    (intake.pages.headers)."""
     folder = app.static_folder
 
     def static(filename: str):
         return send_from_directory(folder, filename, etag=False, conditional=False,
-                                   max_age=0)
+                                   max_age=None)
 
     if "static" in app.view_functions:
         app.view_functions["static"] = static
 
     @app.after_request
     def _no_times(response):
-        response.headers.pop("Last-Modified", None)
-        response.headers.pop("ETag", None)
+        for name in CLOCK_HEADERS:
+            response.headers.pop(name, None)
         return response
 
 
