@@ -349,6 +349,40 @@ def test_queue_names_item_kinds_in_the_pages_language(staff_app, app):
     assert "<td>свідчення</td>" in ukrainian and "<td>файл</td>" in ukrainian
 
 
+def _session_rows(staff_app) -> int:
+    from intake.server.models import WebSession
+    with staff_app.extensions["intake"].db.sessions() as s:
+        return s.query(WebSession).count()
+
+
+def test_a_language_chosen_before_login_is_carried_by_the_address(staff_app):
+    """No session row for a choice alone (nor for a static file): the login
+    page carries it in its address and its form, and the login keeps it."""
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    for path in ("/static/style.css?lang=ru", "/staff-static/staff.css?lang=ru"):
+        with client.get(path) as response:
+            assert response.status_code == 200
+    page = client.get("/login?lang=uk")
+    assert 'lang="uk"' in page.text and 'action="/login?lang=uk"' in page.text
+    assert _session_rows(staff_app) == 0
+    wrong = client.post("/login?lang=uk", data={"csrf_token": token(client, "/login?lang=uk"),
+                                                "name": "ana", "password": "wrong",
+                                                "code": "000000"})
+    assert wrong.status_code == 403 and 'lang="uk"' in wrong.text
+    assert _session_rows(staff_app) == 0
+    answer = client.post("/login?lang=uk", data={
+        "csrf_token": token(client, "/login?lang=uk"), "name": "ana", "password": PASSWORD,
+        "code": totp.at(staff_app.now[0])})
+    assert answer.status_code == 302
+    assert 'lang="uk"' in client.get("/").text  # kept in the session the login made
+    assert 'lang="ru"' in client.get("/?lang=ru").text
+    assert 'lang="ru"' in client.get("/").text  # a session to keep it in: kept
+    # Sent to the login page without a session, the choice goes along.
+    other = staff_app.test_client()
+    assert other.get("/?lang=be").headers["Location"] == "/login?lang=be"
+
+
 def _many_items(staff_app, n: int) -> dict[str, list[str]]:
     """`n` queue rows from three witnesses, written straight into the database
     (only the page is under test here): witness id -> its item ids."""

@@ -76,6 +76,35 @@ def test_the_language_keeps_no_cookie_and_no_session_row(app, client):
         assert s.query(WebSession).count() == 0
 
 
+def _session_rows(app) -> int:
+    from intake.server.models import WebSession
+    with app.extensions["intake"].db.sessions() as s:
+        return s.query(WebSession).count()
+
+
+@pytest.mark.parametrize("path", ["/static/style.css?lang=ru", "/static/uploads.js?lang=be",
+                                  "/static/nowhere.css?lang=uk"])
+def test_a_static_file_with_a_language_writes_nothing(app, path):
+    """A static file takes no language choice: no session row, no cookie,
+    however many are asked for."""
+    for _ in range(5):
+        with app.test_client().get(path) as response:
+            assert response.status_code in (200, 404)
+            assert not response.headers.getlist("Set-Cookie")
+    assert _session_rows(app) == 0
+
+
+def test_a_language_in_an_address_that_is_not_a_page_is_not_stored(app):
+    """Resumable uploads and forms sent to old addresses are answered in the
+    address's `?lang=` without storing it."""
+    client = app.test_client()
+    assert client.options("/uploads/?lang=ru").status_code == 204
+    token = csrf_token(client)
+    answer = client.post("/login?lang=uk", data={"csrf_token": token, "codename": "no such"})
+    assert answer.status_code in (302, 303) and answer.headers["Location"].startswith("/uk/")
+    assert _session_rows(app) == 0
+
+
 @pytest.mark.parametrize(("old", "new"), [
     ("/?lang=uk", "/uk/"),
     ("/login?lang=be", "/be/login"),

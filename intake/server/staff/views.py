@@ -33,6 +33,7 @@ from intake.server.reply_import import import_replies
 from intake.server.staff import audit
 from intake.server.store import today
 from intake.server.web.errors import IntakeError
+from intake.server.web.i18n import address_choice
 
 # The staff pages' own stylesheet, beside their templates.
 bp = Blueprint("staff", __name__, static_folder=str(templates_dir() / "staff" / "static"),
@@ -56,7 +57,10 @@ def login_post():
         name, request.form.get("password") or "", request.form.get("code") or "")
     if user is None:
         return render_template("staff/login.html", failed=True), 403
-    keep = {k: session[k] for k in ("lang",) if k in session}  # the language stays
+    # The language stays: the session's, or the one the login page's address
+    # carried (a choice made before there was a session to keep it in).
+    lang = session.get("lang") or address_choice()
+    keep = {"lang": lang} if lang else {}
     session.clear()
     session.regenerate()
     session.update(keep)

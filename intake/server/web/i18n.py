@@ -10,7 +10,11 @@ most witnesses will use.
 
 Pages without a language in their address (the staff's) keep a `?lang=`
 choice in the server-side session, whose cookie lasts until the browser
-closes.
+closes, once there is one to keep it in (after a login): a choice is never
+the reason a session row is written. Until then the address carries it
+(`?lang=`, which every address the page makes keeps). Static
+files take no choice at all, and the witness's pages and uploads never
+store one: their addresses carry it.
 """
 
 from __future__ import annotations
@@ -18,13 +22,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from flask import Flask, Request, g, has_request_context, redirect, request, session
+from flask import (
+    Flask,
+    Request,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    request,
+    session,
+)
 from flask_babel import get_locale, ngettext
 
 from intake.pages.languages import DEFAULT, LANGUAGES
 
 QUERY = "lang"
 SESSION_KEY = "lang"
+URL_LANGUAGES = "intake.url_languages"  # app.extensions key: its addresses carry the language
 # The URL rule part that names a language: only the four, so no other
 # address is ever read as one.
 PREFIX = "/<any(" + ", ".join(LANGUAGES) + "):lang>"
@@ -54,12 +68,18 @@ def browser_language(req: Request) -> str:
     return req.accept_languages.best_match(list(LANGUAGES)) or DEFAULT
 
 
+def address_choice(req: Request | None = None) -> str | None:
+    """A `?lang=` choice in the address, if it names one of the languages."""
+    code = (req or request).args.get(QUERY)
+    return code if code in LANGUAGES else None
+
+
 def select_locale(req: Request) -> str:
-    """The address's language, else the session's choice, else the browser's
-    wish, else English."""
+    """The address's language (its first part, else its `?lang=`), else the
+    session's choice, else the browser's wish, else English."""
     if not has_request_context():
         return DEFAULT
-    in_url = url_language(req.path)
+    in_url = url_language(req.path) or address_choice(req)
     if in_url:
         return in_url
     # g keeps the choice made at the start of the request, so a page rendered
@@ -70,15 +90,35 @@ def select_locale(req: Request) -> str:
     return browser_language(req)
 
 
+def _static(endpoint: str | None) -> bool:
+    """A static file (the app's or a blueprint's), not a page."""
+    return bool(endpoint) and (endpoint == "static" or endpoint.endswith(".static"))
+
+
 def remember_choice() -> None:
-    """Stores a `?lang=` choice for the rest of the visit; unknown codes are ignored.
-    An address that names its language needs no memory of it."""
-    if url_language(request.path):
+    """Stores a `?lang=` choice for the rest of the visit in a session that
+    is kept anyway (its row exists: someone logged in); unknown codes are
+    ignored. Nothing is stored, nor the session even read, for a static file
+    or an address that names its language, and nothing is stored in an app
+    whose addresses all carry it: a request with no session writes nothing."""
+    if url_language(request.path) or _static(request.endpoint):
         return
-    code = request.args.get(QUERY)
-    if code in LANGUAGES and session.get(SESSION_KEY) != code:
+    code = address_choice()
+    if code and not current_app.extensions.get(URL_LANGUAGES) \
+            and getattr(session, "stored", True) and session.get(SESSION_KEY) != code:
         session[SESSION_KEY] = code
     g.setdefault(SESSION_KEY, session.get(SESSION_KEY))
+
+
+def _carry_choice(endpoint: str, values: dict) -> None:
+    """A `?lang=` choice no session keeps (no one has logged in yet) goes on
+    in every address the page makes (its links, its form, a redirect)."""
+    if not has_request_context() or _static(endpoint) or QUERY in values \
+            or current_app.extensions.get(URL_LANGUAGES) or url_language(request.path):
+        return
+    code = address_choice()
+    if code and code != session.get(SESSION_KEY):
+        values[QUERY] = code
 
 
 def _safe_path(path: str) -> str:
@@ -143,6 +183,7 @@ def init_app(app: Flask) -> None:
     """Call after Babel(app, locale_selector=...): the hook and template helpers."""
     # First of the before_request hooks, so every later one speaks the choice.
     app.before_request_funcs.setdefault(None, []).insert(0, remember_choice)
+    app.url_defaults(_carry_choice)
     app.jinja_env.globals.update(get_locale=get_locale,
                                  language_links=language_links,
                                  links_open_new_tab=links_open_new_tab,
@@ -156,6 +197,7 @@ def init_url_languages(app: Flask, *, keep: tuple[str, ...] = ("/static/", "/upl
     address is made with it, and an address without it is redirected (a GET;
     a form sent to an old address is still answered, in the session's or the
     browser's language). Addresses under `keep` are not pages."""
+    app.extensions[URL_LANGUAGES] = True
 
     @app.url_value_preprocessor
     def _pull(endpoint, values):
