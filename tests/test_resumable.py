@@ -223,6 +223,51 @@ def test_the_forms_files_and_the_uploads_together_are_held_to_the_limit(tmp_path
         app.extensions["intake"].close()
 
 
+def test_a_session_may_hold_only_so_many_open_uploads(tmp_path, team_key):
+    """Four times max_files uploads not yet sent with a form, per session:
+    past it, creation is refused in the witness's language; another session,
+    or one that removed an upload, may create again."""
+    from support import make_config
+
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_files=2))
+    try:
+        client = app.test_client()
+        token = csrf_token(client)
+        urls = [create(client, 2 * 1024**3, token=token).headers["Location"]
+                for _ in range(8)]
+        refused = create(client, 10, token=token, **{"Accept-Language": "uk"})
+        assert refused.status_code == 403
+        assert "На сервері чекає забагато файлів" in refused.get_data(as_text=True)
+        assert "(найбільше — 8)" in refused.get_data(as_text=True)
+        assert len(list(partials_root(app).iterdir())) == 8
+        other = app.test_client()
+        assert create(other, 10).status_code == 201
+        assert client.delete(urls[0], headers=TUS).status_code == 204
+        assert create(client, 10, token=token).status_code == 201
+        assert create(client, 10, token=token).status_code == 403
+    finally:
+        app.extensions["intake"].close()
+
+
+@pytest.mark.parametrize(("lang", "words"), [("uk", "Цей файл більший"),
+                                             ("ru", "Этот файл больше"),
+                                             ("be", "Гэты файл большы")])
+def test_refusals_under_uploads_speak_the_pages_language(tmp_path, team_key, lang, words):
+    from support import make_config
+
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_upload=1000))
+    try:
+        client = app.test_client()
+        answer = create(client, 1001, **{"Accept-Language": lang})
+        assert answer.status_code == 413 and words in answer.get_data(as_text=True)
+    finally:
+        app.extensions["intake"].close()
+
+
 @pytest.mark.parametrize("name", ["a/b.jpg", "x" * 300, "bad\x00.jpg"])
 def test_bad_names_are_refused_at_creation(client, name):
     assert create(client, 10, name=name).status_code == 400

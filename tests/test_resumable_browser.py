@@ -257,3 +257,31 @@ def test_several_files_without_a_cut(browser, server, team_key, tmp_path):
     assert len(page.locator("#codename span").all_inner_texts()) >= 7
     files, testimonies = stored(server, team_key.private_key)
     assert sorted(files) == sorted(contents) and testimonies == 1
+
+
+def test_a_refusal_is_shown_in_the_pages_language(browser, tmp_path, team_key):
+    """The script asks in the page's language, so the server's refusal it
+    shows (here: the file is over the limit) is in the witness's language."""
+    from babel.support import Translations
+
+    live = LiveServer(tmp_path, team_key.keys_dir, max_upload=1000)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(5000))
+    context = browser.new_context(java_script_enabled=True, service_workers="block",
+                                  locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{live.port}/uk/")
+        page.locator("textarea[name=testimony]").fill("Що я бачив.")
+        page.locator("input[type=file][name=files]").first.set_input_files([str(big)])
+        page.locator("form[enctype='multipart/form-data'] button[type=submit]").click()
+        root = Path(__file__).resolve().parents[1]
+        told = Translations.load(str(root / "translations"), ["uk"]).gettext(
+            "This file is larger than this service accepts (%(size)s).").split("(")[0]
+        assert told and told.isascii() is False
+        page.wait_for_function(
+            "t => document.querySelector('.resumable .status').innerText.includes(t)",
+            arg=told.strip(), timeout=30_000)
+    finally:
+        context.close()
+        live.stop()

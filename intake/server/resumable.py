@@ -178,6 +178,25 @@ class Partials:
         return Partial(upload_id, folder, _derive(secret, upload_id, b"intake-upl-key"),
                        state, self)
 
+    def count(self, secret: bytes) -> int:
+        """How many uploads, not yet expired, this session has open."""
+        if not self.root.is_dir():
+            return 0
+        n = 0
+        for folder in self.root.iterdir():
+            if not _ID.match(folder.name):
+                continue
+            try:
+                state = json.loads((folder / "state.json").read_bytes())
+                day = dt.date.fromisoformat(state["day"])
+                binding = str(state["binding"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if self.day() < self.expires(day).date() and hmac.compare_digest(
+                    binding, _derive(secret, folder.name, b"intake-upl-bind").hex()):
+                n += 1
+        return n
+
     def held(self) -> int:
         """Bytes that uploads not yet part of a submission hold. (What they
         declare is not counted: declaring costs nothing, so a flood of

@@ -20,6 +20,8 @@
       var xhr = new XMLHttpRequest();
       xhr.open(method, url);
       xhr.setRequestHeader("Tus-Resumable", TUS);
+      // The server's refusals, shown below, in the page's language.
+      xhr.setRequestHeader("Accept-Language", document.documentElement.lang || "en");
       Object.keys(headers).forEach(function (name) {
         xhr.setRequestHeader(name, headers[name]);
       });

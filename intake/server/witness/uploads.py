@@ -50,6 +50,10 @@ PARTIALS = "intake.partials"  # app.extensions key
 TUS_VERSION = "1.0.0"
 FIELD = "upload"  # the form's field naming a finished upload
 READ = 256 * 1024
+# Uploads one session may have open (created, not yet sent with a form, not
+# expired), as a multiple of max_files: room for a full form sent again a
+# few times after a failure, not for a flood of folders.
+OPEN_PER_SESSION = 4
 
 
 class Forbidden(UploadRefused):
@@ -66,6 +70,14 @@ class BadType(UploadRefused):
 
 class Busy(UploadRefused):
     status, reason = 503, "busy"
+
+
+class TooMany(UploadRefused):
+    status, reason = 403, "too_many"
+
+
+def open_limit(config) -> int:
+    return OPEN_PER_SESSION * config.max_files
 
 
 def _number(text: str | None) -> int:
@@ -150,6 +162,10 @@ def _message(exc: UploadRefused) -> str:
     if exc.status in (503, 507):
         return _("This service has received as much as it can keep today. Nothing "
                  "was kept. Please try again tomorrow, or later today.")
+    if isinstance(exc, TooMany):
+        return _("Too many files sent from this browser are waiting on the server "
+                 "(at most %(n)d). Close the browser, open the form again and send it "
+                 "from there.", n=open_limit(current_app.extensions["intake"].config))
     if isinstance(exc, Forbidden):
         return _("This form was open too long, or came from another page. Open the "
                  "form again and send it from there. Nothing was kept.")
@@ -226,6 +242,8 @@ def create():
     intake, partials = current_app.extensions["intake"], _partials()
     if length > intake.config.max_upload:
         raise TooLarge()
+    if partials.count(secret) >= open_limit(intake.config):
+        raise TooMany()
     if quota.refusal(intake, length + partials.held()):
         raise Busy()
     partial = partials.create(secret, length, name)
