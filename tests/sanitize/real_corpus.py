@@ -56,6 +56,7 @@ TEXT = f"""<?xml version="1.0" encoding="UTF-8"?>
 <text:p>I saw the convoy on the bridge.{ANNOTATION}</text:p>
 <text:p><text:change-start text:change-id="c1"/>Added later.<text:change-end text:change-id="c1"/></text:p>
 <text:p>Signed: <text:author-name>{AUTHOR}</text:author-name></text:p>
+<text:p>From <text:file-name text:display="full">statement.fodt</text:file-name>, begun by <text:initial-creator>{AUTHOR}</text:initial-creator> on <text:creation-date text:date-value="2024-03-01T10:11:12">01/03/24</text:creation-date> <text:creation-time text:time-value="2024-03-01T10:11:12">10:11:12</text:creation-time>, template <text:template-name text:display="full">t.ott</text:template-name>, phone <text:user-defined text:name="Phone">{SERIAL}</text:user-defined>.</text:p>
 </office:text></office:body></office:document>
 """
 SHEET = f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -107,7 +108,8 @@ class RealCorpus:
 
     def office(self) -> list[Path]:
         """LibreOffice's own formats and its Microsoft Office filters."""
-        src = self.root / "src"
+        # The folder's name is planted: a file-name field shows the whole path.
+        src = self.root / "home_Olena_Svidok"
         src.mkdir(exist_ok=True)
         sources = {"statement.fodt": TEXT, "losses.fods": SHEET,
                    "slides.fodp": SLIDES.format(kind="presentation", body="presentation"),

@@ -443,6 +443,54 @@ def test_an_odf_embedded_objects_properties_are_replaced(corpus, sanitized, tmp_
         assert b"Olena" not in z.read("Object 1/meta.xml")
 
 
+ODF_FIELDS = (
+    '<text:file-name text:display="full">/home/olena.svidok/statement.odt</text:file-name>'
+    '<text:template-name text:display="full">/home/olena.svidok/t.ott</text:template-name>'
+    '<text:initial-creator>Olena Svidok</text:initial-creator><text:creator>Olena Svidok'
+    '</text:creator><text:printed-by>Olena Svidok</text:printed-by>'
+    '<text:author-name>Olena Svidok</text:author-name><text:author-initials>OS'
+    '</text:author-initials><text:sender-lastname>Svidok</text:sender-lastname>'
+    '<text:sender-phone-work>SN7731QX42</text:sender-phone-work>'
+    '<text:creation-date text:date-value="2024-03-01T10:11:12">2024-03-01</text:creation-date>'
+    '<text:creation-time text:time-value="2024-03-01T10:11:12">10:11:12</text:creation-time>'
+    '<text:modification-date text:date-value="2024-03-01">2024-03-01</text:modification-date>'
+    '<text:print-date text:date-value="2024-03-01">2024-03-01</text:print-date>'
+    '<text:print-time text:time-value="10:11:12">10:11:12</text:print-time>'
+    '<text:editing-cycles>7</text:editing-cycles>'
+    '<text:editing-duration text:duration="PT3H">03:00:00</text:editing-duration>'
+    '<text:user-defined text:name="Place" office:string-value="Kyiv street 5">Kyiv street 5'
+    '</text:user-defined>'
+    '<text:date text:date-value="2024-03-01">2024-03-01</text:date>'
+    '<text:date text:fixed="true" text:date-value="2023-01-01">the day it began</text:date>')
+
+
+def test_odf_document_fields_lose_names_paths_and_dates(corpus, sanitized, tmp_path):
+    """A field shows a value from the document's properties, its path on
+    disk or the user's own data: the field stays, what it shows goes."""
+    original = tmp_path / "fields.odt"
+    with zipfile.ZipFile(corpus.odt()) as src, zipfile.ZipFile(original, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "content.xml":
+                body = body.replace(b"<office:body>", b'<office:body xmlns:text='
+                                    b'"urn:oasis:names:tc:opendocument:xmlns:text:1.0">')
+                body = body.replace(b"</office:text>",
+                                    f"<text:p>Fields: {ODF_FIELDS}</text:p></office:text>"
+                                    .encode())
+            dst.writestr(info, body)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    with zipfile.ZipFile(out) as z:
+        content = z.read("content.xml")
+    assert planted_in_bytes(content) == []
+    assert b"olena" not in content.lower() and b"/home" not in content
+    assert b"10:11" not in content and b"PT3H" not in content and b">7<" not in content
+    assert b"the day it began" in content and b"2023-01-01" in content  # fixed by its author
+    assert content.count(b"<text:file-name") == 1  # the fields stay, emptied
+    assert {"document field file-name", "document field creation-date",
+            "document field sender-phone-work"} <= set(result.removed)
+
+
 def docx_text(path: Path) -> list[str]:
     import docx
 

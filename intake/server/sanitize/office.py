@@ -51,6 +51,25 @@ ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplat
 TEXT_EMPTIED = {"author", "creator", "creator-initials", "author-name", "author-initials",
                 "sender-firstname", "sender-lastname", "sender-email"}
 ODF_DATE = "{http://purl.org/dc/elements/1.1/}date"
+# OpenDocument's document fields: what they show is copied from the file's
+# properties (meta.xml, which is replaced), its path on disk, its template's
+# or the user's settings (the sender fields: the name, address and phone
+# LibreOffice's user data holds). The field stays, its shown result and the
+# values it caches are emptied. Matched in the text namespace only: other
+# vocabularies use the same local names for the document's own words.
+ODF_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ODF_FIELDS = {f"{{{ODF_TEXT}}}{name}" for name in (
+    "author-name", "author-initials", "creator", "initial-creator", "printed-by",
+    "creation-date", "creation-time", "modification-date", "modification-time",
+    "print-date", "print-time", "editing-cycles", "editing-duration", "file-name",
+    "template-name", "user-defined", "title", "subject", "description", "keywords",
+    "sender-firstname", "sender-lastname", "sender-initials", "sender-title",
+    "sender-position", "sender-email", "sender-phone-private", "sender-fax",
+    "sender-company", "sender-phone-work", "sender-street", "sender-city",
+    "sender-postal-code", "sender-country", "sender-state-or-province")}
+# The current date and time, as a date or time field not fixed by its author
+# showed them when the file was last saved.
+ODF_CLOCK = {f"{{{ODF_TEXT}}}date", f"{{{ODF_TEXT}}}time"}
 PRIVATE_RELS = ("/thumbnail", "/printerSettings", "/attachedTemplate")
 PRINTER_ITEMS = {"PrinterName", "PrinterSetup", "PrinterPaperFromSetup"}
 
@@ -131,6 +150,10 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
             removed.append(tag)
             changed = True
             continue
+        if element.tag in ODF_FIELDS or (element.tag in ODF_CLOCK and element.get(
+                f"{{{ODF_TEXT}}}fixed") != "true"):
+            changed = _empty_field(element, removed) or changed
+            continue
         if (tag in TEXT_EMPTIED or element.tag == ODF_DATE) and element.text:
             element.text = ""
             removed.append(f"{tag} (comments and changes)")
@@ -153,6 +176,23 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
                 removed.append("rsid" if "rsid" in key.lower() else
                                f"{key} (comments and changes)")
                 changed = True
+    return changed
+
+
+def _empty_field(element, removed: list[str]) -> bool:
+    """An ODF document field: its shown text and its children go, and so do
+    the values it caches (date-value, time-value, duration, office:value...)."""
+    changed = bool(element.text) or len(element) > 0
+    element.text = None
+    for child in list(element):
+        element.remove(child)
+    for attribute in list(element.attrib):
+        key = xmlsafe.local(attribute)
+        if key.endswith("value") or key == "duration":
+            del element.attrib[attribute]
+            changed = True
+    if changed:
+        removed.append(f"document field {xmlsafe.local(element.tag)}")
     return changed
 
 

@@ -217,6 +217,8 @@ OFFICE_PROPERTIES = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.x
 
 
 def _zip(family: str, data: bytes) -> None:
+    from intake.server.sanitize.office import ODF_FIELDS
+
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         if z.testzip() is not None:
             raise Failed("damaged zip")
@@ -239,6 +241,8 @@ def _zip(family: str, data: bytes) -> None:
             for element in root.iter():
                 if not isinstance(element.tag, str):
                     continue
+                if element.tag in ODF_FIELDS and ((element.text or "").strip() or len(element)):
+                    raise Failed("document field left: " + xmlsafe.local(element.tag))
                 attrs = {xmlsafe.local(k): v for k, v in element.attrib.items()}
                 if any("rsid" in k.lower() for k in attrs) or attrs.get("author") or \
                         attrs.get("initials"):
