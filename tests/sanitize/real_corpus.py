@@ -34,6 +34,7 @@ NS = (f'xmlns:office="{OFFICE}" '
       'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" '
       'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" '
       'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+      'xmlns:xlink="http://www.w3.org/1999/xlink" '
       'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
       'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" '
       'xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0"')
@@ -56,6 +57,7 @@ TEXT = f"""<?xml version="1.0" encoding="UTF-8"?>
 <text:p>I saw the convoy on the bridge.{ANNOTATION}</text:p>
 <text:p><text:change-start text:change-id="c1"/>Added later.<text:change-end text:change-id="c1"/></text:p>
 <text:p>Signed: <text:author-name>{AUTHOR}</text:author-name></text:p>
+<text:p>Linked: <draw:frame draw:name="Linked" svg:width="4cm" svg:height="3cm" text:anchor-type="as-char"><draw:image xlink:href="file:///home/OlenaSvidok/Pictures/photo.jpg" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/></draw:frame> <text:a xlink:type="simple" xlink:href="file:///home/OlenaSvidok/Documents/report.pdf">my report</text:a></text:p>
 <text:p>From <text:file-name text:display="full">statement.fodt</text:file-name>, begun by <text:initial-creator>{AUTHOR}</text:initial-creator> on <text:creation-date text:date-value="2024-03-01T10:11:12">01/03/24</text:creation-date> <text:creation-time text:time-value="2024-03-01T10:11:12">10:11:12</text:creation-time>, template <text:template-name text:display="full">t.ott</text:template-name>, phone <text:user-defined text:name="Phone">{SERIAL}</text:user-defined>.</text:p>
 </office:text></office:body></office:document>
 """

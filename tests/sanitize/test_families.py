@@ -491,6 +491,54 @@ def test_odf_document_fields_lose_names_paths_and_dates(corpus, sanitized, tmp_p
             "document field sender-phone-work"} <= set(result.removed)
 
 
+ODF_LINKS = (
+    '<draw:frame><draw:image xlink:href="file:///home/OlenaSvidok/photo.jpg"/></draw:frame>'
+    '<draw:frame><draw:image xlink:href="../../../home/OlenaSvidok/photo.jpg"/></draw:frame>'
+    '<draw:frame><draw:image xlink:href="http://tracker.example/p.png?who=Svidok"/>'
+    '</draw:frame><text:a xlink:href="file:///C:/Users/OlenaSvidok/report.pdf">mine</text:a>'
+    '<text:section-source xlink:href="/home/OlenaSvidok/part.odt"/>'
+    '<text:a xlink:href="https://example.org/news">news</text:a>'
+    '<text:a xlink:href="mailto:desk@example.org">desk</text:a>'
+    '<text:a xlink:href="#chapter2">below</text:a>'
+    '<draw:frame><draw:image xlink:href="Pictures/inside.png"/></draw:frame>'
+    '<draw:frame><draw:object xlink:href="./Object 1"/></draw:frame>')
+
+
+def test_odf_links_outside_the_package_are_pointed_nowhere(corpus, sanitized, tmp_path):
+    """A picture or section linked from the disk or the web names a folder
+    or calls home; a file: hyperlink names a folder. Parts of the package,
+    places in the document and web or mail hyperlinks stay."""
+    png = io.BytesIO()
+    from sanitize.sanitize_corpus import picture
+
+    picture((8, 8)).save(png, "PNG")
+    original = tmp_path / "links.odt"
+    namespaces = (b'<office:body xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+                  b'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+                  b'xmlns:xlink="http://www.w3.org/1999/xlink">')
+    with zipfile.ZipFile(corpus.odt()) as src, zipfile.ZipFile(original, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "content.xml":
+                body = body.replace(b"<office:body>", namespaces).replace(
+                    b"</office:text>", f"<text:p>{ODF_LINKS}</text:p></office:text>".encode())
+            dst.writestr(info, body)
+        dst.writestr("Pictures/inside.png", png.getvalue())
+        dst.writestr("Object 1/content.xml", b'<?xml version="1.0"?><office:document-content '
+                     b'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"/>')
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    with zipfile.ZipFile(out) as z:
+        content = z.read("content.xml")
+    assert b"Svidok" not in content and b"tracker" not in content
+    assert content.count(b'xlink:href="about:blank"') == 5
+    for kept in (b"https://example.org/news", b"mailto:desk@example.org", b"#chapter2",
+                 b"Pictures/inside.png", b"./Object 1"):
+        assert b'xlink:href="' + kept + b'"' in content
+    assert {"external image link", "external a link", "external section-source link"} <= \
+        set(result.removed)
+
+
 def docx_text(path: Path) -> list[str]:
     import docx
 

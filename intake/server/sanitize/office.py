@@ -5,7 +5,9 @@ Gone: document properties (core, app, custom; ODF meta.xml), thumbnails,
 printer settings, attached-template paths, absolute file paths, the authors,
 initials and dates of comments and tracked changes, the user name in a
 workbook's file sharing settings, people lists (with their e-mail ids),
-revision-session ids (rsids), zip timestamps and comments.
+revision-session ids (rsids), zip timestamps and comments, what ODF's
+document fields show, and links out of the package (OOXML's external
+relationships, ODF's xlink:href) but web and mail hyperlinks.
 Pictures inside the document (a phone photo pasted into a report keeps its
 GPS) go through the same cleaners as pictures sent alone, chosen by their
 bytes; one that cannot be cleaned stops the whole file, which is then kept
@@ -219,6 +221,49 @@ def _prune_rels(name: str, tree, dropped: set[str], removed: list[str]) -> bool:
 
 
 INERT = "about:blank"
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+ODF_DRAW = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+# ODF's hyperlinks, which the author wrote and which nothing follows when the
+# file is opened: a web or mail address there is the document's words.
+ODF_HYPERLINKS = {f"{{{ODF_TEXT}}}a", f"{{{ODF_DRAW}}}a"}
+
+
+def odf_link_kept(element, href: str, members: set[str], part: str) -> bool:
+    """An ODF xlink:href that may stay: a part of the package (a picture, an
+    embedded object; relative to the package or to the part's own folder),
+    a place in the document (#bookmark), or a web or mail address in a
+    hyperlink. Anything else (a picture or section linked from the disk or
+    the web, a file: hyperlink, a path outside the package) names a folder
+    or calls home."""
+    from urllib.parse import unquote
+
+    if href.startswith("#") or href == INERT:
+        return True
+    if element.tag in ODF_HYPERLINKS and _written_link("hyperlink", href):
+        return True
+    if ":" in href.split("/", 1)[0] or href.startswith(("/", "\\")):
+        return False  # a scheme (file:, http: on a picture...) or an absolute path
+    path = unquote(href)
+    for base in ("", posixpath.dirname(part)):
+        resolved = posixpath.normpath(posixpath.join(base, path))
+        if resolved.startswith("../") or resolved == "..":
+            continue
+        if resolved in members or any(m.startswith(resolved + "/") for m in members):
+            return True
+    return False
+
+
+def _odf_links(name: str, tree, members: set[str], removed: list[str]) -> bool:
+    changed = False
+    for element in tree.getroot().iter():
+        if not isinstance(element.tag, str):
+            continue
+        href = element.get(XLINK_HREF)
+        if href is not None and not odf_link_kept(element, href, members, name):
+            element.set(XLINK_HREF, INERT)
+            removed.append(f"external {xmlsafe.local(element.tag)} link")
+            changed = True
+    return changed
 
 
 def _written_link(kind: str, target: str) -> bool:
@@ -327,6 +372,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
     dropped = {n for n in by_name if _dropped_part(n)}
     removed += [f"part {field_name(n)}" for n in sorted(dropped)]
     out_parts: list[tuple[str, bytes]] = []
+    members = {n for n in by_name if n not in dropped}
     for info, body in parts:
         name = info.filename
         if name in dropped or info.is_dir():
@@ -347,6 +393,8 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
                 changed = True
             if name.endswith(".rels"):
                 changed = _prune_rels(name, tree, dropped, removed) or changed
+            if family == "odf":
+                changed = _odf_links(name, tree, members, removed) or changed
             if name in ("[Content_Types].xml", "META-INF/manifest.xml"):
                 changed = _prune_listing(name, tree, dropped) or changed
             if changed:

@@ -217,7 +217,7 @@ OFFICE_PROPERTIES = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.x
 
 
 def _zip(family: str, data: bytes) -> None:
-    from intake.server.sanitize.office import ODF_FIELDS
+    from intake.server.sanitize.office import ODF_FIELDS, XLINK_HREF, odf_link_kept
 
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         if z.testzip() is not None:
@@ -243,6 +243,10 @@ def _zip(family: str, data: bytes) -> None:
                     continue
                 if element.tag in ODF_FIELDS and ((element.text or "").strip() or len(element)):
                     raise Failed("document field left: " + xmlsafe.local(element.tag))
+                href = element.get(XLINK_HREF)
+                if family == "odf" and href is not None and \
+                        not odf_link_kept(element, href, set(names), name):
+                    raise Failed("external link left")
                 attrs = {xmlsafe.local(k): v for k, v in element.attrib.items()}
                 if any("rsid" in k.lower() for k in attrs) or attrs.get("author") or \
                         attrs.get("initials"):
