@@ -619,6 +619,48 @@ def test_odt_pictures_are_cleaned_too(corpus, sanitized, tmp_path):
     assert planted_in_bytes(cleaned) == [] and pixels(cleaned) == pixels(photo)
 
 
+def test_picture_names_and_descriptions_that_hold_its_file_are_gone(corpus, sanitized,
+                                                                   tmp_path):
+    """Word names a picture after its file and older versions describe it by
+    its full path; python-docx and python-pptx write the file's name too."""
+    import docx
+    from pptx import Presentation
+
+    photo = tmp_path / "IMG_Svidok_20240301.jpg"
+    photo.write_bytes(corpus.jpeg("pasted.jpg", orientation=1).read_bytes())
+    document = docx.Document(str(corpus.docx()))
+    document.add_picture(str(photo))
+    word = tmp_path / "with-named-photo.docx"
+    document.save(word)
+    with zipfile.ZipFile(word) as z:
+        xml = z.read("word/document.xml").decode()
+    xml = xml.replace('<wp:docPr id=', '<wp:docPr descr="C:\\Users\\OlenaSvidok\\Pictures'
+                      '\\IMG_1.jpg" title="Olena\'s title" id=', 1)
+    xml = xml.replace("</w:body>", (
+        '<w:p><w:r><w:pict><v:shape xmlns:v="urn:schemas-microsoft-com:vml" alt="Svidok" '
+        'style="width:10pt;height:10pt"><v:imagedata xmlns:o="urn:schemas-microsoft-com:office:'
+        'office" o:title="IMG_Svidok" o:href="file:///C:/Users/OlenaSvidok/a.jpg"/></v:shape>'
+        '</w:pict></w:r></w:p></w:body>'), 1)
+    rewritten = tmp_path / "word.docx"
+    with zipfile.ZipFile(word) as src, zipfile.ZipFile(rewritten, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, xml if info.filename == "word/document.xml" else src.read(info))
+    deck = Presentation()
+    deck.slides.add_slide(deck.slide_layouts[6]).shapes.add_picture(str(photo), 0, 0)
+    slides = tmp_path / "deck.pptx"
+    deck.save(slides)
+    for original in (rewritten, slides):
+        assert b"Svidok" in all_parts(original)
+        result, out = sanitized(original)
+        assert result.ok, result.reason
+        parts = all_parts(out)
+        assert b"Svidok" not in parts and b"IMG_" not in parts and b"descr=" not in parts
+        assert b'name="Picture ' in parts
+        assert "picture or shape name" in result.removed
+    assert docx_text(out := sanitized(rewritten)[1]) == docx_text(rewritten)
+    assert b"<v:imagedata" in all_parts(out)
+
+
 def test_a_picture_inside_that_cannot_be_cleaned_keeps_the_file_as_received(corpus, sanitized,
                                                                            tmp_path):
     original, _ = _with_photo(corpus, tmp_path)

@@ -152,6 +152,7 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
             removed.append(tag)
             changed = True
             continue
+        changed = _drawing_names(element, removed) or changed
         if element.tag in ODF_FIELDS or (element.tag in ODF_CLOCK and element.get(
                 f"{{{ODF_TEXT}}}fixed") != "true"):
             changed = _empty_field(element, removed) or changed
@@ -178,6 +179,49 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
                 removed.append("rsid" if "rsid" in key.lower() else
                                f"{key} (comments and changes)")
                 changed = True
+    return changed
+
+
+# DrawingML's non-visual properties of a picture or shape (Word's wp:docPr,
+# pic:cNvPr, PowerPoint's and Excel's p:cNvPr, xdr:cNvPr): Word names an
+# inserted picture after its file and older versions wrote its full path as
+# the description. The name becomes a neutral one from the shape's id; the
+# description and title (alt text) go. VML's pictures keep their file's name
+# as o:title and a linked one's path as o:href; shapes their alt text.
+DRAWING_PROPERTIES = {"docPr", "cNvPr"}
+DRAWING_TEXT = {"descr", "title"}
+VML = "urn:schemas-microsoft-com:vml"
+VML_OFFICE = "urn:schemas-microsoft-com:office:office"
+VML_DROPPED = {f"{{{VML_OFFICE}}}title", f"{{{VML_OFFICE}}}href", f"{{{VML_OFFICE}}}althref",
+               "alt"}
+
+
+def neutral_name(element) -> str:
+    parent = element.getparent()
+    picture = xmlsafe.local(element.tag) == "docPr" or (
+        parent is not None and xmlsafe.local(parent.tag) == "nvPicPr")
+    number = element.get("id", "")
+    number = number if number.isdigit() and len(number) <= 10 else ""
+    return f"{'Picture' if picture else 'Shape'} {number}".strip()
+
+
+def _drawing_names(element, removed: list[str]) -> bool:
+    changed = False
+    tag = xmlsafe.local(element.tag)
+    if tag in DRAWING_PROPERTIES and element.tag.startswith("{http://schemas.openxmlformats"):
+        if "name" in element.attrib and element.get("name") != neutral_name(element):
+            element.set("name", neutral_name(element))
+            removed.append("picture or shape name")
+            changed = True
+        for attribute in DRAWING_TEXT & set(element.attrib):
+            del element.attrib[attribute]
+            removed.append(f"picture or shape {attribute}")
+            changed = True
+    elif element.tag.startswith(f"{{{VML}}}"):
+        for attribute in VML_DROPPED & set(element.attrib):
+            del element.attrib[attribute]
+            removed.append(f"VML {xmlsafe.local(attribute)}")
+            changed = True
     return changed
 
 

@@ -217,7 +217,14 @@ OFFICE_PROPERTIES = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.x
 
 
 def _zip(family: str, data: bytes) -> None:
-    from intake.server.sanitize.office import ODF_FIELDS, XLINK_HREF, odf_link_kept
+    from intake.server.sanitize.office import (
+        DRAWING_PROPERTIES,
+        DRAWING_TEXT,
+        ODF_FIELDS,
+        XLINK_HREF,
+        neutral_name,
+        odf_link_kept,
+    )
 
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         if z.testzip() is not None:
@@ -243,6 +250,12 @@ def _zip(family: str, data: bytes) -> None:
                     continue
                 if element.tag in ODF_FIELDS and ((element.text or "").strip() or len(element)):
                     raise Failed("document field left: " + xmlsafe.local(element.tag))
+                if xmlsafe.local(element.tag) in DRAWING_PROPERTIES and \
+                        element.tag.startswith("{http://schemas.openxmlformats") and (
+                            DRAWING_TEXT & set(element.attrib)
+                            or element.get("name", neutral_name(element))
+                            != neutral_name(element)):
+                    raise Failed("picture name or description left")
                 href = element.get(XLINK_HREF)
                 if family == "odf" and href is not None and \
                         not odf_link_kept(element, href, set(names), name):
