@@ -691,6 +691,68 @@ def test_xlsx_loses_creator_and_comment_author_keeps_cells(corpus, sanitized):
     assert leftovers(out) == []
 
 
+PIVOT_CACHE = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<pivotCacheDefinition '
+    'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" refreshedBy="Olena '
+    'Svidok" refreshedDate="45352.4244" refreshedDateIso="2024-03-01T10:11:12" '
+    'createdVersion="6" refreshedVersion="6" recordCount="1"><cacheSource type="external" '
+    'connectionId="1"/><cacheFields count="1"><cacheField name="casualties" numFmtId="0">'
+    '<sharedItems/></cacheField></cacheFields></pivotCacheDefinition>')
+CONNECTIONS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<connections '
+    'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><connection id="1" '
+    'name="counts" type="1" refreshedVersion="6" savePassword="1" '
+    'sourceFile="C:\\Users\\OlenaSvidok\\Documents\\contacts.accdb" '
+    'odcFile="C:\\Users\\OlenaSvidok\\Documents\\My Data Sources\\counts.odc">'
+    '<dbPr connection="Provider=Microsoft.ACE.OLEDB.12.0;User ID=olena.svidok;Data Source='
+    'C:\\Users\\OlenaSvidok\\Documents\\contacts.accdb" command="SELECT * FROM '
+    '`C:\\Users\\OlenaSvidok\\x.xlsx`.`Sheet1$`"/></connection><connection id="2" '
+    'name="notes" type="6"><textPr sourceFile="/home/olena.svidok/notes.csv"/></connection>'
+    '<connection id="3" name="web" type="4"><webPr url="http://192.0.2.7/Svidok/table"/>'
+    '</connection></connections>')
+
+
+def test_xlsx_pivot_caches_and_data_connections_lose_names_and_paths(corpus, sanitized,
+                                                                      tmp_path):
+    """Excel records who refreshed a pivot table and when, and a data
+    connection's source file, connection string (with the user id) and
+    command; the connections stay, so what names them still opens."""
+    import openpyxl
+
+    original = tmp_path / "pivot.xlsx"
+    with zipfile.ZipFile(corpus.xlsx()) as src, zipfile.ZipFile(original, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "[Content_Types].xml":
+                body = body.replace(b"</Types>", (
+                    b'<Override PartName="/xl/connections.xml" ContentType="application/'
+                    b'vnd.openxmlformats-officedocument.spreadsheetml.connections+xml"/>'
+                    b'<Override PartName="/xl/pivotCache/pivotCacheDefinition1.xml" '
+                    b'ContentType="application/vnd.openxmlformats-officedocument.'
+                    b'spreadsheetml.pivotCacheDefinition+xml"/></Types>'))
+            elif info.filename == "xl/_rels/workbook.xml.rels":
+                body = body.replace(b"</Relationships>", (
+                    b'<Relationship Id="rIdC" Type="http://schemas.openxmlformats.org/'
+                    b'officeDocument/2006/relationships/connections" Target="connections.xml"/>'
+                    b"</Relationships>"))
+            dst.writestr(info, body)
+        dst.writestr("xl/connections.xml", CONNECTIONS)
+        dst.writestr("xl/pivotCache/pivotCacheDefinition1.xml", PIVOT_CACHE)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    parts = all_parts(out)
+    assert b"Svidok" not in parts and b"45352" not in parts
+    assert b"Users" not in parts and b"olena" not in parts.lower() and b"192.0.2.7" not in parts
+    with zipfile.ZipFile(out) as z:
+        connections = z.read("xl/connections.xml")
+        cache = z.read("xl/pivotCache/pivotCacheDefinition1.xml")
+    assert connections.count(b"<connection ") == 3 and b'connection=""' in connections
+    assert b'refreshedBy=""' in cache and b"refreshedDate" not in cache
+    assert {"data connection sourceFile", "data connection connection",
+            "data connection command", "data connection url"} <= set(result.removed)
+    assert openpyxl.load_workbook(out).active["B1"].value == 3
+
+
 def test_pptx_loses_authors_keeps_slides(corpus, sanitized):
     from pptx import Presentation
 

@@ -46,8 +46,25 @@ REPLACED = {"docProps/core.xml": CORE, "docProps/app.xml": APP,
 # Attributes whose value names a person or a moment: emptied (required ones)
 # or removed (optional ones), wherever they appear. userName: who made a
 # workbook "read-only recommended" (fileSharing) or a shared one's revisions.
-EMPTIED = {"author", "initials", "displayName", "userName"}
-DROPPED = {"date", "dateUtc", "userId", "providerId", "lastIdx"}
+# refreshedBy: who last refreshed a pivot table (its cache definition), with
+# the time (refreshedDate, a serial day, and refreshedDateIso).
+EMPTIED = {"author", "initials", "displayName", "userName", "refreshedBy"}
+DROPPED = {"date", "dateUtc", "userId", "providerId", "lastIdx", "refreshedDate",
+           "refreshedDateIso"}
+# A workbook's data connections (xl/connections.xml) name the file they read
+# from and how they log in: the source file's path (sourceFile, odcFile,
+# textPr's sourceFile), the connection string (a path and a user id) and the
+# command (which names the file for an Excel or Access source), a web query's
+# address, saved credentials. Required ones are emptied, the rest removed;
+# the connection stays, so that pivot tables and query tables that name it
+# still open.
+SPREADSHEET = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+CONNECTION_EMPTIED = {("dbPr", "connection")}
+CONNECTION_DROPPED = {("connection", "sourceFile"), ("connection", "odcFile"),
+                      ("connection", "description"), ("connection", "credentials"),
+                      ("connection", "singleSignOnId"), ("connection", "savePassword"),
+                      ("dbPr", "command"), ("textPr", "sourceFile"), ("webPr", "url"),
+                      ("webPr", "post")}
 # Elements removed wholly, and elements whose text is emptied.
 ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplate", "docVars"}
 TEXT_EMPTIED = {"author", "creator", "creator-initials", "author-name", "author-initials",
@@ -221,6 +238,23 @@ def _drawing_names(element, removed: list[str]) -> bool:
         for attribute in VML_DROPPED & set(element.attrib):
             del element.attrib[attribute]
             removed.append(f"VML {xmlsafe.local(attribute)}")
+            changed = True
+    return changed
+
+
+def _scrub_connections(tree, removed: list[str]) -> bool:
+    changed = False
+    for element in tree.getroot().iter(f"{{{SPREADSHEET}}}*"):
+        tag = xmlsafe.local(element.tag)
+        for attribute in list(element.attrib):
+            key = (tag, xmlsafe.local(attribute))
+            if key in CONNECTION_EMPTIED and element.attrib[attribute]:
+                element.attrib[attribute] = ""
+            elif key in CONNECTION_DROPPED:
+                del element.attrib[attribute]
+            else:
+                continue
+            removed.append(f"data connection {key[1]}")
             changed = True
     return changed
 
@@ -439,6 +473,8 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
                 changed = _prune_rels(name, tree, dropped, removed) or changed
             if family == "odf":
                 changed = _odf_links(name, tree, members, removed) or changed
+            if family == "ooxml" and posixpath.basename(name) == "connections.xml":
+                changed = _scrub_connections(tree, removed) or changed
             if name in ("[Content_Types].xml", "META-INF/manifest.xml"):
                 changed = _prune_listing(name, tree, dropped) or changed
             if changed:

@@ -218,9 +218,12 @@ OFFICE_PROPERTIES = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.x
 
 def _zip(family: str, data: bytes) -> None:
     from intake.server.sanitize.office import (
+        CONNECTION_DROPPED,
+        CONNECTION_EMPTIED,
         DRAWING_PROPERTIES,
         DRAWING_TEXT,
         ODF_FIELDS,
+        SPREADSHEET,
         XLINK_HREF,
         neutral_name,
         odf_link_kept,
@@ -256,11 +259,19 @@ def _zip(family: str, data: bytes) -> None:
                             or element.get("name", neutral_name(element))
                             != neutral_name(element)):
                     raise Failed("picture name or description left")
+                attrs = {xmlsafe.local(k): v for k, v in element.attrib.items()}
+                tag = xmlsafe.local(element.tag)
+                if element.tag.startswith(f"{{{SPREADSHEET}}}") and (
+                        attrs.get("refreshedBy")
+                        or {"refreshedDate", "refreshedDateIso"} & set(attrs)
+                        or any((tag, k) in CONNECTION_DROPPED
+                               or ((tag, k) in CONNECTION_EMPTIED and v)
+                               for k, v in attrs.items())):
+                    raise Failed("pivot table or data connection details left")
                 href = element.get(XLINK_HREF)
                 if family == "odf" and href is not None and \
                         not odf_link_kept(element, href, set(names), name):
                     raise Failed("external link left")
-                attrs = {xmlsafe.local(k): v for k, v in element.attrib.items()}
                 if any("rsid" in k.lower() for k in attrs) or attrs.get("author") or \
                         attrs.get("initials"):
                     raise Failed("authors or revision ids left")
