@@ -810,6 +810,85 @@ def test_audio_loses_every_tag_and_picture_keeps_duration(corpus, sanitized, fam
                                                           "compatible_brands"}
 
 
+def _id3_alone(tmp_path: Path) -> bytes:
+    """An ID3v2.4 tag by itself, as mutagen writes one."""
+    from mutagen.id3 import ID3, TPE1, TXXX
+
+    path = tmp_path / "tag.id3"
+    path.write_bytes(b"")
+    tags = ID3()
+    tags.add(TPE1(encoding=3, text="Olena Svidok"))
+    tags.add(TXXX(encoding=3, desc="serial", text="SN7731QX42"))
+    tags.save(path, v2_version=4)
+    return path.read_bytes()
+
+
+def _decodes(path: Path) -> None:
+    errors = run("ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-").stderr
+    assert errors == b"", errors
+
+
+def test_mp3_keeps_only_the_first_files_frames(corpus, sanitized, tmp_path):
+    """A second file joined with cat brings its ID3 tag; ID3v2.4 allows a tag
+    at the end; any bytes may follow the last frame. Only the frames stay."""
+    first = corpus.mp3().read_bytes()
+    before = probe(corpus.mp3())
+    for name, data in (("joined.mp3", first + corpus.mp3().read_bytes()),
+                       ("tag-at-end.mp3", first + _id3_alone(tmp_path)),
+                       ("trailing.mp3", first + b"notes of Olena Svidok, SN7731QX42\n")):
+        original = tmp_path / name
+        original.write_bytes(data)
+        result, out = sanitized(original)
+        assert result.ok, result.reason
+        assert planted_in_bytes(out.read_bytes()) == [], name
+        assert any(n.startswith("data after the audio") for n in result.removed), name
+        after = probe(out)
+        assert abs(float(after["format"]["duration"])
+                   - float(before["format"]["duration"])) < 0.05
+        _decodes(out)
+
+
+def test_flac_keeps_no_application_block_and_nothing_after_its_frames(corpus, sanitized,
+                                                                    tmp_path):
+    """flac --keep-foreign-metadata keeps a WAV's bext chunk in an APPLICATION
+    block; bytes after the last frame are read by no player."""
+    data = corpus.flac().read_bytes()
+    assert data[4] & 0x7F == 0 and not data[4] & 0x80  # STREAMINFO, and more blocks
+    bext = b"riff" + b"bext" + b"Olena Svidok, recorder SN7731QX42".ljust(256, b"\0")
+    block = bytes([2]) + len(bext).to_bytes(3, "big") + bext
+    data = data[:4 + 38] + block + data[4 + 38:] + b"ID3 and notes: Olena Svidok"
+    original = tmp_path / "foreign.flac"
+    original.write_bytes(data)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert planted_in_bytes(out.read_bytes()) == []
+    assert b"riff" not in out.read_bytes()
+    assert "FLAC:APPLICATION block" in result.removed
+    assert any(n.startswith("data after the audio") for n in result.removed)
+    assert probe(out)["format"]["duration"] == probe(corpus.flac())["format"]["duration"]
+    _decodes(out)
+
+
+def test_chained_ogg_keeps_only_its_first_link(corpus, sanitized, tmp_path):
+    """cat one.opus two.opus plays both: the second link has its own tags."""
+    from mutagen.oggopus import OggOpus
+
+    one = tmp_path / "one.opus"
+    one.write_bytes(corpus.opus().read_bytes())
+    first = OggOpus(one)
+    first.delete()
+    one_data = one.read_bytes()
+    original = tmp_path / "chained.opus"
+    original.write_bytes(one_data + corpus.opus().read_bytes())  # tagged
+    assert planted_in_bytes(original.read_bytes())
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert planted_in_bytes(out.read_bytes()) == []
+    assert any(n.startswith("data after the first stream") for n in result.removed)
+    assert out.read_bytes().count(b"OpusHead") == 1
+    _decodes(out)
+
+
 @pytest.mark.parametrize("family", ["mp4", "mov", "mkv", "webm", "avi"])
 def test_video_keeps_only_video_and_audio_streams_copied(corpus, sanitized, family):
     original = getattr(corpus, family)()

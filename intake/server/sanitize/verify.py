@@ -294,6 +294,11 @@ def _audio(data: bytes) -> None:
         raise Failed("tags left")
     if getattr(audio, "pictures", None):
         raise Failed("pictures left")
+    if any(getattr(block, "code", 0) in (2, 5, 6)  # APPLICATION, CUESHEET, PICTURE
+           for block in getattr(audio, "metadata_blocks", ())):
+        raise Failed("metadata block left")
+    if b"APETAGEX" in data or data[-128:-125] == b"TAG":
+        raise Failed("tags left")
 
 
 def _jxl(data: bytes) -> None:
