@@ -121,6 +121,30 @@ def icc_profile(description: str) -> bytes:
     return struct.pack(">I", len(profile)) + profile[4:]
 
 
+def standard_icc() -> bytes:
+    """A standard sRGB profile as programs ship it: lcms's, in pikepdf."""
+    import pikepdf
+
+    return (Path(pikepdf.__file__).parent / "pdfa" / "data" / "sRGB.icc").read_bytes()
+
+
+def with_tag(profile: bytes, signature: bytes, text: str) -> bytes:
+    """The profile with one more tag (a 'text' tag), as a tool that writes the
+    device's model or owner into a standard profile leaves it."""
+    (count,) = struct.unpack(">I", profile[128:132])
+    table = bytearray()
+    for i in range(count):
+        sig, offset, size = struct.unpack(">4sII", profile[132 + 12 * i:144 + 12 * i])
+        table += struct.pack(">4sII", sig, offset + 12, size)
+    body = profile[132 + 12 * count:]
+    body += b"\0" * (-len(body) % 4)
+    tag = b"text" + b"\0" * 4 + text.encode() + b"\0"
+    offset = 132 + 12 * (count + 1) + len(body)
+    table += struct.pack(">4sII", signature, offset, len(tag))
+    out = profile[:128] + struct.pack(">I", count + 1) + bytes(table) + body + tag
+    return struct.pack(">I", len(out)) + out[4:]
+
+
 class Corpus:
     """`scale` multiplies picture sides and media durations (the benchmark
     uses larger files than the tests)."""
@@ -136,12 +160,13 @@ class Corpus:
         return self.root / name
 
     # -- images -----------------------------------------------------------------
-    def jpeg(self, name="photo.jpg", orientation=6, icc_description=None) -> Path:
+    def jpeg(self, name="photo.jpg", orientation=6, icc_description=None, icc=None) -> Path:
         path = self.path(name)
         thumb = self.path(f"thumb-{name}")
         picture((32, 24)).save(thumb, quality=80)
         exiftool_write(thumb, *CAMERA_TAGS)  # the thumbnail keeps its own EXIF
-        extra = {"icc_profile": icc_profile(icc_description)} if icc_description else {}
+        extra = {"icc_profile": icc} if icc else \
+            {"icc_profile": icc_profile(icc_description)} if icc_description else {}
         picture(self.size).save(path, quality=90, comment=f"taken by {AUTHOR}".encode(), **extra)
         exiftool_write(path, *CAMERA_TAGS, f"-Orientation={orientation}",
                        f"-IPTC:By-line={AUTHOR}", "-IPTC:City=Kyiv street 5",

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
-from sanitize.sanitize_corpus import icc_profile, leftovers, planted_in_bytes, run
+from sanitize.sanitize_corpus import (
+    leftovers,
+    picture,
+    planted_in_bytes,
+    run,
+    standard_icc,
+    with_tag,
+)
 
 
 def pixels(path_or_bytes):
@@ -91,10 +100,53 @@ def test_jpeg_identifying_icc_profile_is_dropped_standard_one_kept(corpus, sanit
     result, out = sanitized(corpus.jpeg("calibrated.jpg", icc_description="calibrated-by-olena"))
     assert_clean(result, out)
     assert "ICC profile (not a standard one)" in result.removed
-    standard = corpus.jpeg("srgb.jpg", icc_description="sRGB IEC61966-2.1")
+    standard = corpus.jpeg("srgb.jpg", icc=standard_icc())
     result, out = sanitized(standard)
     assert result.ok and b"ICC_PROFILE" in out.read_bytes()
-    assert icc_profile("sRGB IEC61966-2.1")[4:] in out.read_bytes()
+    assert standard_icc()[4:] in out.read_bytes()
+
+
+def test_a_profile_is_standard_by_its_bytes_not_its_description(corpus, sanitized, tmp_path):
+    """A standard sRGB with a device tag added still calls itself sRGB; a
+    PNG's iCCP chunk has a name of its writer's choosing."""
+    from PIL import Image, ImageCms
+
+    from intake.server.sanitize import icc
+
+    marked = with_tag(standard_icc(), b"dmdd", "Olena Svidok's phone SN7731QX42")
+    assert icc.description(marked) == icc.description(standard_icc()) == "sRGB"
+    pillow = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert icc.is_standard(pillow)  # lcms writes the time into it: that alone may differ
+    result, out = sanitized(corpus.jpeg("marked.jpg", icc=marked))
+    assert_clean(result, out)
+    assert "ICC profile (not a standard one)" in result.removed
+    assert b"ICC_PROFILE" not in out.read_bytes()
+    for name, profile, kept in (("marked", marked, False), ("standard", standard_icc(), True)):
+        for fmt in ("PNG", "WEBP"):
+            path = tmp_path / f"{name}.{fmt.lower()}"
+            info = {}
+            if fmt == "PNG":
+                from PIL import PngImagePlugin
+
+                info["pnginfo"] = PngImagePlugin.PngInfo()
+            picture().save(path, fmt, icc_profile=profile, lossless=True, **info)
+            data = path.read_bytes()
+            if fmt == "PNG":  # the chunk's name, as a colour tool names it
+                start = data.index(b"iCCP") + 4
+                old = data[start:data.index(b"\0", start)]
+                chunk_at = start - 8
+                (length,) = struct.unpack(">I", data[chunk_at:start - 4])
+                payload = b"Olena Svidok MacBook" + data[start + len(old):start + length]
+                data = (data[:chunk_at] + struct.pack(">I", len(payload)) + b"iCCP" + payload
+                        + struct.pack(">I", zlib.crc32(b"iCCP" + payload))
+                        + data[start + length + 4:])
+                path.write_bytes(data)
+            result, out = sanitized(path)
+            assert result.ok, result.reason
+            assert planted_in_bytes(out.read_bytes()) == [], (name, fmt)
+            with Image.open(out) as image:
+                assert (image.info.get("icc_profile") == profile) is kept, (name, fmt)
+                assert bool(image.info.get("icc_profile")) is kept, (name, fmt)
 
 
 def test_png_text_time_exif_and_icc_are_dropped_pixels_kept(corpus, sanitized):

@@ -3,7 +3,7 @@
 Kept: the chunks that define the picture (header, palette, transparency,
 colour space, gamma, animation). Gone: text chunks (tEXt, zTXt, iTXt, which
 hold authors, software, XMP and comments), tIME, eXIf, non-standard ICC
-profiles, and every private chunk.
+profiles (a standard one's name too), and every private chunk.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT",
         b"bKGD", b"hIST", b"pHYs", b"acTL", b"fcTL", b"fdAT", b"cICP", b"cLLI", b"mDCV"}
 TEXT = {b"tEXt", b"zTXt", b"iTXt"}
+ICC_NAME = b"ICC Profile"
 
 
 def _profile(payload: bytes) -> bytes:
@@ -43,8 +44,17 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
             width, height = struct.unpack(">II", payload[:8])
             if width * height > max_pixels:
                 raise bomb("image too large")
-        if kind in KEEP or kind == b"iCCP" and icc.is_standard(_profile(payload)):
+        if kind in KEEP:
             out.append(chunk)
+        elif kind == b"iCCP" and icc.is_standard(_profile(payload)):
+            # The profile's name is the writer's to choose ("Ivan's MacBook"):
+            # the chunk is written anew with the name Pillow and libpng give.
+            name_end = payload.find(b"\0")
+            renamed = ICC_NAME + payload[name_end:]
+            if renamed != payload:
+                removed.append("iCCP:name")
+            out.append(struct.pack(">I", len(renamed)) + kind + renamed
+                       + struct.pack(">I", zlib.crc32(kind + renamed)))
         elif kind in TEXT:
             keyword = payload[:79].split(b"\0")[0]
             removed.append(f"{kind.decode()}:{field_name(keyword)}")
