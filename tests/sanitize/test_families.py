@@ -692,7 +692,8 @@ def test_picture_names_and_descriptions_that_hold_its_file_are_gone(corpus, sani
         '<w:p><w:r><w:pict><v:shape xmlns:v="urn:schemas-microsoft-com:vml" alt="Svidok" '
         'style="width:10pt;height:10pt"><v:imagedata xmlns:o="urn:schemas-microsoft-com:office:'
         'office" o:title="IMG_Svidok" o:href="file:///C:/Users/OlenaSvidok/a.jpg"/></v:shape>'
-        '</w:pict></w:r></w:p></w:body>'), 1)
+        '<wps:cNvPr xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"'
+        ' id="9" name="Svidok box" descr="IMG_2"/></w:pict></w:r></w:p></w:body>'), 1)
     rewritten = tmp_path / "word.docx"
     with zipfile.ZipFile(word) as src, zipfile.ZipFile(rewritten, "w") as dst:
         for info in src.infolist():

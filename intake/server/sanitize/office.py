@@ -200,7 +200,8 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
 
 
 # DrawingML's non-visual properties of a picture or shape (Word's wp:docPr,
-# pic:cNvPr, PowerPoint's and Excel's p:cNvPr, xdr:cNvPr): Word names an
+# pic:cNvPr, PowerPoint's and Excel's p:cNvPr, xdr:cNvPr, in any of their
+# namespaces, strict and Word 2010's wps and wpg among them): Word names an
 # inserted picture after its file and older versions wrote its full path as
 # the description. The name becomes a neutral one from the shape's id; the
 # description and title (alt text) go. VML's pictures keep their file's name
@@ -225,7 +226,7 @@ def neutral_name(element) -> str:
 def _drawing_names(element, removed: list[str]) -> bool:
     changed = False
     tag = xmlsafe.local(element.tag)
-    if tag in DRAWING_PROPERTIES and element.tag.startswith("{http://schemas.openxmlformats"):
+    if tag in DRAWING_PROPERTIES:  # transitional, strict, Word 2010's wps and wpg
         if "name" in element.attrib and element.get("name") != neutral_name(element):
             element.set("name", neutral_name(element))
             removed.append("picture or shape name")

@@ -253,11 +253,9 @@ def _zip(family: str, data: bytes) -> None:
                     continue
                 if element.tag in ODF_FIELDS and ((element.text or "").strip() or len(element)):
                     raise Failed("document field left: " + xmlsafe.local(element.tag))
-                if xmlsafe.local(element.tag) in DRAWING_PROPERTIES and \
-                        element.tag.startswith("{http://schemas.openxmlformats") and (
-                            DRAWING_TEXT & set(element.attrib)
-                            or element.get("name", neutral_name(element))
-                            != neutral_name(element)):
+                if xmlsafe.local(element.tag) in DRAWING_PROPERTIES and (
+                        DRAWING_TEXT & set(element.attrib)
+                        or element.get("name", neutral_name(element)) != neutral_name(element)):
                     raise Failed("picture name or description left")
                 attrs = {xmlsafe.local(k): v for k, v in element.attrib.items()}
                 tag = xmlsafe.local(element.tag)
