@@ -170,6 +170,19 @@ def _part_cleaner(limits: Limits, depth: int) -> CleanPart:
     return clean_part
 
 
+def _cleaned_inside(family: str, body: bytes, limits: Limits, depth: int,
+                    what: str) -> Cleaned:
+    """A part of a file cleaned by its family's cleaner; any failure refuses
+    the whole file, saying `what` failed."""
+    try:
+        return clean(family, body, limits, depth)
+    except Refused as exc:
+        raise Refused(f"{what} could not be cleaned ({exc.reason})",
+                      hostile=exc.hostile) from exc
+    except Exception as exc:  # noqa: BLE001 - a malformed part, whatever the parser says
+        raise Refused(f"{what} is malformed ({type(exc).__name__})") from exc
+
+
 def _picture_cleaner(limits: Limits, depth: int) -> CleanPicture:
     def clean_picture(body: bytes, removed: list[str]) -> tuple[bytes, str]:
         if depth > MAX_DEPTH:
@@ -177,14 +190,7 @@ def _picture_cleaner(limits: Limits, depth: int) -> CleanPicture:
         family = family_of_part(body)
         if family not in PICTURE_TYPES:
             raise Refused("a picture inside the drawing is of a kind that cannot be cleaned")
-        try:
-            cleaned = clean(family, body, limits, depth)
-        except Refused as exc:
-            raise Refused(f"a picture inside the drawing could not be cleaned ({exc.reason})",
-                          hostile=exc.hostile) from exc
-        except Exception as exc:  # noqa: BLE001 - a malformed picture, whatever the parser says
-            raise Refused("a picture inside the drawing is malformed "
-                          f"({type(exc).__name__})") from exc
+        cleaned = _cleaned_inside(family, body, limits, depth, "a picture inside the drawing")
         removed += [f"inside embedded picture: {n}" for n in cleaned.removed]
         # Told again from the cleaned bytes: TIFF and HEIF may come back re-encoded.
         return cleaned.data, PICTURE_TYPES[family_of_part(cleaned.data) or family]
@@ -205,13 +211,7 @@ def clean_inside(name: str, body: bytes, limits: Limits, removed: list[str], dep
         if (unknown_ok and not _uncleanable(body)) or _is_plain_text(body):
             return body
         raise Refused("a file inside is of a kind that cannot be cleaned")
-    try:
-        cleaned = clean(family, body, limits, depth)
-    except Refused as exc:
-        raise Refused(f"a file inside could not be cleaned ({exc.reason})",
-                      hostile=exc.hostile) from exc
-    except Exception as exc:  # noqa: BLE001 - a malformed part, whatever the parser says
-        raise Refused(f"a file inside is malformed ({type(exc).__name__})") from exc
+    cleaned = _cleaned_inside(family, body, limits, depth, "a file inside")
     label = field_name(posixpath.basename(name), 24)
     removed += [f"inside {label}: {n}" for n in cleaned.removed]
     return cleaned.data
