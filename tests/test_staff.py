@@ -185,6 +185,36 @@ def test_staff_remove_on_the_console(staff_app, config, monkeypatch):
     assert CliRunner().invoke(main, ["staff", "remove", "ana"]).exit_code != 0
 
 
+def test_a_removed_accounts_session_does_not_pass_to_the_next_account(staff_app):
+    """SQLite gives a removed account's id to the next one made: the old
+    session must end, not carry on as the new account (an admin, here)."""
+    from intake.server.staff.accounts import remove
+
+    totp = make_account(staff_app, "bob")
+    client = staff_app.test_client()
+    assert staff_login(staff_app, client, totp, name="bob").status_code == 302
+    assert client.get("/audit").status_code == 403
+    intake = staff_app.extensions["intake"]
+    with intake.db.sessions() as s:
+        old_id = s.query(StaffUser).one().id
+    remove(intake.db, "bob")
+    make_account(staff_app, "carol", admin=True)
+    with intake.db.sessions() as s:
+        assert s.query(StaffUser).one().id == old_id  # the id was given again
+    page = client.get("/audit")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    assert client.get("/").status_code == 302
+    # The same name made again is a new account too.
+    remove(intake.db, "carol")
+    totp = make_account(staff_app, "dan")
+    fresh = staff_app.test_client()
+    staff_app.now[0] += 30
+    assert staff_login(staff_app, fresh, totp, name="dan").status_code == 302
+    remove(intake.db, "dan")
+    make_account(staff_app, "dan")
+    assert fresh.get("/").status_code == 302
+
+
 def test_queue_download_is_a_bundle_that_decrypts(staff_app, app, team_key, tmp_path):
     witness = app.test_client()
     submit(witness, "testimony one", [(b"file bytes", "a.txt")])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, fields
 from functools import wraps
@@ -64,9 +66,21 @@ def login_post():
     session.clear()
     session.regenerate()
     session.update(keep)
-    session["staff"] = {"id": user.id, "seen": _intake().clock()}
+    session["staff"] = {"id": user.id, "account": _account_mark(user),
+                        "seen": _intake().clock()}
     audit.record(_intake().db, user.name, "login")
     return redirect(url_for("staff.queue_page"))
+
+
+def _account_mark(user: StaffUser) -> str:
+    """What a session holds of the account it logged in to, beside its id: a
+    removed account's id is given to the next one made (SQLite reuses the
+    highest), and a session must not pass to it. Keyed with the app's secret,
+    made of what a new account, or a new password or second factor, changes."""
+    made = "\0".join((str(user.id), user.name, user.password_hash, user.totp_secret))
+    key = current_app.secret_key
+    key = key.encode() if isinstance(key, str) else key
+    return hmac.new(key, b"intake-staff-account:" + made.encode(), hashlib.sha256).hexdigest()
 
 
 def staff_required(admin: bool = False):
@@ -80,8 +94,9 @@ def staff_required(admin: bool = False):
                 session.clear()
                 return redirect(url_for("staff.login"))
             with intake.db.sessions() as s:
-                user = s.get(StaffUser, state["id"])
-            if user is None:
+                user = s.get(StaffUser, state.get("id"))
+            if user is None or not hmac.compare_digest(str(state.get("account", "")),
+                                                       _account_mark(user)):
                 session.clear()
                 return redirect(url_for("staff.login"))
             if admin and not user.is_admin:
