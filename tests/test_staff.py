@@ -279,6 +279,60 @@ def test_reply_upload_reaches_the_witness(staff_app, app):
     assert "Can you send the document?" in witness.get("/en/account").text
 
 
+def _reply_tar(manifest: dict, members: list[tuple[str, bytes]] = ()) -> bytes:
+    import json
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in [("manifest.json", json.dumps(manifest).encode()), *members]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"reply_id": 5}, "manifest is damaged (reply 1)"),
+    ({"witness_id": ["a" * 32]}, "manifest is damaged (reply 1)"),
+    ({"reply_id": "a" * 32 + "\n"}, "manifest is damaged (reply 1)"),
+    ({"size": "12"}, "manifest is damaged (reply 1)"),
+    ({"size": True}, "manifest is damaged (reply 1)"),
+    ({"sha256": "Z" * 64}, "manifest is damaged (reply 1)"),
+    (None, "is listed twice"),
+    ("many", "lists more than"),
+])
+def test_a_reply_bundle_whose_manifest_is_not_as_written_is_refused_whole(
+        staff_app, change, says, monkeypatch):
+    """Not a 500, not a reply dropped in silence: the manifest is checked as
+    the workstation writes it, and one that is not is refused with the reason."""
+    from intake.format import reply_bundle
+    from intake.format.reply_bundle import FORMAT
+
+    most = 5
+    monkeypatch.setattr(reply_bundle, "MAX_REPLIES", most)  # the bound, on a small bundle
+
+    listing = {"reply_id": "b" * 32, "witness_id": "c" * 32, "size": 100,
+               "sha256": "d" * 64, "name": f"replies/{'b' * 32}.env"}
+    replies = [listing]
+    if change is None:
+        replies = [listing, {**listing, "witness_id": "e" * 32}]
+    elif change == "many":
+        replies = [{**listing, "reply_id": f"{n:032x}", "name": f"replies/{n:032x}.env"}
+                   for n in range(most + 1)]
+    else:
+        replies = [{**listing, **change}]
+    data = _reply_tar({"format": FORMAT, "day": "2026-01-01", "replies": replies},
+                      [(f"replies/{'b' * 32}.env", b"x" * 100)])
+    totp = make_account(staff_app)
+    client = staff_app.test_client()
+    staff_login(staff_app, client, totp)
+    page = client.post("/replies", data={"csrf_token": token(client, "/replies"),
+                                         "bundle": (io.BytesIO(data), "replies.tar")},
+                       content_type="multipart/form-data")
+    assert page.status_code == 400, page.text
+    assert says in page.text
+
+
 def test_delete_needs_confirmation_and_a_download_first(staff_app, app):
     submit(app.test_client(), "to delete")
     totp = make_account(staff_app)

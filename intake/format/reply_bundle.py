@@ -24,7 +24,9 @@ from intake.format import bundle, untrusted_json
 
 FORMAT = "intake-replies/1"
 MAX_REPLY_BYTES = 1024 * 1024
-_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_REPLIES = 20_000  # far more than a team answers between two trips
+_ID = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,48 @@ def entry_for(reply_id: str, witness_id: str, envelope: bytes,
 
 
 def read_manifest(tar: tarfile.TarFile) -> dict[str, ReplyEntry]:
+    """The manifest's entries by member name. The whole bundle is refused
+    (BundleError) when the manifest is not exactly what the workstation
+    writes: every field of the type and form written, no reply listed twice,
+    at most MAX_REPLIES of them."""
     first = tar.next()
     if first is None or first.name != bundle.MANIFEST:
         raise bundle.BundleError("not a reply bundle (no manifest at the start)")
     try:
         doc = untrusted_json.loads(tar.extractfile(first).read())
-        if doc.get("format") != FORMAT:
-            raise bundle.BundleError("not a reply bundle (unknown format)")
-        entries = [ReplyEntry(r["reply_id"], r["witness_id"], int(r["size"]), r["sha256"])
-                   for r in doc["replies"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except ValueError as exc:
         raise bundle.BundleError("the reply bundle's manifest is damaged") from exc
-    return {e.name: e for e in entries
-            if _ID.match(e.reply_id) and _ID.match(e.witness_id)}
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise bundle.BundleError("not a reply bundle (unknown format)")
+    listed = doc.get("replies")
+    if not isinstance(listed, list):
+        raise bundle.BundleError("the reply bundle's manifest is damaged (no list of replies)")
+    if len(listed) > MAX_REPLIES:
+        raise bundle.BundleError(f"the reply bundle lists more than {MAX_REPLIES} replies")
+    entries: dict[str, ReplyEntry] = {}
+    for n, r in enumerate(listed, 1):
+        entry = _entry(r)
+        if entry is None:
+            raise bundle.BundleError(f"the reply bundle's manifest is damaged (reply {n})")
+        if entry.name in entries:
+            raise bundle.BundleError("the reply bundle's manifest is damaged (reply "
+                                     f"{entry.reply_id} is listed twice)")
+        entries[entry.name] = entry
+    return entries
+
+
+def _entry(r: object) -> ReplyEntry | None:
+    """One listing, if every field is what the workstation writes."""
+    if not isinstance(r, dict):
+        return None
+    reply_id, witness_id, size, sha = (r.get(k) for k in ("reply_id", "witness_id", "size",
+                                                          "sha256"))
+    if not all(isinstance(v, str) and _ID.fullmatch(v) for v in (reply_id, witness_id)):
+        return None
+    if type(size) is not int or not 0 < size <= MAX_REPLY_BYTES:
+        return None
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        return None
+    if r.get("name", f"replies/{reply_id}.env") != f"replies/{reply_id}.env":
+        return None
+    return ReplyEntry(reply_id, witness_id, size, sha)

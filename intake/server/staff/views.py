@@ -273,6 +273,8 @@ def replies_upload():
     except BundleError as exc:
         raise IntakeError(_("That file is not a sound reply bundle: %(why)s",
                             why=_reason(str(exc)))) from exc
+    finally:
+        upload.close()  # a large one waits in a temporary file: gone now, refused or not
     audit.record(intake.db, g.staff.name, "upload replies",
                  f"{report.added} added, {report.duplicates} already here, "
                  f"{len(report.rejected)} rejected")
