@@ -392,6 +392,19 @@ def test_staff_pages_carry_the_security_headers(staff_app):
     assert "<script" not in page.text
 
 
+def test_no_static_file_tells_its_time_by_a_conditional_request(staff_app):
+    """If-Modified-Since just after a file's time got 304, just before it 200:
+    a client could find the time to the second. No condition is honoured."""
+    client = staff_app.test_client()
+    for path in ("/staff-static/staff.css", "/static/style.css"):
+        for header in ({"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+                       {"If-None-Match": "*"},
+                       {"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}):
+            with client.get(path, headers=header) as response:
+                assert response.status_code == 200, (path, header)
+                assert "Last-Modified" not in response.headers
+
+
 def _staff_error(page, status: int, words: str) -> None:
     """A staff error page: its status, the staff template and wording, none
     of the witness pages' advice, the strict headers."""
