@@ -141,7 +141,7 @@ def test_files_a_spent_budget_leaves_unexamined_are_not_stored_and_the_receipt_s
     assert page.status_code == 200
     text = " ".join(page.text.split())
     for name in ("bomb.docx", "two.png"):
-        assert f"<strong>{name}</strong>: {OUT_OF_TIME[lang]}" in text
+        assert f"<strong><bdi>{name}</bdi></strong>: {OUT_OF_TIME[lang]}" in text
     assert 'name="item"' not in text and 'value="send"' not in text  # not offered as it is
     records = metadata_of(app, team_key)
     assert [(m["original_name"], m["outcome"]) for m in records if m["kind"] == "file"] == \

@@ -149,7 +149,8 @@ def test_through_the_form_nothing_identifying_is_stored(files, client, app, team
         record = by_name.get(sample.name)
         if not sample.cleaned:
             assert record is None
-            assert f"<strong>{sample.name}</strong>: we cannot clean this kind of file." in text
+            assert (f"<strong><bdi>{sample.name}</bdi></strong>: "
+                    "we cannot clean this kind of file.") in text
             continue
         assert record is not None and record["sanitized"] is True, sample.name
         saved = folder_ / record["saved_as"]

@@ -61,7 +61,7 @@ def test_uploads_are_cleaned_before_sealing(client, app, team_key, tmp_path, cor
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert text.count("cleaned of hidden information") == 3
-    assert "<strong>note.txt</strong>: we cannot clean this kind of file." in " ".join(
+    assert "<strong><bdi>note.txt</bdi></strong>: we cannot clean this kind of file." in " ".join(
         text.split())
     folder, records = decrypted(app, team_key, tmp_path)
     by_name = {r.get("original_name"): r for r in records if r["kind"] == "file"}
@@ -145,7 +145,7 @@ def test_a_file_that_cannot_be_cleaned_is_not_stored_and_the_receipt_names_it(
     page = post(client, [photo])
     assert page.status_code == 200
     text = " ".join(page.get_data(as_text=True).split())
-    assert f"<strong>{photo.name}</strong>:" in text
+    assert f"<strong><bdi>{photo.name}</bdi></strong>:" in text
     assert "We have not stored it" in text
     assert bool(ITEM.search(text)) is offered
     assert ("Send it as it is" in text) is offered
