@@ -129,7 +129,7 @@ def clean(family: str, data: bytes, limits: Limits, depth: int = 0) -> Cleaned:
             return pdf.clean(data, limits, inner)
         from intake.server.sanitize import office
 
-        return office.clean(data, limits, inner)
+        return office.clean(data, limits, inner, _picture_cleaner(limits, depth + 1))
     if family in ("mp3", "flac", "ogg"):
         from intake.server.sanitize import audio
 

@@ -7,11 +7,15 @@ initials and dates of comments and tracked changes, the user name in a
 workbook's file sharing settings, people lists (with their e-mail ids),
 revision-session ids (rsids), zip timestamps and comments, what ODF's
 document fields show, and links out of the package (OOXML's external
-relationships, ODF's xlink:href) but web and mail hyperlinks.
+relationships, ODF's xlink:href) but web and mail hyperlinks, and an EPUB
+page's <meta> naming its author or program.
 Pictures inside the document (a phone photo pasted into a report keeps its
 GPS) go through the same cleaners as pictures sent alone, chosen by their
 bytes; one that cannot be cleaned stops the whole file, which is then kept
 as received and flagged.
+So do pictures written inline in base64: an EPUB page's data: URIs (in
+<img>, styles and style sheets), inline <svg> drawings (through the SVG
+cleaner).
 The document's text, tables, pictures and comments' words stay.
 """
 
@@ -23,7 +27,15 @@ import re
 import zipfile
 
 from intake.server.sanitize import xmlsafe
-from intake.server.sanitize.base import Cleaned, CleanPart, Refused, bomb, field_name, unique
+from intake.server.sanitize.base import (
+    Cleaned,
+    CleanPart,
+    CleanPicture,
+    Refused,
+    bomb,
+    field_name,
+    unique,
+)
 from intake.server.sanitize.limits import Limits
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -435,7 +447,87 @@ def _scrub_opf(tree, removed: list[str]) -> None:
             removed.append("ncx:docAuthor")
 
 
-def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
+# -- pictures written inline, as base64 ---------------------------------------
+
+SVG = "http://www.w3.org/2000/svg"
+EPUB_PAGES = (".xhtml", ".html", ".htm")
+# Attributes that load what they name: a data: URI there is a file inside.
+LOADING = {"src", "href", "srcset", "poster", "data"}
+# A page's <meta name=...> that says who made it, with what, about what.
+PAGE_META_DROPPED = {"author", "creator", "generator", "description", "keywords",
+                     "copyright", "publisher", "contributor", "owner", "reply-to",
+                     "designer", "date", "rights"}
+
+
+def page_meta_dropped(name: str) -> bool:
+    name = name.strip().lower()
+    return name in PAGE_META_DROPPED or name.startswith(("dc.", "dcterms.", "dc:", "dcterms:"))
+
+
+def _scrub_page(tree, clean_picture: CleanPicture, removed: list[str]) -> None:
+    """An EPUB's XHTML page: pictures embedded as data: URIs (an <img>'s src,
+    a style's url()) are cleaned as if sent alone and embedded again; each
+    inline <svg> goes through the SVG cleaner whole; <meta> naming the author,
+    the program or the subject goes. The page's title and text stay."""
+    from intake.server.sanitize import svg
+
+    pictures = svg.Pictures(clean_picture, removed)
+    root = tree.getroot()
+    inline = [e for e in root.iter(f"{{{SVG}}}svg")
+              if not any(a.tag == f"{{{SVG}}}svg" for a in e.iterancestors())]
+    for element in inline:  # replaced whole by the SVG cleaner's copy
+        cleaned = svg.clean(etree_bytes(element), clean_picture)
+        removed += [f"inline drawing: {n}" for n in cleaned.removed]
+        replacement = xmlsafe.parse(cleaned.data).getroot()
+        replacement.tail = element.tail
+        if element.getparent() is None:  # a page that is a drawing
+            tree._setroot(replacement)
+            root = replacement
+        else:
+            element.getparent().replace(element, replacement)
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str) or element.tag.startswith(f"{{{SVG}}}"):
+            continue
+        tag = xmlsafe.local(element.tag)
+        if tag == "meta" and page_meta_dropped(element.get("name", "")) \
+                and element.getparent() is not None:
+            removed.append("page meta " + field_name(element.get("name", ""), 24))
+            element.getparent().remove(element)
+            continue
+        for attribute, value in list(element.attrib.items()):
+            key = xmlsafe.local(attribute)
+            if key == "style" and "url(" in value.lower():
+                element.set(attribute, svg.css_pictures(value, pictures))
+            elif key in LOADING and "data:" in value.lower():
+                uri = pictures(value) if value.strip().lower().startswith("data:") else None
+                if uri is None:
+                    raise Refused("a file embedded in a page is not a picture that can be "
+                                  "cleaned")
+                element.set(attribute, uri)
+        if tag == "style" and element.text:
+            element.text = svg.css_pictures(element.text, pictures)
+
+
+def etree_bytes(element) -> bytes:
+    from lxml import etree
+
+    return etree.tostring(element)
+
+
+def _scrub_stylesheet(body: bytes, clean_picture: CleanPicture, removed: list[str]) -> bytes:
+    from intake.server.sanitize import svg
+
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Refused("a style sheet of the book is not UTF-8") from exc
+    if "data:" not in text.lower():
+        return body
+    return svg.css_pictures(text, svg.Pictures(clean_picture, removed)).encode("utf-8")
+
+
+def clean(data: bytes, limits: Limits, clean_part: CleanPart,
+          clean_picture: CleanPicture) -> Cleaned:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -464,6 +556,17 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
             body = replaced
         elif not body.strip():
             pass  # an empty part (LibreOffice's Configurations2/accelerator/current.xml)
+        elif family == "epub" and name.lower().endswith(EPUB_PAGES):
+            try:
+                tree = xmlsafe.parse(body)
+            except Refused:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a page that is not XHTML
+                raise Refused("a page of the book is malformed") from exc
+            _scrub_page(tree, clean_picture, removed)
+            body = xmlsafe.serialize(tree)
+        elif family == "epub" and name.lower().endswith(".css"):
+            body = _scrub_stylesheet(body, clean_picture, removed)
         elif name.endswith((".xml", ".rels", ".opf", ".ncx")) and name != "mimetype":
             tree = xmlsafe.parse(body)
             changed = _scrub_xml(name, tree, removed)

@@ -70,6 +70,12 @@ def data_picture(value: str) -> bytes | None:
         raise Refused("a picture inside the drawing does not decode") from exc
     if not any(p.strip().lower() == "base64" for p in parameters):
         return body
+    return forgiving_base64(body)
+
+
+def forgiving_base64(body: bytes) -> bytes:
+    """Base64 decoded as a browser decodes it (whitespace ignored, padding
+    optional); Refused when it would not decode."""
     body = _ASCII_WHITESPACE.sub(b"", body)
     if len(body) % 4 == 0:
         body = body[:-2] if body.endswith(b"==") else body.removesuffix(b"=")
@@ -81,7 +87,7 @@ def data_picture(value: str) -> bytes | None:
         raise Refused("a picture inside the drawing does not decode") from exc
 
 
-class _Pictures:
+class Pictures:
     """Cleans each embedded picture once (a drawing may repeat one) and gives
     back the URI it is embedded again with."""
 
@@ -121,7 +127,7 @@ def _declare_prefixes(data: bytes) -> bytes:
     return data[:at.end()] + extra + data[at.end():]
 
 
-def _scrub_css(text: str, pictures: _Pictures, removed: list[str]) -> str:
+def _scrub_css(text: str, pictures: Pictures, removed: list[str]) -> str:
     """A style's url() that points outside the file becomes none; one that
     embeds a picture gets the cleaned picture; @import goes."""
     dropped = []
@@ -143,6 +149,23 @@ def _scrub_css(text: str, pictures: _Pictures, removed: list[str]) -> str:
     return without_imports
 
 
+def css_pictures(text: str, pictures: Pictures) -> str:
+    """Only the pictures a style embeds (url(data:...)) are replaced by their
+    cleaned copies; other url()s stay (a document's own parts). A data: URI
+    that is not a picture is Refused: nothing is passed on unexamined."""
+
+    def url(found: re.Match) -> str:
+        target = next(g for g in found.groups() if g is not None)
+        if not target.strip().lower().startswith("data:"):
+            return found.group(0)
+        uri = pictures(target)
+        if uri is None:
+            raise Refused("a file embedded as a data: URI is not a picture")
+        return f'url("{uri}")'
+
+    return _CSS_URL.sub(url, text)
+
+
 def _dropped(element) -> str | None:
     """Why an element goes (with everything inside it), or None."""
     if not isinstance(element.tag, str):
@@ -159,7 +182,7 @@ def _dropped(element) -> str | None:
     return None
 
 
-def _scrub_attributes(element, removed: list[str], pictures: _Pictures) -> None:
+def _scrub_attributes(element, removed: list[str], pictures: Pictures) -> None:
     for attribute in list(element.attrib):
         attr_ns = etree.QName(attribute).namespace or ""
         key = xmlsafe.local(attribute)
@@ -186,7 +209,7 @@ def _scrub_attributes(element, removed: list[str], pictures: _Pictures) -> None:
         element.text = _scrub_css(element.text, pictures, removed)
 
 
-def _walk(parent, removed: list[str], pictures: _Pictures) -> None:
+def _walk(parent, removed: list[str], pictures: Pictures) -> None:
     for element in list(parent):
         why = _dropped(element)
         if why is not None:
@@ -214,7 +237,7 @@ def clean(data: bytes, clean_picture: CleanPicture) -> Cleaned:
         raise Refused("unsupported type (XML that is not SVG)")
     removed: list[str] = [f"top-level {type(node).__name__.strip('_').lower()}"
                           for node in (*root.itersiblings(preceding=True), *root.itersiblings())]
-    pictures = _Pictures(clean_picture, removed)
+    pictures = Pictures(clean_picture, removed)
     _scrub_attributes(root, removed, pictures)
     _walk(root, removed, pictures)
     # Namespace declarations no element uses any more go too.

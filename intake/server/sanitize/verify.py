@@ -46,7 +46,7 @@ def check(family: str, original: bytes, cleaned: Cleaned, limits: Limits) -> Non
         elif family == "pdf":
             _pdf(original, cleaned.data)
         elif family in ("ooxml", "odf", "epub"):
-            _zip(family, cleaned.data)
+            _zip(family, cleaned.data, limits.max_pixels_copied)
         elif family in ("mp3", "flac", "ogg"):
             _audio(cleaned.data)
         elif family == "jxl":
@@ -134,12 +134,17 @@ def _svg(data: bytes, max_pixels: int, depth: int = 0) -> None:
 def _embedded_picture(uri: str, max_pixels: int, depth: int) -> None:
     """A picture the drawing embeds opens, and carries no metadata (read by
     Pillow, or by this check again for a drawing inside the drawing)."""
-    from PIL import Image
-
-    from intake.server.sanitize.dispatch import MAX_DEPTH, PICTURE_TYPES, family_of_part
     from intake.server.sanitize.svg import data_picture
 
     body = data_picture(uri)
+    _picture_bytes(body, max_pixels, depth)
+
+
+def _picture_bytes(body: bytes | None, max_pixels: int, depth: int) -> None:
+    from PIL import Image
+
+    from intake.server.sanitize.dispatch import MAX_DEPTH, PICTURE_TYPES, family_of_part
+
     family = family_of_part(body) if body is not None else None
     if family not in PICTURE_TYPES or depth >= MAX_DEPTH:
         raise Failed("a reference or picture it cannot vouch for left")
@@ -216,12 +221,50 @@ def _pdf_inline_jpeg(pdf, image) -> None:
 OFFICE_PROPERTIES = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml", "meta.xml")
 
 
-def _zip(family: str, data: bytes) -> None:
+def _page(body: bytes, max_pixels: int) -> None:
+    """An EPUB's XHTML page: no <meta> naming its author or program, every
+    picture embedded as a data: URI vouched for, every inline drawing as an
+    SVG sent alone would be."""
+    from lxml import etree
+
+    from intake.server.sanitize.office import LOADING, SVG, page_meta_dropped
+
+    root = xmlsafe.parse(body).getroot()
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        if element.tag == f"{{{SVG}}}svg" and not any(
+                a.tag == f"{{{SVG}}}svg" for a in element.iterancestors()):
+            _svg(etree.tostring(element), max_pixels)
+            continue
+        if element.tag.startswith(f"{{{SVG}}}"):
+            continue
+        tag = xmlsafe.local(element.tag)
+        if tag == "meta" and page_meta_dropped(element.get("name", "")):
+            raise Failed("page meta left")
+        for attribute, value in element.attrib.items():
+            key = xmlsafe.local(attribute)
+            if key in LOADING and "data:" in value.lower():
+                _embedded_picture(value, max_pixels, 0)
+            elif key == "style":
+                _css(value, max_pixels)
+        if tag == "style" and element.text:
+            _css(element.text, max_pixels)
+
+
+def _css(text: str, max_pixels: int) -> None:
+    for url in re.finditer(r"url\(\s*([\"']?)([^\"')]*)", text, re.IGNORECASE):
+        if url.group(2).strip().lower().startswith("data:"):
+            _embedded_picture(url.group(2), max_pixels, 0)
+
+
+def _zip(family: str, data: bytes, max_pixels: int) -> None:
     from intake.server.sanitize.office import (
         CONNECTION_DROPPED,
         CONNECTION_EMPTIED,
         DRAWING_PROPERTIES,
         DRAWING_TEXT,
+        EPUB_PAGES,
         ODF_FIELDS,
         SPREADSHEET,
         XLINK_HREF,
@@ -240,6 +283,12 @@ def _zip(family: str, data: bytes) -> None:
             if lower.startswith(("docprops/thumbnail", "thumbnails/")) or \
                     "/printersettings/" in lower:
                 raise Failed(f"part left: {lower.rsplit('/', 1)[-1][:30]}")
+            if family == "epub" and lower.endswith(EPUB_PAGES):
+                _page(z.read(name), max_pixels)
+                continue
+            if family == "epub" and lower.endswith(".css"):
+                _css(z.read(name).decode("utf-8-sig"), max_pixels)
+                continue
             if not name.endswith((".xml", ".rels", ".opf", ".ncx")):
                 continue
             body = z.read(name)

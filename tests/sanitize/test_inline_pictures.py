@@ -1,0 +1,139 @@
+"""Pictures written inline, in base64, inside documents: in an EPUB's pages
+(an <img>'s data: URI, an inline <svg>, a style's url()). Each is cleaned as
+if sent alone and embedded again; one that cannot be cleaned stops the file."""
+
+from __future__ import annotations
+
+import base64
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sanitize.sanitize_corpus import AUTHOR, leftovers, planted_anywhere, planted_in_bytes
+
+_DATA = re.compile(rb"data:image/[^;,]*;base64,([A-Za-z0-9+/=]+)")
+OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+DRAW = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+SVGC = "urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0"
+XLINK = "http://www.w3.org/1999/xlink"
+STYLE = "urn:oasis:names:tc:opendocument:xmlns:style:1.0"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def parts(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def assert_pictures_clean(data: bytes, tmp_path: Path, count: int) -> None:
+    found = [base64.b64decode(m) for m in _DATA.findall(data)]
+    assert len(found) == count
+    for number, picture in enumerate(found):
+        out = tmp_path / f"extracted-{number}.pic"
+        out.write_bytes(picture)
+        assert leftovers(out) == [] and planted_in_bytes(picture) == []
+
+
+# -- EPUB -----------------------------------------------------------------------
+
+def _epub(tmp_path: Path, page: str, css: str = "", name: str = "book.epub") -> Path:
+    opf = """<?xml version="1.0" encoding="UTF-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
+<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">
+<dc:identifier id="id">urn:uuid:1</dc:identifier><dc:title>Diary</dc:title>
+<dc:language>uk</dc:language></metadata><manifest>
+<item id="c" href="c.xhtml" media-type="application/xhtml+xml"/>
+<item id="s" href="s.css" media-type="text/css"/></manifest>
+<spine><itemref idref="c"/></spine></package>"""
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
+                   'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+                   '<rootfile full-path="OEBPS/content.opf" '
+                   'media-type="application/oebps-package+xml"/></rootfiles></container>')
+        z.writestr("OEBPS/content.opf", opf)
+        z.writestr("OEBPS/c.xhtml", page)
+        z.writestr("OEBPS/s.css", css or "p { margin: 0 }")
+    return path
+
+
+def _page(body: str, head: str = "") -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE html>'
+            '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">'
+            f'<head><title>Day one</title>{head}</head><body>{body}</body></html>')
+
+
+def test_pictures_and_drawings_inside_an_epubs_pages_are_cleaned(corpus, sanitized, tmp_path):
+    photo = corpus.jpeg("inline.jpg", orientation=1).read_bytes()
+    png = corpus.png().read_bytes()
+    head = (f'<meta name="author" content="{AUTHOR}"/><meta name="generator" '
+            f'content="WitnessCam 4.2"/><meta name="DC.creator" content="{AUTHOR}"/>'
+            f'<style>h1 {{ background: url("data:image/png;base64,{b64(png)}") }}</style>')
+    body = (f'<p>The shelling started at dawn.</p>'
+            f'<img alt="street" src="data:image/jpeg;base64,{b64(photo)}"/>'
+            f'<div style="background-image: url(data:image/jpeg;base64,{b64(photo)})">x</div>'
+            '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
+            ' xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape" width="9" height="9"'
+            ' inkscape:export-filename="/home/olena/map.png">'
+            f'<metadata>{AUTHOR}</metadata>'
+            f'<image width="9" height="9" xlink:href="data:image/jpeg;base64,{b64(photo)}"/>'
+            '</svg>')
+    css = f'body {{ background: url(\'data:image/png;base64,{b64(png)}\') }}'
+    original = _epub(tmp_path, _page(body, head), css)
+    assert planted_in_bytes(photo) != [] and planted_in_bytes(png) != []
+    result, out = sanitized(original)
+    assert result.ok and result.family == "epub", result.reason
+    cleaned = parts(out)
+    page, sheet = cleaned["OEBPS/c.xhtml"], cleaned["OEBPS/s.css"]
+    assert b"The shelling started at dawn." in page and b"<title>Day one</title>" in page
+    assert b"<meta" not in page and b"olena" not in page.lower() and b"inkscape" not in page
+    assert b"<image" in page and b"<img" in page
+    assert_pictures_clean(page, tmp_path, 4)
+    assert_pictures_clean(sheet, tmp_path, 1)
+    assert planted_anywhere(out) == []
+    assert any("GPS" in n for n in result.removed), result.removed
+    assert "page meta author" in result.removed
+
+
+@pytest.mark.parametrize("where", ["img", "style", "css", "svg", "pdf"])
+def test_an_epub_picture_that_cannot_be_cleaned_refuses_the_book(corpus, sanitized, tmp_path,
+                                                                 where):
+    broken = b64(corpus.jpeg("broken.jpg", orientation=1).read_bytes()[:300])
+    uri = f"data:image/jpeg;base64,{broken}"
+    body, css = "<p>text</p>", ""
+    if where == "img":
+        body += f'<img src="{uri}"/>'
+    elif where == "style":
+        body += f'<p style="background: url({uri})">x</p>'
+    elif where == "css":
+        css = f"p {{ background: url({uri}) }}"
+    elif where == "svg":  # far enough into the page not to look like a drawing
+        body += "<p>" + "words " * 1000 + "</p>" + \
+            f'<svg xmlns="http://www.w3.org/2000/svg"><image href="{uri}"/></svg>'
+
+    else:  # a file that is no picture, embedded all the same
+        body += f'<img src="data:application/pdf;base64,{b64(b"%PDF-1.4 " + AUTHOR.encode())}"/>'
+    result, out = sanitized(_epub(tmp_path, _page(body), css))
+    assert not result.ok and out is None, where
+
+
+def test_the_check_refuses_an_epub_with_a_page_meta_or_a_picture_left(corpus, tmp_path):
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    photo = corpus.jpeg("left.jpg", orientation=1).read_bytes()
+    for page in (_page("<p>x</p>", f'<meta name="author" content="{AUTHOR}"/>'),
+                 _page(f'<img src="data:image/jpeg;base64,{b64(photo)}"/>'),
+                 _page('<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/jpeg;'
+                       f'base64,{b64(photo)}"/></svg>')):
+        data = _epub(tmp_path, page).read_bytes()
+        with pytest.raises(Failed):
+            check("epub", data, Cleaned(data), Limits())
