@@ -1,5 +1,6 @@
 """Pictures written inline, in base64, inside documents: in an EPUB's pages
-(an <img>'s data: URI, an inline <svg>, a style's url()). Each is cleaned as
+(an <img>'s data: URI, an inline <svg>, a style's url()) and in an ODF
+part (office:binary-data, as flat documents hold them). Each is cleaned as
 if sent alone and embedded again; one that cannot be cleaned stops the file."""
 
 from __future__ import annotations
@@ -137,3 +138,68 @@ def test_the_check_refuses_an_epub_with_a_page_meta_or_a_picture_left(corpus, tm
         data = _epub(tmp_path, page).read_bytes()
         with pytest.raises(Failed):
             check("epub", data, Cleaned(data), Limits())
+
+
+# -- ODF ------------------------------------------------------------------------
+
+def _odt_with(corpus, tmp_path: Path, content: str, styles: str | None = None,
+              name: str = "inline.odt") -> Path:
+    path = tmp_path / name
+    with zipfile.ZipFile(corpus.odt()) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "content.xml":
+                body = content.encode()
+            dst.writestr(info, body)
+        if styles is not None:
+            dst.writestr("styles.xml", styles)
+    return path
+
+
+def _content(body: str) -> str:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+            f'xmlns:office="{OFFICE}" xmlns:text="{TEXT}" xmlns:draw="{DRAW}" '
+            f'xmlns:svg="{SVGC}" xmlns:xlink="{XLINK}" office:version="1.2">'
+            f'<office:body><office:text><text:p>The bridge was closed at noon.</text:p>'
+            f'{body}</office:text></office:body></office:document-content>')
+
+
+def test_odf_pictures_written_inline_are_cleaned(corpus, sanitized, tmp_path):
+    photo = corpus.jpeg("flat.jpg", orientation=1).read_bytes()
+    wrapped = "\n".join(re.findall(".{1,72}", b64(photo)))
+    content = _content(
+        '<text:p><draw:frame draw:name="IMG_20260301_101112" svg:width="2cm" svg:height="1cm">'
+        f'<draw:image><office:binary-data>{wrapped}</office:binary-data></draw:image>'
+        f'<svg:title>{AUTHOR}</svg:title><svg:desc>C:/Users/OlenaSvidok/IMG.jpg</svg:desc>'
+        '</draw:frame></text:p>')
+    styles = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-styles '
+              f'xmlns:office="{OFFICE}" xmlns:draw="{DRAW}" xmlns:style="{STYLE}" '
+              f'office:version="1.2"><office:styles>'
+              f'<draw:fill-image draw:name="IMG_Svidok" draw:display-name="IMG_Svidok">'
+              f'<office:binary-data>{b64(photo)}</office:binary-data></draw:fill-image>'
+              '<style:style style:name="fr" style:family="graphic"><style:graphic-properties '
+              'draw:fill="bitmap" draw:fill-image-name="IMG_Svidok"/></style:style>'
+              '</office:styles></office:document-styles>')
+    original = _odt_with(corpus, tmp_path, content, styles)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    cleaned = parts(out)
+    for name in ("content.xml", "styles.xml"):
+        xml = cleaned[name]
+        [data] = re.findall(rb"<office:binary-data>([^<]*)</office:binary-data>", xml)
+        picture = base64.b64decode(data)
+        extracted = tmp_path / f"{name}.jpg"
+        extracted.write_bytes(picture)
+        assert leftovers(extracted) == [] and planted_in_bytes(picture) == []
+    assert b"The bridge was closed at noon." in cleaned["content.xml"]
+    assert any("GPS" in n for n in result.removed), result.removed
+
+
+def test_an_odf_inline_picture_that_cannot_be_cleaned_refuses_the_file(corpus, sanitized,
+                                                                       tmp_path):
+    broken = b64(corpus.jpeg("cut.jpg", orientation=1).read_bytes()[:300])
+    for body in (broken, b64(b"%PDF-1.4 " + AUTHOR.encode()), "not base64 at all!"):
+        content = _content(f'<text:p><draw:frame><draw:image><office:binary-data>{body}'
+                           '</office:binary-data></draw:image></draw:frame></text:p>')
+        result, out = sanitized(_odt_with(corpus, tmp_path, content))
+        assert not result.ok and out is None

@@ -15,7 +15,7 @@ bytes; one that cannot be cleaned stops the whole file, which is then kept
 as received and flagged.
 So do pictures written inline in base64: an EPUB page's data: URIs (in
 <img>, styles and style sheets), inline <svg> drawings (through the SVG
-cleaner).
+cleaner), ODF's office:binary-data.
 The document's text, tables, pictures and comments' words stay.
 """
 
@@ -526,6 +526,29 @@ def _scrub_stylesheet(body: bytes, clean_picture: CleanPicture, removed: list[st
     return svg.css_pictures(text, svg.Pictures(clean_picture, removed)).encode("utf-8")
 
 
+ODF_OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ODF_BINARY = f"{{{ODF_OFFICE}}}binary-data"
+
+
+def _odf_binary(tree, clean_picture: CleanPicture, removed: list[str]) -> bool:
+    """Pictures an ODF part holds inline (office:binary-data in a draw:image,
+    a draw:fill-image, a background or a list bullet), as flat documents
+    converted to a package keep them: cleaned as if sent alone, written back."""
+    import base64
+
+    from intake.server.sanitize import svg
+
+    changed = False
+    for element in tree.getroot().iter(ODF_BINARY):
+        body = svg.forgiving_base64((element.text or "").encode("ascii", "replace"))
+        data, _ = clean_picture(body, removed)
+        element.text = base64.b64encode(data).decode("ascii")
+        for child in list(element):
+            element.remove(child)
+        changed = True
+    return changed
+
+
 def clean(data: bytes, limits: Limits, clean_part: CleanPart,
           clean_picture: CleanPicture) -> Cleaned:
     try:
@@ -577,6 +600,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
                 changed = _prune_rels(name, tree, dropped, removed) or changed
             if family == "odf":
                 changed = _odf_links(name, tree, members, removed) or changed
+                changed = _odf_binary(tree, clean_picture, removed) or changed
             if family == "ooxml" and posixpath.basename(name) == "connections.xml":
                 changed = _scrub_connections(tree, removed) or changed
             if name in ("[Content_Types].xml", "META-INF/manifest.xml"):

@@ -258,6 +258,18 @@ def _css(text: str, max_pixels: int) -> None:
             _embedded_picture(url.group(2), max_pixels, 0)
 
 
+def _odf_part(root, max_pixels: int) -> None:
+    from intake.server.sanitize.office import (
+        ODF_BINARY,
+    )
+    from intake.server.sanitize.svg import forgiving_base64
+
+    for element in root.iter():
+        if element.tag == ODF_BINARY:
+            _picture_bytes(forgiving_base64((element.text or "").encode("ascii", "replace")),
+                           max_pixels, 0)
+
+
 def _zip(family: str, data: bytes, max_pixels: int) -> None:
     from intake.server.sanitize.office import (
         CONNECTION_DROPPED,
@@ -295,6 +307,8 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
             if not body.strip():
                 continue
             root = xmlsafe.parse(body).getroot()
+            if family == "odf":
+                _odf_part(root, max_pixels)
             if name in OFFICE_PROPERTIES and any(len(e) for e in root):
                 raise Failed("document properties left")
             for element in root.iter():
