@@ -1,12 +1,15 @@
 """Pictures written inline, in base64, inside documents: in an EPUB's pages
 (an <img>'s data: URI, an inline <svg>, a style's url()) and in an ODF
 part (office:binary-data, as flat documents hold them). Each is cleaned as
-if sent alone and embedded again; one that cannot be cleaned stops the file."""
+if sent alone and embedded again; one that cannot be cleaned stops the file.
+Also what names a picture's file or a document's source: ODF frame names,
+titles and descriptions and mail-merge database names."""
 
 from __future__ import annotations
 
 import base64
 import re
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -186,11 +189,16 @@ def test_odf_pictures_written_inline_are_cleaned(corpus, sanitized, tmp_path):
     cleaned = parts(out)
     for name in ("content.xml", "styles.xml"):
         xml = cleaned[name]
+        assert b"Svidok" not in xml and b"IMG_" not in xml and b"svg:title" not in xml
         [data] = re.findall(rb"<office:binary-data>([^<]*)</office:binary-data>", xml)
         picture = base64.b64decode(data)
         extracted = tmp_path / f"{name}.jpg"
         extracted.write_bytes(picture)
         assert leftovers(extracted) == [] and planted_in_bytes(picture) == []
+    assert b'draw:name="Bitmap ' in cleaned["styles.xml"]
+    assert re.search(rb'draw:fill-image-name="(Bitmap \d+)"', cleaned["styles.xml"]).group(1) \
+        == re.search(rb'draw:fill-image draw:name="(Bitmap \d+)"', cleaned["styles.xml"]).group(1)
+    assert b'draw:name="Image ' in cleaned["content.xml"]
     assert b"The bridge was closed at noon." in cleaned["content.xml"]
     assert any("GPS" in n for n in result.removed), result.removed
 
@@ -203,3 +211,67 @@ def test_an_odf_inline_picture_that_cannot_be_cleaned_refuses_the_file(corpus, s
                            '</office:binary-data></draw:image></draw:frame></text:p>')
         result, out = sanitized(_odt_with(corpus, tmp_path, content))
         assert not result.ok and out is None
+
+
+def _soffice(source: Path, fmt: str, tmp_path: Path) -> Path:
+    outdir = tmp_path / "converted"
+    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+                    "--headless", "--convert-to", fmt, "--outdir", str(outdir), str(source)],
+                   check=True, capture_output=True, timeout=180)
+    return outdir / f"{source.stem}.{fmt}"
+
+
+def test_a_frame_named_after_its_photo_by_libreoffice_gets_a_neutral_name(corpus, sanitized,
+                                                                          tmp_path):
+    """A flat document with a photo in a frame named after its file, saved by
+    LibreOffice as an ODT: the name, title and description go; a mail-merge
+    field loses its database's name and what it showed."""
+    photo = corpus.jpeg("IMG_20260301_101112.jpg", orientation=1).read_bytes()
+    flat = tmp_path / "statement.fodt"
+    flat.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document xmlns:office="{OFFICE}" '
+        f'xmlns:text="{TEXT}" xmlns:draw="{DRAW}" xmlns:svg="{SVGC}" xmlns:xlink="{XLINK}" '
+        'office:version="1.2" office:mimetype="application/vnd.oasis.opendocument.text">'
+        '<office:body><office:text><text:p>The bridge was closed at noon.'
+        '<text:database-display text:database-name="OlenaSvidokContacts" '
+        f'text:table-name="Svidok_family" text:column-name="Name">{AUTHOR}'
+        '</text:database-display></text:p><text:p>'
+        '<draw:frame draw:name="IMG_20260301_101112" text:anchor-type="as-char" '
+        'svg:width="2cm" svg:height="1.3cm">'
+        f'<draw:image><office:binary-data>{b64(photo)}</office:binary-data></draw:image>'
+        f'<svg:title>IMG_20260301_101112</svg:title><svg:desc>{AUTHOR}</svg:desc>'
+        '</draw:frame></text:p></office:text></office:body></office:document>')
+    original = _soffice(flat, "odt", tmp_path)
+    content = parts(original)["content.xml"]
+    assert b"IMG_20260301_101112" in content and b"Svidok" in content  # as LibreOffice saved it
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    xml = parts(out)["content.xml"]
+    assert b"IMG_2026" not in xml and b"Svidok" not in xml and b"Olena" not in xml
+    assert b'draw:name="Image 1"' in xml and b"<svg:title" not in xml
+    assert b"The bridge was closed at noon." in xml
+    assert planted_anywhere(out) == []
+    assert "picture or shape name" in result.removed and "database name" in result.removed
+
+
+def test_the_check_refuses_odf_names_and_inline_pictures_left(corpus, tmp_path):
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    photo = corpus.jpeg("left.jpg", orientation=1).read_bytes()
+    for body in ('<draw:frame draw:name="IMG_20260301_101112"/>',
+                 f'<draw:frame draw:name="Image 1"><svg:desc>{AUTHOR}</svg:desc></draw:frame>',
+                 '<text:p><text:database-name text:database-name="Svidok" '
+                 'text:table-name="t"/></text:p>',
+                 f'<draw:frame draw:name="Image 1"><draw:image><office:binary-data>{b64(photo)}'
+                 '</office:binary-data></draw:image></draw:frame>'):
+        # content.xml alone: the corpus's meta.xml and thumbnail would fail anyway
+        with zipfile.ZipFile(_odt_with(corpus, tmp_path, _content(body))) as src, \
+                zipfile.ZipFile(tmp_path / "only.odt", "w") as dst:
+            for info in src.infolist():
+                if info.filename in ("mimetype", "content.xml"):
+                    dst.writestr(info.filename, src.read(info))
+        data = (tmp_path / "only.odt").read_bytes()
+        with pytest.raises(Failed):
+            check("odf", data, Cleaned(data), Limits())

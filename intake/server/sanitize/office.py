@@ -7,7 +7,9 @@ initials and dates of comments and tracked changes, the user name in a
 workbook's file sharing settings, people lists (with their e-mail ids),
 revision-session ids (rsids), zip timestamps and comments, what ODF's
 document fields show, and links out of the package (OOXML's external
-relationships, ODF's xlink:href) but web and mail hyperlinks, and an EPUB
+relationships, ODF's xlink:href) but web and mail hyperlinks, ODF frame
+and shape names (LibreOffice names a picture's frame after its file), their
+titles and descriptions, and a mail merge's data source names, and an EPUB
 page's <meta> naming its author or program.
 Pictures inside the document (a phone photo pasted into a report keeps its
 GPS) go through the same cleaners as pictures sent alone, chosen by their
@@ -103,6 +105,9 @@ ODF_FIELDS = {f"{{{ODF_TEXT}}}{name}" for name in (
 ODF_CLOCK = {f"{{{ODF_TEXT}}}date", f"{{{ODF_TEXT}}}time"}
 PRIVATE_RELS = ("/thumbnail", "/printerSettings", "/attachedTemplate")
 PRINTER_ITEMS = {"PrinterName", "PrinterSetup", "PrinterPaperFromSetup"}
+# The mail merge's data source and table a Writer document last used
+# (settings.xml), as its database fields name them.
+DATABASE_ITEMS = {"CurrentDatabaseDataSource", "CurrentDatabaseCommand"}
 
 
 def _dropped_part(name: str) -> bool:
@@ -193,6 +198,11 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
         if tag == "config-item" and any(v in PRINTER_ITEMS for v in element.attrib.values()):
             element.text = ""
             removed.append("printer settings")
+            changed = True
+        if tag == "config-item" and element.text and \
+                any(v in DATABASE_ITEMS for v in element.attrib.values()):
+            element.text = ""
+            removed.append("database name")
             changed = True
         for attribute in list(element.attrib):
             key = xmlsafe.local(attribute)
@@ -549,6 +559,92 @@ def _odf_binary(tree, clean_picture: CleanPicture, removed: list[str]) -> bool:
     return changed
 
 
+# -- ODF names of frames and shapes -----------------------------------------
+
+ODF_SVG = "urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0"
+ODF_NAME = f"{{{ODF_DRAW}}}name"
+# LibreOffice names an inserted picture's frame after its file
+# ("IMG_20260301_101112"), and a bitmap fill after its file too. Shapes and
+# frames get a neutral name ("Image 3", "Shape 4", "Bitmap 1") consistent
+# across the file's parts, and so do the attributes and links that name
+# them; titles and descriptions (alt text) go.
+ODF_SHAPES = {f"{{{ODF_DRAW}}}{n}" for n in (
+    "frame", "g", "custom-shape", "rect", "line", "polyline", "polygon", "regular-polygon",
+    "path", "circle", "ellipse", "connector", "caption", "measure", "control",
+    "page-thumbnail")}
+ODF_BITMAP = f"{{{ODF_DRAW}}}fill-image"
+ODF_SHAPE_REFERENCES = {f"{{{ODF_DRAW}}}chain-next-name", f"{{{ODF_DRAW}}}copy-of"}
+ODF_BITMAP_REFERENCES = {f"{{{ODF_DRAW}}}fill-image-name"}
+ODF_DESCRIPTIONS = {f"{{{ODF_SVG}}}title", f"{{{ODF_SVG}}}desc"}
+ODF_DISPLAY_NAME = f"{{{ODF_DRAW}}}display-name"
+NEUTRAL_ODF_NAME = re.compile(r"(Image|Object|Shape|Bitmap) [0-9]{1,9}")
+# A mail merge's data source (its registered name, which is often the
+# address book's or file's) on database fields: emptied; what the fields show
+# (a recipient's name) too.
+ODF_DATABASE_NAMES = {f"{{{ODF_TEXT}}}database-name", f"{{{ODF_TEXT}}}table-name"}
+
+
+class OdfNames:
+    def __init__(self) -> None:
+        self.names: dict[tuple[str, str], str] = {}
+
+    def neutral(self, kind: str, name: str) -> str:
+        key = ("Bitmap" if kind == "Bitmap" else "Shape", name)
+        if key not in self.names:
+            self.names[key] = f"{kind} {len(self.names) + 1}"
+        return self.names[key]
+
+
+def _shape_kind(element) -> str:
+    children = {xmlsafe.local(c.tag) for c in element if isinstance(c.tag, str)}
+    return "Image" if "image" in children else "Object" if children & {
+        "object", "object-ole"} else "Shape"
+
+
+def _odf_names(tree, names: OdfNames, removed: list[str]) -> bool:
+    changed = False
+    for element in list(tree.getroot().iter()):
+        if not isinstance(element.tag, str):
+            continue
+        if element.tag in ODF_DESCRIPTIONS and element.getparent() is not None:
+            element.getparent().remove(element)
+            removed.append(f"picture or shape {xmlsafe.local(element.tag)}")
+            changed = True
+            continue
+        if xmlsafe.local(element.tag).startswith("database-") and \
+                element.tag.startswith(f"{{{ODF_TEXT}}}"):
+            for attribute in ODF_DATABASE_NAMES & set(element.attrib):
+                if element.get(attribute):
+                    element.set(attribute, "")
+                    removed.append("database name")
+                    changed = True
+            if xmlsafe.local(element.tag) == "database-display":
+                changed = _empty_field(element, removed) or changed
+        if element.tag in ODF_SHAPES or element.tag == ODF_BITMAP:
+            name = element.get(ODF_NAME)
+            kind = "Bitmap" if element.tag == ODF_BITMAP else _shape_kind(element)
+            if name is not None and names.neutral(kind, name) != name:
+                element.set(ODF_NAME, names.neutral(kind, name))
+                removed.append("picture or shape name")
+                changed = True
+            if element.tag == ODF_BITMAP and ODF_DISPLAY_NAME in element.attrib:
+                del element.attrib[ODF_DISPLAY_NAME]
+                changed = True
+        for attribute in (ODF_SHAPE_REFERENCES | ODF_BITMAP_REFERENCES) & set(element.attrib):
+            kind = "Bitmap" if attribute in ODF_BITMAP_REFERENCES else "Shape"
+            value = element.get(attribute)
+            if value and names.neutral(kind, value) != value:
+                element.set(attribute, names.neutral(kind, value))
+                changed = True
+        href = element.get(XLINK_HREF, "")
+        if href.startswith("#") and "|" in href:  # a link to a frame: "#name|graphic"
+            target, _, what = href[1:].rpartition("|")
+            if what in ("graphic", "frame", "ole") and names.neutral("Shape", target) != target:
+                element.set(XLINK_HREF, f"#{names.neutral('Shape', target)}|{what}")
+                changed = True
+    return changed
+
+
 def clean(data: bytes, limits: Limits, clean_part: CleanPart,
           clean_picture: CleanPicture) -> Cleaned:
     try:
@@ -567,6 +663,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
     removed += [f"part {field_name(n)}" for n in sorted(dropped)]
     out_parts: list[tuple[str, bytes]] = []
     members = {n for n in by_name if n not in dropped}
+    odf_names = OdfNames()
     for info, body in parts:
         name = info.filename
         if name in dropped or info.is_dir():
@@ -601,6 +698,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
             if family == "odf":
                 changed = _odf_links(name, tree, members, removed) or changed
                 changed = _odf_binary(tree, clean_picture, removed) or changed
+                changed = _odf_names(tree, odf_names, removed) or changed
             if family == "ooxml" and posixpath.basename(name) == "connections.xml":
                 changed = _scrub_connections(tree, removed) or changed
             if name in ("[Content_Types].xml", "META-INF/manifest.xml"):

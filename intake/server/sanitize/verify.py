@@ -260,11 +260,28 @@ def _css(text: str, max_pixels: int) -> None:
 
 def _odf_part(root, max_pixels: int) -> None:
     from intake.server.sanitize.office import (
+        DATABASE_ITEMS,
+        NEUTRAL_ODF_NAME,
         ODF_BINARY,
+        ODF_BITMAP,
+        ODF_DATABASE_NAMES,
+        ODF_DESCRIPTIONS,
+        ODF_NAME,
+        ODF_SHAPES,
     )
     from intake.server.sanitize.svg import forgiving_base64
 
     for element in root.iter():
+        if element.tag in ODF_DESCRIPTIONS:
+            raise Failed("picture title or description left")
+        if element.tag in ODF_SHAPES or element.tag == ODF_BITMAP:
+            name = element.get(ODF_NAME)
+            if name is not None and not NEUTRAL_ODF_NAME.fullmatch(name):
+                raise Failed("picture name left")
+        if any(element.get(a) for a in ODF_DATABASE_NAMES) or (
+                xmlsafe.local(element.tag) == "config-item" and element.text
+                and any(v in DATABASE_ITEMS for v in element.attrib.values())):
+            raise Failed("database name left")
         if element.tag == ODF_BINARY:
             _picture_bytes(forgiving_base64((element.text or "").encode("ascii", "replace")),
                            max_pixels, 0)
