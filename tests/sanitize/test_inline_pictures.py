@@ -3,7 +3,8 @@
 part (office:binary-data, as flat documents hold them). Each is cleaned as
 if sent alone and embedded again; one that cannot be cleaned stops the file.
 Also what names a picture's file or a document's source: ODF frame names,
-titles and descriptions and mail-merge database names."""
+titles and descriptions, mail-merge database names, and Word fields whose
+instruction holds a path."""
 
 from __future__ import annotations
 
@@ -275,3 +276,73 @@ def test_the_check_refuses_odf_names_and_inline_pictures_left(corpus, tmp_path):
         data = (tmp_path / "only.odt").read_bytes()
         with pytest.raises(Failed):
             check("odf", data, Cleaned(data), Limits())
+
+
+# -- DOCX fields ----------------------------------------------------------------
+
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def _docx_with_fields(corpus, tmp_path: Path) -> Path:
+    fields = (
+        '<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+        '<w:r><w:instrText xml:space="preserve"> INCLUDEPICTURE "C:\\\\Users\\\\Olena</w:instrText>'
+        '</w:r><w:r><w:instrText xml:space="preserve">Svidok\\\\Pictures\\\\IMG_1.jpg" '
+        '\\* MERGEFORMAT </w:instrText></w:r><w:r><w:fldChar w:fldCharType="separate"/></w:r>'
+        '<w:r><w:t>picture</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>'
+        '<w:p><w:fldSimple w:instr=" INCLUDETEXT &quot;\\\\\\\\fileserver\\\\Svidok\\\\notes.docx'
+        '&quot; "><w:r><w:t>included words</w:t></w:r></w:fldSimple></w:p>'
+        '<w:p><w:fldSimple w:instr=" HYPERLINK &quot;file:///C:/Users/OlenaSvidok/map.pdf&quot; '
+        '"><w:r><w:t>the map</w:t></w:r></w:fldSimple></w:p>'
+        '<w:p><w:fldSimple w:instr=" LINK Excel.Sheet.12 &quot;D:\\\\Svidok\\\\losses.xlsx&quot; '
+        '&quot;Sheet1!R1C1&quot; \\a \\f 0 "><w:r><w:t>linked</w:t></w:r></w:fldSimple></w:p>'
+        '<w:p><w:fldSimple w:instr=" HYPERLINK &quot;https://example.org/report&quot; ">'
+        '<w:r><w:t>the report</w:t></w:r></w:fldSimple></w:p>')
+    source = corpus.docx()
+    path = tmp_path / "fields.docx"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "word/document.xml":
+                body = body.replace(b"</w:body>", fields.encode() + b"</w:body>", 1)
+                if b"<w:sectPr" in body:  # sectPr stays the body's last child
+                    head, _, tail = body.partition(b"<w:sectPr")
+                    sect, _, rest = tail.partition(b"</w:sectPr>")
+                    body = head + rest.replace(b"</w:body>", b"<w:sectPr" + sect
+                                               + b"</w:sectPr></w:body>", 1)
+            dst.writestr(info, body)
+    return path
+
+
+def test_word_fields_lose_the_paths_they_name(corpus, sanitized, tmp_path):
+    original = _docx_with_fields(corpus, tmp_path)
+    assert b"Svidok" in parts(original)["word/document.xml"]
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    xml = parts(out)["word/document.xml"]
+    assert b"Svidok" not in xml and b"Olena" not in xml and b"file:" not in xml
+    for kept in (b"INCLUDEPICTURE &quot;&quot;", b"INCLUDETEXT &quot;&quot;",
+                 b"HYPERLINK &quot;&quot;", b"LINK Excel.Sheet.12 &quot;&quot;",
+                 b"https://example.org/report", b"included words", b"the map"):
+        assert kept in xml or kept.replace(b"&quot;", b'"') in xml, kept
+    assert "field file path" in result.removed
+    assert planted_anywhere(out) == []
+
+
+def test_the_check_refuses_a_word_field_path_left(corpus, tmp_path):
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    with zipfile.ZipFile(_docx_with_fields(corpus, tmp_path)) as src:
+        types = src.read("[Content_Types].xml")
+        fields = re.search(rb"<w:p><w:r><w:fldChar.*</w:p>", src.read("word/document.xml"))
+    for field in re.findall(rb"<w:p>.*?</w:p>", fields.group(0))[:4]:
+        path = tmp_path / "only-fields.docx"
+        with zipfile.ZipFile(path, "w") as dst:
+            dst.writestr("[Content_Types].xml", types)
+            dst.writestr("word/document.xml", f'<w:document xmlns:w="{W}"><w:body>'.encode()
+                         + field + b"</w:body></w:document>")
+        data = path.read_bytes()
+        with pytest.raises(Failed, match="field file path"):
+            check("ooxml", data, Cleaned(data), Limits())

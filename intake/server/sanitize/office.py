@@ -7,7 +7,8 @@ initials and dates of comments and tracked changes, the user name in a
 workbook's file sharing settings, people lists (with their e-mail ids),
 revision-session ids (rsids), zip timestamps and comments, what ODF's
 document fields show, and links out of the package (OOXML's external
-relationships, ODF's xlink:href) but web and mail hyperlinks, ODF frame
+relationships, ODF's xlink:href) but web and mail hyperlinks, the files
+Word fields name in their instructions (INCLUDEPICTURE, LINK...), ODF frame
 and shape names (LibreOffice names a picture's frame after its file), their
 titles and descriptions, and a mail merge's data source names, and an EPUB
 page's <meta> naming its author or program.
@@ -142,6 +143,93 @@ IDENTIFYING_FIELD = re.compile(r"^\s*(AUTHOR|USERNAME|USERINITIALS|USERADDRESS|L
                                r"FILENAME|TEMPLATE|CREATEDATE|SAVEDATE|PRINTDATE|DOCPROPERTY|"
                                r"INFO)\b", re.IGNORECASE)
 COMMENT_TIMES = {"dt", "created"}  # on PowerPoint comments (cm)
+# Word fields whose instruction names a file: INCLUDEPICTURE and INCLUDETEXT
+# (the file included), LINK (the linked file, after its class), HYPERLINK to
+# anything but a web or mail address (a file: URL, a path). The path goes,
+# the field stays with an empty one: `INCLUDEPICTURE ""`.
+PATH_FIELD = re.compile(r"^\s*(INCLUDEPICTURE|INCLUDETEXT|LINK|HYPERLINK)\b", re.IGNORECASE)
+_FIELD_TOKEN = re.compile(r'"[^"]*"?|\S+')
+_FIELD_SWITCH = re.compile(r"\\[A-Za-z*@#!]$")
+HYPERLINK_SWITCH_ARGUMENTS = {"\\l", "\\o", "\\t"}
+
+
+def field_path(instruction: str) -> str | None:
+    """The instruction a path-bearing Word field is given instead (its file
+    path emptied), or None when it names no file."""
+    found = PATH_FIELD.match(instruction)
+    if found is None:
+        return None
+    keyword = found.group(1).upper()
+    tokens = _FIELD_TOKEN.findall(instruction[found.end():])
+    if keyword == "HYPERLINK":
+        skip, address = False, None
+        for token in tokens:
+            if skip:
+                skip = False
+            elif _FIELD_SWITCH.match(token):
+                skip = token.lower() in HYPERLINK_SWITCH_ARGUMENTS
+            elif address is None:
+                address = token.strip('"').strip()
+        if address is None or address == "" or \
+                _written_link("hyperlink", address.replace("\\\\", "\\")):
+            return None  # a place in the document, or a web or mail address
+        return 'HYPERLINK ""'
+    arguments = [t for t in tokens if not _FIELD_SWITCH.match(t)]
+    if keyword == "LINK" and arguments and re.fullmatch(r"[A-Za-z][\w.]{0,39}", arguments[0]):
+        if arguments[1:2] == ['""'] and len(arguments) == 2:
+            return None
+        return f'LINK {arguments[0]} ""'
+    if arguments == ['""']:
+        return None
+    return f'{keyword} ""'
+
+
+def field_instructions(root):
+    """Each Word field's instruction: (the elements that hold it, its text).
+    A simple field's is its w:instr attribute; a complex field's is the
+    w:instrText between its begin and separate (or end), in document order,
+    nested fields apart."""
+    stack: list[list] = []
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        tag = xmlsafe.local(element.tag)
+        if tag == "fldSimple":
+            yield [element], next((v for k, v in element.attrib.items()
+                                   if xmlsafe.local(k) == "instr"), "")
+        elif tag == "fldChar":
+            kind = next((v for k, v in element.attrib.items()
+                         if xmlsafe.local(k) == "fldCharType"), "")
+            if kind == "begin":
+                stack.append([])
+            elif kind in ("separate", "end") and stack:
+                held = stack[-1]
+                if held is not None and held:
+                    yield held, "".join(e.text or "" for e in held)
+                stack[-1] = None  # the instruction is over
+                if kind == "end":
+                    stack.pop()
+        elif tag == "instrText" and stack and stack[-1] is not None:
+            stack[-1].append(element)
+
+
+def _scrub_field_paths(root, removed: list[str]) -> bool:
+    changed = False
+    for elements, instruction in list(field_instructions(root)):
+        replacement = field_path(instruction)
+        if replacement is None:
+            continue
+        first = elements[0]
+        if xmlsafe.local(first.tag) == "fldSimple":
+            key = next(k for k in first.attrib if xmlsafe.local(k) == "instr")
+            first.set(key, f" {replacement} ")
+        else:
+            first.text = f" {replacement} "
+            for other in elements[1:]:
+                other.text = ""
+        removed.append("field file path")
+        changed = True
+    return changed
 
 
 def _scrub_fields(root, removed: list[str]) -> bool:
@@ -177,6 +265,7 @@ def _scrub_fields(root, removed: list[str]) -> bool:
 def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
     root = tree.getroot()
     changed = _scrub_fields(root, removed)
+    changed = _scrub_field_paths(root, removed) or changed
     for element in list(root.iter()):
         if not isinstance(element.tag, str):
             continue

@@ -297,6 +297,8 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
         ODF_FIELDS,
         SPREADSHEET,
         XLINK_HREF,
+        field_instructions,
+        field_path,
         neutral_name,
         odf_link_kept,
     )
@@ -326,6 +328,9 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
             root = xmlsafe.parse(body).getroot()
             if family == "odf":
                 _odf_part(root, max_pixels)
+            if family == "ooxml" and any(field_path(text) is not None
+                                         for _, text in field_instructions(root)):
+                raise Failed("field file path left")
             if name in OFFICE_PROPERTIES and any(len(e) for e in root):
                 raise Failed("document properties left")
             for element in root.iter():
