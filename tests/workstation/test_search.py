@@ -221,3 +221,35 @@ def test_an_index_from_before_lemmas_is_rebuilt_when_the_vault_opens(tmp_path):
         assert columns == ["item_id", "submission_id", "body", "terms", "more"]
         assert [r.submission_id for r in triage.list_submissions(
             vault.conn, triage.Filters(query="дитина")).rows] == ["s1"]
+
+
+def test_the_snippet_finds_the_same_words_as_a_walk_of_every_word_and_every_span():
+    """Marked words are found by a binary search per span, not by comparing
+    every word with every span (minutes on a long text with many matches)."""
+    import random
+    import re
+
+    from intake.workstation import search
+
+    rng = random.Random(7)
+    for _ in range(200):
+        tokens = [rng.choice(["alpha", "bravo", "c", "дітей", "x1"])
+                  for _ in range(rng.randint(0, 60))]
+        marked = [rng.random() < 0.3 for _ in tokens]
+        text = " ".join(f"{search.OPEN}{t}{search.CLOSE}" if m else t
+                        for t, m in zip(tokens, marked, strict=True))
+        body, spans = search._marked_spans(text)
+        assert body == " ".join(tokens)
+        walked, start, pos = [], None, 0
+        for ch in text:  # the character walk it replaces
+            if ch == search.OPEN:
+                start = pos
+            elif ch == search.CLOSE:
+                walked.append((start, pos))
+            else:
+                pos += 1
+        assert spans == walked
+        words = [(m.start(), m.end()) for m in re.finditer(r"\S+", body)]
+        assert search._words_in(words, spans) == {
+            i for i, (a, b) in enumerate(words) if any(s < b and a < e for s, e in spans)}
+        assert search._words_in(words, spans) == {i for i, m in enumerate(marked) if m}
