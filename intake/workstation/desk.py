@@ -114,8 +114,7 @@ def _opening(vault: Vault):
 
 
 def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+    return triage.small_number(request.args.get("page", "1")) or 1
 
 
 @bp.get("/")
@@ -205,11 +204,13 @@ def _back(submission_id: str):
 @bp.post("/submission/<submission_id>/triage")
 def update(submission_id: str):
     form = request.form
-    priority = form.get("priority", "")
+    priority = triage.small_number(form.get("priority", ""), 2)
+    if form.get("priority") and priority is None:
+        abort(400)  # not a priority's number ("²" included)
     try:
         with _vault().transaction() as conn:
             triage.update(conn, submission_id, status=form.get("status") or None,
-                          priority=int(priority) if priority.isdigit() else None,
+                          priority=priority,
                           assignee=form.get("assignee"),
                           tags=form.get("tags", "").split(",") if "tags" in form else None,
                           actor=_actor())

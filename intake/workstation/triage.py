@@ -14,6 +14,14 @@ from intake.workstation import custody, images, search
 
 STATUSES = ("new", "in review", "verified", "in case file", "closed", "rejected", "spam")
 PRIORITIES = {0: "low", 1: "normal", 2: "high", 3: "urgent"}
+
+
+def small_number(raw: str, digits: int = 6) -> int | None:
+    """A whole number written in ASCII digits, at most `digits` of them; None
+    for anything else (str.isdigit() also takes "²", which int() refuses)."""
+    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= digits:
+        return int(raw)
+    return None
 # Each ends in the primary key, so that every order is total and pages never
 # overlap; db.py has an index for each.
 SORTS = {
@@ -126,8 +134,8 @@ def _where(f: Filters) -> tuple[list[str], list[object]]:
 
     if f.status:
         add("s.status = ?", f.status)
-    if f.priority.isdigit():
-        add("s.priority = ?", int(f.priority))
+    if (priority := small_number(f.priority, 2)) is not None:
+        add("s.priority = ?", priority)
     if f.tag:
         add("EXISTS (SELECT 1 FROM tags t WHERE t.submission_id = s.submission_id"
             " AND t.tag = ?)", f.tag)

@@ -259,3 +259,24 @@ def test_list_filters_and_sorting(server, desk, desk_app, tmp_path):
     assert shown(f"day_from={today + dt.timedelta(days=1)}") == []
     assert shown(f"day_to={today - dt.timedelta(days=1)}") == []
     assert len(shown("language=en")) == 3 and shown("language=uk") == []
+
+
+def test_numbers_that_are_not_plain_digits_are_refused_or_ignored(server, desk, desk_app,
+                                                                   tmp_path):
+    """"²" passes str.isdigit() but not int(); a priority of twenty digits
+    overflows SQLite: none of them is a 500."""
+    sent = server.submit("numbers")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    for query in ("page=%C2%B2", "priority=%C2%B2", "priority=99999999999999999999",
+                  "page=-1", "page=1000000"):
+        assert client.get(f"/?{query}").status_code == 200, query
+    page = client.get(f"/submission/{sent.submission_id}")
+    url = f"/submission/{sent.submission_id}/triage"
+    for bad in ("²", "99", "1e3"):
+        answer = client.post(url, data={"csrf_token": _token(page), "priority": bad})
+        assert answer.status_code == 400, bad
+    good = client.post(url, data={"csrf_token": _token(page), "priority": "3"})
+    assert good.status_code == 303
+    with desk.open() as vault:
+        assert vault.conn.execute("SELECT priority FROM submissions").fetchone()[0] == 3
