@@ -55,6 +55,12 @@ def test_a_case_exported_from_the_desk(server, desk, tmp_path):
                                   ).fetchone()[0]
     assert head in page
     assert "Kharkiv school" in client.get("/exports").get_data(as_text=True)
+    # Twice within one second: a folder of its own each, both done.
+    twice = [client.post("/exports/case", data={"csrf_token": _token(client),
+                                                "case": "Kharkiv school"}) for _ in range(2)]
+    for started in twice:
+        assert "Done: 11 files written." in finished(client, started.location)
+    assert len(list(exports.iterdir())) == 3
 
 
 def test_a_reply_bundle_exported_from_the_desk(server, desk, tmp_path):
