@@ -267,16 +267,18 @@ def test_reply_upload_reaches_the_witness(staff_app, app):
     totp = make_account(staff_app)
     client = staff_app.test_client()
     staff_login(staff_app, client, totp)
-    page = client.post("/replies", data={"csrf_token": token(client, "/replies"),
-                                         "bundle": (io.BytesIO(data), "replies.tar")},
-                       content_type="multipart/form-data")
+    page = _upload_replies(client, data)
     assert page.status_code == 200 and "1 added" in page.text
-    bad = client.post("/replies", data={"csrf_token": token(client, "/replies"),
-                                        "bundle": (io.BytesIO(b"not a tar"), "x.tar")},
-                      content_type="multipart/form-data")
+    bad = _upload_replies(client, b"not a tar", "x.tar")
     assert bad.status_code == 400 and "not a sound reply bundle" in bad.text
     login(witness, code)
     assert "Can you send the document?" in witness.get("/en/account").text
+
+
+def _upload_replies(client, data: bytes, name: str = "replies.tar"):
+    return client.post("/replies", data={"csrf_token": token(client, "/replies"),
+                                         "bundle": (io.BytesIO(data), name)},
+                       content_type="multipart/form-data")
 
 
 def _reply_tar(manifest: dict, members: list[tuple[str, bytes]] = ()) -> bytes:
@@ -326,9 +328,7 @@ def test_a_reply_bundle_whose_manifest_is_not_as_written_is_refused_whole(
     totp = make_account(staff_app)
     client = staff_app.test_client()
     staff_login(staff_app, client, totp)
-    page = client.post("/replies", data={"csrf_token": token(client, "/replies"),
-                                         "bundle": (io.BytesIO(data), "replies.tar")},
-                       content_type="multipart/form-data")
+    page = _upload_replies(client, data)
     assert page.status_code == 400, page.text
     assert says in page.text
 
