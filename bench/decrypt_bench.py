@@ -79,12 +79,21 @@ def build(root: Path, size: int) -> tuple[Path, Path, Path, Path]:
     return root / "bundle.tar", root / "workstation" / "bench.key", root / "plain.age", identity
 
 
+# Per row: against age -d, against its second run, and the lowest and the
+# highest of the rounds against that second run.
+Speeds = dict[str, tuple[float, float, float, float]]
+
+
+def ratios(runs: dict[str, list[Run]], name: str, base: str = "age") -> list[float]:
+    """`base`'s seconds over this row's, round by round: each round runs them
+    one after the other, so a change in the machine's load between rounds
+    moves both."""
+    return [a.seconds / r.seconds for a, r in zip(runs[base], runs[name], strict=True)]
+
+
 def paired(runs: dict[str, list[Run]], name: str, base: str = "age") -> float:
-    """The median, over the rounds, of `base`'s seconds over this row's in the
-    same round: each round runs them one after the other, so a change in the
-    machine's load between rounds moves both."""
-    return statistics.median(a.seconds / r.seconds
-                             for a, r in zip(runs[base], runs[name], strict=True))
+    """The median of ratios() over the rounds."""
+    return statistics.median(ratios(runs, name, base))
 
 
 def installed(root: Path) -> dict[str, str]:
@@ -107,7 +116,7 @@ def installed(root: Path) -> dict[str, str]:
 
 
 def measure(size: int, repeat: int) -> tuple[dict[str, Run],
-                                             dict[str, tuple[float, float]]]:
+                                             Speeds]:
     with tempfile.TemporaryDirectory(prefix="intake-decrypt-bench-") as tmp:
         root = Path(tmp)
         bundle, key, age_file, identity = build(root, size)
@@ -147,11 +156,13 @@ def measure(size: int, repeat: int) -> tuple[dict[str, Run],
                   str(moderate / "moderate.key"), PASSPHRASE]
         runs["unlock"] = [timed(unlock, env, cwd=root) for _ in range(repeat)]
         return ({name: median(r) for name, r in runs.items()},
-                {name: (paired(runs, name), paired(runs, name, "age again"))
+                {name: (paired(runs, name), paired(runs, name, "age again"),
+                        min(ratios(runs, name, "age again")),
+                        max(ratios(runs, name, "age again")))
                  for name in ("decrypt", "import")})
 
 
-def table(rows: dict[str, Run], speeds: dict[str, tuple[float, float]], size: int) -> str:
+def table(rows: dict[str, Run], speeds: Speeds, size: int) -> str:
     labels = {"age": "age -d", "age again": "age -d, run again at once",
               "decrypt": "intake decrypt", "import": "intake vault import",
               "unlock": "unlocking a key file of keygen's default cost"}
@@ -172,7 +183,11 @@ def table(rows: dict[str, Run], speeds: dict[str, tuple[float, float]], size: in
     return "\n".join(lines)
 
 
-def report(rows: dict[str, Run], speeds: dict[str, tuple[float, float]], size: int,
+def spread(speed: tuple[float, float, float, float]) -> str:
+    return f"rounds from {speed[2]:.2f}x to {speed[3]:.2f}x"
+
+
+def report(rows: dict[str, Run], speeds: Speeds, size: int,
            repeat: int,
            loads: tuple[str, str]) -> str:
     command = "python bench/decrypt_bench.py" + (f" {' '.join(sys.argv[1:])}"
@@ -199,12 +214,13 @@ pages cost age far more than reused ones (bench/README.md). Intake reuses a
 few MiB of pages as it writes, either way.
 
 - intake decrypt: {speeds["decrypt"][0]:.2f}x the speed of age -d, {speeds["decrypt"][1]:.2f}x
-  that of age -d run again at once (goal 1.0x); its own peak
+  that of age -d run again at once ({spread(speeds["decrypt"])}; goal 1.0x); its own peak
   {decrypt.own_kib / 1024:.0f} MB (goal under 64 MB).
 - intake vault import: {speeds["import"][0]:.2f}x the speed of age -d, {speeds["import"][1]:.2f}x
-  that of age -d run again at once; its own peak {imported.own_kib / 1024:.0f} MB. It does
-  more than decrypt: both SHA-256s (the envelope's and the content's), its
-  files made durable before each batch commits, the database.
+  that of age -d run again at once ({spread(speeds["import"])}); its own
+  peak {imported.own_kib / 1024:.0f} MB. It does more than decrypt: both SHA-256s (the
+  envelope's and the content's), its files made durable before each batch
+  commits, the database.
 - A key file of keygen's default cost takes {rows['unlock'].seconds:.1f} s to unlock, in a
   child that peaks at {rows['unlock'].tree_kib / 1024:.0f} MB and exits before decrypting
   starts; it is unlocked once per run.

@@ -106,7 +106,8 @@ class Puller:
         # are keystream block 1, the AEAD's first block of data.
         keystream = self._aead.encrypt(nonce, _ZEROS, None)
         try:
-            opened = self._aead.decrypt(nonce, chunk[:1] + keystream[1:64] + chunk[1:], ad)
+            opened = self._aead.decrypt(
+                nonce, b"".join((chunk[:1], keystream[1:64], memoryview(chunk)[1:])), ad)
         except InvalidTag as exc:
             raise StreamError("chunk failed authentication") from exc
         return opened[64:], opened[0]
