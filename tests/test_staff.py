@@ -15,7 +15,8 @@ from support import codename_of, submit
 from intake.cli import main
 from intake.server.models import AuditEntry, Item, StaffUser
 from intake.server.staff import create_staff_app
-from intake.server.staff.accounts import add
+from intake.server.staff.accounts import AccountError, add, forget_used_codes
+from intake.server.tidy import tidy
 from intake.workstation.decrypt import decrypt_bundle
 
 PASSWORD = "seven long words for the staff member"
@@ -111,6 +112,59 @@ def test_reused_totp_code_is_refused(staff_app):
     first, second = staff_app.test_client(), staff_app.test_client()
     assert staff_login(staff_app, first, totp).status_code == 302
     assert staff_login(staff_app, second, totp).status_code == 403
+
+
+def test_the_last_code_used_is_forgotten_once_it_could_not_be_used_again(staff_app, config):
+    """It dates the last login to the half minute; the hourly pass puts it
+    back to 0 once no code at or before it can be valid, and a code used
+    within its window is still refused."""
+    totp = make_account(staff_app)
+    db = staff_app.extensions["intake"].db
+    now = staff_app.now[0]
+    assert staff_login(staff_app, staff_app.test_client(), totp).status_code == 302
+
+    def last() -> int:
+        with db.sessions() as s:
+            return s.query(StaffUser).one().last_totp_counter
+
+    assert last() == int(now) // 30
+    assert forget_used_codes(db, now + 30) == 0 and last() == int(now) // 30
+    assert staff_login(staff_app, staff_app.test_client(), totp).status_code == 403
+    assert tidy(config, now + 60).codes_forgotten == 1 and last() == 0
+    staff_app.now[0] = now + 60
+    assert staff_login(staff_app, staff_app.test_client(), totp).status_code == 302
+
+
+def test_staff_names_that_would_pass_for_another_are_refused(staff_app):
+    """One account per name as people read it: the same letters in another
+    form (full-width, decomposed, another case) are that name, and a name
+    mixing alphabets (a Cyrillic а in "alice") is refused."""
+    db = staff_app.extensions["intake"].db
+    add(db, "alice", PASSWORD, 1, 8192)
+    for name, says in (("\u0430lice", "one alphabet"), ("\uff41\uff4c\uff49\uff43\uff45", "exists"),
+                       ("Alice", "would pass for it")):
+        with pytest.raises(AccountError, match=says):
+            add(db, name, PASSWORD, 1, 8192)
+    add(db, "олена", PASSWORD, 1, 8192)
+    totp = pyotp.TOTP(add(db, "jos\u00e9", PASSWORD, 1, 8192).totp_secret)
+    # A name typed in decomposed form (e + combining acute) is the same name.
+    assert staff_login(staff_app, staff_app.test_client(), totp,
+                       name="jose\u0301").status_code == 302
+    with db.sessions() as s:
+        assert sorted(u.name for u in s.query(StaffUser)) == ["alice", "jos\u00e9", "олена"]
+
+
+def test_a_password_file_with_a_blank_line_first_is_refused(config, tmp_path):
+    """The file is read whole: a blank line first would make a password with
+    a line break in it, which no browser can type."""
+    pw = tmp_path / "pw"
+    pw.write_text("\n" + PASSWORD + "\n")
+    env = {"INTAKE_DATA_DIR": str(config.data_dir), "INTAKE_KEYS_DIR": str(config.keys_dir),
+           "INTAKE_KDF_OPSLIMIT": "1", "INTAKE_KDF_MEMLIMIT": "8192"}
+    result = CliRunner().invoke(main, ["staff", "add", "ana", "--password-file", str(pw)],
+                                env=env)
+    assert result.exit_code != 0 and "blank line" in result.output
+    assert "TOTP secret" not in result.output
 
 
 def test_totp_accepts_one_step_either_side_only(staff_app):

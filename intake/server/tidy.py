@@ -15,7 +15,10 @@ pass makes them all the same, and says nothing:
   a pass's too; SQLite's WAL is checkpointed and truncated;
 - uploads abandoned by a process that died (`.tmp-` files idle an hour) are
   deleted, and so are resumable uploads (data/uploads) not added to for
-  `partial_upload_days` whole days (intake.server.resumable).
+  `partial_upload_days` whole days (intake.server.resumable);
+- the last TOTP code each staff account used, which dates its last login to
+  the half minute, is forgotten once it could no longer be used again
+  (intake.server.staff.accounts.forget_used_codes).
 
 Between a submission and the next pass, its files' change times (and the
 store folder's) show the second it arrived: that window is at most the
@@ -37,6 +40,7 @@ from intake.server import resumable, server_secrets
 from intake.server.config import Config
 from intake.server.db import Database
 from intake.server.resumable import Partials
+from intake.server.staff.accounts import forget_used_codes
 from intake.server.store import LEFTOVER_AFTER, TMP_PREFIX, Store, coarsen_mtime
 
 
@@ -46,6 +50,7 @@ class TidyReport:
     normalised: int = 0
     leftovers: int = 0
     partial_uploads: int = 0
+    codes_forgotten: int = 0
 
 
 def _day_of(mtime: float) -> dt.date:
@@ -67,6 +72,7 @@ def tidy(config: Config, now: float | None = None) -> TidyReport:
     db = Database(config.effective_database_url)
     try:
         db.migrate()
+        report.codes_forgotten = forget_used_codes(db, now)
         db.checkpoint()
     finally:
         db.dispose()  # last: closing SQLite's last connection removes its WAL

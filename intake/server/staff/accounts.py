@@ -6,6 +6,7 @@ import datetime as dt
 import hmac
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 
 import pyotp
@@ -43,10 +44,18 @@ def hash_password(password: str, opslimit: int, memlimit: int) -> str:
                                memlimit=memlimit).decode()
 
 
+def _find(s, name: str) -> StaffUser | None:
+    """The account of that name as typed, else of its NFKC form (accounts
+    made before names were stored in that form keep working)."""
+    found = {u.name: u for u in s.scalars(select(StaffUser).where(  # one query either way
+        StaffUser.name.in_({name, staff_name(name)})))}
+    return found.get(name) or found.get(staff_name(name))
+
+
 def remove(db, name: str) -> None:
     """Deletes an account; its sessions end at their next request."""
     with db.sessions() as s:
-        user = s.scalars(select(StaffUser).where(StaffUser.name == name)).first()
+        user = _find(s, name)
         if user is None:
             raise AccountError(f"there is no staff account named {name}")
         s.delete(user)
@@ -56,7 +65,7 @@ def remove(db, name: str) -> None:
 def unlock(db, name: str) -> bool:
     """Clears a lock and the count of wrong codes; False if it was not locked."""
     with db.sessions() as s:
-        user = s.scalars(select(StaffUser).where(StaffUser.name == name)).first()
+        user = _find(s, name)
         if user is None:
             raise AccountError(f"there is no staff account named {name}")
         was_locked = user.locked_day is not None or user.totp_failures > 0
@@ -65,20 +74,66 @@ def unlock(db, name: str) -> bool:
     return was_locked
 
 
+def staff_name(typed: str) -> str:
+    """A name as stored and as looked up: NFKC, so that the forms a keyboard
+    or a browser may send of the same letters (composed or not, full-width)
+    are one name."""
+    return unicodedata.normalize("NFKC", typed)
+
+
+def _script(ch: str) -> str:
+    """The script a name's letter is written in, by its Unicode name
+    (LATIN, CYRILLIC, ...); digits, - and _ belong to none."""
+    if ch in "-_" or ch.isdigit():
+        return ""
+    return unicodedata.name(ch, "?").split(" ")[0]
+
+
+def _look_alike(name: str) -> str:
+    return name.casefold()
+
+
 def add(db, name: str, password: str, opslimit: int, memlimit: int,
         admin: bool = False) -> NewAccount:
+    name = staff_name(name)
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
         raise AccountError("a staff name is 1-64 letters, digits, - or _")
+    if len({_script(ch) for ch in name} - {""}) > 1:
+        # "аlice" with a Cyrillic а would pass for "alice" in every list.
+        raise AccountError("a staff name is written in one alphabet: this one mixes "
+                           f"{' and '.join(sorted({_script(ch) for ch in name} - {''}))}")
     if len(password) < 12:
         raise AccountError("the password must have at least 12 characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in password):
+        raise AccountError("the password holds a line break or another control character, "
+                           "which a browser's password field cannot take (a password file "
+                           "is read whole: remove any blank line)")
     secret = pyotp.random_base32()
     with db.sessions() as s:
-        if s.scalars(select(StaffUser).where(StaffUser.name == name)).first():
-            raise AccountError(f"a staff account named {name} exists already")
+        taken = {_look_alike(other): other for other in s.scalars(select(StaffUser.name))}
+        if _look_alike(name) in taken:
+            other = taken[_look_alike(name)]
+            raise AccountError(f"a staff account named {name} exists already" if other == name
+                               else f"a staff account named {other} exists already, "
+                               f"and {name} would pass for it")
         s.add(StaffUser(name=name, password_hash=hash_password(password, opslimit, memlimit),
                         totp_secret=secret, last_totp_counter=0, is_admin=admin))
         s.commit()
     return NewAccount(name, password, secret)
+
+
+def forget_used_codes(db, now: float) -> int:
+    """The last code taken tells when its owner last logged in, to the half
+    minute. It refuses a code used again only while that code could still be
+    valid (the window around now); after that, 0 refuses the same codes, so
+    the hourly pass puts 0 back (intake.server.tidy). Returns how many."""
+    expired = int(now) // TOTP_STEP - 1
+    with db.sessions() as s:
+        done = s.execute(update(StaffUser).where(StaffUser.last_totp_counter > 0,
+                                                 StaffUser.last_totp_counter < expired)
+                         .values(last_totp_counter=0))
+        s.commit()
+    return done.rowcount
 
 
 LOCK_AFTER = 5  # wrong codes in a row, after a right password
@@ -115,7 +170,7 @@ class Authenticator:
 
     def login(self, name: str, password: str, code: str) -> StaffUser | None:
         with self.db.sessions() as s:
-            user = s.scalars(select(StaffUser).where(StaffUser.name == name)).first()
+            user = _find(s, name)
         password_ok = self._password_ok(user.password_hash if user else self._dummy, password)
         counter = self._totp_counter(user.totp_secret if user else pyotp.random_base32(), code)
         if user is None or not password_ok:
