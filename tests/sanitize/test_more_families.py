@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
+
 from sanitize.sanitize_corpus import AUTHOR, SERIAL, leftovers, planted_anywhere
 
 ACTIVE_SVG = b"""<?xml version="1.0"?>
@@ -47,6 +49,89 @@ def test_svg_loses_active_content_and_external_references(sanitized, tmp_path):
         assert kept in data, kept
     assert {"script", "foreignObject", "metadata", "event handler",
             "external reference"} <= set(result.removed)
+
+
+
+# A browser decodes CSS escapes before it reads a word, in a style sheet, a
+# style attribute and a presentation attribute alike (CSS Syntax 3).
+ESCAPED_STYLES = {
+    "url spelled with a hex escape": r'<rect style="fill:u\72l(http://tracker.example/a)"/>',
+    "url's first letter escaped": r'<rect fill="\75rl(http://tracker.example/a)"/>',
+    "six hex digits, capitals": r'<rect fill="\000055RL(http://tracker.example/a)"/>',
+    "hex escape ended by a space": r'<rect fill="u\72 l(http://tracker.example/a)"/>',
+    "escape in the address": r'<rect style="fill:u\72l(http://tr\61 cker.example/a)"/>',
+    "letter escaped without hex": r'<rect style="fill:\u\r\l(http://tracker.example/a)"/>',
+    "import spelled with an escape":
+        r'<style>@im\70ort "http://tracker.example/a.css";</style>',
+    "url escaped in a style sheet":
+        r'<style>rect { fill: u\72l("http://tracker.example/a") }</style>',
+    "image-set with a bare string":
+        '<style>svg { background: image-set("http://tracker.example/a" 1x) }</style>',
+    "text after a child of a style":
+        '<style><g/>@import url(http://tracker.example/a.css);</style>',
+    "animated presentation attribute":
+        r'<rect><animate attributeName="fill" to="u\72l(http://tracker.example/a)"/></rect>',
+}
+
+
+def _escaped_svg(body: str) -> bytes:
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9">'
+            f'{body}<circle r="3" fill="url(#g)"/></svg>').encode()
+
+
+@pytest.mark.parametrize("body", ESCAPED_STYLES.values(), ids=ESCAPED_STYLES.keys())
+def test_a_css_reference_spelled_with_escapes_is_removed_too(sanitized, tmp_path, body):
+    from intake.server.sanitize import css
+
+    path = tmp_path / "escaped.svg"
+    path.write_bytes(_escaped_svg(body))
+    result, out = sanitized(path)
+    assert result.ok, result.reason
+    text = out.read_text()
+    assert "tracker.example" not in css.unescape(text)
+    assert "external reference" in result.removed
+    assert '<circle r="3" fill="url(#g)"/>' in text
+
+
+INKSCAPE_SVG = r"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+   xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape"
+   width="210mm" height="297mm" viewBox="0 0 210 297" inkscape:version="1.3.2">
+  <defs>
+    <linearGradient id="linearGradient1"><stop style="stop-color:#ff0000;stop-opacity:1"
+       offset="0"/></linearGradient>
+    <linearGradient xlink:href="#linearGradient1" id="linearGradient2" x1="10" x2="90"
+       gradientUnits="userSpaceOnUse"/>
+    <style>.st0{fill:url(#linearGradient2);}.a\:b{stroke:none}</style>
+  </defs>
+  <g inkscape:label="Layer 1" inkscape:groupmode="layer" id="layer1">
+    <rect style="fill:#ff0000;stroke:none;stroke-width:0.264583" id="rect1" width="50"
+       height="40" x="10" y="10"/>
+    <rect style="fill:url(#linearGradient2);fill-opacity:1" id="rect2" width="50" height="40"
+       x="10" y="60" class="st0 a:b"/>
+    <text style="font-family:'Noto\ Sans';-inkscape-font-specification:'Noto Sans, Bold'"
+       x="10" y="120" id="text1">Khreshchatyk 5</text>
+  </g>
+</svg>
+"""
+
+
+def test_the_styles_real_tools_write_stay_as_they_were(sanitized, tmp_path):
+    from lxml import etree
+
+    path = tmp_path / "inkscape.svg"
+    path.write_text(INKSCAPE_SVG)
+    result, out = sanitized(path)
+    assert result.ok, result.reason
+    assert "external reference" not in result.removed
+
+    def styles(data: bytes) -> list:
+        root = etree.fromstring(data)
+        return [(e.get("id"), e.get("style"), e.text if e.tag.endswith("style") else None)
+                for e in root.iter() if e.get("style") or str(e.tag).endswith("style")]
+
+    assert styles(out.read_bytes()) == styles(INKSCAPE_SVG.encode())
+    assert len(styles(out.read_bytes())) == 5
 
 
 def _epub(tmp_path):

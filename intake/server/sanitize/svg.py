@@ -7,9 +7,12 @@ the author), `<metadata>`, comments and processing instructions, scripts,
 `<foreignObject>` (HTML inside a picture), event handlers (`on*`), and every
 reference outside the file: an href that is not `#fragment` or a `data:`
 image, a CSS `url()` or `@import` that points elsewhere (a picture that
-calls home when opened). A prefix used but never declared (common in files
-cut out of bigger documents) is declared for the parse, then removed with
-its namespace.
+calls home when opened). Every attribute but an href is read as CSS, as a
+browser reads a presentation attribute, and a style that could still fetch
+something once its escapes are decoded (`u\\72l(...)`, `@im\\70ort`,
+`image-set("...")`) goes whole: the attribute, or the style sheet's text.
+A prefix used but never declared (common in files cut out of bigger
+documents) is declared for the parse, then removed with its namespace.
 
 A picture embedded as a `data:image/...` URI (Inkscape's default when a
 photo is imported) is decoded, cleaned by the cleaner of its kind, told by
@@ -28,7 +31,7 @@ from urllib.parse import unquote_to_bytes
 
 from lxml import etree
 
-from intake.server.sanitize import xmlsafe
+from intake.server.sanitize import css, xmlsafe
 from intake.server.sanitize.base import Cleaned, CleanPicture, Refused, field_name, unique
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -149,6 +152,17 @@ def _scrub_css(text: str, pictures: Pictures, removed: list[str]) -> str:
     return without_imports
 
 
+def _scrub_style(text: str, pictures: Pictures, removed: list[str]) -> str | None:
+    """The style with its references scrubbed; None when it could still fetch
+    something the patterns above do not see (an escape, image-set("...")):
+    then it goes whole, as an external reference does."""
+    scrubbed = _scrub_css(text, pictures, removed)
+    if css.plain_urls(scrubbed) is None:
+        removed.append("external reference")
+        return None
+    return scrubbed
+
+
 def css_pictures(text: str, pictures: Pictures) -> str:
     """Only the pictures a style embeds (url(data:...)) are replaced by their
     cleaned copies; other url()s stay (a document's own parts). A data: URI
@@ -201,12 +215,22 @@ def _scrub_attributes(element, removed: list[str], pictures: Pictures) -> None:
                 element.attrib[attribute] = uri
                 continue
         else:
-            if "url(" in value.lower() or "@import" in value.lower():
-                element.attrib[attribute] = _scrub_css(value, pictures, removed)
-            continue
+            # A presentation attribute is CSS to a browser, escapes and all.
+            scrubbed = _scrub_style(value, pictures, removed)
+            if scrubbed is not None:
+                if scrubbed != value:
+                    element.attrib[attribute] = scrubbed
+                continue
         del element.attrib[attribute]
-    if xmlsafe.local(element.tag) == "style" and element.text:
-        element.text = _scrub_css(element.text, pictures, removed)
+    if xmlsafe.local(element.tag) == "style":
+        # Its style sheet is all the text directly inside it, the text after
+        # a child element or comment too: the children go, that text stays.
+        text = (element.text or "") + "".join(child.tail or "" for child in element)
+        for child in list(element):
+            removed.append(_dropped(child) or
+                           f"element {field_name(xmlsafe.local(child.tag), 24)} in a style")
+            element.remove(child)
+        element.text = _scrub_style(text, pictures, removed) if text else None
 
 
 def _walk(parent, removed: list[str], pictures: Pictures) -> None:

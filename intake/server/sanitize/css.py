@@ -1,0 +1,60 @@
+"""CSS read as a browser reads it, to tell what a style could fetch.
+
+A browser decodes escapes before it knows a word (CSS Syntax 3, "consume an
+escaped code point"): `u\\72l(`, `\\75rl(` and `@im\\70ort` are url() and
+@import to it, and so is an escape inside the address. Patterns matched on
+the text as written miss them. So the words are looked for in the decoded
+text too, which is only read, never written back: decoding changes what a
+style means (`"a\\"b"`).
+"""
+
+from __future__ import annotations
+
+import re
+
+# CSS Syntax 3, 3.3: newlines are normalised before anything is read.
+_NEWLINES = re.compile(r"\r\n|[\r\f]")
+# A backslash and 1-6 hex digits with one optional whitespace after them, or
+# any other character; before a newline it continues a string (taken as
+# nothing here, which joins words and only finds more), at the end U+FFFD.
+_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})[ \t\n]?|(\n)|(.)|$)", re.DOTALL)
+# What fetches besides url(): src() is its newer twin, image() and image-set()
+# (-webkit- too) take a bare string, @import a string as well. Matched
+# anywhere, inside a longer word or a string too: finding more is safe.
+_FETCHING = re.compile(r"@import|(?:src|image|image-set)\(", re.IGNORECASE)
+_URL = re.compile(r"url\(", re.IGNORECASE)
+# A url() written plainly: no escape, and no quote, parenthesis or space in
+# its target, so the text as written says all a browser will read in it.
+_PLAIN_URL = re.compile(r"""url\(\s*(["']?)([^\s"'()\\]*)\1\s*\)""", re.IGNORECASE)
+
+
+def _code_point(found: re.Match) -> str:
+    digits, newline, other = found.groups()
+    if digits is not None:
+        value = int(digits, 16)
+        return "\ufffd" if value == 0 or 0xD800 <= value <= 0xDFFF or value > 0x10FFFF \
+            else chr(value)
+    if newline is not None:
+        return ""
+    return other if other is not None else "\ufffd"
+
+
+def unescape(text: str) -> str:
+    """The text with its escapes decoded, as a browser reads each word."""
+    return _ESCAPE.sub(_code_point, _NEWLINES.sub("\n", text).replace("\0", "\ufffd"))
+
+
+def plain_urls(text: str) -> list[str] | None:
+    """The targets of a style's url()s when each is written plainly and
+    nothing else in it can fetch; None when a browser could fetch what the
+    text as written does not show: a url() or @import spelled with escapes, a
+    url() whose target holds an escape, a quote or a space, image-set("..."),
+    image("..."), src(...), or @import at all."""
+    decoded = unescape(text)
+    if _FETCHING.search(decoded):
+        return None
+    plain = [found.group(2) for found in _PLAIN_URL.finditer(text)]
+    # A plain url() decodes to itself: any other url( the decoding shows is hidden.
+    if len(_URL.findall(decoded)) != len(plain):
+        return None
+    return plain
