@@ -93,6 +93,18 @@ def test_a_css_reference_spelled_with_escapes_is_removed_too(sanitized, tmp_path
     assert '<circle r="3" fill="url(#g)"/>' in text
 
 
+@pytest.mark.parametrize("body", ESCAPED_STYLES.values(), ids=ESCAPED_STYLES.keys())
+def test_the_check_refuses_a_css_reference_spelled_with_escapes(body):
+    """Should the cleaner miss one, the copy is refused, not stored."""
+    from intake.server.sanitize import verify
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.limits import Limits
+
+    data = _escaped_svg(body)
+    with pytest.raises(verify.Failed, match="style"):
+        verify.check("svg", data, Cleaned(data), Limits())
+
+
 INKSCAPE_SVG = r"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
    xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape"

@@ -16,7 +16,7 @@ import subprocess
 import zipfile
 from collections.abc import Iterator
 
-from intake.server.sanitize import xmlsafe
+from intake.server.sanitize import css, xmlsafe
 from intake.server.sanitize.base import Cleaned, Refused
 from intake.server.sanitize.limits import Limits
 
@@ -121,12 +121,15 @@ def _svg(data: bytes, max_pixels: int, depth: int = 0) -> None:
                 raise Failed("active content or external reference left")
             if name == "href" and not value.strip().startswith("#"):
                 _embedded_picture(value, max_pixels, depth)
-        styles = [v for v in element.attrib.values() if "url(" in v.lower()]
-        if xmlsafe.local(element.tag) == "style" and element.text:
-            styles.append(element.text)
+        # Every other attribute is CSS to a browser, escapes and all.
+        styles = [v for k, v in element.attrib.items() if xmlsafe.local(k) != "href"]
+        if xmlsafe.local(element.tag) == "style":
+            styles.append("".join(element.itertext()))
         for style in styles:
-            for url in re.finditer(r"url\(\s*([\"']?)([^\"')]*)", style, re.IGNORECASE):
-                target = url.group(2).strip()
+            targets = css.plain_urls(style)
+            if targets is None:
+                raise Failed("a style that may fetch a file left")
+            for target in targets:
                 if not target.startswith("#") and target.lower() != "none":
                     _embedded_picture(target, max_pixels, depth)
 
