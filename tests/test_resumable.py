@@ -7,6 +7,8 @@ import base64
 import datetime as dt
 import json
 import os
+import subprocess
+import time
 
 import pytest
 from support import codename_of, csrf_token, submit
@@ -367,7 +369,7 @@ def test_termination_removes_the_upload(app, client):
 
 def test_a_damaged_piece_fails_the_submission_and_keeps_nothing(app, client):
     url = upload(client, os.urandom(70_000), piece=70_000)
-    piece = partials_root(app) / upload_id(url) / "000000.piece"
+    piece = partials_root(app) / upload_id(url) / "pieces"
     raw = bytearray(piece.read_bytes())
     raw[100] ^= 1
     piece.write_bytes(bytes(raw))
@@ -442,3 +444,92 @@ def test_a_full_disk_while_a_piece_is_sealed_is_told_and_keeps_nothing(app, clie
     assert answer.status_code == 507
     assert head(client, url).headers["Upload-Offset"] == "0"
     assert patch(client, url, 0, b"a" * 10).status_code == 204
+
+
+# -- no time of day: every file and folder is taken from the pool ------------------
+
+def _born(paths: list) -> dict:
+    """Each path's birth time (statx), in seconds; 0 where the filesystem keeps none."""
+    out = subprocess.run(["stat", "-c", "%.9W", *map(str, paths)], capture_output=True,
+                         text=True, check=True)
+    return dict(zip(paths, map(float, out.stdout.split()), strict=True))
+
+
+def test_no_file_or_folder_of_an_upload_is_born_when_it_arrives(app, client, config,
+                                                               team_key):
+    """A birth time cannot be set back: the folder, the pieces, the state and
+    its rewrites must all have been born before the upload arrived (in the
+    pool the pass made), and their mtimes show only the day."""
+    root = partials_root(app)
+    probe = root / "probe"
+    probe.touch()
+    if not _born([probe])[probe]:
+        pytest.skip("this filesystem keeps no birth times")
+    probe.unlink()
+    tidy(config)  # as install.sh does before the first start
+    time.sleep(0.1)  # file times come from a coarse clock, a few ms behind
+    arrived = time.time() - 0.02
+    data = os.urandom(300_000)
+    url = upload(client, data, piece=70_000)  # five pieces, five state rewrites
+    assert head(client, url).status_code == 200
+    other = create(client, 100).headers["Location"]
+    assert patch(client, other, 0, b"a" * 10).status_code == 204
+    paths = [p for u in (url, other) for p in [root / upload_id(u),
+                                               *(root / upload_id(u)).iterdir()]]
+    for path, born in _born(paths).items():
+        assert born < arrived, path.name
+        assert path.stat().st_mtime % 86400 == 0, path.name
+    assert {p.name for p in paths} >= {"pieces", "state.json", "state.spare"}
+    receipt = send_form(client, [upload_id(url)])
+    assert receipt.status_code == 200, receipt.get_data(as_text=True)
+    files = [c for c, m in stored_files(app, team_key) if m["kind"] != "testimony"]
+    assert files == [data]
+
+
+@pytest.mark.parametrize(("lang", "words"), [("en", "try again in a few minutes"),
+                                             ("uk", "за кілька хвилин")])
+def test_an_empty_folder_pool_refuses_new_uploads(app, client, lang, words):
+    """Refused, in the witness's language, rather than born with the time it
+    arrived; the keeper or the pass refills it."""
+    partials: Partials = app.extensions[PARTIALS]
+    assert partials.fill_pool(1) == 1
+    token = csrf_token(client)
+    assert create(client, 10, token=token).status_code == 201
+    refused = create(client, 10, token=token, **{"Accept-Language": lang})
+    assert refused.status_code == 503 and words in refused.get_data(as_text=True)
+    assert len([p for p in partials.root.iterdir() if p.name != ".pool"]) == 1
+    partials.fill_pool(2)
+    assert create(client, 10, token=token).status_code == 201
+
+
+def test_the_pass_fills_the_folder_pool_and_never_sweeps_it(app, client, config):
+    partials: Partials = app.extensions[PARTIALS]
+    assert tidy(config).folders_added == resumable.POOL_SIZE
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    assert tidy(config, later.timestamp()).folders_added == 0
+    assert partials.pool_count() == resumable.POOL_SIZE
+    # A fill cut short leaves a folder under a dot name: not taken, and removed.
+    (partials.pool / ".cut-short").mkdir()
+    assert partials.pool_count() == resumable.POOL_SIZE
+    url = create(client, 100).headers["Location"]
+    assert partials.pool_count() == resumable.POOL_SIZE - 1
+    assert tidy(config).folders_added == 1 and not (partials.pool / ".cut-short").exists()
+    assert head(client, url).status_code == 200
+
+
+def test_a_state_write_cut_short_is_taken_up_by_the_next(app, client, team_key):
+    """After the new state replaced the old, before the old became the spare:
+    the next write finds it. What a crash left past the last piece is cut."""
+    url = create(client, 200_000).headers["Location"]
+    folder = partials_root(app) / upload_id(url)
+    data = os.urandom(200_000)
+    assert patch(client, url, 0, data[:100_000]).status_code == 204
+    os.rename(folder / "state.spare", folder / "state.old")
+    with open(folder / "pieces", "ab") as f:
+        f.write(b"half a piece that was never recorded")
+    assert patch(client, url, 100_000, data[100_000:]).status_code == 204
+    assert sorted(p.name for p in folder.iterdir()) == ["lock", "pieces", "state.json",
+                                                         "state.spare"]
+    assert send_form(client, [upload_id(url)]).status_code == 200
+    assert [c for c, m in stored_files(app, team_key) if m["kind"] != "testimony"] == [data]
+

@@ -116,6 +116,28 @@ def check_pool(config: Config) -> list[Finding]:
     return [_ok("pool", f"the envelope pool holds {left} of {POOL_SIZE} files")]
 
 
+def check_upload_pool(config: Config) -> list[Finding]:
+    """The pool of folders every file sent ahead in pieces takes (intake.
+    server.resumable): empty, uploads are refused; missing, born now."""
+    from intake.server import resumable
+    from intake.server.resumable import POOL_LOW, POOL_SIZE, Partials
+
+    partials = Partials(config.data_dir / resumable.FOLDER, config.partial_upload_days,
+                        config.max_upload)
+    left = partials.pool_count()
+    if left is None:
+        return [Finding(PROBLEM, "upload pool", f"the upload folder pool {partials.pool} is "
+                        "missing: files sent ahead in pieces are born with the time they "
+                        "arrived", "run intake retention tidy (and check that "
+                        "intake-tidy.timer runs it every hour)")]
+    if left < POOL_LOW:
+        return [Finding(WARNING, "upload pool", f"the upload folder pool holds {left} of "
+                        f"{POOL_SIZE} folders", "intake retention tidy refills it, and each "
+                        "worker tops it up every few minutes; while it is empty, files sent "
+                        "ahead in pieces are refused")]
+    return [_ok("upload pool", f"the upload folder pool holds {left} of {POOL_SIZE} folders")]
+
+
 def check_store_consistency(config: Config, on_day: dt.date | None = None) -> list[Finding]:
     """Files without rows, rows without files, and unfinished uploads left behind."""
     from intake.server.db import Database
@@ -473,6 +495,7 @@ def run_checks(config: Config, torrc: Path | None = None, tor_defaults: Path | N
     findings += check_permissions(config)
     findings += check_store(config, min_free)
     findings += check_pool(config)
+    findings += check_upload_pool(config)
     findings += check_store_consistency(config)
     findings += check_quota(config)
     findings += check_clock(config)

@@ -12,10 +12,18 @@ Each upload is a folder `data/uploads/<id>/`:
 - `state.json`: the day it was last added to, its length and offset, the
   length of each piece, a binding to the witness's session, and the file's
   name sealed with the upload's key;
-- `000000.piece`, `000001.piece`, ...: each PATCH body (or what arrived of
-  it before the connection broke) as its own secretstream (XChaCha20-Poly1305)
-  of 64 KiB chunks, the last one tagged FINAL; the first chunk's additional
-  data names the upload and the piece, so pieces cannot be swapped.
+- `pieces`: each PATCH body (or what arrived of it before the connection
+  broke) appended as its own secretstream (XChaCha20-Poly1305) of 64 KiB
+  chunks, the last one tagged FINAL; the first chunk's additional data names
+  the upload and the piece, so pieces cannot be swapped;
+- `lock`, and `state.spare`, the file the next state is written into.
+
+A file's birth time cannot be set back, and a folder's is set by mkdir: so
+no upload makes a file or a folder. Each takes a whole folder, its files
+already in it, from a pool (`data/uploads/.pool/`) made by the hourly pass
+or by a worker's keeper at a fixed time of the clock, and only ever writes
+into those files: pieces are appended to one file, and state.json is
+replaced by state.spare, the old one becoming the next spare.
 
 The upload's key and its binding are derived from the session's secret (the
 form token's secret half, itself derived from the session cookie, which the
@@ -32,12 +40,14 @@ as everything on this server) is removed by `intake retention tidy`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import errno
 import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -51,7 +61,7 @@ from nacl.secret import SecretBox
 from werkzeug.http import parse_cookie
 
 from intake.format import secretstream as ss
-from intake.server.store import coarsen_mtime, fsync_dir, today
+from intake.server.store import coarsen_mtime, fsync_dir, new_id, today
 from intake.server.web.sessions import COOKIE, csrf_for, issued
 
 FOLDER = "uploads"
@@ -60,6 +70,15 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 _PIECE_AD = b"intake-upload-piece/1:"
 # A lock held this briefly (a HEAD reading the offset) is waited for, not refused.
 LOCK_WAIT = 0.25
+STATE_VERSION = 2  # 1: a file per piece, each born as it arrived
+POOL_DIR = ".pool"  # folders made ahead by the hourly pass and the keepers
+# Each upload takes one folder, a submission's envelopes two a file: half
+# the store's pool is enough for the uploads that feed it.
+POOL_SIZE = 512
+POOL_LOW = POOL_SIZE * 3 // 4
+# What a folder holds from the start: an upload never creates a file.
+FOLDER_FILES = ("lock", "state.json", "state.spare", "pieces")
+log = logging.getLogger("intake")
 
 
 class UploadRefused(Exception):
@@ -97,6 +116,12 @@ class NoRoom(UploadRefused):
     status, reason = 507, "no_room"
 
 
+class Crowded(UploadRefused):
+    """No folder to take from the pool, or too many uploads open at all."""
+
+    status, reason = 503, "crowded"
+
+
 def session_secret(form_key: bytes, cookie_header: str) -> bytes | None:
     """The session's secret, from its cookie: what binds and keys an upload."""
     token = parse_cookie(cookie_header or "").get(COOKIE)
@@ -110,15 +135,47 @@ def _derive(secret: bytes, upload_id: str, person: bytes) -> bytes:
                            person=person).digest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _write_state(folder: Path, data: bytes) -> None:
+    """Replaces state.json whole, creating no file: the new state goes into
+    state.spare, which replaces state.json, whose old inode (kept by a
+    second name meanwhile) becomes the next spare. A crash at any step
+    leaves the old state or the new one, and the next write finds its spare."""
+    state, spare, old = folder / "state.json", folder / "state.spare", folder / "state.old"
+    if not spare.exists() and old.exists():
+        os.rename(old, spare)  # cut short after the replace, the last time
+    fd = os.open(spare, os.O_WRONLY | os.O_TRUNC)  # no O_CREAT: missing fails
     try:
-        os.write(fd, data)
+        _write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    old.unlink(missing_ok=True)
+    os.link(state, old)
+    os.replace(spare, state)
+    os.rename(old, spare)
+    day = today()
+    coarsen_mtime(state, day)
+    coarsen_mtime(spare, day)
+    coarsen_mtime(folder, day)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with memoryview(data) as view:
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+
+
+def sealed_size(size: int) -> int:
+    """Bytes a piece of `size` takes in `pieces`: its header, then a MESSAGE
+    chunk for each whole 64 KiB and a FINAL one for the rest (maybe none)."""
+    return ss.HEADER_BYTES + size + (size // CHUNK + 1) * ss.ABYTES
+
+
+def _make_folder(path: Path) -> None:
+    path.mkdir(mode=0o700)
+    for name in FOLDER_FILES:
+        os.close(os.open(path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class Partials:
@@ -141,6 +198,8 @@ class Partials:
         return dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC)
 
     def create(self, secret: bytes, length: int, name: str) -> Partial:
+        """A new upload, in a folder taken from the pool; Crowded when the
+        pool is empty (refused rather than born with the time it arrived)."""
         if length < 0:
             raise UploadRefused()
         if length > self.max_length:
@@ -148,16 +207,80 @@ class Partials:
         self.init()
         upload_id = secrets.token_hex(16)
         folder = self.root / upload_id
-        folder.mkdir(mode=0o700)
+        if not self.take_from_pool(folder):
+            raise Crowded()
         key = _derive(secret, upload_id, b"intake-upl-key")
-        state = {"v": 1, "day": self.day().isoformat(), "length": length, "pieces": [],
-                 "binding": _derive(secret, upload_id, b"intake-upl-bind").hex(),
+        state = {"v": STATE_VERSION, "day": self.day().isoformat(), "length": length,
+                 "pieces": [], "binding": _derive(secret, upload_id, b"intake-upl-bind").hex(),
                  "meta": base64.b64encode(bytes(SecretBox(key).encrypt(
                      json.dumps({"name": name}).encode()))).decode()}
-        (folder / "lock").touch(mode=0o600)
-        _write_atomic(folder / "state.json", json.dumps(state).encode())
+        _write_state(folder, json.dumps(state).encode())
         fsync_dir(self.root)
+        coarsen_mtime(self.root)
         return Partial(upload_id, folder, key, state, self)
+
+    # -- the pool of folders -----------------------------------------------------
+    @property
+    def pool(self) -> Path:
+        return self.root / POOL_DIR
+
+    def pool_count(self) -> int | None:
+        """How many folders the pool holds; None when it is missing."""
+        try:
+            with os.scandir(self.pool) as entries:
+                return sum(1 for e in entries if not e.name.startswith("."))
+        except FileNotFoundError:
+            return None
+
+    def take_from_pool(self, target: Path) -> bool:
+        """Moves a pool folder to `target`; False when the pool is empty. A
+        pool that was never made (before the first pass) is said in the log,
+        and the folder made now, as an envelope is (intake.server.store)."""
+        try:
+            entries = os.scandir(self.pool)
+        except FileNotFoundError:
+            _say("missing", "the upload folder pool (%s) is missing: new uploads carry their "
+                 "time of birth until it is made", self.pool)
+            _make_folder(target)
+            return True
+        with entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue  # one being made
+                try:
+                    os.rename(entry.path, target)
+                except FileNotFoundError:
+                    continue  # taken by another thread or process meanwhile
+                coarsen_mtime(self.pool)  # the take stamped it
+                return True
+        _say("empty", "the upload folder pool (%s) is empty: new uploads are refused until "
+             "it is refilled", self.pool)
+        return False
+
+    def fill_pool(self, size: int = POOL_SIZE) -> int:
+        """Makes folders in the pool until it holds `size`; returns how many.
+        Each is made under a dot name and renamed in whole. One process at a
+        time (the hourly pass, each worker's keeper)."""
+        self.init()
+        self.pool.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(self.pool, os.O_RDONLY)
+        try:
+            with contextlib.suppress(OSError):  # a filesystem without flock: no lock
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            have = 0
+            for entry in list(os.scandir(self.pool)):
+                if entry.name.startswith("."):
+                    shutil.rmtree(entry.path, ignore_errors=True)  # a fill cut short
+                else:
+                    have += 1
+            for _ in range(size - have):
+                making = self.pool / f".{new_id()}"
+                _make_folder(making)
+                os.rename(making, self.pool / new_id())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return max(0, size - have)
 
     def open(self, secret: bytes | None, upload_id: str) -> Partial:
         """The upload `upload_id` of this session; NotFound for any id that is
@@ -173,16 +296,19 @@ class Partials:
         if not isinstance(state, dict) or not hmac.compare_digest(
                 str(state.get("binding", "")), binding):
             raise NotFound()
+        if state.get("v") != STATE_VERSION:
+            raise NotFound()  # written by an earlier version: the script sends it anew
         if self.day() >= self.expires(dt.date.fromisoformat(state["day"])).date():
             raise Gone()
         return Partial(upload_id, folder, _derive(secret, upload_id, b"intake-upl-key"),
                        state, self)
 
-    def count(self, secret: bytes) -> int:
-        """How many uploads, not yet expired, this session has open."""
+    def count(self, secret: bytes) -> tuple[int, int]:
+        """How many uploads, not yet expired, this session has open, and how
+        many all sessions together have."""
         if not self.root.is_dir():
-            return 0
-        n = 0
+            return 0, 0
+        mine = everyone = 0
         for folder in self.root.iterdir():
             if not _ID.match(folder.name):
                 continue
@@ -192,10 +318,13 @@ class Partials:
                 binding = str(state["binding"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if self.day() < self.expires(day).date() and hmac.compare_digest(
-                    binding, _derive(secret, folder.name, b"intake-upl-bind").hex()):
-                n += 1
-        return n
+            if self.day() >= self.expires(day).date():
+                continue
+            everyone += 1
+            if hmac.compare_digest(binding,
+                                   _derive(secret, folder.name, b"intake-upl-bind").hex()):
+                mine += 1
+        return mine, everyone
 
     def held(self) -> int:
         """Bytes that uploads not yet part of a submission hold. (What they
@@ -223,6 +352,8 @@ class Partials:
             return 0
         removed = 0
         for folder in list(self.root.iterdir()):
+            if folder.name == POOL_DIR:
+                continue
             try:
                 state = json.loads((folder / "state.json").read_bytes())
                 day = dt.date.fromisoformat(state["day"])
@@ -239,6 +370,17 @@ class Partials:
         if removed:
             coarsen_mtime(self.root)
         return removed
+
+
+_SAID: dict[str, float] = {}
+
+
+def _say(what: str, message: str, *args: object) -> None:
+    """Logs a warning at most once a minute per process: a flood says it once."""
+    now = time.monotonic()
+    if what not in _SAID or now - _SAID[what] >= 60:
+        _SAID[what] = now
+        log.warning(message, *args)
 
 
 def _busy(folder: Path) -> bool:
@@ -337,8 +479,14 @@ class Partial:
             raise NoRoom()
         return PieceWriter(self, len(self.state["pieces"]))
 
-    def _piece_path(self, index: int) -> Path:
-        return self.folder / f"{index:06d}.piece"
+    @property
+    def pieces_path(self) -> Path:
+        return self.folder / "pieces"
+
+    @property
+    def sealed_end(self) -> int:
+        """Where the next piece begins in `pieces`."""
+        return sum(sealed_size(size) for size in self.state["pieces"])
 
     def _ad(self, index: int) -> bytes:
         return _PIECE_AD + self.id.encode() + b":" + str(index).encode()
@@ -346,29 +494,31 @@ class Partial:
     def _record(self, size: int) -> None:
         self.state["pieces"].append(size)
         self.state["day"] = self.partials.day().isoformat()
-        _write_atomic(self.folder / "state.json", json.dumps(self.state).encode())
+        _write_state(self.folder, json.dumps(self.state).encode())
 
     def content(self) -> Iterator[bytes]:
-        """The upload's bytes, piece by piece, each chunk authenticated."""
-        for index, size in enumerate(self.state["pieces"]):
-            got = 0
-            with open(self._piece_path(index), "rb") as f:
+        """The upload's bytes, piece by piece, each chunk authenticated. Each
+        chunk's length follows from the piece's: what lies past the last
+        piece recorded (one cut short by a crash) is never read."""
+        with open(self.pieces_path, "rb") as f:
+            for index, size in enumerate(self.state["pieces"]):
                 puller = ss.Puller(self._key, f.read(ss.HEADER_BYTES))
                 ad: bytes | None = self._ad(index)
+                left = size
                 while True:
-                    sealed = f.read(CHUNK + ss.ABYTES)
+                    want = min(left, CHUNK)
                     try:
-                        plain, final = puller.pull(sealed, ad=ad)
+                        plain, final = puller.pull(f.read(want + ss.ABYTES), ad=ad)
                     except ss.StreamError as exc:
                         raise OSError("a piece of an upload is damaged") from exc
+                    if len(plain) != want or final != (want < CHUNK):
+                        raise OSError("a piece of an upload is damaged")
                     ad = None
-                    got += len(plain)
+                    left -= want
                     if plain:
                         yield plain
                     if final:
                         break
-                if f.read(1) or got != size:
-                    raise OSError("a piece of an upload is damaged")
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -382,8 +532,17 @@ class PieceWriter:
 
     def __init__(self, partial: Partial, index: int):
         self.partial, self.index = partial, index
-        self.path = partial._piece_path(index)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.path = partial.pieces_path
+        self.start = partial.sealed_end
+        # Appended after the pieces recorded, over anything a crash left there;
+        # no O_CREAT: the file came with the folder.
+        self._fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.ftruncate(self._fd, self.start)
+            os.lseek(self._fd, self.start, os.SEEK_SET)
+        except BaseException:
+            os.close(self._fd)
+            raise
         self._pusher = ss.Pusher(partial._key)
         self._ad: bytes | None = partial._ad(index)
         self._buf = bytearray()
@@ -391,10 +550,7 @@ class PieceWriter:
         self._write(self._pusher.header)
 
     def _write(self, data: bytes) -> None:
-        with memoryview(data) as view:
-            done = 0
-            while done < len(view):
-                done += os.write(self._fd, view[done:])
+        _write_all(self._fd, data)
 
     def write(self, data: bytes) -> None:
         if self.partial.offset + self.size + len(data) > self.partial.length:
@@ -420,10 +576,23 @@ class PieceWriter:
             self._buf.clear()
         if self.size:
             self.partial._record(self.size)
+            coarsen_mtime(self.path)
         else:
-            self.path.unlink(missing_ok=True)
+            self.drop()
         return self.partial.offset
+
+    def drop(self) -> None:
+        """Cuts `pieces` back to where this piece began: it is not kept
+        (unless the state on disk records it after all, its write having
+        failed only after the new state was in place)."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            recorded = json.loads((self.partial.folder / "state.json").read_bytes())["pieces"]
+            if len(recorded) > self.index:
+                return
+        with contextlib.suppress(OSError):
+            os.truncate(self.path, self.start)
+            coarsen_mtime(self.path)
 
     def discard(self) -> None:
         os.close(self._fd)
-        self.path.unlink(missing_ok=True)
+        self.drop()

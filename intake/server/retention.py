@@ -168,6 +168,7 @@ def retention_tidy() -> None:
         raise click.ClickException(str(exc)) from exc
     report = tidy(config)
     click.echo(f"tidy: {report.pool_added} file(s) added to the pool, "
+               f"{report.folders_added} folder(s) to the upload pool, "
                f"{report.normalised} path(s) set to their day, "
                f"{report.leftovers} abandoned upload(s) deleted, "
                f"{report.partial_uploads} expired resumable upload(s) deleted")

@@ -252,12 +252,15 @@ class PoolKeeper:
     """Tops the pool up off the request path, at fixed times of the clock
     (each multiple of `every` seconds), never when a submission takes a file:
     a file it makes is born at one of those times. It looks at the pool then,
-    and fills it only when it is low (below POOL_LOW), saying so in the log;
-    the hourly pass fills it in any case."""
+    and fills it only when it is low (below `low`), saying so in the log;
+    the hourly pass fills it in any case. The store's envelope pool, or any
+    other with pool_count() and fill_pool(size) (the upload folders')."""
 
     def __init__(self, store: Store, every: int = REFILL_SECONDS,
-                 clock=time.time):
+                 clock=time.time, *, what: str = "envelope", size: int = POOL_SIZE,
+                 low: int = POOL_LOW):
         self.store, self.every, self.clock = store, every, clock
+        self.what, self.size, self.low = what, size, low
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -268,18 +271,19 @@ class PoolKeeper:
     def look(self) -> int:
         """One look at the pool: tops it up if low; returns how many were made."""
         left = self.store.pool_count()
-        if left is not None and left >= POOL_LOW:
+        if left is not None and left >= self.low:
             return 0
-        log.warning("the envelope pool ran low (%s of %d left): refilling it",
-                    "none" if left is None else left, POOL_SIZE)
-        return self.store.fill_pool()
+        log.warning("the %s pool ran low (%s of %d left): refilling it", self.what,
+                    "none" if left is None else left, self.size)
+        return self.store.fill_pool(self.size)
 
     def _run(self) -> None:
         while not self._stop.wait(self.until_next()):
             try:
                 self.look()
             except OSError as exc:
-                log.error("the envelope pool could not be refilled: %s", type(exc).__name__)
+                log.error("the %s pool could not be refilled: %s", self.what,
+                          type(exc).__name__)
 
     def start(self) -> None:
         if self._thread is None:

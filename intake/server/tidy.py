@@ -7,6 +7,8 @@ pass makes them all the same, and says nothing:
 - envelope files are born as empty files from a pool this pass makes
   (store/.pool), so their birth time is the time of a pass, not of a
   submission; a submission takes one by renaming it;
+- so are the folders of files sent ahead in pieces, with every file they
+  will hold (uploads/.pool, intake.server.resumable);
 - every file and folder under the data folder gets its times set to the
   midnight (UTC) of the day it already shows, which stamps every change time
   with this pass's time: after it, no file says when anything happened that
@@ -47,6 +49,7 @@ from intake.server.store import LEFTOVER_AFTER, TMP_PREFIX, Store, coarsen_mtime
 @dataclass
 class TidyReport:
     pool_added: int = 0
+    folders_added: int = 0
     normalised: int = 0
     leftovers: int = 0
     partial_uploads: int = 0
@@ -63,10 +66,11 @@ def tidy(config: Config, now: float | None = None) -> TidyReport:
     store = Store(config.store_dir)
     store.init()
     report.leftovers = store.remove_leftovers(LEFTOVER_AFTER)
-    report.partial_uploads = Partials(config.data_dir / resumable.FOLDER,
-                                      config.partial_upload_days, config.max_upload,
-                                      day=lambda: _day_of(now)).remove_expired()
+    partials = Partials(config.data_dir / resumable.FOLDER, config.partial_upload_days,
+                        config.max_upload, day=lambda: _day_of(now))
+    report.partial_uploads = partials.remove_expired()
     report.pool_added = store.fill_pool()
+    report.folders_added = partials.fill_pool()
     if config.secrets_file.exists():
         server_secrets.rewrite(config.secrets_file, store.take_from_pool)
     db = Database(config.effective_database_url)

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from intake.cli import main
+from intake.server import resumable
 from intake.server.config import load_config
 from intake.server.doctor import (
     OK,
@@ -23,9 +24,11 @@ from intake.server.doctor import (
     check_sandbox,
     check_store,
     check_swap,
+    check_upload_pool,
     run_checks,
 )
 from intake.server.models import Submission, Witness
+from intake.server.resumable import Partials
 from intake.server.service import prepare
 
 NO_SWAP = "Filename\tType\tSize\tUsed\tPriority\n"
@@ -34,11 +37,12 @@ NO_SWAP = "Filename\tType\tSize\tUsed\tPriority\n"
 @pytest.fixture
 def good(tmp_path, config):
     """A server as its systemd unit leaves it (UMask=0077): keys, data folder,
-    store, database, and the envelope pool install.sh's first tidy pass makes."""
+    store, database, and the pools install.sh's first tidy pass makes."""
     old = os.umask(0o077)
     try:
         intake = prepare(config)
         intake.store.fill_pool()
+        Partials(config.data_dir / resumable.FOLDER, 1, config.max_upload).fill_pool()
     finally:
         os.umask(old)
     intake.close()
@@ -56,7 +60,8 @@ def test_a_good_setup_passes(good):
     findings = run_checks(config, min_free=1, proc_swaps=swaps)
     assert problems(findings) == []
     assert {f.check for f in findings if f.level == OK} >= {
-        "keys", "permissions", "store", "pool", "space", "clock", "swap", "sandbox"}
+        "keys", "permissions", "store", "pool", "upload pool", "space", "clock", "swap",
+        "sandbox"}
     (sandbox,) = [f for f in findings if f.check == "sandbox"]
     assert "cannot open network sockets, read the keys or the database" in sandbox.message
 
@@ -186,6 +191,23 @@ def test_the_envelope_pool_missing_or_low_is_never_ok(good):
     (missing,) = check_pool(config)
     assert missing.level == PROBLEM and "missing" in missing.message
     assert "intake retention tidy" in missing.fix
+
+
+def test_the_upload_folder_pool_missing_or_low_is_never_ok(good):
+    """Without it, files sent ahead in pieces are born with the time they arrived."""
+    from intake.server.resumable import POOL_LOW, POOL_SIZE
+
+    config, _ = good
+    pool = config.data_dir / resumable.FOLDER / resumable.POOL_DIR
+    (ok,) = check_upload_pool(config)
+    assert ok.level == OK and f"{POOL_SIZE} of {POOL_SIZE}" in ok.message
+    for name in sorted(os.listdir(pool))[: POOL_SIZE - POOL_LOW + 1]:
+        shutil.rmtree(pool / name)
+    (low,) = check_upload_pool(config)
+    assert low.level == WARNING and f"{POOL_LOW - 1} of {POOL_SIZE}" in low.message
+    shutil.rmtree(pool)
+    (missing,) = check_upload_pool(config)
+    assert missing.level == PROBLEM and "missing" in missing.message
 
 
 def test_store_not_writable(good):

@@ -57,9 +57,13 @@ def create_app(config: Config | None = None) -> Flask:
         config.data_dir / resumable.FOLDER, config.partial_upload_days, config.max_upload,
         config.disk_reserve)
     partials.init()
-    # Tops the envelope pool up at fixed times of the clock, once serving.
+    # Tops the envelope pool and the upload folder pool up at fixed times of
+    # the clock, once serving.
     keeper = app.extensions["intake.pool_keeper"] = PoolKeeper(intake.store)
     atexit.register(keeper.stop)
+    folder_keeper = app.extensions["intake.upload_pool_keeper"] = PoolKeeper(
+        partials, what="upload folder", size=resumable.POOL_SIZE, low=resumable.POOL_LOW)
+    atexit.register(folder_keeper.stop)
     app.extensions[HOOKS] = FrontHooks(
         front_limits(config), max_body=config.max_upload,
         max_form_memory=app.config["MAX_FORM_MEMORY_SIZE"],
@@ -68,7 +72,7 @@ def create_app(config: Config | None = None) -> Flask:
         refusal=lambda environ: _quota_refusal(intake, environ),
         body_sink=lambda environ: uploads.open_piece(partials, intake.secrets.form_key,
                                                      environ),
-        warm_up=lambda: _warm_up(intake, keeper))
+        warm_up=lambda: _warm_up(intake, keeper, folder_keeper))
     proxy_warning.init_app(app)
     app.extensions["intake.login_throttle"] = login_throttle(config)
     # Uploads that could not be cleaned, held for the receipt's question.
@@ -85,9 +89,10 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
-def _warm_up(intake, keeper: PoolKeeper) -> None:
-    """As a worker begins to serve: its cleaners' sandbox, and the pool's keeper."""
-    keeper.start()
+def _warm_up(intake, *keepers: PoolKeeper) -> None:
+    """As a worker begins to serve: its cleaners' sandbox, and the pools' keepers."""
+    for keeper in keepers:
+        keeper.start()
     intake.sandbox.start()
 
 

@@ -31,6 +31,7 @@ from intake.server.filenames import BadFilename, check_upload_name
 from intake.server.front import BODY, BodySink
 from intake.server.receive import Upload
 from intake.server.resumable import (
+    Crowded,
     Gone,
     Locked,
     NoRoom,
@@ -105,7 +106,7 @@ class PieceSink(BodySink):
             self.offset = self.writer.done()
         except OSError as exc:  # the disk filled: this piece is not kept
             self.failed = exc
-            self.writer.path.unlink(missing_ok=True)
+            self.writer.drop()
         finally:
             self.partial.unlock()
 
@@ -159,6 +160,9 @@ def _message(exc: UploadRefused) -> str:
     if isinstance(exc, Locked):
         return _("This file is being sent from another window. Wait until it has "
                  "arrived there.")
+    if isinstance(exc, Crowded):
+        return _("This service is receiving a lot at the moment. Nothing was kept. "
+                 "Please try again in a few minutes.")
     if exc.status in (503, 507):
         return _("This service has received as much as it can keep today. Nothing "
                  "was kept. Please try again tomorrow, or later today.")
@@ -242,7 +246,8 @@ def create():
     intake, partials = current_app.extensions["intake"], _partials()
     if length > intake.config.max_upload:
         raise TooLarge()
-    if partials.count(secret) >= open_limit(intake.config):
+    mine, _everyone = partials.count(secret)
+    if mine >= open_limit(intake.config):
         raise TooMany()
     if quota.refusal(intake, length + partials.held()):
         raise Busy()
