@@ -533,3 +533,15 @@ def test_a_state_write_cut_short_is_taken_up_by_the_next(app, client, team_key):
     assert send_form(client, [upload_id(url)]).status_code == 200
     assert [c for c, m in stored_files(app, team_key) if m["kind"] != "testimony"] == [data]
 
+
+def test_uploads_of_all_sessions_together_are_capped(app, monkeypatch):
+    """A new cookie for each upload escapes the cap per session; declaring
+    costs nothing, so all sessions together are held to OPEN_AT_ALL."""
+    from intake.server.witness import uploads
+
+    monkeypatch.setattr(uploads, "OPEN_AT_ALL", 3, raising=False)
+    for _ in range(3):
+        assert create(app.test_client(), 10).status_code == 201
+    refused = create(app.test_client(), 10, **{"Accept-Language": "uk"})
+    assert refused.status_code == 503
+    assert "за кілька хвилин" in refused.get_data(as_text=True)

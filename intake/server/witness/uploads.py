@@ -55,6 +55,10 @@ READ = 256 * 1024
 # expired), as a multiple of max_files: room for a full form sent again a
 # few times after a failure, not for a flood of folders.
 OPEN_PER_SESSION = 4
+# Uploads all sessions together may have open: a new cookie for each
+# declaration escapes the cap above, and declaring costs nothing. Bounds the
+# folders on disk, and the scan of them each creation makes.
+OPEN_AT_ALL = 10_000
 
 
 class Forbidden(UploadRefused):
@@ -246,9 +250,11 @@ def create():
     intake, partials = current_app.extensions["intake"], _partials()
     if length > intake.config.max_upload:
         raise TooLarge()
-    mine, _everyone = partials.count(secret)
+    mine, everyone = partials.count(secret)
     if mine >= open_limit(intake.config):
         raise TooMany()
+    if everyone >= OPEN_AT_ALL:
+        raise Crowded()
     if quota.refusal(intake, length + partials.held()):
         raise Busy()
     partial = partials.create(secret, length, name)
