@@ -269,9 +269,11 @@ def test_an_envelope_not_kept_goes_back_to_the_pool(tmp_path):
     os.write(fd, b"ciphertext that will not be kept")
     os.close(fd)
     assert store.pool_count() == 9
+    assert store.pool.stat().st_mtime % 86400 == 0  # the take says only the day
     store.recycle(tmp)
     assert not tmp.exists() and store.pool_count() == 10
     assert all(p.stat().st_size == 0 for p in store.pool.iterdir())
+    assert store.pool.stat().st_mtime % 86400 == 0
 
 
 def test_a_form_spends_from_the_pool_only_what_it_keeps(app, client):

@@ -174,6 +174,7 @@ class Store:
         try:
             os.truncate(path, 0)
             os.rename(path, self.pool / new_id())
+            coarsen_mtime(self.pool)  # the rename stamped it
         except OSError:
             path.unlink(missing_ok=True)
 
@@ -199,9 +200,10 @@ class Store:
             for entry in entries:
                 try:
                     os.rename(entry.path, target)
-                    return True
                 except FileNotFoundError:
                     continue  # taken by another thread or process meanwhile
+                coarsen_mtime(self.pool)  # the take stamped it
+                return True
         return False
 
     def fill_pool(self, size: int = POOL_SIZE) -> int:
