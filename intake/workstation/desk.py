@@ -133,6 +133,14 @@ def index():
 
 @bp.get("/submission/<submission_id>")
 def submission(submission_id: str):
+    return _submission_page(submission_id)
+
+
+def _submission_page(submission_id: str, typed: dict | None = None, note: str = "",
+                     refused: str = "", refused_at: str = "", status: int = 200):
+    """The submission's page; after a refused save, with what was typed back in
+    its form (`typed` for the triage form, `note` for the note's), the reason
+    (`refused`, its form's id in `refused_at`)."""
     vault = _vault()
     sub = triage.submission(vault.conn, submission_id)
     if sub is None:
@@ -149,9 +157,12 @@ def submission(submission_id: str):
     queued = vault.conn.execute("SELECT reply_id, created_at, exported_at FROM replies WHERE "
                                 "submission_id = ? ORDER BY created_at",
                                 (submission_id,)).fetchall()
+    form = {"status": sub["status"], "priority": sub["priority"],
+            "assignee": sub["assignee"], "tags": ", ".join(sub["tags"])} | (typed or {})
     return render_template("vault/submission.html", sub=sub, siblings=siblings,
                            statuses=triage.STATUSES, priorities=triage.PRIORITIES,
-                           cases=cases.names(vault.conn), replies=queued)
+                           cases=cases.names(vault.conn), replies=queued, form=form,
+                           note=note, refused=refused, refused_at=refused_at), status
 
 
 def _can_read_replies() -> bool:
@@ -204,28 +215,37 @@ def _back(submission_id: str):
 @bp.post("/submission/<submission_id>/triage")
 def update(submission_id: str):
     form = request.form
+    status = form.get("status") or None
     priority = triage.small_number(form.get("priority", ""), 2)
-    if form.get("priority") and priority is None:
-        abort(400)  # not a priority's number ("²" included)
+    # Both come from menus: any other value is a forged form, not a typing slip.
+    if (status is not None and status not in triage.STATUSES) or \
+            (form.get("priority") and priority not in triage.PRIORITIES):
+        abort(400)
     try:
         with _vault().transaction() as conn:
-            triage.update(conn, submission_id, status=form.get("status") or None,
-                          priority=priority,
+            triage.update(conn, submission_id, status=status, priority=priority,
                           assignee=form.get("assignee"),
                           tags=form.get("tags", "").split(",") if "tags" in form else None,
                           actor=_actor())
-    except triage.TriageError:
-        abort(400)
+    except triage.TriageError as exc:
+        # Nothing was written (one transaction); the page keeps what was typed.
+        typed = {k: form[k] for k in ("status", "assignee", "tags") if k in form}
+        if priority is not None:
+            typed["priority"] = priority
+        return _submission_page(submission_id, typed=typed, refused=_refusal_text(exc),
+                                refused_at="triage-form", status=400)
     return _back(submission_id)
 
 
 @bp.post("/submission/<submission_id>/note")
 def note(submission_id: str):
+    body = request.form.get("note", "")
     try:
         with _vault().transaction() as conn:
-            triage.add_note(conn, submission_id, request.form.get("note", ""), _actor())
-    except triage.TriageError:
-        abort(400)
+            triage.add_note(conn, submission_id, body, _actor())
+    except triage.TriageError as exc:
+        return _submission_page(submission_id, note=body, refused=_refusal_text(exc),
+                                refused_at="note-form", status=400)
     return _back(submission_id)
 
 
@@ -301,6 +321,11 @@ def original(item_id: str):
     return _download(item, "view original")
 
 
+def _refusal_text(exc: Refusal) -> str:
+    """A refusal's reason in the page's language."""
+    return _(exc.message, **exc.values)
+
+
 def _error(status: int, title: str, message: str):
     return render_template("vault/error.html", title=title, message=message), status
 
@@ -334,7 +359,7 @@ def _errors(app: Flask) -> None:
     @app.errorhandler(Refusal)
     def _refused(exc: Refusal):
         # A case or a reply that cannot be made: the reason, in the page's language.
-        return _error(400, _("Not done"), _(exc.message, **exc.values))
+        return _error(400, _("Not done"), _refusal_text(exc))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

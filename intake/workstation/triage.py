@@ -7,10 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from intake.workstation import custody, images, search
+from intake.workstation.refusals import N_, Refusal
+from intake.workstation.safe_text import is_hidden
 
 STATUSES = ("new", "in review", "verified", "in case file", "closed", "rejected", "spam")
 PRIORITIES = {0: "low", 1: "normal", 2: "high", 3: "urgent"}
@@ -33,10 +36,18 @@ SORTS = {
 }
 PER_PAGE = 50
 SNIPPET_CHARS = 240
+# What staff may type (docs/workstation.md, "The triage desk"): enough for any
+# real label or note, small enough that a paste by mistake is refused whole.
+TAG_CHARS = 64
+TAGS_MAX = 50
+ASSIGNEE_CHARS = 100
+NOTE_CHARS = 20_000
+NOTE_KEEPS = frozenset("\n\t")
 
 
-class TriageError(ValueError):
-    """A change that cannot be made; the message says why."""
+class TriageError(Refusal, ValueError):
+    """A change that cannot be made; the message says why, in the reader's
+    language on the desk."""
 
 
 @dataclass
@@ -352,49 +363,77 @@ def _require(conn: sqlite3.Connection, submission_id: str) -> sqlite3.Row:
     return row
 
 
+def _label(value: str, most: int, too_long: str, hidden: str) -> str:
+    """A tag or an assignee: one line of visible characters, at most `most`."""
+    value = value.strip()
+    if len(value) > most:
+        raise TriageError(too_long, n=most)
+    if any(is_hidden(c) for c in value):
+        raise TriageError(hidden)
+    return value
+
+
 def update(conn: sqlite3.Connection, submission_id: str, *, status: str | None = None,
            priority: int | None = None, assignee: str | None = None,
            tags: list[str] | None = None, actor: str | None = None) -> None:
     """Applies the changes that differ from what is stored; logs each one. Call inside
-    a transaction."""
+    a transaction. Everything is checked before anything is written."""
     row = _require(conn, submission_id)
     subject = f"submission:{submission_id}"
+    old = _tags(conn, [submission_id]).get(submission_id, [])
+    if status is not None and status not in STATUSES:
+        raise TriageError(f"unknown status {status!r}")
+    if priority is not None and priority not in PRIORITIES:
+        raise TriageError(f"unknown priority {priority!r}")
+    if assignee is not None:
+        assignee = _label(assignee, ASSIGNEE_CHARS,
+                          N_("An assignee may have at most %(n)d characters."),
+                          N_("An assignee may not hold control or format characters."))
+    new = None
+    if tags is not None:
+        new = sorted({_label(t, TAG_CHARS,
+                             N_("A tag may have at most %(n)d characters."),
+                             N_("A tag may not hold control or format characters."))
+                      for t in tags} - {""})
+        if len(new) > TAGS_MAX:
+            raise TriageError(N_("A submission may have at most %(n)d tags."),
+                              n=TAGS_MAX)
     if status is not None and status != row["status"]:
-        if status not in STATUSES:
-            raise TriageError(f"unknown status {status!r}")
         conn.execute("UPDATE submissions SET status = ? WHERE submission_id = ?",
                      (status, submission_id))
         custody.append(conn, "status change", subject,
                        {"from": row["status"], "to": status}, actor)
     if priority is not None and priority != row["priority"]:
-        if priority not in PRIORITIES:
-            raise TriageError(f"unknown priority {priority!r}")
         conn.execute("UPDATE submissions SET priority = ? WHERE submission_id = ?",
                      (priority, submission_id))
         custody.append(conn, "priority change", subject,
                        {"from": row["priority"], "to": priority}, actor)
-    if assignee is not None and assignee.strip() != row["assignee"]:
+    if assignee is not None and assignee != row["assignee"]:
         conn.execute("UPDATE submissions SET assignee = ? WHERE submission_id = ?",
-                     (assignee.strip(), submission_id))
+                     (assignee, submission_id))
         custody.append(conn, "assign", subject,
-                       {"from": row["assignee"], "to": assignee.strip()}, actor)
-    if tags is not None:
-        new = sorted({t.strip() for t in tags if t.strip()})
-        old = _tags(conn, [submission_id]).get(submission_id, [])
-        if new != old:
-            conn.execute("DELETE FROM tags WHERE submission_id = ?", (submission_id,))
-            conn.executemany("INSERT INTO tags (submission_id, tag) VALUES (?, ?)",
-                             [(submission_id, t) for t in new])
-            custody.append(conn, "tags change", subject, {"from": old, "to": new}, actor)
+                       {"from": row["assignee"], "to": assignee}, actor)
+    if new is not None and new != old:
+        conn.execute("DELETE FROM tags WHERE submission_id = ?", (submission_id,))
+        conn.executemany("INSERT INTO tags (submission_id, tag) VALUES (?, ?)",
+                         [(submission_id, t) for t in new])
+        custody.append(conn, "tags change", subject, {"from": old, "to": new}, actor)
 
 
 def add_note(conn: sqlite3.Connection, submission_id: str, body: str,
              actor: str | None = None) -> None:
     _require(conn, submission_id)
-    if not body.strip():
-        raise TriageError("an empty note")
+    # A browser sends a textarea's line breaks as CRLF: kept as one line break.
+    body = body.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not body:
+        raise TriageError(N_("The note is empty."))
+    if len(body) > NOTE_CHARS:
+        raise TriageError(N_("A note may have at most %(n)d characters."), n=NOTE_CHARS)
+    if any(unicodedata.category(c) == "Cc" and c not in NOTE_KEEPS for c in body):
+        raise TriageError(N_("A note may not hold control characters other than line "
+                             "breaks and tabs."))
     author = actor or custody.default_actor()
     conn.execute("INSERT INTO notes (submission_id, at, author, body) VALUES (?, ?, ?, ?)",
-                 (submission_id, custody.now(), author, body.strip()))
+                 (submission_id, custody.now(), author, body))
     custody.append(conn, "note", f"submission:{submission_id}",
-                   {"sha256": hashlib.sha256(body.strip().encode()).hexdigest()}, actor)
+                   {"sha256": hashlib.sha256(body.encode()).hexdigest()}, actor)

@@ -43,6 +43,11 @@ def _token(page) -> str:
     return CSRF.search(page.get_data(as_text=True)).group(1)
 
 
+def _triage_form(page) -> dict[str, str]:
+    """What the triage form carries besides its fields."""
+    return {"csrf_token": _token(page)}
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "example.org"])
 def test_serve_refuses_anything_but_loopback(desk, host):
     result = desk.run("serve", "--host", host, ok=False)
@@ -140,7 +145,7 @@ def test_triage_changes_go_into_the_custody_log_and_viewing_writes_nothing(
     refused = client.post(url + "/triage", data={"status": "verified"})
     assert refused.status_code == 400  # no CSRF token, nothing changed
     done = client.post(url + "/triage", data={
-        "csrf_token": token, "status": "verified", "priority": "3",
+        **_triage_form(page), "status": "verified", "priority": "3",
         "assignee": "olena", "tags": "kharkiv, school ,"})
     assert done.status_code == 303
     client.post(url + "/note", data={"csrf_token": token, "note": "call back"})
@@ -274,9 +279,123 @@ def test_numbers_that_are_not_plain_digits_are_refused_or_ignored(server, desk, 
     page = client.get(f"/submission/{sent.submission_id}")
     url = f"/submission/{sent.submission_id}/triage"
     for bad in ("²", "99", "1e3"):
-        answer = client.post(url, data={"csrf_token": _token(page), "priority": bad})
+        answer = client.post(url, data={**_triage_form(page), "priority": bad})
         assert answer.status_code == 400, bad
-    good = client.post(url, data={"csrf_token": _token(page), "priority": "3"})
+    good = client.post(url, data={**_triage_form(page), "priority": "3"})
     assert good.status_code == 303
     with desk.open() as vault:
         assert vault.conn.execute("SELECT priority FROM submissions").fetchone()[0] == 3
+
+
+def _state(desk, submission_id: str) -> tuple:
+    """The triage state, the notes and the custody log's length, to show that a
+    refused save changed nothing."""
+    with desk.open(unlocked=False) as vault:
+        row = vault.conn.execute("SELECT status, priority, assignee FROM submissions"
+                                 " WHERE submission_id = ?", (submission_id,)).fetchone()
+        tags = [r[0] for r in vault.conn.execute(
+            "SELECT tag FROM tags WHERE submission_id = ? ORDER BY tag", (submission_id,))]
+        notes = [r[0] for r in vault.conn.execute("SELECT body FROM notes ORDER BY note_id")]
+        logged = vault.conn.execute("SELECT COUNT(*) FROM custody").fetchone()[0]
+        assert custody.verify(vault.conn).ok
+    return tuple(row), tags, notes, logged
+
+
+LONG = "t" * 65
+
+
+@pytest.mark.parametrize(("fields", "message", "kept"), [
+    ({"tags": f"ok, {LONG}"}, "A tag may have at most 64 characters.", f"ok, {LONG}"),
+    ({"tags": ", ".join(f"t{n}" for n in range(51))}, "A submission may have at most 50 tags.",
+     "t0, t1, t2"),
+    ({"tags": "school, bell\x07"}, "A tag may not hold control or format characters.",
+     "school, bell\\x07"),
+    ({"tags": "one\ntwo"}, "A tag may not hold control or format characters.", "one"),
+    ({"tags": "\u202eloohcs"}, "A tag may not hold control or format characters.",
+     "\\u202eloohcs"),
+    ({"assignee": "o" * 101}, "An assignee may have at most 100 characters.", "o" * 101),
+    ({"assignee": "olena\x1b[2J"}, "An assignee may not hold control or format characters.",
+     "olena\\x1b[2J"),
+])
+def test_typed_labels_past_their_limits_are_refused_and_kept(server, desk, desk_app,
+                                                            tmp_path, fields, message, kept):
+    sent = server.submit("labels")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    page = client.get(url)
+    before = _state(desk, sent.submission_id)
+    refused = client.post(url + "/triage", data={**_triage_form(page), "status": "verified",
+                                                 **fields})
+    assert refused.status_code == 400
+    assert _state(desk, sent.submission_id) == before
+    text = refused.get_data(as_text=True)
+    assert message in text
+    assert kept in text.split('id="triage-form"')[1]  # what was typed, back in the form
+    assert re.search(r'<option value="verified" selected>', text)
+
+
+def test_labels_at_their_limits_are_kept_whole(server, desk, desk_app, tmp_path):
+    sent = server.submit("labels")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    tags = [f"{n:02d}" + "т" * 62 for n in range(50)]  # 64 characters each, Cyrillic
+    saved = client.post(url + "/triage", data={
+        **_triage_form(client.get(url)), "assignee": "о" * 100, "tags": ", ".join(tags)})
+    assert saved.status_code == 303
+    (_s, _p, assignee), kept, _n, _l = _state(desk, sent.submission_id)
+    assert assignee == "о" * 100 and kept == tags
+
+
+@pytest.mark.parametrize(("note", "message"), [
+    ("n" * 20_001, "A note may have at most 20000 characters."),
+    ("call back\x00", "A note may not hold control characters other than line breaks"),
+    ("   \r\n", "The note is empty."),
+])
+def test_a_refused_note_is_shown_again_and_nothing_is_kept(server, desk, desk_app,
+                                                           tmp_path, note, message):
+    sent = server.submit("notes")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    page = client.get(url)
+    before = _state(desk, sent.submission_id)
+    refused = client.post(url + "/note", data={"csrf_token": _token(page), "note": note})
+    assert refused.status_code == 400
+    assert _state(desk, sent.submission_id) == before
+    text = refused.get_data(as_text=True)
+    assert message in text
+    typed = re.search(r'<textarea id="note" name="note" rows="4">(.*?)</textarea>', text,
+                      re.DOTALL)[1]
+    assert typed == note.replace("\x00", "\\x00")
+
+
+def test_a_note_keeps_line_breaks_and_tabs_up_to_its_limit(server, desk, desk_app, tmp_path):
+    sent = server.submit("notes")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    token = _token(client.get(url))
+    longest = "н" * 20_000
+    for body in ("first line\r\n\tsecond line", longest):
+        assert client.post(url + "/note", data={"csrf_token": token,
+                                                "note": body}).status_code == 303
+    assert _state(desk, sent.submission_id)[2] == ["first line\n\tsecond line", longest]
+
+
+def test_refusals_are_in_the_page_language(server, desk, desk_app, tmp_path):
+    sent = server.submit("мова")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    page = client.get(url)
+    ukrainian = {"Accept-Language": "uk"}
+    tags = client.post(url + "/triage", data={**_triage_form(page), "tags": "a\tb"},
+                       headers=ukrainian)
+    text = tags.get_data(as_text=True)
+    assert tags.status_code == 400 and "Мітка не може містити керівних" in text
+    assert "A tag may not" not in text
+    note = client.post(url + "/note", data={"csrf_token": _token(page), "note": "a\x07"},
+                       headers=ukrainian)
+    assert note.status_code == 400 and "керівних символів" in note.get_data(as_text=True)
