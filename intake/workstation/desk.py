@@ -137,10 +137,12 @@ def submission(submission_id: str):
 
 
 def _submission_page(submission_id: str, typed: dict | None = None, note: str = "",
-                     refused: str = "", refused_at: str = "", status: int = 200):
+                     refused: str = "", refused_at: str = "", stale: bool = False,
+                     status: int = 200):
     """The submission's page; after a refused save, with what was typed back in
     its form (`typed` for the triage form, `note` for the note's), the reason
-    (`refused`, its form's id in `refused_at`)."""
+    (`refused`, its form's id in `refused_at`) and, when another tab or window
+    saved meanwhile (`stale`), the values saved now beside it."""
     vault = _vault()
     sub = triage.submission(vault.conn, submission_id)
     if sub is None:
@@ -158,11 +160,13 @@ def _submission_page(submission_id: str, typed: dict | None = None, note: str = 
                                 "submission_id = ? ORDER BY created_at",
                                 (submission_id,)).fetchall()
     form = {"status": sub["status"], "priority": sub["priority"],
-            "assignee": sub["assignee"], "tags": ", ".join(sub["tags"])} | (typed or {})
+            "assignee": sub["assignee"], "tags": ", ".join(sub["tags"]),
+            "version": sub["version"]} | (typed or {})
     return render_template("vault/submission.html", sub=sub, siblings=siblings,
                            statuses=triage.STATUSES, priorities=triage.PRIORITIES,
                            cases=cases.names(vault.conn), replies=queued, form=form,
-                           note=note, refused=refused, refused_at=refused_at), status
+                           note=note, refused=refused, refused_at=refused_at,
+                           stale=stale), status
 
 
 def _can_read_replies() -> bool:
@@ -226,14 +230,20 @@ def update(submission_id: str):
             triage.update(conn, submission_id, status=status, priority=priority,
                           assignee=form.get("assignee"),
                           tags=form.get("tags", "").split(",") if "tags" in form else None,
-                          actor=_actor())
+                          actor=_actor(), version=form.get("version", ""))
     except triage.TriageError as exc:
         # Nothing was written (one transaction); the page keeps what was typed.
+        # A stale form gets the stored state's version, so saving it again is
+        # a choice made with the values saved now in view.
+        stale = isinstance(exc, triage.Stale)
         typed = {k: form[k] for k in ("status", "assignee", "tags") if k in form}
         if priority is not None:
             typed["priority"] = priority
+        if not stale:
+            typed["version"] = form.get("version", "")
         return _submission_page(submission_id, typed=typed, refused=_refusal_text(exc),
-                                refused_at="triage-form", status=400)
+                                refused_at="triage-form", stale=stale,
+                                status=409 if stale else 400)
     return _back(submission_id)
 
 

@@ -50,6 +50,11 @@ class TriageError(Refusal, ValueError):
     language on the desk."""
 
 
+class Stale(TriageError):
+    """The triage state changed after the form was made (another tab or
+    window saved meanwhile): saving the form would undo that, so nothing is."""
+
+
 @dataclass
 class Filters:
     status: str = ""
@@ -279,6 +284,13 @@ def choices(conn: sqlite3.Connection, column: str) -> list[str]:
         f"WHERE {column} != '' ORDER BY 1")]
 
 
+def _version(row: sqlite3.Row, tags: list[str]) -> str:
+    """The triage state a form was made from, as a short hash: a save carries
+    it back, and a save whose state is no longer the stored one is refused."""
+    state = [row["status"], row["priority"], row["assignee"], tags]
+    return hashlib.sha256(json.dumps(state, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
 def submission(conn: sqlite3.Connection, submission_id: str) -> dict | None:
     row = conn.execute("SELECT * FROM submissions WHERE submission_id = ?",
                        (submission_id,)).fetchone()
@@ -287,6 +299,7 @@ def submission(conn: sqlite3.Connection, submission_id: str) -> dict | None:
     doc = dict(row)
     doc["choices"] = json.loads(row["choices"])
     doc["tags"] = _tags(conn, [submission_id]).get(submission_id, [])
+    doc["version"] = _version(row, doc["tags"])
     doc["items"] = [_item(r) for r in conn.execute(
         "SELECT * FROM items WHERE submission_id = ? ORDER BY kind DESC, item_id",
         (submission_id,))]
@@ -375,12 +388,18 @@ def _label(value: str, most: int, too_long: str, hidden: str) -> str:
 
 def update(conn: sqlite3.Connection, submission_id: str, *, status: str | None = None,
            priority: int | None = None, assignee: str | None = None,
-           tags: list[str] | None = None, actor: str | None = None) -> None:
+           tags: list[str] | None = None, actor: str | None = None,
+           version: str | None = None) -> None:
     """Applies the changes that differ from what is stored; logs each one. Call inside
-    a transaction. Everything is checked before anything is written."""
+    a transaction. With `version` (submission()'s, as the form was made), a
+    state changed since is refused as Stale. Everything is checked before
+    anything is written."""
     row = _require(conn, submission_id)
     subject = f"submission:{submission_id}"
     old = _tags(conn, [submission_id]).get(submission_id, [])
+    if version is not None and version != _version(row, old):
+        raise Stale(N_("This submission was changed in another tab or window after "
+                       "this form was opened."))
     if status is not None and status not in STATUSES:
         raise TriageError(f"unknown status {status!r}")
     if priority is not None and priority not in PRIORITIES:

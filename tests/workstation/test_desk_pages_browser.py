@@ -150,6 +150,13 @@ def desk_pages(page, base: str, lang: str, submission_id: str, witness_id: str):
     yield "nothing matches", page
     page.goto(f"{base}/submission/{submission_id}", wait_until="load")
     yield "submission", page
+    # A form made before another tab saved: refused, with both sets of values.
+    page.locator("#triage-form input[name=version]").evaluate(
+        "input => { input.value = 'older'; }")
+    page.locator("#triage-form input[name=assignee]").fill("Олена")
+    _click(page, "#triage-form button[type=submit]")
+    assert page.locator("#triage-form input[name=assignee]").input_value() == "Олена"
+    yield "triage saved in another tab", page
     page.goto(f"{base}/witness/{witness_id}", wait_until="load")
     yield "thread", page
     page.locator("#passphrase").fill("not the passphrase")
@@ -181,7 +188,7 @@ def desk_pages(page, base: str, lang: str, submission_id: str, witness_id: str):
     yield "not found", page
 
 
-PAGES = 14
+PAGES = 15
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -16,6 +16,7 @@ from intake.workstation import custody
 from intake.workstation.cli import check_loopback
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+VERSION = re.compile(r'name="version" value="([^"]*)"')
 
 
 def picture(seed: int, size=(320, 240), quality=90, fmt="JPEG") -> bytes:
@@ -44,8 +45,10 @@ def _token(page) -> str:
 
 
 def _triage_form(page) -> dict[str, str]:
-    """What the triage form carries besides its fields."""
-    return {"csrf_token": _token(page)}
+    """What the triage form carries besides its fields: the CSRF token and the
+    version of the state it was made from."""
+    return {"csrf_token": _token(page),
+            "version": VERSION.search(page.get_data(as_text=True)).group(1)}
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "example.org"])
@@ -301,6 +304,49 @@ def _state(desk, submission_id: str) -> tuple:
     return tuple(row), tags, notes, logged
 
 
+def _field(page, name: str) -> str:
+    return re.search(rf'name="{name}" value="([^"]*)"', page.get_data(as_text=True))[1]
+
+
+def test_a_save_from_an_older_page_undoes_nothing(server, desk, desk_app, tmp_path):
+    """Two tabs open on one submission: the second to save had the old values
+    in its form, and saving them would silently revert the first's."""
+    sent = server.submit("two tabs")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    tab_a, tab_b = client.get(url), client.get(url)
+    saved = client.post(url + "/triage", data={
+        **_triage_form(tab_b), "status": "verified", "priority": "2", "assignee": "",
+        "tags": "bridge, kharkiv"})
+    assert saved.status_code == 303
+    before = _state(desk, sent.submission_id)
+    stale = client.post(url + "/triage", data={
+        **_triage_form(tab_a), "status": "new", "priority": "1", "assignee": "olena",
+        "tags": "school"})
+    assert stale.status_code == 409
+    assert _state(desk, sent.submission_id) == before  # nothing written, nothing logged
+    text = stale.get_data(as_text=True)
+    assert "changed in another tab or window" in text
+    shown_now = text.split('role="alert"')[1].split("</div>")[0]
+    assert "verified" in shown_now and "high" in shown_now and "bridge, kharkiv" in shown_now
+    assert _field(stale, "assignee") == "olena" and _field(stale, "tags") == "school"
+    assert re.search(r'<option value="new" selected>', text)
+    # The refused page's form holds the state saved now: saving it again is a
+    # choice made with both in view, and goes through.
+    again = client.post(url + "/triage", data={
+        **_triage_form(stale), "status": "new", "priority": "1", "assignee": "olena",
+        "tags": "school"})
+    assert again.status_code == 303
+    (status, priority, assignee), tags, _notes, _logged = _state(desk, sent.submission_id)
+    assert (status, priority, assignee, tags) == ("new", 1, "olena", ["school"])
+    # A form that carries no version at all is not trusted to be current.
+    blind = client.post(url + "/triage", data={"csrf_token": _token(stale),
+                                               "status": "spam"})
+    assert blind.status_code == 409
+    assert _state(desk, sent.submission_id)[0][0] == "new"
+
+
 LONG = "t" * 65
 
 
@@ -333,6 +379,8 @@ def test_typed_labels_past_their_limits_are_refused_and_kept(server, desk, desk_
     assert message in text
     assert kept in text.split('id="triage-form"')[1]  # what was typed, back in the form
     assert re.search(r'<option value="verified" selected>', text)
+    # The refused form still carries the version it was made from.
+    assert _field(refused, "version") == _field(page, "version")
 
 
 def test_labels_at_their_limits_are_kept_whole(server, desk, desk_app, tmp_path):
@@ -396,6 +444,12 @@ def test_refusals_are_in_the_page_language(server, desk, desk_app, tmp_path):
     text = tags.get_data(as_text=True)
     assert tags.status_code == 400 and "Мітка не може містити керівних" in text
     assert "A tag may not" not in text
+    client.post(url + "/triage", data={**_triage_form(page), "status": "closed"})
+    stale = client.post(url + "/triage", data={**_triage_form(page), "status": "spam"},
+                        headers=ukrainian)
+    text = stale.get_data(as_text=True)
+    assert stale.status_code == 409 and "в іншій вкладці або іншому вікні" in text
+    assert "another tab" not in text
     note = client.post(url + "/note", data={"csrf_token": _token(page), "note": "a\x07"},
                        headers=ukrainian)
     assert note.status_code == 400 and "керівних символів" in note.get_data(as_text=True)
