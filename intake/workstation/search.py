@@ -8,7 +8,9 @@ The index has three columns, all through FTS5's unicode61 tokenizer:
     terms  one term per word of `body`, word for word: the word's lemma or
            stem (stemming.py), so that a match on "дитина" can be traced back
            to the word "дітей" it came from and highlighted there
-    more   a word's other lemmas and stems, for recall
+    more   a word's other lemmas and stems, for recall, and the terms of the
+           words that hidden characters cut or glue in `body`, read without
+           them (_as_read)
 
 A query word matches a row when it appears in `body` as typed (any case), or
 any of its lemmas or stems in `terms` or `more`; a word ending in "*" is a
@@ -25,7 +27,7 @@ import sqlite3
 import unicodedata
 from dataclasses import dataclass
 
-from intake.workstation.safe_text import for_page
+from intake.workstation.safe_text import PAGE_KEEPS, for_page, is_hidden
 
 # stemming (pymorphy3, Snowball, Hunspell) is imported where it is used: the
 # importing process, which holds the key, only makes rows (body_of, insert)
@@ -36,6 +38,7 @@ COLUMNS = ("item_id", "submission_id", "body", "terms", "more")
 OPEN, CLOSE = "\x02", "\x03"  # never in `body`: for_page wrote them out as escapes
 _MARKS = re.compile("([\x02\x03])")
 SNIPPET_WORDS_BEFORE, SNIPPET_WORDS_AFTER = 8, 24
+ZERO_WIDTH_SPACE = "\u200b"  # a format character that parts words
 
 CREATE = """CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
     item_id UNINDEXED, submission_id UNINDEXED, body, terms, more,
@@ -48,14 +51,34 @@ def body_of(text: str) -> str:
     return for_page(unicodedata.normalize("NFC", text[:MAX_INDEXED_CHARS]))
 
 
+def _as_read(text: str) -> list[str]:
+    """The text as a reader takes it in, when it holds hidden characters: a
+    soft hyphen, zero-width space or word joiner shows in `body` as an escape,
+    which cuts the word around it or glues itself to the next. Read as a
+    reader does, format characters (a soft hyphen, joiners, direction marks)
+    vanish inside a word and the others (a zero-width space, controls) part
+    two words; and, in case a text used them otherwise, every one as a space."""
+    hidden = {ch for ch in text if ch not in PAGE_KEEPS and is_hidden(ch)}
+    if not hidden:
+        return []
+    inside = {ord(ch): None if unicodedata.category(ch) == "Cf" and ch != ZERO_WIDTH_SPACE
+              else " " for ch in hidden}
+    apart = {ord(ch): " " for ch in hidden}
+    return list(dict.fromkeys((text.translate(inside), text.translate(apart))))
+
+
 def row(text: str, lang: str) -> tuple[str, str, str]:
-    """The text's (body, terms, more) columns, analysed as `lang`."""
+    """The text's (body, terms, more) columns, analysed as `lang`; `more` also
+    holds the terms of the words that hidden characters cut (_as_read)."""
     from intake.workstation import stemming
 
     body = body_of(text)
     _spans, words = stemming.analyse(body, lang)
-    more = sorted({t for w in words for t in w.extra})
-    return body, " ".join(w.canonical for w in words), " ".join(more)
+    more = {t for w in words for t in w.extra}
+    for read in _as_read(unicodedata.normalize("NFC", text[:MAX_INDEXED_CHARS])):
+        more |= {t for w in stemming.analyse(read, lang)[1] for t in (w.canonical, *w.extra)}
+    more -= {w.canonical for w in words}
+    return body, " ".join(w.canonical for w in words), " ".join(sorted(more))
 
 
 def insert(conn: sqlite3.Connection, item_id: str, submission_id: str, body: str, terms: str,

@@ -196,6 +196,24 @@ def test_snippets_are_escaped_and_show_hidden_characters(server, desk, tmp_path)
     assert "<mark>Діти</mark>" in page
 
 
+def test_words_cut_by_hidden_characters_are_found(server, desk, tmp_path):
+    """A soft hyphen inside a word, a zero-width space or a word joiner
+    between two: the snippet shows each written out, and the words read
+    without them are found all the same."""
+    from intake.workstation.desk import create_vault_app
+
+    sent = server.submit("Свідок бачив тан\u00adки біля шко\u2060ли; sold\u00adiers\u200bcame")
+    other = server.submit("Нічого схожого тут немає")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = create_vault_app(desk.root).test_client()
+    for query in ("танк", "танки", "школа", "soldier", "came"):
+        page = client.get("/", query_string={"query": query}).get_data(as_text=True)
+        assert sent.submission_id[:12] in page, query
+        assert other.submission_id[:12] not in page, query
+    page = client.get("/", query_string={"query": "танки"}).get_data(as_text=True)
+    assert "тан\\xadки" in page  # still shown, not obeyed
+
+
 def test_an_index_from_before_lemmas_is_rebuilt_when_the_vault_opens(tmp_path):
     """A version 2 vault (signed custody, previews) still had the index of words
     and stems: opening it brings it to version 3."""
