@@ -144,6 +144,83 @@ def test_the_check_refuses_an_epub_with_a_page_meta_or_a_picture_left(corpus, tm
             check("epub", data, Cleaned(data), Limits())
 
 
+# A browser decodes CSS escapes before it reads a word, and a URL parser drops
+# tabs inside an address: each of these loads the photo all the same. Where
+# the book keeps it, the photo must come out clean; where the cleaner cannot
+# see it plainly, the book is refused.
+HIDDEN_PICTURES = {
+    "url spelled with an escape, in a style attribute":
+        ("page", r'<p style="background: u\72l(data:image/jpeg;base64,PHOTO)">x</p>', ""),
+    "data: spelled with an escape, in a style attribute":
+        ("page", r'<p style="background: url(d\61ta:image/jpeg;base64,PHOTO)">x</p>', ""),
+    "url's first letter escaped, in a style element":
+        ("page", r'<style>p { background: \75rl("data:image/jpeg;base64,PHOTO") }</style>', ""),
+    "url spelled with an escape, in a style sheet":
+        ("page", "", r"p { background: u\72l(data:image/jpeg;base64,PHOTO) }"),
+    "image-set with a bare string, in a style sheet":
+        ("page", "", 'p { background: image-set("data:image/jpeg;base64,PHOTO" 1x) }'),
+    "a style sheet imported from a data: URI":
+        ("page", "", '@import "data:text/css;base64,SHEET";'),
+    "a tab inside the scheme, in a string":
+        ("page", "", 'p { background: url("da\tta:image/jpeg;base64,PHOTO") }'),
+    "style sheet text after a comment in a style element":
+        ("cleaned", '<style>h1 { color: red }<!-- a note -->'
+                    'p { background: url(data:image/jpeg;base64,PHOTO) }</style>', ""),
+    "a tab inside the scheme of an img's src":
+        ("cleaned", '<img alt="" src="da&#9;ta:image/jpeg;base64,PHOTO"/>', ""),
+}
+
+
+def _hidden_picture_epub(corpus, tmp_path: Path, page: str, css: str) -> Path:
+    photo = corpus.jpeg("hidden.jpg", orientation=1).read_bytes()
+    assert planted_in_bytes(photo) != []  # its GPS, camera and owner
+    photo = b64(photo)
+    sheet = b64(f"p {{ background: url(data:image/jpeg;base64,{photo}) }}".encode())
+    page, css = (text.replace("PHOTO", photo).replace("SHEET", sheet) for text in (page, css))
+    head, body = (page, "") if page.startswith("<style>") else ("", page)
+    return _epub(tmp_path, _page("<p>text</p>" + body, head), css)
+
+
+@pytest.mark.parametrize(("outcome", "page", "css"), HIDDEN_PICTURES.values(),
+                         ids=HIDDEN_PICTURES.keys())
+def test_a_picture_an_epub_hides_from_a_plain_reading_is_cleaned_or_refused(
+        corpus, sanitized, tmp_path, outcome, page, css):
+    result, out = sanitized(_hidden_picture_epub(corpus, tmp_path, page, css))
+    if outcome == "cleaned":
+        assert result.ok, result.reason
+        cleaned = parts(out)
+        assert_pictures_clean(cleaned["OEBPS/c.xhtml"], tmp_path, 1)
+        assert planted_anywhere(out) == []
+        assert any("GPS" in n for n in result.removed), result.removed
+    else:
+        assert not result.ok and out is None
+        assert "not a picture that can be cleaned" in result.reason, result.reason
+
+
+ORDINARY_SHEET = r"""@charset "utf-8";
+@import url(fonts.css);
+@import "notes.css";
+@font-face { font-family: "Minion"; src: url("../Fonts/Minion Pro.otf") format("opentype"),
+  local("Minion"); }
+blockquote p:first-child::before { content: "\201C" }
+.metadata:hover, p > data:first-child { color: #333 }
+body { background: url(../Images/paper.png) no-repeat; font-family: 'Noto\ Serif' }
+"""
+
+
+def test_an_ordinary_books_styles_stay_as_they_were(sanitized, tmp_path):
+    style = "background: url('../Images/rule.png'); font-family: 'Noto\\ Serif'"
+    page = _page(f'<p style="{style}">The shelling started at dawn.</p>',
+                 '<link rel="stylesheet" href="s.css" type="text/css"/>'
+                 '<style>@import "notes.css"; h1 { margin: 0 }</style>')
+    result, out = sanitized(_epub(tmp_path, page, ORDINARY_SHEET))
+    assert result.ok, result.reason
+    cleaned = parts(out)
+    assert cleaned["OEBPS/s.css"] == ORDINARY_SHEET.encode()
+    assert f'style="{style}"'.encode() in cleaned["OEBPS/c.xhtml"]
+    assert b'<style>@import "notes.css"; h1 { margin: 0 }</style>' in cleaned["OEBPS/c.xhtml"]
+
+
 # -- ODF ------------------------------------------------------------------------
 
 def _odt_with(corpus, tmp_path: Path, content: str, styles: str | None = None,

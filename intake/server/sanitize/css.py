@@ -58,3 +58,26 @@ def plain_urls(text: str) -> list[str] | None:
     if len(_URL.findall(decoded)) != len(plain):
         return None
     return plain
+
+
+# Where a browser could take a data: URL from: the start of a url() or of a
+# string (image-set("data:..."), @import "data:..."), after the C0 controls
+# and spaces a URL parser strips. Counted generously: a string that merely
+# says "data:" counts too; a selector such as `.metadata:hover` does not.
+_DATA_URL = re.compile(r"""[("'][\x00-\x20]*data:""", re.IGNORECASE)
+# A URL parser drops tabs and newlines anywhere in an address ("da\tta:").
+_URL_DROPPED = re.compile(r"[\t\n\r]")
+_URL_STRIPPED = "".join(map(chr, range(0x21)))
+
+
+def url_form(value: str) -> str:
+    """An address as a URL parser reads it: tabs and newlines dropped, C0
+    controls and spaces at either end stripped."""
+    return _URL_DROPPED.sub("", value).strip(_URL_STRIPPED)
+
+
+def data_urls(text: str) -> int:
+    """How many data: URLs a browser could find in a style once its escapes
+    are decoded, however they are written: `u\\72l(data:...)`,
+    `url(d\\61ta:...)`, `image-set("data:..." 1x)` count as `url(data:...)` does."""
+    return len(_DATA_URL.findall(_URL_DROPPED.sub("", unescape(text))))

@@ -29,7 +29,7 @@ import posixpath
 import re
 import zipfile
 
-from intake.server.sanitize import xmlsafe
+from intake.server.sanitize import css, xmlsafe
 from intake.server.sanitize.base import (
     Cleaned,
     CleanPart,
@@ -595,16 +595,52 @@ def _scrub_page(tree, clean_picture: CleanPicture, removed: list[str]) -> None:
             continue
         for attribute, value in list(element.attrib.items()):
             key = xmlsafe.local(attribute)
-            if key == "style" and "url(" in value.lower():
-                element.set(attribute, svg.css_pictures(value, pictures))
-            elif key in LOADING and "data:" in value.lower():
-                uri = pictures(value) if value.strip().lower().startswith("data:") else None
+            # A URL parser drops tabs inside an address: "da&#9;ta:" is data:.
+            address = css.url_form(value) if key in LOADING else ""
+            if key == "style":
+                scrubbed = style_pictures(value, pictures)
+                if scrubbed != value:
+                    element.set(attribute, scrubbed)
+            elif "data:" in address.lower():
+                uri = pictures(address) if address.lower().startswith("data:") else None
                 if uri is None:
-                    raise Refused("a file embedded in a page is not a picture that can be "
-                                  "cleaned")
+                    raise Refused(NOT_A_PICTURE)
                 element.set(attribute, uri)
-        if tag == "style" and element.text:
-            element.text = svg.css_pictures(element.text, pictures)
+        if tag == "style":
+            # Its style sheet is all the text directly inside it, the text
+            # after a comment too; a reader that takes the page for HTML
+            # reads the comment as style sheet text: the children go.
+            text = (element.text or "") + "".join(child.tail or "" for child in element)
+            for child in list(element):
+                removed.append("comment or element in a style")
+                element.remove(child)
+            element.text = style_pictures(text, pictures) if text else None
+
+
+NOT_A_PICTURE = "a file embedded in a page is not a picture that can be cleaned"
+
+
+def style_pictures(text: str, pictures) -> str:
+    """The style with the pictures it embeds as url(data:...) cleaned. A
+    data: URL a browser would find that the plain url( match does not see
+    (`u\\72l(data:...)`, `url(d\\61ta:...)`, `image-set("data:...")`,
+    `@import "data:..."`) is not passed on unexamined: the book is refused,
+    as for a picture that cannot be cleaned."""
+    from intake.server.sanitize import svg
+
+    cleaned = 0
+
+    def counted(value: str) -> str | None:
+        nonlocal cleaned
+        uri = pictures(value)
+        cleaned += uri is not None
+        return uri
+
+    scrubbed = svg.css_pictures(text, counted)
+    # Each picture written back shows once; anything more was not cleaned.
+    if css.data_urls(scrubbed) != cleaned:
+        raise Refused(NOT_A_PICTURE)
+    return scrubbed
 
 
 def etree_bytes(element) -> bytes:
@@ -620,9 +656,8 @@ def _scrub_stylesheet(body: bytes, clean_picture: CleanPicture, removed: list[st
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Refused("a style sheet of the book is not UTF-8") from exc
-    if "data:" not in text.lower():
-        return body
-    return svg.css_pictures(text, svg.Pictures(clean_picture, removed)).encode("utf-8")
+    scrubbed = style_pictures(text, svg.Pictures(clean_picture, removed))
+    return body if scrubbed == text else scrubbed.encode("utf-8")
 
 
 ODF_OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"

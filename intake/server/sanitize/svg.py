@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
 from lxml import etree
@@ -163,7 +164,7 @@ def _scrub_style(text: str, pictures: Pictures, removed: list[str]) -> str | Non
     return scrubbed
 
 
-def css_pictures(text: str, pictures: Pictures) -> str:
+def css_pictures(text: str, pictures: Callable[[str], str | None]) -> str:
     """Only the pictures a style embeds (url(data:...)) are replaced by their
     cleaned copies; other url()s stay (a document's own parts). A data: URI
     that is not a picture is Refused: nothing is passed on unexamined."""
