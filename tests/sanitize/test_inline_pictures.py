@@ -197,6 +197,20 @@ def test_a_picture_an_epub_hides_from_a_plain_reading_is_cleaned_or_refused(
         assert "not a picture that can be cleaned" in result.reason, result.reason
 
 
+@pytest.mark.parametrize(("outcome", "page", "css"), HIDDEN_PICTURES.values(),
+                         ids=HIDDEN_PICTURES.keys())
+def test_the_check_refuses_an_epub_that_still_hides_a_picture(corpus, tmp_path, outcome,
+                                                              page, css):
+    """Should the cleaner miss one, the book is refused, not stored."""
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    data = _hidden_picture_epub(corpus, tmp_path, page, css).read_bytes()
+    with pytest.raises(Failed):
+        check("epub", data, Cleaned(data), Limits())
+
+
 ORDINARY_SHEET = r"""@charset "utf-8";
 @import url(fonts.css);
 @import "notes.css";

@@ -247,18 +247,32 @@ def _page(body: bytes, max_pixels: int) -> None:
             raise Failed("page meta left")
         for attribute, value in element.attrib.items():
             key = xmlsafe.local(attribute)
-            if key in LOADING and "data:" in value.lower():
-                _embedded_picture(value, max_pixels, 0)
+            if key in LOADING and "data:" in css.url_form(value).lower():
+                _embedded_picture(css.url_form(value), max_pixels, 0)
             elif key == "style":
                 _css(value, max_pixels)
-        if tag == "style" and element.text:
-            _css(element.text, max_pixels)
+        if tag == "style":
+            if len(element):  # a comment's tail is style sheet text too
+                raise Failed("a comment or element in a style left")
+            _css(element.text or "", max_pixels)
+
+
+_CSS_URL = re.compile(r"""url\(\s*(["']?)([^"')]*)""", re.IGNORECASE)
 
 
 def _css(text: str, max_pixels: int) -> None:
-    for url in re.finditer(r"url\(\s*([\"']?)([^\"')]*)", text, re.IGNORECASE):
-        if url.group(2).strip().lower().startswith("data:"):
-            _embedded_picture(url.group(2), max_pixels, 0)
+    """Every picture a style embeds as a plain url(data:...) is vouched for,
+    and no other data: URL is left where a browser would find one once the
+    escapes are decoded (u\\72l(data:...), image-set("data:..."))."""
+
+    def vouched(url: re.Match) -> str:
+        if not url.group(2).strip().lower().startswith("data:"):
+            return url.group(0)
+        _embedded_picture(url.group(2), max_pixels, 0)
+        return "none"
+
+    if css.data_urls(_CSS_URL.sub(vouched, text)):
+        raise Failed("a picture it cannot vouch for left")
 
 
 def _odf_part(root, max_pixels: int) -> None:
