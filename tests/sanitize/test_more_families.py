@@ -146,6 +146,33 @@ def test_the_styles_real_tools_write_stay_as_they_were(sanitized, tmp_path):
     assert len(styles(out.read_bytes())) == 5
 
 
+# xml:base: a viewer that honours it resolves even href="#r" against it.
+BASED_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9" '
+             b'xml:base="http://tracker.example/olena/"><g xml:base="map.svg">'
+             b'<rect id="r" width="5" height="5"/><use href="#r"/></g>'
+             b'<text xml:space="preserve" xml:lang="uk">Khreshchatyk  5</text></svg>')
+
+
+def test_svg_loses_xml_base_keeps_the_other_xml_attributes(sanitized, tmp_path):
+    path = tmp_path / "based.svg"
+    path.write_bytes(BASED_SVG)
+    result, out = sanitized(path)
+    assert result.ok, result.reason
+    data = out.read_bytes()
+    assert b"base" not in data and b"tracker.example" not in data
+    assert b'xml:space="preserve" xml:lang="uk"' in data and b'<use href="#r"/>' in data
+    assert "xml:base" in result.removed
+
+
+def test_the_check_refuses_an_svg_with_xml_base():
+    from intake.server.sanitize import verify
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.limits import Limits
+
+    with pytest.raises(verify.Failed, match="external reference"):
+        verify.check("svg", BASED_SVG, Cleaned(BASED_SVG), Limits())
+
+
 def _epub(tmp_path):
     opf = f"""<?xml version="1.0" encoding="UTF-8"?>
 <package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">

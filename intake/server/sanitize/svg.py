@@ -1,9 +1,9 @@
 """SVG: only the drawing stays.
 
 Kept: elements in the SVG namespace and attributes without a namespace or in
-the XLink and XML namespaces. Gone: every other namespace (Inkscape and
-Sodipodi keep the author's file paths and names there, RDF and Dublin Core
-the author), `<metadata>`, comments and processing instructions, scripts,
+the XLink and XML namespaces, but `xml:base`. Gone: every other namespace
+(Inkscape and Sodipodi keep the author's file paths and names there, RDF and
+Dublin Core the author), `<metadata>`, comments and processing instructions, scripts,
 `<foreignObject>` (HTML inside a picture), event handlers (`on*`), and every
 reference outside the file: an href that is not `#fragment` or a `data:`
 image, a CSS `url()` or `@import` that points elsewhere (a picture that
@@ -36,7 +36,11 @@ from intake.server.sanitize import css, xmlsafe
 from intake.server.sanitize.base import Cleaned, CleanPicture, Refused, field_name, unique
 
 SVG_NS = "http://www.w3.org/2000/svg"
-KEPT_ATTRIBUTE_NS = ("", "http://www.w3.org/1999/xlink", "http://www.w3.org/XML/1998/namespace")
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+KEPT_ATTRIBUTE_NS = ("", "http://www.w3.org/1999/xlink", XML_NS)
+# xml:base: a viewer that honours it resolves even href="#id" against it, in
+# a file chosen by whoever wrote the drawing. Nothing kept needs it.
+XML_BASE = f"{{{XML_NS}}}base"
 DROPPED = {"metadata", "script", "foreignObject"}
 UNDECLARED = "urn:x-intake:undeclared:"
 _PREFIX_USED = re.compile(rb"[<\s/]([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*")
@@ -204,6 +208,8 @@ def _scrub_attributes(element, removed: list[str], pictures: Pictures) -> None:
         value = element.attrib[attribute]
         if attr_ns not in KEPT_ATTRIBUTE_NS:
             removed.append(f"{field_name(key, 24)} attribute (other namespace)")
+        elif attribute == XML_BASE:
+            removed.append("xml:base")
         elif key.lower().startswith("on"):
             removed.append("event handler")
         elif key == "href" and not local_reference(value):

@@ -106,7 +106,7 @@ def _no_picture_metadata(family: str, after) -> None:
 def _svg(data: bytes, max_pixels: int, depth: int = 0) -> None:
     from lxml import etree
 
-    from intake.server.sanitize.svg import DROPPED, SVG_NS, local_reference
+    from intake.server.sanitize.svg import DROPPED, SVG_NS, XML_BASE, local_reference
 
     root = xmlsafe.parse(data).getroot()
     for element in root.iter():
@@ -117,7 +117,8 @@ def _svg(data: bytes, max_pixels: int, depth: int = 0) -> None:
             raise Failed("element left: " + xmlsafe.local(element.tag))
         for key, value in element.attrib.items():
             name = xmlsafe.local(key)
-            if name.lower().startswith("on") or (name == "href" and not local_reference(value)):
+            if name.lower().startswith("on") or key == XML_BASE or \
+                    (name == "href" and not local_reference(value)):
                 raise Failed("active content or external reference left")
             if name == "href" and not value.strip().startswith("#"):
                 _embedded_picture(value, max_pixels, depth)
