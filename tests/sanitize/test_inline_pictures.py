@@ -107,7 +107,18 @@ def test_pictures_and_drawings_inside_an_epubs_pages_are_cleaned(corpus, sanitiz
     assert "page meta author" in result.removed
 
 
-@pytest.mark.parametrize("where", ["img", "style", "css", "svg", "pdf"])
+def test_a_picture_in_a_tables_old_background_attribute_is_cleaned(corpus, sanitized,
+                                                                   tmp_path):
+    photo = corpus.jpeg("table.jpg", orientation=1).read_bytes()
+    body = (f'<table background="data:image/jpeg;base64,{b64(photo)}"><tr>'
+            f'<td lowsrc="data:image/jpeg;base64,{b64(photo)}">x</td></tr></table>')
+    result, out = sanitized(_epub(tmp_path, _page(body)))
+    assert result.ok, result.reason
+    assert_pictures_clean(parts(out)["OEBPS/c.xhtml"], tmp_path, 2)
+    assert planted_anywhere(out) == []
+
+
+@pytest.mark.parametrize("where", ["img", "style", "css", "svg", "pdf", "background"])
 def test_an_epub_picture_that_cannot_be_cleaned_refuses_the_book(corpus, sanitized, tmp_path,
                                                                  where):
     broken = b64(corpus.jpeg("broken.jpg", orientation=1).read_bytes()[:300])
@@ -123,6 +134,8 @@ def test_an_epub_picture_that_cannot_be_cleaned_refuses_the_book(corpus, sanitiz
         body += "<p>" + "words " * 1000 + "</p>" + \
             f'<svg xmlns="http://www.w3.org/2000/svg"><image href="{uri}"/></svg>'
 
+    elif where == "background":
+        body += f'<table background="{uri}"><tr><td>x</td></tr></table>'
     else:  # a file that is no picture, embedded all the same
         body += f'<img src="data:application/pdf;base64,{b64(b"%PDF-1.4 " + AUTHOR.encode())}"/>'
     result, out = sanitized(_epub(tmp_path, _page(body), css))

@@ -551,7 +551,9 @@ def _scrub_opf(tree, removed: list[str]) -> None:
 SVG = "http://www.w3.org/2000/svg"
 EPUB_PAGES = (".xhtml", ".html", ".htm")
 # Attributes that load what they name: a data: URI there is a file inside.
-LOADING = {"src", "href", "srcset", "poster", "data"}
+# `background` (on body, table, td, th) and `lowsrc` are HTML's old ones,
+# which browsers still load.
+LOADING = {"src", "href", "srcset", "poster", "data", "background", "lowsrc"}
 # A page's <meta name=...> that says who made it, with what, about what.
 PAGE_META_DROPPED = {"author", "creator", "generator", "description", "keywords",
                      "copyright", "publisher", "contributor", "owner", "reply-to",
