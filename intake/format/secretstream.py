@@ -113,6 +113,7 @@ class Puller:
         return opened[64:], opened[0]
 
     def _open_any(self, nonce: bytes, chunk: bytes, ad: bytes | None) -> tuple[bytes, int]:
+        chunk = bytes(chunk)  # the last chunk of a stream, at most: a copy costs nothing
         stream = Cipher(algorithms.ChaCha20(self._key, bytes(4) + nonce), None).encryptor()
         mac_key = stream.update(_ZEROS)[:32]
         keystream = stream.update(_ZEROS)  # block 1: the tag block's
