@@ -60,6 +60,39 @@ def plain_urls(text: str) -> list[str] | None:
     return plain
 
 
+# A url() and an @import whose target the text as written shows whole: a
+# string without escape or newline, or a bare target without escape, quote,
+# parenthesis or space (a space ends a bare one; inside quotes it is a name's).
+_STRING = r"""(?:"([^"\\\n]*)"|'([^'\\\n]*)')"""
+WRITTEN_URL = re.compile(rf"""url\(\s*(?:{_STRING}|([^\s"'()\\]*))\s*\)""", re.IGNORECASE)
+WRITTEN_IMPORT = re.compile(rf"@import\s*(?:{_STRING}|{WRITTEN_URL.pattern})", re.IGNORECASE)
+_IMPORT = re.compile(r"@import", re.IGNORECASE)
+# What fetches a string's address besides url() and @import.
+_FETCHING_STRING = re.compile(r"(?:src|image|image-set)\(", re.IGNORECASE)
+
+
+def target(found: re.Match) -> str:
+    """The address a WRITTEN_URL or WRITTEN_IMPORT match names."""
+    return next(g for g in found.groups() if g is not None)
+
+
+def references(text: str) -> list[str] | None:
+    """Every address a style could fetch, its url()s' and @imports' targets,
+    when the text as written shows each whole; None when a browser could
+    fetch what it does not show: a url() or @import spelled with escapes, a
+    target holding an escape, image-set("..."), image("..."), src(...)."""
+    decoded = unescape(text)
+    if _FETCHING_STRING.search(decoded):
+        return None
+    urls = [target(found) for found in WRITTEN_URL.finditer(text)]
+    imports = [target(found) for found in WRITTEN_IMPORT.finditer(text)]
+    # Decoding only adds words: a url( or @import it shows beyond the ones
+    # written plainly is hidden.
+    if len(_URL.findall(decoded)) != len(urls) or len(_IMPORT.findall(decoded)) != len(imports):
+        return None
+    return urls + imports
+
+
 # Where a browser could take a data: URL from: the start of a url() or of a
 # string (image-set("data:..."), @import "data:..."), after the C0 controls
 # and spaces a URL parser strips. Counted generously: a string that merely
