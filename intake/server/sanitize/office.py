@@ -11,7 +11,9 @@ relationships, ODF's xlink:href) but web and mail hyperlinks, the files
 Word fields name in their instructions (INCLUDEPICTURE, LINK...), ODF frame
 and shape names (LibreOffice names a picture's frame after its file), their
 titles and descriptions, and a mail merge's data source names, and an EPUB
-page's <meta> naming its author or program.
+page's <meta> naming its author or program, its scripts and event handlers,
+and every reference it or its styles make outside the book
+(epub_references).
 Pictures inside the document (a phone photo pasted into a report keeps its
 GPS) go through the same cleaners as pictures sent alone, chosen by their
 bytes; one that cannot be cleaned stops the whole file, which is then kept
@@ -30,6 +32,7 @@ import re
 import zipfile
 
 from intake.server.sanitize import css, xmlsafe
+from intake.server.sanitize import epub_references as references
 from intake.server.sanitize.base import (
     Cleaned,
     CleanPart,
@@ -549,7 +552,7 @@ def _scrub_opf(tree, removed: list[str]) -> None:
 # -- pictures written inline, as base64 ---------------------------------------
 
 SVG = "http://www.w3.org/2000/svg"
-EPUB_PAGES = (".xhtml", ".html", ".htm")
+EPUB_PAGES = references.PAGES
 # Attributes that load what they name: a data: URI there is a file inside.
 # `background` (on body, table, td, th) and `lowsrc` are HTML's old ones,
 # which browsers still load.
@@ -565,11 +568,13 @@ def page_meta_dropped(name: str) -> bool:
     return name in PAGE_META_DROPPED or name.startswith(("dc.", "dcterms.", "dc:", "dcterms:"))
 
 
-def _scrub_page(tree, clean_picture: CleanPicture, removed: list[str]) -> None:
+def _scrub_page(tree, part: str, clean_picture: CleanPicture, removed: list[str]) -> None:
     """An EPUB's XHTML page: pictures embedded as data: URIs (an <img>'s src,
     a style's url()) are cleaned as if sent alone and embedded again; each
     inline <svg> goes through the SVG cleaner whole; <meta> naming the author,
-    the program or the subject goes. The page's title and text stay."""
+    the program or the subject goes; so does every reference outside the
+    book (epub_references), scripts and event handlers. The page's title and
+    text stay."""
     from intake.server.sanitize import svg
 
     pictures = svg.Pictures(clean_picture, removed)
@@ -586,37 +591,85 @@ def _scrub_page(tree, clean_picture: CleanPicture, removed: list[str]) -> None:
             root = replacement
         else:
             element.getparent().replace(element, replacement)
-    for element in list(root.iter()):
-        if not isinstance(element.tag, str) or element.tag.startswith(f"{{{SVG}}}"):
-            continue
-        tag = xmlsafe.local(element.tag)
-        if tag == "meta" and page_meta_dropped(element.get("name", "")) \
-                and element.getparent() is not None:
-            removed.append("page meta " + field_name(element.get("name", ""), 24))
-            element.getparent().remove(element)
-            continue
-        for attribute, value in list(element.attrib.items()):
-            key = xmlsafe.local(attribute)
-            # A URL parser drops tabs inside an address: "da&#9;ta:" is data:.
-            address = css.url_form(value) if key in LOADING else ""
-            if key == "style":
-                scrubbed = style_pictures(value, pictures)
-                if scrubbed != value:
-                    element.set(attribute, scrubbed)
-            elif "data:" in address.lower():
-                uri = pictures(address) if address.lower().startswith("data:") else None
-                if uri is None:
-                    raise Refused(NOT_A_PICTURE)
-                element.set(attribute, uri)
-        if tag == "style":
-            # Its style sheet is all the text directly inside it, the text
-            # after a comment too; a reader that takes the page for HTML
-            # reads the comment as style sheet text: the children go.
-            text = (element.text or "") + "".join(child.tail or "" for child in element)
-            for child in list(element):
-                removed.append("comment or element in a style")
-                element.remove(child)
-            element.text = style_pictures(text, pictures) if text else None
+    # Walked from the root, so that what is inside an element that goes is
+    # not looked at.
+    pending = [root]
+    while pending:
+        element = pending.pop()
+        if _scrub_page_element(element, part, pictures, removed):
+            pending.extend(e for e in element if isinstance(e.tag, str))
+
+
+def _scrub_page_element(element, part: str, pictures, removed: list[str]) -> bool:
+    """One element of a page scrubbed; False when it went, or is an inline
+    drawing (cleaned already)."""
+    if element.tag == f"{{{SVG}}}svg":
+        return False
+    tag = xmlsafe.local(element.tag)
+    if element.tag.startswith(f"{{{SVG}}}"):  # not inside a drawing: nothing draws it
+        return _drop(element, "drawing element outside a drawing", removed)
+    if tag == "meta" and page_meta_dropped(element.get("name", "")):
+        return _drop(element, "page meta " + field_name(element.get("name", ""), 24), removed)
+    if tag == "meta" and references.meta_refresh(element):
+        return _drop(element, "meta refresh", removed)
+    if tag in references.DROPPED_ELEMENTS:
+        return _drop(element, tag, removed)
+    outside = []
+    for attribute, value in list(element.attrib.items()):
+        key = xmlsafe.local(attribute)
+        # A URL parser drops tabs inside an address: "da&#9;ta:" is data:.
+        address = css.url_form(value) if key in LOADING else ""
+        why = references.attribute_dropped(attribute)
+        if why is not None:
+            removed.append(why)
+            del element.attrib[attribute]
+        elif key == "style":
+            scrubbed = references.scrub_style(style_pictures(value, pictures), part, removed)
+            if scrubbed is None:
+                del element.attrib[attribute]
+            elif scrubbed != value:
+                element.set(attribute, scrubbed)
+        elif "data:" in address.lower():
+            uri = pictures(address) if address.lower().startswith("data:") else None
+            if uri is None:
+                raise Refused(NOT_A_PICTURE)
+            element.set(attribute, uri)
+        elif references.fetching(tag, key) and \
+                not references.attribute_kept(tag, key, value, part):
+            outside.append(attribute)
+    if outside and tag in references.EMBEDDING:
+        return _drop(element, f"external reference: {field_name(tag, 24)}", removed)
+    for attribute in outside:
+        removed.append(f"external reference: {field_name(tag, 24)} "
+                       f"{field_name(xmlsafe.local(attribute), 24)}")
+        del element.attrib[attribute]
+    if tag == "style":
+        # Its style sheet is all the text directly inside it, the text
+        # after a comment too; a reader that takes the page for HTML
+        # reads the comment as style sheet text: the children go.
+        text = (element.text or "") + "".join(child.tail or "" for child in element)
+        for child in list(element):
+            removed.append("comment or element in a style")
+            element.remove(child)
+        element.text = references.scrub_style(style_pictures(text, pictures), part, removed) \
+            if text else None
+    return True
+
+
+def _drop(element, why: str, removed: list[str]) -> bool:
+    """Removes the element and what is inside it; the text after it stays."""
+    parent = element.getparent()
+    if parent is None:
+        raise Refused("a page of the book is malformed")
+    removed.append(why)
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
+    return False
 
 
 NOT_A_PICTURE = "a file embedded in a page is not a picture that can be cleaned"
@@ -645,20 +698,40 @@ def style_pictures(text: str, pictures) -> str:
     return scrubbed
 
 
+def _scrub_drawing(name: str, body: bytes, clean_picture: CleanPicture,
+                   removed: list[str]) -> bytes:
+    """A drawing of the book, cleaned as an SVG sent alone (as a part told
+    by its bytes would be, but a page may show it however it begins)."""
+    from intake.server.sanitize import svg
+
+    try:
+        cleaned = svg.clean(body, clean_picture)
+    except Refused as exc:
+        raise Refused(f"a file inside could not be cleaned ({exc.reason})",
+                      hostile=exc.hostile) from exc
+    label = field_name(posixpath.basename(name), 24)
+    removed += [f"inside {label}: {n}" for n in cleaned.removed]
+    return cleaned.data
+
+
 def etree_bytes(element) -> bytes:
     from lxml import etree
 
     return etree.tostring(element)
 
 
-def _scrub_stylesheet(body: bytes, clean_picture: CleanPicture, removed: list[str]) -> bytes:
+def _scrub_stylesheet(body: bytes, part: str, clean_picture: CleanPicture,
+                      removed: list[str]) -> bytes:
     from intake.server.sanitize import svg
 
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Refused("a style sheet of the book is not UTF-8") from exc
-    scrubbed = style_pictures(text, svg.Pictures(clean_picture, removed))
+    scrubbed = references.scrub_style(style_pictures(text, svg.Pictures(clean_picture, removed)),
+                                      part, removed)
+    if scrubbed is None:  # it could fetch what a plain reading does not show
+        return b""
     return body if scrubbed == text else scrubbed.encode("utf-8")
 
 
@@ -790,8 +863,10 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
     out_parts: list[tuple[str, bytes]] = []
     members = {n for n in by_name if n not in dropped}
     odf_names = OdfNames()
+    kinds = references.manifest_kinds(by_name) if family == "epub" else {}
     for info, body in parts:
         name = info.filename
+        kind = references.part_kind(name, kinds) if family == "epub" else None
         if name in dropped or info.is_dir():
             continue
         replaced = REPLACED.get(name)
@@ -802,22 +877,25 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
             body = replaced
         elif not body.strip():
             pass  # an empty part (LibreOffice's Configurations2/accelerator/current.xml)
-        elif family == "epub" and name.lower().endswith(EPUB_PAGES):
+        elif kind == "page":
             try:
                 tree = xmlsafe.parse(body)
             except Refused:
                 raise
             except Exception as exc:  # noqa: BLE001 - a page that is not XHTML
                 raise Refused("a page of the book is malformed") from exc
-            _scrub_page(tree, clean_picture, removed)
+            _scrub_page(tree, name, clean_picture, removed)
             body = xmlsafe.serialize(tree)
-        elif family == "epub" and name.lower().endswith(".css"):
-            body = _scrub_stylesheet(body, clean_picture, removed)
+        elif kind == "style":
+            body = _scrub_stylesheet(body, name, clean_picture, removed)
+        elif kind == "drawing":  # told by its name or the manifest, not by its first bytes
+            body = _scrub_drawing(name, body, clean_picture, removed)
         elif name.endswith((".xml", ".rels", ".opf", ".ncx")) and name != "mimetype":
             tree = xmlsafe.parse(body)
             changed = _scrub_xml(name, tree, removed)
             if family == "epub" and name.endswith((".opf", ".ncx")):
                 _scrub_opf(tree, removed)
+                references.scrub_opf(tree, name, removed)
                 changed = True
             if name.endswith(".rels"):
                 changed = _prune_rels(name, tree, dropped, removed) or changed

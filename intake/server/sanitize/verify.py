@@ -225,12 +225,14 @@ def _pdf_inline_jpeg(pdf, image) -> None:
 OFFICE_PROPERTIES = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml", "meta.xml")
 
 
-def _page(body: bytes, max_pixels: int) -> None:
+def _page(body: bytes, part: str, max_pixels: int) -> None:
     """An EPUB's XHTML page: no <meta> naming its author or program, every
     picture embedded as a data: URI vouched for, every inline drawing as an
-    SVG sent alone would be."""
+    SVG sent alone would be; no script, event handler, base, refresh or
+    reference outside the book (epub_references)."""
     from lxml import etree
 
+    from intake.server.sanitize import epub_references as references
     from intake.server.sanitize.office import LOADING, SVG, page_meta_dropped
 
     root = xmlsafe.parse(body).getroot()
@@ -242,29 +244,44 @@ def _page(body: bytes, max_pixels: int) -> None:
             _svg(etree.tostring(element), max_pixels)
             continue
         if element.tag.startswith(f"{{{SVG}}}"):
+            if not any(a.tag == f"{{{SVG}}}svg" for a in element.iterancestors()):
+                raise Failed("a drawing element outside a drawing left")
             continue
         tag = xmlsafe.local(element.tag)
         if tag == "meta" and page_meta_dropped(element.get("name", "")):
             raise Failed("page meta left")
+        if tag in references.DROPPED_ELEMENTS or (
+                tag == "meta" and references.meta_refresh(element)):
+            raise Failed("script, base or refresh left")
         for attribute, value in element.attrib.items():
             key = xmlsafe.local(attribute)
+            if references.attribute_dropped(attribute) is not None:
+                raise Failed("event handler or base left")
             if key in LOADING and "data:" in css.url_form(value).lower():
                 _embedded_picture(css.url_form(value), max_pixels, 0)
             elif key == "style":
-                _css(value, max_pixels)
+                _css(value, part, max_pixels)
+            elif references.fetching(tag, key) and \
+                    not references.attribute_kept(tag, key, value, part):
+                raise Failed("external reference left")
         if tag == "style":
             if len(element):  # a comment's tail is style sheet text too
                 raise Failed("a comment or element in a style left")
-            _css(element.text or "", max_pixels)
+            _css(element.text or "", part, max_pixels)
 
 
 _CSS_URL = re.compile(r"""url\(\s*(["']?)([^"')]*)""", re.IGNORECASE)
 
 
-def _css(text: str, max_pixels: int) -> None:
+def _css(text: str, part: str, max_pixels: int) -> None:
     """Every picture a style embeds as a plain url(data:...) is vouched for,
-    and no other data: URL is left where a browser would find one once the
-    escapes are decoded (u\\72l(data:...), image-set("data:..."))."""
+    no other data: URL is left where a browser would find one once the
+    escapes are decoded (u\\72l(data:...), image-set("data:...")), and
+    nothing outside the book is fetched."""
+    from intake.server.sanitize.epub_references import style_clean
+
+    if not style_clean(text, part):
+        raise Failed("a style that may fetch a file outside the book left")
 
     def vouched(url: re.Match) -> str:
         if not url.group(2).strip().lower().startswith("data:"):
@@ -306,12 +323,12 @@ def _odf_part(root, max_pixels: int) -> None:
 
 
 def _zip(family: str, data: bytes, max_pixels: int) -> None:
+    from intake.server.sanitize import epub_references as references
     from intake.server.sanitize.office import (
         CONNECTION_DROPPED,
         CONNECTION_EMPTIED,
         DRAWING_PROPERTIES,
         DRAWING_TEXT,
-        EPUB_PAGES,
         ODF_FIELDS,
         SPREADSHEET,
         XLINK_HREF,
@@ -325,6 +342,9 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
         if z.testzip() is not None:
             raise Failed("damaged zip")
         names = z.namelist()
+        kinds = references.manifest_kinds({n: z.read(n) for n in names
+                                           if n.lower().endswith(".opf")}) \
+            if family == "epub" else {}
         if family in ("odf", "epub") and names[:1] != ["mimetype"]:
             raise Failed("mimetype not first")
         for name in names:
@@ -332,11 +352,15 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
             if lower.startswith(("docprops/thumbnail", "thumbnails/")) or \
                     "/printersettings/" in lower:
                 raise Failed(f"part left: {lower.rsplit('/', 1)[-1][:30]}")
-            if family == "epub" and lower.endswith(EPUB_PAGES):
-                _page(z.read(name), max_pixels)
+            kind = references.part_kind(name, kinds) if family == "epub" else None
+            if kind == "page":
+                _page(z.read(name), name, max_pixels)
                 continue
-            if family == "epub" and lower.endswith(".css"):
-                _css(z.read(name).decode("utf-8-sig"), max_pixels)
+            if kind == "style":
+                _css(z.read(name).decode("utf-8-sig"), name, max_pixels)
+                continue
+            if kind == "drawing":
+                _svg(z.read(name), max_pixels)
                 continue
             if not name.endswith((".xml", ".rels", ".opf", ".ncx")):
                 continue
@@ -346,6 +370,9 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
             root = xmlsafe.parse(body).getroot()
             if family == "odf":
                 _odf_part(root, max_pixels)
+            if family == "epub" and lower.endswith(".opf") and \
+                    not references.opf_clean(root, name):
+                raise Failed("external reference left in the package document")
             if family == "ooxml" and any(field_path(text) is not None
                                          for _, text in field_instructions(root)):
                 raise Failed("field file path left")

@@ -1,0 +1,269 @@
+"""An EPUB's references outside the book: a page's <img src>, <link href>,
+scripts, frames and objects, a refresh, xml:base and <base>, a style's url()
+and @import (escapes decoded, as a browser reads them), a package
+document's remote items. Opening a cleaned book must fetch nothing from an
+address the sender chose; the book's own files, links and anchors stay."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+HOST = "tracker.example"
+TEXT = "The shelling started at dawn."
+
+
+def _book(tmp_path: Path, body: str = "", head: str = "", css: str = "p { margin: 0 }",
+          items: str = "", metadata: str = "", page_name: str = "c.xhtml",
+          extra: dict[str, str] | None = None) -> Path:
+    opf = f"""<?xml version="1.0" encoding="UTF-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
+<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">
+<dc:identifier id="id">urn:uuid:1</dc:identifier><dc:title>Diary</dc:title>
+<dc:language>uk</dc:language>{metadata}</metadata><manifest>
+<item id="c" href="{page_name}" media-type="application/xhtml+xml"/>
+<item id="s" href="s.css" media-type="text/css"/>{items}</manifest>
+<spine><itemref idref="c"/></spine></package>"""
+    page = ('<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE html>'
+            '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">'
+            f'<head><title>Day one</title>{head}</head><body><p>{TEXT}</p>{body}</body></html>')
+    path = tmp_path / "book.epub"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
+                   'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+                   '<rootfile full-path="OEBPS/content.opf" '
+                   'media-type="application/oebps-package+xml"/></rootfiles></container>')
+        z.writestr("OEBPS/content.opf", opf)
+        z.writestr(f"OEBPS/{page_name}", page)
+        z.writestr("OEBPS/s.css", css)
+        for name, body_ in (extra or {}).items():
+            z.writestr(name, body_)
+    return path
+
+
+def _parts(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+# Each: where it is planted (page body, page head, style sheet), what is
+# planted, what must be gone from the cleaned book, the label `removed` has.
+HOSTILE = {
+    "img src": ("body", f'<img alt="x" src="http://{HOST}/p.png"/>', HOST,
+                "external reference: img src"),
+    "link href": ("head", f'<link rel="stylesheet" href="https://{HOST}/s.css"/>', HOST,
+                  "external reference: link href"),
+    "script src": ("body", f'<script src="http://{HOST}/s.js"></script>', HOST, "script"),
+    "inline script": ("body", f"<script>fetch('http://{HOST}/')</script>", HOST, "script"),
+    "event handler": ("body", f'<img src="p.png" onerror="location=\'http://{HOST}/\'"/>',
+                      HOST, "event handler"),
+    "iframe": ("body", f'<iframe src="http://{HOST}/f.xhtml"></iframe>', HOST,
+               "external reference: iframe"),
+    "iframe srcdoc": ("body", f'<iframe srcdoc="&lt;img src=http://{HOST}/p.png&gt;"></iframe>',
+                      HOST, "srcdoc"),
+    "object data": ("body", f'<object data="http://{HOST}/o.svg" type="image/svg+xml">'
+                    'a map</object>', HOST, "external reference: object"),
+    "embed": ("body", f'<embed src="http://{HOST}/e.swf"/>', HOST, "external reference: embed"),
+    "meta refresh": ("head", f'<meta http-equiv="Refresh" content="0; url=http://{HOST}/"/>',
+                     HOST, "meta refresh"),
+    "xml:base": ("body", f'<p xml:base="http://{HOST}/"><img alt="" src="p.png"/></p>', HOST,
+                 "xml:base"),
+    "base": ("head", f'<base href="http://{HOST}/"/>', HOST, "base"),
+    "video poster and source": ("body", f'<video poster="http://{HOST}/v.png"><source '
+                                f'src="http://{HOST}/v.mp4"/></video>', HOST,
+                                "external reference: video poster"),
+    "srcset": ("body", f'<img alt="" src="p.png" srcset="p.png 1x, http://{HOST}/p.png 2x"/>',
+               HOST, "external reference: img srcset"),
+    "preload imagesrcset": ("head", '<link rel="preload" as="image" href="p.png" '
+                            f'imagesrcset="p.png 1x, http://{HOST}/p.png 2x"/>', HOST,
+                            "external reference: link imagesrcset"),
+    "mathml altimg": ("body", '<math xmlns="http://www.w3.org/1998/Math/MathML" '
+                      f'altimg="http://{HOST}/f.png"><mi>x</mi></math>', HOST,
+                      "external reference: math altimg"),
+    "svg element outside a drawing": ("body", '<image xmlns="http://www.w3.org/2000/svg" '
+                                      f'href="http://{HOST}/p.png"/>', HOST,
+                                      "drawing element outside a drawing"),
+    "absolute path": ("body", '<img alt="" src="/etc/x"/>', "/etc/x",
+                      "external reference: img src"),
+    "a path leaving the package": ("body", '<img alt="" src="../../x.png"/>', "../../x",
+                                   "external reference: img src"),
+    "dots percent-encoded": ("body", '<img alt="" src="%2e%2e/%2E%2E/x.png"/>', "x.png",
+                             "external reference: img src"),
+    "file: URL": ("body", '<img alt="" src="file:///home/olena/x.png"/>', "olena",
+                  "external reference: img src"),
+    "protocol-relative": ("body", f'<img alt="" src="//{HOST}/p.png"/>', HOST,
+                          "external reference: img src"),
+    "backslashes": ("body", f'<img alt="" src="\\\\{HOST}\\share\\p.png"/>', HOST,
+                    "external reference: img src"),
+    "a tab in the scheme": ("body", f'<img alt="" src="ht&#9;tp://{HOST}/p.png"/>', HOST,
+                            "external reference: img src"),
+    "a file: link to click": ("body", '<a href="file:///home/olena/notes.txt">notes</a>',
+                              "olena", "external reference: a href"),
+    "style attribute url()": ("body", f'<p style="background: url(http://{HOST}/p.png)">x</p>',
+                              HOST, "external reference: url()"),
+    "style element @import": ("head", f'<style>@import "http://{HOST}/s.css"; h1 {{ margin: 0 }}'
+                              '</style>', HOST, "external reference: @import"),
+    "style sheet url()": ("css", f"p {{ background: url('https://{HOST}/p.png') }}", HOST,
+                          "external reference: url()"),
+    "style sheet @import url()": ("css", f"@import url(//{HOST}/s.css) screen;\np {{ margin: 0 }}",
+                                  HOST, "external reference: @import"),
+    "style sheet font from a path outside": ("css", '@font-face { font-family: "F"; src: '
+                                             'url("/usr/share/fonts/f.otf") }', "/usr/share",
+                                             "external reference: url()"),
+    "url spelled with an escape": ("css", rf"p {{ background: u\72l(http://{HOST}/p.png) }}",
+                                   HOST, "external reference: style"),
+    "@import spelled with an escape": ("css", rf'@im\70ort "http://{HOST}/s.css";', HOST,
+                                       "external reference: style"),
+    "an escape inside the address": ("css", rf"p {{ background: url(http\3a //{HOST}/p.png) }}",
+                                     HOST, "external reference: style"),
+    "image-set in a style attribute": ("body", '<p style=\'background: image-set('
+                                       f'"http://{HOST}/p.png" 1x)\'>x</p>', HOST,
+                                       "external reference: style"),
+    "an unterminated url at the end": ("body", f'<p style="background: url(http://{HOST}/p.png">'
+                                       'x</p>', HOST, "external reference: style"),
+}
+
+
+def _hostile_book(tmp_path: Path, where: str, planted: str) -> Path:
+    if where == "css":
+        return _book(tmp_path, css=planted)
+    return _book(tmp_path, **{where: planted})
+
+
+def _mentions(parts: dict[str, bytes], marker: str) -> bool:
+    from intake.server.sanitize import css
+
+    return any(marker in css.unescape(body.decode("utf-8", "replace")).replace("\\", "/")
+               .replace("%2E", ".").replace("%2e", ".")
+               for name, body in parts.items() if not name.endswith(".opf"))
+
+
+@pytest.mark.parametrize(("where", "planted", "marker", "label"), HOSTILE.values(),
+                         ids=HOSTILE.keys())
+def test_a_reference_outside_the_book_is_gone_after_cleaning(sanitized, tmp_path, where,
+                                                              planted, marker, label):
+    original = _hostile_book(tmp_path, where, planted)
+    assert _mentions(_parts(original), marker)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    cleaned = _parts(out)
+    assert not _mentions(cleaned, marker), cleaned["OEBPS/c.xhtml"]
+    assert label in result.removed, result.removed
+    assert TEXT.encode() in cleaned["OEBPS/c.xhtml"]
+
+
+@pytest.mark.parametrize(("where", "planted", "marker", "label"), HOSTILE.values(),
+                         ids=HOSTILE.keys())
+def test_the_check_refuses_a_book_that_still_refers_outside(tmp_path, where, planted, marker,
+                                                            label):
+    """Should the cleaner be bypassed, the book is refused, not stored."""
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    data = _hostile_book(tmp_path, where, planted).read_bytes()
+    with pytest.raises(Failed):
+        check("epub", data, Cleaned(data), Limits())
+
+
+def test_what_is_left_around_a_removed_element_stays(sanitized, tmp_path):
+    body = (f'<p>before<script src="http://{HOST}/s.js"></script>after</p>'
+            f'<object data="http://{HOST}/o.svg">fallback</object>tail')
+    result, out = sanitized(_book(tmp_path, body))
+    assert result.ok, result.reason
+    page = _parts(out)["OEBPS/c.xhtml"]
+    assert b"<p>beforeafter</p>" in page and b"tail" in page and b"fallback" not in page
+
+
+REMOTE_ITEMS = {
+    "items": (f'<item id="a" href="https://{HOST}/a.mp3" media-type="audio/mpeg" '
+              'properties="remote-resources"/>'),
+    "metadata": f'<link rel="record" href="http://{HOST}/record.xml"/>',
+}
+
+
+@pytest.mark.parametrize("where", REMOTE_ITEMS)
+def test_a_package_documents_remote_resources_go(sanitized, tmp_path, where):
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    original = _book(tmp_path, **{where: REMOTE_ITEMS[where]})
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    opf = _parts(out)["OEBPS/content.opf"]
+    assert HOST.encode() not in opf and b'href="c.xhtml"' in opf and b'idref="c"' in opf
+    assert any(n.startswith("external reference: opf") for n in result.removed)
+    data = original.read_bytes()
+    with pytest.raises(Failed):
+        check("epub", data, Cleaned(data), Limits())
+
+
+def test_a_page_or_drawing_is_known_by_the_manifest_not_its_name(sanitized, tmp_path):
+    """A reading system shows a part as its manifest says: a page named c.txt
+    is a page, and a drawing whose first bytes hide that it is one is a
+    drawing."""
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    drawing = ("<!--" + "x" * 5000 + '--><svg xmlns="http://www.w3.org/2000/svg">'
+               f'<image href="http://{HOST}/d.png"/></svg>')
+    original = _book(tmp_path, f'<img src="http://{HOST}/p.png"/>', page_name="c.txt",
+                     items='<item id="d" href="d.bin" media-type="image/svg+xml"/>',
+                     extra={"OEBPS/d.bin": drawing})
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    cleaned = _parts(out)
+    assert HOST.encode() not in cleaned["OEBPS/c.txt"] + cleaned["OEBPS/d.bin"]
+    assert TEXT.encode() in cleaned["OEBPS/c.txt"]
+    data = original.read_bytes()
+    with pytest.raises(Failed):
+        check("epub", data, Cleaned(data), Limits())
+
+
+ORDINARY_SHEET = r"""@charset "utf-8";
+@namespace epub "http://www.idpf.org/2007/ops";
+@import url(fonts.css);
+@import "notes.css";
+@font-face { font-family: "Minion"; src: url("../Fonts/Minion Pro.otf") format("opentype"),
+  local("Minion"); }
+body { background: url(../Images/paper.png) no-repeat; font-family: 'Noto\ Serif' }
+.note { filter: url(#shadow) }
+"""
+ORDINARY_HEAD = ('<link rel="stylesheet" href="s.css" type="text/css"/>'
+                 '<link rel="stylesheet" href="../Styles/book.css"/>'
+                 '<style>@import "notes.css"; h1 { background: url("../Images/rule.png") }'
+                 '</style>')
+ORDINARY_BODY = (
+    '<h1 id="start">Day one</h1>'
+    '<p><img src="../Images/street.jpg" alt="the street"/>'
+    '<img src="map%20small.png" srcset="map%20small.png 1x, map.png 2x" alt=""/></p>'
+    '<p>See <a href="#start">the start</a>, <a href="c2.xhtml#s2">day two</a>, '
+    '<a epub:type="noteref" href="notes.xhtml#n1">1</a> and '
+    '<a href="https://example.org/report">the report</a> or '
+    '<a href="mailto:desk@example.org">write</a>.</p>'
+    '<audio src="../Audio/siren.mp3" controls="controls"/>'
+    '<p style="background: url(\'../Images/rule.png\')">x</p>')
+
+
+def test_an_ordinary_books_own_files_links_and_anchors_stay(sanitized, tmp_path):
+    from intake.server.sanitize import xmlsafe
+
+    original = _book(tmp_path, ORDINARY_BODY, ORDINARY_HEAD, ORDINARY_SHEET)
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert not [n for n in result.removed if "external" in n or n in (
+        "script", "event handler", "base", "xml:base")], result.removed
+    cleaned = _parts(out)
+    assert cleaned["OEBPS/s.css"] == ORDINARY_SHEET.encode()
+
+    def attributes(page: bytes) -> list:
+        root = xmlsafe.parse(page).getroot()
+        return [(e.tag, sorted(e.attrib.items()), e.text) for e in root.iter()
+                if isinstance(e.tag, str)]
+
+    assert attributes(cleaned["OEBPS/c.xhtml"]) == attributes(_parts(original)["OEBPS/c.xhtml"])
