@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -545,3 +546,178 @@ def test_uploads_of_all_sessions_together_are_capped(app, monkeypatch):
     refused = create(app.test_client(), 10, **{"Accept-Language": "uk"})
     assert refused.status_code == 503
     assert "за кілька хвилин" in refused.get_data(as_text=True)
+
+
+# -- a crash at any step, a hostile disk -------------------------------------------
+
+def _folder(app, url: str):
+    return partials_root(app) / upload_id(url)
+
+
+def _crash_in_state_write(folder, new_state: bytes, step: str) -> None:
+    """Leaves the files as a process killed at `step` of a state write would."""
+    state, spare, old = folder / "state.json", folder / "state.spare", folder / "state.old"
+    if step == "spare half written":
+        spare.write_bytes(new_state[:len(new_state) // 2])
+        return
+    spare.write_bytes(new_state)
+    if step == "spare written":
+        return
+    os.link(state, old)
+    if step == "old linked":
+        return
+    os.replace(spare, state)  # "replaced": the old is not yet the spare
+
+
+@pytest.mark.parametrize(("step", "recorded"), [
+    ("piece half appended", False), ("piece appended", False),
+    ("spare half written", False), ("spare written", False), ("old linked", False),
+    ("replaced", True)])
+def test_a_crash_at_any_step_of_a_piece_loses_nothing_acknowledged(app, client, team_key,
+                                                                   step, recorded):
+    """The offset then said is what is stored and authenticated; what a crash
+    left past it is cut off; the upload resumes and joins its submission."""
+    data = os.urandom(300_000)
+    url = create(client, len(data)).headers["Location"]
+    assert patch(client, url, 0, data[:100_000]).status_code == 204  # acknowledged
+    folder = _folder(app, url)
+    partial = app.extensions[PARTIALS].open(
+        resumable.session_secret(app.secret_key, _cookie(client)), upload_id(url))
+    partial.lock()
+    try:  # the second piece, sealed as the server seals it, then the crash
+        writer = partial.append(100_000, 100_000)
+        writer.write(data[100_000:200_000])
+        sealed_end = writer.start
+        writer._write(writer._pusher.push(bytes(writer._buf), final=True, ad=writer._ad))
+        os.close(writer._fd)
+    finally:
+        partial.unlock()
+    if step == "piece half appended":
+        os.truncate(folder / "pieces", sealed_end + 40_000)
+    if step not in ("piece half appended", "piece appended"):
+        state = json.loads((folder / "state.json").read_text())
+        state["pieces"].append(100_000)
+        _crash_in_state_write(folder, json.dumps(state).encode(), step)
+    arrived = 200_000 if recorded else 100_000
+    assert head(client, url).headers["Upload-Offset"] == str(arrived)
+    assert patch(client, url, arrived, data[arrived:]).status_code == 204
+    assert sorted(p.name for p in folder.iterdir()) == ["lock", "pieces", "state.json",
+                                                         "state.spare"]
+    assert send_form(client, [upload_id(url)]).status_code == 200
+    assert [c for c, m in stored_files(app, team_key) if m["kind"] != "testimony"] == [data]
+
+
+@pytest.mark.parametrize("change", [
+    {"day": "9999-12-31"}, {"day": 5}, {"day": None}, {"length": "100"}, {"length": -5},
+    {"length": 10**40}, {"pieces": 5}, {"pieces": ["10"]}, {"pieces": [-10, 20]},
+    {"pieces": [60, 60]}, {"pieces": [True] * 10}, {"binding": 5}, {"meta": None},
+    "not an object", "not JSON"])
+def test_a_hostile_state_is_refused_and_harms_no_other_upload(app, client, change):
+    """A state.json that is not one this server wrote (damaged, or planted) is
+    answered as an upload that does not exist: never a 500, never an offset
+    that is not stored; and it keeps no other witness from sending."""
+    url = create(client, 100).headers["Location"]
+    assert patch(client, url, 0, b"a" * 10).status_code == 204
+    path = _folder(app, url) / "state.json"
+    state = json.loads(path.read_text())
+    if change == "not JSON":
+        path.write_bytes(b"\xff{")
+    else:
+        path.write_text(json.dumps([state] if change == "not an object"
+                                   else {**state, **change}))
+    assert head(client, url).status_code == 404
+    assert patch(client, url, 10, b"b").status_code == 404
+    refused = send_form(client, [upload_id(url)])
+    assert refused.status_code == 400 and "Choose it again" in refused.get_data(as_text=True)
+    other = app.test_client()
+    made = create(other, 10)
+    assert made.status_code == 201
+    assert patch(other, made.headers["Location"], 0, b"c" * 10).status_code == 204
+    assert app.extensions[PARTIALS].held() == 10  # only what is really held
+
+
+@pytest.mark.parametrize("what", ["folder", "pieces", "state.spare", "state.json", "lock",
+                                  "pieces hard link", "state.json fifo"])
+def test_links_in_an_upload_are_never_followed(app, client, tmp_path, what):
+    """A folder or file of an upload replaced by a link (or a second name of a
+    file elsewhere, or a FIFO) is refused: nothing outside data/uploads is
+    read, written, truncated or has its times set, and no request hangs."""
+    url = create(client, 100).headers["Location"]
+    assert patch(client, url, 0, b"a" * 10).status_code == 204
+    folder = _folder(app, url)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in resumable.FOLDER_FILES:
+        (outside / name).write_bytes((folder / name).read_bytes())
+    victim = outside / ("pieces" if what == "folder" else what.split()[0])
+    before = victim.read_bytes(), victim.stat().st_mtime
+    name = what.split()[0]
+    if what == "folder":
+        shutil.rmtree(folder)
+        folder.symlink_to(outside)
+    elif what.endswith("hard link"):
+        (folder / name).unlink()
+        os.link(victim, folder / name)
+    elif what.endswith("fifo"):
+        (folder / name).unlink()
+        os.mkfifo(folder / name)
+    else:
+        (folder / name).unlink()
+        (folder / name).symlink_to(victim)
+    answers = [head(client, url).status_code, patch(client, url, 10, b"b" * 10).status_code,
+               send_form(client, [upload_id(url)]).status_code]
+    assert answers == [404, 404, 400]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    tidy(app.extensions["intake"].config, later.timestamp())
+    assert (victim.read_bytes(), victim.stat().st_mtime) == before
+    assert not folder.exists() and not folder.is_symlink()  # swept, the link not followed
+
+
+def test_a_pool_folder_not_as_made_is_never_used(app, client, tmp_path):
+    partials: Partials = app.extensions[PARTIALS]
+    partials.fill_pool(0)
+    outside = tmp_path / "outside"
+    resumable._make_folder(outside)
+    (partials.pool / ("e" * 32)).symlink_to(outside)
+    (partials.pool / ("f" * 32)).mkdir()  # without its files
+    assert create(client, 100).status_code == 503  # nothing usable: refused
+    assert sorted(os.listdir(outside)) == sorted(resumable.FOLDER_FILES)
+    assert [p for p in partials.root.iterdir() if p.name != ".pool"] == []
+    partials.fill_pool(1)
+    url = create(client, 100).headers["Location"]
+    assert patch(client, url, 0, b"a" * 10).status_code == 204
+    assert os.path.getsize(outside / "pieces") == 0
+
+
+def test_an_upload_removed_meanwhile_is_not_found(app, client):
+    """Opened by one request, removed by another (a DELETE from another tab,
+    the hourly pass) before the first takes the lock: 404, not a 500."""
+    url = create(client, 100).headers["Location"]
+    partial = app.extensions[PARTIALS].open(
+        resumable.session_secret(app.secret_key, _cookie(client)), upload_id(url))
+    shutil.rmtree(_folder(app, url))
+    with pytest.raises(resumable.NotFound):
+        partial.lock()
+
+
+def test_the_pass_leaves_a_folder_taken_this_moment(app, client, config, monkeypatch):
+    """A pool folder made days ago keeps its old times when taken: the pass,
+    running between the take and the first state, must not remove it."""
+    partials: Partials = app.extensions[PARTIALS]
+    partials.fill_pool(2)
+    days_ago = time.time() - 3 * 86400
+    for folder in partials.pool.iterdir():
+        os.utime(folder, (days_ago, days_ago))
+    write = resumable._write_state
+
+    def pass_meanwhile(folder, data):
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        assert tidy(config, later.timestamp()).partial_uploads == 0
+        write(folder, data)
+
+    monkeypatch.setattr(resumable, "_write_state", pass_meanwhile)
+    made = create(client, 100)
+    monkeypatch.undo()
+    assert made.status_code == 201
+    assert patch(client, made.headers["Location"], 0, b"a" * 10).status_code == 204
+

@@ -52,6 +52,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,28 +136,103 @@ def _derive(secret: bytes, upload_id: str, person: bytes) -> bytes:
                            person=person).digest()
 
 
-def _write_state(folder: Path, data: bytes) -> None:
+def _write_state(folder: int, data: bytes) -> None:
     """Replaces state.json whole, creating no file: the new state goes into
     state.spare, which replaces state.json, whose old inode (kept by a
     second name meanwhile) becomes the next spare. A crash at any step
-    leaves the old state or the new one, and the next write finds its spare."""
-    state, spare, old = folder / "state.json", folder / "state.spare", folder / "state.old"
-    if not spare.exists() and old.exists():
-        os.rename(old, spare)  # cut short after the replace, the last time
-    fd = os.open(spare, os.O_WRONLY | os.O_TRUNC)  # no O_CREAT: missing fails
+    leaves the old state or the new one, and the next write finds its spare.
+    `folder` is a handle on the upload's folder: no name is followed."""
+    at = {"src_dir_fd": folder, "dst_dir_fd": folder}
+    try:
+        os.stat("state.spare", dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:  # cut short after the replace, the last time
+        with contextlib.suppress(FileNotFoundError):
+            os.rename("state.old", "state.spare", **at)
+    fd = _open_in(folder, "state.spare", os.O_WRONLY | os.O_TRUNC, write=True)
     try:
         _write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    old.unlink(missing_ok=True)
-    os.link(state, old)
-    os.replace(spare, state)
-    os.rename(old, spare)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink("state.old", dir_fd=folder)
+    os.link("state.json", "state.old", **at, follow_symlinks=False)
+    os.replace("state.spare", "state.json", **at)
+    os.rename("state.old", "state.spare", **at)
+    os.fsync(folder)  # the new state is kept before the piece it records is acknowledged
     day = today()
-    coarsen_mtime(state, day)
-    coarsen_mtime(spare, day)
-    coarsen_mtime(folder, day)
+    _coarsen(folder, "state.json", day)
+    _coarsen(folder, "state.spare", day)
+    _coarsen(folder, None, day)
+
+
+# Read or written only through a handle on the upload's folder, never
+# through a link: a folder or file replaced by a link, a hard link to a file
+# elsewhere, a FIFO (which would hold the thread) are refused. Reading does
+# not stamp the access time with the time of day where the kernel allows it.
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_NOATIME = getattr(os, "O_NOATIME", 0)
+MAX_STATE = 1024 * 1024  # bytes; a state.json larger than this is not ours
+MAX_LENGTH = 2**63 - 1  # what Upload-Length's 19 digits allow
+
+
+def _open_folder(root: Path, name: str) -> int:
+    """A handle on root/name; OSError if it is a link or not a folder."""
+    return os.open(root / name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def _open_in(folder: int, name: str, flags: int, write: bool = False) -> int:
+    """A regular file of the folder, not followed through a link; a file
+    written must have no other name (a hard link to a file elsewhere)."""
+    try:
+        fd = os.open(name, flags | _NOFOLLOW | (0 if write else _NOATIME), dir_fd=folder)
+    except PermissionError:  # O_NOATIME: only for the file's owner
+        fd = os.open(name, flags | _NOFOLLOW, dir_fd=folder)
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or (write and found.st_nlink != 1):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a file of this upload", name)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _read_in(folder: int, name: str, limit: int = MAX_STATE) -> bytes:
+    with os.fdopen(_open_in(folder, name, os.O_RDONLY), "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{name} is too large")
+    return data
+
+
+def _coarsen(folder: int, name: str | None, day: dt.date) -> None:
+    """coarsen_mtime through the folder's handle (the folder itself for None)."""
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+    if name is None:
+        os.utime(folder, (midnight, midnight))
+    else:
+        os.utime(name, (midnight, midnight), dir_fd=folder, follow_symlinks=False)
+
+
+def _checked(state: object) -> dict:
+    """The state as this version writes it, else ValueError: a state.json that
+    is damaged, or was written by anything else, is refused, never trusted
+    (an offset past the length, a negative piece, a day out of range)."""
+    if not isinstance(state, dict) or state.get("v") != STATE_VERSION:
+        raise ValueError("not an upload's state")
+    day, length, pieces = state.get("day"), state.get("length"), state.get("pieces")
+    if not (isinstance(day, str) and type(length) is int and isinstance(pieces, list)
+            and isinstance(state.get("binding"), str) and isinstance(state.get("meta"), str)):
+        raise ValueError("not an upload's state")
+    dt.date.fromisoformat(day)
+    if not 0 <= length <= MAX_LENGTH or \
+            any(type(p) is not int or p <= 0 for p in pieces) or sum(pieces) > length:
+        raise ValueError("not an upload's state")
+    return state
+
+
+def _load(folder: int) -> dict:
+    """The upload's state, checked; OSError or ValueError when it is not one."""
+    return _checked(json.loads(_read_in(folder, "state.json")))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -174,8 +250,66 @@ def sealed_size(size: int) -> int:
 
 def _make_folder(path: Path) -> None:
     path.mkdir(mode=0o700)
+    day = today()
     for name in FOLDER_FILES:
         os.close(os.open(path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        coarsen_mtime(path / name, day)  # the lock is never written: only the day
+    coarsen_mtime(path, day)
+
+
+def _fresh(folder: int) -> bool:
+    """Whether a folder taken from the pool is as a fill made it: its four
+    files, empty, each a file of its own (not a link, not another's name)."""
+    for name in FOLDER_FILES:
+        try:
+            found = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        except OSError:
+            return False
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_size:
+            return False
+    return True
+
+
+def _intact(folder: int) -> bool:
+    """Whether an upload's files are files of its own: none a link, a FIFO,
+    or (those written in place) a second name of a file elsewhere. state.json
+    shares its inode with state.old for a moment while it is replaced."""
+    for name, needed, single in (("lock", True, False), ("state.json", True, False),
+                                 ("pieces", True, True), ("state.spare", False, True),
+                                 ("state.old", False, False)):
+        try:
+            found = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            if needed:
+                return False
+            continue
+        if not stat.S_ISREG(found.st_mode) or (single and found.st_nlink != 1):
+            return False
+    return True
+
+
+def _remove_entry(path: Path) -> None:
+    """Removes a folder, or a link or file where a folder should be, never
+    following a link (rmtree does not)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _try_lock(folder: int) -> int | None:
+    """The upload's lock taken without waiting; None when another holds it.
+    -1 when the folder has no lock file (a creation cut short)."""
+    try:
+        fd = _open_in(folder, "lock", os.O_RDWR)
+    except OSError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 class Partials:
@@ -197,6 +331,27 @@ class Partials:
         end = day + dt.timedelta(days=self.keep_days + 1)
         return dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC)
 
+    def _expired(self, state: dict) -> bool:
+        try:
+            return self.day() >= self.expires(dt.date.fromisoformat(state["day"])).date()
+        except OverflowError as exc:  # a day no upload was added to
+            raise ValueError("not an upload's day") from exc
+
+    def _state_at(self, name: str) -> dict | None:
+        """The checked state of the upload `name`; None when it is not one."""
+        try:
+            folder = _open_folder(self.root, name)
+        except OSError:
+            return None
+        try:
+            state = _load(folder)
+            self._expired(state)
+            return state
+        except (OSError, ValueError):
+            return None
+        finally:
+            os.close(folder)
+
     def create(self, secret: bytes, length: int, name: str) -> Partial:
         """A new upload, in a folder taken from the pool; Crowded when the
         pool is empty (refused rather than born with the time it arrived)."""
@@ -206,18 +361,41 @@ class Partials:
             raise TooLarge()
         self.init()
         upload_id = secrets.token_hex(16)
-        folder = self.root / upload_id
-        if not self.take_from_pool(folder):
-            raise Crowded()
-        key = _derive(secret, upload_id, b"intake-upl-key")
-        state = {"v": STATE_VERSION, "day": self.day().isoformat(), "length": length,
-                 "pieces": [], "binding": _derive(secret, upload_id, b"intake-upl-bind").hex(),
-                 "meta": base64.b64encode(bytes(SecretBox(key).encrypt(
-                     json.dumps({"name": name}).encode()))).decode()}
-        _write_state(folder, json.dumps(state).encode())
+        folder_path = self.root / upload_id
+        while True:
+            if not self.take_from_pool(folder_path):
+                raise Crowded()
+            try:
+                folder = _open_folder(self.root, upload_id)
+            except OSError:
+                folder = -1
+            if folder >= 0 and _fresh(folder):
+                break
+            if folder >= 0:
+                os.close(folder)
+            log.error("a folder of the upload pool was not as the pool makes them: "
+                      "removed")
+            _remove_entry(folder_path)
+        try:
+            # Held while the first state is written: the hourly pass does not
+            # take the folder for a creation cut short (its times are the pool's).
+            lock = _try_lock(folder)
+            key = _derive(secret, upload_id, b"intake-upl-key")
+            state = {"v": STATE_VERSION, "day": self.day().isoformat(), "length": length,
+                     "pieces": [],
+                     "binding": _derive(secret, upload_id, b"intake-upl-bind").hex(),
+                     "meta": base64.b64encode(bytes(SecretBox(key).encrypt(
+                         json.dumps({"name": name}).encode()))).decode()}
+            try:
+                _write_state(folder, json.dumps(state).encode())
+            finally:
+                if lock is not None and lock >= 0:
+                    os.close(lock)
+        finally:
+            os.close(folder)
         fsync_dir(self.root)
         coarsen_mtime(self.root)
-        return Partial(upload_id, folder, key, state, self)
+        return Partial(upload_id, folder_path, key, state, self)
 
     # -- the pool of folders -----------------------------------------------------
     @property
@@ -269,8 +447,8 @@ class Partials:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             have = 0
             for entry in list(os.scandir(self.pool)):
-                if entry.name.startswith("."):
-                    shutil.rmtree(entry.path, ignore_errors=True)  # a fill cut short
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    _remove_entry(Path(entry.path))  # a fill cut short, or not a folder
                 else:
                     have += 1
             for _ in range(size - have):
@@ -284,24 +462,28 @@ class Partials:
 
     def open(self, secret: bytes | None, upload_id: str) -> Partial:
         """The upload `upload_id` of this session; NotFound for any id that is
-        malformed, unknown or another session's, Gone once expired."""
+        malformed, unknown or another session's, or whose state is not an
+        upload's; Gone once expired."""
         if secret is None or not isinstance(upload_id, str) or not _ID.match(upload_id):
             raise NotFound()
-        folder = self.root / upload_id
         try:
-            state = json.loads((folder / "state.json").read_bytes())
+            folder = _open_folder(self.root, upload_id)
+        except OSError as exc:
+            raise NotFound() from exc
+        try:
+            state = _load(folder)
+            expired = self._expired(state)
         except (OSError, ValueError) as exc:
             raise NotFound() from exc
+        finally:
+            os.close(folder)
         binding = _derive(secret, upload_id, b"intake-upl-bind").hex()
-        if not isinstance(state, dict) or not hmac.compare_digest(
-                str(state.get("binding", "")), binding):
+        if not hmac.compare_digest(state["binding"], binding):
             raise NotFound()
-        if state.get("v") != STATE_VERSION:
-            raise NotFound()  # written by an earlier version: the script sends it anew
-        if self.day() >= self.expires(dt.date.fromisoformat(state["day"])).date():
+        if expired:
             raise Gone()
-        return Partial(upload_id, folder, _derive(secret, upload_id, b"intake-upl-key"),
-                       state, self)
+        return Partial(upload_id, self.root / upload_id,
+                       _derive(secret, upload_id, b"intake-upl-key"), state, self)
 
     def count(self, secret: bytes) -> tuple[int, int]:
         """How many uploads, not yet expired, this session has open, and how
@@ -309,20 +491,15 @@ class Partials:
         if not self.root.is_dir():
             return 0, 0
         mine = everyone = 0
-        for folder in self.root.iterdir():
-            if not _ID.match(folder.name):
+        for name in os.listdir(self.root):
+            if not _ID.match(name):
                 continue
-            try:
-                state = json.loads((folder / "state.json").read_bytes())
-                day = dt.date.fromisoformat(state["day"])
-                binding = str(state["binding"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            if self.day() >= self.expires(day).date():
+            state = self._state_at(name)
+            if state is None or self._expired(state):
                 continue
             everyone += 1
-            if hmac.compare_digest(binding,
-                                   _derive(secret, folder.name, b"intake-upl-bind").hex()):
+            if hmac.compare_digest(state["binding"],
+                                   _derive(secret, name, b"intake-upl-bind").hex()):
                 mine += 1
         return mine, everyone
 
@@ -330,46 +507,59 @@ class Partials:
         """Bytes that uploads not yet part of a submission hold. (What they
         declare is not counted: declaring costs nothing, so a flood of
         declarations would refuse every witness the day's quota.)"""
-        total = 0
-        for state in self._states():
-            pieces = state.get("pieces", []) if isinstance(state, dict) else []
-            total += sum(p for p in pieces if isinstance(p, int))
-        return total
+        return sum(sum(state["pieces"]) for state in self._states())
 
     def _states(self) -> Iterator[dict]:
         if not self.root.is_dir():
             return
-        for folder in self.root.iterdir():
-            try:
-                yield json.loads((folder / "state.json").read_bytes())
-            except (OSError, ValueError):
-                continue
+        for name in os.listdir(self.root):
+            if _ID.match(name) and (state := self._state_at(name)) is not None:
+                yield state
 
     def remove_expired(self) -> int:
-        """Removes every upload past its time (and any folder that is not an
-        upload: a creation cut short). Returns how many were removed."""
+        """Removes every upload past its time (and anything that is not an
+        upload: a creation cut short, a link). An upload is removed under its
+        lock, and left while a request holds it. Returns how many were removed."""
         if not self.root.is_dir():
             return 0
         removed = 0
-        for folder in list(self.root.iterdir()):
-            if folder.name == POOL_DIR:
+        for name in os.listdir(self.root):
+            if name == POOL_DIR:
                 continue
+            path = self.root / name
             try:
-                state = json.loads((folder / "state.json").read_bytes())
-                day = dt.date.fromisoformat(state["day"])
-            except (OSError, ValueError, KeyError, TypeError):
-                day = None
-            if day is not None and self.day() < self.expires(day).date():
+                folder = _open_folder(self.root, name)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            except OSError:
+                _remove_entry(path)  # a link or a file: never followed
+                removed += 1
                 continue
-            if day is None and _ID.match(folder.name) and _young(folder, self.day()):
-                continue  # being created this very moment
-            if _busy(folder):
-                continue  # a piece arriving at midnight: the next pass
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
+            lock = None
+            try:
+                if self._keep(name, folder):
+                    continue
+                lock = _try_lock(folder)
+                if lock is None:
+                    continue  # a piece arriving at midnight: the next pass
+                if self._keep(name, folder):  # added to just before the lock
+                    continue
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+            finally:
+                if lock is not None and lock >= 0:
+                    os.close(lock)  # after the removal: no request wrote meanwhile
+                os.close(folder)
         if removed:
             coarsen_mtime(self.root)
         return removed
+
+    def _keep(self, name: str, folder: int) -> bool:
+        try:
+            return not self._expired(_load(folder))
+        except (OSError, ValueError):
+            # Not an upload's state: being created this very moment, or not one.
+            return bool(_ID.match(name)) and _young(folder, self.day())
 
 
 _SAID: dict[str, float] = {}
@@ -383,39 +573,24 @@ def _say(what: str, message: str, *args: object) -> None:
         log.warning(message, *args)
 
 
-def _busy(folder: Path) -> bool:
-    try:
-        fd = os.open(folder / "lock", os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the lock, if it was taken
-    return False
-
-
-def _young(folder: Path, day: dt.date) -> bool:
-    try:
-        return dt.datetime.fromtimestamp(folder.stat().st_mtime, dt.UTC).date() >= day
-    except OSError:
-        return False
+def _young(folder: int, day: dt.date) -> bool:
+    return dt.datetime.fromtimestamp(os.fstat(folder).st_mtime, dt.UTC).date() >= day
 
 
 class Partial:
-    """One upload of one session; its key is held only by this object."""
+    """One upload of one session; its key is held only by this object, and
+    while it is locked, a handle on its folder through which all is done."""
 
     def __init__(self, upload_id: str, folder: Path, key: bytes, state: dict,
                  partials: Partials):
         self.id, self.folder, self._key, self.state = upload_id, folder, key, state
         self.partials = partials
         self._lock_fd = -1
+        self._dir = -1
 
     @property
     def length(self) -> int:
-        return int(self.state["length"])
+        return self.state["length"]
 
     @property
     def offset(self) -> int:
@@ -429,9 +604,9 @@ class Partial:
     def name(self) -> str:
         try:
             meta = json.loads(SecretBox(self._key).decrypt(base64.b64decode(self.state["meta"])))
-        except (CryptoError, ValueError) as exc:
+            return str(meta["name"])
+        except (CryptoError, ValueError, TypeError, KeyError) as exc:
             raise NotFound() from exc
-        return str(meta.get("name", ""))
 
     # -- one request at a time ---------------------------------------------------
     def lock(self) -> None:
@@ -440,32 +615,51 @@ class Partial:
         not queued. A lock held for a moment (a HEAD reading the offset) is
         waited for, up to LOCK_WAIT: a PATCH that arrives just then is not
         refused for it."""
-        fd = os.open(self.folder / "lock", os.O_RDWR)
+        try:
+            folder = _open_folder(self.partials.root, self.id)
+        except OSError as exc:
+            raise NotFound() from exc  # removed meanwhile
+        try:
+            fd = _open_in(folder, "lock", os.O_RDWR)
+        except OSError as exc:
+            os.close(folder)
+            raise NotFound() from exc
         deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) or \
+                        time.monotonic() >= deadline:
                     os.close(fd)
+                    os.close(folder)
+                    if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise Locked() from exc
                     raise
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise Locked() from exc
                 time.sleep(0.01)
-        self._lock_fd = fd
+        self._lock_fd, self._dir = fd, folder
         # What another request wrote before the lock was taken.
         try:
-            self.state = json.loads((self.folder / "state.json").read_bytes())
+            state = _load(folder)
+            if not hmac.compare_digest(state["binding"], self.state["binding"]):
+                raise ValueError("another upload's state")
         except (OSError, ValueError) as exc:
             self.unlock()
             raise Gone() from exc
+        if not _intact(folder):
+            self.unlock()
+            log.error("an upload's files were replaced (a link, or not a file): refused")
+            raise NotFound()
+        self.state = state
 
     def unlock(self) -> None:
         if self._lock_fd >= 0:
             fd, self._lock_fd = self._lock_fd, -1
             os.close(fd)
+        if self._dir >= 0:
+            folder, self._dir = self._dir, -1
+            os.close(folder)
 
     # -- adding and reading ------------------------------------------------------
     def append(self, offset: int, length: int) -> PieceWriter:
@@ -494,13 +688,14 @@ class Partial:
     def _record(self, size: int) -> None:
         self.state["pieces"].append(size)
         self.state["day"] = self.partials.day().isoformat()
-        _write_state(self.folder, json.dumps(self.state).encode())
+        _write_state(self._dir, json.dumps(self.state).encode())
 
     def content(self) -> Iterator[bytes]:
         """The upload's bytes, piece by piece, each chunk authenticated. Each
         chunk's length follows from the piece's: what lies past the last
-        piece recorded (one cut short by a crash) is never read."""
-        with open(self.pieces_path, "rb") as f:
+        piece recorded (one cut short by a crash) is never read. The caller
+        holds the lock."""
+        with os.fdopen(_open_in(self._dir, "pieces", os.O_RDONLY), "rb") as f:
             for index, size in enumerate(self.state["pieces"]):
                 puller = ss.Puller(self._key, f.read(ss.HEADER_BYTES))
                 ad: bytes | None = self._ad(index)
@@ -521,22 +716,22 @@ class Partial:
                         break
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)  # never follows a link
         coarsen_mtime(self.partials.root)
 
 
 class PieceWriter:
     """One PATCH body sealed as it arrives. done() keeps what arrived, the
     whole body or the part before the connection broke: that is what makes
-    a resumed upload send only the rest."""
+    a resumed upload send only the rest. Made, done and dropped while the
+    upload is locked."""
 
     def __init__(self, partial: Partial, index: int):
         self.partial, self.index = partial, index
-        self.path = partial.pieces_path
         self.start = partial.sealed_end
         # Appended after the pieces recorded, over anything a crash left there;
         # no O_CREAT: the file came with the folder.
-        self._fd = os.open(self.path, os.O_WRONLY)
+        self._fd = _open_in(partial._dir, "pieces", os.O_WRONLY, write=True)
         try:
             os.ftruncate(self._fd, self.start)
             os.lseek(self._fd, self.start, os.SEEK_SET)
@@ -576,7 +771,7 @@ class PieceWriter:
             self._buf.clear()
         if self.size:
             self.partial._record(self.size)
-            coarsen_mtime(self.path)
+            _coarsen(self.partial._dir, "pieces", today())
         else:
             self.drop()
         return self.partial.offset
@@ -585,13 +780,17 @@ class PieceWriter:
         """Cuts `pieces` back to where this piece began: it is not kept
         (unless the state on disk records it after all, its write having
         failed only after the new state was in place)."""
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            recorded = json.loads((self.partial.folder / "state.json").read_bytes())["pieces"]
-            if len(recorded) > self.index:
+        folder = self.partial._dir
+        with contextlib.suppress(OSError, ValueError):
+            if len(_load(folder)["pieces"]) > self.index:
                 return
         with contextlib.suppress(OSError):
-            os.truncate(self.path, self.start)
-            coarsen_mtime(self.path)
+            fd = _open_in(folder, "pieces", os.O_WRONLY, write=True)
+            try:
+                os.ftruncate(fd, self.start)
+            finally:
+                os.close(fd)
+            _coarsen(folder, "pieces", today())
 
     def discard(self) -> None:
         os.close(self._fd)

@@ -45,11 +45,12 @@ def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def coarsen_mtime(path: Path, day: dt.date | None = None) -> None:
+def coarsen_mtime(path: Path, day: dt.date | None = None, *,
+                  follow_symlinks: bool = True) -> None:
     """Sets a file's or folder's times to midnight UTC of the day."""
     day = day or today()
     midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
-    os.utime(path, (midnight, midnight))
+    os.utime(path, (midnight, midnight), follow_symlinks=follow_symlinks)
 
 
 def fsync_dir(path: Path) -> None:

@@ -95,7 +95,8 @@ def normalise_times(root: Path, now: float) -> int:
                 mtime = path.lstat().st_mtime
                 if path.name.startswith(TMP_PREFIX) and now - mtime < LEFTOVER_AFTER:
                     continue  # an upload arriving: its mtime says it is alive
-                coarsen_mtime(path, _day_of(mtime))
+                # A link's own times, never its target's: nothing outside is touched.
+                coarsen_mtime(path, _day_of(mtime), follow_symlinks=path == root)
                 count += 1
             except FileNotFoundError:
                 continue
