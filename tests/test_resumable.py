@@ -721,3 +721,34 @@ def test_the_pass_leaves_a_folder_taken_this_moment(app, client, config, monkeyp
     assert made.status_code == 201
     assert patch(client, made.headers["Location"], 0, b"a" * 10).status_code == 204
 
+
+def test_creations_at_once_keep_the_caps(tmp_path, team_key):
+    """Many creations from one session at once: the cap counted before each
+    is not passed by those counted at the same moment."""
+    import threading
+
+    from support import make_config
+
+    from intake.server.witness import create_app
+
+    app = create_app(make_config(tmp_path, team_key.keys_dir, max_files=1))
+    try:
+        app.extensions[PARTIALS].fill_pool(40)
+        client = app.test_client()
+        token, cookie = csrf_token(client), client.get_cookie("intake_session").value
+        answers: list[int] = []
+
+        def one():
+            each = app.test_client()
+            each.set_cookie("intake_session", cookie)
+            answers.append(create(each, 10, token=token).status_code)
+
+        threads = [threading.Thread(target=one) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(answers) == [201] * 4 + [403] * 20
+        assert len([p for p in partials_root(app).iterdir() if p.name != ".pool"]) == 4
+    finally:
+        app.extensions["intake"].close()

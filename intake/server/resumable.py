@@ -55,6 +55,7 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nacl.exceptions import CryptoError
@@ -351,6 +352,19 @@ class Partials:
             return None
         finally:
             os.close(folder)
+
+    @contextmanager
+    def creating(self) -> Iterator[None]:
+        """One creation at a time across threads and processes (a flock on
+        the folder), so that the caps counted before it hold under a burst."""
+        self.init()
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with contextlib.suppress(OSError):  # a filesystem without flock: no lock
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
 
     def create(self, secret: bytes, length: int, name: str) -> Partial:
         """A new upload, in a folder taken from the pool; Crowded when the

@@ -250,14 +250,15 @@ def create():
     intake, partials = current_app.extensions["intake"], _partials()
     if length > intake.config.max_upload:
         raise TooLarge()
-    mine, everyone = partials.count(secret)
-    if mine >= open_limit(intake.config):
-        raise TooMany()
-    if everyone >= OPEN_AT_ALL:
-        raise Crowded()
-    if quota.refusal(intake, length + partials.held()):
-        raise Busy()
-    partial = partials.create(secret, length, name)
+    with partials.creating():  # the caps hold under a burst of creations
+        mine, everyone = partials.count(secret)
+        if mine >= open_limit(intake.config):
+            raise TooMany()
+        if everyone >= OPEN_AT_ALL:
+            raise Crowded()
+        if quota.refusal(intake, length + partials.held()):
+            raise Busy()
+        partial = partials.create(secret, length, name)
     return _answer(201, {"Location": f"/uploads/{partial.id}",
                          "Upload-Expires": _expires(partial)})
 
