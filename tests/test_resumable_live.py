@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 from live import (
@@ -22,6 +24,7 @@ from live import (
 from support import CSRF, codename_of
 
 from intake.format import envelope
+from intake.server import resumable
 
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -201,3 +204,44 @@ def test_pieces_keep_a_returning_witness_session_alive(server, team_key):
     done = send_form(server, cookie, token, [url.rsplit("/", 1)[1]], path="/en/account/add")
     assert done.status == 200 and "Received. Thank you." in done.text
     assert data in stored_contents(server, team_key.private_key)
+
+
+def _workers(pid: int) -> list[int]:
+    return [int(child) for task in (Path("/proc") / str(pid) / "task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+def test_a_worker_killed_mid_piece_loses_nothing_acknowledged(tmp_path, team_key):
+    """The worker is killed while a piece arrives: what was acknowledged is
+    kept, the half-written piece is not counted and is cut off, and the rest
+    is sent once to a new worker."""
+    live = LiveServer(tmp_path, team_key.keys_dir, rate_window=2, min_upload_rate=64)
+    try:
+        token, cookie = live.form()
+        data = os.urandom(3 * 1024 * 1024)
+        url = create(live, cookie, token, len(data))
+        piece = {**TUS, "Cookie": cookie, "Content-Type": "application/offset+octet-stream"}
+        mib = 1024 * 1024
+        assert ask(live, "PATCH", url, {**piece, "Upload-Offset": "0"},
+                   data[:mib]).status == 204
+        pieces_file = live.data_dir / "uploads" / url.rsplit("/", 1)[1] / "pieces"
+        with live.connect() as sock:
+            sock.sendall(patch_head(url, cookie, mib, mib) + data[mib:mib + 700_000])
+            deadline = time.monotonic() + 20
+            while pieces_file.stat().st_size < resumable.sealed_size(mib) + 500_000:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            for worker in _workers(live.proc.pid):
+                os.kill(worker, signal.SIGKILL)
+        assert offset_of(live, url, cookie, seconds=60) == mib
+        assert pieces(live, url) == [mib]
+        with live.connect() as sock:
+            sock.sendall(patch_head(url, cookie, mib, len(data) - mib) + data[mib:])
+            answer = read_answer(sock)
+        assert answer is not None and answer.status == 204
+        assert pieces(live, url) == [mib, len(data) - mib]
+        receipt = send_form(live, cookie, token, [url.rsplit("/", 1)[1]])
+        assert receipt.status == 200 and codename_of(receipt.text)
+        assert stored_contents(live, team_key.private_key) == [data]
+    finally:
+        live.stop()
