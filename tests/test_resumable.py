@@ -752,3 +752,15 @@ def test_creations_at_once_keep_the_caps(tmp_path, team_key):
         assert len([p for p in partials_root(app).iterdir() if p.name != ".pool"]) == 4
     finally:
         app.extensions["intake"].close()
+
+
+def test_an_upload_takes_only_so_many_pieces(app, client, monkeypatch):
+    """Each piece rewrites the state, and each creation reads every state: a
+    flood of one-byte pieces is refused past MAX_PIECES, keeping what came."""
+    monkeypatch.setattr(resumable, "MAX_PIECES", 3)
+    url = create(client, 100).headers["Location"]
+    for offset in range(3):
+        assert patch(client, url, offset, b"a").status_code == 204
+    refused = patch(client, url, 3, b"a")
+    assert refused.status_code == 400
+    assert head(client, url).headers["Upload-Offset"] == "3"

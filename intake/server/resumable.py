@@ -174,6 +174,11 @@ def _write_state(folder: int, data: bytes) -> None:
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
 MAX_STATE = 1024 * 1024  # bytes; a state.json larger than this is not ours
+# Pieces one upload may have: the script sends 1 MiB pieces (2,048 for the
+# largest file), a broken one adds one more. Each piece rewrites the state
+# and every creation reads all states: a flood of tiny pieces must not make
+# either cost without bound (10,000 entries keep a state near 100 KB).
+MAX_PIECES = 10_000
 MAX_LENGTH = 2**63 - 1  # what Upload-Length's 19 digits allow
 
 
@@ -226,6 +231,7 @@ def _checked(state: object) -> dict:
         raise ValueError("not an upload's state")
     dt.date.fromisoformat(day)
     if not 0 <= length <= MAX_LENGTH or \
+            len(pieces) > MAX_PIECES or \
             any(type(p) is not int or p <= 0 for p in pieces) or sum(pieces) > length:
         raise ValueError("not an upload's state")
     return state
@@ -681,6 +687,8 @@ class Partial:
         offset); the caller holds the lock."""
         if offset != self.offset:
             raise OffsetMismatch()
+        if len(self.state["pieces"]) >= MAX_PIECES:
+            raise UploadRefused()
         if length > self.length - offset:
             raise TooLarge()
         if shutil.disk_usage(self.folder).free - length < self.partials.reserve:
