@@ -137,11 +137,12 @@ def submission(submission_id: str):
 
 
 def _submission_page(submission_id: str, typed: dict | None = None, note: str = "",
-                     refused: str = "", refused_at: str = "", stale: bool = False,
-                     status: int = 200):
+                     case: str = "", message: str = "", refused: str = "",
+                     refused_at: str = "", stale: bool = False, status: int = 200):
     """The submission's page; after a refused save, with what was typed back in
-    its form (`typed` for the triage form, `note` for the note's), the reason
-    (`refused`, its form's id in `refused_at`) and, when another tab or window
+    its form (`typed` for the triage form, `note`, `case` and `message` for the
+    note's, the case's and the reply's), the reason (`refused`, the id of the
+    form or field it is about in `refused_at`) and, when another tab or window
     saved meanwhile (`stale`), the values saved now beside it."""
     vault = _vault()
     sub = triage.submission(vault.conn, submission_id)
@@ -165,8 +166,8 @@ def _submission_page(submission_id: str, typed: dict | None = None, note: str = 
     return render_template("vault/submission.html", sub=sub, siblings=siblings,
                            statuses=triage.STATUSES, priorities=triage.PRIORITIES,
                            cases=cases.names(vault.conn), replies=queued, form=form,
-                           note=note, refused=refused, refused_at=refused_at,
-                           stale=stale), status
+                           note=note, case=case, message=message, refused=refused,
+                           refused_at=refused_at, stale=stale), status
 
 
 def _can_read_replies() -> bool:
@@ -175,14 +176,17 @@ def _can_read_replies() -> bool:
 
 
 def _thread_page(witness_id: str, opened: dict[str, replies.Opened] | None = None,
-                 refused: str = "", status: int = 200):
+                 message: str = "", refused: str = "", refused_at: str = "",
+                 status: int = 200):
+    """The witness's thread; after a refused reply, with the message typed back
+    in the reply form and the reason linked to it (`refused_at`)."""
     vault = _vault()
     events = threads.thread(vault, witness_id)
     if not events:
         abort(404)
     return render_template("vault/witness.html", witness_id=witness_id, events=events,
-                           opened=opened or {}, refused=refused,
-                           can_read=_can_read_replies()), status
+                           opened=opened or {}, message=message, refused=refused,
+                           refused_at=refused_at, can_read=_can_read_replies()), status
 
 
 @bp.get("/witness/<witness_id>")
@@ -255,24 +259,48 @@ def note(submission_id: str):
             triage.add_note(conn, submission_id, body, _actor())
     except triage.TriageError as exc:
         return _submission_page(submission_id, note=body, refused=_refusal_text(exc),
-                                refused_at="note-form", status=400)
+                                refused_at="note", status=400)
     return _back(submission_id)
 
 
 @bp.post("/submission/<submission_id>/case")
 def add_to_case(submission_id: str):
-    cases.add(_vault(), request.form.get("case", ""), [submission_id], _actor())
+    name = request.form.get("case", "")
+    try:
+        cases.add(_vault(), name, [submission_id], _actor())
+    except cases.CaseError as exc:
+        # Nothing was written (checked first, or rolled back); the name stays typed.
+        return _submission_page(submission_id, case=name, refused=_refusal_text(exc),
+                                refused_at="case", status=400)
     return _back(submission_id)
+
+
+def _witness_of(submission_id: str) -> str:
+    row = _vault().conn.execute("SELECT witness_id FROM submissions WHERE submission_id = ?",
+                                (submission_id,)).fetchone()
+    if row is None:
+        abort(404)
+    return row[0]
 
 
 @bp.post("/submission/<submission_id>/reply")
 def reply(submission_id: str):
-    vault = _vault()
-    replies.write_reply(vault, submission_id, request.form.get("message", ""), _actor())
-    if request.form.get("back") == "thread":
-        witness_id = vault.conn.execute("SELECT witness_id FROM submissions WHERE"
-                                        " submission_id = ?", (submission_id,)).fetchone()[0]
-        return redirect(url_for("vault.witness", witness_id=witness_id) + "#message", code=303)
+    """A reply from the submission's page or (`back` "thread") the witness's
+    thread; a refused one brings back the page it was written on, message kept."""
+    message = request.form.get("message", "")
+    thread = request.form.get("back") == "thread"
+    try:
+        replies.write_reply(_vault(), submission_id, message, _actor())
+    except replies.ReplyError as exc:
+        # Refused before anything is sealed, written or logged (write_reply).
+        if thread:
+            return _thread_page(_witness_of(submission_id), message=message,
+                                refused=_refusal_text(exc), refused_at="message", status=400)
+        return _submission_page(submission_id, message=message, refused=_refusal_text(exc),
+                                refused_at="message", status=400)
+    if thread:
+        return redirect(url_for("vault.witness", witness_id=_witness_of(submission_id))
+                        + "#message", code=303)
     return _back(submission_id)
 
 
@@ -332,8 +360,13 @@ def original(item_id: str):
 
 
 def _refusal_text(exc: Refusal) -> str:
-    """A refusal's reason in the page's language."""
-    return _(exc.message, **exc.values)
+    """A refusal's reason in the page's language, as a sentence: the vault's
+    refusals are also printed after "error: " on the console, so many start
+    in lower case and end without a full stop."""
+    text = _(exc.message, **exc.values)
+    if not exc.message.startswith("%("):  # a path or a name stays as it is
+        text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _error(status: int, title: str, message: str):

@@ -8,6 +8,8 @@ import io
 import json
 import tarfile
 
+import pytest
+
 from intake.format.envelope import EnvelopeError, open_envelope
 from intake.format.reply_bundle import FORMAT as REPLIES_BUNDLE_FORMAT
 from intake.server import codename, server_secrets
@@ -90,11 +92,11 @@ def test_a_reply_the_desk_refuses_says_why_in_the_pages_language(server, desk, t
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))[1]
     url = f"/submission/{a.submission_id}/reply"
     empty = client.post(url, data={"csrf_token": token, "message": "  "})
-    assert empty.status_code == 400 and "the reply is empty" in empty.get_data(as_text=True)
+    assert empty.status_code == 400 and "The reply is empty." in empty.get_data(as_text=True)
     long = client.post(url, data={"csrf_token": token, "message": "x" * (MAX_MESSAGE_CHARS + 1)},
                        headers={"Accept-Language": "uk"})
     assert long.status_code == 400
-    assert f"відповідь довша за {MAX_MESSAGE_CHARS} символів" in long.get_data(as_text=True)
+    assert f"Відповідь довша за {MAX_MESSAGE_CHARS} символів." in long.get_data(as_text=True)
     with desk.open() as vault:
         assert vault.conn.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 0
 
@@ -154,7 +156,58 @@ def test_a_reply_key_nothing_can_be_sealed_to_is_refused_not_a_crash(server, des
                          data={"csrf_token": token, "message": "hi"},
                          headers={"Accept-Language": "uk"})
     assert answer.status_code == 400
-    assert "ключ для відповіді цьому свідкові не можна використати" in \
+    assert "Ключ для відповіді цьому свідкові не можна використати" in \
         answer.get_data(as_text=True)
     with desk.open() as vault:
         assert vault.conn.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 0
+
+
+def _stored(desk) -> tuple:
+    """What a refused reply must leave as it was: the replies, their files and
+    the custody log."""
+    from intake.workstation import custody
+
+    with desk.open(unlocked=False) as vault:
+        rows = vault.conn.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+        copies = vault.conn.execute("SELECT COUNT(*) FROM reply_copies").fetchone()[0]
+        logged = vault.conn.execute("SELECT COUNT(*) FROM custody").fetchone()[0]
+        assert custody.verify(vault.conn).ok
+        files = sorted(p.name for p in vault.replies_dir.iterdir())
+    return rows, copies, logged, files
+
+
+@pytest.mark.parametrize(("lang", "message", "reason"), [
+    ("en", "Дякуємо.\r\n" + "д" * 20_000, "The reply is longer than 20000 characters."),
+    ("en", "  \r\n\t", "The reply is empty."),
+    ("uk", "Дякуємо.\r\n" + "д" * 20_000, "Відповідь довша за 20000 символів."),
+])
+@pytest.mark.parametrize("where", ["submission", "thread"])
+def test_a_refused_reply_comes_back_in_its_form_and_nothing_is_kept(server, desk, tmp_path,
+                                                                   where, lang, message,
+                                                                   reason):
+    import re
+
+    a = server.submit("one")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk.app().test_client()
+    url = f"/submission/{a.submission_id}" if where == "submission" else \
+        f"/witness/{a.witness_id}"
+    page = client.get(url).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    before = _stored(desk)
+    form = {"csrf_token": token, "message": message}
+    if where == "thread":
+        form["back"] = "thread"
+    refused = client.post(f"/submission/{a.submission_id}/reply", data=form,
+                          headers={"Accept-Language": lang})
+    assert refused.status_code == 400
+    assert _stored(desk) == before
+    text = refused.get_data(as_text=True)
+    # The page the reply was written on, the reason at its top linked to the field.
+    assert ("Witness " in text or "Свідок " in text) == (where == "thread")
+    assert f'<a href="#message">{reason}</a>' in text
+    typed = re.search(r'<textarea id="message" name="message" rows="6"[^>]*>'
+                      r"(.*?)</textarea>", text, re.DOTALL)[1]
+    assert typed == message
+    if lang != "en":
+        assert "longer than" not in text

@@ -453,3 +453,36 @@ def test_refusals_are_in_the_page_language(server, desk, desk_app, tmp_path):
     note = client.post(url + "/note", data={"csrf_token": _token(page), "note": "a\x07"},
                        headers=ukrainian)
     assert note.status_code == 400 and "керівних символів" in note.get_data(as_text=True)
+
+
+def _cases(desk) -> list:
+    with desk.open(unlocked=False) as vault:
+        return [tuple(r) for r in vault.conn.execute(
+            "SELECT c.name, s.submission_id FROM cases c LEFT JOIN case_submissions s"
+            " ON s.case_name = c.name ORDER BY c.name")]
+
+
+@pytest.mark.parametrize(("lang", "name", "message"), [
+    ("en", "Школа " + "ш" * 95, "A case name must have 1 to 100 characters."),
+    ("en", "   ", "A case name must have 1 to 100 characters."),
+    ("en", "Bridge\u202e", "A case name may not hold control or format characters."),
+    ("uk", "Міст\x07", "Назва справи не може містити керівних або форматувальних символів."),
+])
+def test_a_refused_case_name_is_shown_again_and_nothing_is_kept(server, desk, desk_app,
+                                                               tmp_path, lang, name, message):
+    sent = server.submit("cases")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    page = client.get(url)
+    before = _state(desk, sent.submission_id)
+    refused = client.post(url + "/case", data={"csrf_token": _token(page), "case": name},
+                          headers={"Accept-Language": lang})
+    assert refused.status_code == 400
+    assert _state(desk, sent.submission_id) == before and _cases(desk) == []
+    text = refused.get_data(as_text=True)
+    assert f'<a href="#case">{message}</a>' in text  # the reason, at the top, linked
+    typed = re.search(r'<input type="text" id="case" name="case" value="([^"]*)"', text)[1]
+    assert typed == name.replace("\x07", "\\x07").replace("\u202e", "\\u202e")
+    if lang != "en":
+        assert "case name" not in text
