@@ -22,6 +22,7 @@ from intake.workstation.safe_text import is_hidden
 from intake.workstation.vault import Vault, valid_id
 
 READ_ONLY = 0o400
+NAME_CHARS = 100  # as the refusal in _check_name says
 
 README = """\
 Case package: {case}
@@ -80,7 +81,7 @@ class CaseError(Refusal, ValueError):
 
 def _check_name(name: str) -> str:
     name = " ".join(name.split())
-    if not name or len(name) > 100:
+    if not name or len(name) > NAME_CHARS:
         raise CaseError(N_("a case name must have 1 to 100 characters"))
     if any(is_hidden(c) for c in name):
         raise CaseError(N_("a case name may not hold control or format characters"))

@@ -408,6 +408,11 @@ def _errors(app: Flask) -> None:
     def _http(exc: HTTPException):
         if exc.code == 404:
             return _error(404, _("Not found"), _("There is nothing at this address."))
+        if exc.code == 413:  # refused before the form was read, so nothing of it was kept
+            return _error(413, _("Too large"), _(
+                "What was sent is larger than the desk takes at once (%(limit)s), so "
+                "nothing was saved. Go back and shorten it.",
+                limit=human_size(current_app.config["MAX_CONTENT_LENGTH"])))
         return _error(exc.code or 400, _("Not done"),
                       _("That request could not be carried out. Nothing was changed."))
 
@@ -523,6 +528,11 @@ def create_vault_app(vault_root: Path, actor: str | None = None, *,
     # A testimony's detected language goes on the element that shows it, so a
     # screen reader speaks it in that language whatever the page's.
     app.jinja_env.globals["known_languages"] = tuple(PAGE_LANGUAGES)
+    # The most each typed field takes, as the checks behind the forms count it:
+    # the browser stops the typing there, long before the request is too large.
+    app.jinja_env.globals["most_chars"] = {
+        "note": triage.NOTE_CHARS, "message": replies.MAX_MESSAGE_CHARS,
+        "case": cases.NAME_CHARS, "assignee": triage.ASSIGNEE_CHARS}
 
     @app.teardown_appcontext
     def _close(_exc):

@@ -91,7 +91,9 @@ def _sealed(recipients: list[Recipient], message: str, meta: dict) -> bytes:
 
 def write_reply(vault: Vault, submission_id: str, message: str,
                 actor: str | None = None) -> str:
-    message = message.strip()
+    # A browser sends a textarea's line breaks as CRLF: kept as one line break,
+    # so the limit counts what the form's maxlength counts.
+    message = message.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not message:
         raise ReplyError(N_("the reply is empty"))
     if len(message) > MAX_MESSAGE_CHARS:

@@ -211,3 +211,24 @@ def test_a_refused_reply_comes_back_in_its_form_and_nothing_is_kept(server, desk
     assert typed == message
     if lang != "en":
         assert "longer than" not in text
+
+
+def test_a_reply_counts_a_line_break_once_as_the_browser_does(server, desk, tmp_path):
+    """A browser sends a textarea's line breaks as CRLF but counts each as one
+    character against maxlength: a reply the form let through is not refused."""
+    import re
+
+    a = server.submit("one")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk.app().test_client()
+    page = client.get(f"/submission/{a.submission_id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    lines = "\r\n".join(["Дякуємо."] * 2222)  # 19,997 characters, each break counted once
+    done = client.post(f"/submission/{a.submission_id}/reply",
+                       data={"csrf_token": token, "message": lines})
+    assert done.status_code == 303
+    with desk.open() as vault:
+        row = vault.conn.execute("SELECT reply_id FROM replies").fetchone()
+        content, _ = open_envelope(io.BytesIO(vault.reply_path(row[0]).read_bytes()),
+                                   _reply_key(server, a))
+    assert content.decode() == lines.replace("\r\n", "\n")

@@ -414,7 +414,7 @@ def test_a_refused_note_is_shown_again_and_nothing_is_kept(server, desk, desk_ap
     assert _state(desk, sent.submission_id) == before
     text = refused.get_data(as_text=True)
     assert message in text
-    typed = re.search(r'<textarea id="note" name="note" rows="4">(.*?)</textarea>', text,
+    typed = re.search(r'<textarea id="note" name="note" rows="4"[^>]*>(.*?)</textarea>', text,
                       re.DOTALL)[1]
     assert typed == note.replace("\x00", "\\x00")
 
@@ -486,3 +486,44 @@ def test_a_refused_case_name_is_shown_again_and_nothing_is_kept(server, desk, de
     assert typed == name.replace("\x07", "\\x07").replace("\u202e", "\\u202e")
     if lang != "en":
         assert "case name" not in text
+
+
+def test_a_posted_form_too_large_for_the_desk_says_so_and_keeps_nothing(server, desk,
+                                                                         desk_app, tmp_path):
+    sent = server.submit("too much")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    token = _token(client.get(url))
+    before = _state(desk, sent.submission_id)
+    for lang, said in (("en", "larger than the desk takes at once (1 MiB)"),
+                       ("uk", "більше, ніж сторінки розбору приймають за один раз (1 МіБ)")):
+        refused = client.post(url + "/note", data={"csrf_token": token,
+                                                   "note": "н" * (1024 * 1024)},
+                              headers={"Accept-Language": lang})
+        assert refused.status_code == 413
+        assert said in refused.get_data(as_text=True)
+    assert _state(desk, sent.submission_id) == before
+
+
+def test_each_typed_field_stops_at_the_limit_the_desk_checks(server, desk, desk_app,
+                                                             tmp_path):
+    from intake.workstation import cases, replies, triage
+
+    sent = server.submit("limits")
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    pages = (client.get(f"/submission/{sent.submission_id}").get_data(as_text=True),
+             client.get(f"/witness/{sent.witness_id}").get_data(as_text=True))
+    limits = {"note": triage.NOTE_CHARS, "message": replies.MAX_MESSAGE_CHARS,
+              "case": cases.NAME_CHARS, "assignee": triage.ASSIGNEE_CHARS}
+    fields = {}
+    for page in pages:
+        for field in re.findall(r"<(?:textarea|input)\b[^>]*>", page):
+            name = re.search(r'name="([^"]+)"', field)
+            if name and ('type="text"' in field or field.startswith("<textarea")):
+                most = re.search(r'maxlength="(\d+)"', field)
+                fields.setdefault(name[1], set()).add(int(most[1]) if most else None)
+    assert {name: fields.get(name) for name in limits} == \
+        {name: {n} for name, n in limits.items()}
+    assert triage.NOTE_CHARS == 20_000 and replies.MAX_MESSAGE_CHARS == 20_000
