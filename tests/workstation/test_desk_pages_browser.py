@@ -157,8 +157,36 @@ def desk_pages(page, base: str, lang: str, submission_id: str, witness_id: str):
     _click(page, "#triage-form button[type=submit]")
     assert page.locator("#triage-form input[name=assignee]").input_value() == "Олена"
     yield "triage saved in another tab", page
+    # Refusals of the other forms: the same page, the reason linked to the
+    # field, what was typed still in it.
+    page.goto(f"{base}/submission/{submission_id}", wait_until="load")
+    page.locator("#case").fill("Школа\u200b№5")
+    _click(page, "form[action$='/case'] button[type=submit]")
+    assert "Школа" in page.locator("#case").input_value()
+    assert page.locator('[role=alert] a[href="#case"]').count() == 1
+    yield "case name refused", page
+    # As a browser that does not stop the typing at maxlength sends it.
+    page.locator("#message").evaluate(
+        "area => { area.value = 'Дякуємо. ' + 'д'.repeat(20000); }")
+    _click(page, "form[action$='/reply'] button[type=submit]")
+    assert page.locator("#message").input_value().startswith("Дякуємо. ддд")
+    assert page.locator('[role=alert] a[href="#message"]').count() == 1
+    yield "reply refused", page
+    # More than the desk takes in one request: a page that says so.
+    page.locator("#triage-form input[name=tags]").evaluate(
+        "input => { input.value = 'т'.repeat(1024 * 1024); }")
+    with page.expect_navigation() as answered:
+        page.locator("#triage-form button[type=submit]").click()
+    assert answered.value.status == 413
+    assert "(1 " in page.locator("p.error").inner_text()  # the limit, in the page's units
+    yield "too large", page
     page.goto(f"{base}/witness/{witness_id}", wait_until="load")
     yield "thread", page
+    page.locator("#message").fill("   ")
+    _click(page, "form[action$='/reply'] button[type=submit]")
+    assert page.locator("#message").input_value() == "   "
+    assert page.locator('[role=alert] a[href="#message"]').count() == 1
+    yield "thread, reply refused", page
     page.locator("#passphrase").fill("not the passphrase")
     _click(page, "form[action$='/read-replies'] button[type=submit]")
     yield "thread, wrong passphrase", page
@@ -188,7 +216,7 @@ def desk_pages(page, base: str, lang: str, submission_id: str, witness_id: str):
     yield "not found", page
 
 
-PAGES = 15
+PAGES = 19
 
 
 @pytest.mark.parametrize("lang", LANGS)
