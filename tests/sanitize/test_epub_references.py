@@ -267,3 +267,26 @@ def test_an_ordinary_books_own_files_links_and_anchors_stay(sanitized, tmp_path)
                 if isinstance(e.tag, str)]
 
     assert attributes(cleaned["OEBPS/c.xhtml"]) == attributes(_parts(original)["OEBPS/c.xhtml"])
+
+
+@pytest.mark.parametrize("style", [
+    "a { background: url(" + " " * 200_000 + "x }",
+    "a { background: url(" + "\t" * 200_000 + "'x }",
+    "@import url(" + " " * 200_000 + ";",
+    "@import" + " " * 200_000 + "x;",
+], ids=["url", "url quoted", "@import url", "@import"])
+def test_a_long_run_of_spaces_in_a_style_is_read_in_linear_time(style):
+    """A url( followed by spaces and no ")" once made each pattern try every
+    split of the spaces between its two \\s*: a megabyte of them, a few
+    hundred bytes zipped, took the cleaner hours. Now the time is the text's."""
+    import time
+
+    from intake.server.sanitize import css
+    from intake.server.sanitize.epub_references import scrub_style, style_clean
+
+    started = time.process_time()
+    assert css.references(style) is None and css.plain_urls(style) is None
+    assert scrub_style(style, "OEBPS/s.css", []) is None
+    assert not style_clean(style, "OEBPS/s.css")
+    assert css.data_urls(style) == 0
+    assert time.process_time() - started < 2

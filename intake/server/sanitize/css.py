@@ -25,7 +25,10 @@ _FETCHING = re.compile(r"@import|(?:src|image|image-set)\(", re.IGNORECASE)
 _URL = re.compile(r"url\(", re.IGNORECASE)
 # A url() written plainly: no escape, and no quote, parenthesis or space in
 # its target, so the text as written says all a browser will read in it.
-_PLAIN_URL = re.compile(r"""url\(\s*(["']?)([^\s"'()\\]*)\1\s*\)""", re.IGNORECASE)
+# Every run of spaces is taken whole (*+): with an empty target between two
+# \s*, a url( and a long run of spaces and no ")" would be tried at every
+# split of the run, a time the square of its length.
+_PLAIN_URL = re.compile(r"""url\(\s*+(["']?)([^\s"'()\\]*+)\1\s*+\)""", re.IGNORECASE)
 
 
 def _code_point(found: re.Match) -> str:
@@ -63,9 +66,10 @@ def plain_urls(text: str) -> list[str] | None:
 # A url() and an @import whose target the text as written shows whole: a
 # string without escape or newline, or a bare target without escape, quote,
 # parenthesis or space (a space ends a bare one; inside quotes it is a name's).
-_STRING = r"""(?:"([^"\\\n]*)"|'([^'\\\n]*)')"""
-WRITTEN_URL = re.compile(rf"""url\(\s*(?:{_STRING}|([^\s"'()\\]*))\s*\)""", re.IGNORECASE)
-WRITTEN_IMPORT = re.compile(rf"@import\s*(?:{_STRING}|{WRITTEN_URL.pattern})", re.IGNORECASE)
+# Runs are taken whole (*+), as in _PLAIN_URL.
+_STRING = r"""(?:"([^"\\\n]*+)"|'([^'\\\n]*+)')"""
+WRITTEN_URL = re.compile(rf"""url\(\s*+(?:{_STRING}|([^\s"'()\\]*+))\s*+\)""", re.IGNORECASE)
+WRITTEN_IMPORT = re.compile(rf"@import\s*+(?:{_STRING}|{WRITTEN_URL.pattern})", re.IGNORECASE)
 _IMPORT = re.compile(r"@import", re.IGNORECASE)
 # What fetches a string's address besides url() and @import.
 _FETCHING_STRING = re.compile(r"(?:src|image|image-set)\(", re.IGNORECASE)
