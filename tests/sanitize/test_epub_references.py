@@ -290,3 +290,54 @@ def test_a_long_run_of_spaces_in_a_style_is_read_in_linear_time(style):
     assert not style_clean(style, "OEBPS/s.css")
     assert css.data_urls(style) == 0
     assert time.process_time() - started < 2
+
+
+# A style sheet a browser reads in another encoding than the cleaner's UTF-8:
+# one its @charset names (ISO-2022-JP drops the escape sequence inside "url("),
+# or, with none, its page's (UTF-16 pairs the bytes the cleaner reads with NULs
+# between them).
+OTHER_ENCODINGS = {
+    "@charset iso-2022-jp": b'@charset "iso-2022-jp";\np { background: ur\x1b(Bl(http://'
+                            + HOST.encode() + b'/p.png) }',
+    "utf-16 without a mark": f"p {{ background: url(http://{HOST}/p.png) }}".encode("utf-16-le"),
+}
+
+
+def _as_browsers_read(sheet: bytes) -> list[str]:
+    """A style sheet as a browser may decode it: as UTF-8 when it starts with
+    UTF-8's byte order mark, which wins over @charset and the page's
+    encoding; else in any encoding those could name."""
+    if sheet.startswith(b"\xef\xbb\xbf"):
+        return [sheet[3:].decode("utf-8", "replace")]
+    return [sheet.decode(name, "replace") for name in
+            ("utf-8", "iso2022_jp", "utf-16-le", "utf-16-be", "shift_jis", "gb18030")]
+
+
+@pytest.mark.parametrize("sheet", OTHER_ENCODINGS.values(), ids=OTHER_ENCODINGS.keys())
+def test_a_style_sheet_is_read_by_a_browser_as_the_cleaner_read_it(sanitized, tmp_path, sheet):
+    from intake.server.sanitize.epub_references import style_clean
+
+    assert not all(style_clean(t, "OEBPS/s.css") for t in _as_browsers_read(sheet))
+    result, out = sanitized(_book(tmp_path, css=sheet))
+    assert result.ok, result.reason
+    cleaned = _parts(out)["OEBPS/s.css"]
+    assert all(style_clean(t, "OEBPS/s.css") for t in _as_browsers_read(cleaned)), cleaned
+
+
+@pytest.mark.parametrize("sheet", OTHER_ENCODINGS.values(), ids=OTHER_ENCODINGS.keys())
+def test_the_check_refuses_a_style_sheet_a_browser_may_read_otherwise(tmp_path, sheet):
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    data = _book(tmp_path, css=sheet).read_bytes()
+    with pytest.raises(Failed):
+        check("epub", data, Cleaned(data), Limits())
+
+
+def test_a_style_sheet_in_another_alphabet_keeps_its_words(sanitized, tmp_path):
+    """UTF-8 beyond ASCII gets UTF-8's byte order mark, and nothing else changes."""
+    sheet = 'h1::before { content: "Розділ " }\np { margin: 0 }'
+    result, out = sanitized(_book(tmp_path, css=sheet))
+    assert result.ok, result.reason
+    assert _parts(out)["OEBPS/s.css"] == b"\xef\xbb\xbf" + sheet.encode()

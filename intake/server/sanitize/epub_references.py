@@ -176,6 +176,21 @@ def style_clean(text: str, part: str) -> bool:
     return targets is not None and all(style_kept(t, part) for t in targets)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+# Bytes every encoding a browser may read a style sheet in takes as the same
+# ASCII: no byte over 0x7f, no ESC (ISO-2022-JP's escape sequences vanish,
+# "ur<ESC>(Bl(" is "url("), no NUL (UTF-16 reads "u<NUL>r<NUL>l<NUL>(" as "url(").
+_READ_ALIKE = re.compile(rb"[\t\n\f\r\x20-\x7e]*")
+
+
+def sheet_read_as_utf8(body: bytes) -> bool:
+    """Whether a browser reads a style sheet as the cleaner does, in UTF-8.
+    It goes by a byte order mark first, then by the sheet's @charset, then
+    by the encoding of the page that links it (CSS Syntax 3, 3.2): with
+    UTF-8's mark, or in bytes that read alike in all of them, it is UTF-8."""
+    return body.startswith(UTF8_BOM) or _READ_ALIKE.fullmatch(body) is not None
+
+
 # -- what each part of the book is ------------------------------------------
 
 PAGES = (".xhtml", ".html", ".htm", ".xht")

@@ -732,7 +732,10 @@ def _scrub_stylesheet(body: bytes, part: str, clean_picture: CleanPicture,
                                       part, removed)
     if scrubbed is None:  # it could fetch what a plain reading does not show
         return b""
-    return body if scrubbed == text else scrubbed.encode("utf-8")
+    out = body if scrubbed == text else scrubbed.encode("utf-8")
+    # Read here as UTF-8, it must be read so by a browser too, whatever its
+    # @charset or its page's encoding say: UTF-8's byte order mark wins.
+    return out if references.sheet_read_as_utf8(out) else references.UTF8_BOM + out
 
 
 ODF_OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"

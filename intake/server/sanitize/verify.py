@@ -357,7 +357,10 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
                 _page(z.read(name), name, max_pixels)
                 continue
             if kind == "style":
-                _css(z.read(name).decode("utf-8-sig"), name, max_pixels)
+                sheet = z.read(name)
+                if not references.sheet_read_as_utf8(sheet):
+                    raise Failed("a style sheet a browser may read in another encoding left")
+                _css(sheet.decode("utf-8-sig"), name, max_pixels)
                 continue
             if kind == "drawing":
                 _svg(z.read(name), max_pixels)
