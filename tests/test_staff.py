@@ -130,9 +130,36 @@ def test_the_last_code_used_is_forgotten_once_it_could_not_be_used_again(staff_a
     assert last() == int(now) // 30
     assert forget_used_codes(db, now + 30) == 0 and last() == int(now) // 30
     assert staff_login(staff_app, staff_app.test_client(), totp).status_code == 403
-    assert tidy(config, now + 60).codes_forgotten == 1 and last() == 0
-    staff_app.now[0] = now + 60
+    staff_app.now[0] = now + 90
+    assert tidy(config, now + 90).codes_forgotten == 1 and last() == int(now + 90) // 30 - 2
     assert staff_login(staff_app, staff_app.test_client(), totp).status_code == 302
+
+
+@pytest.mark.parametrize("back", [30, 60, 3600])
+def test_a_used_code_stays_refused_when_the_clock_steps_back_after_the_pass(
+        staff_app, config, back):
+    """The hourly pass must not bring a used code back: once it has
+    forgotten the code, a clock stepped back (a correction by NTP, a host
+    resumed) makes that code valid again."""
+    totp = make_account(staff_app)
+    now = staff_app.now[0]
+    code = totp.at(now)
+    assert staff_login(staff_app, staff_app.test_client(), totp, code=code).status_code == 302
+    tidy(config, now + 60)
+    staff_app.now[0] = now + 60 - back
+    assert staff_login(staff_app, staff_app.test_client(), totp, code=code).status_code == 403
+
+
+def test_the_pass_leaves_every_idle_account_the_same_last_code(staff_app, config):
+    """What the pass leaves tells nothing of each account: the same value for
+    one that logged in and one that never did."""
+    db = staff_app.extensions["intake"].db
+    totp = make_account(staff_app)
+    make_account(staff_app, name="bo")
+    assert staff_login(staff_app, staff_app.test_client(), totp).status_code == 302
+    tidy(config, staff_app.now[0] + 3600)
+    with db.sessions() as s:
+        assert len({u.last_totp_counter for u in s.query(StaffUser)}) == 1
 
 
 def test_staff_names_that_would_pass_for_another_are_refused(staff_app):

@@ -19,7 +19,9 @@ pass makes them all the same, and says nothing:
   deleted, and so are resumable uploads (data/uploads) not added to for
   `partial_upload_days` whole days (intake.server.resumable);
 - the last TOTP code each staff account used, which dates its last login to
-  the half minute, is forgotten once it could no longer be used again
+  the half minute, is moved on to the pass's own once it could no longer be
+  used again, the same for every idle account; never back, so that no code
+  used comes back with a clock stepped back
   (intake.server.staff.accounts.forget_used_codes).
 
 Between a submission and the next pass, its files' change times (and the

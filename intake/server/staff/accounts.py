@@ -124,14 +124,16 @@ def add(db, name: str, password: str, opslimit: int, memlimit: int,
 
 def forget_used_codes(db, now: float) -> int:
     """The last code taken tells when its owner last logged in, to the half
-    minute. It refuses a code used again only while that code could still be
-    valid (the window around now); after that, 0 refuses the same codes, so
-    the hourly pass puts 0 back (intake.server.tidy). Returns how many."""
-    expired = int(now) // TOTP_STEP - 1
+    minute. Once no code at or before it can be valid (the window around
+    now), the hourly pass (intake.server.tidy) moves it on to the last code
+    that no longer can: the same for every account idle since, so it tells
+    only when the pass ran. It never goes back: a code once used stays
+    refused, even when the clock is stepped back after the pass (0 would
+    make it valid again). Returns how many it moved."""
+    forgotten = int(now) // TOTP_STEP - 2
     with db.sessions() as s:
-        done = s.execute(update(StaffUser).where(StaffUser.last_totp_counter > 0,
-                                                 StaffUser.last_totp_counter < expired)
-                         .values(last_totp_counter=0))
+        done = s.execute(update(StaffUser).where(StaffUser.last_totp_counter < forgotten)
+                         .values(last_totp_counter=forgotten))
         s.commit()
     return done.rowcount
 
