@@ -181,6 +181,29 @@ def test_staff_names_that_would_pass_for_another_are_refused(staff_app):
         assert sorted(u.name for u in s.query(StaffUser)) == ["alice", "jos\u00e9", "олена"]
 
 
+def test_a_name_that_would_pass_for_an_account_made_before_nfkc_is_refused(staff_app):
+    """An account made before names were stored in NFKC may hold a full-width
+    name: `alice` beside it would pass for it, and is refused too; the old
+    account still logs in, and is removed, by the name it has."""
+    from intake.server.staff.accounts import hash_password, remove
+
+    db = staff_app.extensions["intake"].db
+    old = "\uff41\uff4c\uff49\uff43\uff45"  # ａｌｉｃｅ
+    secret = pyotp.random_base32()
+    with db.sessions() as s:
+        s.add(StaffUser(name=old, password_hash=hash_password(PASSWORD, 1, 8192),
+                        totp_secret=secret, last_totp_counter=0, is_admin=False))
+        s.commit()
+    for name in ("alice", "Alice"):
+        with pytest.raises(AccountError, match="would pass for it"):
+            add(db, name, PASSWORD, 1, 8192)
+    assert staff_login(staff_app, staff_app.test_client(), pyotp.TOTP(secret),
+                       name=old).status_code == 302
+    remove(db, old)
+    with db.sessions() as s:
+        assert s.query(StaffUser).count() == 0
+
+
 def test_a_password_file_with_a_blank_line_first_is_refused(config, tmp_path):
     """The file is read whole: a blank line first would make a password with
     a line break in it, which no browser can type."""

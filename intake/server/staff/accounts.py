@@ -90,7 +90,10 @@ def _script(ch: str) -> str:
 
 
 def _look_alike(name: str) -> str:
-    return name.casefold()
+    """One form for the names that would pass for each other: NFKC, case
+    folded, NFKC again (Unicode's NFKC_Casefold, nearly); a name stored
+    before names were kept in NFKC (`ａｌｉｃｅ`) is read so too."""
+    return staff_name(staff_name(name).casefold())
 
 
 def add(db, name: str, password: str, opslimit: int, memlimit: int,
