@@ -158,3 +158,19 @@ def test_hchacha20_matches_the_xchacha_draft():
     nonce = bytes.fromhex("000000090000004a0000000031415927")
     assert _hchacha20(key, nonce).hex() == (
         "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc")
+
+
+@pytest.mark.parametrize("first", ["ffffffff", "feffffff", "00000000", "ff" * 16])
+def test_hchacha20_where_openssl_would_carry_its_block_counter(first):
+    """HChaCha20 is one ChaCha20 block whose counter word is the header's
+    first four bytes: at 2**32 - 1 OpenSSL carries the counter into the
+    nonce, after the block. Checked against libsodium's XChaCha20-Poly1305,
+    whose subkey is the same HChaCha20."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    key = bytes(range(32))
+    nonce = bytes.fromhex(first) + bytes(range(24 - len(first) // 2))
+    sealed_ = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(b"text", b"ad", nonce, key)
+    ours = ChaCha20Poly1305(_hchacha20(key, nonce[:16])).encrypt(
+        bytes(4) + nonce[16:], b"text", b"ad")
+    assert ours == sealed_
