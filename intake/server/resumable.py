@@ -63,7 +63,7 @@ from nacl.secret import SecretBox
 from werkzeug.http import parse_cookie
 
 from intake.format import secretstream as ss
-from intake.server.store import coarsen_mtime, fsync_dir, new_id, today
+from intake.server.store import coarsen_mtime, fsync_dir, new_id, take_one, today
 from intake.server.web.sessions import COOKIE, csrf_for, issued
 
 FOLDER = "uploads"
@@ -434,26 +434,16 @@ class Partials:
         """Moves a pool folder to `target`; False when the pool is empty. A
         pool that was never made (before the first pass) is said in the log,
         and the folder made now, as an envelope is (intake.server.store)."""
-        try:
-            entries = os.scandir(self.pool)
-        except FileNotFoundError:
+        taken = take_one(self.pool, target)
+        if taken is None:
             _say("missing", "the upload folder pool (%s) is missing: new uploads carry their "
                  "time of birth until it is made", self.pool)
             _make_folder(target)
             return True
-        with entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue  # one being made
-                try:
-                    os.rename(entry.path, target)
-                except FileNotFoundError:
-                    continue  # taken by another thread or process meanwhile
-                coarsen_mtime(self.pool)  # the take stamped it
-                return True
-        _say("empty", "the upload folder pool (%s) is empty: new uploads are refused until "
-             "it is refilled", self.pool)
-        return False
+        if not taken:
+            _say("empty", "the upload folder pool (%s) is empty: new uploads are refused "
+                 "until it is refilled", self.pool)
+        return taken
 
     def fill_pool(self, size: int = POOL_SIZE) -> int:
         """Makes folders in the pool until it holds `size`; returns how many.

@@ -53,6 +53,27 @@ def coarsen_mtime(path: Path, day: dt.date | None = None, *,
     os.utime(path, (midnight, midnight), follow_symlinks=follow_symlinks)
 
 
+def take_one(pool: Path, target: Path) -> bool | None:
+    """Renames one entry of a pool made ahead (the envelope pool, the upload
+    folder pool) to `target`: True when taken, False when the pool is empty,
+    None when it was never made. Entries under a dot name are being made."""
+    try:
+        entries = os.scandir(pool)
+    except FileNotFoundError:
+        return None
+    with entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                os.rename(entry.path, target)
+            except FileNotFoundError:
+                continue  # taken by another thread or process meanwhile
+            coarsen_mtime(pool)  # the take stamped it
+            return True
+    return False
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -193,19 +214,7 @@ class Store:
 
     def take_from_pool(self, target: Path) -> bool:
         """Moves an empty pool file to `target`; False when the pool is empty."""
-        try:
-            entries = os.scandir(self.pool)
-        except FileNotFoundError:
-            return False
-        with entries:
-            for entry in entries:
-                try:
-                    os.rename(entry.path, target)
-                except FileNotFoundError:
-                    continue  # taken by another thread or process meanwhile
-                coarsen_mtime(self.pool)  # the take stamped it
-                return True
-        return False
+        return bool(take_one(self.pool, target))
 
     def fill_pool(self, size: int = POOL_SIZE) -> int:
         """Makes empty files in the pool until it holds `size`; returns how

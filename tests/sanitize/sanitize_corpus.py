@@ -89,6 +89,21 @@ def planted_anywhere(path: Path) -> list[str]:
     return planted_in_bytes(every_part(path.read_bytes()))
 
 
+def write_epub(path: Path, opf: str, parts: dict[str, str | bytes]) -> Path:
+    """An EPUB as a book maker writes it: the mimetype first and stored, the
+    container naming OEBPS/content.opf, then `parts` (names in the zip)."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
+                   'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+                   '<rootfile full-path="OEBPS/content.opf" '
+                   'media-type="application/oebps-package+xml"/></rootfiles></container>')
+        z.writestr("OEBPS/content.opf", opf)
+        for name, data in parts.items():
+            z.writestr(name, data)
+    return path
+
+
 def exiftool_write(path: Path, *tags: str) -> None:
     run("exiftool", "-q", "-q", "-overwrite_original", "-n", *tags, str(path))
 

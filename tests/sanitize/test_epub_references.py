@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sanitize.sanitize_corpus import write_epub
+
 HOST = "tracker.example"
 TEXT = "The shelling started at dawn."
 
@@ -29,19 +31,8 @@ def _book(tmp_path: Path, body: str = "", head: str = "", css: str = "p { margin
     page = ('<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE html>'
             '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">'
             f'<head><title>Day one</title>{head}</head><body><p>{TEXT}</p>{body}</body></html>')
-    path = tmp_path / "book.epub"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
-                   'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
-                   '<rootfile full-path="OEBPS/content.opf" '
-                   'media-type="application/oebps-package+xml"/></rootfiles></container>')
-        z.writestr("OEBPS/content.opf", opf)
-        z.writestr(f"OEBPS/{page_name}", page)
-        z.writestr("OEBPS/s.css", css)
-        for name, body_ in (extra or {}).items():
-            z.writestr(name, body_)
-    return path
+    return write_epub(tmp_path / "book.epub", opf,
+                      {f"OEBPS/{page_name}": page, "OEBPS/s.css": css, **(extra or {})})
 
 
 def _parts(path: Path) -> dict[str, bytes]:

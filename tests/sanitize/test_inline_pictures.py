@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from sanitize.sanitize_corpus import AUTHOR, leftovers, planted_anywhere, planted_in_bytes
+from sanitize.sanitize_corpus import (
+    AUTHOR,
+    leftovers,
+    planted_anywhere,
+    planted_in_bytes,
+    write_epub,
+)
 
 _DATA = re.compile(rb"data:image/[^;,]*;base64,([A-Za-z0-9+/=]+)")
 OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
@@ -56,17 +62,8 @@ def _epub(tmp_path: Path, page: str, css: str = "", name: str = "book.epub") -> 
 <item id="c" href="c.xhtml" media-type="application/xhtml+xml"/>
 <item id="s" href="s.css" media-type="text/css"/></manifest>
 <spine><itemref idref="c"/></spine></package>"""
-    path = tmp_path / name
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
-                   'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
-                   '<rootfile full-path="OEBPS/content.opf" '
-                   'media-type="application/oebps-package+xml"/></rootfiles></container>')
-        z.writestr("OEBPS/content.opf", opf)
-        z.writestr("OEBPS/c.xhtml", page)
-        z.writestr("OEBPS/s.css", css or "p { margin: 0 }")
-    return path
+    return write_epub(tmp_path / name, opf, {"OEBPS/c.xhtml": page,
+                                             "OEBPS/s.css": css or "p { margin: 0 }"})
 
 
 def _page(body: str, head: str = "") -> str:

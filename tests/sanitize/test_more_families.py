@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from sanitize.sanitize_corpus import AUTHOR, SERIAL, leftovers, planted_anywhere
+from sanitize.sanitize_corpus import AUTHOR, SERIAL, leftovers, planted_anywhere, write_epub
 
 ACTIVE_SVG = b"""<?xml version="1.0"?>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
@@ -183,17 +183,9 @@ def _epub(tmp_path):
 <meta name="calibre:user_metadata" content="{AUTHOR}"/>
 </metadata><manifest><item id="c" href="c.xhtml" media-type="application/xhtml+xml"/>
 </manifest><spine><itemref idref="c"/></spine></package>"""
-    path = tmp_path / "diary.epub"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
-                   'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
-                   '<rootfile full-path="OEBPS/content.opf" '
-                   'media-type="application/oebps-package+xml"/></rootfiles></container>')
-        z.writestr("OEBPS/content.opf", opf)
-        z.writestr("OEBPS/c.xhtml", '<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/'
-                   'xhtml"><body><p>The shelling started at dawn.</p></body></html>')
-    return path
+    return write_epub(tmp_path / "diary.epub", opf, {
+        "OEBPS/c.xhtml": '<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml">'
+                         '<body><p>The shelling started at dawn.</p></body></html>'})
 
 
 def test_epub_loses_its_author_dates_and_id_keeps_its_text(sanitized, tmp_path):
