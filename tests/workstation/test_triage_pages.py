@@ -290,6 +290,16 @@ def test_numbers_that_are_not_plain_digits_are_refused_or_ignored(server, desk, 
         assert vault.conn.execute("SELECT priority FROM submissions").fetchone()[0] == 3
 
 
+def _opened(server, desk, desk_app, tmp_path, text: str):
+    """One testimony sent, exported and imported, and its page opened on the
+    desk: (sent, client, its address, the page)."""
+    sent = server.submit(text)
+    desk.import_(server.export(tmp_path / "b.tar"))
+    client = desk_app()
+    url = f"/submission/{sent.submission_id}"
+    return sent, client, url, client.get(url)
+
+
 def _state(desk, submission_id: str) -> tuple:
     """The triage state, the notes and the custody log's length, to show that a
     refused save changed nothing."""
@@ -365,11 +375,7 @@ LONG = "t" * 65
 ])
 def test_typed_labels_past_their_limits_are_refused_and_kept(server, desk, desk_app,
                                                             tmp_path, fields, message, kept):
-    sent = server.submit("labels")
-    desk.import_(server.export(tmp_path / "b.tar"))
-    client = desk_app()
-    url = f"/submission/{sent.submission_id}"
-    page = client.get(url)
+    sent, client, url, page = _opened(server, desk, desk_app, tmp_path, "labels")
     before = _state(desk, sent.submission_id)
     refused = client.post(url + "/triage", data={**_triage_form(page), "status": "verified",
                                                  **fields})
@@ -403,11 +409,7 @@ def test_labels_at_their_limits_are_kept_whole(server, desk, desk_app, tmp_path)
 ])
 def test_a_refused_note_is_shown_again_and_nothing_is_kept(server, desk, desk_app,
                                                            tmp_path, note, message):
-    sent = server.submit("notes")
-    desk.import_(server.export(tmp_path / "b.tar"))
-    client = desk_app()
-    url = f"/submission/{sent.submission_id}"
-    page = client.get(url)
+    sent, client, url, page = _opened(server, desk, desk_app, tmp_path, "notes")
     before = _state(desk, sent.submission_id)
     refused = client.post(url + "/note", data={"csrf_token": _token(page), "note": note})
     assert refused.status_code == 400
@@ -433,11 +435,7 @@ def test_a_note_keeps_line_breaks_and_tabs_up_to_its_limit(server, desk, desk_ap
 
 
 def test_refusals_are_in_the_page_language(server, desk, desk_app, tmp_path):
-    sent = server.submit("мова")
-    desk.import_(server.export(tmp_path / "b.tar"))
-    client = desk_app()
-    url = f"/submission/{sent.submission_id}"
-    page = client.get(url)
+    sent, client, url, page = _opened(server, desk, desk_app, tmp_path, "мова")
     ukrainian = {"Accept-Language": "uk"}
     tags = client.post(url + "/triage", data={**_triage_form(page), "tags": "a\tb"},
                        headers=ukrainian)
@@ -470,11 +468,7 @@ def _cases(desk) -> list:
 ])
 def test_a_refused_case_name_is_shown_again_and_nothing_is_kept(server, desk, desk_app,
                                                                tmp_path, lang, name, message):
-    sent = server.submit("cases")
-    desk.import_(server.export(tmp_path / "b.tar"))
-    client = desk_app()
-    url = f"/submission/{sent.submission_id}"
-    page = client.get(url)
+    sent, client, url, page = _opened(server, desk, desk_app, tmp_path, "cases")
     before = _state(desk, sent.submission_id)
     refused = client.post(url + "/case", data={"csrf_token": _token(page), "case": name},
                           headers={"Accept-Language": lang})
