@@ -16,6 +16,7 @@ from intake.format.teamkeys import KdfCost
 from intake.server.config import Config, load_config
 from intake.server.pending_originals import FOLDER as PENDING
 from intake.server.spool import HEAD_BYTES
+from intake.server.store import POOL_DIR
 
 PASSPHRASE = b"correct horse battery staple"
 # Key files made in tests take the cheapest Argon2id cost, passed in explicitly.
@@ -117,10 +118,11 @@ class MemorySpool:
 
 def store_contents(store: Path) -> list[str]:
     """What a server's store holds: its files, and those held in its pending
-    folder as "pending/NAME" (the folder itself is made when the server starts,
-    so it is not something stored)."""
+    folder as "pending/NAME" (that folder is made when the server starts, and
+    the pool of empty files whenever a keeper looks at a five-minute mark, so
+    neither is something stored)."""
     pending = store / PENDING
-    names = [p.name for p in store.iterdir() if p != pending]
+    names = [p.name for p in store.iterdir() if p.name not in (PENDING, POOL_DIR)]
     if pending.is_dir():
         names += [f"{PENDING}/{p.name}" for p in pending.iterdir()]
     return sorted(names)
