@@ -369,21 +369,43 @@ def _refusal_text(exc: Refusal) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def _error(status: int, title: str, message: str):
-    return render_template("vault/error.html", title=title, message=message), status
+def _error(status: int, title: str, message: str, typed: str = ""):
+    return render_template("vault/error.html", title=title, message=message,
+                           typed=typed), status
+
+
+def _typed_back() -> str:
+    """The reply or note a refused form carried, to be shown back for copying:
+    one written at length must not be lost because the desk was started again
+    meanwhile. Only for a form sent from the desk's own pages (its Origin):
+    a page elsewhere must not put words of its choosing into the desk."""
+    # With Referrer-Policy: no-referrer a browser sends "Origin: null" even
+    # from the same origin; Sec-Fetch-Site says it where it is sent.
+    own = (request.headers.get("Sec-Fetch-Site") == "same-origin"
+           or request.headers.get("Origin") == request.host_url[:-1])
+    if request.method != "POST" or not own:
+        return ""
+    try:
+        form = request.form
+    except HTTPException:  # a body too large to read: nothing to give back
+        return ""
+    return next((text for field in ("message", "note")
+                 if (text := form.get(field, "").strip())), "")
 
 
 def _errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc):
         return _error(400, _("The form has expired"),
-                      _("Open the page again and repeat what you did."))
+                      _("Open the page again and repeat what you did."), _typed_back())
 
     @app.errorhandler(desk_access.NotOpened)
     def _not_opened(exc):
+        # A form sent after the desk was started again lands here.
         return _error(403, _("Open the desk's own address"),
                       _("This desk answers only the browser that opened the address "
-                        "printed by intake vault serve. Open that address again."))
+                        "printed by intake vault serve. Open that address again."),
+                      _typed_back())
 
     @app.errorhandler(desk_access.WrongHost)
     def _wrong_host(exc):
@@ -512,6 +534,10 @@ def create_vault_app(vault_root: Path, actor: str | None = None, *,
         VAULT_ACTOR=actor or custody.default_actor(),
         VAULT_SIGNER=signer,
         WTF_CSRF_SSL_STRICT=False,
+        # A reply may take longer than an hour to write; the token still ends
+        # with this process, whose key signs it, and the desk answers only
+        # the browser that opened its address (desk_access).
+        WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=1024 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=0,
         SESSION_COOKIE_NAME="intake_desk_form",

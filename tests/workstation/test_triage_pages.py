@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 
 import pytest
 from PIL import Image, ImageDraw
@@ -419,6 +420,37 @@ def test_a_refused_note_is_shown_again_and_nothing_is_kept(server, desk, desk_ap
     typed = re.search(r'<textarea id="note" name="note" rows="4"[^>]*>(.*?)</textarea>', text,
                       re.DOTALL)[1]
     assert typed == note.replace("\x00", "\\x00")
+
+
+def test_a_form_opened_hours_ago_still_holds(server, desk, desk_app, tmp_path, monkeypatch):
+    """A reply or note can take longer than an hour to write: the form's token
+    lasts as long as the desk's process."""
+    sent, client, url, page = _opened(server, desk, desk_app, tmp_path, "slow writing")
+    later = time.time() + 6 * 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    kept = client.post(url + "/note", data={"csrf_token": _token(page), "note": "at length"})
+    assert kept.status_code == 303
+    assert _state(desk, sent.submission_id)[2] == ["at length"]
+
+
+@pytest.mark.parametrize(("headers", "given_back"), [
+    ({"Sec-Fetch-Site": "same-origin"}, True),
+    ({"Origin": "http://localhost"}, True),
+    ({"Origin": "null"}, False),
+    ({"Sec-Fetch-Site": "cross-site", "Origin": "http://example.org"}, False),
+    ({}, False),
+])
+def test_a_refused_form_gives_its_text_back_only_to_the_desk_own_pages(
+        server, desk, desk_app, tmp_path, headers, given_back):
+    sent, client, url, _page = _opened(server, desk, desk_app, tmp_path, "tokens")
+    before = _state(desk, sent.submission_id)
+    refused = client.post(url + "/note", data={"csrf_token": "stale", "note": "a <long> note"},
+                          headers=headers)
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "The form has expired" in text
+    assert ('readonly autocomplete="off">a &lt;long&gt; note</textarea>' in text) is given_back
+    assert ("long" in text) is given_back
+    assert _state(desk, sent.submission_id) == before
 
 
 def test_a_note_keeps_line_breaks_and_tabs_up_to_its_limit(server, desk, desk_app, tmp_path):
