@@ -38,6 +38,7 @@ from intake.format.reply_bundle import entry_for, iter_reply_bundle
 from intake.workstation import custody
 from intake.workstation.folders import Folder
 from intake.workstation.refusals import N_, Refusal
+from intake.workstation.safe_text import has_controls
 from intake.workstation.vault import Vault, valid_id
 
 REPLY_FORMAT = "intake-reply/1"
@@ -98,6 +99,9 @@ def write_reply(vault: Vault, submission_id: str, message: str,
         raise ReplyError(N_("the reply is empty"))
     if len(message) > MAX_MESSAGE_CHARS:
         raise ReplyError(N_("the reply is longer than %(n)d characters"), n=MAX_MESSAGE_CHARS)
+    if has_controls(message):  # as a note: nothing the witness's page would hide or obey
+        raise ReplyError(N_("the reply may not hold control characters other than line "
+                            "breaks and tabs"))
     row = vault.conn.execute(
         "SELECT s.witness_id, w.reply_public_key FROM submissions s LEFT JOIN witnesses w"
         " ON w.witness_id = s.witness_id WHERE s.submission_id = ?", (submission_id,)).fetchone()

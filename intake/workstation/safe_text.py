@@ -30,7 +30,14 @@ import unicodedata
 # paragraph separators (Zl, Zp), surrogates (Cs), private use (Co), unassigned (Cn).
 HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 PAGE_KEEPS = frozenset("\n\r\t")
+WRITTEN_KEEPS = frozenset("\n\t")  # a textarea's line breaks are made \n first
 LINE_BREAK = " \u23ce "  # " ⏎ "
+
+
+def has_controls(text: str) -> bool:
+    """Whether written text (a note, a reply) holds a control character other
+    than a line break or a tab."""
+    return any(unicodedata.category(c) == "Cc" and c not in WRITTEN_KEEPS for c in text)
 
 
 def _escape(char: str) -> str:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from intake.workstation import custody, images, search
 from intake.workstation.refusals import N_, Refusal
-from intake.workstation.safe_text import is_hidden
+from intake.workstation.safe_text import has_controls, is_hidden
 
 STATUSES = ("new", "in review", "verified", "in case file", "closed", "rejected", "spam")
 PRIORITIES = {0: "low", 1: "normal", 2: "high", 3: "urgent"}
@@ -42,7 +41,6 @@ TAG_CHARS = 64
 TAGS_MAX = 50
 ASSIGNEE_CHARS = 100
 NOTE_CHARS = 20_000
-NOTE_KEEPS = frozenset("\n\t")
 
 
 class TriageError(Refusal, ValueError):
@@ -448,7 +446,7 @@ def add_note(conn: sqlite3.Connection, submission_id: str, body: str,
         raise TriageError(N_("The note is empty."))
     if len(body) > NOTE_CHARS:
         raise TriageError(N_("A note may have at most %(n)d characters."), n=NOTE_CHARS)
-    if any(unicodedata.category(c) == "Cc" and c not in NOTE_KEEPS for c in body):
+    if has_controls(body):
         raise TriageError(N_("A note may not hold control characters other than line "
                              "breaks and tabs."))
     author = actor or custody.default_actor()
