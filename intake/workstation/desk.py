@@ -246,7 +246,7 @@ def update(submission_id: str):
         if not stale:
             typed["version"] = form.get("version", "")
         return _submission_page(submission_id, typed=typed, refused=_refusal_text(exc),
-                                refused_at="triage-form", stale=stale,
+                                refused_at=exc.field or "triage-form", stale=stale,
                                 status=409 if stale else 400)
     return _back(submission_id)
 

@@ -16,6 +16,13 @@ def N_(message: str) -> str:  # noqa: N802 - gettext's own name for "mark only"
 class Refusal(Exception):
     """Something the workstation will not do; str() is the English sentence."""
 
+    field: str | None = None  # the form field it is about, where there is one
+
     def __init__(self, message: str, **values: object):
         super().__init__(message % values if values else message)
         self.message, self.values = message, values
+
+    def at(self, field: str) -> Refusal:
+        """The same refusal, naming the form field it is about."""
+        self.field = field
+        return self

@@ -374,13 +374,14 @@ def _require(conn: sqlite3.Connection, submission_id: str) -> sqlite3.Row:
     return row
 
 
-def _label(value: str, most: int, too_long: str, hidden: str) -> str:
-    """A tag or an assignee: one line of visible characters, at most `most`."""
+def _label(value: str, most: int, too_long: str, hidden: str, field: str) -> str:
+    """A tag or an assignee: one line of visible characters, at most `most`;
+    a refusal names the form's `field`."""
     value = value.strip()
     if len(value) > most:
-        raise TriageError(too_long, n=most)
+        raise TriageError(too_long, n=most).at(field)
     if any(is_hidden(c) for c in value):
-        raise TriageError(hidden)
+        raise TriageError(hidden).at(field)
     return value
 
 
@@ -405,16 +406,17 @@ def update(conn: sqlite3.Connection, submission_id: str, *, status: str | None =
     if assignee is not None:
         assignee = _label(assignee, ASSIGNEE_CHARS,
                           N_("An assignee may have at most %(n)d characters."),
-                          N_("An assignee may not hold control or format characters."))
+                          N_("An assignee may not hold control or format characters."),
+                          "assignee")
     new = None
     if tags is not None:
         new = sorted({_label(t, TAG_CHARS,
                              N_("A tag may have at most %(n)d characters."),
-                             N_("A tag may not hold control or format characters."))
+                             N_("A tag may not hold control or format characters."), "tags")
                       for t in tags} - {""})
         if len(new) > TAGS_MAX:
             raise TriageError(N_("A submission may have at most %(n)d tags."),
-                              n=TAGS_MAX)
+                              n=TAGS_MAX).at("tags")
     if status is not None and status != row["status"]:
         conn.execute("UPDATE submissions SET status = ? WHERE submission_id = ?",
                      (status, submission_id))

@@ -383,7 +383,12 @@ def test_typed_labels_past_their_limits_are_refused_and_kept(server, desk, desk_
     assert refused.status_code == 400
     assert _state(desk, sent.submission_id) == before
     text = refused.get_data(as_text=True)
-    assert message in text
+    # The reason links to the field it is about, which says it is wrong.
+    field = next(iter(fields))
+    assert f'<a href="#{field}">{message}</a>' in text
+    assert re.search(rf'<input type="text" id="{field}" name="{field}" value="[^"]*" '
+                     r'aria-invalid="true"', text)
+    assert text.count('aria-invalid="true"') == 1
     assert kept in text.split('id="triage-form"')[1]  # what was typed, back in the form
     assert re.search(r'<option value="verified" selected>', text)
     # The refused form still carries the version it was made from.
