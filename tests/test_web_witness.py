@@ -326,6 +326,10 @@ def test_multipart_without_boundary(app, client):
     ("photos/photo.jpg", "folder path"),
     ("/home/me/photo.jpg", "folder path"),
     ("C:\\\\Users\\\\me\\\\photo.jpg", "folder path"),  # escaped as a browser quotes it
+    # As old Internet Explorer sends it, unescaped: the parser drops the
+    # backslashes, and the user's name would stay in "C:UsersIvanphoto.jpg".
+    ("C:\\Users\\Ivan\\photo.jpg", "folder path"),
+    ("d:photo.jpg", "folder path"),
     ("photo\x00.jpg.exe", "NUL"),
     ("a" * 1000 + ".jpg", "255"),
 ])

@@ -15,6 +15,15 @@ class BadFilename(ValueError):
         self.reason = reason
 
 
+def _drive(name: str) -> bool:
+    """A name that starts like `C:`: a Windows path (a Windows name cannot hold
+    a colon). Sent unquoted, as old Internet Explorer did, its backslashes are
+    taken as escapes by the header parser and vanish, so that
+    `C:\\Users\\Ivan\\photo.jpg` arrives as `C:UsersIvanphoto.jpg`, the
+    user's name inside."""
+    return len(name) >= 2 and name[1] == ":" and name[0].isascii() and name[0].isalpha()
+
+
 def check_upload_name(name: str) -> str:
     """Returns the name as the witness's browser gave it, or refuses it.
 
@@ -23,7 +32,7 @@ def check_upload_name(name: str) -> str:
     """
     if "\0" in name:
         raise BadFilename("nul")
-    if "/" in name or "\\" in name:
+    if "/" in name or "\\" in name or _drive(name):
         raise BadFilename("path")
     if len(name) > MAX_NAME_CHARS:
         raise BadFilename("long")
