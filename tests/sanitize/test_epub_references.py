@@ -113,6 +113,16 @@ HOSTILE = {
     "image-set in a style attribute": ("body", '<p style=\'background: image-set('
                                        f'"http://{HOST}/p.png" 1x)\'>x</p>', HOST,
                                        "external reference: style"),
+    # A namespace's url() stays (a name, never fetched), and only that.
+    "a url() after the namespaces": ("css", "@namespace url(http://www.w3.org/1999/xhtml);\n"
+                                     f"p {{ background: url(http://{HOST}/p.png) }}", HOST,
+                                     "external reference: url()"),
+    "a namespace rule after a rule": ("css", f"p {{ margin: 0 }}\n@namespace z url(http://{HOST}"
+                                      "/late);", HOST, "external reference: url()"),
+    "an @import after a namespace": ("css", f'@namespace x url(a);@import "http://{HOST}/s.css";',
+                                     HOST, "external reference: @import"),
+    "a namespace spelled with an escape": ("css", rf"@namespace x u\72l(http://{HOST}/x);", HOST,
+                                           "external reference: style"),
     "an unterminated url at the end": ("body", f'<p style="background: url(http://{HOST}/p.png">'
                                        'x</p>', HOST, "external reference: style"),
 }
@@ -217,13 +227,16 @@ def test_a_page_or_drawing_is_known_by_the_manifest_not_its_name(sanitized, tmp_
 
 
 ORDINARY_SHEET = r"""@charset "utf-8";
-@namespace epub "http://www.idpf.org/2007/ops";
 @import url(fonts.css);
 @import "notes.css";
+@namespace url(http://www.w3.org/1999/xhtml);
+@namespace epub "http://www.idpf.org/2007/ops";
+@namespace m url('http://www.w3.org/1998/Math/MathML');
 @font-face { font-family: "Minion"; src: url("../Fonts/Minion Pro.otf") format("opentype"),
   local("Minion"); }
 body { background: url(../Images/paper.png) no-repeat; font-family: 'Noto\ Serif' }
 .note { filter: url(#shadow) }
+epub|switch, m|math { display: block }
 """
 ORDINARY_HEAD = ('<link rel="stylesheet" href="s.css" type="text/css"/>'
                  '<link rel="stylesheet" href="../Styles/book.css"/>'
@@ -265,7 +278,9 @@ def test_an_ordinary_books_own_files_links_and_anchors_stay(sanitized, tmp_path)
     "a { background: url(" + "\t" * 200_000 + "'x }",
     "@import url(" + " " * 200_000 + ";",
     "@import" + " " * 200_000 + "x;",
-], ids=["url", "url quoted", "@import url", "@import"])
+    "@namespace" + " " * 200_000 + "x" + " " * 200_000 + "url(" + " " * 200_000 + "x;",
+    "@namespace x url(a);" * 20_000 + "a { background: url(" + " " * 200_000 + "x }",
+], ids=["url", "url quoted", "@import url", "@import", "@namespace", "many @namespaces"])
 def test_a_long_run_of_spaces_in_a_style_is_read_in_linear_time(style):
     """A url( followed by spaces and no ")" once made each pattern try every
     split of the spaces between its two \\s*: a megabyte of them, a few

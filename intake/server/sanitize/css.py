@@ -118,3 +118,31 @@ def data_urls(text: str) -> int:
     are decoded, however they are written: `u\\72l(data:...)`,
     `url(d\\61ta:...)`, `image-set("data:..." 1x)` count as `url(data:...)` does."""
     return len(_DATA_URL.findall(_URL_DROPPED.sub("", unescape(text))))
+
+
+# The statements a style sheet may start with, in their order (CSS Syntax 3,
+# CSS Namespaces 3): @charset, @imports, then @namespaces, all written
+# plainly (no escape, no comment), each ended by its semicolon. A namespace
+# is a name, never fetched, whether written as a string or as url(); the
+# others are what they are anywhere.
+_IDENT = r"[A-Za-z_-][A-Za-z0-9_-]*+"
+_LEADING = re.compile(
+    rf"""(?P<space>\s++)|(?P<charset>@charset "[^"\\\n]*+";)"""
+    rf"""|(?P<import>{WRITTEN_IMPORT.pattern}[^;{{}}/\\]*+;)"""
+    rf"""|(?P<namespace>@namespace\s++(?:{_IDENT}\s*+)?(?:{_STRING}|{WRITTEN_URL.pattern})\s*+;)""",
+    re.IGNORECASE)
+
+
+def namespaces_apart(text: str) -> list[tuple[bool, str]]:
+    """The style cut into pieces, each with whether it is an @namespace rule
+    at the sheet's head, which names and fetches nothing (a url() in it
+    included); the other pieces are read as any style is. Anything that is
+    not plainly one of the leading statements ends the head."""
+    pieces: list[tuple[bool, str]] = []
+    pos = 0
+    while (found := _LEADING.match(text, pos)) is not None and found.end() > pos:
+        pieces.append((found.lastgroup == "namespace", found.group(0)))
+        pos = found.end()
+    pieces.append((False, text[pos:]))
+    return pieces
+

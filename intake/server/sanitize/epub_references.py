@@ -162,7 +162,13 @@ def scrub_style(text: str, part: str, removed: list[str]) -> str | None:
         removed.append("external reference: url()")
         return "none"
 
-    scrubbed = css.WRITTEN_URL.sub(url, _IMPORT_RULE.sub(imported, text))
+    # An @namespace rule's url() is a name, never fetched: it stays as it is
+    # (made `none`, the rule would be dropped, and every selector using it).
+    def scrub(piece: str) -> str:
+        return css.WRITTEN_URL.sub(url, _IMPORT_RULE.sub(imported, piece))
+
+    scrubbed = "".join(piece if named else scrub(piece)
+                       for named, piece in css.namespaces_apart(text))
     if not style_clean(scrubbed, part):
         removed.append("external reference: style")
         return None
@@ -172,8 +178,13 @@ def scrub_style(text: str, part: str, removed: list[str]) -> str | None:
 def style_clean(text: str, part: str) -> bool:
     """A style that fetches nothing from outside the book, read as a browser
     reads it."""
-    targets = css.references(text)
-    return targets is not None and all(style_kept(t, part) for t in targets)
+    for named, piece in css.namespaces_apart(text):
+        if named:
+            continue
+        targets = css.references(piece)
+        if targets is None or not all(style_kept(t, part) for t in targets):
+            return False
+    return True
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
