@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 import subprocess
 import zipfile
@@ -316,6 +317,62 @@ class Corpus:
         data = first.getvalue()
         path = self.path("paper.pdf")
         path.write_bytes(data + _incremental_info_update(data))
+        return path
+
+    def signed_pdf(self, name: str = "signed.pdf") -> Path:
+        """The PDF above, signed as a reader signs it: a signature field whose
+        dictionary names the signer, the place, the reason and a phone, an
+        appearance on the page, a document security store with the
+        certificate, and a CMS signature over the byte range made by OpenSSL
+        with a certificate naming the witness (a qualified certificate
+        carries a tax number)."""
+        import pikepdf
+
+        key, cert = self.path("signer.key"), self.path("signer.pem")
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+            "-keyout", str(key), "-out", str(cert),
+            "-subj", f"/CN={AUTHOR}/serialNumber=TINUA-{SERIAL}/emailAddress=olena@example.org")
+        der_cert = run("openssl", "x509", "-in", str(cert), "-outform", "DER").stdout
+        with pikepdf.open(self.pdf()) as pdf:
+            signature = pdf.make_indirect(pikepdf.Dictionary(
+                Type=pikepdf.Name.Sig, Filter=pikepdf.Name("/Adobe.PPKLite"),
+                SubFilter=pikepdf.Name("/adbe.pkcs7.detached"), Name=pikepdf.String(AUTHOR),
+                M=pikepdf.String("D:20240301101112+02'00'"),
+                Location=pikepdf.String("Kyiv street 5"), Reason=pikepdf.String("my account"),
+                ContactInfo=pikepdf.String("+380501234567"),
+                ByteRange=pikepdf.Array([0, 9_999_999_999, 9_999_999_999, 9_999_999_999]),
+                Contents=pikepdf.String(b"\0" * 8192)))
+            shown = pdf.make_stream(b"BT /F1 8 Tf 2 2 Td (Signed by " + AUTHOR.encode()
+                                    + b") Tj ET", Type=pikepdf.Name.XObject,
+                                    Subtype=pikepdf.Name.Form, BBox=[0, 0, 120, 20])
+            widget = pdf.make_indirect(pikepdf.Dictionary(
+                Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget, FT=pikepdf.Name.Sig,
+                T=pikepdf.String("Signature1"), V=signature, Rect=[150, 20, 270, 40], F=4,
+                P=pdf.pages[0].obj, AP=pikepdf.Dictionary(N=shown)))
+            pdf.pages[0].obj.Annots.append(widget)
+            pdf.Root.AcroForm = pikepdf.Dictionary(Fields=[widget], SigFlags=3)
+            pdf.Root.DSS = pikepdf.Dictionary(Certs=[pdf.make_stream(der_cert)])
+            pdf.Root.Perms = pikepdf.Dictionary(DocMDP=signature)
+            unsigned = io.BytesIO()
+            pdf.save(unsigned, object_stream_mode=pikepdf.ObjectStreamMode.disable)
+        data = unsigned.getvalue()
+        # The byte range: all but the hex string /Contents will hold, written
+        # in place of the placeholder with as many characters.
+        placeholder = re.search(rb"/ByteRange \[[^\]]*\]", data)
+        hole = re.search(rb"/Contents <(0+)>", data)
+        assert placeholder is not None and hole is not None
+        start, end = hole.start(1) - 1, hole.end(1) + 1
+        ranges = f"/ByteRange [ 0 {start} {end} {len(data) - end} ]".encode()
+        data = data[:placeholder.start()] + ranges.ljust(len(placeholder.group(0))) \
+            + data[placeholder.end():]
+        signed = self.path("signed-range.bin")
+        signed.write_bytes(data[:start] + data[end:])
+        cms = run("openssl", "cms", "-sign", "-binary", "-outform", "DER", "-in", str(signed),
+                  "-signer", str(cert), "-inkey", str(key)).stdout
+        assert len(cms) * 2 <= end - start - 2
+        path = self.path(name)
+        path.write_bytes(data[:start + 1] + cms.hex().encode().ljust(end - start - 2, b"0")
+                         + data[end - 1:])
         return path
 
     def docx(self, name="report.docx") -> Path:

@@ -8,10 +8,10 @@ figures, /LastModified, page thumbnails, the document ids (a new random
 first id, the second derived from the content), annotation authors and dates,
 the EXIF/XMP inside embedded JPEG images (image XObjects, and inline images
 in every content stream: pages, form XObjects, patterns, annotations'
-appearances, Type 3 glyphs), and the metadata of attached files
+appearances, Type 3 glyphs), the metadata of attached files
 (each cleaned as if sent alone: pictures, PDFs, office files; plain text is
 kept; an attachment of any other kind, or one that cannot be cleaned, keeps
-the whole file as received, flagged).
+the whole file as received, flagged), and digital signatures (signature.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import io
 import os
 import re
 
-from intake.server.sanitize import jpeg
+from intake.server.sanitize import jpeg, signature
 from intake.server.sanitize.base import Cleaned, CleanPart, Refused, unique
 from intake.server.sanitize.limits import Limits
 
@@ -314,6 +314,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
                 if stream.objgen not in attached:
                     attached.add(stream.objgen)
                     _clean_attachment(stream, removed, clean_part)
+        signature.remove_signatures(pdf, removed)
         _clean_contents(pdf, removed, max_pixels)
         for page in pdf.pages:
             for annot in page.obj.get("/Annots", []):

@@ -163,6 +163,8 @@ def _picture_bytes(body: bytes | None, max_pixels: int, depth: int) -> None:
 def _pdf(original: bytes, data: bytes) -> None:
     import pikepdf
 
+    from intake.server.sanitize.signature import signatures_left
+
     with pikepdf.open(io.BytesIO(original)) as before, pikepdf.open(io.BytesIO(data)) as pdf:
         if len(pdf.pages) != len(before.pages):
             raise Failed("pages lost")
@@ -174,6 +176,8 @@ def _pdf(original: bytes, data: bytes) -> None:
                 if keys & {"/Metadata", "/PieceInfo", "/LastModified"} or \
                         any(k.startswith("/PTEX.") for k in keys):
                     raise Failed("metadata left")
+        if (left := signatures_left(pdf)) is not None:
+            raise Failed(f"digital signature left: {left}")
         _pdf_inline_images(pdf)
     if b"%%EOF" in data[:-8]:
         raise Failed("earlier revision left")
