@@ -328,10 +328,7 @@ class Corpus:
         carries a tax number)."""
         import pikepdf
 
-        key, cert = self.path("signer.key"), self.path("signer.pem")
-        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-            "-keyout", str(key), "-out", str(cert),
-            "-subj", f"/CN={AUTHOR}/serialNumber=TINUA-{SERIAL}/emailAddress=olena@example.org")
+        key, cert = self.certificate()
         der_cert = run("openssl", "x509", "-in", str(cert), "-outform", "DER").stdout
         with pikepdf.open(self.pdf()) as pdf:
             signature = pdf.make_indirect(pikepdf.Dictionary(
@@ -373,6 +370,80 @@ class Corpus:
         path = self.path(name)
         path.write_bytes(data[:start + 1] + cms.hex().encode().ljust(end - start - 2, b"0")
                          + data[end - 1:])
+        return path
+
+    def epub(self) -> Path:
+        """A one-page EPUB 3."""
+        opf = ('<?xml version="1.0" encoding="UTF-8"?><package xmlns="http://www.idpf.org/2007/'
+               'opf" version="3.0" unique-identifier="id"><metadata xmlns:dc="http://purl.org/'
+               'dc/elements/1.1/"><dc:identifier id="id">urn:uuid:1</dc:identifier><dc:title>'
+               "Diary</dc:title><dc:language>uk</dc:language></metadata><manifest><item id=\"c\" "
+               'href="c.xhtml" media-type="application/xhtml+xml"/></manifest><spine><itemref '
+               'idref="c"/></spine></package>')
+        page = ('<?xml version="1.0" encoding="UTF-8"?><html xmlns="http://www.w3.org/1999/'
+                'xhtml"><head><title>Day one</title></head><body><p>The convoy passed at dawn.'
+                "</p></body></html>")
+        return write_epub(self.path("book.epub"), opf, {"OEBPS/c.xhtml": page})
+
+    def certificate(self) -> tuple[Path, Path]:
+        """A key and a self-signed certificate naming the witness, made by
+        OpenSSL (a qualified certificate carries a tax number)."""
+        key, cert = self.path("signer.key"), self.path("signer.pem")
+        if not cert.exists():
+            run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                "-keyout", str(key), "-out", str(cert), "-subj",
+                f"/CN={AUTHOR}/serialNumber=TINUA-{SERIAL}/emailAddress=olena@example.org")
+        return key, cert
+
+    def signed_office(self, family: str) -> Path:
+        """A DOCX, ODT or EPUB holding an XML signature in the part its
+        format signs in, with the witness's certificate and the signing time,
+        as Word, LibreOffice or a publisher's tool writes one (the signature
+        value itself is not checked by the cleaner: it goes either way)."""
+        import base64
+
+        _key, cert = self.certificate()
+        der = run("openssl", "x509", "-in", str(cert), "-outform", "DER").stdout
+        signature = (
+            '<Signature xmlns="http://www.w3.org/2000/09/xmldsig#" Id="idPackageSignature">'
+            "<SignedInfo><SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#"
+            'rsa-sha256"/></SignedInfo><SignatureValue>AAAA</SignatureValue><KeyInfo><X509Data>'
+            f"<X509Certificate>{base64.b64encode(der).decode()}</X509Certificate></X509Data>"
+            "</KeyInfo><Object><SignatureProperties><SignatureProperty Target=\"#idPackage"
+            'Signature"><mdssi:SignatureTime xmlns:mdssi="http://schemas.openxmlformats.org/'
+            "package/2006/digital-signature\"><mdssi:Value>2024-03-01T10:11:12Z</mdssi:Value>"
+            "</mdssi:SignatureTime></SignatureProperty></SignatureProperties></Object>"
+            "</Signature>")
+        source = {"docx": self.docx, "odt": self.odt, "epub": self.epub}[family]()
+        with zipfile.ZipFile(source) as z:
+            parts = {info.filename: z.read(info) for info in z.infolist()}
+        if family == "docx":
+            parts["_xmlsignatures/origin.sigs"] = b""
+            parts["_xmlsignatures/sig1.xml"] = signature.encode()
+            parts["_xmlsignatures/_rels/origin.sigs.rels"] = (
+                b'<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+                b'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
+                b"openxmlformats.org/package/2006/relationships/digital-signature/signature\" "
+                b'Target="sig1.xml"/></Relationships>')
+            parts["_rels/.rels"] = parts["_rels/.rels"].replace(
+                b"</Relationships>", b'<Relationship Id="rIdSig" Type="http://schemas.'
+                b"openxmlformats.org/package/2006/relationships/digital-signature/origin\" "
+                b'Target="_xmlsignatures/origin.sigs"/></Relationships>')
+            parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(
+                b"</Types>", b'<Default Extension="sigs" ContentType="application/vnd.'
+                b'openxmlformats-package.digital-signature-origin"/><Override PartName='
+                b'"/_xmlsignatures/sig1.xml" ContentType="application/vnd.openxmlformats-'
+                b'package.digital-signature-xmlsignature+xml"/></Types>')
+        else:
+            name = "META-INF/documentsignatures.xml" if family == "odt" else \
+                "META-INF/signatures.xml"
+            parts[name] = ('<document-signatures xmlns="urn:oasis:names:tc:opendocument:xmlns:'
+                           f'digitalsignature:1.0">{signature}</document-signatures>').encode()
+        path = self.path(f"signed.{family}")
+        with zipfile.ZipFile(path, "w") as z:
+            for name, body in parts.items():
+                z.writestr(name, body, zipfile.ZIP_STORED if name == "mimetype"
+                           else zipfile.ZIP_DEFLATED)
         return path
 
     def docx(self, name="report.docx") -> Path:

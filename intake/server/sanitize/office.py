@@ -114,10 +114,18 @@ PRINTER_ITEMS = {"PrinterName", "PrinterSetup", "PrinterPaperFromSetup"}
 DATABASE_ITEMS = {"CurrentDatabaseDataSource", "CurrentDatabaseCommand"}
 
 
-def _dropped_part(name: str) -> bool:
+# Digital signatures: each holds its signer's certificate (a name, an
+# e-mail, in a qualified one a tax number) and the time of signing. The
+# cleaned copy is not what was signed, so none of them could still hold.
+SIGNATURE_PARTS = ("meta-inf/documentsignatures.xml", "meta-inf/macrosignatures.xml",
+                   "meta-inf/packagesignatures.xml", "meta-inf/signatures.xml")
+
+
+def dropped_part(name: str) -> bool:
+    """A part that goes whole: thumbnails, printer settings, signatures."""
     lower = name.lower()
-    return (lower.startswith(("docprops/thumbnail", "thumbnails/"))
-            or "/printersettings/" in lower)
+    return (lower.startswith(("docprops/thumbnail", "thumbnails/", "_xmlsignatures/"))
+            or "/printersettings/" in lower or lower in SIGNATURE_PARTS)
 
 
 def _read_all(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.ZipInfo, bytes]]:
@@ -861,7 +869,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
     removed: list[str] = ["zip timestamps"]
     if comment:
         removed.append("zip comment")
-    dropped = {n for n in by_name if _dropped_part(n)}
+    dropped = {n for n in by_name if dropped_part(n)}
     removed += [f"part {field_name(n)}" for n in sorted(dropped)]
     out_parts: list[tuple[str, bytes]] = []
     members = {n for n in by_name if n not in dropped}

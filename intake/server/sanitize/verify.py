@@ -336,6 +336,7 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
         ODF_FIELDS,
         SPREADSHEET,
         XLINK_HREF,
+        dropped_part,
         field_instructions,
         field_path,
         neutral_name,
@@ -353,8 +354,7 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
             raise Failed("mimetype not first")
         for name in names:
             lower = name.lower()
-            if lower.startswith(("docprops/thumbnail", "thumbnails/")) or \
-                    "/printersettings/" in lower:
+            if dropped_part(name):
                 raise Failed(f"part left: {lower.rsplit('/', 1)[-1][:30]}")
             kind = references.part_kind(name, kinds) if family == "epub" else None
             if kind == "page":
