@@ -11,7 +11,8 @@ in every content stream: pages, form XObjects, patterns, annotations'
 appearances, Type 3 glyphs), the metadata of attached files
 (each cleaned as if sent alone: pictures, PDFs, office files; plain text is
 kept; an attachment of any other kind, or one that cannot be cleaned, keeps
-the whole file as received, flagged), and digital signatures (signature.py).
+the whole file as received, flagged), digital signatures (signature.py), and
+what would act outside the file when it is opened (pdf_actions.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import io
 import os
 import re
 
-from intake.server.sanitize import jpeg, signature
+from intake.server.sanitize import jpeg, pdf_actions, signature
 from intake.server.sanitize.base import Cleaned, CleanPart, Refused, unique
 from intake.server.sanitize.limits import Limits
 
@@ -315,6 +316,10 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
                     attached.add(stream.objgen)
                     _clean_attachment(stream, removed, clean_part)
         signature.remove_signatures(pdf, removed)
+        try:
+            pdf_actions.actions(pdf, removed)
+        except pdf_actions.Nested as exc:
+            raise Refused("malformed PDF (nested too deep)") from exc
         _clean_contents(pdf, removed, max_pixels)
         for page in pdf.pages:
             for annot in page.obj.get("/Annots", []):

@@ -163,6 +163,7 @@ def _picture_bytes(body: bytes | None, max_pixels: int, depth: int) -> None:
 def _pdf(original: bytes, data: bytes) -> None:
     import pikepdf
 
+    from intake.server.sanitize.pdf_actions import Nested, actions
     from intake.server.sanitize.signature import signatures_left
 
     with pikepdf.open(io.BytesIO(original)) as before, pikepdf.open(io.BytesIO(data)) as pdf:
@@ -178,6 +179,12 @@ def _pdf(original: bytes, data: bytes) -> None:
                     raise Failed("metadata left")
         if (left := signatures_left(pdf)) is not None:
             raise Failed(f"digital signature left: {left}")
+        try:
+            acting = actions(pdf, None)
+        except Nested as exc:
+            raise Failed("nested too deep") from exc
+        if acting is not None:
+            raise Failed(f"{acting} left")
         _pdf_inline_images(pdf)
     if b"%%EOF" in data[:-8]:
         raise Failed("earlier revision left")
