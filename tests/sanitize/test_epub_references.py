@@ -6,6 +6,7 @@ address the sender chose; the book's own files, links and anchors stay."""
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -347,3 +348,31 @@ def test_a_style_sheet_in_another_alphabet_keeps_its_words(sanitized, tmp_path):
     result, out = sanitized(_book(tmp_path, css=sheet))
     assert result.ok, result.reason
     assert _parts(out)["OEBPS/s.css"] == b"\xef\xbb\xbf" + sheet.encode()
+
+
+def test_a_table_of_contents_names_no_folder_of_its_maker(sanitized, tmp_path):
+    """An NCX entry is followed on a click, as a link: one naming a file: path
+    or a place outside the book (where it was made) points nowhere after
+    cleaning; places in the book and web addresses stay."""
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    points = ["c.xhtml#start", "https://example.org/report", "file:///home/olena/book/c.xhtml",
+              "../../../home/olena/c.xhtml", "\\\\share\\olena\\c.xhtml"]
+    ncx = ('<?xml version="1.0" encoding="UTF-8"?><ncx xmlns="http://www.daisy.org/z3986/2005/'
+           'ncx/" version="2005-1"><head/><docTitle><text>Diary</text></docTitle><navMap>'
+           + "".join(f'<navPoint id="p{n}" playOrder="{n + 1}"><navLabel><text>Part {n}</text>'
+                     f'</navLabel><content src="{src}"/></navPoint>'
+                     for n, src in enumerate(points)) + "</navMap></ncx>")
+    original = _book(tmp_path, items='<item id="ncx" href="toc.ncx" '
+                     'media-type="application/x-dtbncx+xml"/>', extra={"OEBPS/toc.ncx": ncx})
+    result, out = sanitized(original)
+    assert result.ok, result.reason
+    assert "external reference: ncx content" in result.removed
+    cleaned = _parts(out)["OEBPS/toc.ncx"].decode()
+    assert re.findall(r'<content src="([^"]*)"', cleaned) == points[:2] + ["", "", ""]
+    assert "olena" not in cleaned and "Part 4" in cleaned
+    data = original.read_bytes()
+    with pytest.raises(Failed, match="external reference"):
+        check("epub", data, Cleaned(data), Limits())

@@ -208,6 +208,7 @@ PAGES = (".xhtml", ".html", ".htm", ".xht")
 MEDIA_TYPES = {"application/xhtml+xml": "page", "text/html": "page", "text/css": "style",
                "image/svg+xml": "drawing"}
 OPF = "{http://www.idpf.org/2007/opf}"
+NCX = "{http://www.daisy.org/z3986/2005/ncx/}"
 
 
 def manifest_kinds(parts: dict[str, bytes]) -> dict[str, str]:
@@ -260,8 +261,24 @@ def scrub_opf(tree, part: str, removed: list[str]) -> bool:
     for itemref in list(root.iter(f"{OPF}itemref")):
         if itemref.get("idref", "") in gone - {""} and itemref.getparent() is not None:
             itemref.getparent().remove(itemref)
+    for content in _ncx_contents(root):
+        if not clicked_link_kept(content.get("src"), part):
+            # A table of contents entry is followed on a click, as a link is;
+            # one naming a file: path or a shared folder names where the
+            # book was made. It points at the contents file itself instead.
+            content.set("src", "")
+            removed.append("external reference: ncx content")
     return bool(gone)
 
 
+def _ncx_contents(root) -> list:
+    """The NCX's `<content src>` elements: its table of contents' entries."""
+    return [e for e in root.iter() if isinstance(e.tag, str) and e.tag == f"{NCX}content"
+            and e.get("src") is not None]
+
+
 def opf_clean(root, part: str) -> bool:
-    return all(in_book(e.get("href"), part) for e in root.iter() if e.get("href") is not None)
+    """A package document or NCX that names nothing outside the book but
+    the web and mail addresses of table of contents entries."""
+    return all(in_book(e.get("href"), part) for e in root.iter() if e.get("href") is not None) \
+        and all(clicked_link_kept(e.get("src"), part) for e in _ncx_contents(root))

@@ -384,7 +384,7 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
             root = xmlsafe.parse(body).getroot()
             if family == "odf":
                 _odf_part(root, max_pixels)
-            if family == "epub" and lower.endswith(".opf") and \
+            if family == "epub" and lower.endswith((".opf", ".ncx")) and \
                     not references.opf_clean(root, name):
                 raise Failed("external reference left in the package document")
             if family == "ooxml" and any(field_path(text) is not None
