@@ -121,10 +121,19 @@ SIGNATURE_PARTS = ("meta-inf/documentsignatures.xml", "meta-inf/macrosignatures.
                    "meta-inf/packagesignatures.xml", "meta-inf/signatures.xml")
 
 
+# Data a document carries for the services it passed through, not its text:
+# `customXml/` holds a SharePoint or OneDrive library's properties of it (who
+# created and edited it, by display name and account), and `docMetadata/` its
+# sensitivity label, with the organisation's tenant id.
+SERVICE_PARTS = ("customxml/", "docmetadata/")
+
+
 def dropped_part(name: str) -> bool:
-    """A part that goes whole: thumbnails, printer settings, signatures."""
+    """A part that goes whole: thumbnails, printer settings, signatures, the
+    data of the services a document passed through."""
     lower = name.lower()
-    return (lower.startswith(("docprops/thumbnail", "thumbnails/", "_xmlsignatures/"))
+    return (lower.startswith(("docprops/thumbnail", "thumbnails/", "_xmlsignatures/",
+                              *SERVICE_PARTS))
             or "/printersettings/" in lower or lower in SIGNATURE_PARTS)
 
 
