@@ -105,6 +105,40 @@ def write_epub(path: Path, opf: str, parts: dict[str, str | bytes]) -> Path:
     return path
 
 
+PACKAGE = "http://schemas.openxmlformats.org/package/2006/"
+
+
+def relationship(rid: str, kind: str, target: str) -> bytes:
+    """An OOXML relationship; `kind` after the package namespace, or a whole URI."""
+    uri = kind if kind.startswith("http") else PACKAGE + kind
+    return f'<Relationship Id="{rid}" Type="{uri}" Target="{target}"/>'.encode()
+
+
+def relationships(rid: str, kind: str, target: str) -> bytes:
+    """A relationships part holding one."""
+    return (f'<?xml version="1.0"?><Relationships xmlns="{PACKAGE}relationships">'.encode()
+            + relationship(rid, kind, target) + b"</Relationships>")
+
+
+def package_with(source: Path, path: Path, added: dict[str, bytes],
+                 inserted: dict[str, bytes]) -> Path:
+    """A copy of the zip package `source` at `path`, with the parts `added`
+    and, in each part named in `inserted`, its bytes put before the part's
+    closing tag (a relationship, a content type)."""
+    with zipfile.ZipFile(source) as z:
+        parts = {info.filename: z.read(info) for info in z.infolist()}
+    for name, text in inserted.items():
+        body = parts[name]
+        end = body.rindex(b"</")
+        parts[name] = body[:end] + text + body[end:]
+    parts.update(added)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, body in parts.items():
+            z.writestr(name, body, zipfile.ZIP_STORED if name == "mimetype"
+                       else zipfile.ZIP_DEFLATED)
+    return path
+
+
 def exiftool_write(path: Path, *tags: str) -> None:
     run("exiftool", "-q", "-q", "-overwrite_original", "-n", *tags, str(path))
 
@@ -415,36 +449,26 @@ class Corpus:
             "</mdssi:SignatureTime></SignatureProperty></SignatureProperties></Object>"
             "</Signature>")
         source = {"docx": self.docx, "odt": self.odt, "epub": self.epub}[family]()
-        with zipfile.ZipFile(source) as z:
-            parts = {info.filename: z.read(info) for info in z.infolist()}
-        if family == "docx":
-            parts["_xmlsignatures/origin.sigs"] = b""
-            parts["_xmlsignatures/sig1.xml"] = signature.encode()
-            parts["_xmlsignatures/_rels/origin.sigs.rels"] = (
-                b'<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/'
-                b'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
-                b"openxmlformats.org/package/2006/relationships/digital-signature/signature\" "
-                b'Target="sig1.xml"/></Relationships>')
-            parts["_rels/.rels"] = parts["_rels/.rels"].replace(
-                b"</Relationships>", b'<Relationship Id="rIdSig" Type="http://schemas.'
-                b"openxmlformats.org/package/2006/relationships/digital-signature/origin\" "
-                b'Target="_xmlsignatures/origin.sigs"/></Relationships>')
-            parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(
-                b"</Types>", b'<Default Extension="sigs" ContentType="application/vnd.'
-                b'openxmlformats-package.digital-signature-origin"/><Override PartName='
-                b'"/_xmlsignatures/sig1.xml" ContentType="application/vnd.openxmlformats-'
-                b'package.digital-signature-xmlsignature+xml"/></Types>')
-        else:
+        path = self.path(f"signed.{family}")
+        if family != "docx":
             name = "META-INF/documentsignatures.xml" if family == "odt" else \
                 "META-INF/signatures.xml"
-            parts[name] = ('<document-signatures xmlns="urn:oasis:names:tc:opendocument:xmlns:'
-                           f'digitalsignature:1.0">{signature}</document-signatures>').encode()
-        path = self.path(f"signed.{family}")
-        with zipfile.ZipFile(path, "w") as z:
-            for name, body in parts.items():
-                z.writestr(name, body, zipfile.ZIP_STORED if name == "mimetype"
-                           else zipfile.ZIP_DEFLATED)
-        return path
+            return package_with(source, path, {name: (
+                '<document-signatures xmlns="urn:oasis:names:tc:opendocument:xmlns:'
+                f'digitalsignature:1.0">{signature}</document-signatures>').encode()}, {})
+        return package_with(source, path, {
+            "_xmlsignatures/origin.sigs": b"",
+            "_xmlsignatures/sig1.xml": signature.encode(),
+            "_xmlsignatures/_rels/origin.sigs.rels": relationships(
+                "rId1", "relationships/digital-signature/signature", "sig1.xml"),
+        }, {
+            "_rels/.rels": relationship("rIdSig", "relationships/digital-signature/origin",
+                                        "_xmlsignatures/origin.sigs"),
+            "[Content_Types].xml": b'<Default Extension="sigs" ContentType="application/vnd.'
+            b'openxmlformats-package.digital-signature-origin"/><Override PartName='
+            b'"/_xmlsignatures/sig1.xml" ContentType="application/vnd.openxmlformats-'
+            b'package.digital-signature-xmlsignature+xml"/>',
+        })
 
     def docx(self, name="report.docx") -> Path:
         import datetime as dt

@@ -83,8 +83,21 @@ CONNECTION_DROPPED = {("connection", "sourceFile"), ("connection", "odcFile"),
                       ("connection", "singleSignOnId"), ("connection", "savePassword"),
                       ("dbPr", "command"), ("textPr", "sourceFile"), ("webPr", "url"),
                       ("webPr", "post")}
+# Ids a document keeps through every save and every copy made of it (Word's
+# docId, PowerPoint's creationId of a slide, master or layout, Excel's
+# documentId and its objects' uids): like rsids, they tie the copy to other
+# files made from the same one, as those on a seized computer. Dropped whole:
+# all are optional, in namespaces an older reader may ignore.
+DOCUMENT_IDS = frozenset({"docId", "creationId", "revisionPtr"})
 # Elements removed wholly, and elements whose text is emptied.
-ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplate", "docVars"}
+ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplate", "docVars",
+                    *DOCUMENT_IDS}
+SPREADSHEET_REVISION = "{http://schemas.microsoft.com/office/spreadsheetml/"
+
+
+def document_uid(attribute: str) -> bool:
+    """Excel's `xr:uid` (and its later namespaces'): an object's id for good."""
+    return attribute.startswith(SPREADSHEET_REVISION) and attribute.endswith("}uid")
 TEXT_EMPTIED = {"author", "creator", "creator-initials", "author-name", "author-initials",
                 "sender-firstname", "sender-lastname", "sender-email"}
 ODF_DATE = "{http://purl.org/dc/elements/1.1/}date"
@@ -291,7 +304,13 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
             continue
         tag = xmlsafe.local(element.tag)
         if tag in ELEMENTS_DROPPED and element.getparent() is not None:
-            element.getparent().remove(element)
+            parent = element.getparent()
+            parent.remove(element)
+            # An extension (PowerPoint's creationId's) must hold something:
+            # left empty, it goes too.
+            if xmlsafe.local(parent.tag) == "ext" and len(parent) == 0 and \
+                    parent.getparent() is not None:
+                parent.getparent().remove(parent)
             removed.append(tag)
             changed = True
             continue
@@ -326,6 +345,10 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
                 del element.attrib[attribute]
                 removed.append("rsid" if "rsid" in key.lower() else
                                f"{key} (comments and changes)")
+                changed = True
+            elif document_uid(attribute):
+                del element.attrib[attribute]
+                removed.append("uid")
                 changed = True
     return changed
 

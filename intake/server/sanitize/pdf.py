@@ -24,6 +24,7 @@ import re
 from intake.server.sanitize import jpeg, pdf_actions, signature
 from intake.server.sanitize.base import Cleaned, CleanPart, Refused, unique
 from intake.server.sanitize.limits import Limits
+from intake.server.sanitize.pdf_objects import Nested, dictionaries
 
 MARKUP_PRIVATE = ("/T", "/M", "/CreationDate", "/NM")
 
@@ -177,13 +178,11 @@ def _content_streams(pdf) -> list:
         if isinstance(stream, pikepdf.Stream):
             found.setdefault(stream.objgen, stream)
 
-    def visit(obj, depth: int = 0) -> None:
-        if depth > 32:
-            raise Refused("malformed PDF (nested too deep)")
-        if isinstance(obj, pikepdf.Stream) and (obj.get("/Subtype") == pikepdf.Name.Form
-                                                or obj.get("/PatternType") == 1):
-            add(obj)
-        if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+    try:
+        for obj in dictionaries(pdf):
+            if isinstance(obj, pikepdf.Stream) and (obj.get("/Subtype") == pikepdf.Name.Form
+                                                    or obj.get("/PatternType") == 1):
+                add(obj)
             appearance = obj.get("/AP")
             if isinstance(appearance, pikepdf.Dictionary):
                 for kind in appearance.values():
@@ -196,17 +195,8 @@ def _content_streams(pdf) -> list:
             if isinstance(glyphs, pikepdf.Dictionary):
                 for glyph in glyphs.values():
                     add(glyph)
-            children = obj.values()
-        elif isinstance(obj, pikepdf.Array):
-            children = list(obj)
-        else:
-            return
-        for child in children:  # objects of their own are visited from pdf.objects
-            if isinstance(child, pikepdf.Dictionary | pikepdf.Array) and not child.is_indirect:
-                visit(child, depth + 1)
-
-    for obj in pdf.objects:
-        visit(obj)
+    except Nested as exc:
+        raise Refused("malformed PDF (nested too deep)") from exc
     return list(found.values())
 
 
@@ -315,10 +305,10 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
                 if stream.objgen not in attached:
                     attached.add(stream.objgen)
                     _clean_attachment(stream, removed, clean_part)
-        signature.remove_signatures(pdf, removed)
         try:
+            signature.remove_signatures(pdf, removed)
             pdf_actions.actions(pdf, removed)
-        except pdf_actions.Nested as exc:
+        except Nested as exc:
             raise Refused("malformed PDF (nested too deep)") from exc
         _clean_contents(pdf, removed, max_pixels)
         for page in pdf.pages:

@@ -17,6 +17,8 @@ fields, showing layers or an article, and a web or mail address to click
 
 from __future__ import annotations
 
+from intake.server.sanitize.pdf_objects import dictionaries
+
 KEPT = frozenset({"/GoTo", "/Named", "/ResetForm", "/Hide", "/SetOCGState", "/Thread", "/URI"})
 # Every action type (ISO 32000-2, 12.6.4): a dictionary is an action by its
 # /S only when it is one of them, since a transparency group, a soft mask
@@ -25,13 +27,6 @@ ACTIONS = KEPT | {"/GoToR", "/GoToE", "/GoToDp", "/Launch", "/Sound", "/Movie", 
                   "/ImportData", "/JavaScript", "/Rendition", "/Trans", "/GoTo3DView",
                   "/RichMediaExecute"}
 WEB = ("http://", "https://", "mailto:")
-MOST_NESTED = 32
-
-
-class Nested(Exception):
-    """Dictionaries nested deeper than any real file's."""
-
-
 def _kept(action) -> bool:
     """An action that reaches nothing outside the document."""
     import pikepdf
@@ -62,7 +57,8 @@ def _named(obj) -> str:
 
 def actions(pdf, removed: list[str] | None) -> str | None:
     """Removes what acts outside the document, naming each in `removed`;
-    with `removed` None, only looks, and says what is there (None: nothing)."""
+    with `removed` None, only looks, and says what is there (None: nothing).
+    Raises Nested (pdf_objects) for a file nested deeper than any real one."""
     import pikepdf
 
     found: list[str] = []
@@ -73,44 +69,30 @@ def actions(pdf, removed: list[str] | None) -> str | None:
             del owner[key]
             removed.append(what)
 
-    def visit(obj, depth: int) -> None:
-        if depth > MOST_NESTED:
-            raise Nested
-        if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
-            if "/AA" in obj:
-                drop(obj, "/AA", "automatic action")
-            opened = obj.get("/OpenAction")
-            if opened is not None and not isinstance(opened, pikepdf.Array) and not (
-                    _is_action(opened) and opened.get("/S") == pikepdf.Name.GoTo):
-                drop(obj, "/OpenAction", "open action")
-            names = obj.get("/Names")
-            if isinstance(names, pikepdf.Dictionary) and "/JavaScript" in names:
-                drop(names, "/JavaScript", "document JavaScript")
-            if "/XFA" in obj and "/Fields" in obj:
-                drop(obj, "/XFA", "XFA form")
-            for key in ("/A", "/Next"):
-                value = obj.get(key)
-                if _is_action(value) and not _kept(value):
-                    drop(obj, key, f"action {_named(value)}")
-                elif isinstance(value, pikepdf.Array) and any(
-                        _is_action(a) and not _kept(a) for a in value):
-                    drop(obj, key, "action chain")
-            if _is_action(obj) and not _kept(obj) and obj.is_indirect:
-                # Reached some other way than the keys above: emptied, it does nothing.
-                found.append(f"action {_named(obj)}")
-                if removed is not None:
-                    removed.append(f"action {_named(obj)}")
-                    for key in list(obj.keys()):
-                        del obj[key]
-            children = list(obj.values())
-        elif isinstance(obj, pikepdf.Array):
-            children = list(obj)
-        else:
-            return
-        for child in children:  # objects of their own are visited from pdf.objects
-            if isinstance(child, pikepdf.Dictionary | pikepdf.Array) and not child.is_indirect:
-                visit(child, depth + 1)
-
-    for obj in pdf.objects:
-        visit(obj, 0)
+    for obj in dictionaries(pdf):
+        if "/AA" in obj:
+            drop(obj, "/AA", "automatic action")
+        opened = obj.get("/OpenAction")
+        if opened is not None and not isinstance(opened, pikepdf.Array) and not (
+                _is_action(opened) and opened.get("/S") == pikepdf.Name.GoTo):
+            drop(obj, "/OpenAction", "open action")
+        names = obj.get("/Names")
+        if isinstance(names, pikepdf.Dictionary) and "/JavaScript" in names:
+            drop(names, "/JavaScript", "document JavaScript")
+        if "/XFA" in obj and "/Fields" in obj:
+            drop(obj, "/XFA", "XFA form")
+        for key in ("/A", "/Next"):
+            value = obj.get(key)
+            if _is_action(value) and not _kept(value):
+                drop(obj, key, f"action {_named(value)}")
+            elif isinstance(value, pikepdf.Array) and any(
+                    _is_action(a) and not _kept(a) for a in value):
+                drop(obj, key, "action chain")
+        if _is_action(obj) and not _kept(obj) and obj.is_indirect:
+            # Reached some other way than the keys above: emptied, it does nothing.
+            found.append(f"action {_named(obj)}")
+            if removed is not None:
+                removed.append(f"action {_named(obj)}")
+                for key in list(obj.keys()):
+                    del obj[key]
     return found[0] if found else None

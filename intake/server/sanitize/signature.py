@@ -15,6 +15,8 @@ original keeps its signatures for those who are to verify them.
 
 from __future__ import annotations
 
+from intake.server.sanitize.pdf_objects import dictionaries
+
 SIGNATURES = ("/Sig", "/DocTimeStamp")
 
 
@@ -38,9 +40,7 @@ def signature_fields(obj) -> list:
 def remove_signatures(pdf, removed: list[str]) -> None:
     import pikepdf
 
-    for obj in pdf.objects:
-        if not isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
-            continue
+    for obj in dictionaries(pdf):  # written in place too
         if is_signature(obj):
             for key in list(obj.keys()):
                 del obj[key]
@@ -62,14 +62,11 @@ def remove_signatures(pdf, removed: list[str]) -> None:
 
 def signatures_left(pdf) -> str | None:
     """What of a signature a cleaned copy still holds, or None."""
-    import pikepdf
 
     for key in ("/Perms", "/DSS"):
         if key in pdf.Root:
             return key[1:]
-    for obj in pdf.objects:
-        if not isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
-            continue
+    for obj in dictionaries(pdf):
         if is_signature(obj) and len(obj.keys()) > 0:
             return "signature"
         if any(key in field for field in signature_fields(obj) for key in ("/V", "/AP")):

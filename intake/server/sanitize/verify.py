@@ -163,7 +163,8 @@ def _picture_bytes(body: bytes | None, max_pixels: int, depth: int) -> None:
 def _pdf(original: bytes, data: bytes) -> None:
     import pikepdf
 
-    from intake.server.sanitize.pdf_actions import Nested, actions
+    from intake.server.sanitize.pdf_actions import actions
+    from intake.server.sanitize.pdf_objects import Nested
     from intake.server.sanitize.signature import signatures_left
 
     with pikepdf.open(io.BytesIO(original)) as before, pikepdf.open(io.BytesIO(data)) as pdf:
@@ -177,12 +178,12 @@ def _pdf(original: bytes, data: bytes) -> None:
                 if keys & {"/Metadata", "/PieceInfo", "/LastModified"} or \
                         any(k.startswith("/PTEX.") for k in keys):
                     raise Failed("metadata left")
-        if (left := signatures_left(pdf)) is not None:
-            raise Failed(f"digital signature left: {left}")
         try:
-            acting = actions(pdf, None)
+            signed, acting = signatures_left(pdf), actions(pdf, None)
         except Nested as exc:
             raise Failed("nested too deep") from exc
+        if signed is not None:
+            raise Failed(f"digital signature left: {signed}")
         if acting is not None:
             raise Failed(f"{acting} left")
         _pdf_inline_images(pdf)
@@ -338,11 +339,13 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
     from intake.server.sanitize.office import (
         CONNECTION_DROPPED,
         CONNECTION_EMPTIED,
+        DOCUMENT_IDS,
         DRAWING_PROPERTIES,
         DRAWING_TEXT,
         ODF_FIELDS,
         SPREADSHEET,
         XLINK_HREF,
+        document_uid,
         dropped_part,
         field_instructions,
         field_path,
@@ -417,6 +420,9 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
                 if any("rsid" in k.lower() for k in attrs) or attrs.get("author") or \
                         attrs.get("initials"):
                     raise Failed("authors or revision ids left")
+                if family == "ooxml" and (tag in DOCUMENT_IDS
+                                          or any(map(document_uid, element.attrib))):
+                    raise Failed("document ids left")
                 if attrs.get("TargetMode") == "External":
                     from intake.server.sanitize.office import INERT, _written_link
 
