@@ -92,12 +92,6 @@ DOCUMENT_IDS = frozenset({"docId", "creationId", "revisionPtr"})
 # Elements removed wholly, and elements whose text is emptied.
 ELEMENTS_DROPPED = {"rsids", "rsid", "presenceInfo", "absPath", "attachedTemplate", "docVars",
                     *DOCUMENT_IDS}
-SPREADSHEET_REVISION = "{http://schemas.microsoft.com/office/spreadsheetml/"
-
-
-def document_uid(attribute: str) -> bool:
-    """Excel's `xr:uid` (and its later namespaces'): an object's id for good."""
-    return attribute.startswith(SPREADSHEET_REVISION) and attribute.endswith("}uid")
 TEXT_EMPTIED = {"author", "creator", "creator-initials", "author-name", "author-initials",
                 "sender-firstname", "sender-lastname", "sender-email"}
 ODF_DATE = "{http://purl.org/dc/elements/1.1/}date"
@@ -125,6 +119,15 @@ PRINTER_ITEMS = {"PrinterName", "PrinterSetup", "PrinterPaperFromSetup"}
 # The mail merge's data source and table a Writer document last used
 # (settings.xml), as its database fields name them.
 DATABASE_ITEMS = {"CurrentDatabaseDataSource", "CurrentDatabaseCommand"}
+
+
+SPREADSHEET_REVISION = "{http://schemas.microsoft.com/office/spreadsheetml/"
+
+
+def document_uid(attribute: str) -> bool:
+    """Excel's `xr:uid` (and its later namespaces'): an object's id for good
+    (DOCUMENT_IDS)."""
+    return attribute.startswith(SPREADSHEET_REVISION) and attribute.endswith("}uid")
 
 
 # Digital signatures: each holds its signer's certificate (a name, an

@@ -27,6 +27,8 @@ ACTIONS = KEPT | {"/GoToR", "/GoToE", "/GoToDp", "/Launch", "/Sound", "/Movie", 
                   "/ImportData", "/JavaScript", "/Rendition", "/Trans", "/GoTo3DView",
                   "/RichMediaExecute"}
 WEB = ("http://", "https://", "mailto:")
+
+
 def _kept(action) -> bool:
     """An action that reaches nothing outside the document."""
     import pikepdf

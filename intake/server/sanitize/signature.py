@@ -62,7 +62,6 @@ def remove_signatures(pdf, removed: list[str]) -> None:
 
 def signatures_left(pdf) -> str | None:
     """What of a signature a cleaned copy still holds, or None."""
-
     for key in ("/Perms", "/DSS"):
         if key in pdf.Root:
             return key[1:]
