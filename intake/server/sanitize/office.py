@@ -130,6 +130,35 @@ def document_uid(attribute: str) -> bool:
     return attribute.startswith(SPREADSHEET_REVISION) and attribute.endswith("}uid")
 
 
+# A password's hash, kept to check it when protection is lifted: offline it
+# can be tried against guesses as fast as a machine hashes, and a password is
+# often one its owner uses elsewhere. The protection itself stays, without
+# a password. Word's document and write protection, Excel's sheet, workbook,
+# range and file-sharing ones, PowerPoint's modify password (its whole
+# element is the hash); in ODF a table's, a section's or the document's
+# protection key and the tracked changes' one.
+PROTECTED = {"documentProtection", "writeProtection", "sheetProtection", "workbookProtection",
+             "protectedRange", "fileSharing"}
+PROTECTION_HASHES = {"password", "hash", "salt", "hashValue", "saltValue", "spinCount",
+                     "algorithmName", "cryptSpinCount", "cryptProviderType",
+                     "cryptAlgorithmClass", "cryptAlgorithmType", "cryptAlgorithmSid",
+                     "cryptProvider", "algIdExt", "algIdExtSource", "cryptProviderTypeExt",
+                     "cryptProviderTypeExtSource", "workbookPassword", "revisionsPassword",
+                     "reservationPassword", "workbookHashValue", "workbookSaltValue",
+                     "workbookSpinCount", "workbookAlgorithmName", "revisionsHashValue",
+                     "revisionsSaltValue", "revisionsSpinCount", "revisionsAlgorithmName"}
+ODF_PROTECTION_KEYS = {"protection-key", "protection-key-digest-algorithm",
+                       "protection-key-digest-algorithm-2"}
+PROTECTION_ITEMS = {"RedlineProtectionKey", "ModifyPasswordInfo"}
+
+
+def protection_hash(tag: str, attribute: str) -> bool:
+    """Whether `attribute` of an element `tag` holds (or describes) a
+    password's hash."""
+    key = xmlsafe.local(attribute)
+    return (tag in PROTECTED and key in PROTECTION_HASHES) or key in ODF_PROTECTION_KEYS
+
+
 # Digital signatures: each holds its signer's certificate (a name, an
 # e-mail, in a qualified one a tax number) and the time of signing. The
 # cleaned copy is not what was signed, so none of them could still hold.
@@ -325,6 +354,17 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
         if (tag in TEXT_EMPTIED or element.tag == ODF_DATE) and element.text:
             element.text = ""
             removed.append(f"{tag} (comments and changes)")
+            changed = True
+        if tag == "modifyVerifier" or (tag.startswith("config-item") and any(
+                v in PROTECTION_ITEMS for v in element.attrib.values())):
+            if element.getparent() is not None:
+                element.getparent().remove(element)
+                removed.append("password hash")
+                changed = True
+            continue
+        for attribute in [a for a in element.attrib if protection_hash(tag, a)]:
+            del element.attrib[attribute]
+            removed.append("password hash")
             changed = True
         if tag == "config-item" and any(v in PRINTER_ITEMS for v in element.attrib.values()):
             element.text = ""

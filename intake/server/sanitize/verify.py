@@ -343,6 +343,7 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
         DRAWING_PROPERTIES,
         DRAWING_TEXT,
         ODF_FIELDS,
+        PROTECTION_ITEMS,
         SPREADSHEET,
         XLINK_HREF,
         document_uid,
@@ -351,6 +352,7 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
         field_path,
         neutral_name,
         odf_link_kept,
+        protection_hash,
     )
 
     with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -423,6 +425,11 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
                 if family == "ooxml" and (tag in DOCUMENT_IDS
                                           or any(map(document_uid, element.attrib))):
                     raise Failed("document ids left")
+                if tag == "modifyVerifier" or any(protection_hash(tag, a)
+                                                  for a in element.attrib) or (
+                        tag.startswith("config-item")
+                        and PROTECTION_ITEMS & set(element.attrib.values())):
+                    raise Failed("password hash left")
                 if attrs.get("TargetMode") == "External":
                     from intake.server.sanitize.office import INERT, _written_link
 
