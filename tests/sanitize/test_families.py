@@ -1012,3 +1012,38 @@ def test_cleaning_is_deterministic(corpus, sanitized):
     second, _ = sanitized(original)
     assert first.spool.sha256 == second.spool.sha256
 
+
+
+def test_a_pdf_restricted_by_an_owner_password_is_cleaned_and_left_unencrypted(corpus, sanitized,
+                                                                                tmp_path):
+    """Many institutions' PDFs forbid copying or editing with an owner password
+    alone: any reader opens them. Such a file is cleaned as any other, written
+    out unencrypted, without the owner password's hash; one that needs a
+    password to open is still refused; the check refuses an encrypted copy."""
+    import pikepdf
+
+    from intake.server.sanitize import Limits
+    from intake.server.sanitize.base import Cleaned
+    from intake.server.sanitize.verify import Failed, check
+
+    restricted = tmp_path / "restricted.pdf"
+    locked = tmp_path / "locked.pdf"
+    with pikepdf.open(corpus.pdf()) as pdf:
+        permissions = pikepdf.Permissions(extract=False, modify_other=False)
+        pdf.save(restricted, encryption=pikepdf.Encryption(owner="Olena1985", user="", R=6,
+                                                            allow=permissions))
+        pdf.save(locked, encryption=pikepdf.Encryption(owner="Olena1985", user="Olena1985",
+                                                        R=6))
+    result, out = sanitized(restricted)
+    assert_clean(result, out)
+    assert "encryption (owner password only)" in result.removed
+    with pikepdf.open(out) as pdf:
+        assert not pdf.is_encrypted and "/Encrypt" not in pdf.trailer
+    assert "The convoy passed at dawn." in pdf_text(out)
+    refused, _ = sanitized(locked)
+    assert not refused.ok and refused.reason == "encrypted PDF"
+    again = tmp_path / "again.pdf"
+    with pikepdf.open(out) as pdf:
+        pdf.save(again, encryption=pikepdf.Encryption(owner="Olena1985", user="", R=6))
+    with pytest.raises(Failed, match="encryption left"):
+        check("pdf", restricted.read_bytes(), Cleaned(again.read_bytes()), Limits())

@@ -269,7 +269,11 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
     max_pixels = limits.max_pixels_copied  # a JPEG inside is copied as coded, not decoded
     with pdf:
         if pdf.is_encrypted:
-            raise Refused("encrypted PDF")
+            # Opened without a password: only an owner password restricts it
+            # (printing, copying), as many institutions' PDFs are. Written out
+            # unencrypted, as any reader shows it, and without the owner
+            # password's hash (/O), which can be tried offline against guesses.
+            removed.append("encryption (owner password only)")
         info = pdf.trailer.get("/Info")
         if info is not None:
             removed += [f"Info:{str(k)[1:]}" for k in info]

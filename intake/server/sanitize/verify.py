@@ -172,6 +172,8 @@ def _pdf(original: bytes, data: bytes) -> None:
             raise Failed("pages lost")
         if "/Info" in pdf.trailer:
             raise Failed("Info dictionary left")
+        if pdf.is_encrypted:
+            raise Failed("encryption left")
         for obj in pdf.objects:
             if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
                 keys = set(obj.keys())
