@@ -1047,3 +1047,33 @@ def test_a_pdf_restricted_by_an_owner_password_is_cleaned_and_left_unencrypted(c
         pdf.save(again, encryption=pikepdf.Encryption(owner="Olena1985", user="", R=6))
     with pytest.raises(Failed, match="encryption left"):
         check("pdf", restricted.read_bytes(), Cleaned(again.read_bytes()), Limits())
+
+
+def test_a_font_program_without_its_length1_is_not_read_as_content(corpus, sanitized,
+                                                                   tmp_path):
+    """LuaTeX writes TrueType programs without the /Length1 they should have
+    (the LuaTeX manual itself): the check took them for content, and a font
+    whose bytes read as a dictionary holding a reference made it fail, so a
+    real PDF was refused. A font descriptor's program is a font, whatever its
+    dictionary says; a stream that no content parser can read is not drawn."""
+    import pikepdf
+
+    program = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").read_bytes()
+    assert b"BI" in program
+    path = tmp_path / "luatex-like.pdf"
+    with pikepdf.open(corpus.pdf()) as pdf:
+        font_file = pdf.make_stream(program + b"\n<< /A 1 0 R >> BDC EMC")  # no /Length1
+        descriptor = pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.FontDescriptor, FontName=pikepdf.Name("/DejaVuSans"), Flags=32,
+            FontBBox=[0, 0, 1000, 1000], ItalicAngle=0, Ascent=900, Descent=-200,
+            CapHeight=700, StemV=80, FontFile2=font_file))
+        pdf.pages[0].Resources.Font.F2 = pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Font, Subtype=pikepdf.Name.TrueType,
+            BaseFont=pikepdf.Name("/DejaVuSans"), FirstChar=32, LastChar=32, Widths=[318],
+            FontDescriptor=descriptor))
+        # Another stream no content parser can read, named by nothing.
+        pdf.Root.Stray = pdf.make_stream(b"<< /A 1 0 R >> BDC EMC BI /W 1 /H 1 ID x EI")
+        pdf.save(path)
+    result, out = sanitized(path)
+    assert result.ok, result.reason
+    assert "The convoy passed at dawn." in pdf_text(out)

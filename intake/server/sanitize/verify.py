@@ -198,12 +198,20 @@ def _pdf_inline_images(pdf) -> None:
     other stream that reads as content, carries no metadata, read by Pillow."""
     import pikepdf
 
+    from intake.server.sanitize.pdf_objects import dictionaries
+
+    # A font descriptor's program, even without the /Length1 it should have
+    # (LuaTeX leaves it out), is a font: binary that no reader draws.
+    fonts = {program.objgen for descriptor in dictionaries(pdf)
+             for key in ("/FontFile", "/FontFile2", "/FontFile3")
+             if isinstance(program := descriptor.get(key), pikepdf.Stream)}
     owners = list(pdf.pages)
     for obj in pdf.objects:
         if not isinstance(obj, pikepdf.Stream) or "/Length1" in obj or \
                 obj.get("/Subtype") in (pikepdf.Name.Image, pikepdf.Name.Type1C,
                                         pikepdf.Name.CIDFontType0C, pikepdf.Name.OpenType) or \
-                obj.get("/Type") in (pikepdf.Name.EmbeddedFile, pikepdf.Name.Metadata):
+                obj.get("/Type") in (pikepdf.Name.EmbeddedFile, pikepdf.Name.Metadata) or \
+                (obj.objgen in fonts and obj.get("/Subtype") != pikepdf.Name.Form):
             continue  # pictures, attachments and font programs are not content
         try:
             if b"BI" in obj.read_bytes():
@@ -213,7 +221,7 @@ def _pdf_inline_images(pdf) -> None:
     for owner in owners:
         try:
             instructions = pikepdf.parse_content_stream(owner)
-        except pikepdf.PdfError:
+        except (pikepdf.PdfError, TypeError):  # TypeError: objects no content may hold
             continue
         for instruction in instructions:
             if isinstance(instruction, pikepdf.ContentStreamInlineImage):
