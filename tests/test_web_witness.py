@@ -343,6 +343,48 @@ def test_bad_filenames_are_refused(app, client, filename, phrase):
     nothing_stored(app)
 
 
+TYPED = "Я бачила <b>колону</b> & автобуси о шостій.\nДругий рядок."
+
+
+def _typed_back(text: str) -> str | None:
+    found = re.search(r'<textarea id="typed" rows="12" cols="60" readonly autocomplete="off">'
+                      r"(.*?)</textarea>", text, re.DOTALL)
+    return found[1] if found else None
+
+
+@pytest.mark.parametrize("refused", ["a file named with a path", "too many files"])
+def test_a_refused_testimony_is_given_back_to_copy(app, client, refused):
+    """A witness who wrote at length loses nothing to a file's name or a limit:
+    the refusal shows the text back, as typed, to be copied."""
+    most = app.extensions["intake"].config.max_files
+    files = [("files", "good.txt", b"fine"), ("files", "C:\\Users\\Ivan\\photo.jpg", b"x")] \
+        if refused == "a file named with a path" else \
+        [("files", f"f{n}.txt", b"x") for n in range(most + 1)]
+    body = multipart([("csrf_token", None, csrf_token(client).encode()),
+                      ("testimony", None, TYPED.encode()), *files])
+    text = assert_error_page(post_raw(client, body), 400, "not accepted")
+    assert _typed_back(text) == ("Я бачила &lt;b&gt;колону&lt;/b&gt; &amp; автобуси о шостій."
+                                 "\nДругий рядок.")
+    nothing_stored(app)
+
+
+@pytest.mark.parametrize(("headers", "given_back"), [
+    ({"Sec-Fetch-Site": "same-origin"}, True),
+    ({"Sec-Fetch-Site": "cross-site"}, False),
+    ({}, False),
+])
+def test_an_expired_form_gives_its_text_back_only_to_our_own_page(app, client, headers,
+                                                                 given_back):
+    csrf_token(client)
+    body = multipart([("csrf_token", None, b"stale"), ("testimony", None, TYPED.encode())])
+    response = client.post("/en/submit", data=body, headers=headers,
+                           content_type="multipart/form-data; boundary=b0undary")
+    text = assert_error_page(response, 400, "The form has expired")
+    assert (_typed_back(text) is not None) is given_back
+    assert ("колону" in text) is given_back
+    nothing_stored(app)
+
+
 def test_unicode_filename_is_kept(app, client, team_key):
     r = submit(client, "", [(b"data", "Фото з Бучі.jpg")])
     assert r.status_code == 200

@@ -613,6 +613,7 @@ def test_each_refusal_names_the_one_limit_passed(browser, small_server, tmp_path
         small[-1].write_text(f"note {n}\n")
     large = tmp_path / "large.bin"
     large.write_bytes(os.urandom(100 * 1024))
+    written = "Я бачила колону <о шостій> & автобуси.\nДругий рядок."
     context, visit = open_visit(browser, width=360, javascript=False)
     try:
         page = visit.page
@@ -622,8 +623,9 @@ def test_each_refusal_names_the_one_limit_passed(browser, small_server, tmp_path
             assert shown in stated, (shown, stated)
         cases = {
             "text": lambda: page.locator("textarea[name=testimony]").fill("x" * 1001),
-            "files": lambda: page.locator("#files-1").set_input_files(
-                [str(f) for f in small]),
+            "files": lambda: (page.locator("textarea[name=testimony]").fill(written),
+                              page.locator("#files-1").set_input_files(
+                                  [str(f) for f in small])),
             "size": lambda: page.locator("#files-1").set_input_files(str(large)),
         }
         before = counts(small_server)
@@ -637,6 +639,10 @@ def test_each_refusal_names_the_one_limit_passed(browser, small_server, tmp_path
             for other, shown in limits.items():
                 if other != limit:
                     assert shown not in said, (limit, other, said)
+            # What was written comes back to be copied (a file too large is
+            # refused before the form is read: its page has nothing to give).
+            typed = {"text": "x" * 1001, "files": written}.get(limit)
+            assert (page.locator("#typed").input_value() if typed else None) == typed, limit
         assert counts(small_server) == before  # nothing kept
     finally:
         context.close()
