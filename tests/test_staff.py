@@ -173,12 +173,19 @@ def test_staff_names_that_would_pass_for_another_are_refused(staff_app):
         with pytest.raises(AccountError, match=says):
             add(db, name, PASSWORD, 1, 8192)
     add(db, "олена", PASSWORD, 1, 8192)
+    # Japanese is written in kanji and both kana at once, Korean in hanja and
+    # hangul: one name each; a Latin letter among them is still refused.
+    add(db, "山田たろウ", PASSWORD, 1, 8192)
+    add(db, "金민준", PASSWORD, 1, 8192)
+    with pytest.raises(AccountError, match="one alphabet"):
+        add(db, "山田taro", PASSWORD, 1, 8192)
     totp = pyotp.TOTP(add(db, "jos\u00e9", PASSWORD, 1, 8192).totp_secret)
     # A name typed in decomposed form (e + combining acute) is the same name.
     assert staff_login(staff_app, staff_app.test_client(), totp,
                        name="jose\u0301").status_code == 302
     with db.sessions() as s:
-        assert sorted(u.name for u in s.query(StaffUser)) == ["alice", "jos\u00e9", "олена"]
+        assert sorted(u.name for u in s.query(StaffUser)) == ["alice", "jos\u00e9", "олена",
+                                                              "山田たろウ", "金민준"]
 
 
 def test_a_name_that_would_pass_for_an_account_made_before_nfkc_is_refused(staff_app):

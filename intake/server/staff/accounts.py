@@ -81,12 +81,22 @@ def staff_name(typed: str) -> str:
     return unicodedata.normalize("NFKC", typed)
 
 
+# Scripts one name is written in together, as Unicode's "highly restrictive"
+# profile (UTS #39) allows: Japanese mixes kanji with both kana, Korean hanja
+# with hangul, Chinese hanzi with bopomofo. None of them passes for a Latin,
+# Cyrillic or Greek letter.
+WRITTEN_TOGETHER = {"CJK": "CJK", "HIRAGANA": "CJK", "KATAKANA": "CJK",
+                    "KATAKANA-HIRAGANA": "CJK", "HANGUL": "CJK", "BOPOMOFO": "CJK"}
+
+
 def _script(ch: str) -> str:
     """The script a name's letter is written in, by its Unicode name
-    (LATIN, CYRILLIC, ...); digits, - and _ belong to none."""
+    (LATIN, CYRILLIC, ...; CJK for those written together); digits, - and _
+    belong to none."""
     if ch in "-_" or ch.isdigit():
         return ""
-    return unicodedata.name(ch, "?").split(" ")[0]
+    first = unicodedata.name(ch, "?").split(" ")[0]
+    return WRITTEN_TOGETHER.get(first, first)
 
 
 def _look_alike(name: str) -> str:
