@@ -31,7 +31,7 @@ import posixpath
 import re
 import zipfile
 
-from intake.server.sanitize import css, xmlsafe
+from intake.server.sanitize import css, epub_fonts, xmlsafe
 from intake.server.sanitize import epub_references as references
 from intake.server.sanitize.base import (
     Cleaned,
@@ -945,6 +945,15 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
     if comment:
         removed.append("zip comment")
     dropped = {n for n in by_name if dropped_part(n)}
+    fonts: dict[str, str] = {}
+    identifier: str | None = ""
+    if family == "epub" and epub_fonts.ENCRYPTION in by_name:
+        # Read before the identifier that keys them is replaced (_scrub_opf).
+        fonts = epub_fonts.obfuscated_fonts(by_name)
+        identifier = epub_fonts.unique_identifier(by_name) if fonts else ""
+        if identifier is None:
+            raise Refused("the book's fonts are obfuscated with an identifier it does not have")
+        dropped.add(epub_fonts.ENCRYPTION)
     removed += [f"part {field_name(n)}" for n in sorted(dropped)]
     out_parts: list[tuple[str, bytes]] = []
     members = {n for n in by_name if n not in dropped}
@@ -955,6 +964,9 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
         kind = references.part_kind(name, kinds) if family == "epub" else None
         if name in dropped or info.is_dir():
             continue
+        if name in fonts:
+            body = epub_fonts.deobfuscated(body, fonts[name], identifier or "")
+            removed.append("font obfuscation")
         replaced = REPLACED.get(name)
         if replaced is None and family == "odf" and name.endswith("/meta.xml"):
             replaced = META  # an embedded object's own properties ("Object 1/meta.xml")

@@ -374,6 +374,8 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
             if family == "epub" else {}
         if family in ("odf", "epub") and names[:1] != ["mimetype"]:
             raise Failed("mimetype not first")
+        if family == "epub" and "META-INF/encryption.xml" in names:
+            raise Failed("encryption.xml left")
         for name in names:
             lower = name.lower()
             if dropped_part(name):
