@@ -151,3 +151,20 @@ def test_the_check_refuses_a_copy_that_still_acts(corpus, sanitized, tmp_path, p
         pdf.save(acting)
     with pytest.raises(Failed, match=planted):
         check("pdf", original.read_bytes(), Cleaned(acting.getvalue()), Limits())
+
+
+def test_dictionaries_nested_past_any_real_files_are_refused(corpus, sanitized, tmp_path):
+    """Every dictionary is walked, those written in place too, down to a
+    depth no real file reaches: a deeper one is refused as malformed, not
+    followed until the stack runs out."""
+    import pikepdf
+
+    with pikepdf.open(corpus.pdf()) as pdf:
+        deep = pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("app.alert(1)"))
+        for _ in range(40):
+            deep = pikepdf.Dictionary(Inner=deep)
+        pdf.pages[0].obj.Deep = deep
+        path = tmp_path / "deep.pdf"
+        pdf.save(path)
+    result, _out = sanitized(path)
+    assert not result.ok and result.reason == "malformed PDF (nested too deep)"

@@ -164,7 +164,7 @@ def _clean_content(pdf, owner, removed: list[str], max_pixels: int) -> bytes | N
     return b"\n".join(pieces)
 
 
-def _content_streams(pdf) -> list:
+def _content_streams(dicts: list) -> list:
     """Every stream that holds content other than a page's own: form
     XObjects, tiling patterns, annotations' appearances (/AP: /N, /R, /D,
     each a stream or a dictionary of them) and Type 3 glyphs (/CharProcs),
@@ -178,29 +178,25 @@ def _content_streams(pdf) -> list:
         if isinstance(stream, pikepdf.Stream):
             found.setdefault(stream.objgen, stream)
 
-    try:
-        for obj in dictionaries(pdf):
-            if isinstance(obj, pikepdf.Stream) and (obj.get("/Subtype") == pikepdf.Name.Form
-                                                    or obj.get("/PatternType") == 1):
-                add(obj)
-            appearance = obj.get("/AP")
-            if isinstance(appearance, pikepdf.Dictionary):
-                for kind in appearance.values():
-                    add(kind)
-                    if isinstance(kind, pikepdf.Dictionary) and \
-                            not isinstance(kind, pikepdf.Stream):
-                        for state in kind.values():
-                            add(state)
-            glyphs = obj.get("/CharProcs")
-            if isinstance(glyphs, pikepdf.Dictionary):
-                for glyph in glyphs.values():
-                    add(glyph)
-    except Nested as exc:
-        raise Refused("malformed PDF (nested too deep)") from exc
+    for obj in dicts:
+        if isinstance(obj, pikepdf.Stream) and (obj.get("/Subtype") == pikepdf.Name.Form
+                                                or obj.get("/PatternType") == 1):
+            add(obj)
+        appearance = obj.get("/AP")
+        if isinstance(appearance, pikepdf.Dictionary):
+            for kind in appearance.values():
+                add(kind)
+                if isinstance(kind, pikepdf.Dictionary) and not isinstance(kind, pikepdf.Stream):
+                    for state in kind.values():
+                        add(state)
+        glyphs = obj.get("/CharProcs")
+        if isinstance(glyphs, pikepdf.Dictionary):
+            for glyph in glyphs.values():
+                add(glyph)
     return list(found.values())
 
 
-def _clean_contents(pdf, removed: list[str], max_pixels: int) -> None:
+def _clean_contents(pdf, dicts: list, removed: list[str], max_pixels: int) -> None:
     """Inline images (BI ... EI) in every content stream: a JPEG among them
     keeps no EXIF or XMP, as an image XObject does not; one that cannot be
     cleaned stops the whole file."""
@@ -214,7 +210,7 @@ def _clean_contents(pdf, removed: list[str], max_pixels: int) -> None:
         cleaned = _clean_content(pdf, page.obj, removed, max_pixels)
         if cleaned is not None:
             page.obj.Contents = pdf.make_stream(cleaned)
-    for stream in _content_streams(pdf):
+    for stream in _content_streams(dicts):
         if stream.objgen in pages:
             continue
         cleaned = _clean_content(pdf, stream, removed, max_pixels)
@@ -310,11 +306,12 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart) -> Cleaned:
                     attached.add(stream.objgen)
                     _clean_attachment(stream, removed, clean_part)
         try:
-            signature.remove_signatures(pdf, removed)
-            pdf_actions.actions(pdf, removed)
+            dicts = dictionaries(pdf)
         except Nested as exc:
             raise Refused("malformed PDF (nested too deep)") from exc
-        _clean_contents(pdf, removed, max_pixels)
+        signature.remove_signatures(pdf, dicts, removed)
+        pdf_actions.actions(dicts, removed)
+        _clean_contents(pdf, dicts, removed, max_pixels)
         for page in pdf.pages:
             for annot in page.obj.get("/Annots", []):
                 if not isinstance(annot, pikepdf.Dictionary) or \

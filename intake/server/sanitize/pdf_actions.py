@@ -17,8 +17,6 @@ fields, showing layers or an article, and a web or mail address to click
 
 from __future__ import annotations
 
-from intake.server.sanitize.pdf_objects import dictionaries
-
 KEPT = frozenset({"/GoTo", "/Named", "/ResetForm", "/Hide", "/SetOCGState", "/Thread", "/URI"})
 # Every action type (ISO 32000-2, 12.6.4): a dictionary is an action by its
 # /S only when it is one of them, since a transparency group, a soft mask
@@ -27,6 +25,8 @@ ACTIONS = KEPT | {"/GoToR", "/GoToE", "/GoToDp", "/Launch", "/Sound", "/Movie", 
                   "/ImportData", "/JavaScript", "/Rendition", "/Trans", "/GoTo3DView",
                   "/RichMediaExecute"}
 WEB = ("http://", "https://", "mailto:")
+# The keys a dictionary has when it acts or holds what acts.
+WATCHED = frozenset({"/AA", "/OpenAction", "/Names", "/XFA", "/A", "/Next", "/S"})
 
 
 def _kept(action) -> bool:
@@ -57,10 +57,10 @@ def _named(obj) -> str:
     return str(kind)[1:40] if isinstance(kind, pikepdf.Name) else "?"
 
 
-def actions(pdf, removed: list[str] | None) -> str | None:
-    """Removes what acts outside the document, naming each in `removed`;
-    with `removed` None, only looks, and says what is there (None: nothing).
-    Raises Nested (pdf_objects) for a file nested deeper than any real one."""
+def actions(dicts: list, removed: list[str] | None) -> str | None:
+    """Removes what acts outside the document from its dictionaries `dicts`
+    (pdf_objects.dictionaries), naming each in `removed`; with `removed`
+    None, only looks, and says what is there (None: nothing)."""
     import pikepdf
 
     found: list[str] = []
@@ -71,26 +71,29 @@ def actions(pdf, removed: list[str] | None) -> str | None:
             del owner[key]
             removed.append(what)
 
-    for obj in dictionaries(pdf):
-        if "/AA" in obj:
+    for obj in dicts:
+        keys = obj.keys()
+        if keys.isdisjoint(WATCHED):
+            continue  # most of a file's dictionaries: looked at once, cheaply
+        if "/AA" in keys:
             drop(obj, "/AA", "automatic action")
-        opened = obj.get("/OpenAction")
+        opened = obj.get("/OpenAction") if "/OpenAction" in keys else None
         if opened is not None and not isinstance(opened, pikepdf.Array) and not (
                 _is_action(opened) and opened.get("/S") == pikepdf.Name.GoTo):
             drop(obj, "/OpenAction", "open action")
-        names = obj.get("/Names")
+        names = obj.get("/Names") if "/Names" in keys else None
         if isinstance(names, pikepdf.Dictionary) and "/JavaScript" in names:
             drop(names, "/JavaScript", "document JavaScript")
-        if "/XFA" in obj and "/Fields" in obj:
+        if "/XFA" in keys and "/Fields" in keys:
             drop(obj, "/XFA", "XFA form")
         for key in ("/A", "/Next"):
-            value = obj.get(key)
+            value = obj.get(key) if key in keys else None
             if _is_action(value) and not _kept(value):
                 drop(obj, key, f"action {_named(value)}")
             elif isinstance(value, pikepdf.Array) and any(
                     _is_action(a) and not _kept(a) for a in value):
                 drop(obj, key, "action chain")
-        if _is_action(obj) and not _kept(obj) and obj.is_indirect:
+        if "/S" in keys and _is_action(obj) and not _kept(obj) and obj.is_indirect:
             # Reached some other way than the keys above: emptied, it does nothing.
             found.append(f"action {_named(obj)}")
             if removed is not None:

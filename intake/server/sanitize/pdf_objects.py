@@ -11,11 +11,11 @@ class Nested(Exception):
     """Dictionaries nested deeper than any real file's."""
 
 
-def dictionaries(pdf) -> Iterator:
+def dictionaries(pdf) -> list:
     """Every dictionary and stream of the file: its objects, and the
     dictionaries written in place inside them (an annotation, an action or
-    a font that is not an object of its own), each reached once. One may be
-    changed when it is given: its entries are read after."""
+    a font that is not an object of its own), each reached once. Walked
+    once, for all who look at them (the walk is most of their cost)."""
     import pikepdf
 
     def visit(obj, depth: int) -> Iterator:
@@ -32,5 +32,4 @@ def dictionaries(pdf) -> Iterator:
             if isinstance(child, pikepdf.Dictionary | pikepdf.Array) and not child.is_indirect:
                 yield from visit(child, depth + 1)
 
-    for obj in pdf.objects:
-        yield from visit(obj, 0)
+    return [found for obj in pdf.objects for found in visit(obj, 0)]

@@ -15,32 +15,34 @@ original keeps its signatures for those who are to verify them.
 
 from __future__ import annotations
 
-from intake.server.sanitize.pdf_objects import dictionaries
-
 SIGNATURES = ("/Sig", "/DocTimeStamp")
 
 
 def is_signature(obj) -> bool:
     """A signature or document timestamp dictionary, whatever its /Type
     says: one with a /ByteRange and /Contents is read as one by a reader."""
-    return bool(obj.get("/Type") in SIGNATURES or ("/ByteRange" in obj and "/Contents" in obj))
+    keys = obj.keys()
+    return bool(("/ByteRange" in keys and "/Contents" in keys)
+                or ("/Type" in keys and obj.get("/Type") in SIGNATURES))
 
 
 def signature_fields(obj) -> list:
     """A signature field and its widgets (kids that inherit its /FT)."""
     import pikepdf
 
-    if obj.get("/FT") != pikepdf.Name.Sig:
+    if "/FT" not in obj or obj.get("/FT") != pikepdf.Name.Sig:
         return []
     kids = obj.get("/Kids")
     return [obj, *(k for k in kids if isinstance(k, pikepdf.Dictionary))] \
         if isinstance(kids, pikepdf.Array) else [obj]
 
 
-def remove_signatures(pdf, removed: list[str]) -> None:
+def remove_signatures(pdf, dicts: list, removed: list[str]) -> None:
+    """Removes every signature from `pdf`, whose dictionaries are `dicts`
+    (pdf_objects.dictionaries: those written in place too)."""
     import pikepdf
 
-    for obj in dictionaries(pdf):  # written in place too
+    for obj in dicts:
         if is_signature(obj):
             for key in list(obj.keys()):
                 del obj[key]
@@ -60,12 +62,12 @@ def remove_signatures(pdf, removed: list[str]) -> None:
         del form["/SigFlags"]  # "signatures exist, append only": no longer so
 
 
-def signatures_left(pdf) -> str | None:
+def signatures_left(pdf, dicts: list) -> str | None:
     """What of a signature a cleaned copy still holds, or None."""
     for key in ("/Perms", "/DSS"):
         if key in pdf.Root:
             return key[1:]
-    for obj in dictionaries(pdf):
+    for obj in dicts:
         if is_signature(obj) and len(obj.keys()) > 0:
             return "signature"
         if any(key in field for field in signature_fields(obj) for key in ("/V", "/AP")):

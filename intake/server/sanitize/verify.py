@@ -164,7 +164,7 @@ def _pdf(original: bytes, data: bytes) -> None:
     import pikepdf
 
     from intake.server.sanitize.pdf_actions import actions
-    from intake.server.sanitize.pdf_objects import Nested
+    from intake.server.sanitize.pdf_objects import Nested, dictionaries
     from intake.server.sanitize.signature import signatures_left
 
     with pikepdf.open(io.BytesIO(original)) as before, pikepdf.open(io.BytesIO(data)) as pdf:
@@ -181,29 +181,30 @@ def _pdf(original: bytes, data: bytes) -> None:
                         any(k.startswith("/PTEX.") for k in keys):
                     raise Failed("metadata left")
         try:
-            signed, acting = signatures_left(pdf), actions(pdf, None)
+            dicts = dictionaries(pdf)
         except Nested as exc:
             raise Failed("nested too deep") from exc
-        if signed is not None:
+        if (signed := signatures_left(pdf, dicts)) is not None:
             raise Failed(f"digital signature left: {signed}")
-        if acting is not None:
+        if (acting := actions(dicts, None)) is not None:
             raise Failed(f"{acting} left")
-        _pdf_inline_images(pdf)
+        _pdf_inline_images(pdf, dicts)
     if b"%%EOF" in data[:-8]:
         raise Failed("earlier revision left")
 
 
-def _pdf_inline_images(pdf) -> None:
+FONT_FILES = frozenset({"/FontFile", "/FontFile2", "/FontFile3"})
+
+
+def _pdf_inline_images(pdf, dicts: list) -> None:
     """Every inline image (BI ... EI) that is a JPEG, in the pages and in any
     other stream that reads as content, carries no metadata, read by Pillow."""
     import pikepdf
 
-    from intake.server.sanitize.pdf_objects import dictionaries
-
     # A font descriptor's program, even without the /Length1 it should have
     # (LuaTeX leaves it out), is a font: binary that no reader draws.
-    fonts = {program.objgen for descriptor in dictionaries(pdf)
-             for key in ("/FontFile", "/FontFile2", "/FontFile3")
+    fonts = {program.objgen for descriptor in dicts
+             for key in FONT_FILES & descriptor.keys()
              if isinstance(program := descriptor.get(key), pikepdf.Stream)}
     owners = list(pdf.pages)
     for obj in pdf.objects:
