@@ -362,7 +362,10 @@ def test_a_refused_testimony_is_given_back_to_copy(app, client, refused):
         [("files", f"f{n}.txt", b"x") for n in range(most + 1)]
     body = multipart([("csrf_token", None, csrf_token(client).encode()),
                       ("testimony", None, TYPED.encode()), *files])
-    text = assert_error_page(post_raw(client, body), 400, "not accepted")
+    response = post_raw(client, body)
+    text = assert_error_page(response, 400, "not accepted")
+    # The text is in the page: no browser may keep it on its disk.
+    assert "no-store" in response.headers["Cache-Control"]
     assert _typed_back(text) == ("Я бачила &lt;b&gt;колону&lt;/b&gt; &amp; автобуси о шостій."
                                  "\nДругий рядок.")
     nothing_stored(app)

@@ -48,6 +48,7 @@ from intake.format import teamkeys
 from intake.pages.flask_app import new_app, templates_dir
 from intake.pages.languages import LANGUAGES as PAGE_LANGUAGES
 from intake.pages.sizes import human_size
+from intake.pages.typed_back import typed_back
 from intake.workstation import (
     cases,
     custody,
@@ -375,22 +376,10 @@ def _error(status: int, title: str, message: str, typed: str = ""):
 
 
 def _typed_back() -> str:
-    """The reply or note a refused form carried, to be shown back for copying:
-    one written at length must not be lost because the desk was started again
-    meanwhile. Only for a form sent from the desk's own pages (its Origin):
-    a page elsewhere must not put words of its choosing into the desk."""
-    # With Referrer-Policy: no-referrer a browser sends "Origin: null" even
-    # from the same origin; Sec-Fetch-Site says it where it is sent.
-    own = (request.headers.get("Sec-Fetch-Site") == "same-origin"
-           or request.headers.get("Origin") == request.host_url[:-1])
-    if request.method != "POST" or not own:
-        return ""
-    try:
-        form = request.form
-    except HTTPException:  # a body too large to read: nothing to give back
-        return ""
-    return next((text for field in ("message", "note")
-                 if (text := form.get(field, "").strip())), "")
+    """A reply or note sent after the desk was started again: its page gives
+    it back (intake.pages.typed_back)."""
+    return typed_back(("message", "note"),
+                      trusted=request.headers.get("Origin") == request.host_url[:-1])
 
 
 def _errors(app: Flask) -> None:

@@ -453,6 +453,7 @@ def test_a_refused_form_gives_its_text_back_only_to_the_desk_own_pages(
                           headers=headers)
     text = refused.get_data(as_text=True)
     assert refused.status_code == 400 and "The form has expired" in text
+    assert "no-store" in refused.headers["Cache-Control"]  # no browser keeps the text on disk
     assert ('readonly autocomplete="off">a &lt;long&gt; note</textarea>' in text) is given_back
     assert ("long" in text) is given_back
     assert _state(desk, sent.submission_id) == before

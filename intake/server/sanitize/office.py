@@ -152,10 +152,9 @@ ODF_PROTECTION_KEYS = {"protection-key", "protection-key-digest-algorithm",
 PROTECTION_ITEMS = {"RedlineProtectionKey", "ModifyPasswordInfo"}
 
 
-def protection_hash(tag: str, attribute: str) -> bool:
-    """Whether `attribute` of an element `tag` holds (or describes) a
-    password's hash."""
-    key = xmlsafe.local(attribute)
+def protection_hash(tag: str, key: str) -> bool:
+    """Whether the attribute `key` (its local name) of an element `tag` holds
+    (or describes) a password's hash."""
     return (tag in PROTECTED and key in PROTECTION_HASHES) or key in ODF_PROTECTION_KEYS
 
 
@@ -362,10 +361,6 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
                 removed.append("password hash")
                 changed = True
             continue
-        for attribute in [a for a in element.attrib if protection_hash(tag, a)]:
-            del element.attrib[attribute]
-            removed.append("password hash")
-            changed = True
         if tag == "config-item" and any(v in PRINTER_ITEMS for v in element.attrib.values()):
             element.text = ""
             removed.append("printer settings")
@@ -392,6 +387,10 @@ def _scrub_xml(name: str, tree, removed: list[str]) -> bool:
             elif document_uid(attribute):
                 del element.attrib[attribute]
                 removed.append("uid")
+                changed = True
+            elif protection_hash(tag, key):
+                del element.attrib[attribute]
+                removed.append("password hash")
                 changed = True
     return changed
 
@@ -946,13 +945,16 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
         removed.append("zip comment")
     dropped = {n for n in by_name if dropped_part(n)}
     fonts: dict[str, str] = {}
-    identifier: str | None = ""
+    identifier = ""
     if family == "epub" and epub_fonts.ENCRYPTION in by_name:
         # Read before the identifier that keys them is replaced (_scrub_opf).
         fonts = epub_fonts.obfuscated_fonts(by_name)
-        identifier = epub_fonts.unique_identifier(by_name) if fonts else ""
-        if identifier is None:
-            raise Refused("the book's fonts are obfuscated with an identifier it does not have")
+        if fonts:
+            found = epub_fonts.unique_identifier(by_name)
+            if found is None:
+                raise Refused("the book's fonts are obfuscated with an identifier it does not "
+                              "have")
+            identifier = found
         dropped.add(epub_fonts.ENCRYPTION)
     removed += [f"part {field_name(n)}" for n in sorted(dropped)]
     out_parts: list[tuple[str, bytes]] = []
@@ -965,7 +967,7 @@ def clean(data: bytes, limits: Limits, clean_part: CleanPart,
         if name in dropped or info.is_dir():
             continue
         if name in fonts:
-            body = epub_fonts.deobfuscated(body, fonts[name], identifier or "")
+            body = epub_fonts.deobfuscated(body, fonts[name], identifier)
             removed.append("font obfuscation")
         replaced = REPLACED.get(name)
         if replaced is None and family == "odf" and name.endswith("/meta.xml"):

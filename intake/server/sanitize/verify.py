@@ -438,10 +438,9 @@ def _zip(family: str, data: bytes, max_pixels: int) -> None:
                 if family == "ooxml" and (tag in DOCUMENT_IDS
                                           or any(map(document_uid, element.attrib))):
                     raise Failed("document ids left")
-                if tag == "modifyVerifier" or any(protection_hash(tag, a)
-                                                  for a in element.attrib) or (
+                if tag == "modifyVerifier" or any(protection_hash(tag, k) for k in attrs) or (
                         tag.startswith("config-item")
-                        and PROTECTION_ITEMS & set(element.attrib.values())):
+                        and PROTECTION_ITEMS & set(attrs.values())):
                     raise Failed("password hash left")
                 if attrs.get("TargetMode") == "External":
                     from intake.server.sanitize.office import INERT, _written_link

@@ -85,8 +85,8 @@ def staff_name(typed: str) -> str:
 # profile (UTS #39) allows: Japanese mixes kanji with both kana, Korean hanja
 # with hangul, Chinese hanzi with bopomofo. None of them passes for a Latin,
 # Cyrillic or Greek letter.
-WRITTEN_TOGETHER = {"CJK": "CJK", "HIRAGANA": "CJK", "KATAKANA": "CJK",
-                    "KATAKANA-HIRAGANA": "CJK", "HANGUL": "CJK", "BOPOMOFO": "CJK"}
+WRITTEN_TOGETHER = frozenset({"CJK", "HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "HANGUL",
+                              "BOPOMOFO"})
 
 
 def _script(ch: str) -> str:
@@ -96,7 +96,7 @@ def _script(ch: str) -> str:
     if ch in "-_" or ch.isdigit():
         return ""
     first = unicodedata.name(ch, "?").split(" ")[0]
-    return WRITTEN_TOGETHER.get(first, first)
+    return "CJK" if first in WRITTEN_TOGETHER else first
 
 
 def _look_alike(name: str) -> str:

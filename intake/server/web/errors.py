@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from intake.pages.sizes import human_size
+from intake.pages.typed_back import typed_back
 from intake.server.front import FRONT_ERROR
 from intake.server.quota import QuotaExceeded
 from intake.server.receive import CommitUncertain
@@ -62,22 +63,6 @@ def _page(status: int, title: str, message: str, nothing_kept: bool = True,
           typed: str = ""):
     return render_template("error.html", title=title, message=message,
                            nothing_kept=nothing_kept, typed=typed), status
-
-
-def _typed_back(checked: bool) -> str:
-    """The testimony a refused form carried, shown back to be copied: a witness
-    who wrote at length must not lose it to a file's name or a limit. Only
-    when the form is known to come from our own page: `checked` (its CSRF
-    token held), or the browser says so (Sec-Fetch-Site); a page elsewhere
-    must not put words of its choosing into ours."""
-    if request.method != "POST" or not (
-            checked or request.headers.get("Sec-Fetch-Site") == "same-origin"):
-        return ""
-    try:
-        typed = request.form.get("testimony") or ""
-    except HTTPException:  # a body too large to read: nothing to give back
-        return ""
-    return typed if typed.strip() else ""
 
 
 def _limits():
@@ -163,7 +148,7 @@ def init_app(app) -> None:
     @app.errorhandler(IntakeError)
     def _intake(exc: IntakeError):
         return _page(exc.status, _("Your submission was not accepted"), exc.message,
-                     typed=_typed_back(checked=True))
+                     typed=typed_back(("testimony",), trusted=True))
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
@@ -175,7 +160,7 @@ def init_app(app) -> None:
         return _page(400, _("The form has expired"),
                      _("This form was open too long, or came from another page. "
                        "Open the form again and send it from there. Nothing was kept."),
-                     typed=_typed_back(checked=False))
+                     typed=typed_back(("testimony",)))
 
     @app.errorhandler(RequestEntityTooLarge)
     def _entity_too_large(exc):
